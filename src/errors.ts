@@ -1,0 +1,111 @@
+/**
+ * Keyward's error model.
+ *
+ * Every error a caller can see carries a stable `code` from one closed list,
+ * and each code maps to exactly one HTTP status. Whether a failure is the
+ * caller's fault is decided where the error is raised, so the HTTP layer maps
+ * errors mechanically. The `message` is safe to send to the caller; anything
+ * internal belongs in `cause` or `details`, which only reach the log.
+ */
+
+export const ERROR_CODES = {
+  // 400: the request is malformed or names an invalid value.
+  invalid_request: 400,
+  invalid_field: 400,
+  missing_field: 400,
+  unknown_field: 400,
+  invalid_base64: 400,
+  invalid_ciphertext: 400,
+  unsupported_operation: 400,
+  invalid_json: 400,
+  // 401/403: authentication and authorisation.
+  missing_token: 401,
+  permission_denied: 403,
+  // 404: the path or object does not exist.
+  not_found: 404,
+  route_not_found: 404,
+  // 405: the route exists with another method.
+  method_not_allowed: 405,
+  // 409: the request conflicts with the object's current state.
+  already_exists: 409,
+  invalid_state: 409,
+  already_initialized: 409,
+  deletion_not_allowed: 409,
+  // 413: the body is larger than the configured limit.
+  body_too_large: 413,
+  // 415: the body is not JSON.
+  unsupported_media_type: 415,
+  // 400: a decrypt, unwrap or MAC check failed. One code and one fixed
+  // message for all of them, so the response is no oracle.
+  decryption_failed: 400,
+  // 400: a signature or HMAC did not verify is not an error (verify returns
+  // valid=false); this code is for an unusable signature encoding.
+  invalid_signature: 400,
+  // 400: the key version asked for is below the key's minimum.
+  version_too_old: 400,
+  // 503: the server is sealed, not initialised, or still starting.
+  sealed: 503,
+  not_initialized: 503,
+  // 500: a failure that is not the caller's fault. The message sent is fixed.
+  internal: 500,
+  storage_failure: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface KeywardErrorOptions {
+  /** The underlying error; logged, never sent to the caller. */
+  cause?: unknown;
+  /** The request field the error is about, such as `plaintext` or `batch_input[2].context`. */
+  field?: string;
+  /** Extra fields for the operator's log; never sent to the caller. */
+  details?: Record<string, unknown>;
+}
+
+/** The one error class for failures a caller or operator should see. */
+export class KeywardError extends Error {
+  override readonly name = "KeywardError";
+  readonly code: ErrorCode;
+  readonly field: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: KeywardErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.field = options.field;
+    this.details = options.details;
+  }
+
+  /** The HTTP status this error maps to. */
+  get status(): number {
+    return ERROR_CODES[this.code];
+  }
+
+  /** True for errors caused by the caller (4xx). */
+  get isClientError(): boolean {
+    return this.status < 500;
+  }
+}
+
+/** The fixed message for every failed decrypt, unwrap or authentication-tag check. */
+export const DECRYPTION_FAILED_MESSAGE = "decryption failed: the ciphertext or its context is invalid";
+
+export function decryptionFailed(cause?: unknown): KeywardError {
+  return new KeywardError("decryption_failed", DECRYPTION_FAILED_MESSAGE, { cause });
+}
+
+export function invalidField(field: string, message: string): KeywardError {
+  return new KeywardError("invalid_field", message, { field });
+}
+
+export function missingField(field: string): KeywardError {
+  return new KeywardError("missing_field", `missing required field "${field}"`, { field });
+}
+
+export function notFound(what: string): KeywardError {
+  return new KeywardError("not_found", `${what} not found`);
+}
+
+export function isKeywardError(error: unknown): error is KeywardError {
+  return error instanceof KeywardError;
+}

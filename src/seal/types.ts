@@ -1,0 +1,103 @@
+import type { StorageWriter } from "../storage/storage.ts";
+
+/**
+ * The barrier: the only way the rest of Keyward reaches storage.
+ *
+ * It has the storage interface, but its values are plaintext: the barrier
+ * encrypts each value with the active AES-256-GCM barrier key before it
+ * reaches storage and decrypts it on the way back, binding the storage key
+ * as associated data so a value cannot be moved to another key. Every call
+ * throws a `KeywardError` with code `sealed` while the server is sealed.
+ */
+export interface Barrier extends StorageWriter {
+  /** Runs `work` in one storage transaction, with the same contract as `Storage.transaction`. */
+  transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T>;
+}
+
+/** The seal state, as `/v1/sys/seal-status` reports it. */
+export interface SealStatus {
+  initialized: boolean;
+  sealed: boolean;
+  /** Shares needed to unseal. 0 before initialisation. */
+  threshold: number;
+  /** Shares issued at initialisation or the last rekey. 0 before initialisation. */
+  shares: number;
+  /** Shares submitted so far towards the current unseal. */
+  progress: number;
+  /** Identifies the unseal attempt in progress; empty when none is. */
+  nonce: string;
+  /** The storage backend's kind. */
+  storageType: string;
+}
+
+export interface InitRequest {
+  shares: number;
+  threshold: number;
+}
+
+export interface InitResult {
+  /** The unseal key shares, each hex-encoded. Shown once, never stored. */
+  keysHex: string[];
+  /** The same shares, base64-encoded. */
+  keysBase64: string[];
+}
+
+/** The barrier keyring's state, as `/v1/sys/key-status` reports it. */
+export interface KeyStatus {
+  /** The active barrier key's term; each rotation adds one. */
+  term: number;
+  /** When the active term was installed (ISO 8601). */
+  installTime: string;
+  /** How many values the active term has encrypted since it was installed. */
+  encryptions: number;
+}
+
+/** Progress of a rekey (new unseal shares), as `/v1/sys/rekey/*` reports it. */
+export interface RekeyStatus {
+  started: boolean;
+  nonce: string;
+  /** Old shares submitted so far. */
+  progress: number;
+  /** Old shares required. */
+  required: number;
+  /** The new share count and threshold requested. */
+  shares: number;
+  threshold: number;
+  /** Present once the rekey has completed: the new shares, shown once. */
+  complete?: InitResult;
+}
+
+/**
+ * Owns the root key, its Shamir shares and the barrier keyring.
+ *
+ * The root key is split into shares at initialisation and never stored
+ * whole; it is rebuilt in memory from `threshold` shares at unseal and
+ * dropped at seal. It encrypts the keyring of barrier keys, which encrypts
+ * everything else.
+ */
+export interface SealManager {
+  readonly barrier: Barrier;
+  status(): Promise<SealStatus>;
+  /** Creates the root key and keyring and returns the shares. Leaves the server sealed. */
+  init(request: InitRequest): Promise<InitResult>;
+  /**
+   * Adds one share (hex or base64) towards unsealing. When enough shares are
+   * in, the root key is rebuilt and the barrier opens. A wrong set of shares
+   * fails with `decryption_failed` and resets progress.
+   */
+  submitUnsealShare(share: string): Promise<SealStatus>;
+  /** Discards the shares submitted so far. */
+  resetUnseal(): Promise<SealStatus>;
+  /** Drops the root key and keyring from memory; the barrier closes. */
+  seal(): Promise<void>;
+  /** Adds a new barrier key; new writes use it, old values stay readable. */
+  rotate(): Promise<KeyStatus>;
+  keyStatus(): Promise<KeyStatus>;
+  /** Starts issuing new shares; old shares are collected with `rekeyUpdate`. */
+  rekeyInit(request: InitRequest): Promise<RekeyStatus>;
+  rekeyUpdate(share: string, nonce: string): Promise<RekeyStatus>;
+  rekeyStatus(): Promise<RekeyStatus>;
+  rekeyCancel(): Promise<void>;
+  /** Registers a listener called after each unseal and before each seal. */
+  onChange(listener: (sealed: boolean) => void | Promise<void>): void;
+}

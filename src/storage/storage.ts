@@ -1,0 +1,45 @@
+/**
+ * The storage boundary.
+ *
+ * Storage is an ordered map from string keys to opaque byte values. It never
+ * sees a secret in plaintext: the barrier encrypts every value before it gets
+ * here. Every backend (SQLite now, PostgreSQL later) implements this
+ * interface and passes the same contract test suite.
+ *
+ * Keys are slash-separated paths such as `transit/keys/payments`. A key never
+ * starts or ends with `/` and never contains an empty segment.
+ *
+ * Durability contract: when a write's promise resolves, the write survives a
+ * process kill (SIGKILL) at any later moment.
+ */
+export interface StorageReader {
+  /** Reads one value, or `undefined` when the key does not exist. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * Lists the direct children of a prefix, in ascending byte order.
+   * `prefix` is empty or ends with `/`. A child that has children of its own
+   * is returned once with a trailing `/`, as Vault's list operations do, and
+   * also once without it when a value exists at that exact key.
+   */
+  list(prefix: string): Promise<string[]>;
+}
+
+export interface StorageWriter extends StorageReader {
+  /** Creates or replaces a value. */
+  put(key: string, value: Uint8Array): Promise<void>;
+  /** Deletes a value; deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+}
+
+export interface Storage extends StorageWriter {
+  /** The backend's name, such as `sqlite` or `postgres`, for logs and status. */
+  readonly kind: string;
+  /**
+   * Runs `work` in one serialisable transaction: either every write in it is
+   * stored or none is. The transaction commits when `work` resolves and rolls
+   * back when it throws; the error is re-thrown.
+   */
+  transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T>;
+  /** Releases the backend's connections and files. */
+  close(): Promise<void>;
+}
