@@ -1,0 +1,60 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { KeywardError } from "../errors.ts";
+import { openSqliteStorage } from "./sqlite/index.ts";
+import type { Storage } from "./storage.ts";
+
+export { openSqliteStorage, type SqliteStorageOptions } from "./sqlite/index.ts";
+export type { Storage, StorageReader, StorageWriter } from "./storage.ts";
+
+/** A storage location, with one variant per backend. */
+export type StorageOptions = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+
+/** The SQLite file name used inside a data directory. */
+export const DATA_DIR_DATABASE_FILE = "keyward.db";
+
+/**
+ * Parses a storage location: `sqlite:PATH`, a `postgres://` or
+ * `postgresql://` URL, or else a data directory, which contains a SQLite file
+ * named `keyward.db`.
+ */
+export function parseStorageLocation(location: string): StorageOptions {
+  if (location.startsWith("sqlite:")) {
+    const path = location.slice("sqlite:".length);
+    if (path === "") {
+      throw new KeywardError(
+        "invalid_request",
+        "invalid storage location: sqlite: needs a file path",
+      );
+    }
+    return { kind: "sqlite", path };
+  }
+  if (location.startsWith("postgres://") || location.startsWith("postgresql://")) {
+    return { kind: "postgres", url: location };
+  }
+  if (location === "") {
+    throw new KeywardError("invalid_request", "invalid storage location: it is empty");
+  }
+  return { kind: "sqlite", path: join(location, DATA_DIR_DATABASE_FILE) };
+}
+
+/**
+ * Opens the storage a location string or options name. A data directory is
+ * created with mode 0700 when it is missing.
+ */
+export async function openStorage(location: string | StorageOptions): Promise<Storage> {
+  const options = typeof location === "string" ? parseStorageLocation(location) : location;
+  switch (options.kind) {
+    case "sqlite":
+      if (typeof location === "string" && !location.startsWith("sqlite:")) {
+        mkdirSync(location, { recursive: true, mode: 0o700 });
+      }
+      return openSqliteStorage({ path: options.path });
+    case "postgres":
+      // TODO: open src/storage/postgres/ here once that backend exists.
+      throw new KeywardError(
+        "unsupported_operation",
+        "PostgreSQL storage is not available in this build; use a data directory or sqlite:PATH",
+      );
+  }
+}

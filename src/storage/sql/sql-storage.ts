@@ -1,0 +1,231 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { IsolationLevel, Kysely, Transaction } from "kysely";
+import { isKeywardError, KeywardError } from "../../errors.ts";
+import { validateKey, validatePrefix, validateValue } from "../keys.ts";
+import type { Storage, StorageWriter } from "../storage.ts";
+import { deleteValue, listChildren, selectValue, upsertValue } from "./queries.ts";
+import type { StorageDatabase } from "./schema.ts";
+
+export interface SqlStorageOptions {
+  /** The backend's name, such as `sqlite`. */
+  kind: string;
+  /** An open Kysely instance whose schema is migrated. Closed by `close()`. */
+  db: Kysely<StorageDatabase>;
+  /**
+   * The isolation level for `transaction()`. SQLite needs none: Kysely's
+   * SQLite driver has one connection, so its transactions already run one
+   * at a time.
+   */
+  isolationLevel?: IsolationLevel;
+}
+
+/** The state of one open transaction, visible to calls made inside its `work`. */
+interface TransactionState {
+  active: boolean;
+}
+
+/**
+ * Translates a driver error into `storage_failure`, keeping the driver
+ * error as `cause` and its code (such as `SQLITE_FULL`) in `details`.
+ * KeywardErrors pass through unchanged.
+ */
+function translateError(kind: string, operation: string, error: unknown): KeywardError {
+  if (isKeywardError(error)) return error;
+  const driverCode = (error as { code?: unknown } | null)?.code;
+  return new KeywardError("storage_failure", `${kind} storage failed to ${operation}`, {
+    cause: error,
+    details: typeof driverCode === "string" ? { driverCode } : undefined,
+  });
+}
+
+/**
+ * The Storage interface over any SQL database Kysely supports. The backend
+ * folders (such as `sqlite/`) open the connection and run migrations, then
+ * hand the Kysely instance to this class.
+ *
+ * Calls made on this object from inside its own `transaction()` work are
+ * rejected with `internal`, because the SQLite driver's single connection is
+ * held by the transaction and such a call would wait forever. This covers
+ * fire-and-forget calls started inside `work` too, since they inherit its
+ * async context.
+ */
+export class SqlStorage implements Storage {
+  readonly kind: string;
+  readonly #db: Kysely<StorageDatabase>;
+  readonly #isolationLevel: IsolationLevel | undefined;
+  readonly #transactionContext = new AsyncLocalStorage<TransactionState>();
+  readonly #pending = new Set<Promise<unknown>>();
+  #closed = false;
+
+  constructor(options: SqlStorageOptions) {
+    this.kind = options.kind;
+    this.#db = options.db;
+    this.#isolationLevel = options.isolationLevel;
+  }
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.#call("read a value", () => {
+      validateKey(key);
+      return selectValue(this.#db, key);
+    });
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.#call("list keys", () => {
+      validatePrefix(prefix);
+      return listChildren(this.#db, prefix);
+    });
+  }
+
+  put(key: string, value: Uint8Array): Promise<void> {
+    return this.#call("write a value", () => {
+      validateKey(key);
+      validateValue(value);
+      return upsertValue(this.#db, key, value);
+    });
+  }
+
+  delete(key: string): Promise<void> {
+    return this.#call("delete a value", () => {
+      validateKey(key);
+      return deleteValue(this.#db, key);
+    });
+  }
+
+  transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+    // No operation name: the transaction translates driver errors itself
+    // and must re-throw the work's own errors unchanged.
+    return this.#call(undefined, async () => {
+      const state: TransactionState = { active: true };
+      let workError: { error: unknown } | undefined;
+      let builder = this.#db.transaction();
+      if (this.#isolationLevel !== undefined)
+        builder = builder.setIsolationLevel(this.#isolationLevel);
+      try {
+        return await builder.execute(async (trx) => {
+          const writer = new SqlTransactionWriter(this.kind, trx, state);
+          try {
+            return await this.#transactionContext.run(state, () => work(writer));
+          } catch (error) {
+            workError = { error };
+            throw error;
+          }
+        });
+      } catch (error) {
+        // The work's own error is re-thrown as it is. Anything else came
+        // from BEGIN, COMMIT or ROLLBACK and is translated.
+        if (workError !== undefined && error === workError.error) throw error;
+        throw translateError(this.kind, "commit a transaction", error);
+      } finally {
+        state.active = false;
+      }
+    });
+  }
+
+  /** Waits for the calls in flight, then closes the database. Later calls fail with `storage_failure`. */
+  async close(): Promise<void> {
+    this.#assertOutsideTransaction();
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#pending]);
+    try {
+      await this.#db.destroy();
+    } catch (error) {
+      throw translateError(this.kind, "close the database", error);
+    }
+  }
+
+  #assertOutsideTransaction(): void {
+    if (this.#transactionContext.getStore()?.active) {
+      throw new KeywardError(
+        "internal",
+        "a storage call was made on the storage itself inside one of its transactions; use the transaction's writer",
+      );
+    }
+  }
+
+  /**
+   * Runs one call: checks the storage is usable, tracks the call for
+   * `close()` and, when `operation` names it, translates driver errors.
+   */
+  #call<T>(operation: string | undefined, run: () => Promise<T>): Promise<T> {
+    let promise: Promise<T>;
+    try {
+      this.#assertOutsideTransaction();
+      if (this.#closed) {
+        throw new KeywardError(
+          "storage_failure",
+          `${this.kind} storage is closed and accepts no more calls`,
+        );
+      }
+      promise = run();
+      if (operation !== undefined) {
+        promise = promise.catch((error: unknown) => {
+          throw translateError(this.kind, operation, error);
+        });
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#pending.add(promise);
+    const forget = () => this.#pending.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+}
+
+/** The writer that a transaction's `work` receives. It runs every call on the transaction's connection. */
+class SqlTransactionWriter implements StorageWriter {
+  readonly #kind: string;
+  readonly #trx: Transaction<StorageDatabase>;
+  readonly #state: TransactionState;
+
+  constructor(kind: string, trx: Transaction<StorageDatabase>, state: TransactionState) {
+    this.#kind = kind;
+    this.#trx = trx;
+    this.#state = state;
+  }
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.#call("read a value in a transaction", () => {
+      validateKey(key);
+      return selectValue(this.#trx, key);
+    });
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.#call("list keys in a transaction", () => {
+      validatePrefix(prefix);
+      return listChildren(this.#trx, prefix);
+    });
+  }
+
+  put(key: string, value: Uint8Array): Promise<void> {
+    return this.#call("write a value in a transaction", () => {
+      validateKey(key);
+      validateValue(value);
+      return upsertValue(this.#trx, key, value);
+    });
+  }
+
+  delete(key: string): Promise<void> {
+    return this.#call("delete a value in a transaction", () => {
+      validateKey(key);
+      return deleteValue(this.#trx, key);
+    });
+  }
+
+  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    if (!this.#state.active) {
+      throw new KeywardError(
+        "internal",
+        "a transaction's writer was used after the transaction ended",
+      );
+    }
+    try {
+      return await run();
+    } catch (error) {
+      throw translateError(this.#kind, operation, error);
+    }
+  }
+}

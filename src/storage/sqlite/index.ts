@@ -1,0 +1,66 @@
+import { closeSync, openSync } from "node:fs";
+import SqliteDatabase from "better-sqlite3";
+import { Kysely, SqliteDialect } from "kysely";
+import { isKeywardError, KeywardError } from "../../errors.ts";
+import type { StorageDatabase } from "../sql/schema.ts";
+import { SqlStorage } from "../sql/sql-storage.ts";
+import type { Storage } from "../storage.ts";
+import { migrateSqlite } from "./migrations.ts";
+
+export interface SqliteStorageOptions {
+  /** The database file. It is created with mode 0600 when missing. */
+  path: string;
+}
+
+/** How long a statement waits for a lock held by another connection, in milliseconds. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+/** Creates the file with mode 0600 when it is missing, so the database never exists world-readable. */
+function createPrivateFile(path: string): void {
+  if (path === ":memory:") return;
+  closeSync(openSync(path, "a", 0o600));
+}
+
+function openDatabase(path: string): SqliteDatabase.Database {
+  createPrivateFile(path);
+  const database = new SqliteDatabase(path, { timeout: SQLITE_BUSY_TIMEOUT_MS });
+  try {
+    // WAL lets readers run beside the writer; synchronous=FULL syncs the
+    // WAL on every commit, so an acknowledged write survives SIGKILL and
+    // power loss, not only a process crash.
+    database.pragma("journal_mode = WAL");
+    database.pragma("synchronous = FULL");
+  } catch (error) {
+    database.close();
+    throw error;
+  }
+  return database;
+}
+
+/**
+ * Opens (creating when missing) a SQLite database file as Storage and
+ * brings its schema up to date. Throws `storage_failure` when the file
+ * cannot be opened or migrated.
+ */
+export async function openSqliteStorage(options: SqliteStorageOptions): Promise<Storage> {
+  let database: SqliteDatabase.Database;
+  try {
+    database = openDatabase(options.path);
+  } catch (error) {
+    throw new KeywardError("storage_failure", `sqlite storage failed to open ${options.path}`, {
+      cause: error,
+    });
+  }
+
+  const db = new Kysely<StorageDatabase>({ dialect: new SqliteDialect({ database }) });
+  try {
+    await migrateSqlite(db as Kysely<unknown>);
+  } catch (error) {
+    await db.destroy();
+    if (isKeywardError(error)) throw error;
+    throw new KeywardError("storage_failure", "sqlite storage failed to migrate its schema", {
+      cause: error,
+    });
+  }
+  return new SqlStorage({ kind: "sqlite", db });
+}

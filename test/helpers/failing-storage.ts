@@ -1,0 +1,80 @@
+import { KeywardError } from "../../src/errors.ts";
+import type { Storage, StorageWriter } from "../../src/storage/storage.ts";
+
+/**
+ * A Storage wrapper that tests can tell to fail. While `failWrites` is on,
+ * `put` and `delete` reject with `storage_failure`, and so does every
+ * transaction: its work runs, its writes reject, and if the work still
+ * resolves the transaction rolls back and rejects. While `failReads` is on,
+ * `get` and `list` reject too. Otherwise every call goes to the wrapped
+ * storage.
+ */
+export class FailingStorage implements Storage {
+  readonly inner: Storage;
+  failWrites = false;
+  failReads = false;
+  /** How many calls have been made to fail so far. */
+  failures = 0;
+
+  constructor(inner: Storage) {
+    this.inner = inner;
+  }
+
+  get kind(): string {
+    return this.inner.kind;
+  }
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.#read(() => this.inner.get(key));
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.#read(() => this.inner.list(prefix));
+  }
+
+  put(key: string, value: Uint8Array): Promise<void> {
+    return this.#write(() => this.inner.put(key, value));
+  }
+
+  delete(key: string): Promise<void> {
+    return this.#write(() => this.inner.delete(key));
+  }
+
+  transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+    return this.inner.transaction(async (tx) => {
+      const result = await work(this.#wrapWriter(tx));
+      if (this.failWrites) throw this.#failure("commit a transaction");
+      return result;
+    });
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  #wrapWriter(tx: StorageWriter): StorageWriter {
+    return {
+      get: (key) => this.#read(() => tx.get(key)),
+      list: (prefix) => this.#read(() => tx.list(prefix)),
+      put: (key, value) => this.#write(() => tx.put(key, value)),
+      delete: (key) => this.#write(() => tx.delete(key)),
+    };
+  }
+
+  #failure(operation: string): KeywardError {
+    this.failures += 1;
+    return new KeywardError("storage_failure", `test storage failed to ${operation}`, {
+      cause: new Error("failure injected by FailingStorage"),
+    });
+  }
+
+  async #read<T>(call: () => Promise<T>): Promise<T> {
+    if (this.failReads) throw this.#failure("read");
+    return call();
+  }
+
+  async #write<T>(call: () => Promise<T>): Promise<T> {
+    if (this.failWrites) throw this.#failure("write");
+    return call();
+  }
+}
