@@ -54,17 +54,25 @@ export const KEY_OPERATIONS = [
 ] as const;
 export type KeyOperation = (typeof KEY_OPERATIONS)[number];
 
+/** Kinds of key material `exportKey` returns, by their Vault names. */
+export const EXPORT_KINDS = ["encryption-key", "signing-key", "hmac-key", "public-key"] as const;
+export type ExportKind = (typeof EXPORT_KINDS)[number];
+
 /** One version of a managed key. Secret fields are absent once destroyed or trimmed. */
 export interface KeyVersion {
   version: number;
   /** ISO 8601 creation time. */
   createdAt: string;
   /**
-   * The secret: raw key bytes for symmetric and HMAC keys, PKCS#8 DER for
-   * asymmetric keys; base64-encoded. Absent once the key is destroyed.
+   * The secret: raw key bytes for AEAD keys, PKCS#8 DER for asymmetric
+   * keys; base64-encoded. Absent for `hmac` keys and once the key is destroyed.
    */
   secret?: string;
-  /** An HMAC-SHA-256-sized key (32 bytes, base64) every key type carries, as Vault's do. */
+  /**
+   * The HMAC key every key type carries, as Vault's do (base64): 32 bytes, or
+   * `keySize` bytes for `hmac` keys, which keep no `secret`. Absent once the
+   * key is destroyed.
+   */
   hmacKey?: string;
   /** SubjectPublicKeyInfo PEM for asymmetric types. */
   publicKeyPem?: string;
