@@ -18,8 +18,8 @@ export const ERROR_CODES = {
   invalid_ciphertext: 400,
   unsupported_operation: 400,
   invalid_json: 400,
-  // 401/403: authentication and authorisation.
-  missing_token: 401,
+  // 403: authentication and authorisation. A missing token gets 403, as in Vault.
+  missing_token: 403,
   permission_denied: 403,
   // 404: the path or object does not exist.
   not_found: 404,
@@ -88,7 +88,8 @@ export class KeywardError extends Error {
 }
 
 /** The fixed message for every failed decrypt, unwrap or authentication-tag check. */
-export const DECRYPTION_FAILED_MESSAGE = "decryption failed: the ciphertext or its context is invalid";
+export const DECRYPTION_FAILED_MESSAGE =
+  "decryption failed: the ciphertext or its context is invalid";
 
 export function decryptionFailed(cause?: unknown): KeywardError {
   return new KeywardError("decryption_failed", DECRYPTION_FAILED_MESSAGE, { cause });

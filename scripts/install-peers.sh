@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the peer programs the test suite talks to, from Debian's
+# packages. Run as root (CI runs as root); with sudo otherwise. Programs
+# already present are left alone, so a second run is quick.
+set -euo pipefail
+
+# Program to check for, and the Debian package that provides it.
+peers=(
+  "openssl:openssl"
+)
+
+missing=()
+for entry in "${peers[@]}"; do
+  program=${entry%%:*}
+  package=${entry#*:}
+  if ! command -v "$program" >/dev/null 2>&1; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-peers: every peer program is installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-peers: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

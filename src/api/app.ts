@@ -1,0 +1,164 @@
+import { randomUUID } from "node:crypto";
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
+import type { Logger } from "pino";
+import type { Keyward } from "../core/keyward.ts";
+import { KeywardError } from "../errors.ts";
+import { registerAuthentication } from "./authentication.ts";
+import { handleError } from "./error-handler.ts";
+import { registerMountRoutes } from "./routes/sys-mounts.ts";
+import { registerOpenApiRoutes } from "./routes/sys-openapi.ts";
+import { registerSealRoutes } from "./routes/sys-seal.ts";
+import { registerTransitMounts } from "./routes/transit.ts";
+
+export interface AppOptions {
+  keyward: Keyward;
+  logger: Logger;
+  /** Largest request body accepted, in bytes. */
+  maxRequestBytes: number;
+  /** TLS certificate and key (PEM). Without them the app serves plain HTTP. */
+  https?: { cert: Buffer; key: Buffer };
+  /** Value of the `version` field in health and seal-status responses. */
+  version?: string;
+}
+
+/**
+ * Parses every request body as JSON whatever its content type, as Vault
+ * does (its CLI and several clients send JSON without a content type). An
+ * empty body is an empty object.
+ */
+function parseJsonBody(
+  _request: unknown,
+  body: string,
+  done: (error: Error | null, value?: unknown) => void,
+) {
+  if (body.trim() === "") {
+    done(null, {});
+    return;
+  }
+  try {
+    done(null, JSON.parse(body));
+  } catch {
+    done(new KeywardError("invalid_json", "the request body is not valid JSON"));
+  }
+}
+
+/** Builds the HTTP API around a Keyward instance. Routes are registered but the app is not listening. */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const serverOptions: FastifyServerOptions = {
+    loggerInstance: options.logger,
+    // One log line per request comes from registerRequestLogging instead.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "reqId" }),
+    bodyLimit: options.maxRequestBytes,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    // Key names may be up to 256 characters, and mount paths share the limit.
+    routerOptions: { maxParamLength: 512 },
+    ajv: {
+      customOptions: {
+        // Unknown fields are rejected, not silently dropped.
+        removeAdditional: false,
+        coerceTypes: "array",
+        useDefaults: true,
+        allErrors: false,
+        allowUnionTypes: true,
+      },
+    },
+  };
+  // Fastify's typings pick the server type from the options' static type; the
+  // app is used through the common FastifyInstance interface either way.
+  const createFastify = Fastify as unknown as (options: object) => FastifyInstance;
+  const app = createFastify(
+    options.https
+      ? { ...serverOptions, https: { cert: options.https.cert, key: options.https.key } }
+      : serverOptions,
+  );
+
+  // NOTE: Vault's LIST method cannot be served, because Node's HTTP parser
+  // (llhttp) rejects methods outside its fixed set with 400 before any
+  // handler runs. Lists answer GET with `?list=true`, which is what Vault's
+  // own Go client and CLI send; node-vault needs `noCustomHTTPVerbs: true`.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "string" }, parseJsonBody);
+
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => {
+    handleError(
+      new KeywardError(
+        "route_not_found",
+        `no route for ${request.method} ${request.url.split("?")[0]}`,
+      ),
+      request,
+      reply,
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "Keyward API",
+        description: "Keyward's HTTP API. Paths and shapes follow Vault's where Vault has them.",
+        version: options.version ?? "0.0.0",
+      },
+      components: {
+        securitySchemes: {
+          vaultToken: { type: "apiKey", in: "header", name: "X-Vault-Token" },
+          bearer: { type: "http", scheme: "bearer" },
+        },
+      },
+      security: [{ vaultToken: [] }, { bearer: [] }],
+    },
+  });
+
+  registerRequestLogging(app);
+  normaliseBody(app);
+  registerAuthentication(app, options.keyward);
+  await registerSealRoutes(app, options.keyward, options.version ?? "0.0.0");
+  await registerMountRoutes(app, options.keyward);
+  await registerOpenApiRoutes(app);
+  await registerTransitMounts(app, options.keyward);
+  return app;
+}
+
+/**
+ * Drops body fields that repeat a path parameter with the same value, such
+ * as `name` in a body posted to `/v1/transit/encrypt/:name`. Vault ignores
+ * them and node-vault sends them; a field whose value differs from the path
+ * is left in place, so the schema rejects it as unknown. A write without a
+ * body gets an empty one, as in Vault.
+ */
+function normaliseBody(app: FastifyInstance) {
+  app.addHook("preValidation", async (request) => {
+    // A write with no body at all is an empty object, as in Vault.
+    if (request.body === undefined || request.body === null) {
+      if (request.method === "POST" || request.method === "PUT") request.body = {};
+      return;
+    }
+    const body = request.body;
+    const params = request.params as Record<string, unknown> | undefined;
+    if (!params || body === null || typeof body !== "object" || Array.isArray(body)) return;
+    const fields = body as Record<string, unknown>;
+    for (const [name, value] of Object.entries(params)) {
+      if (Object.hasOwn(fields, name) && fields[name] === value) delete fields[name];
+    }
+  });
+}
+
+/** One log line per request: id, method, route, status, duration and identity; never headers or bodies. */
+function registerRequestLogging(app: FastifyInstance) {
+  app.addHook("onResponse", async (request, reply) => {
+    const status = reply.statusCode;
+    const fields = {
+      reqId: request.id,
+      method: request.method,
+      route: request.routeOptions.url ?? "(no route)",
+      status,
+      durationMs: Math.round(reply.elapsedTime * 100) / 100,
+      accessor: request.identity?.accessor,
+    };
+    if (status >= 500) request.log.error(fields, "request");
+    else if (status >= 400) request.log.warn(fields, "request");
+    else request.log.info(fields, "request");
+  });
+}

@@ -1,0 +1,317 @@
+import type { FastifyInstance, FastifyReply } from "fastify";
+import type { Keyward } from "../../core/keyward.ts";
+import { KeywardError, missingField } from "../../errors.ts";
+import type { RekeyStatus, SealStatus } from "../../seal/types.ts";
+import { envelope } from "../envelope.ts";
+
+const WRITE = ["POST", "PUT"] as const;
+const PUBLIC = { public: true };
+const EMPTY_BODY = { type: "object", additionalProperties: false, properties: {} } as const;
+
+const sharesBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["secret_shares", "secret_threshold"],
+  properties: {
+    secret_shares: {
+      type: "integer",
+      minimum: 1,
+      maximum: 255,
+      description: "How many unseal key shares to issue.",
+    },
+    secret_threshold: {
+      type: "integer",
+      minimum: 1,
+      maximum: 255,
+      description: "How many shares are needed to rebuild the root key.",
+    },
+  },
+} as const;
+
+const initBody = {
+  ...sharesBody,
+  properties: {
+    ...sharesBody.properties,
+    root_token: {
+      type: "string",
+      minLength: 1,
+      maxLength: 512,
+      description: "Keyward extension: use this root token instead of generating one.",
+    },
+  },
+} as const;
+
+/** Vault's seal-status shape. */
+export function sealStatusBody(status: SealStatus, version: string) {
+  return {
+    type: "shamir",
+    initialized: status.initialized,
+    sealed: status.sealed,
+    t: status.threshold,
+    n: status.shares,
+    progress: status.progress,
+    nonce: status.nonce,
+    version,
+    build_date: "",
+    migration: false,
+    recovery_seal: false,
+    storage_type: status.storageType,
+  };
+}
+
+function rekeyBody(status: RekeyStatus) {
+  const body: Record<string, unknown> = {
+    nonce: status.nonce,
+    started: status.started,
+    t: status.threshold,
+    n: status.shares,
+    progress: status.progress,
+    required: status.required,
+    pgp_fingerprints: null,
+    backup: false,
+    verification_required: false,
+  };
+  if (status.complete) {
+    body.complete = true;
+    body.keys = status.complete.keysHex;
+    body.keys_base64 = status.complete.keysBase64;
+  }
+  return body;
+}
+
+function healthStatusCode(status: SealStatus, query: Record<string, string | undefined>): number {
+  const code = (name: string, fallback: number) => {
+    const value = query[name];
+    if (value === undefined) return fallback;
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < 100 || parsed > 599) {
+      throw new KeywardError(
+        "invalid_field",
+        `query parameter "${name}" must be an HTTP status code`,
+        {
+          field: name,
+        },
+      );
+    }
+    return parsed;
+  };
+  if (!status.initialized) return code("uninitcode", 501);
+  if (status.sealed) return code("sealedcode", 503);
+  return code("activecode", 200);
+}
+
+/** Routes of `sys/` that govern the seal: init, seal status, unseal, seal, health, rotate, rekey. */
+export async function registerSealRoutes(app: FastifyInstance, keyward: Keyward, version: string) {
+  const seal = keyward.seal;
+  const statusBody = async () => sealStatusBody(await seal.status(), version);
+
+  app.get("/v1/sys/init", {
+    config: PUBLIC,
+    schema: { tags: ["sys"], summary: "Report whether Keyward is initialised." },
+    handler: async () => ({ initialized: (await seal.status()).initialized }),
+  });
+
+  app.route({
+    method: [...WRITE],
+    url: "/v1/sys/init",
+    config: PUBLIC,
+    schema: {
+      tags: ["sys"],
+      summary: "Initialise Keyward: create the root key, its unseal shares and the root token.",
+      description: "The shares and the root token are returned once and never stored.",
+      body: initBody,
+    },
+    handler: async (request) => {
+      const body = request.body as {
+        secret_shares: number;
+        secret_threshold: number;
+        root_token?: string;
+      };
+      const result = await keyward.init(
+        { shares: body.secret_shares, threshold: body.secret_threshold },
+        body.root_token,
+      );
+      return { keys: result.keysHex, keys_base64: result.keysBase64, root_token: result.rootToken };
+    },
+  });
+
+  app.get("/v1/sys/seal-status", {
+    config: PUBLIC,
+    schema: { tags: ["sys"], summary: "Report the seal state and unseal progress." },
+    handler: statusBody,
+  });
+
+  app.route({
+    method: [...WRITE],
+    url: "/v1/sys/unseal",
+    config: PUBLIC,
+    schema: {
+      tags: ["sys"],
+      summary: "Submit one unseal key share, or reset the progress.",
+      body: {
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          key: {
+            type: "string",
+            minLength: 1,
+            maxLength: 1024,
+            description: "One share, hex or base64.",
+          },
+          reset: { type: "boolean", description: "Discard the shares submitted so far." },
+          migrate: {
+            type: "boolean",
+            description: "Accepted for Vault compatibility; must be false.",
+          },
+        },
+      },
+    },
+    handler: async (request) => {
+      const body = request.body as { key?: string; reset?: boolean; migrate?: boolean };
+      if (body.migrate === true) {
+        throw new KeywardError("invalid_field", "seal migration is not supported", {
+          field: "migrate",
+        });
+      }
+      if (body.reset === true) {
+        await seal.resetUnseal();
+        return statusBody();
+      }
+      if (body.key === undefined) throw missingField("key");
+      await seal.submitUnsealShare(body.key);
+      return statusBody();
+    },
+  });
+
+  app.route({
+    method: [...WRITE],
+    url: "/v1/sys/seal",
+    schema: {
+      tags: ["sys"],
+      summary: "Seal Keyward: drop the root key from memory.",
+      body: EMPTY_BODY,
+    },
+    handler: async (_request, reply: FastifyReply) => {
+      await seal.seal();
+      return reply.code(204).send();
+    },
+  });
+
+  app.route({
+    method: ["GET", "HEAD"],
+    url: "/v1/sys/health",
+    config: PUBLIC,
+    schema: {
+      tags: ["sys"],
+      summary: "Health check for load balancers: 200 unsealed, 501 not initialised, 503 sealed.",
+      querystring: {
+        type: "object",
+        properties: {
+          standbyok: { type: "string" },
+          perfstandbyok: { type: "string" },
+          activecode: { type: "string" },
+          standbycode: { type: "string" },
+          sealedcode: { type: "string" },
+          uninitcode: { type: "string" },
+        },
+      },
+    },
+    handler: async (request, reply) => {
+      const status = await seal.status();
+      const code = healthStatusCode(status, request.query as Record<string, string | undefined>);
+      return reply.code(code).send({
+        initialized: status.initialized,
+        sealed: status.sealed,
+        standby: false,
+        performance_standby: false,
+        replication_performance_mode: "disabled",
+        replication_dr_mode: "disabled",
+        server_time_utc: Math.floor(Date.now() / 1000),
+        version,
+        storage_type: status.storageType,
+      });
+    },
+  });
+
+  app.get("/v1/sys/key-status", {
+    schema: { tags: ["sys"], summary: "Report the active barrier key's term." },
+    handler: async (request) => {
+      const status = await seal.keyStatus();
+      const data = {
+        term: status.term,
+        install_time: status.installTime,
+        encryptions: status.encryptions,
+      };
+      return { ...data, ...envelope(data, { requestId: request.id }) };
+    },
+  });
+
+  app.route({
+    method: [...WRITE],
+    url: "/v1/sys/rotate",
+    schema: {
+      tags: ["sys"],
+      summary: "Add a new barrier key; new writes use it and older data stays readable.",
+      body: EMPTY_BODY,
+    },
+    handler: async (_request, reply) => {
+      await seal.rotate();
+      return reply.code(204).send();
+    },
+  });
+
+  app.get("/v1/sys/rekey/init", {
+    config: PUBLIC,
+    schema: { tags: ["sys"], summary: "Report the progress of a rekey." },
+    handler: async () => rekeyBody(await seal.rekeyStatus()),
+  });
+
+  app.route({
+    method: [...WRITE],
+    url: "/v1/sys/rekey/init",
+    config: PUBLIC,
+    schema: {
+      tags: ["sys"],
+      summary: "Start a rekey: issue new unseal shares once the current ones are submitted.",
+      body: sharesBody,
+    },
+    handler: async (request) => {
+      const body = request.body as { secret_shares: number; secret_threshold: number };
+      return rekeyBody(
+        await seal.rekeyInit({ shares: body.secret_shares, threshold: body.secret_threshold }),
+      );
+    },
+  });
+
+  app.delete("/v1/sys/rekey/init", {
+    config: PUBLIC,
+    schema: { tags: ["sys"], summary: "Cancel a rekey in progress." },
+    handler: async (_request, reply) => {
+      await seal.rekeyCancel();
+      return reply.code(204).send();
+    },
+  });
+
+  app.route({
+    method: [...WRITE],
+    url: "/v1/sys/rekey/update",
+    config: PUBLIC,
+    schema: {
+      tags: ["sys"],
+      summary: "Submit one current unseal share towards a rekey.",
+      body: {
+        type: "object",
+        additionalProperties: false,
+        required: ["key", "nonce"],
+        properties: {
+          key: { type: "string", minLength: 1, maxLength: 1024 },
+          nonce: { type: "string", minLength: 1, maxLength: 128 },
+        },
+      },
+    },
+    handler: async (request) => {
+      const body = request.body as { key: string; nonce: string };
+      return rekeyBody(await seal.rekeyUpdate(body.key, body.nonce));
+    },
+  });
+}

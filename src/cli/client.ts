@@ -1,0 +1,125 @@
+import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+
+/** Where the CLI finds the server and its credentials. */
+export interface ClientOptions {
+  /** Base address, such as `http://127.0.0.1:8200`. */
+  address: string;
+  token?: string;
+  /** A PEM file of CA certificates to trust for an `https` address. */
+  caCertFile?: string;
+  /** Request timeout in milliseconds. */
+  timeoutMs?: number;
+}
+
+export interface ClientResponse {
+  status: number;
+  body: unknown;
+}
+
+/** An error response from the server, with its stable code when it sent one. */
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  readonly status: number;
+  readonly code: string | undefined;
+
+  constructor(status: number, message: string, code?: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function errorFromBody(status: number, body: unknown): ApiError {
+  const errorBody = body as { errors?: unknown; code?: unknown } | undefined;
+  const messages = Array.isArray(errorBody?.errors) ? errorBody.errors.map(String) : [];
+  const code = typeof errorBody?.code === "string" ? errorBody.code : undefined;
+  const message = messages.length > 0 ? messages.join("; ") : `the server returned HTTP ${status}`;
+  return new ApiError(status, message, code);
+}
+
+/** A small HTTP client for Keyward's API, on Node's http and https modules. */
+export class KeywardClient {
+  readonly #options: ClientOptions;
+  readonly #ca: Buffer | undefined;
+
+  constructor(options: ClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.address);
+    } catch {
+      throw new Error(
+        `invalid server address "${options.address}"; expected a URL such as http://127.0.0.1:8200`,
+      );
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new Error(
+        `invalid server address "${options.address}"; the scheme must be http or https`,
+      );
+    }
+    this.#options = options;
+    this.#ca = options.caCertFile ? readFileSync(options.caCertFile) : undefined;
+  }
+
+  /**
+   * Sends one request. A 2xx returns the parsed body (undefined for 204);
+   * anything else throws an ApiError unless `allowStatus` lists it.
+   */
+  async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    allowStatus: number[] = [],
+  ): Promise<ClientResponse> {
+    const url = new URL(path.replace(/^\/+/, "/"), this.#options.address);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (payload) {
+      headers["content-type"] = "application/json";
+      headers["content-length"] = String(payload.length);
+    }
+    if (this.#options.token) headers["x-vault-token"] = this.#options.token;
+
+    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    const response = await new Promise<ClientResponse>((resolve, reject) => {
+      const req = send(
+        url,
+        { method, headers, ca: this.#ca, timeout: this.#options.timeoutMs ?? 30_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            let parsed: unknown;
+            try {
+              parsed = text === "" ? undefined : JSON.parse(text);
+            } catch {
+              parsed = text;
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error(`request to ${url.origin} timed out`)));
+      req.on("error", (error: NodeJS.ErrnoException) => {
+        if (error.code === "ECONNREFUSED") {
+          reject(
+            new Error(
+              `cannot connect to ${url.origin}: connection refused; is the server running?`,
+            ),
+          );
+        } else {
+          reject(error);
+        }
+      });
+      req.end(payload);
+    });
+
+    if (response.status >= 300 && !allowStatus.includes(response.status)) {
+      throw errorFromBody(response.status, response.body);
+    }
+    return response;
+  }
+}

@@ -1,0 +1,157 @@
+import type { Command } from "commander";
+import { print, printResponse } from "../output.ts";
+import { addClientOptions, clientFrom, type GlobalOptions, readStdin } from "./shared.ts";
+
+function positiveInteger(name: string) {
+  return (value: string) => {
+    const number = Number(value);
+    if (!Number.isInteger(number) || number < 1 || number > 255) {
+      throw new Error(`${name} must be an integer from 1 to 255, got "${value}"`);
+    }
+    return number;
+  };
+}
+
+/** Reads a share from the argument, or from standard input when the argument is absent or `-`. */
+async function shareFrom(argument: string | undefined): Promise<string> {
+  const share = argument === undefined || argument === "-" ? (await readStdin()).trim() : argument;
+  if (share === "")
+    throw new Error("no unseal key given; pass it as an argument or on standard input");
+  return share;
+}
+
+function printShares(
+  format: GlobalOptions["format"],
+  body: Record<string, unknown>,
+  threshold: number,
+) {
+  if (format === "json") {
+    print("json", body);
+    return;
+  }
+  const keys = (body.keys ?? []) as string[];
+  const lines = keys.map((key, index) => `Unseal Key ${index + 1}: ${key}`);
+  if (typeof body.root_token === "string") lines.push("", `Initial Root Token: ${body.root_token}`);
+  lines.push(
+    "",
+    `Keyward is initialised with ${keys.length} key shares and a key threshold of ${threshold}.`,
+    "These shares are shown once and never stored: distribute them to separate operators now.",
+  );
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+export function registerOperatorCommands(program: Command) {
+  const operator = program
+    .command("operator")
+    .description("initialise, unseal, seal, rotate and rekey");
+
+  addClientOptions(
+    operator
+      .command("init")
+      .description("initialise a new server: prints the unseal key shares and the root token once")
+      .option("--key-shares <n>", "number of unseal key shares", positiveInteger("--key-shares"), 5)
+      .option(
+        "--key-threshold <n>",
+        "shares needed to unseal",
+        positiveInteger("--key-threshold"),
+        3,
+      ),
+  ).action(async (options: GlobalOptions & { keyShares: number; keyThreshold: number }) => {
+    const { body } = await clientFrom(options).request("PUT", "/v1/sys/init", {
+      secret_shares: options.keyShares,
+      secret_threshold: options.keyThreshold,
+    });
+    printShares(options.format, body as Record<string, unknown>, options.keyThreshold);
+  });
+
+  addClientOptions(
+    operator
+      .command("unseal")
+      .description("submit one unseal key share (from the argument or standard input)")
+      .argument("[key]", "unseal key share, hex or base64; '-' or nothing reads standard input")
+      .option("--reset", "discard the shares submitted so far"),
+  ).action(async (key: string | undefined, options: GlobalOptions & { reset?: boolean }) => {
+    const client = clientFrom(options);
+    const body = options.reset ? { reset: true } : { key: await shareFrom(key) };
+    const { body: status } = await client.request("PUT", "/v1/sys/unseal", body);
+    const seal = status as Record<string, unknown>;
+    if (options.format === "json") print("json", seal);
+    else
+      print("table", {
+        Sealed: seal.sealed,
+        "Unseal Progress": `${seal.progress}/${seal.t}`,
+        "Unseal Nonce": seal.nonce === "" ? "n/a" : seal.nonce,
+      });
+  });
+
+  addClientOptions(
+    operator.command("seal").description("seal the server (needs a root token)"),
+  ).action(async (options: GlobalOptions) => {
+    await clientFrom(options).request("PUT", "/v1/sys/seal");
+    process.stdout.write("Success! Keyward is sealed.\n");
+  });
+
+  addClientOptions(
+    operator.command("rotate").description("add a new barrier key; older data stays readable"),
+  ).action(async (options: GlobalOptions) => {
+    const client = clientFrom(options);
+    await client.request("PUT", "/v1/sys/rotate");
+    const { body } = await client.request("GET", "/v1/sys/key-status");
+    printResponse(options.format, body);
+  });
+
+  addClientOptions(
+    operator
+      .command("rekey")
+      .description(
+        "issue new unseal key shares: start with --init, then submit current shares with --nonce",
+      )
+      .argument("[key]", "a current unseal key share; '-' reads standard input")
+      .option("--init", "start a rekey")
+      .option("--key-shares <n>", "number of new shares", positiveInteger("--key-shares"), 5)
+      .option("--key-threshold <n>", "new threshold", positiveInteger("--key-threshold"), 3)
+      .option("--nonce <nonce>", "nonce of the rekey in progress")
+      .option("--status", "show the rekey progress")
+      .option("--cancel", "cancel the rekey in progress"),
+  ).action(
+    async (
+      key: string | undefined,
+      options: GlobalOptions & {
+        init?: boolean;
+        keyShares: number;
+        keyThreshold: number;
+        nonce?: string;
+        status?: boolean;
+        cancel?: boolean;
+      },
+    ) => {
+      const client = clientFrom(options);
+      if (options.cancel) {
+        await client.request("DELETE", "/v1/sys/rekey/init");
+        process.stdout.write("Success! The rekey was cancelled.\n");
+        return;
+      }
+      if (options.status) {
+        print(options.format, (await client.request("GET", "/v1/sys/rekey/init")).body);
+        return;
+      }
+      if (options.init) {
+        const { body } = await client.request("PUT", "/v1/sys/rekey/init", {
+          secret_shares: options.keyShares,
+          secret_threshold: options.keyThreshold,
+        });
+        print(options.format, body);
+        return;
+      }
+      if (!options.nonce)
+        throw new Error("--nonce is required to submit a share; start a rekey with --init");
+      const { body } = await client.request("PUT", "/v1/sys/rekey/update", {
+        key: await shareFrom(key),
+        nonce: options.nonce,
+      });
+      const progress = body as Record<string, unknown>;
+      if (progress.complete === true) printShares(options.format, progress, options.keyThreshold);
+      else print(options.format, progress);
+    },
+  );
+}

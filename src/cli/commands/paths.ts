@@ -1,0 +1,95 @@
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { printResponse, renderList } from "../output.ts";
+import { addClientOptions, clientFrom, type GlobalOptions, readStdin } from "./shared.ts";
+
+/** Turns `transit/keys/a` or `/v1/transit/keys/a` into the API path `/v1/transit/keys/a`. */
+export function apiPath(path: string): string {
+  const trimmed = path.replace(/^\/+/, "").replace(/^v1\//, "");
+  if (trimmed === "") throw new Error("a path is required, such as transit/keys/my-key");
+  return `/v1/${trimmed}`;
+}
+
+/**
+ * Parses `key=value` arguments as Vault's CLI does: `key=@file` reads a
+ * file, `key=-` reads standard input; a value that is valid JSON other than
+ * a string (a number, boolean, array or object) is sent as that JSON value.
+ */
+export async function parseFields(pairs: string[]): Promise<Record<string, unknown>> {
+  const fields: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const index = pair.indexOf("=");
+    if (index <= 0) throw new Error(`invalid argument "${pair}"; expected key=value`);
+    const key = pair.slice(0, index);
+    let value: string = pair.slice(index + 1);
+    if (value === "-") value = (await readStdin()).replace(/\n$/, "");
+    else if (value.startsWith("@")) value = readFileSync(value.slice(1), "utf8").replace(/\n$/, "");
+    fields[key] = jsonValue(value);
+  }
+  return fields;
+}
+
+function jsonValue(value: string): unknown {
+  if (!/^(true|false|null|-?\d+(\.\d+)?|\[.*\]|\{.*\})$/s.test(value)) return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+export function registerPathCommands(program: Command) {
+  addClientOptions(
+    program
+      .command("read")
+      .description("read a path, such as transit/keys/my-key")
+      .argument("<path>"),
+  ).action(async (path: string, options: GlobalOptions) => {
+    const { body } = await clientFrom(options).request("GET", apiPath(path));
+    printResponse(options.format, body);
+  });
+
+  addClientOptions(
+    program
+      .command("write")
+      .description(
+        "write to a path: keyward write transit/encrypt/my-key plaintext=$(base64 <<< hello)",
+      )
+      .argument("<path>")
+      .argument(
+        "[fields...]",
+        "key=value pairs; key=@file reads a file, key=- reads standard input",
+      ),
+  ).action(async (path: string, pairs: string[], options: GlobalOptions) => {
+    const { body } = await clientFrom(options).request(
+      "PUT",
+      apiPath(path),
+      await parseFields(pairs),
+    );
+    printResponse(options.format, body);
+  });
+
+  addClientOptions(
+    program
+      .command("list")
+      .description("list the names under a path, such as transit/keys")
+      .argument("<path>"),
+  ).action(async (path: string, options: GlobalOptions) => {
+    const { body } = await clientFrom(options).request("GET", `${apiPath(path)}?list=true`);
+    const keys = ((body as { data?: { keys?: string[] } }).data?.keys ?? []) as string[];
+    if (options.format === "json") printResponse("json", body);
+    else process.stdout.write(`${renderList("Keys", keys)}\n`);
+  });
+
+  addClientOptions(
+    program
+      .command("delete")
+      .description("delete a path, such as transit/keys/my-key")
+      .argument("<path>"),
+  ).action(async (path: string, options: GlobalOptions) => {
+    const { body } = await clientFrom(options).request("DELETE", apiPath(path));
+    if (body === undefined)
+      process.stdout.write(`Success! Data deleted (if it existed) at: ${path}\n`);
+    else printResponse(options.format, body);
+  });
+}

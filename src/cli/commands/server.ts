@@ -1,0 +1,109 @@
+import type { Command } from "commander";
+import {
+  type ConfigSource,
+  readConfigFile,
+  readEnvironment,
+  resolveServerConfig,
+} from "../../config.ts";
+import { startServer } from "../../server.ts";
+
+interface ServerFlags {
+  config?: string;
+  listen?: string;
+  dataDir?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  logLevel?: string;
+  maxRequestSize?: string;
+  dev?: boolean;
+  devRootToken?: string;
+}
+
+function flagsToSource(flags: ServerFlags): ConfigSource {
+  return {
+    listen: flags.listen,
+    data_dir: flags.dataDir,
+    tls_cert_file: flags.tlsCertFile,
+    tls_key_file: flags.tlsKeyFile,
+    log_level: flags.logLevel,
+    max_request_size: flags.maxRequestSize,
+    dev: flags.dev,
+    dev_root_token: flags.devRootToken,
+  };
+}
+
+const DEV_WARNING = `
+WARNING: dev mode. The single unseal key and the root token are stored in
+the data directory, so anyone who can read that directory can read every
+key. Use dev mode for development only; run a production server without
+--dev and keep its unseal shares apart.
+`;
+
+export function registerServerCommand(program: Command) {
+  program
+    .command("server")
+    .description("start the Keyward server")
+    .option(
+      "--config <file>",
+      "JSON config file (fields: listen, data_dir, tls_cert_file, tls_key_file, log_level, max_request_size)",
+    )
+    .option(
+      "--listen <host:port>",
+      "address to listen on [env KEYWARD_LISTEN] (default 127.0.0.1:8200)",
+    )
+    .option("--data-dir <dir>", "data directory [env KEYWARD_DATA_DIR] (default ./keyward-data)")
+    .option("--tls-cert-file <file>", "TLS certificate chain, PEM [env KEYWARD_TLS_CERT_FILE]")
+    .option("--tls-key-file <file>", "TLS private key, PEM [env KEYWARD_TLS_KEY_FILE]")
+    .option(
+      "--log-level <level>",
+      "trace, debug, info, warn, error or silent [env KEYWARD_LOG_LEVEL]",
+    )
+    .option(
+      "--max-request-size <bytes>",
+      "largest request body accepted, in bytes [env KEYWARD_MAX_REQUEST_SIZE] (default 33554432)",
+    )
+    .option(
+      "--dev",
+      "dev mode: initialise and unseal automatically, keeping the unseal key in the data directory",
+    )
+    .option("--dev-root-token <token>", "in dev mode, use this root token")
+    .action(async (flags: ServerFlags) => {
+      if (flags.devRootToken !== undefined && !flags.dev) {
+        throw new Error("--dev-root-token is valid only with --dev");
+      }
+      const file = flags.config ? readConfigFile(flags.config) : {};
+      const config = resolveServerConfig(file, readEnvironment(process.env), flagsToSource(flags));
+      const server = await startServer(config);
+
+      if (server.dev) {
+        process.stderr.write(DEV_WARNING);
+        process.stdout.write(
+          [
+            "",
+            "Keyward dev server is running.",
+            "",
+            `  Address:         ${server.address}`,
+            `  Root token:      ${server.dev.rootToken}`,
+            `  Unseal key file: ${server.dev.unsealKeyPath}`,
+            "",
+            "In another shell:",
+            `  export KEYWARD_ADDR=${server.address}`,
+            `  export KEYWARD_TOKEN=${server.dev.rootToken}`,
+            "",
+          ].join("\n"),
+        );
+      } else {
+        process.stdout.write(`Keyward server listening on ${server.address}\n`);
+      }
+
+      const stop = (signal: string) => {
+        server.keyward.logger.info({ signal }, "signal received");
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once("SIGINT", () => stop("SIGINT"));
+      process.once("SIGTERM", () => stop("SIGTERM"));
+    });
+}

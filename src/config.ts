@@ -1,0 +1,183 @@
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { resolve } from "node:path";
+import { KeywardError } from "./errors.ts";
+
+/** Vault's default maximum request size: 32 MiB. */
+export const DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_LISTEN = "127.0.0.1:8200";
+export const DEFAULT_DATA_DIR = "./keyward-data";
+/** Days a scheduled key deletion waits before it runs, unless a request says otherwise. */
+export const DEFAULT_DELETION_WINDOW_DAYS = 30;
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The server's settings after the config file, environment and flags are merged. */
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  readonly logLevel: LogLevel;
+  readonly maxRequestBytes: number;
+  readonly dev: boolean;
+  readonly devRootToken: string | undefined;
+  /** Scheduler tick for rotation and deletion jobs, in milliseconds. */
+  readonly jobIntervalMs: number;
+}
+
+/** Settings as they come from a file, the environment or flags: all optional, all strings or numbers. */
+export interface ConfigSource {
+  listen?: string;
+  data_dir?: string;
+  tls_cert_file?: string;
+  tls_key_file?: string;
+  log_level?: string;
+  max_request_size?: number | string;
+  dev?: boolean;
+  dev_root_token?: string;
+  job_interval_ms?: number | string;
+}
+
+const FILE_FIELDS = new Set<keyof ConfigSource>([
+  "listen",
+  "data_dir",
+  "tls_cert_file",
+  "tls_key_file",
+  "log_level",
+  "max_request_size",
+  "job_interval_ms",
+]);
+
+/** Environment variables and the config fields they set. */
+export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
+  KEYWARD_LISTEN: "listen",
+  KEYWARD_DATA_DIR: "data_dir",
+  KEYWARD_TLS_CERT_FILE: "tls_cert_file",
+  KEYWARD_TLS_KEY_FILE: "tls_key_file",
+  KEYWARD_LOG_LEVEL: "log_level",
+  KEYWARD_MAX_REQUEST_SIZE: "max_request_size",
+};
+
+function configError(field: string, message: string): KeywardError {
+  return new KeywardError("invalid_field", `invalid configuration "${field}": ${message}`, {
+    field,
+  });
+}
+
+/** Reads a JSON config file; unknown fields are rejected so a typo does not pass silently. */
+export function readConfigFile(path: string): ConfigSource {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new KeywardError("invalid_request", `cannot read config file ${path}`, { cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new KeywardError("invalid_json", `config file ${path} is not valid JSON`, {
+      cause: error,
+    });
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new KeywardError("invalid_json", `config file ${path} must contain a JSON object`);
+  }
+  for (const field of Object.keys(parsed)) {
+    if (!FILE_FIELDS.has(field as keyof ConfigSource)) {
+      throw new KeywardError("unknown_field", `unknown field "${field}" in config file ${path}`, {
+        field,
+      });
+    }
+  }
+  return parsed as ConfigSource;
+}
+
+export function readEnvironment(env: NodeJS.ProcessEnv): ConfigSource {
+  const source: Record<string, string> = {};
+  for (const [name, field] of Object.entries(ENVIRONMENT_VARIABLES)) {
+    const value = env[name];
+    if (value !== undefined && value !== "") source[field] = value;
+  }
+  return source as ConfigSource;
+}
+
+/** Splits `HOST:PORT`, `[IPv6]:PORT` or `:PORT`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen);
+  if (!match) throw configError("listen", `expected HOST:PORT, got "${listen}"`);
+  const host = match[1] ?? match[2] ?? "";
+  const port = Number(match[3]);
+  if (port > 65535) throw configError("listen", `port ${port} is out of range 0-65535`);
+  return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
+/** True for addresses that only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  if (isIP(host) === 6) return host === "::1";
+  return false;
+}
+
+function toPositiveInteger(field: string, value: number | string | undefined, fallback: number) {
+  if (value === undefined) return fallback;
+  const number = typeof value === "number" ? value : Number(value);
+  if (!Number.isSafeInteger(number) || number <= 0) {
+    throw configError(field, `expected a positive integer, got "${value}"`);
+  }
+  return number;
+}
+
+/**
+ * Merges the sources, later ones winning (file, then environment, then
+ * flags), and validates the result. Without TLS the server may listen only
+ * on loopback, because tokens and plaintext would otherwise cross the
+ * network in the clear.
+ */
+export function resolveServerConfig(...sources: ConfigSource[]): ServerConfig {
+  const merged: ConfigSource = {};
+  for (const source of sources) {
+    for (const [field, value] of Object.entries(source)) {
+      if (value !== undefined) (merged as Record<string, unknown>)[field] = value;
+    }
+  }
+
+  const { host, port } = parseListen(merged.listen ?? DEFAULT_LISTEN);
+  const tlsCertFile = merged.tls_cert_file;
+  const tlsKeyFile = merged.tls_key_file;
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+    throw configError("tls_key_file", "TLS needs both a certificate file and a key file");
+  }
+  if (tlsCertFile === undefined && !isLoopback(host)) {
+    throw configError(
+      "listen",
+      `refusing to listen on ${host} without TLS; set a TLS certificate and key, or listen on 127.0.0.1`,
+    );
+  }
+
+  const logLevel = (merged.log_level ?? "info") as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw configError("log_level", `expected one of ${LOG_LEVELS.join(", ")}`);
+  }
+
+  return Object.freeze({
+    host,
+    port,
+    dataDir: resolve(merged.data_dir ?? DEFAULT_DATA_DIR),
+    tlsCertFile: tlsCertFile === undefined ? undefined : resolve(tlsCertFile),
+    tlsKeyFile: tlsKeyFile === undefined ? undefined : resolve(tlsKeyFile),
+    logLevel,
+    maxRequestBytes: toPositiveInteger(
+      "max_request_size",
+      merged.max_request_size,
+      DEFAULT_MAX_REQUEST_BYTES,
+    ),
+    dev: merged.dev === true,
+    devRootToken: merged.dev_root_token,
+    jobIntervalMs: toPositiveInteger("job_interval_ms", merged.job_interval_ms, 60_000),
+  });
+}

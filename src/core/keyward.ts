@@ -1,0 +1,180 @@
+import type { Logger } from "pino";
+import { TokenStore } from "../auth/token-store.ts";
+import { TransitService } from "../engines/transit/service.ts";
+import { KeywardError } from "../errors.ts";
+import { Scheduler } from "../jobs/scheduler.ts";
+import { registerTransitJobs } from "../jobs/transit-jobs.ts";
+import { createSealManager } from "../seal/seal-manager.ts";
+import type { InitRequest, InitResult, SealManager } from "../seal/types.ts";
+import type { Storage } from "../storage/storage.ts";
+import { type EngineType, type MountEntry, MountTable, normaliseMountPath } from "./mounts.ts";
+
+export interface KeywardOptions {
+  storage: Storage;
+  logger: Logger;
+  clock?: () => Date;
+  /** Scheduler tick for rotation and deletion jobs, in milliseconds. */
+  jobIntervalMs?: number;
+}
+
+export interface InitResponse extends InitResult {
+  rootToken: string;
+}
+
+/**
+ * The running installation: storage, seal, token store, mounted engines and
+ * scheduled jobs. The HTTP layer and the CLI's server command hold one of
+ * these; nothing here knows about HTTP.
+ *
+ * Engines and jobs exist only while the barrier is open: they are built at
+ * each unseal from the mount table and dropped at seal.
+ */
+export class Keyward {
+  readonly storage: Storage;
+  readonly seal: SealManager;
+  readonly tokens: TokenStore;
+  readonly logger: Logger;
+  readonly clock: () => Date;
+  readonly #mountTable: MountTable;
+  readonly #jobIntervalMs: number;
+  #mounts = new Map<string, { entry: MountEntry; transit: TransitService }>();
+  #scheduler: Scheduler | undefined;
+  #sealed = true;
+
+  private constructor(options: KeywardOptions) {
+    this.storage = options.storage;
+    this.logger = options.logger;
+    this.clock = options.clock ?? (() => new Date());
+    this.#jobIntervalMs = options.jobIntervalMs ?? 60_000;
+    this.seal = createSealManager(options.storage, {
+      clock: this.clock,
+      logger: options.logger.child({ component: "seal" }),
+    });
+    this.tokens = new TokenStore(this.seal.barrier);
+    this.#mountTable = new MountTable(this.seal.barrier);
+    this.seal.onChange(async (sealed) => {
+      if (sealed) {
+        this.#sealed = true;
+        await this.#stopEngines();
+      } else {
+        await this.#startEngines();
+        this.#sealed = false;
+      }
+    });
+  }
+
+  static async open(options: KeywardOptions): Promise<Keyward> {
+    return new Keyward(options);
+  }
+
+  /**
+   * Initialises the seal and creates the root token. The barrier is opened
+   * with the new shares just long enough to store the token's hash, then
+   * closed again, so the server is sealed afterwards as Vault's is.
+   */
+  async init(request: InitRequest, rootToken?: string): Promise<InitResponse> {
+    const result = await this.seal.init(request);
+    for (const share of result.keysHex.slice(0, request.threshold)) {
+      await this.seal.submitUnsealShare(share);
+    }
+    const token = await this.tokens.createRootToken(rootToken);
+    await this.seal.seal();
+    this.logger.info({ shares: request.shares, threshold: request.threshold }, "initialised");
+    return { ...result, rootToken: token };
+  }
+
+  /** True while the barrier is closed (also before initialisation). */
+  get sealed(): boolean {
+    return this.#sealed;
+  }
+
+  /** Returns the transit service mounted at `path`, or undefined. */
+  transit(path: string): TransitService | undefined {
+    return this.#mounts.get(path)?.transit;
+  }
+
+  mounts(): MountEntry[] {
+    return [...this.#mounts.values()].map((mount) => mount.entry);
+  }
+
+  async mount(path: string, type: EngineType, description = ""): Promise<MountEntry> {
+    const normalised = normaliseMountPath(path);
+    if (this.#mounts.has(normalised)) {
+      throw new KeywardError(
+        "already_exists",
+        `a secrets engine is already mounted at "${normalised}/"`,
+        {
+          field: "path",
+        },
+      );
+    }
+    const entry = MountTable.entry(normalised, type, description, this.clock());
+    await this.#mountTable.save([...this.mounts(), entry]);
+    this.#mounts.set(normalised, { entry, transit: this.#createTransit(normalised) });
+    this.logger.info({ mount: normalised, type }, "mounted secrets engine");
+    return entry;
+  }
+
+  /** Removes a mount and every key stored under it. */
+  async unmount(path: string): Promise<void> {
+    const normalised = normaliseMountPath(path);
+    const mount = this.#mounts.get(normalised);
+    if (!mount)
+      throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
+    await this.#mountTable.save(this.mounts().filter((entry) => entry.path !== normalised));
+    this.#mounts.delete(normalised);
+    await this.#deleteTree(`${normalised}/`);
+    this.logger.info({ mount: normalised }, "unmounted secrets engine");
+  }
+
+  async close(): Promise<void> {
+    await this.#stopEngines();
+    await this.storage.close();
+  }
+
+  #createTransit(mount: string): TransitService {
+    return new TransitService({
+      barrier: this.seal.barrier,
+      mount,
+      clock: this.clock,
+      logger: this.logger.child({ mount }),
+    });
+  }
+
+  async #startEngines(): Promise<void> {
+    let entries = await this.#mountTable.load();
+    if (entries === undefined) {
+      entries = [MountTable.entry("transit", "transit", "default transit engine", this.clock())];
+      await this.#mountTable.save(entries);
+    }
+    this.#mounts.clear();
+    for (const entry of entries) {
+      this.#mounts.set(entry.path, { entry, transit: this.#createTransit(entry.path) });
+    }
+
+    const scheduler = new Scheduler({ logger: this.logger.child({ component: "scheduler" }) });
+    registerTransitJobs(scheduler, {
+      services: () => [...this.#mounts.values()].map((mount) => mount.transit),
+      intervalMs: this.#jobIntervalMs,
+    });
+    scheduler.start();
+    this.#scheduler = scheduler;
+    this.logger.info({ mounts: entries.map((entry) => entry.path) }, "unsealed");
+  }
+
+  async #stopEngines(): Promise<void> {
+    const scheduler = this.#scheduler;
+    this.#scheduler = undefined;
+    if (scheduler) await scheduler.stop();
+    if (this.#mounts.size > 0) this.logger.info("sealed");
+    this.#mounts.clear();
+  }
+
+  async #deleteTree(prefix: string): Promise<void> {
+    const barrier = this.seal.barrier;
+    for (const child of await barrier.list(prefix)) {
+      if (child.endsWith("/")) await this.#deleteTree(prefix + child);
+      else await barrier.delete(prefix + child);
+    }
+  }
+}

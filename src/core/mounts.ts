@@ -1,0 +1,71 @@
+import { randomBytes } from "node:crypto";
+import { KeywardError } from "../errors.ts";
+import type { Barrier } from "../seal/types.ts";
+
+/** Engine types that can be mounted. */
+export const ENGINE_TYPES = ["transit"] as const;
+export type EngineType = (typeof ENGINE_TYPES)[number];
+
+export interface MountEntry {
+  /** Mount path without slashes, such as `transit` or `payments-transit`. */
+  path: string;
+  type: EngineType;
+  description: string;
+  accessor: string;
+  createdAt: string;
+}
+
+/** Storage key of the mount table, behind the barrier. */
+const MOUNT_TABLE_KEY = "sys/mounts";
+
+/** Paths the API itself uses; an engine mounted there would shadow it. */
+const RESERVED_PATHS = new Set(["sys", "auth", "identity", "cubbyhole", "audit"]);
+
+const MOUNT_PATH = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** Validates a mount path as given in `/v1/sys/mounts/<path>`, trailing slash allowed. */
+export function normaliseMountPath(path: string): string {
+  const trimmed = path.endsWith("/") ? path.slice(0, -1) : path;
+  if (!MOUNT_PATH.test(trimmed)) {
+    throw new KeywardError(
+      "invalid_field",
+      "mount path must be 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit",
+      { field: "path" },
+    );
+  }
+  if (RESERVED_PATHS.has(trimmed)) {
+    throw new KeywardError("invalid_field", `mount path "${trimmed}" is reserved`, {
+      field: "path",
+    });
+  }
+  return trimmed;
+}
+
+/** The mount table: which engine serves which path. Stored behind the barrier. */
+export class MountTable {
+  readonly #barrier: Barrier;
+
+  constructor(barrier: Barrier) {
+    this.#barrier = barrier;
+  }
+
+  async load(): Promise<MountEntry[] | undefined> {
+    const value = await this.#barrier.get(MOUNT_TABLE_KEY);
+    if (value === undefined) return undefined;
+    return JSON.parse(Buffer.from(value).toString("utf8")) as MountEntry[];
+  }
+
+  async save(entries: MountEntry[]): Promise<void> {
+    await this.#barrier.put(MOUNT_TABLE_KEY, Buffer.from(JSON.stringify(entries)));
+  }
+
+  static entry(path: string, type: EngineType, description: string, now: Date): MountEntry {
+    return {
+      path,
+      type,
+      description,
+      accessor: `${type}_${randomBytes(4).toString("hex")}`,
+      createdAt: now.toISOString(),
+    };
+  }
+}

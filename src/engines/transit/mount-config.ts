@@ -1,0 +1,68 @@
+import { isKeywardError, KeywardError } from "../../errors.ts";
+import type { Barrier } from "../../seal/types.ts";
+import { KeyedLock } from "./lock.ts";
+import type { TransitMountConfig } from "./types.ts";
+
+/** Bounds of a scheduled deletion's waiting period, in days. */
+export const MIN_DELETION_WINDOW_DAYS = 7;
+export const MAX_DELETION_WINDOW_DAYS = 30;
+
+/** Throws `invalid_field` naming `field` unless `days` is a whole number of days in 7..30. */
+export function validateDeletionWindow(days: number, field: string): void {
+  if (
+    !Number.isInteger(days) ||
+    days < MIN_DELETION_WINDOW_DAYS ||
+    days > MAX_DELETION_WINDOW_DAYS
+  ) {
+    throw new KeywardError(
+      "invalid_field",
+      `"${field}" must be a whole number of days from ${MIN_DELETION_WINDOW_DAYS} to ${MAX_DELETION_WINDOW_DAYS}`,
+      { field },
+    );
+  }
+}
+
+/** The mount-wide settings, stored as JSON at `<mount>/config/keys`. */
+export class MountConfigStore {
+  readonly #barrier: Barrier;
+  readonly #path: string;
+  readonly #defaults: TransitMountConfig;
+  readonly #lock = new KeyedLock();
+
+  constructor(barrier: Barrier, mount: string, defaults: TransitMountConfig) {
+    this.#barrier = barrier;
+    this.#path = `${mount}/config/keys`;
+    this.#defaults = defaults;
+  }
+
+  /** Reads the stored settings; a setting never written keeps its default. */
+  async read(): Promise<TransitMountConfig> {
+    const value = await this.#barrier.get(this.#path);
+    if (value === undefined) return { ...this.#defaults };
+    const stored = JSON.parse(Buffer.from(value).toString("utf8")) as Partial<TransitMountConfig>;
+    return { ...this.#defaults, ...stored };
+  }
+
+  /** Merges `changes` into the stored settings and returns the result. */
+  async write(changes: Partial<TransitMountConfig>): Promise<TransitMountConfig> {
+    if (changes.deletionWindowDays !== undefined) {
+      validateDeletionWindow(changes.deletionWindowDays, "deletion_window");
+    }
+    return this.#lock.run("config", async () => {
+      const updated = { ...(await this.read()), ...changes };
+      try {
+        await this.#barrier.put(this.#path, Buffer.from(JSON.stringify(updated), "utf8"));
+      } catch (error) {
+        if (isKeywardError(error)) throw error;
+        throw new KeywardError(
+          "storage_failure",
+          "failed to store the transit mount configuration",
+          {
+            cause: error,
+          },
+        );
+      }
+      return updated;
+    });
+  }
+}

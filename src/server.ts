@@ -1,0 +1,74 @@
+import { readFileSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
+import pino, { type Logger } from "pino";
+import { buildApp } from "./api/app.ts";
+import type { ServerConfig } from "./config.ts";
+import { type DevModeResult, startDevMode } from "./core/dev-mode.ts";
+import { Keyward } from "./core/keyward.ts";
+import { openStorage } from "./storage/index.ts";
+import { VERSION } from "./version.ts";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  keyward: Keyward;
+  /** The base URL the server listens on, such as `http://127.0.0.1:8200`. */
+  address: string;
+  /** Present in dev mode: the root token and where the unseal key is kept. */
+  dev?: DevModeResult;
+  close(): Promise<void>;
+}
+
+export function createLogger(config: Pick<ServerConfig, "logLevel">): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { service: "keyward" },
+    // Defence in depth: these never belong in a log line even if a caller passes them.
+    redact: {
+      paths: ["req.headers", "headers", "token", "plaintext", "*.token", "*.plaintext"],
+      censor: "[redacted]",
+    },
+  });
+}
+
+/** Opens storage, builds the API and starts listening. */
+export async function startServer(
+  config: ServerConfig,
+  logger = createLogger(config),
+): Promise<RunningServer> {
+  const storage = await openStorage(config.dataDir);
+  const keyward = await Keyward.open({ storage, logger, jobIntervalMs: config.jobIntervalMs });
+
+  let dev: DevModeResult | undefined;
+  if (config.dev) dev = await startDevMode(keyward, config.dataDir, config.devRootToken);
+
+  const https =
+    config.tlsCertFile && config.tlsKeyFile
+      ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
+      : undefined;
+  const app = await buildApp({
+    keyward,
+    logger,
+    maxRequestBytes: config.maxRequestBytes,
+    version: VERSION,
+    ...(https ? { https } : {}),
+  });
+
+  await app.listen({ host: config.host, port: config.port });
+  const bound = app.server.address();
+  const port = typeof bound === "object" && bound ? bound.port : config.port;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const address = `${https ? "https" : "http"}://${host}:${port}`;
+  logger.info({ address, storage: storage.kind, dev: config.dev }, "server started");
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      logger.info("server stopping");
+      await app.close();
+      await keyward.close();
+      logger.info("server stopped");
+    })();
+    return closing;
+  };
+  return { app, keyward, address, close, ...(dev ? { dev } : {}) };
+}

@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createTestApp, type TestApp } from "../helpers/app.ts";
+
+describe("API basics", () => {
+  let t: TestApp;
+
+  before(async () => {
+    t = await createTestApp({ maxRequestBytes: 4096 });
+  });
+  after(() => t.close());
+
+  it("rejects an unknown route with 404", async () => {
+    const response = await t.request({ method: "GET", url: "/v1/nowhere/at/all" });
+    assert.equal(response.statusCode, 404);
+    assert.equal(response.json().code, "route_not_found");
+    assert.ok(response.json().request_id);
+  });
+
+  it("rejects a body that is not JSON", async () => {
+    const response = await t.request({
+      method: "POST",
+      url: "/v1/sys/mounts/other",
+      payload: "{not json",
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(response.statusCode, 400);
+    assert.equal(response.json().code, "invalid_json");
+  });
+
+  it("rejects a body over the limit with 413", async () => {
+    const response = await t.request({
+      method: "POST",
+      url: "/v1/transit/encrypt/anything",
+      payload: { plaintext: "A".repeat(8192) },
+    });
+    assert.equal(response.statusCode, 413);
+    assert.equal(response.json().code, "body_too_large");
+  });
+
+  it("parses JSON sent without a content type", async () => {
+    const response = await t.app.inject({
+      method: "POST",
+      url: "/v1/sys/mounts/no-content-type",
+      payload: Buffer.from(JSON.stringify({ type: "transit" })),
+      headers: { "x-vault-token": t.rootToken },
+    });
+    assert.equal(response.statusCode, 204);
+  });
+
+  it("serves an OpenAPI document", async () => {
+    const response = await t.request({ method: "GET", url: "/v1/sys/openapi" });
+    assert.equal(response.statusCode, 200);
+    const document = response.json();
+    assert.match(document.openapi, /^3\./);
+    assert.ok(document.paths["/v1/sys/init"]);
+    assert.ok(Object.keys(document.paths).some((path) => path.includes("encrypt")));
+  });
+
+  it("lists, adds and removes mounts", async () => {
+    const list = await t.request({ method: "GET", url: "/v1/sys/mounts" });
+    assert.equal(list.statusCode, 200);
+    assert.equal(list.json().data["transit/"].type, "transit");
+
+    const added = await t.request({
+      method: "POST",
+      url: "/v1/sys/mounts/payments",
+      payload: { type: "transit" },
+    });
+    assert.equal(added.statusCode, 204);
+    const duplicate = await t.request({
+      method: "POST",
+      url: "/v1/sys/mounts/payments",
+      payload: { type: "transit" },
+    });
+    assert.equal(duplicate.statusCode, 409);
+    const reserved = await t.request({
+      method: "POST",
+      url: "/v1/sys/mounts/sys",
+      payload: { type: "transit" },
+    });
+    assert.equal(reserved.statusCode, 400);
+    const badType = await t.request({
+      method: "POST",
+      url: "/v1/sys/mounts/x",
+      payload: { type: "kv" },
+    });
+    assert.equal(badType.statusCode, 400);
+    assert.equal(badType.json().field, "type");
+
+    const created = await t.request({
+      method: "POST",
+      url: "/v1/payments/keys/k1",
+      payload: { type: "aes256-gcm96" },
+    });
+    assert.ok(created.statusCode < 300, created.body);
+    const removed = await t.request({ method: "DELETE", url: "/v1/sys/mounts/payments" });
+    assert.equal(removed.statusCode, 204);
+    const gone = await t.request({ method: "GET", url: "/v1/payments/keys/k1" });
+    assert.equal(gone.statusCode, 404);
+  });
+});
