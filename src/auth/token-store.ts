@@ -34,12 +34,14 @@ export function generateToken(): string {
 /**
  * Checks tokens against the stored hashes.
  *
- * NOTE: only the root token exists so far; ordinary tokens, policies and
+ * NOTE: only the root token exists so far. Ordinary tokens, policies and
  * machine logins are not implemented yet, so every authenticated request
  * acts with the root policy.
  */
 export class TokenStore {
   readonly #barrier: Barrier;
+  /** The root token's record as last read or written; dropped at seal. */
+  #rootRecord: RootTokenRecord | undefined;
 
   constructor(barrier: Barrier) {
     this.#barrier = barrier;
@@ -58,6 +60,7 @@ export class TokenStore {
       createdAt: new Date().toISOString(),
     };
     await this.#barrier.put(ROOT_TOKEN_KEY, Buffer.from(JSON.stringify(record)));
+    this.#rootRecord = record;
     return token;
   }
 
@@ -65,11 +68,20 @@ export class TokenStore {
     return (await this.#barrier.get(ROOT_TOKEN_KEY)) !== undefined;
   }
 
+  /** Forgets cached records, so the next lookup reads the barrier (and fails while sealed). */
+  clearCache(): void {
+    this.#rootRecord = undefined;
+  }
+
   /** Returns the identity of a valid token, or undefined. The hash comparison is constant-time. */
   async lookup(token: string): Promise<Identity | undefined> {
-    const stored = await this.#barrier.get(ROOT_TOKEN_KEY);
-    if (stored === undefined) return undefined;
-    const record = JSON.parse(Buffer.from(stored).toString("utf8")) as RootTokenRecord;
+    let record = this.#rootRecord;
+    if (record === undefined) {
+      const stored = await this.#barrier.get(ROOT_TOKEN_KEY);
+      if (stored === undefined) return undefined;
+      record = JSON.parse(Buffer.from(stored).toString("utf8")) as RootTokenRecord;
+      this.#rootRecord = record;
+    }
     const expected = Buffer.from(record.hash, "hex");
     if (!timingSafeEqual(hashToken(token), expected)) return undefined;
     return { accessor: record.accessor, displayName: "root", policies: ["root"] };

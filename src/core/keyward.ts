@@ -24,7 +24,7 @@ export interface InitResponse extends InitResult {
 /**
  * The running installation: storage, seal, token store, mounted engines and
  * scheduled jobs. The HTTP layer and the CLI's server command hold one of
- * these; nothing here knows about HTTP.
+ * these; nothing here depends on HTTP.
  *
  * Engines and jobs exist only while the barrier is open: they are built at
  * each unseal from the mount table and dropped at seal.
@@ -55,6 +55,7 @@ export class Keyward {
     this.seal.onChange(async (sealed) => {
       if (sealed) {
         this.#sealed = true;
+        this.tokens.clearCache();
         await this.#stopEngines();
       } else {
         await this.#startEngines();

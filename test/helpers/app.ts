@@ -27,7 +27,7 @@ export interface TestAppOptions {
   threshold?: number;
 }
 
-/** A Keyward API on a real SQLite file in a temporary folder, initialised and unsealed, driven with inject(). */
+/** Builds a Keyward API on a real SQLite file in a temporary folder, initialised and unsealed, for inject(). */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-test-"));
   const storage = await openSqliteStorage({ path: join(dataDir, "keyward.db") });

@@ -1,6 +1,6 @@
 import { isKeywardError, KeywardError } from "../../errors.ts";
 import type { Barrier } from "../../seal/types.ts";
-import { KeyedLock } from "./lock.ts";
+import { KeyedLock } from "../../util/keyed-lock.ts";
 import type { TransitMountConfig } from "./types.ts";
 
 /** Bounds of a scheduled deletion's waiting period, in days. */

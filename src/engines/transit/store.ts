@@ -1,7 +1,7 @@
 import { isKeywardError, KeywardError, notFound } from "../../errors.ts";
 import type { ManagedKey } from "../../keys/types.ts";
 import type { Barrier } from "../../seal/types.ts";
-import { KeyedLock } from "./lock.ts";
+import { KeyedLock } from "../../util/keyed-lock.ts";
 
 /** Maximum length of a key name, in characters. */
 export const MAX_KEY_NAME_LENGTH = 128;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { KeyedLock } from "../../../src/engines/transit/lock.ts";
+import { KeyedLock } from "../../src/util/keyed-lock.ts";
 
 function deferred() {
   let resolve!: () => void;
