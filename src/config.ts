@@ -7,6 +7,8 @@ import { KeywardError } from "./errors.ts";
 export const DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_LISTEN = "127.0.0.1:8200";
 export const DEFAULT_DATA_DIR = "./keyward-data";
+/** Days a scheduled key deletion waits before it runs when neither the request nor the mount sets a window. */
+export const DEFAULT_DELETION_WINDOW_DAYS = 30;
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

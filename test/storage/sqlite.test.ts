@@ -100,6 +100,25 @@ describe("sqlite storage", () => {
     }
   });
 
+  it("second opener of a file fails", async () => {
+    const path = join(await ownRoot, "locked.db");
+    const first = await openSqliteStorage({ path });
+    try {
+      await assert.rejects(openSqliteStorage({ path }), (error) => {
+        assert.ok(error instanceof KeywardError);
+        assert.equal(error.code, "storage_failure");
+        assert.match(error.message, /locked by another process/);
+        return true;
+      });
+      await first.put("still/works", new Uint8Array([1]));
+      assert.deepEqual(Buffer.from((await first.get("still/works")) ?? []), Buffer.from([1]));
+    } finally {
+      await first.close();
+    }
+    const reopened = await openSqliteStorage({ path });
+    await reopened.close();
+  });
+
   it("rejects a database from a newer build", async () => {
     const path = join(await ownRoot, "newer.db");
     const storage = await openSqliteStorage({ path });
@@ -120,11 +139,15 @@ describe("sqlite storage", () => {
 
   it("driver errors become storage_failure", async () => {
     const path = join(await ownRoot, "broken.db");
+    // The storage holds an exclusive lock while open, so the table is
+    // dropped between two opens; the migration record stays, so the second
+    // open does not recreate it.
+    await (await openSqliteStorage({ path })).close();
+    const raw = new SqliteDatabase(path);
+    raw.exec("drop table entries");
+    raw.close();
     const storage = await openSqliteStorage({ path });
     try {
-      const raw = new SqliteDatabase(path);
-      raw.exec("drop table entries");
-      raw.close();
       await assert.rejects(storage.get("k"), (error) => {
         assert.ok(error instanceof KeywardError);
         assert.equal(error.code, "storage_failure");

@@ -30,6 +30,12 @@ function openDatabase(path: string): SqliteDatabase.Database {
     // power loss, not only a process crash.
     database.pragma("journal_mode = WAL");
     database.pragma("synchronous = FULL");
+    // One process owns the file: the exclusive lock taken here is held until
+    // the database is closed (the OS releases it if the process dies), so a
+    // second server on the same data directory fails at start instead of
+    // writing beside the first.
+    database.pragma("locking_mode = EXCLUSIVE");
+    database.exec("BEGIN EXCLUSIVE; COMMIT");
   } catch (error) {
     database.close();
     throw error;
@@ -76,6 +82,13 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   try {
     database = openDatabase(options.path);
   } catch (error) {
+    if ((error as { code?: unknown }).code === "SQLITE_BUSY") {
+      throw new KeywardError(
+        "storage_failure",
+        `sqlite storage ${options.path} is locked by another process; stop the other Keyward server that uses this data directory`,
+        { cause: error },
+      );
+    }
     throw new KeywardError("storage_failure", `sqlite storage failed to open ${options.path}`, {
       cause: error,
     });
