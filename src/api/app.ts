@@ -6,6 +6,7 @@ import type { Keyward } from "../core/keyward.ts";
 import { KeywardError } from "../errors.ts";
 import { registerAuthentication } from "./authentication.ts";
 import { handleError } from "./error-handler.ts";
+import { Metrics, registerMetricsRoutes } from "./metrics.ts";
 import { registerMountRoutes } from "./routes/sys-mounts.ts";
 import { registerOpenApiRoutes } from "./routes/sys-openapi.ts";
 import { registerSealRoutes } from "./routes/sys-seal.ts";
@@ -111,12 +112,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   });
 
-  registerRequestLogging(app);
+  const metrics = new Metrics(options.keyward);
+  registerRequestLogging(app, metrics);
   normaliseBody(app);
   registerAuthentication(app, options.keyward);
   await registerSealRoutes(app, options.keyward, options.version ?? "0.0.0");
   await registerMountRoutes(app, options.keyward);
   await registerOpenApiRoutes(app);
+  await registerMetricsRoutes(app, metrics);
   await registerTransitMounts(app, options.keyward);
   return app;
 }
@@ -145,14 +148,19 @@ function normaliseBody(app: FastifyInstance) {
   });
 }
 
-/** One log line per request: id, method, route, status, duration and identity; never headers or bodies. */
-function registerRequestLogging(app: FastifyInstance) {
+/**
+ * Logs one line per request (id, method, route, status, duration and
+ * identity; never headers or bodies) and records it in the metrics.
+ */
+function registerRequestLogging(app: FastifyInstance, metrics: Metrics) {
   app.addHook("onResponse", async (request, reply) => {
     const status = reply.statusCode;
+    const route = request.routeOptions.url ?? "(no route)";
+    metrics.observe(request.method, route, status, reply.elapsedTime / 1000);
     const fields = {
       reqId: request.id,
       method: request.method,
-      route: request.routeOptions.url ?? "(no route)",
+      route,
       status,
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       accessor: request.identity?.accessor,

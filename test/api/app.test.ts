@@ -100,3 +100,38 @@ describe("API basics", () => {
     assert.equal(gone.statusCode, 404);
   });
 });
+
+describe("metrics", () => {
+  let t: TestApp;
+
+  before(async () => {
+    t = await createTestApp();
+  });
+  after(() => t.close());
+
+  it("exports requests, seal state and keys", async () => {
+    await t.request({
+      method: "POST",
+      url: "/v1/transit/keys/metered",
+      payload: { type: "ed25519" },
+    });
+    await t.request({ method: "GET", url: "/v1/transit/keys/metered" });
+    const response = await t.request({ method: "GET", url: "/v1/sys/metrics" });
+    assert.equal(response.statusCode, 200);
+    assert.match(response.headers["content-type"] ?? "", /text\/plain/);
+    const text = response.body;
+    assert.match(
+      text,
+      /keyward_http_requests_total\{method="GET",route="\/v1\/:mount\/keys\/:name",status="200"\} 1/,
+    );
+    assert.match(text, /keyward_http_request_duration_seconds_bucket/);
+    assert.match(text, /keyward_sealed 0/);
+    assert.match(text, /keyward_keys\{mount="transit",type="ed25519",state="active"\} 1/);
+    assert.doesNotMatch(text, /metered/);
+  });
+
+  it("requires a token", async () => {
+    const response = await t.request({ method: "GET", url: "/v1/sys/metrics", token: null });
+    assert.equal(response.statusCode, 403);
+  });
+});
