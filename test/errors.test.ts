@@ -14,7 +14,9 @@ describe("error codes", () => {
   });
 
   it("documents no code that does not exist", () => {
-    const documented = [...documentation.matchAll(/^\|\s*`([a-z0-9_]+)`\s*\|/gm)].map((match) => match[1]);
+    const documented = [...documentation.matchAll(/^\|\s*`([a-z0-9_]+)`\s*\|/gm)].map(
+      (match) => match[1],
+    );
     for (const code of documented)
       assert.ok(code && code in ERROR_CODES, `docs/errors.md lists unknown code ${code}`);
   });
