@@ -118,7 +118,7 @@ describe("metrics", () => {
     await t.request({ method: "GET", url: "/v1/transit/keys/metered" });
     const response = await t.request({ method: "GET", url: "/v1/sys/metrics" });
     assert.equal(response.statusCode, 200);
-    assert.match(response.headers["content-type"] ?? "", /text\/plain/);
+    assert.match(String(response.headers["content-type"]), /text\/plain/);
     const text = response.body;
     assert.match(
       text,
