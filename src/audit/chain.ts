@@ -1,0 +1,113 @@
+import { createHash, type KeyObject } from "node:crypto";
+import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.ts";
+import type {
+  AuditPayload,
+  AuditRecord,
+  ChainedRecord,
+  ChainHead,
+  CheckpointRecord,
+} from "./types.ts";
+
+/** `prev_hash` of a device's first record. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** Domain-separation prefix of the message a checkpoint signature covers. */
+export const CHECKPOINT_SIGNING_PREFIX = "keyward-audit-checkpoint-v1:";
+
+/**
+ * Serialises a JSON value with object keys sorted (by UTF-16 code unit, as
+ * `Array.prototype.sort` orders them) and no whitespace. Fields whose value
+ * is undefined are left out, as `JSON.stringify` does. A record's hash is
+ * taken over this form, so parsing a written line and serialising it again
+ * gives the same bytes.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === "boolean" || typeof value === "string") {
+    return JSON.stringify(value);
+  }
+  if (typeof value === "number") {
+    if (!Number.isFinite(value))
+      throw new TypeError("canonical JSON has no form for NaN or Infinity");
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) {
+    return `[${value.map((item) => (item === undefined ? "null" : canonicalJson(item))).join(",")}]`;
+  }
+  if (typeof value === "object") {
+    const entries = Object.entries(value)
+      .filter(([, child]) => child !== undefined)
+      .sort(([a], [b]) => compareCodeUnits(a, b));
+    return `{${entries.map(([name, child]) => `${JSON.stringify(name)}:${canonicalJson(child)}`).join(",")}}`;
+  }
+  throw new TypeError(`canonical JSON has no form for a ${typeof value}`);
+}
+
+function compareCodeUnits(a: string, b: string): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
+}
+
+/** Computes a record's `hash`: SHA-256 (hex) of its canonical JSON without `hash` and `signature`. */
+export function recordHash(record: Record<string, unknown>): string {
+  const { hash: _hash, signature: _signature, ...body } = record;
+  return createHash("sha256").update(canonicalJson(body), "utf8").digest("hex");
+}
+
+/** Returns the message a checkpoint's signature covers. */
+export function checkpointMessage(hash: string): Buffer {
+  return Buffer.from(CHECKPOINT_SIGNING_PREFIX + hash, "utf8");
+}
+
+/** Returns the key id of an Ed25519 public key: 16 hex digits of SHA-256 over its SPKI DER. */
+export function signingKeyId(publicKey: KeyObject): string {
+  const der = publicKey.export({ format: "der", type: "spki" });
+  return createHash("sha256").update(der).digest("hex").slice(0, 16);
+}
+
+/** The private half of the audit signing key, with its id. */
+export interface CheckpointSigner {
+  keyId: string;
+  privateKey: KeyObject;
+}
+
+/** Appends `payload` to the chain after `head` and returns the record with its chain fields. */
+export function chainRecord(payload: AuditPayload, head: ChainHead): AuditRecord {
+  const unhashed = { ...payload, seq: head.seq + 1, prev_hash: head.hash };
+  return { ...unhashed, hash: recordHash(unhashed) };
+}
+
+/** Builds the signed checkpoint that follows `head`. */
+export function chainCheckpoint(
+  head: ChainHead,
+  time: string,
+  signer: CheckpointSigner,
+): CheckpointRecord {
+  const unhashed = {
+    type: "checkpoint" as const,
+    time,
+    seq: head.seq + 1,
+    prev_hash: head.hash,
+    key_id: signer.keyId,
+  };
+  const hash = recordHash(unhashed);
+  const signature = ed25519Sign(signer.privateKey, checkpointMessage(hash)).toString("base64");
+  return { ...unhashed, hash, signature };
+}
+
+/** Checks a checkpoint's signature against `publicKey`; a malformed signature returns false. */
+export function checkpointSignatureValid(
+  checkpoint: Pick<CheckpointRecord, "hash" | "signature">,
+  publicKey: KeyObject,
+): boolean {
+  return ed25519Verify(
+    publicKey,
+    checkpointMessage(checkpoint.hash),
+    Buffer.from(checkpoint.signature, "base64"),
+  );
+}
+
+/** Serialises a chained record as the line a device writes, without the newline. */
+export function recordLine(record: ChainedRecord): string {
+  return canonicalJson(record);
+}

@@ -1,0 +1,253 @@
+import type { Logger } from "pino";
+import { Mutex } from "../util/mutex.ts";
+import {
+  type CheckpointSigner,
+  chainCheckpoint,
+  chainRecord,
+  GENESIS_HASH,
+  recordLine,
+} from "./chain.ts";
+import type { ChainStateStore } from "./persistence.ts";
+import type { AuditSink } from "./sinks/sink.ts";
+import type { AuditPayload, ChainedRecord, ChainHead, DeviceEntry } from "./types.ts";
+
+/** Minimum time between two error log lines about the same failing device, in milliseconds. */
+const FAILURE_LOG_INTERVAL_MS = 60_000;
+
+export interface DeviceContext {
+  logger: Logger;
+  signer: CheckpointSigner;
+  chainState: ChainStateStore;
+  clock: () => Date;
+  /** Maximum time a write (or a close) may take before it counts as failed, in milliseconds. */
+  writeTimeoutMs: number;
+  /** Records between two signed checkpoints. */
+  checkpointInterval: number;
+}
+
+/** Counters of one device since it was opened. */
+export interface DeviceStats {
+  writes: number;
+  failures: number;
+  checkpoints: number;
+}
+
+/** Thrown when a device operation exceeds its time limit. */
+export class AuditTimeoutError extends Error {
+  override readonly name = "AuditTimeoutError";
+}
+
+/**
+ * One enabled audit device: a sink plus the device's hash chain.
+ *
+ * Writes go through a queue, so records reach the sink one at a time in
+ * sequence order. Each write is bounded by `writeTimeoutMs`. A write that
+ * times out while running aborts the sink's connection, and until it
+ * settles every new write fails at once instead of queueing behind it, so
+ * a hung device cannot hold requests or memory. A write that times out
+ * while still queued is skipped. The chain head moves only when the sink
+ * reports success, so a failed write leaves no gap in the sequence.
+ */
+export class AuditDevice {
+  readonly entry: DeviceEntry;
+  readonly stats: DeviceStats = { writes: 0, failures: 0, checkpoints: 0 };
+  readonly #sink: AuditSink;
+  readonly #context: DeviceContext;
+  readonly #logger: Logger;
+  readonly #queue = new Mutex();
+  /** The last record written; undefined until the sink is open. */
+  #head: ChainHead | undefined;
+  #lastCheckpointSeq = 0;
+  #checkpointQueued = false;
+  #stuck = false;
+  #closing = false;
+  /** True from a failed write until the next successful one. */
+  #failing = false;
+  #unloggedFailures = 0;
+  #lastFailureLogAt = 0;
+
+  constructor(entry: DeviceEntry, sink: AuditSink, context: DeviceContext) {
+    this.entry = entry;
+    this.#sink = sink;
+    this.#context = context;
+    this.#logger = context.logger.child({ device: entry.path, deviceType: entry.type });
+  }
+
+  /** Opens the sink and finds where the chain continues. Throws when the sink cannot be opened. */
+  async open(): Promise<void> {
+    await this.#runTimed(() => this.#openSink());
+  }
+
+  /**
+   * Appends a record to the log. Resolves once the sink wrote it; throws
+   * when it failed or timed out. Failures are counted and logged here.
+   */
+  async write(payload: AuditPayload): Promise<void> {
+    try {
+      if (this.#closing) throw new Error("the audit device is closed");
+      if (this.#stuck) throw new Error("an earlier write to the audit device has not finished");
+      await this.#runTimed(() => this.#writeRecord(payload));
+      this.#recordSuccess();
+    } catch (error) {
+      this.#recordFailure(error);
+      throw error;
+    }
+  }
+
+  /** Writes a final checkpoint when records follow the last one, then closes the sink. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    try {
+      await this.#runTimed(() => this.#writeCheckpoint());
+    } catch (error) {
+      this.#logger.error({ err: error }, "failed to write the closing audit checkpoint");
+    }
+    try {
+      await this.#runTimed(() => this.#sink.close());
+    } catch (error) {
+      this.#sink.abort();
+      this.#logger.warn({ err: error }, "audit device did not close cleanly");
+    }
+  }
+
+  async #openSink(): Promise<void> {
+    const tail = await this.#sink.open();
+    const saved = await this.#context.chainState.load(this.entry.path);
+    if (tail !== undefined && (saved === undefined || tail.seq >= saved.seq)) {
+      this.#head = { seq: tail.seq, hash: tail.hash };
+      // An unsigned tail left by a crash is covered by the next checkpoint.
+      this.#lastCheckpointSeq = tail.checkpoint ? tail.seq : 0;
+      return;
+    }
+    if (saved !== undefined) {
+      // NOTE: a socket or syslog device cannot read its log back, so after a
+      // crash it continues from its last checkpoint, and the receiver gets
+      // the sequence numbers written since then a second time.
+      if (this.#sink.readsBack) {
+        this.#logger.error(
+          { lastSeq: tail?.seq ?? 0, checkpointSeq: saved.seq },
+          "audit log ends before its last checkpoint: it was truncated or replaced; continuing the chain from the checkpoint, so verification reports the missing records",
+        );
+      }
+      this.#head = saved;
+      this.#lastCheckpointSeq = saved.seq;
+      return;
+    }
+    this.#head = { seq: 0, hash: GENESIS_HASH };
+    this.#lastCheckpointSeq = 0;
+  }
+
+  async #writeRecord(payload: AuditPayload): Promise<void> {
+    if (this.#head === undefined) await this.#openSink();
+    const head = this.#head as ChainHead;
+    await this.#append(chainRecord(payload, head));
+    this.stats.writes += 1;
+    if (
+      !this.#checkpointQueued &&
+      this.#head!.seq - this.#lastCheckpointSeq >= this.#context.checkpointInterval
+    ) {
+      this.#checkpointQueued = true;
+      this.#runTimed(() => this.#writeCheckpoint())
+        .catch((error: unknown) =>
+          this.#logger.error({ err: error }, "failed to write an audit checkpoint"),
+        )
+        .finally(() => {
+          this.#checkpointQueued = false;
+        });
+    }
+  }
+
+  /** Writes a checkpoint after the head unless the head is one; saves the head behind the barrier. */
+  async #writeCheckpoint(): Promise<void> {
+    const head = this.#head;
+    if (head === undefined || head.seq === this.#lastCheckpointSeq) return;
+    const checkpoint = chainCheckpoint(
+      head,
+      this.#context.clock().toISOString(),
+      this.#context.signer,
+    );
+    await this.#append(checkpoint);
+    this.#lastCheckpointSeq = checkpoint.seq;
+    this.stats.checkpoints += 1;
+    try {
+      await this.#context.chainState.save(this.entry.path, this.#head!);
+    } catch (error) {
+      this.#logger.warn({ err: error, seq: checkpoint.seq }, "failed to save the audit chain head");
+    }
+  }
+
+  async #append(record: ChainedRecord): Promise<void> {
+    try {
+      await this.#sink.write(recordLine(record), record);
+    } catch (error) {
+      // A failed write may have left part of a line behind. A sink that
+      // reads back is opened again before the next write, which cuts the
+      // partial line off and takes the head from what the sink holds.
+      if (this.#sink.readsBack) this.#head = undefined;
+      throw error;
+    }
+    this.#head = { seq: record.seq, hash: record.hash };
+  }
+
+  /** Runs `work` in the queue, failing after the write timeout as described on the class. */
+  async #runTimed(work: () => Promise<void>): Promise<void> {
+    const job = { started: false, expired: false };
+    const run = this.#queue.run(async () => {
+      if (job.expired) throw new AuditTimeoutError("timed out waiting for earlier writes");
+      job.started = true;
+      await work();
+    });
+    // The timer may win the race; this keeps the later outcome from being unhandled.
+    run.catch(() => undefined);
+
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        job.expired = true;
+        if (job.started) {
+          this.#stuck = true;
+          this.#sink.abort();
+          run
+            .finally(() => {
+              this.#stuck = false;
+            })
+            .catch(() => undefined);
+        }
+        reject(
+          new AuditTimeoutError(
+            `audit device write timed out after ${this.#context.writeTimeoutMs} ms`,
+          ),
+        );
+      }, this.#context.writeTimeoutMs);
+    });
+    try {
+      await Promise.race([run, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #recordSuccess(): void {
+    if (!this.#failing) return;
+    this.#failing = false;
+    this.#logger.info({ failures: this.stats.failures }, "audit device recovered");
+  }
+
+  /** Counts a failure and logs it: at once when the device starts failing, then at most once a minute. */
+  #recordFailure(error: unknown): void {
+    this.stats.failures += 1;
+    const now = Date.now();
+    if (this.#failing && now - this.#lastFailureLogAt < FAILURE_LOG_INTERVAL_MS) {
+      this.#unloggedFailures += 1;
+      return;
+    }
+    this.#logger.error(
+      { err: error, failures: this.stats.failures, unloggedFailures: this.#unloggedFailures },
+      "audit device write failed",
+    );
+    this.#failing = true;
+    this.#unloggedFailures = 0;
+    this.#lastFailureLogAt = now;
+  }
+}

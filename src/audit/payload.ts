@@ -1,0 +1,59 @@
+import { hmacValue, redact } from "./redact.ts";
+import type { AuditPayload, AuditRequestEntry, AuditResponseEntry } from "./types.ts";
+
+/** The HMAC key and field list that `buildPayload` redacts with. */
+export interface RedactionSettings {
+  hmacKey: Uint8Array;
+  sensitiveFields: ReadonlySet<string>;
+}
+
+/**
+ * Returns `data` as plain JSON values with sensitive fields HMAC'd. The
+ * JSON round trip applies `toJSON` and drops undefined and functions, so
+ * the record hashes the same as the line a device writes.
+ */
+function redactData(data: unknown, settings: RedactionSettings): unknown {
+  if (data === undefined) return undefined;
+  const plain: unknown = JSON.parse(JSON.stringify(data) ?? "null");
+  return redact(plain, settings.sensitiveFields, settings.hmacKey);
+}
+
+/** Builds the record every device writes for a request or a response, before chaining. */
+export function buildPayload(
+  type: "request" | "response",
+  entry: AuditRequestEntry | AuditResponseEntry,
+  time: Date,
+  settings: RedactionSettings,
+): AuditPayload {
+  const { request, auth } = entry;
+  const payload: AuditPayload = {
+    type,
+    time: time.toISOString(),
+    request: {
+      id: request.id,
+      operation: request.operation,
+      path: request.path,
+      remote_address: request.remoteAddress,
+      key_name: request.keyName,
+      data: redactData(request.data, settings),
+    },
+    auth: {
+      client_token:
+        request.clientToken === undefined
+          ? undefined
+          : hmacValue(settings.hmacKey, request.clientToken),
+      accessor: auth?.accessor ?? "",
+      display_name: auth?.displayName ?? "",
+      policies: auth?.policies ?? [],
+      token_type: auth?.tokenType,
+    },
+    error: entry.error,
+  };
+  if (type === "response" && "response" in entry) {
+    payload.response = {
+      status: entry.response.status,
+      data: redactData(entry.response.data, settings),
+    };
+  }
+  return payload;
+}

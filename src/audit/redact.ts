@@ -1,0 +1,66 @@
+import { createHmac } from "node:crypto";
+
+/** Prefix of every HMAC'd value in an audit record, as in Vault's audit log. */
+export const HMAC_PREFIX = "hmac-sha256:";
+
+/**
+ * Request and response fields whose string values are replaced by their
+ * HMAC. Ciphertexts, signatures and HMAC outputs are left in the clear:
+ * they reveal nothing without the key, and an auditor needs them to follow
+ * a value through the log.
+ */
+export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
+  "plaintext",
+  "input",
+  "key",
+  "keys",
+  "keys_base64",
+  "private_key",
+  "secret_id",
+  "token",
+  "client_token",
+  "root_token",
+  "passphrase",
+  "password",
+  "backup",
+  "context",
+  "nonce",
+]);
+
+/** Returns `hmac-sha256:<hex>` of `value` (UTF-8) under the installation's audit HMAC key. */
+export function hmacValue(key: Uint8Array, value: string): string {
+  return HMAC_PREFIX + createHmac("sha256", key).update(value, "utf8").digest("hex");
+}
+
+/**
+ * Returns a copy of `data` in which every string under a sensitive field is
+ * replaced by its HMAC, at any depth. A sensitive field's value is replaced
+ * whole: a string directly, and every string inside an array or object
+ * (such as the `keys` map of an export). Numbers, booleans and null stay.
+ * The input is not modified.
+ */
+export function redact(data: unknown, sensitiveFields: Iterable<string>, key: Uint8Array): unknown {
+  const fields = sensitiveFields instanceof Set ? sensitiveFields : new Set(sensitiveFields);
+  return redactValue(data, fields as ReadonlySet<string>, key, false);
+}
+
+function redactValue(
+  value: unknown,
+  fields: ReadonlySet<string>,
+  key: Uint8Array,
+  sensitive: boolean,
+): unknown {
+  if (typeof value === "string") return sensitive ? hmacValue(key, value) : value;
+  if (Array.isArray(value)) return value.map((item) => redactValue(item, fields, key, sensitive));
+  if (value !== null && typeof value === "object") {
+    // Object.fromEntries defines own properties, so a `__proto__` key from
+    // parsed JSON stays a plain field instead of replacing the prototype.
+    return Object.fromEntries(
+      Object.entries(value).map(([name, child]) => [
+        name,
+        redactValue(child, fields, key, sensitive || fields.has(name)),
+      ]),
+    );
+  }
+  return value;
+}

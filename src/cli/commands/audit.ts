@@ -1,0 +1,251 @@
+import { createReadStream, readFileSync } from "node:fs";
+import { StringDecoder } from "node:string_decoder";
+import type { Command } from "commander";
+import { type VerifyResult, verifyAuditLog } from "../../audit/verify.ts";
+import { print } from "../output.ts";
+import { addClientOptions, clientFrom, type GlobalOptions } from "./shared.ts";
+
+/** Exit status of `keyward audit verify` when the log was tampered with. */
+export const EXIT_TAMPERED = 1;
+
+/** Parses `key=value` device options; every value stays a string, as Vault's options are. */
+function parseOptions(pairs: string[]): Record<string, string> {
+  const options: Record<string, string> = {};
+  for (const pair of pairs) {
+    const index = pair.indexOf("=");
+    if (index <= 0) throw new Error(`invalid option "${pair}"; expected key=value`);
+    options[pair.slice(0, index)] = pair.slice(index + 1);
+  }
+  return options;
+}
+
+/** Yields the lines of a file without their newlines, reading it in chunks; read errors are thrown. */
+async function* fileLines(path: string): AsyncGenerator<string> {
+  const decoder = new StringDecoder("utf8");
+  let pending = "";
+  for await (const chunk of createReadStream(path)) {
+    pending += decoder.write(chunk as Buffer);
+    let start = 0;
+    for (let end = pending.indexOf("\n"); end !== -1; end = pending.indexOf("\n", start)) {
+      yield pending.slice(start, end);
+      start = end + 1;
+    }
+    pending = pending.slice(start);
+  }
+  pending += decoder.end();
+  if (pending !== "") yield pending;
+}
+
+/** Reads a public key given as PEM text or as the path of a PEM file. */
+function readPublicKey(value: string): string {
+  return value.trimStart().startsWith("-----BEGIN") ? value : readFileSync(value, "utf8");
+}
+
+/** Prints a verification result and sets the exit status to 1 when the log was tampered with. */
+export function reportVerification(format: GlobalOptions["format"], result: VerifyResult) {
+  if (!result.ok) process.exitCode = EXIT_TAMPERED;
+  if (format === "json") {
+    print("json", result);
+    return;
+  }
+  if (!result.ok) {
+    const { firstBad } = result;
+    const record = firstBad.seq === undefined ? "" : ` record ${firstBad.seq}`;
+    process.stdout.write(
+      `Audit log TAMPERED:${record} at line ${firstBad.line}: ${firstBad.reason} (${firstBad.detail}).\n` +
+        `Verified before it: ${result.records} records, ${result.checkpoints} checkpoints.\n`,
+    );
+    return;
+  }
+  process.stdout.write(
+    `Audit log verified: ${result.records} records, ${result.checkpoints} checkpoints, last seq ${result.lastSeq}.\n`,
+  );
+  if (!result.signaturesChecked) {
+    process.stderr.write(
+      "WARNING: no public key given, so checkpoint signatures were not checked; pass --public-key (from GET /v1/sys/audit/public-key).\n",
+    );
+  }
+  if (result.unsignedRecords > 0) {
+    process.stderr.write(
+      `WARNING: the last ${result.unsignedRecords} records follow the last checkpoint, so no signature covers them; a log closed cleanly ends with a checkpoint.\n`,
+    );
+  }
+}
+
+interface SearchFlags extends GlobalOptions {
+  device?: string;
+  from?: string;
+  to?: string;
+  accessor?: string;
+  path?: string;
+  key?: string;
+  type?: string;
+  limit?: string;
+  offset?: string;
+}
+
+function searchPath(flags: SearchFlags): string {
+  const query = new URLSearchParams();
+  const fields: Array<[string, string | undefined]> = [
+    ["device", flags.device],
+    ["from", flags.from],
+    ["to", flags.to],
+    ["accessor", flags.accessor],
+    ["path_prefix", flags.path],
+    ["key", flags.key],
+    ["type", flags.type],
+    ["limit", flags.limit],
+    ["offset", flags.offset],
+  ];
+  for (const [name, value] of fields) if (value !== undefined) query.set(name, value);
+  const text = query.toString();
+  return text === "" ? "/v1/sys/audit/search" : `/v1/sys/audit/search?${text}`;
+}
+
+interface RecordRow {
+  seq: number;
+  time: string;
+  type: string;
+  request?: { operation?: string; path?: string };
+  auth?: { accessor?: string };
+  response?: { status?: number };
+}
+
+/** Renders search results as aligned columns, one record per line. */
+function renderRecords(records: RecordRow[]): string {
+  const rows = records.map((record) => [
+    String(record.seq),
+    record.time,
+    record.type,
+    record.request?.operation ?? "",
+    record.request?.path ?? "",
+    record.auth?.accessor ?? "",
+    record.response?.status === undefined ? "" : String(record.response.status),
+  ]);
+  const header = ["Seq", "Time", "Type", "Operation", "Path", "Accessor", "Status"];
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join(
+    "\n",
+  );
+}
+
+export function registerAuditCommands(program: Command) {
+  const audit = program
+    .command("audit")
+    .description("manage audit devices, and search and verify the audit log");
+
+  addClientOptions(audit.command("list").description("list the enabled audit devices")).action(
+    async (options: GlobalOptions) => {
+      const { body } = await clientFrom(options).request("GET", "/v1/sys/audit");
+      const data = ((body as { data?: Record<string, unknown> }).data ?? {}) as Record<
+        string,
+        { type: string; description: string }
+      >;
+      if (options.format === "json") {
+        print("json", data);
+        return;
+      }
+      const rows = Object.entries(data).map(
+        ([path, device]) => `${path.padEnd(16)}  ${device.type.padEnd(8)}  ${device.description}`,
+      );
+      process.stdout.write(
+        `${["Path".padEnd(16), "Type".padEnd(8), "Description"].join("  ")}\n${rows.join("\n")}\n`,
+      );
+    },
+  );
+
+  addClientOptions(
+    audit
+      .command("enable")
+      .description(
+        "enable an audit device: keyward audit enable file file_path=/var/log/keyward/audit.log",
+      )
+      .argument("<type>", "file, socket, syslog or store")
+      .argument("[options...]", "device options as key=value, such as address=127.0.0.1:9090")
+      .option("--path <path>", "path to enable the device at (default: the type)")
+      .option("--description <text>", "a description shown by audit list"),
+  ).action(
+    async (
+      type: string,
+      pairs: string[],
+      options: GlobalOptions & { path?: string; description?: string },
+    ) => {
+      const path = (options.path ?? type).replace(/^\/+|\/+$/g, "");
+      await clientFrom(options).request("PUT", `/v1/sys/audit/${encodeURIComponent(path)}`, {
+        type,
+        description: options.description ?? "",
+        options: parseOptions(pairs),
+      });
+      process.stdout.write(`Success! Enabled the ${type} audit device at: ${path}/\n`);
+    },
+  );
+
+  addClientOptions(
+    audit.command("disable").description("disable an audit device").argument("<path>"),
+  ).action(async (path: string, options: GlobalOptions) => {
+    const trimmed = path.replace(/^\/+|\/+$/g, "");
+    await clientFrom(options).request("DELETE", `/v1/sys/audit/${encodeURIComponent(trimmed)}`);
+    process.stdout.write(
+      `Success! Disabled the audit device (if it was enabled) at: ${trimmed}/\n`,
+    );
+  });
+
+  addClientOptions(
+    audit
+      .command("search")
+      .description("search the records of the store audit device")
+      .option("--from <time>", "earliest record time, inclusive (ISO 8601)")
+      .option("--to <time>", "latest record time, exclusive (ISO 8601)")
+      .option("--accessor <accessor>", "token accessor")
+      .option("--path <prefix>", "start of the request path, such as transit/encrypt/")
+      .option("--key <name>", "managed key name")
+      .option("--type <type>", "request, response or checkpoint (default: requests and responses)")
+      .option("--limit <n>", "maximum records to print, 1 to 1000 (default 100)")
+      .option("--offset <n>", "matching records to skip")
+      .option("--device <path>", "store device to search (default: the first one)"),
+  ).action(async (flags: SearchFlags) => {
+    const { body } = await clientFrom(flags).request("GET", searchPath(flags));
+    const data = (body as { data: { records: RecordRow[]; total: number } }).data;
+    if (flags.format === "json") {
+      print("json", data);
+      return;
+    }
+    process.stdout.write(`${renderRecords(data.records)}\n`);
+    process.stderr.write(`${data.records.length} of ${data.total} matching records shown.\n`);
+  });
+
+  addClientOptions(
+    audit
+      .command("verify")
+      .description(
+        "verify an audit log file offline, or the store device through the server (--store); exit status 1 when tampered",
+      )
+      .argument("[file]", "a file device's log")
+      .option("--public-key <pem>", "PEM file (or text) of the checkpoint signing key")
+      .option("--store", "verify the store device's records on the server")
+      .option("--device <path>", "with --store, the store device to verify"),
+  ).action(
+    async (
+      file: string | undefined,
+      options: GlobalOptions & { publicKey?: string; store?: boolean; device?: string },
+    ) => {
+      if (options.store) {
+        if (file !== undefined) throw new Error("give either a file or --store, not both");
+        const query = options.device ? `?device=${encodeURIComponent(options.device)}` : "";
+        const { body } = await clientFrom(options).request("GET", `/v1/sys/audit/verify${query}`);
+        reportVerification(options.format, (body as { data: VerifyResult }).data);
+        return;
+      }
+      if (file === undefined) throw new Error("give the audit log file to verify, or --store");
+      const publicKey = options.publicKey ? readPublicKey(options.publicKey) : undefined;
+      reportVerification(options.format, await verifyAuditLog(fileLines(file), publicKey));
+    },
+  );
+}

@@ -1,0 +1,112 @@
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { describe, it } from "node:test";
+import { buildPayload } from "../../src/audit/payload.ts";
+import { DEFAULT_SENSITIVE_FIELDS, hmacValue, redact } from "../../src/audit/redact.ts";
+
+const KEY = Buffer.alloc(32, 7);
+
+describe("hmacValue", () => {
+  it("matches HMAC-SHA256 with a prefix", () => {
+    const expected = createHmac("sha256", KEY).update("hello", "utf8").digest("hex");
+    assert.equal(hmacValue(KEY, "hello"), `hmac-sha256:${expected}`);
+  });
+
+  it("differs under another key", () => {
+    assert.notEqual(hmacValue(KEY, "hello"), hmacValue(Buffer.alloc(32, 8), "hello"));
+  });
+});
+
+describe("redact", () => {
+  const fields = DEFAULT_SENSITIVE_FIELDS;
+
+  it("replaces sensitive strings at any depth", () => {
+    const data = {
+      plaintext: "c2VjcmV0",
+      ciphertext: "keyward:v1:abc",
+      batch_input: [{ plaintext: "YQ==", context: "Yw==" }, { ciphertext: "keyward:v1:def" }],
+    };
+    const redacted = redact(data, fields, KEY) as typeof data;
+    assert.equal(redacted.plaintext, hmacValue(KEY, "c2VjcmV0"));
+    assert.equal(redacted.ciphertext, "keyward:v1:abc");
+    assert.equal(redacted.batch_input[0]?.plaintext, hmacValue(KEY, "YQ=="));
+    assert.equal(redacted.batch_input[0]?.context, hmacValue(KEY, "Yw=="));
+    assert.equal(redacted.batch_input[1]?.ciphertext, "keyward:v1:def");
+  });
+
+  it("replaces every string under a sensitive field", () => {
+    const data = { keys: ["share-1", "share-2"], export: { keys: { "1": "a2V5", "2": 7 } } };
+    const redacted = redact(data, fields, KEY) as {
+      keys: string[];
+      export: { keys: Record<string, unknown> };
+    };
+    assert.deepEqual(redacted.keys, [hmacValue(KEY, "share-1"), hmacValue(KEY, "share-2")]);
+    assert.equal(redacted.export.keys["1"], hmacValue(KEY, "a2V5"));
+    assert.equal(redacted.export.keys["2"], 7);
+  });
+
+  it("leaves the input unchanged", () => {
+    const data = { token: "kw.secret", nested: { password: "pw" } };
+    redact(data, fields, KEY);
+    assert.deepEqual(data, { token: "kw.secret", nested: { password: "pw" } });
+  });
+
+  it("keeps a __proto__ key as a field", () => {
+    const data = JSON.parse('{"__proto__": {"plaintext": "x"}}') as object;
+    const redacted = redact(data, fields, KEY) as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(redacted), Object.prototype);
+    assert.deepEqual(Object.keys(redacted), ["__proto__"]);
+  });
+
+  it("uses a custom field list", () => {
+    const redacted = redact({ plaintext: "p", ssn: "123" }, ["ssn"], KEY) as Record<string, string>;
+    assert.equal(redacted.plaintext, "p");
+    assert.equal(redacted.ssn, hmacValue(KEY, "123"));
+  });
+});
+
+describe("buildPayload", () => {
+  const settings = { hmacKey: KEY, sensitiveFields: new Set(DEFAULT_SENSITIVE_FIELDS) };
+  const entry = {
+    request: {
+      id: "req-1",
+      operation: "update" as const,
+      path: "transit/decrypt/payments",
+      remoteAddress: "127.0.0.1",
+      clientToken: "kw.root-token",
+      keyName: "payments",
+      data: { ciphertext: "keyward:v1:xyz" },
+    },
+    auth: { accessor: "acc-1", displayName: "root", policies: ["root"], tokenType: "service" },
+    response: { status: 200, data: { data: { plaintext: "aGVsbG8=" } } },
+  };
+
+  it("hmacs the token and keeps the accessor", () => {
+    const payload = buildPayload("request", entry, new Date(0), settings);
+    assert.equal(payload.auth.client_token, hmacValue(KEY, "kw.root-token"));
+    assert.equal(payload.auth.accessor, "acc-1");
+    assert.equal(payload.request.key_name, "payments");
+    assert.equal(payload.response, undefined);
+    assert.ok(!JSON.stringify(payload).includes("kw.root-token"));
+  });
+
+  it("hmacs sensitive response fields", () => {
+    const payload = buildPayload("response", entry, new Date(0), settings);
+    const data = payload.response?.data as { data: { plaintext: string } };
+    assert.equal(payload.response?.status, 200);
+    assert.equal(data.data.plaintext, hmacValue(KEY, "aGVsbG8="));
+    assert.ok(!JSON.stringify(payload).includes("aGVsbG8="));
+  });
+
+  it("fills an empty identity without auth", () => {
+    const { auth: _auth, ...anonymous } = entry;
+    const payload = buildPayload("request", anonymous, new Date(0), settings);
+    assert.deepEqual(payload.auth, {
+      client_token: hmacValue(KEY, "kw.root-token"),
+      accessor: "",
+      display_name: "",
+      policies: [],
+      token_type: undefined,
+    });
+  });
+});

@@ -1,0 +1,322 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { appendFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import Fastify, { type FastifyInstance, type InjectOptions } from "fastify";
+import { handleError } from "../../src/api/error-handler.ts";
+import { registerAuditHooks, registerAuditRoutes } from "../../src/api/routes/sys-audit.ts";
+import type { AuditRecord } from "../../src/audit/types.ts";
+import { KeywardError } from "../../src/errors.ts";
+import { REPO_ROOT } from "../helpers/server-process.ts";
+import { type BrokerFixture, openBroker, readLines } from "./fixtures.ts";
+
+const TOKEN = "kw.route-test-token";
+const CLI_FIXTURE = join(REPO_ROOT, "test/audit/fixtures/audit-cli.ts");
+
+/** Runs the audit commands in a child process and returns the exit status and output. */
+async function auditCli(args: string[]) {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI_FIXTURE, "audit", ...args], {
+    cwd: REPO_ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  return { status, stdout, stderr };
+}
+
+/**
+ * Builds a bare Fastify app with the audit hooks and routes, a stand-in for
+ * the token check, and one transit-like route that counts its calls.
+ */
+async function buildAuditApp(fixture: BrokerFixture) {
+  const app: FastifyInstance = Fastify({ logger: false });
+  app.setErrorHandler(handleError);
+  let handled = 0;
+  app.addHook("onRequest", async (request) => {
+    if (request.headers["x-vault-token"] !== TOKEN) {
+      throw new KeywardError("permission_denied", "permission denied");
+    }
+    request.identity = { accessor: "acc-test", displayName: "root", policies: ["root"] };
+  });
+  registerAuditHooks(app, fixture.broker);
+  await registerAuditRoutes(app, fixture.broker);
+  app.post("/v1/transit/encrypt/:name", async () => {
+    handled += 1;
+    return { data: { ciphertext: "keyward:v1:abc" } };
+  });
+  await app.ready();
+  return { app, handledCount: () => handled };
+}
+
+describe("audit routes", () => {
+  let fixture: BrokerFixture;
+  let app: FastifyInstance;
+  let handledCount: () => number;
+  const request = (options: InjectOptions) =>
+    app.inject({ ...options, headers: { "x-vault-token": TOKEN, ...options.headers } });
+
+  before(async () => {
+    fixture = await openBroker({ checkpointInterval: 5 });
+    ({ app, handledCount } = await buildAuditApp(fixture));
+  });
+  after(async () => {
+    await app.close();
+    await fixture.cleanup();
+  });
+
+  it("lists devices in Vault's shape", async () => {
+    const response = await request({ method: "GET", url: "/v1/sys/audit" });
+    assert.equal(response.statusCode, 200);
+    const body = response.json();
+    assert.deepEqual(body["store/"], {
+      type: "store",
+      description: "built-in audit store",
+      options: {},
+      path: "store/",
+      local: false,
+    });
+    assert.deepEqual(body.data["store/"], body["store/"]);
+  });
+
+  it("enables and disables a file device", async () => {
+    const path = join(fixture.dir, "route.log");
+    const enabled = await request({
+      method: "PUT",
+      url: "/v1/sys/audit/local-file",
+      payload: { type: "file", description: "copy", options: { file_path: path } },
+    });
+    assert.equal(enabled.statusCode, 204);
+    const listed = (await request({ method: "GET", url: "/v1/sys/audit" })).json();
+    assert.equal(listed["local-file/"].options.file_path, path);
+
+    const disabled = await request({ method: "DELETE", url: "/v1/sys/audit/local-file" });
+    assert.equal(disabled.statusCode, 204);
+    // The disable request and its response were written before the device closed.
+    assert.ok(readLines(path).length >= 2);
+  });
+
+  it("rejects an unknown device type", async () => {
+    const response = await request({
+      method: "PUT",
+      url: "/v1/sys/audit/other",
+      payload: { type: "kafka" },
+    });
+    assert.equal(response.statusCode, 400);
+    assert.equal(response.json().code, "invalid_field");
+  });
+
+  it("records requests with secrets hmac'd", async () => {
+    const response = await request({
+      method: "POST",
+      url: "/v1/transit/encrypt/orders",
+      payload: { plaintext: "c2VjcmV0LXZhbHVl" },
+    });
+    assert.equal(response.statusCode, 200);
+    const { records } = await fixture.broker.search({ key: "orders" });
+    const [logged, answered] = records as AuditRecord[];
+    assert.equal(logged?.type, "request");
+    assert.equal(logged?.request.operation, "update");
+    assert.equal(logged?.request.path, "transit/encrypt/orders");
+    assert.equal(logged?.auth.accessor, "acc-test");
+    assert.match(
+      String((logged?.request.data as { plaintext?: string } | undefined)?.plaintext),
+      /^hmac-sha256:/,
+    );
+    assert.equal(answered?.type, "response");
+    assert.equal(answered?.response?.status, 200);
+    assert.ok(!JSON.stringify(records).includes("c2VjcmV0LXZhbHVl"));
+    assert.ok(!JSON.stringify(records).includes(TOKEN));
+  });
+
+  it("audit-hash matches the logged token", async () => {
+    const hashed = await request({
+      method: "POST",
+      url: "/v1/sys/audit-hash/store",
+      payload: { input: TOKEN },
+    });
+    assert.equal(hashed.statusCode, 200);
+    const { records } = await fixture.broker.search({ key: "orders", type: "request" });
+    assert.equal(hashed.json().hash, (records[0] as AuditRecord).auth.client_token);
+    assert.equal(hashed.json().data.hash, hashed.json().hash);
+  });
+
+  it("fail audit-hash for a missing device", async () => {
+    const response = await request({
+      method: "POST",
+      url: "/v1/sys/audit-hash/nowhere",
+      payload: { input: "x" },
+    });
+    assert.equal(response.statusCode, 404);
+  });
+
+  it("records a request rejected by the token check", async () => {
+    const response = await app.inject({
+      method: "POST",
+      url: "/v1/transit/encrypt/rejected",
+      payload: { plaintext: "eA==" },
+      headers: { "x-vault-token": "kw.wrong" },
+    });
+    assert.equal(response.statusCode, 403);
+    const { records } = await fixture.broker.search({ path_prefix: "transit/encrypt/rejected" });
+    assert.deepEqual(
+      records.map((record) => record.type),
+      ["request", "response"],
+    );
+    const answered = records[1] as AuditRecord;
+    assert.equal(answered.response?.status, 403);
+    assert.equal(answered.error, "permission denied");
+    assert.equal(answered.auth.accessor, "");
+  });
+
+  it("searches through the API", async () => {
+    const response = await request({
+      method: "GET",
+      url: "/v1/sys/audit/search?accessor=acc-test&type=request&path_prefix=transit/&limit=1",
+    });
+    assert.equal(response.statusCode, 200);
+    const { data } = response.json();
+    assert.equal(data.records.length, 1);
+    assert.equal(data.records[0].request.path, "transit/encrypt/orders");
+  });
+
+  it("verifies the store through the API", async () => {
+    const response = await request({ method: "GET", url: "/v1/sys/audit/verify?device=store" });
+    assert.equal(response.statusCode, 200);
+    assert.equal(response.json().data.ok, true);
+    assert.equal(response.json().data.signaturesChecked, true);
+  });
+
+  it("serves the public key as PEM", async () => {
+    const response = await request({ method: "GET", url: "/v1/sys/audit/public-key" });
+    assert.equal(response.statusCode, 200);
+    assert.match(response.json().data.public_key, /^-----BEGIN PUBLIC KEY-----/);
+    assert.match(response.json().data.key_id, /^[0-9a-f]{16}$/);
+  });
+
+  it("fails closed when no device writes", async () => {
+    const before = handledCount();
+    fixture.barrier.failWrites = true;
+    try {
+      const response = await request({
+        method: "POST",
+        url: "/v1/transit/encrypt/orders",
+        payload: { plaintext: "eA==" },
+      });
+      assert.equal(response.statusCode, 500);
+      assert.equal(response.json().code, "audit_failure");
+      assert.equal(handledCount(), before);
+    } finally {
+      fixture.barrier.failWrites = false;
+    }
+  });
+});
+
+describe("audit CLI", () => {
+  let fixture: BrokerFixture;
+  let app: FastifyInstance;
+  let address: string;
+  let logPath: string;
+  let keyPath: string;
+
+  before(async () => {
+    fixture = await openBroker({ checkpointInterval: 3 });
+    logPath = join(fixture.dir, "cli.log");
+    keyPath = join(fixture.dir, "audit-key.pem");
+    await fixture.broker.enable("file", "file", { file_path: logPath });
+    ({ app } = await buildAuditApp(fixture));
+    address = await app.listen({ host: "127.0.0.1", port: 0 });
+    writeFileSync(keyPath, fixture.broker.publicKey().publicKeyPem);
+  });
+  after(async () => {
+    await app.close();
+    await fixture.cleanup();
+  });
+
+  const clientArgs = () => ["--address", address, "--token", TOKEN];
+
+  it("searches by accessor", async () => {
+    await fetch(`${address}/v1/transit/encrypt/cli-key`, {
+      method: "POST",
+      headers: { "x-vault-token": TOKEN, "content-type": "application/json" },
+      body: JSON.stringify({ plaintext: "eA==" }),
+    });
+    const result = await auditCli([
+      "search",
+      "--key",
+      "cli-key",
+      "--accessor",
+      "acc-test",
+      ...clientArgs(),
+    ]);
+    assert.equal(result.status, 0, result.stderr);
+    const lines = result.stdout.trim().split("\n");
+    assert.match(lines[0] ?? "", /^Seq\s+Time\s+Type/);
+    assert.equal(lines.length, 4);
+    assert.match(lines[2] ?? "", /request\s+update\s+transit\/encrypt\/cli-key\s+acc-test/);
+  });
+
+  it("verifies the store on the server", async () => {
+    const result = await auditCli(["verify", "--store", ...clientArgs()]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^Audit log verified: \d+ records/);
+  });
+
+  it("verifies a file offline", async () => {
+    await fixture.broker.close();
+    const result = await auditCli(["verify", logPath, "--public-key", keyPath]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^Audit log verified: \d+ records, \d+ checkpoints/);
+    assert.equal(result.stderr, "");
+  });
+
+  it("warns without a public key", async () => {
+    const result = await auditCli(["verify", logPath]);
+    assert.equal(result.status, 0);
+    assert.match(result.stderr, /signatures were not checked/);
+  });
+
+  it("exits 1 for a tampered file", async () => {
+    const lines = readLines(logPath);
+    const tampered = join(fixture.dir, "tampered.log");
+    writeFileSync(
+      tampered,
+      [lines[0], lines[2], ...lines.slice(3)].map((line) => `${line}\n`).join(""),
+    );
+    const result = await auditCli([
+      "verify",
+      tampered,
+      "--public-key",
+      keyPath,
+      "--format",
+      "json",
+    ]);
+    assert.equal(result.status, 1);
+    const verdict = JSON.parse(result.stdout);
+    assert.equal(verdict.ok, false);
+    assert.equal(verdict.firstBad.reason, "removed");
+    assert.equal(verdict.firstBad.seq, 2);
+  });
+
+  it("exits 1 for a cut-short line", async () => {
+    const tampered = join(fixture.dir, "cut.log");
+    writeFileSync(tampered, `${readLines(logPath)[0]}\n`);
+    appendFileSync(tampered, '{"type":"req');
+    const result = await auditCli(["verify", tampered]);
+    assert.equal(result.status, 1);
+    assert.match(result.stdout, /TAMPERED: at line 2: malformed/);
+  });
+
+  it("fails for a missing file", async () => {
+    const result = await auditCli(["verify", join(fixture.dir, "absent.log")]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /ENOENT/);
+  });
+});
