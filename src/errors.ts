@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   invalid_ciphertext: 400,
   unsupported_operation: 400,
   invalid_json: 400,
+  // 400: an ACL policy does not parse or names an unknown key or capability.
+  invalid_policy: 400,
   // 403: authentication and authorisation. A missing token gets 403, as in Vault.
   missing_token: 403,
   permission_denied: 403,
@@ -33,14 +35,20 @@ export const ERROR_CODES = {
   deletion_not_allowed: 409,
   // 413: the body is larger than the configured limit.
   body_too_large: 413,
+  // 431: the request headers are larger than Node's HTTP parser accepts.
+  request_header_too_large: 431,
   // 415: the body is not JSON.
   unsupported_media_type: 415,
+  // 429: too many failed logins or token checks from one source or for one role.
+  rate_limited: 429,
   // 400: a decrypt, unwrap or MAC check failed. One code and one fixed
   // message for all of them, so the response is no oracle.
   decryption_failed: 400,
   // 400: a signature or HMAC did not verify is not an error (verify returns
   // valid=false); this code is for an unusable signature encoding.
   invalid_signature: 400,
+  // 400: a full set of unseal key shares does not rebuild the root key.
+  invalid_shares: 400,
   // 400: the key version asked for is below the key's minimum.
   version_too_old: 400,
   // 503: the server is sealed, not initialised, or still starting.
@@ -49,6 +57,8 @@ export const ERROR_CODES = {
   // 500: a failure that is not the caller's fault. The message sent is fixed.
   internal: 500,
   storage_failure: 500,
+  // 500: no enabled audit device recorded the request, so it was not served (fail closed).
+  audit_failure: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

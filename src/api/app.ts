@@ -5,12 +5,22 @@ import type { Logger } from "pino";
 import type { Keyward } from "../core/keyward.ts";
 import { KeywardError } from "../errors.ts";
 import { registerAuthentication } from "./authentication.ts";
+import { registerAuthorization } from "./authorization.ts";
 import { handleError } from "./error-handler.ts";
 import { Metrics, registerMetricsRoutes } from "./metrics.ts";
+import { registerAppRoleRoutes } from "./routes/auth-approle.ts";
+import { registerTokenRoutes } from "./routes/auth-token.ts";
+import { registerAuditHooks, registerAuditRoutes } from "./routes/sys-audit.ts";
+import { registerGenerateRootRoutes } from "./routes/sys-generate-root.ts";
 import { registerMountRoutes } from "./routes/sys-mounts.ts";
 import { registerOpenApiRoutes } from "./routes/sys-openapi.ts";
+import { registerPolicyRoutes } from "./routes/sys-policies.ts";
 import { registerSealRoutes } from "./routes/sys-seal.ts";
 import { registerTransitMounts } from "./routes/transit.ts";
+import { clientErrorHandler, frameworkErrors, registerUnmatchedHandling } from "./unmatched.ts";
+
+/** Longest path segment the router accepts, in characters. */
+const MAX_PARAM_LENGTH = 512;
 
 export interface AppOptions {
   keyward: Keyward;
@@ -54,7 +64,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     return503OnClosing: true,
     // Key names may be up to 256 characters, and mount paths share the limit.
-    routerOptions: { maxParamLength: 512 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
+    clientErrorHandler,
     ajv: {
       customOptions: {
         // Unknown fields are rejected, not silently dropped.
@@ -83,16 +95,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addContentTypeParser("*", { parseAs: "string" }, parseJsonBody);
 
   app.setErrorHandler(handleError);
-  app.setNotFoundHandler((request, reply) => {
-    handleError(
-      new KeywardError(
-        "route_not_found",
-        `no route for ${request.method} ${request.url.split("?")[0]}`,
-      ),
-      request,
-      reply,
-    );
-  });
+  registerUnmatchedHandling(app, options.keyward, MAX_PARAM_LENGTH);
 
   await app.register(swagger, {
     openapi: {
@@ -115,8 +118,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = new Metrics(options.keyward);
   registerRequestLogging(app, metrics);
   normaliseBody(app);
-  registerAuthentication(app, options.keyward);
-  await registerSealRoutes(app, options.keyward, options.version ?? "0.0.0");
+  const keyward = options.keyward;
+  registerAuthentication(app, keyward);
+  registerAuthorization(app, keyward);
+  registerAuditHooks(app, keyward.audit);
+  await registerSealRoutes(app, keyward, options.version ?? "0.0.0");
+  await registerGenerateRootRoutes(app, keyward.rootGenerator);
+  await registerTokenRoutes(app, keyward.tokens);
+  await registerAppRoleRoutes(app, keyward.approle, keyward.tokens);
+  await registerPolicyRoutes(app, keyward.policies, {
+    lookupPolicies: async (token) => (await keyward.tokens.lookup(token))?.policies,
+  });
+  await registerAuditRoutes(app, keyward.audit);
   await registerMountRoutes(app, options.keyward);
   await registerOpenApiRoutes(app);
   await registerMetricsRoutes(app, metrics);
@@ -158,14 +171,14 @@ function registerRequestLogging(app: FastifyInstance, metrics: Metrics) {
     const route = request.routeOptions.url ?? "(no route)";
     metrics.observe(request.method, route, status, reply.elapsedTime / 1000);
     const fields = {
-      reqId: request.id,
       method: request.method,
       route,
       status,
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       accessor: request.identity?.accessor,
     };
-    if (status >= 500) request.log.error(fields, "request");
+    // A 503 while sealed is the server's state, not a failure of the request.
+    if (status >= 500 && status !== 503) request.log.error(fields, "request");
     else if (status >= 400) request.log.warn(fields, "request");
     else request.log.info(fields, "request");
   });

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { LoginRateLimiter } from "../auth/rate-limiter.ts";
 import type { Identity } from "../auth/token-store.ts";
 import type { Keyward } from "../core/keyward.ts";
 import { KeywardError } from "../errors.ts";
@@ -27,14 +28,17 @@ export function requestToken(request: FastifyRequest): string | undefined {
 }
 
 /**
- * Checks the token of every request to a non-public route. A missing and an
- * invalid token get the same 403 status, as in Vault, with distinct codes.
- * While sealed, the token lookup itself fails with `sealed` (503).
+ * Checks the token of every request to a non-public route, including
+ * requests to unknown routes, so that a caller without a valid token learns
+ * nothing about which paths exist. A missing and an invalid token get the
+ * same 403 status, as in Vault, with distinct codes. Failed token checks are
+ * rate-limited per source address; while sealed, the check fails with
+ * `sealed` (503).
  */
 export function registerAuthentication(app: FastifyInstance, keyward: Keyward) {
+  const failures = new LoginRateLimiter({});
   app.addHook("onRequest", async (request) => {
     if (request.routeOptions.config?.public === true) return;
-    if (request.is404) return;
     const token = requestToken(request);
     if (token === undefined) {
       throw new KeywardError(
@@ -42,8 +46,20 @@ export function registerAuthentication(app: FastifyInstance, keyward: Keyward) {
         "missing client token; send it in the X-Vault-Token or Authorization: Bearer header",
       );
     }
-    const identity = await keyward.tokens.lookup(token);
-    if (identity === undefined) throw new KeywardError("permission_denied", "permission denied");
-    request.identity = identity;
+    const addressKey = `address:${request.ip}`;
+    failures.check(addressKey);
+    try {
+      request.identity = await keyward.tokens.authenticate(token, { sourceIp: request.ip });
+    } catch (error) {
+      if (!(error instanceof KeywardError)) throw error;
+      if (error.code === "permission_denied") failures.fail(addressKey);
+      if (error.code === "sealed" && !(await keyward.seal.status()).initialized) {
+        throw new KeywardError(
+          "not_initialized",
+          "Keyward is not initialised; run `keyward operator init`",
+        );
+      }
+      throw error;
+    }
   });
 }

@@ -117,7 +117,6 @@ export function handleError(error: unknown, request: FastifyRequest, reply: Fast
   if (keywardError.field !== undefined) body.field = keywardError.field;
 
   const logFields = {
-    reqId: request.id,
     code: keywardError.code,
     field: keywardError.field,
     details: keywardError.details,

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { VERSION } from "../version.ts";
 import { ApiError } from "./client.ts";
+import { registerAuditCommands } from "./commands/audit.ts";
 import { registerOperatorCommands } from "./commands/operator.ts";
 import { registerPathCommands } from "./commands/paths.ts";
 import { registerServerCommand } from "./commands/server.ts";
@@ -19,6 +20,7 @@ function buildProgram(): Command {
   registerStatusCommand(program);
   registerOperatorCommands(program);
   registerPathCommands(program);
+  registerAuditCommands(program);
   return program;
 }
 

@@ -25,8 +25,9 @@ async function writeSecretFile(path: string, value: string) {
  * keeps every key; anyone who can read that directory can read every
  * secret, which is why dev mode is for development only.
  *
- * When `rootToken` is given it becomes the root token, replacing any
- * earlier one, as Vault's `-dev-root-token-id` does.
+ * When `rootToken` is given it becomes a root token, as Vault's
+ * `-dev-root-token-id` does; root tokens created earlier stay valid until
+ * revoked.
  */
 export async function startDevMode(
   keyward: Keyward,

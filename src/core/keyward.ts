@@ -1,13 +1,20 @@
 import type { Logger } from "pino";
+import { AuditBroker } from "../audit/index.ts";
+import { AppRoleBackend } from "../auth/approle/backend.ts";
+import { RootTokenGenerator } from "../auth/root-generation.ts";
 import { TokenStore } from "../auth/token-store.ts";
 import { TransitService } from "../engines/transit/service.ts";
 import { KeywardError } from "../errors.ts";
 import { Scheduler } from "../jobs/scheduler.ts";
 import { registerTransitJobs } from "../jobs/transit-jobs.ts";
+import { PolicyStore } from "../policy/index.ts";
 import { createSealManager } from "../seal/seal-manager.ts";
 import type { InitRequest, InitResult, SealManager } from "../seal/types.ts";
 import type { Storage } from "../storage/storage.ts";
 import { type EngineType, type MountEntry, MountTable, normaliseMountPath } from "./mounts.ts";
+
+/** How often expired tokens and secret IDs are removed from storage. */
+const TOKEN_TIDY_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface KeywardOptions {
   storage: Storage;
@@ -33,6 +40,10 @@ export class Keyward {
   readonly storage: Storage;
   readonly seal: SealManager;
   readonly tokens: TokenStore;
+  readonly approle: AppRoleBackend;
+  readonly rootGenerator: RootTokenGenerator;
+  readonly policies: PolicyStore;
+  readonly audit: AuditBroker;
   readonly logger: Logger;
   readonly clock: () => Date;
   readonly #mountTable: MountTable;
@@ -50,14 +61,33 @@ export class Keyward {
       clock: this.clock,
       logger: options.logger.child({ component: "seal" }),
     });
-    this.tokens = new TokenStore(this.seal.barrier);
+    this.tokens = new TokenStore(this.seal.barrier, {
+      clock: this.clock,
+      logger: options.logger.child({ component: "tokens" }),
+    });
+    this.approle = new AppRoleBackend(this.seal.barrier, this.tokens, {
+      clock: this.clock,
+      logger: options.logger.child({ component: "approle" }),
+    });
+    this.rootGenerator = new RootTokenGenerator(this.seal, this.tokens);
+    this.policies = new PolicyStore(this.seal.barrier);
+    this.audit = new AuditBroker({
+      barrier: this.seal.barrier,
+      logger: options.logger.child({ component: "audit" }),
+      clock: this.clock,
+    });
     this.#mountTable = new MountTable(this.seal.barrier);
     this.seal.onChange(async (sealed) => {
       if (sealed) {
         this.#sealed = true;
+        // The audit devices write their final checkpoints while the barrier is still open.
+        await this.audit.close();
         this.tokens.clearCache();
+        this.approle.clearCache();
+        this.policies.clearCache();
         await this.#stopEngines();
       } else {
+        await this.audit.open();
         await this.#startEngines();
         this.#sealed = false;
       }
@@ -129,6 +159,7 @@ export class Keyward {
   }
 
   async close(): Promise<void> {
+    if (this.audit.isOpen) await this.audit.close();
     await this.#stopEngines();
     await this.storage.close();
   }
@@ -157,6 +188,15 @@ export class Keyward {
     registerTransitJobs(scheduler, {
       services: () => [...this.#mounts.values()].map((mount) => mount.transit),
       intervalMs: this.#jobIntervalMs,
+    });
+    scheduler.register({
+      name: "token-tidy",
+      intervalMs: TOKEN_TIDY_INTERVAL_MS,
+      run: async () => {
+        // Expired tokens are already rejected on use; this removes their records.
+        await this.tokens.revokeExpired();
+        await this.approle.tidy();
+      },
     });
     scheduler.start();
     this.#scheduler = scheduler;

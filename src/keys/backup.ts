@@ -1,4 +1,6 @@
 import { KeywardError } from "../errors.ts";
+import { isCanonicalBase64 } from "../util/base64.ts";
+import { assertAllowed } from "./lifecycle.ts";
 import { validateKeyName } from "./names.ts";
 import type { ManagedKey } from "./types.ts";
 import { validateManagedKey } from "./validate.ts";
@@ -8,8 +10,6 @@ const BACKUP_FORMAT = "keyward-key-backup";
 
 /** Version of the backup document layout; restore rejects other versions. */
 const BACKUP_FORMAT_VERSION = 1;
-
-const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 interface BackupDocument {
   format: typeof BACKUP_FORMAT;
@@ -22,13 +22,16 @@ interface BackupDocument {
  * holding every version's material. The key must be exportable and allow
  * plaintext backups, as in Vault.
  */
-export function backupKey(key: ManagedKey): string {
+export function backupKey(key: ManagedKey, now: Date): string {
   if (!key.exportable || !key.allowPlaintextBackup) {
     throw new KeywardError(
       "invalid_state",
       `key "${key.name}" needs exportable=true and allow_plaintext_backup=true for a backup`,
     );
   }
+  // A backup carries the key material, so the key's state must allow export
+  // too; a destroyed key has no material left and may still be backed up.
+  if (key.state !== "destroyed") assertAllowed(key, "export", now);
   const document: BackupDocument = {
     format: BACKUP_FORMAT,
     formatVersion: BACKUP_FORMAT_VERSION,
@@ -48,7 +51,7 @@ function invalidBackup(reason: string): KeywardError {
  * Throws `invalid_field` ("backup" or "name").
  */
 export function restoreKey(backup: string, name?: string): ManagedKey {
-  if (typeof backup !== "string" || backup.length === 0 || !BASE64_PATTERN.test(backup)) {
+  if (typeof backup !== "string" || backup.length === 0 || !isCanonicalBase64(backup)) {
     throw invalidBackup("expected base64 text");
   }
   let document: unknown;
@@ -67,7 +70,7 @@ export function restoreKey(backup: string, name?: string): ManagedKey {
   if (fields.format !== BACKUP_FORMAT) throw invalidBackup(`format must be "${BACKUP_FORMAT}"`);
   if (fields.formatVersion !== BACKUP_FORMAT_VERSION) {
     throw invalidBackup(
-      `formatVersion ${String(fields.formatVersion)} is not supported; expected ${BACKUP_FORMAT_VERSION}`,
+      `formatVersion ${JSON.stringify(fields.formatVersion)} is not supported; expected the number ${BACKUP_FORMAT_VERSION}`,
     );
   }
   const unknown = Object.keys(fields).filter(

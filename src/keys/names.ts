@@ -1,7 +1,7 @@
 import { KeywardError } from "../errors.ts";
 
 /** Maximum key name length in characters. */
-export const MAX_KEY_NAME_LENGTH = 256;
+export const MAX_KEY_NAME_LENGTH = 128;
 
 /**
  * Key names use letters, digits, "_", "-" and ".", and start and end with a

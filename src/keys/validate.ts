@@ -1,5 +1,6 @@
 import { describeKey, loadPublicKey } from "../crypto/asymmetric-keys.ts";
 import { KeywardError } from "../errors.ts";
+import { isCanonicalBase64 } from "../util/base64.ts";
 import { keyTypeDefinition } from "./key-types/index.ts";
 import { VERSION_HMAC_KEY_LENGTH } from "./key-types/material.ts";
 import { validateKeyName } from "./names.ts";
@@ -49,7 +50,6 @@ const KEY_FIELDS = new Set([
   "deletionDate",
 ]);
 const VERSION_FIELDS = new Set(["version", "createdAt", "secret", "hmacKey", "publicKeyPem"]);
-const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const VERSION_KEY_PATTERN = /^[1-9][0-9]{0,8}$/;
 
 function object(value: unknown, path: string, fields: Set<string>): Json {
@@ -99,8 +99,7 @@ function optionalTimestamp(value: unknown, path: string): string | undefined {
 
 function base64(value: unknown, path: string): string {
   const text = string(value, path);
-  if (text.length === 0 || !BASE64_PATTERN.test(text))
-    throw new ShapeError(path, "expected base64");
+  if (text.length === 0 || !isCanonicalBase64(text)) throw new ShapeError(path, "expected base64");
   return text;
 }
 
@@ -111,13 +110,30 @@ function oneOf<T extends string>(value: unknown, path: string, allowed: readonly
   return value as T;
 }
 
-/** Runs a check that throws plain errors and reports them at `path`. */
-function at<T>(path: string, check: () => T): T {
+/** True for errors Keyward raised itself, whose messages are written for callers. */
+function isOwnError(error: unknown): error is Error {
+  if (error instanceof KeywardError) return true;
+  if (!(error instanceof Error)) return false;
+  // Node's crypto errors carry OpenSSL's library, reason or an ERR_ code.
+  const code = (error as { code?: unknown }).code;
+  return (
+    !("library" in error) &&
+    !("reason" in error) &&
+    !(typeof code === "string" && code.startsWith("ERR_"))
+  );
+}
+
+/**
+ * Runs a check and reports its failure at `path`. Errors of the check itself
+ * (OpenSSL's, for a key that does not parse) stay out of the message, which
+ * reaches the caller.
+ */
+function at<T>(path: string, check: () => T, problem = "is not valid for the key type"): T {
   try {
     return check();
   } catch (error) {
     if (error instanceof ShapeError) throw error;
-    throw new ShapeError(path, error instanceof Error ? error.message : "invalid");
+    throw new ShapeError(path, isOwnError(error) ? error.message : problem);
   }
 }
 

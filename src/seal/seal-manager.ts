@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { decryptionFailed, invalidField, KeywardError } from "../errors.ts";
+import { invalidField, KeywardError } from "../errors.ts";
 import type { Storage } from "../storage/storage.ts";
 import { Mutex } from "../util/mutex.ts";
 import { AesGcmBarrier } from "./barrier.ts";
@@ -52,6 +52,24 @@ function notInitialized(): KeywardError {
  * a mutex. Change listeners run inside that lock, so a listener must not
  * call a state-changing method of this manager: it would wait forever.
  */
+/**
+ * The error for a set of shares that does not rebuild the root key. Other
+ * errors (storage failures) pass through unchanged.
+ */
+function wrongShares(cause: unknown, next: string): unknown {
+  if (
+    cause !== undefined &&
+    !(cause instanceof KeywardError && cause.code === "decryption_failed")
+  ) {
+    return cause;
+  }
+  return new KeywardError(
+    "invalid_shares",
+    `the submitted unseal key shares do not rebuild the root key; ${next}`,
+    { cause },
+  );
+}
+
 export function createSealManager(storage: Storage, options: SealManagerOptions = {}): SealManager {
   return new ShamirSealManager(storage, options);
 }
@@ -131,7 +149,9 @@ class ShamirSealManager implements SealManager {
       // Enough shares: the attempt ends here whether or not the shares are right.
       const shares = this.#unseal.take();
       this.#unseal = undefined;
-      const rootKey = await rebuildRootKey(shares);
+      const rootKey = await rebuildRootKey(shares).catch((error: unknown) => {
+        throw wrongShares(error, "the unseal attempt was reset; submit the shares again");
+      });
       let keyring: Keyring;
       try {
         const record = await this.#storage.get(KEYRING_KEY);
@@ -144,7 +164,7 @@ class ShamirSealManager implements SealManager {
         keyring = decryptKeyring(record, rootKey);
       } catch (error) {
         rootKey.fill(0);
-        throw error;
+        throw wrongShares(error, "the unseal attempt was reset; submit the shares again");
       }
 
       this.#barrier.open(new KeyringStore(this.#storage, rootKey, keyring));
@@ -232,10 +252,17 @@ class ShamirSealManager implements SealManager {
       if (rekey.collector.progress < config.threshold) return this.rekeyStatus();
 
       // Enough old shares. A wrong set resets progress but keeps the rekey.
-      const oldRootKey = await rebuildRootKey(rekey.collector.take());
+      const oldRootKey = await rebuildRootKey(rekey.collector.take()).catch((error: unknown) => {
+        throw wrongShares(error, "the rekey's progress was reset; submit the current shares again");
+      });
       const matches = store.rootKeyEquals(oldRootKey);
       oldRootKey.fill(0);
-      if (!matches) throw decryptionFailed();
+      if (!matches) {
+        throw wrongShares(
+          undefined,
+          "the rekey's progress was reset; submit the current shares again",
+        );
+      }
 
       const newConfig = createSealConfig(rekey.shares, rekey.threshold);
       const newRootKey = generateRootKey();
@@ -280,6 +307,41 @@ class ShamirSealManager implements SealManager {
       this.#barrier.openStore();
       this.#rekey?.collector.clear();
       this.#rekey = undefined;
+    });
+  }
+
+  verifyShares(shares: string[]): Promise<boolean> {
+    return this.#mutex.run(async () => {
+      const store = this.#barrier.openStore();
+      const config = await this.#requireConfig();
+      const collector = new ShareCollector();
+      try {
+        for (const share of shares) collector.add(decodeRootKeyShare(share, config));
+      } catch (error) {
+        collector.clear();
+        throw error;
+      }
+      if (collector.progress < config.threshold) {
+        collector.clear();
+        return false;
+      }
+
+      let rootKey: Buffer;
+      try {
+        rootKey = await rebuildRootKey(collector.take());
+      } catch (error) {
+        // Shares that cannot be combined are a wrong set, the same as shares that rebuild another key.
+        if (
+          error instanceof KeywardError &&
+          (error.code === "decryption_failed" || error.code === "invalid_shares")
+        ) {
+          return false;
+        }
+        throw error;
+      }
+      const matches = store.rootKeyEquals(rootKey);
+      rootKey.fill(0);
+      return matches;
     });
   }
 

@@ -83,7 +83,7 @@ export interface SealManager {
   /**
    * Adds one share (hex or base64) towards unsealing. When enough shares are
    * in, the root key is rebuilt and the barrier opens. A wrong set of shares
-   * fails with `decryption_failed` and resets progress.
+   * fails with `invalid_shares` and resets progress.
    */
   submitUnsealShare(share: string): Promise<SealStatus>;
   /** Discards the shares submitted so far. */
@@ -98,6 +98,14 @@ export interface SealManager {
   rekeyUpdate(share: string, nonce: string): Promise<RekeyStatus>;
   rekeyStatus(): Promise<RekeyStatus>;
   rekeyCancel(): Promise<void>;
+  /**
+   * Checks whether `shares` (hex or base64) rebuild the current root key,
+   * for operations that need a quorum of share holders, such as generating a
+   * root token. Fewer shares than the threshold return false without
+   * combining. Throws `invalid_field` on `key` for a malformed or repeated
+   * share, and `sealed` while sealed. Keeps no state between calls.
+   */
+  verifyShares(shares: string[]): Promise<boolean>;
   /** Registers a listener called after each unseal and before each seal. */
   onChange(listener: (sealed: boolean) => void | Promise<void>): void;
 }

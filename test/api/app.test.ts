@@ -17,6 +17,38 @@ describe("API basics", () => {
     assert.ok(response.json().request_id);
   });
 
+  it("rejects a wrong method with 405", async () => {
+    const response = await t.request({ method: "GET", url: "/v1/transit/encrypt/some-key" });
+    assert.equal(response.statusCode, 405);
+    assert.equal(response.json().code, "method_not_allowed");
+    assert.match(String(response.headers.allow), /POST/);
+    const seal = await t.request({ method: "GET", url: "/v1/sys/seal" });
+    assert.equal(seal.statusCode, 405);
+  });
+
+  it("rejects undecodable paths in the error shape", async () => {
+    for (const url of [
+      "/v1/transit/keys/%FF",
+      "/v1/transit/keys/%zz",
+      `/v1/transit/keys/${"a".repeat(600)}`,
+    ]) {
+      const response = await t.request({ method: "GET", url });
+      assert.equal(response.statusCode, 400, url);
+      assert.equal(response.json().code, "invalid_request", url);
+      assert.ok(Array.isArray(response.json().errors), url);
+    }
+  });
+
+  it("rejects informational health codes", async () => {
+    const response = await t.request({
+      method: "GET",
+      url: "/v1/sys/health?activecode=100",
+      token: null,
+    });
+    assert.equal(response.statusCode, 400);
+    assert.equal(response.json().field, "activecode");
+  });
+
   it("rejects a body that is not JSON", async () => {
     const response = await t.request({
       method: "POST",

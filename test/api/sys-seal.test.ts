@@ -24,6 +24,10 @@ describe("sys seal routes", () => {
     const status = await t.request({ method: "GET", url: "/v1/sys/seal-status", token: null });
     assert.equal(status.json().initialized, false);
     assert.equal(status.json().sealed, true);
+
+    const transit = await t.request({ method: "GET", url: "/v1/transit/keys/x", token: "kw.any" });
+    assert.equal(transit.statusCode, 503);
+    assert.equal(transit.json().code, "not_initialized");
   });
 
   it("rejects an invalid init request", async () => {

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { cli, type ServerProcess, startDevServer } from "../helpers/server-process.ts";
 
@@ -49,6 +52,28 @@ describe("CLI walkthrough", () => {
     assert.match(list.stdout, /payments/);
   });
 
+  it("issues a token limited by a policy", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keyward-policy-"));
+    const file = join(dir, "payments.hcl");
+    writeFileSync(file, 'path "transit/encrypt/payments" { capabilities = ["update"] }\n');
+    const written = await cli(["write", "sys/policies/acl/payments", `policy=@${file}`], env);
+    assert.equal(written.status, 0, written.stderr);
+    const created = await json(["write", "auth/token/create", "policies=payments", "ttl=24h"]);
+    const token = created.auth.client_token as string;
+    rmSync(dir, { recursive: true, force: true });
+
+    const limited = { ...env, KEYWARD_TOKEN: token };
+    const plaintext = Buffer.from("limited").toString("base64");
+    const allowed = await cli(
+      ["write", "transit/encrypt/payments", `plaintext=${plaintext}`],
+      limited,
+    );
+    assert.equal(allowed.status, 0, allowed.stderr);
+    const denied = await cli(["read", "transit/keys/payments"], limited);
+    assert.equal(denied.status, 1);
+    assert.match(denied.stderr, /permission_denied/);
+  });
+
   it("reads a field value from standard input", async () => {
     const plaintext = Buffer.from("from stdin").toString("base64");
     const result = await cli(
@@ -68,6 +93,12 @@ describe("CLI walkthrough", () => {
     assert.equal(result.status, 1);
     assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
     assert.match(result.stderr, /^Error: .*\[HTTP 400\]/);
+  });
+
+  it("rejects dot segments in paths", async () => {
+    const result = await cli(["read", "transit/keys/../../sys/seal-status"], env);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /"\." and "\.\." segments/);
   });
 
   it("fails clearly without a server", async () => {

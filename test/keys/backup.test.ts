@@ -33,7 +33,7 @@ function documentOf(key: ManagedKey): {
   formatVersion: number;
   key: Record<string, unknown>;
 } {
-  return JSON.parse(Buffer.from(backupKey(key), "base64").toString("utf8"));
+  return JSON.parse(Buffer.from(backupKey(key, NOW), "base64").toString("utf8"));
 }
 
 describe("backup and restore", () => {
@@ -49,7 +49,7 @@ describe("backup and restore", () => {
   ] as const) {
     it(`${type} round trip`, () => {
       const key = rotateKey(backupable(type), NOW);
-      const restored = restoreKey(backupKey(key));
+      const restored = restoreKey(backupKey(key, NOW));
       assert.deepEqual(restored, key);
     });
   }
@@ -57,7 +57,7 @@ describe("backup and restore", () => {
   it("restored key decrypts old data", () => {
     const key = backupable("aes256-gcm96");
     const { ciphertext } = encrypt(key, { plaintext: Buffer.from("kept") }, NOW);
-    const restored = restoreKey(backupKey(key), "copy");
+    const restored = restoreKey(backupKey(key, NOW), "copy");
     assert.equal(restored.name, "copy");
     assert.equal(decrypt(restored, { ciphertext }, NOW).plaintext.toString(), "kept");
   });
@@ -66,30 +66,43 @@ describe("backup and restore", () => {
     const key = backupable("ecdsa-p384");
     const input = Buffer.from("signed");
     const { signature } = sign(key, { input }, NOW);
-    assert.equal(verify(restoreKey(backupKey(key)), { input, signature }, NOW).valid, true);
+    assert.equal(verify(restoreKey(backupKey(key, NOW)), { input, signature }, NOW).valid, true);
   });
 
   it("keeps trimmed and destroyed keys", () => {
     let key = backupable("aes256-gcm96");
     key = rotateKey(rotateKey(key, NOW), NOW);
     key = trimKey(configureKey(key, { minDecryptionVersion: 2 }, NOW), 2, NOW);
-    assert.deepEqual(restoreKey(backupKey(key)), key);
+    assert.deepEqual(restoreKey(backupKey(key, NOW)), key);
     const destroyed = transitionState(transitionState(key, "deactivated", NOW), "destroyed", NOW);
-    assert.deepEqual(restoreKey(backupKey(destroyed)), destroyed);
+    assert.deepEqual(restoreKey(backupKey(destroyed, NOW)), destroyed);
   });
 
   it("fail backup without both flags", () => {
-    expectError(() => backupKey(makeKey("aes256-gcm96")), "invalid_state");
-    expectError(() => backupKey(makeKey("aes256-gcm96", { exportable: true })), "invalid_state");
+    expectError(() => backupKey(makeKey("aes256-gcm96"), NOW), "invalid_state");
     expectError(
-      () => backupKey(makeKey("aes256-gcm96", { allowPlaintextBackup: true })),
+      () => backupKey(makeKey("aes256-gcm96", { exportable: true }), NOW),
+      "invalid_state",
+    );
+    expectError(
+      () => backupKey(makeKey("aes256-gcm96", { allowPlaintextBackup: true }), NOW),
       "invalid_state",
     );
   });
 
+  it("fail backup of unusable states", () => {
+    const key = backupable("aes256-gcm96");
+    const compromised = transitionState(key, "compromised", NOW);
+    const suspended = transitionState(key, "suspended", NOW);
+    const deactivated = transitionState(key, "deactivated", NOW);
+    expectError(() => backupKey(compromised, NOW), "invalid_state");
+    expectError(() => backupKey(suspended, NOW), "invalid_state");
+    expectError(() => backupKey(deactivated, NOW), "invalid_state");
+  });
+
   it("fail invalid restore name", () => {
     expectError(
-      () => restoreKey(backupKey(backupable("hmac")), "bad/name"),
+      () => restoreKey(backupKey(backupable("hmac"), NOW), "bad/name"),
       "invalid_field",
       "name",
     );

@@ -150,7 +150,7 @@ describe("seal manager unseal", () => {
     const result = await seal.init({ shares: 3, threshold: 2 });
     await seal.submitUnsealShare(result.keysHex[0]!);
     const wrong = randomBytes(33).toString("hex");
-    await assert.rejects(seal.submitUnsealShare(wrong), keywardError("decryption_failed"));
+    await assert.rejects(seal.submitUnsealShare(wrong), keywardError("invalid_shares"));
     const status = await seal.status();
     assert.equal(status.sealed, true);
     assert.equal(status.progress, 0);
@@ -170,7 +170,7 @@ describe("seal manager unseal", () => {
       await seal.submitUnsealShare(otherShares.keysHex[0]!);
       await assert.rejects(
         seal.submitUnsealShare(otherShares.keysHex[1]!),
-        keywardError("decryption_failed"),
+        keywardError("invalid_shares"),
       );
     } finally {
       await other.remove();
@@ -182,7 +182,7 @@ describe("seal manager unseal", () => {
     await seal.init({ shares: 1, threshold: 1 });
     await assert.rejects(
       seal.submitUnsealShare(randomBytes(32).toString("hex")),
-      keywardError("decryption_failed"),
+      keywardError("invalid_shares"),
     );
     assert.equal((await seal.status()).sealed, true);
   });
@@ -432,14 +432,11 @@ describe("seal manager rekey", () => {
     await first.seal.seal();
 
     // Three old shares meet the new threshold but rebuild the old root key.
-    await assert.rejects(unsealWith(first.seal, old.keysHex, 3), keywardError("decryption_failed"));
+    await assert.rejects(unsealWith(first.seal, old.keysHex, 3), keywardError("invalid_shares"));
     await first.storage.close();
 
     const second = await fixture.openManager();
-    await assert.rejects(
-      unsealWith(second.seal, old.keysHex, 3),
-      keywardError("decryption_failed"),
-    );
+    await assert.rejects(unsealWith(second.seal, old.keysHex, 3), keywardError("invalid_shares"));
     await unsealWith(second.seal, done.complete!.keysHex.slice(2));
     assert.equal((await second.seal.status()).sealed, false);
     assert.equal(decode(await second.seal.barrier.get("app/secret")), "kept");
@@ -456,7 +453,7 @@ describe("seal manager rekey", () => {
       await seal.rekeyUpdate(otherShares.keysHex[0]!, nonce);
       await assert.rejects(
         seal.rekeyUpdate(otherShares.keysHex[1]!, nonce),
-        keywardError("decryption_failed"),
+        keywardError("invalid_shares"),
       );
       const status = await seal.rekeyStatus();
       assert.equal(status.started, true);

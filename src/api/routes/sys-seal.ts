@@ -84,10 +84,11 @@ function healthStatusCode(status: SealStatus, query: Record<string, string | und
     const value = query[name];
     if (value === undefined) return fallback;
     const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < 100 || parsed > 599) {
+    // A 1xx is not a final response: the client would wait for another one.
+    if (!Number.isInteger(parsed) || parsed < 200 || parsed > 599) {
       throw new KeywardError(
         "invalid_field",
-        `query parameter "${name}" must be an HTTP status code`,
+        `query parameter "${name}" must be an HTTP status code from 200 to 599`,
         {
           field: name,
         },

@@ -24,6 +24,7 @@ function printShares(
   format: GlobalOptions["format"],
   body: Record<string, unknown>,
   threshold: number,
+  action: "initialised" | "rekeyed",
 ) {
   if (format === "json") {
     print("json", body);
@@ -34,7 +35,7 @@ function printShares(
   if (typeof body.root_token === "string") lines.push("", `Initial Root Token: ${body.root_token}`);
   lines.push(
     "",
-    `Keyward is initialised with ${keys.length} key shares and a key threshold of ${threshold}.`,
+    `Keyward is ${action} with ${keys.length} key shares and a key threshold of ${threshold}.`,
     "These shares are shown once and never stored: distribute them to separate operators now.",
   );
   process.stdout.write(`${lines.join("\n")}\n`);
@@ -61,7 +62,12 @@ export function registerOperatorCommands(program: Command) {
       secret_shares: options.keyShares,
       secret_threshold: options.keyThreshold,
     });
-    printShares(options.format, body as Record<string, unknown>, options.keyThreshold);
+    printShares(
+      options.format,
+      body as Record<string, unknown>,
+      options.keyThreshold,
+      "initialised",
+    );
   });
 
   addClientOptions(
@@ -150,7 +156,9 @@ export function registerOperatorCommands(program: Command) {
         nonce: options.nonce,
       });
       const progress = body as Record<string, unknown>;
-      if (progress.complete === true) printShares(options.format, progress, options.keyThreshold);
+      // The new threshold comes from the server: it was set by the --init call.
+      if (progress.complete === true)
+        printShares(options.format, progress, Number(progress.t), "rekeyed");
       else print(options.format, progress);
     },
   );

@@ -7,6 +7,11 @@ import { addClientOptions, clientFrom, type GlobalOptions, readStdin } from "./s
 export function apiPath(path: string): string {
   const trimmed = path.replace(/^\/+/, "").replace(/^v1\//, "");
   if (trimmed === "") throw new Error("a path is required, such as transit/keys/my-key");
+  // The URL parser would resolve these segments on the client, so the request
+  // would reach another path than the one given.
+  if (trimmed.split("/").some((segment) => segment === "." || segment === "..")) {
+    throw new Error(`invalid path "${path}": "." and ".." segments are not allowed`);
+  }
   return `/v1/${trimmed}`;
 }
 

@@ -46,9 +46,9 @@ export function runBatch<I extends { reference?: string }, R extends object>(
  * otherwise 200.
  *
  * When some items succeeded, the caller may set `partial_failure_response_code`
- * to replace the error status. An override outside 200 to 599 is ignored with
- * a warning, as in Vault. Vault accepts 1 to 599, but a final HTTP status
- * cannot be 1xx.
+ * to replace the error status. The route schema limits it to statuses that
+ * carry a body and are not 5xx; a value outside 200 to 599 that reaches this
+ * function is ignored with a warning, as in Vault.
  *
  * Vault's sign, verify and HMAC endpoints return 200 however many items fail,
  * with the errors only in `batch_results`; those routes do not call this.

@@ -1,19 +1,18 @@
 import { KeywardError } from "../../errors.ts";
+import { isCanonicalBase64 } from "../../util/base64.ts";
 
 /**
  * Standard base64 with padding (RFC 4648 section 4), as Go's
  * `base64.StdEncoding` accepts it. Vault decodes every base64 field with that
  * encoding, so input that Vault rejects is rejected here too.
  */
-const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /**
  * Decodes a standard base64 string, throwing `invalid_base64` naming `field`
  * when the value is not canonical padded base64. An empty string decodes to
  * an empty buffer.
  */
 export function decodeBase64(value: string, field: string): Buffer {
-  if (!BASE64_PATTERN.test(value)) {
+  if (!isCanonicalBase64(value)) {
     throw new KeywardError("invalid_base64", `"${field}" is not valid padded standard base64`, {
       field,
     });

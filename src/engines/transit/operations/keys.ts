@@ -291,7 +291,7 @@ export async function exportNamedKey(
 
 /** Returns a plaintext backup of a key that allows plaintext backup. */
 export async function backupNamedKey(context: OperationContext, name: string): Promise<string> {
-  const backup = backupKey(await context.store.get(name));
+  const backup = backupKey(await context.store.get(name), context.now);
   context.logger.warn({ mount: context.mount, key: name }, "key backed up");
   return backup;
 }

@@ -119,6 +119,19 @@ export async function registerKeyRoutes(app: FastifyInstance, serviceFor: Servic
     method: WRITE_METHODS,
     preValidation: defaultEmptyBody,
     url: "/keys/:name",
+    // Policies distinguish creating a key from writing to an existing one.
+    config: {
+      operation: async (request) => {
+        const { name } = request.params as NameParams;
+        const exists = await serviceFor(request)
+          .readKey(name)
+          .then(
+            () => true,
+            () => false,
+          );
+        return exists ? "update" : "create";
+      },
+    },
     schema: {
       tags: TAGS,
       summary: "Create a key.",

@@ -42,12 +42,21 @@ export const keyType = {
   description: "Key type. Default `aes256-gcm96`.",
 } as const;
 
+/**
+ * Statuses a caller may ask for: a success with a body (so the good items'
+ * results reach the caller) or a client error. Vault takes any value up to
+ * 599, but a 5xx would let a caller fake a server failure, and 204 or 304
+ * would drop the results.
+ */
 export const partialFailureResponseCode = {
   type: "integer",
-  minimum: 0,
-  maximum: 999,
+  anyOf: [
+    { minimum: 200, maximum: 203 },
+    { minimum: 206, maximum: 299 },
+    { minimum: 400, maximum: 499 },
+  ],
   description:
-    "HTTP status to return when some batch items fail and others succeed, instead of 400 (Vault's `partial_failure_response_code`). Values outside 200-599 are ignored with a warning.",
+    "HTTP status to return when some batch items fail and others succeed, instead of 400 (Vault's `partial_failure_response_code`): 200-203, 206-299 or 400-499.",
 } as const;
 
 export const batchInput = (item: object) =>
