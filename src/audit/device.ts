@@ -47,6 +47,10 @@ export class AuditTimeoutError extends Error {
  * a hung device cannot hold requests or memory. A write that times out
  * while still queued is skipped. The chain head moves only when the sink
  * reports success, so a failed write leaves no gap in the sequence.
+ *
+ * NOTE: one record per sink write means one storage transaction, and so one
+ * fsync, per record on the store device; writing queued records together
+ * (group commit) would remove most of the audit cost per request.
  */
 export class AuditDevice {
   readonly entry: DeviceEntry;
