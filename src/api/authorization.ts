@@ -66,8 +66,8 @@ function parametersOf(request: FastifyRequest): Record<string, unknown> | undefi
  * Checks the caller's policies. A request is allowed only when a policy
  * grants the operation on its path (and `sudo` on the paths that need it);
  * otherwise it gets 403 `permission_denied`, the same answer whether or not
- * the path exists. Runs after validation, so parameter constraints see the
- * validated body.
+ * the path exists. It runs before schema validation, so parameter
+ * constraints see the body as sent.
  */
 export async function authorize(keyward: Keyward, request: FastifyRequest): Promise<void> {
   const identity = request.identity;
@@ -87,7 +87,9 @@ export async function authorize(keyward: Keyward, request: FastifyRequest): Prom
 }
 
 export function registerAuthorization(app: FastifyInstance, keyward: Keyward) {
-  app.addHook("preHandler", async (request) => {
+  // Before schema validation, so a caller without access learns nothing
+  // about a route's fields from a 400.
+  app.addHook("preValidation", async (request) => {
     if (request.routeOptions.config?.public === true) return;
     await authorize(keyward, request);
   });
