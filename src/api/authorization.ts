@@ -23,7 +23,7 @@ const SUDO_PATHS: readonly RegExp[] = [
   /^auth\/token\/revoke-orphan$/,
 ];
 
-/** The path a policy matches: the URL path without `/v1/` and the query, percent-decoded. */
+/** Returns the path a policy matches: the URL path without `/v1/` and the query, percent-decoded. */
 export function policyPath(request: FastifyRequest): string {
   const raw = (request.url.split("?")[0] ?? "").replace(/^\/v1\//, "");
   try {
@@ -65,7 +65,7 @@ function parametersOf(request: FastifyRequest): Record<string, unknown> | undefi
 /**
  * Checks the caller's policies. A request is allowed only when a policy
  * grants the operation on its path (and `sudo` on the paths that need it);
- * otherwise it gets 403 `permission_denied`, the same answer whether or not
+ * otherwise it gets 403 `permission_denied`, the same response whether or not
  * the path exists. It runs before schema validation, so parameter
  * constraints see the body as sent.
  */

@@ -14,8 +14,8 @@ const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"] as const;
  * method gets 405 `method_not_allowed` with an Allow header; anything else
  * gets 404 `route_not_found`. Fastify's router cannot be asked about other
  * methods, so the routes are mirrored into a second find-my-way router (the
- * library Fastify routes with) as they are registered. Either answer comes
- * only after the caller's policies allow the path.
+ * library Fastify routes with) as they are registered. Either response is
+ * sent only after the caller's policies allow the path.
  */
 export function registerUnmatchedHandling(
   app: FastifyInstance,
@@ -91,7 +91,7 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
 }
 
 /**
- * Answers requests that Node's HTTP parser rejects before Fastify sees them
+ * Responds to requests that Node's HTTP parser rejects before Fastify sees them
  * (a malformed request line, an unknown method such as LIST, oversized
  * headers) with Keyward's JSON error shape, then closes the connection.
  */

@@ -159,7 +159,8 @@ describe("access control", () => {
       payload: { role_id: roleId, secret_id: "wrong" },
       token: null,
     });
-    assert.ok(wrong.statusCode >= 400 && wrong.statusCode < 500);
+    assert.ok(wrong.statusCode >= 400, wrong.body);
+    assert.ok(wrong.statusCode < 500, wrong.body);
   });
 
   it("audits requests without plaintext", async () => {

@@ -6,7 +6,7 @@ import { createTestApp, type TestApp } from "../helpers/app.ts";
 const DEFAULT_POLICY_PATHS =
   /^\/v1\/(auth\/token\/(lookup-self|renew-self|revoke-self)|sys\/capabilities-self)$/;
 
-/** Routes that answer without a token, as in Vault. */
+/** Routes that need no token, as in Vault. */
 const PUBLIC_PATHS =
   /^\/v1\/(sys\/(init|seal-status|unseal|health|rekey\/.*|generate-root\/.*)|auth\/approle\/login)$/;
 
