@@ -84,9 +84,14 @@ export class FileSink implements AuditSink {
   }
 
   async write(line: string): Promise<void> {
+    await this.writeBatch([line]);
+  }
+
+  /** Appends the lines with one fsync for all of them. */
+  async writeBatch(lines: string[]): Promise<void> {
     const handle = this.#handle;
     if (handle === undefined) throw new Error("the audit file is not open");
-    const data = Buffer.from(`${line}\n`, "utf8");
+    const data = Buffer.from(lines.map((line) => `${line}\n`).join(""), "utf8");
     let offset = 0;
     while (offset < data.length) {
       const { bytesWritten } = await handle.write(data, offset, data.length - offset);

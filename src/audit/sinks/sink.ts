@@ -24,6 +24,12 @@ export interface AuditSink {
    * kernel (socket, syslog).
    */
   write(line: string, record: ChainedRecord): Promise<void>;
+  /**
+   * Writes several records at once with the same guarantee as `write`, all
+   * or none: one transaction or one fsync for the lot. Sinks without it get
+   * their records one `write` at a time.
+   */
+  writeBatch?(lines: string[], records: ChainedRecord[]): Promise<void>;
   /** Drops the connection after a timed-out write, so the pending write fails and the next one reconnects. */
   abort(): void;
   close(): Promise<void>;

@@ -38,8 +38,20 @@ export class StoreSink implements AuditSink {
   }
 
   async write(line: string, record: ChainedRecord): Promise<void> {
-    const key = this.#prefix + String(record.seq).padStart(SEQ_DIGITS, "0");
-    await this.#barrier.put(key, Buffer.from(line, "utf8"));
+    await this.#barrier.put(this.#keyOf(record), Buffer.from(line, "utf8"));
+  }
+
+  /** Stores the records in one barrier transaction, so one commit (and one fsync) covers them all. */
+  async writeBatch(lines: string[], records: ChainedRecord[]): Promise<void> {
+    await this.#barrier.transaction(async (tx) => {
+      for (const [index, record] of records.entries()) {
+        await tx.put(this.#keyOf(record), Buffer.from(lines[index] ?? "", "utf8"));
+      }
+    });
+  }
+
+  #keyOf(record: ChainedRecord): string {
+    return this.#prefix + String(record.seq).padStart(SEQ_DIGITS, "0");
   }
 
   /**
