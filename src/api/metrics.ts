@@ -10,7 +10,8 @@ const KEY_COUNT_MAX_AGE_MS = 30_000;
 
 /**
  * Prometheus metrics of one server: requests by route and status, latency,
- * seal state and key counts by type and state. Labels carry route patterns
+ * seal state, key counts by type and state, rotations, and audit writes and
+ * failures. Labels carry route patterns
  * (`/v1/:mount/encrypt/:name`), never concrete key names or values.
  */
 export class Metrics {
@@ -41,7 +42,45 @@ export class Metrics {
         this.set(keyward.sealed ? 1 : 0);
       },
     });
+    new Counter({
+      name: "keyward_audit_writes_total",
+      help: "Audit records written, by audit device, since the device was last opened.",
+      labelNames: ["device"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [device, stats] of Object.entries(keyward.audit.stats())) {
+          this.inc({ device }, stats.writes);
+        }
+      },
+    });
+    new Counter({
+      name: "keyward_audit_failures_total",
+      help: "Failed audit writes, by audit device, since the device was last opened.",
+      labelNames: ["device"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [device, stats] of Object.entries(keyward.audit.stats())) {
+          this.inc({ device }, stats.failures);
+        }
+      },
+    });
     const keyCounts = new KeyCounter(keyward);
+    new Gauge({
+      name: "keyward_key_rotations",
+      help: "Rotations of the existing keys (versions after the first), by mount.",
+      labelNames: ["mount"],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const rotations = new Map<string, number>();
+        for (const { mount, rotations: count } of await keyCounts.read()) {
+          rotations.set(mount, (rotations.get(mount) ?? 0) + count);
+        }
+        for (const [mount, count] of rotations) this.set({ mount }, count);
+      },
+    });
     new Gauge({
       name: "keyward_keys",
       help: "Managed keys by mount, key type and state.",
@@ -68,6 +107,8 @@ interface KeyCount {
   type: string;
   state: string;
   count: number;
+  /** Versions after the first, summed over the keys counted. */
+  rotations: number;
 }
 
 /**
@@ -100,8 +141,10 @@ class KeyCounter {
           type: info.type,
           state: info.state,
           count: 0,
+          rotations: 0,
         };
         total.count += 1;
+        total.rotations += Math.max(0, info.latestVersion - 1);
         totals.set(id, total);
       }
     }

@@ -159,6 +159,9 @@ describe("metrics", () => {
     assert.match(text, /keyward_http_request_duration_seconds_bucket/);
     assert.match(text, /keyward_sealed 0/);
     assert.match(text, /keyward_keys\{mount="transit",type="ed25519",state="active"\} 1/);
+    assert.match(text, /keyward_audit_writes_total\{device="store"\} \d+/);
+    assert.match(text, /keyward_audit_failures_total\{device="store"\} 0/);
+    assert.match(text, /keyward_key_rotations\{mount="transit"\} 0/);
     assert.doesNotMatch(text, /metered/);
   });
 
