@@ -47,11 +47,40 @@ function parseJsonBody(
     done(null, {});
     return;
   }
+  let parsed: unknown;
   try {
-    done(null, JSON.parse(body));
+    parsed = JSON.parse(body);
   } catch {
     done(new KeywardError("invalid_json", "the request body is not valid JSON"));
+    return;
   }
+  if (nestingDepth(parsed) > MAX_JSON_DEPTH) {
+    done(
+      new KeywardError(
+        "invalid_json",
+        `the request body is nested deeper than ${MAX_JSON_DEPTH} levels`,
+      ),
+    );
+    return;
+  }
+  done(null, parsed);
+}
+
+/** Deepest nesting a body may have; later stages (validation, audit redaction) recurse over bodies. */
+const MAX_JSON_DEPTH = 64;
+
+/** Returns how deeply `value` nests arrays and objects, without recursion. */
+function nestingDepth(value: unknown): number {
+  let deepest = 0;
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const { value: current, depth } = stack.pop()!;
+    if (current === null || typeof current !== "object") continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > MAX_JSON_DEPTH) return deepest;
+    for (const child of Object.values(current)) stack.push({ value: child, depth: depth + 1 });
+  }
+  return deepest;
 }
 
 /** Builds the HTTP API around a Keyward instance. Routes are registered but the app is not listening. */

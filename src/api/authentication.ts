@@ -32,8 +32,9 @@ export function requestToken(request: FastifyRequest): string | undefined {
  * requests to unknown routes, so that a caller without a valid token learns
  * nothing about which paths exist. A missing and an invalid token get the
  * same 403 status, as in Vault, with distinct codes. Failed token checks are
- * rate-limited per source address; while sealed, the check fails with
- * `sealed` (503).
+ * rate-limited per source address: past the limit they get 429 instead of
+ * 403, while valid tokens from that address keep working. While sealed,
+ * the check fails with `sealed` (503).
  */
 export function registerAuthentication(app: FastifyInstance, keyward: Keyward) {
   const failures = new LoginRateLimiter({});
@@ -47,12 +48,16 @@ export function registerAuthentication(app: FastifyInstance, keyward: Keyward) {
       );
     }
     const addressKey = `address:${request.ip}`;
-    failures.check(addressKey);
     try {
       request.identity = await keyward.tokens.authenticate(token, { sourceIp: request.ip });
     } catch (error) {
       if (!(error instanceof KeywardError)) throw error;
-      if (error.code === "permission_denied") failures.fail(addressKey);
+      if (error.code === "permission_denied") {
+        // A valid token always works, so clients behind the same address as
+        // a misbehaving one keep working; only failed checks are limited.
+        failures.check(addressKey);
+        failures.fail(addressKey);
+      }
       if (error.code === "sealed" && !(await keyward.seal.status()).initialized) {
         throw new KeywardError(
           "not_initialized",

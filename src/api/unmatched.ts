@@ -34,18 +34,19 @@ export function registerUnmatchedHandling(
 
   app.setNotFoundHandler(async (request, reply) => {
     // A caller whose policies do not cover the path gets 403, as for a path
-    // that exists, so unknown paths reveal nothing.
+    // that exists, so unknown paths reveal nothing. The handler is async, so
+    // it returns the reply it sent; returning nothing would make Fastify
+    // send a second response.
     try {
       await authorize(keyward, request);
     } catch (error) {
-      handleError(error, request, reply);
-      return;
+      return handleError(error, request, reply);
     }
     const path = request.url.split("?")[0] ?? "";
     const allowed = METHODS.filter((method) => mirror.find(method, path) !== null);
     if (allowed.length > 0) {
       reply.header("allow", allowed.join(", "));
-      handleError(
+      return handleError(
         new KeywardError(
           "method_not_allowed",
           `${request.method} is not allowed on ${path}; allowed: ${allowed.join(", ")}`,
@@ -53,9 +54,8 @@ export function registerUnmatchedHandling(
         request,
         reply,
       );
-      return;
     }
-    handleError(
+    return handleError(
       new KeywardError("route_not_found", `no route for ${request.method} ${path}`),
       request,
       reply,

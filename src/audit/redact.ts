@@ -17,6 +17,7 @@ export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
   "keys_base64",
   "private_key",
   "secret_id",
+  "role_id",
   "token",
   "client_token",
   "root_token",

@@ -177,3 +177,60 @@ describe("access control", () => {
     assert.ok(!text.includes(encryptToken), "a token appears in the audit trail");
   });
 });
+
+describe("token rate limiting", () => {
+  let t: TestApp;
+
+  before(async () => {
+    t = await createTestApp();
+  });
+  after(() => t.close());
+
+  it("limits failures but not valid tokens", async () => {
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const response = await t.request({
+        method: "GET",
+        url: "/v1/transit/keys/a",
+        token: "kw.bogus",
+      });
+      statuses.push(response.statusCode);
+    }
+    assert.equal(statuses[0], 403);
+    assert.equal(statuses.at(-1), 429);
+    const valid = await t.request({ method: "GET", url: "/v1/auth/token/lookup-self" });
+    assert.equal(valid.statusCode, 200, valid.body);
+  });
+});
+
+describe("unmatched routes and odd bodies", () => {
+  let t: TestApp;
+
+  before(async () => {
+    t = await createTestApp();
+  });
+  after(() => t.close());
+
+  it("audits a 404 once", async () => {
+    const missing = await t.request({ method: "GET", url: "/v1/nowhere/once" });
+    assert.equal(missing.statusCode, 404);
+    const search = await t.request({
+      method: "GET",
+      url: "/v1/sys/audit/search?path_prefix=nowhere/once",
+    });
+    assert.equal(search.statusCode, 200, search.body);
+    const records = (search.json().data?.records ?? []) as { type: string }[];
+    assert.equal(records.filter((record) => record.type === "response").length, 1, search.body);
+  });
+
+  it("rejects deeply nested bodies", async () => {
+    const response = await t.request({
+      method: "POST",
+      url: "/v1/transit/encrypt/a",
+      payload: `${"[".repeat(100_000)}${"]".repeat(100_000)}`,
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(response.statusCode, 400);
+    assert.equal(response.json().code, "invalid_json");
+  });
+});
