@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import type { Logger } from "pino";
+import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import type { Keyward } from "../core/keyward.ts";
 import { KeywardError } from "../errors.ts";
 import { registerAuthentication } from "./authentication.ts";
@@ -83,16 +84,28 @@ function nestingDepth(value: unknown): number {
   return deepest;
 }
 
-/** Builds the HTTP API around a Keyward instance. Routes are registered but the app is not listening. */
-export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+export interface FastifyOptions {
+  logger?: Logger;
+  /** Largest request body accepted, in bytes. */
+  maxRequestBytes?: number;
+  https?: { cert: Buffer; key: Buffer };
+}
+
+/**
+ * Creates a Fastify instance configured as every Keyward API is: JSON
+ * bodies whatever the content type, unknown fields rejected by the schemas,
+ * and errors in Keyward's shape. It has no routes or hooks; tests of single
+ * route modules build on it too.
+ */
+export function createFastify(options: FastifyOptions = {}): FastifyInstance {
   const serverOptions: FastifyServerOptions = {
-    loggerInstance: options.logger,
+    ...(options.logger ? { loggerInstance: options.logger } : {}),
     // One log line per request comes from registerRequestLogging instead.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "reqId" }),
-    bodyLimit: options.maxRequestBytes,
+    bodyLimit: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
     genReqId: () => randomUUID(),
     return503OnClosing: true,
-    // Key names may be up to 256 characters, and mount paths share the limit.
+    // Key names may be up to 128 characters, and mount paths share the limit.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors,
     clientErrorHandler,
@@ -109,8 +122,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
   // Fastify's typings pick the server type from the options' static type; the
   // app is used through the common FastifyInstance interface either way.
-  const createFastify = Fastify as unknown as (options: object) => FastifyInstance;
-  const app = createFastify(
+  const create = Fastify as unknown as (options: object) => FastifyInstance;
+  const app = create(
     options.https
       ? { ...serverOptions, https: { cert: options.https.cert, key: options.https.key } }
       : serverOptions,
@@ -122,8 +135,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // own Go client and CLI send; node-vault needs `noCustomHTTPVerbs: true`.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, parseJsonBody);
-
   app.setErrorHandler(handleError);
+  return app;
+}
+
+/** Builds the HTTP API around a Keyward instance. Routes are registered but the app is not listening. */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = createFastify(options);
   registerUnmatchedHandling(app, options.keyward, MAX_PARAM_LENGTH);
 
   await app.register(swagger, {

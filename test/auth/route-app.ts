@@ -1,10 +1,6 @@
-import Fastify, {
-  type FastifyInstance,
-  type InjectOptions,
-  type LightMyRequestResponse,
-} from "fastify";
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import { createFastify } from "../../src/api/app.ts";
 import { requestToken } from "../../src/api/authentication.ts";
-import { handleError } from "../../src/api/error-handler.ts";
 import { registerAppRoleRoutes } from "../../src/api/routes/auth-approle.ts";
 import { registerTokenRoutes } from "../../src/api/routes/auth-token.ts";
 import { registerGenerateRootRoutes } from "../../src/api/routes/sys-generate-root.ts";
@@ -57,28 +53,7 @@ export async function createAuthRouteFixture(): Promise<AuthRouteFixture> {
   const rootToken = await tokens.createRootToken();
   const tokenFailures = new LoginRateLimiter({ clock: clock.millis });
 
-  const app = Fastify({
-    ajv: {
-      customOptions: {
-        removeAdditional: false,
-        coerceTypes: "array",
-        useDefaults: true,
-        allErrors: false,
-        allowUnionTypes: true,
-      },
-    },
-  });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
-    const text = String(body);
-    if (text.trim() === "") return done(null, {});
-    try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(new KeywardError("invalid_json", "the request body is not valid JSON"));
-    }
-  });
-  app.setErrorHandler(handleError);
+  const app = createFastify();
   app.addHook("preValidation", async (request) => {
     if ((request.body === undefined || request.body === null) && request.method !== "GET") {
       request.body = {};

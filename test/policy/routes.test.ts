@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import Fastify, { type FastifyInstance, type InjectOptions, type RouteOptions } from "fastify";
-import { handleError } from "../../src/api/error-handler.ts";
+import type { FastifyInstance, InjectOptions, RouteOptions } from "fastify";
+import { createFastify } from "../../src/api/app.ts";
 import {
   type PolicyRouteOptions,
   registerPolicyRoutes,
 } from "../../src/api/routes/sys-policies.ts";
-import { KeywardError } from "../../src/errors.ts";
 import { PolicyStore } from "../../src/policy/store.ts";
 import { MemoryBarrier } from "../helpers/memory-barrier.ts";
 
@@ -28,27 +27,7 @@ interface RouteApp {
  */
 async function createRouteApp(options: PolicyRouteOptions = {}): Promise<RouteApp> {
   const store = new PolicyStore(new MemoryBarrier());
-  const app = Fastify({
-    ajv: {
-      customOptions: {
-        removeAdditional: false,
-        coerceTypes: "array",
-        useDefaults: true,
-        allErrors: false,
-      },
-    },
-  });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
-    const text = String(body);
-    if (text.trim() === "") return done(null, {});
-    try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(new KeywardError("invalid_json", "the request body is not valid JSON"));
-    }
-  });
-  app.setErrorHandler(handleError);
+  const app = createFastify();
   app.addHook("onRequest", async (request) => {
     const header = request.headers[POLICIES_HEADER];
     if (typeof header === "string") {

@@ -1,7 +1,6 @@
-import Fastify, { type FastifyInstance, type RouteOptions } from "fastify";
-import { handleError } from "../../../src/api/error-handler.ts";
+import type { FastifyInstance, RouteOptions } from "fastify";
+import { createFastify } from "../../../src/api/app.ts";
 import { registerTransitRoutes } from "../../../src/engines/transit/routes.ts";
-import { KeywardError } from "../../../src/errors.ts";
 import { createFixture, type ServiceFixture } from "./fixtures.ts";
 
 export interface RouteFixture extends ServiceFixture {
@@ -18,29 +17,7 @@ export interface RouteFixture extends ServiceFixture {
  */
 export async function createRouteFixture(): Promise<RouteFixture> {
   const fixture = createFixture();
-  const app = Fastify({
-    // Key names are up to 128 characters; the router's default limit is 100.
-    routerOptions: { maxParamLength: 256 },
-    ajv: {
-      customOptions: {
-        removeAdditional: false,
-        coerceTypes: "array",
-        useDefaults: true,
-        allErrors: false,
-      },
-    },
-  });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
-    const text = String(body);
-    if (text.trim() === "") return done(null, {});
-    try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(new KeywardError("invalid_json", "the request body is not valid JSON"));
-    }
-  });
-  app.setErrorHandler(handleError);
+  const app = createFastify();
   const routes: RouteOptions[] = [];
   app.addHook("onRoute", (route) => {
     if (route.url.startsWith("/v1/transit")) routes.push(route);
