@@ -131,7 +131,7 @@ export function createFastify(options: FastifyOptions = {}): FastifyInstance {
 
   // NOTE: Vault's LIST method cannot be served, because Node's HTTP parser
   // (llhttp) rejects methods outside its fixed set with 400 before any
-  // handler runs. Lists answer GET with `?list=true`, which is what Vault's
+  // handler runs. Lists are served for GET with `?list=true`, which is what Vault's
   // own Go client and CLI send; node-vault needs `noCustomHTTPVerbs: true`.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, parseJsonBody);

@@ -10,7 +10,7 @@ declare module "fastify" {
     identity?: Identity;
   }
   interface FastifyContextConfig {
-    /** Routes that answer without a token: health, seal status, init and unseal, as in Vault. */
+    /** Routes that need no token: health, seal status, init and unseal, as in Vault. */
     public?: boolean;
   }
 }

@@ -91,7 +91,7 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
 }
 
 /**
- * Responds to requests that Node's HTTP parser rejects before Fastify sees them
+ * Responds to requests that Node's HTTP parser rejects before they reach Fastify
  * (a malformed request line, an unknown method such as LIST, oversized
  * headers) with Keyward's JSON error shape, then closes the connection.
  */

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 
-/** Where the CLI finds the server and its credentials. */
+/** Connection settings of the CLI: the server address and credentials. */
 export interface ClientOptions {
   /** Base address, such as `http://127.0.0.1:8200`. */
   address: string;

@@ -3,9 +3,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Keyward } from "./keyward.ts";
 
-/** File in the data directory that holds the dev server's single unseal share. */
+/** File in the data directory that contains the dev server's single unseal share. */
 export const DEV_UNSEAL_KEY_FILE = "dev-unseal-key";
-/** File in the data directory that holds the dev server's root token. */
+/** File in the data directory that contains the dev server's root token. */
 export const DEV_ROOT_TOKEN_FILE = "dev-root-token";
 
 export interface DevModeResult {

@@ -53,7 +53,7 @@ function notInitialized(): KeywardError {
  * call a state-changing method of this manager: it would wait forever.
  */
 /**
- * The error for a set of shares that does not rebuild the root key. Other
+ * Returns the error for a set of shares that does not rebuild the root key. Other
  * errors (storage failures) pass through unchanged.
  */
 function wrongShares(cause: unknown, next: string): unknown {

@@ -29,7 +29,9 @@ describe("node-vault client", () => {
     app = await buildApp({ keyward, logger, maxRequestBytes: 1024 * 1024 });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const address = app.server.address();
-    assert.ok(address && typeof address === "object");
+    assert.ok(address);
+    assert.equal(typeof address, "object");
+    assert.ok(typeof address === "object");
     endpoint = `http://127.0.0.1:${address.port}`;
     // Node's HTTP parser rejects Vault's LIST method, so lists go as GET ?list=1.
     vault = nodeVault({ apiVersion: "v1", endpoint, noCustomHTTPVerbs: true });

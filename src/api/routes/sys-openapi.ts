@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 
 /**
- * The OpenAPI 3 document, generated from the route schemas. Served at
+ * Serves the OpenAPI 3 document, generated from the route schemas, at
  * `/v1/sys/openapi` and at Vault's path `/v1/sys/internal/specs/openapi`.
  */
 export async function registerOpenApiRoutes(app: FastifyInstance) {

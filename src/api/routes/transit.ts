@@ -6,7 +6,7 @@ import { KeywardError } from "../../errors.ts";
 /**
  * Serves every transit mount from one set of routes under `/v1/:mount`.
  * Each request picks its mount's service from the mount table, so a mount
- * enabled through `sys/mounts` answers at once, without re-registering
+ * enabled through `sys/mounts` serves requests at once, without re-registering
  * routes. Fastify matches the static `/v1/sys/...` routes first.
  */
 export async function registerTransitMounts(app: FastifyInstance, keyward: Keyward) {
