@@ -32,6 +32,11 @@ export interface DeviceStats {
   checkpoints: number;
 }
 
+/** Resolves after the I/O callbacks of the current event-loop turn have run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Thrown when a device operation exceeds its time limit. */
 export class AuditTimeoutError extends Error {
   override readonly name = "AuditTimeoutError";
@@ -157,6 +162,10 @@ export class AuditDevice {
         done: Promise.resolve(),
       };
       created.done = this.#runTimed(async () => {
+        // Records of requests that arrived in the same turn of the event
+        // loop join this batch before it closes. Storage writes block the
+        // loop, so without this pause every batch would hold one record.
+        await nextTurn();
         // From here on, new records wait for the next batch.
         if (this.#batch === created) this.#batch = undefined;
         await this.#writeRecords(created.payloads);

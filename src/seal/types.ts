@@ -10,6 +10,8 @@ import type { StorageWriter } from "../storage/storage.ts";
  * throws a `KeywardError` with code `sealed` while the server is sealed.
  */
 export interface Barrier extends StorageWriter {
+  /** True while the barrier is closed; every call then throws `sealed`. */
+  readonly sealed: boolean;
   /** Runs `work` in one storage transaction, with the same contract as `Storage.transaction`. */
   transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T>;
 }

@@ -1,6 +1,8 @@
 import { isKeywardError, KeywardError } from "../../errors.ts";
+import { sealedError } from "../../seal/keyring-store.ts";
 import type { Barrier } from "../../seal/types.ts";
 import { KeyedLock } from "../../util/keyed-lock.ts";
+import { ReadCache } from "../../util/read-cache.ts";
 import type { TransitMountConfig } from "./types.ts";
 
 /** Bounds of a scheduled deletion's waiting period, in days. */
@@ -22,12 +24,16 @@ export function validateDeletionWindow(days: number, field: string): void {
   }
 }
 
-/** The mount-wide settings, stored as JSON at `<mount>/config/keys`. */
+/**
+ * The mount-wide settings, stored as JSON at `<mount>/config/keys` and
+ * cached after the first read, since encrypt requests read them.
+ */
 export class MountConfigStore {
   readonly #barrier: Barrier;
   readonly #path: string;
   readonly #defaults: TransitMountConfig;
   readonly #lock = new KeyedLock();
+  readonly #cache = new ReadCache(1);
 
   constructor(barrier: Barrier, mount: string, defaults: TransitMountConfig) {
     this.#barrier = barrier;
@@ -37,9 +43,14 @@ export class MountConfigStore {
 
   /** Reads the stored settings; a setting never written keeps its default. */
   async read(): Promise<TransitMountConfig> {
-    const value = await this.#barrier.get(this.#path);
-    if (value === undefined) return { ...this.#defaults };
-    const stored = JSON.parse(Buffer.from(value).toString("utf8")) as Partial<TransitMountConfig>;
+    // Cached values stay in memory, so the cache itself must refuse a sealed server.
+    if (this.#barrier.sealed) throw sealedError();
+    const text = await this.#cache.read(this.#path, async () => {
+      const value = await this.#barrier.get(this.#path);
+      return value === undefined ? undefined : Buffer.from(value).toString("utf8");
+    });
+    if (text === undefined) return { ...this.#defaults };
+    const stored = JSON.parse(text) as Partial<TransitMountConfig>;
     return { ...this.#defaults, ...stored };
   }
 
@@ -50,9 +61,12 @@ export class MountConfigStore {
     }
     return this.#lock.run("config", async () => {
       const updated = { ...(await this.read()), ...changes };
+      const text = JSON.stringify(updated);
       try {
-        await this.#barrier.put(this.#path, Buffer.from(JSON.stringify(updated), "utf8"));
+        await this.#barrier.put(this.#path, Buffer.from(text, "utf8"));
+        this.#cache.written(this.#path, text);
       } catch (error) {
+        this.#cache.forget(this.#path);
         if (isKeywardError(error)) throw error;
         throw new KeywardError(
           "storage_failure",

@@ -1,7 +1,12 @@
 import { isKeywardError, KeywardError, notFound } from "../../errors.ts";
 import type { ManagedKey } from "../../keys/types.ts";
+import { sealedError } from "../../seal/keyring-store.ts";
 import type { Barrier } from "../../seal/types.ts";
 import { KeyedLock } from "../../util/keyed-lock.ts";
+import { ReadCache } from "../../util/read-cache.ts";
+
+/** Keys kept decrypted in memory per mount; the least recently used go first. */
+const KEY_CACHE_ENTRIES = 10_000;
 
 /** Maximum length of a key name, in characters. */
 export const MAX_KEY_NAME_LENGTH = 128;
@@ -27,8 +32,11 @@ export function validateKeyName(name: string, field = "name"): void {
 /**
  * Transit keys as JSON values behind the barrier, at `<mount>/keys/<name>`.
  *
- * Every read goes through the barrier, so a sealed server rejects every key
- * operation and there is no cache to invalidate on seal. Changes to one key
+ * Keys read recently are cached in memory as decrypted JSON, so an encrypt
+ * or sign does not read storage and decrypt the key each time; this is the
+ * same exposure as the keyring, which is in memory while unsealed. The
+ * store belongs to one unsealed period: the server builds new stores at
+ * each unseal and drops them at seal, cache included. Changes to one key
  * run one at a time under a per-key lock. A change computes the new key from
  * a snapshot, writes it, and only then becomes visible, so a failed write
  * leaves the stored key exactly as it was.
@@ -37,6 +45,10 @@ export class KeyStore {
   readonly #barrier: Barrier;
   readonly #prefix: string;
   readonly #locks = new KeyedLock();
+  // NOTE: the cache assumes this process makes every change to the mount's
+  // keys. Several servers sharing one database must invalidate it on
+  // changes made elsewhere.
+  readonly #cache = new ReadCache(KEY_CACHE_ENTRIES);
 
   constructor(barrier: Barrier, mount: string) {
     this.#barrier = barrier;
@@ -49,10 +61,15 @@ export class KeyStore {
 
   /** Reads a key, or `undefined` when none has that name. */
   async find(name: string): Promise<ManagedKey | undefined> {
-    const value = await this.#barrier.get(this.#path(name));
-    if (value === undefined) return undefined;
+    // Cached values stay in memory, so the cache itself must refuse a sealed server.
+    if (this.#barrier.sealed) throw sealedError();
+    const text = await this.#cache.read(name, async () => {
+      const value = await this.#barrier.get(this.#path(name));
+      return value === undefined ? undefined : Buffer.from(value).toString("utf8");
+    });
+    if (text === undefined) return undefined;
     try {
-      return JSON.parse(Buffer.from(value).toString("utf8")) as ManagedKey;
+      return JSON.parse(text) as ManagedKey;
     } catch (error) {
       throw new KeywardError("internal", "internal error", {
         cause: error,
@@ -76,18 +93,25 @@ export class KeyStore {
 
   /** Writes a key, wrapping a storage error that is not a `KeywardError` as `storage_failure`. */
   async put(key: ManagedKey): Promise<void> {
-    const value = Buffer.from(JSON.stringify(key), "utf8");
-    await this.#translate(() => this.#barrier.put(this.#path(key.name), value), key.name);
+    const text = JSON.stringify(key);
+    await this.#translate(
+      () => this.#barrier.put(this.#path(key.name), Buffer.from(text, "utf8")),
+      key.name,
+    );
+    this.#cache.written(key.name, text);
   }
 
   async delete(name: string): Promise<void> {
     await this.#translate(() => this.#barrier.delete(this.#path(name)), name);
+    this.#cache.written(name, undefined);
   }
 
+  /** Runs a write; after a failure the stored value is unknown, so the cached one is dropped. */
   async #translate(write: () => Promise<void>, name: string): Promise<void> {
     try {
       await write();
     } catch (error) {
+      this.#cache.forget(name);
       if (isKeywardError(error)) throw error;
       throw new KeywardError("storage_failure", `failed to store key "${name}"`, { cause: error });
     }
