@@ -51,6 +51,16 @@ export const ERROR_CODES = {
   invalid_shares: 400,
   // 400: the key version asked for is below the key's minimum.
   version_too_old: 400,
+  // 400: PKI. A certificate, CSR or key in PEM or DER cannot be parsed.
+  invalid_certificate: 400,
+  // 400: PKI. A certificate signing request's signature does not verify.
+  invalid_csr_signature: 400,
+  // 400: PKI. A key or signature algorithm the engine does not support.
+  unsupported_key_type: 400,
+  // 400: PKI. A requested name is outside what the role allows.
+  name_not_allowed: 400,
+  // 400: PKI. A requested TTL or notAfter is beyond the role's maximum or the issuer's expiry.
+  ttl_too_long: 400,
   // 503: the server is sealed, not initialised, or still starting.
   sealed: 503,
   not_initialized: 503,

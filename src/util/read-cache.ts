@@ -11,7 +11,7 @@
 export class ReadCache {
   readonly #maxEntries: number;
   readonly #entries = new Map<string, string>();
-  /** Writes since the cache was created; a read fills the cache only if none happened meanwhile. */
+  /** Writes since the cache was created. A read fills the cache only if none happened meanwhile. */
   #writes = 0;
 
   constructor(maxEntries: number) {
