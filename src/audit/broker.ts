@@ -265,11 +265,20 @@ export class AuditBroker {
     return searchLines(new StoreSink(this.#barrier, device).lines(), filter);
   }
 
-  /** Verifies the hash chain and checkpoint signatures of a store device's records. */
+  /**
+   * Verifies the hash chain and checkpoint signatures of a store device's
+   * records, and that they reach the last record the device wrote, so a
+   * truncated or rewritten end is reported too.
+   */
   async verifyStore(devicePath?: string): Promise<VerifyResult> {
     const keys = this.#requireOpen();
     const device = this.#storeDevice(devicePath);
-    return verifyAuditLog(new StoreSink(this.#barrier, device).lines(), keys.publicKeyPem);
+    // Taken before reading: records written while the log is read come after it.
+    const head = this.#devices.get(device)?.head;
+    const expectedHead = head === undefined || head.seq === 0 ? undefined : head;
+    return verifyAuditLog(new StoreSink(this.#barrier, device).lines(), keys.publicKeyPem, {
+      expectedHead,
+    });
   }
 
   async #broadcast(type: "request" | "response", entry: AuditRequestEntry): Promise<void> {

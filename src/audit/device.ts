@@ -85,6 +85,11 @@ export class AuditDevice {
     this.#logger = context.logger.child({ device: entry.path, deviceType: entry.type });
   }
 
+  /** The last record written, or undefined before the sink is open. */
+  get head(): ChainHead | undefined {
+    return this.#head === undefined ? undefined : { ...this.#head };
+  }
+
   /** Opens the sink and finds where the chain continues. Throws when the sink cannot be opened. */
   async open(): Promise<void> {
     await this.#runTimed(() => this.#openSink());

@@ -3,7 +3,29 @@ import { loadPublicKey } from "../crypto/asymmetric-keys.ts";
 import { KeywardError } from "../errors.ts";
 import { checkpointSignatureValid, GENESIS_HASH, recordHash, signingKeyId } from "./chain.ts";
 
-export type TamperReason = "altered" | "removed" | "reordered" | "bad signature" | "malformed";
+export type TamperReason =
+  | "altered"
+  | "removed"
+  | "reordered"
+  | "bad signature"
+  | "malformed"
+  | "unsigned";
+
+export interface VerifyOptions {
+  /**
+   * The last record the device reports having written. The log must reach
+   * it with the same hash, which catches a truncated log and records
+   * rewritten after the last checkpoint. Later records are allowed, since
+   * the device may write more while the log is read.
+   */
+  expectedHead?: { seq: number; hash: string };
+  /**
+   * Requires the log to end with a signed checkpoint, as a log closed
+   * cleanly (or rotated) does. Without it, records after the last
+   * checkpoint are only reported as `unsignedRecords`.
+   */
+  requireSignedEnd?: boolean;
+}
 
 /** The first record that failed verification. */
 export interface FirstBad {
@@ -130,10 +152,16 @@ function parsePublicKey(pem: string): KeyObject {
  * consistent chain, so pass the key for real verification.
  *
  * Blank lines are skipped. The log must start at sequence number 1.
+ *
+ * A log cut off after whole records, or rewritten and rehashed after its
+ * last checkpoint, still forms a valid chain. `options` catches those:
+ * `expectedHead` compares the end with what the device wrote, and
+ * `requireSignedEnd` demands a signature over the end.
  */
 export async function verifyAuditLog(
   lines: AsyncIterable<string> | Iterable<string>,
   publicKeyPem?: string,
+  options: VerifyOptions = {},
 ): Promise<VerifyResult> {
   const publicKey = publicKeyPem === undefined ? undefined : parsePublicKey(publicKeyPem);
   const expectedKeyId = publicKey === undefined ? undefined : signingKeyId(publicKey);
@@ -203,6 +231,16 @@ export async function verifyAuditLog(
       });
     }
 
+    const head = options.expectedHead;
+    if (head !== undefined && seq === head.seq && record.hash !== head.hash) {
+      return fail({
+        line,
+        seq,
+        reason: "altered",
+        detail: `record ${seq} differs from the record the device wrote with that sequence number`,
+      });
+    }
+
     if (record.type === "checkpoint") {
       if (publicKey !== undefined) {
         if (record.key_id !== expectedKeyId) {
@@ -234,11 +272,33 @@ export async function verifyAuditLog(
     previousLine = line;
   }
 
+  const lastSeq = expectedSeq - 1;
+  const head = options.expectedHead;
+  if (head !== undefined && lastSeq < head.seq) {
+    return fail({
+      line: lineNumber + 1,
+      seq: expectedSeq,
+      reason: "removed",
+      detail: `the log ends at record ${lastSeq}, but the device wrote up to record ${head.seq}`,
+    });
+  }
+  if (options.requireSignedEnd && (unsignedRecords > 0 || lastSeq === 0)) {
+    return fail({
+      line: lineNumber + 1,
+      seq: lastSeq === 0 ? undefined : lastSeq,
+      reason: "unsigned",
+      detail:
+        lastSeq === 0
+          ? "the log is empty, so no checkpoint signs it"
+          : `the last ${unsignedRecords} records follow the last checkpoint, so no signature covers them`,
+    });
+  }
+
   return {
     ok: true,
     records,
     checkpoints,
-    lastSeq: expectedSeq - 1,
+    lastSeq,
     unsignedRecords,
     signaturesChecked: publicKey !== undefined,
   };

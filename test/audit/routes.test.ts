@@ -194,6 +194,24 @@ describe("audit routes", () => {
     assert.equal(response.json().data.signaturesChecked, true);
   });
 
+  it("store verification detects truncation", async () => {
+    const prefix = "sys/audit/store/store/";
+    const keys = [...fixture.barrier.values.keys()].filter((key) => key.startsWith(prefix)).sort();
+    const lastKey = keys.at(-1)!;
+    const saved = fixture.barrier.values.get(lastKey)!;
+    fixture.barrier.values.delete(lastKey);
+    try {
+      // This request's own records come after the deleted one, so the gap shows as a removal.
+      const response = await request({ method: "GET", url: "/v1/sys/audit/verify?device=store" });
+      assert.equal(response.statusCode, 200);
+      const result = response.json().data;
+      assert.equal(result.ok, false);
+      assert.equal(result.firstBad.reason, "removed");
+    } finally {
+      fixture.barrier.values.set(lastKey, saved);
+    }
+  });
+
   it("serves the public key as PEM", async () => {
     const response = await request({ method: "GET", url: "/v1/sys/audit/public-key" });
     assert.equal(response.statusCode, 200);
@@ -317,6 +335,35 @@ describe("audit CLI", () => {
   it("fails for a missing file", async () => {
     const result = await auditCli(["verify", join(fixture.dir, "absent.log")]);
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /ENOENT/);
+    assert.match(result.stderr, /audit log file not found: .*absent\.log/);
+  });
+
+  it("strict mode rejects an unsigned end", async () => {
+    const lines = readLines(logPath);
+    const truncated = join(fixture.dir, "truncated.log");
+    writeFileSync(
+      truncated,
+      lines
+        .slice(0, -1)
+        .map((line) => `${line}\n`)
+        .join(""),
+    );
+
+    const lenient = await auditCli(["verify", truncated, "--public-key", keyPath]);
+    assert.equal(lenient.status, 0, lenient.stderr);
+    assert.match(lenient.stderr, /follow the last checkpoint/);
+
+    const strict = await auditCli(["verify", truncated, "--public-key", keyPath, "--strict"]);
+    assert.equal(strict.status, 1);
+    assert.match(strict.stdout, /TAMPERED: record \d+ at line \d+: unsigned/);
+
+    const whole = await auditCli(["verify", logPath, "--public-key", keyPath, "--strict"]);
+    assert.equal(whole.status, 0, whole.stderr);
+  });
+
+  it("strict mode needs a public key", async () => {
+    const result = await auditCli(["verify", logPath, "--strict"]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /--strict needs --public-key/);
   });
 });

@@ -246,6 +246,69 @@ describe("audit log verification", () => {
     assert.equal(success.unsignedRecords, 2);
   });
 
+  it("fail truncation with expected head", async () => {
+    const last = JSON.parse(original[12]!) as { seq: number; hash: string };
+    const result = await verifyAuditLog(original.slice(0, 12), publicKeyPem, {
+      expectedHead: { seq: last.seq, hash: last.hash },
+    });
+    assert.equal(result.ok, false);
+    const { firstBad } = result as Extract<VerifyResult, { ok: false }>;
+    assert.equal(firstBad.reason, "removed");
+    assert.equal(firstBad.seq, 13);
+  });
+
+  it("fail rewritten tail with expected head", async () => {
+    // Records 11 and 12 follow the checkpoint at 10; rewriting and rehashing
+    // them keeps the chain valid, but the end no longer matches the device.
+    const end = JSON.parse(original[11]!) as { seq: number; hash: string };
+    const rewritten = original.slice(0, 10);
+    let previous = (JSON.parse(original[9]!) as { hash: string }).hash;
+    for (const line of original.slice(10, 12)) {
+      const edited = rehashed(line, (record) => {
+        record.prev_hash = previous;
+        record.time = "2000-01-01T00:00:00.000Z";
+      });
+      previous = (JSON.parse(edited) as { hash: string }).hash;
+      rewritten.push(edited);
+    }
+    assert.equal((await verifyAuditLog(rewritten, publicKeyPem)).ok, true);
+
+    const result = await verifyAuditLog(rewritten, publicKeyPem, {
+      expectedHead: { seq: end.seq, hash: end.hash },
+    });
+    assert.equal(result.ok, false);
+    const { firstBad } = result as Extract<VerifyResult, { ok: false }>;
+    assert.equal(firstBad.reason, "altered");
+    assert.equal(firstBad.seq, 12);
+  });
+
+  it("ok log past expected head", async () => {
+    const head = JSON.parse(original[7]!) as { seq: number; hash: string };
+    const result = await verifyAuditLog(original, publicKeyPem, {
+      expectedHead: { seq: head.seq, hash: head.hash },
+    });
+    assert.equal(result.ok, true);
+  });
+
+  it("signed end required by strict mode", async () => {
+    assert.equal(
+      (await verifyAuditLog(original, publicKeyPem, { requireSignedEnd: true })).ok,
+      true,
+    );
+
+    const truncated = await verifyAuditLog(original.slice(0, 12), publicKeyPem, {
+      requireSignedEnd: true,
+    });
+    assert.equal(truncated.ok, false);
+    const { firstBad } = truncated as Extract<VerifyResult, { ok: false }>;
+    assert.equal(firstBad.reason, "unsigned");
+    assert.equal(firstBad.seq, 12);
+
+    const empty = await verifyAuditLog([], publicKeyPem, { requireSignedEnd: true });
+    assert.equal(empty.ok, false);
+    assert.equal((empty as Extract<VerifyResult, { ok: false }>).firstBad.reason, "unsigned");
+  });
+
   it("rejects a public key that is not Ed25519", async () => {
     const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({
       format: "pem",

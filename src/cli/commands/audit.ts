@@ -1,4 +1,4 @@
-import { createReadStream, readFileSync } from "node:fs";
+import { createReadStream, existsSync, readFileSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import type { Command } from "commander";
 import { type VerifyResult, verifyAuditLog } from "../../audit/verify.ts";
@@ -229,12 +229,21 @@ export function registerAuditCommands(program: Command) {
       )
       .argument("[file]", "a file device's log")
       .option("--public-key <pem>", "PEM file (or text) of the checkpoint signing key")
+      .option(
+        "--strict",
+        "also require the file to end with a signed checkpoint, as a log closed cleanly does (needs --public-key)",
+      )
       .option("--store", "verify the store device's records on the server")
       .option("--device <path>", "with --store, the store device to verify"),
   ).action(
     async (
       file: string | undefined,
-      options: GlobalOptions & { publicKey?: string; store?: boolean; device?: string },
+      options: GlobalOptions & {
+        publicKey?: string;
+        strict?: boolean;
+        store?: boolean;
+        device?: string;
+      },
     ) => {
       if (options.store) {
         if (file !== undefined) throw new Error("give either a file or --store, not both");
@@ -244,8 +253,15 @@ export function registerAuditCommands(program: Command) {
         return;
       }
       if (file === undefined) throw new Error("give the audit log file to verify, or --store");
+      if (options.strict && !options.publicKey) {
+        throw new Error("--strict needs --public-key, since only a signature proves the end");
+      }
+      if (!existsSync(file)) throw new Error(`audit log file not found: ${file}`);
       const publicKey = options.publicKey ? readPublicKey(options.publicKey) : undefined;
-      reportVerification(options.format, await verifyAuditLog(fileLines(file), publicKey));
+      const result = await verifyAuditLog(fileLines(file), publicKey, {
+        requireSignedEnd: options.strict === true,
+      });
+      reportVerification(options.format, result);
     },
   );
 }
