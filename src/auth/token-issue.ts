@@ -74,7 +74,11 @@ export function checkTokenLength(token: string, field: string): void {
  * NOTE: Vault also allows `id`, `period` and `no_parent` to callers with
  * `sudo` on the create path, but Keyward checks only for the root policy.
  */
-export function checkCreateOptions(request: CreateTokenRequest, callerIsRoot: boolean): void {
+export function checkCreateOptions(
+  request: CreateTokenRequest,
+  callerIsRoot: boolean,
+  orphanRoute = false,
+): void {
   if (request.id !== undefined && !callerIsRoot) {
     throw new KeywardError("permission_denied", "only a root token may choose a token ID", {
       field: "id",
@@ -84,6 +88,14 @@ export function checkCreateOptions(request: CreateTokenRequest, callerIsRoot: bo
     throw new KeywardError("permission_denied", "only a root token may create a periodic token", {
       field: "period",
     });
+  }
+  // The create-orphan route makes orphans for any caller its policy admits, and ignores no_parent.
+  if (request.noParent === true && !callerIsRoot && !orphanRoute) {
+    throw new KeywardError(
+      "permission_denied",
+      "only a root token may create an orphan token with no_parent; use auth/token/create-orphan with a policy that grants it",
+      { field: "no_parent" },
+    );
   }
   if (request.id !== undefined) checkTokenLength(request.id, "id");
 }

@@ -194,7 +194,8 @@ export class TokenStore {
   /**
    * Creates a token for `caller`: a child of the caller's token unless
    * `orphan` is set or a root caller sets `noParent`. Throws
-   * `permission_denied` when a non-root caller sets `id` or `period`,
+   * `permission_denied` when a non-root caller sets `id`, `period` or
+   * `noParent` (outside the orphan route),
    * requests policies its token lacks, or has a use-limited token.
    */
   async create(
@@ -203,7 +204,7 @@ export class TokenStore {
     options: { orphan?: boolean } = {},
   ): Promise<IssuedToken> {
     const callerIsRoot = isRootPolicySet(caller.policies);
-    checkCreateOptions(request, callerIsRoot);
+    checkCreateOptions(request, callerIsRoot, options.orphan === true);
     const callerRecord = caller.record;
     if (callerRecord === undefined) throw permissionDenied();
     const token = request.id ?? generateToken();

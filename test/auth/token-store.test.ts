@@ -173,8 +173,12 @@ describe("token creation", () => {
       tokens.create(caller, { period: 60 }),
       keywardError("permission_denied", "period"),
     );
-    const notOrphan = await tokens.create(caller, { noParent: true });
-    assert.equal(notOrphan.record.parentHash, caller.record?.hash);
+    await assert.rejects(
+      tokens.create(caller, { noParent: true }),
+      keywardError("permission_denied", "no_parent"),
+    );
+    const orphanRoute = await tokens.create(caller, { noParent: true }, { orphan: true });
+    assert.equal(orphanRoute.record.parentHash, "");
 
     const chosen = await tokens.create(root, { id: "chosen", policies: ["a"] });
     assert.equal(chosen.token, "chosen");
