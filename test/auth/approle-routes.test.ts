@@ -215,6 +215,28 @@ describe("AppRole routes", () => {
     assert.equal(self.json().data.display_name, "approle");
   });
 
+  it("issues a custom secret ID", async () => {
+    await writeRole("custom", { token_policies: ["svc"] });
+    const url = "/v1/auth/approle/role/custom/custom-secret-id";
+    const chosen = "chosen-secret-0123456789";
+
+    const issued = await t.request({ method: "POST", url, payload: { secret_id: chosen } });
+    assert.equal(issued.statusCode, 200, issued.body);
+    assert.equal(issued.json().data.secret_id, chosen);
+    assert.match(issued.json().data.secret_id_accessor, /^[0-9a-f-]{36}$/);
+
+    const again = await t.request({ method: "POST", url, payload: { secret_id: chosen } });
+    assert.equal(again.statusCode, 409, again.body);
+    assert.equal(again.json().code, "already_exists");
+
+    const missing = await t.request({ method: "POST", url, payload: {} });
+    assert.equal(missing.statusCode, 400);
+    assert.match(missing.body, /secret_id/);
+
+    const response = await login({ role_id: await roleId("custom"), secret_id: chosen });
+    assert.equal(response.statusCode, 200, response.body);
+  });
+
   it("binds logins and tokens to CIDRs", async () => {
     await writeRole("bound", { token_bound_cidrs: ["192.0.2.0/24"], bind_secret_id: false });
     const id = await roleId("bound");

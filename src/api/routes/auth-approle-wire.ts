@@ -189,6 +189,21 @@ export const secretIdBody = objectBody({
   ttl: durationSchema("Lifetime; at most the role's secret_id_ttl."),
 });
 
+/** The body of `custom-secret-id`: a secret ID body plus the chosen secret ID. */
+export const customSecretIdBody = {
+  ...secretIdBody,
+  properties: {
+    ...secretIdBody.properties,
+    secret_id: {
+      type: "string",
+      minLength: 1,
+      maxLength: 1024,
+      description: "The secret ID to issue.",
+    },
+  },
+  required: ["secret_id"],
+};
+
 export interface SecretIdBody {
   metadata?: string | Record<string, unknown>;
   cidr_list?: string[];

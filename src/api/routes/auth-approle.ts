@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { AppRoleBackend } from "../../auth/approle/backend.ts";
 import type { TokenStore } from "../../auth/token-store.ts";
 import {
+  customSecretIdBody,
   type RoleBody,
   roleBody,
   roleData,
@@ -81,23 +82,29 @@ export async function registerAppRoleRoutes(
     },
   });
 
-  app.route<RoleRequest<SecretIdBody>>({
-    method: WRITE_METHODS,
-    url: `${prefix}/role/:role_name/secret-id`,
-    schema: { tags: TAGS, summary: "Issue a secret ID.", params: roleParams, body: secretIdBody },
-    handler: async (request, reply) => {
-      const { secretId, record } = await approle.generateSecretId(
-        request.params.role_name,
-        secretIdRequest(request.body),
-      );
-      return sendData(request, reply, {
-        secret_id: secretId,
-        secret_id_accessor: record.accessor,
-        secret_id_ttl: record.ttl,
-        secret_id_num_uses: record.numUses,
-      });
-    },
-  });
+  // `secret-id` issues a random secret ID, `custom-secret-id` the one in the body.
+  for (const [path, summary, body] of [
+    ["secret-id", "Issue a secret ID.", secretIdBody],
+    ["custom-secret-id", "Issue a secret ID chosen by the caller.", customSecretIdBody],
+  ] as const) {
+    app.route<RoleRequest<SecretIdBody & { secret_id?: string }>>({
+      method: WRITE_METHODS,
+      url: `${prefix}/role/:role_name/${path}`,
+      schema: { tags: TAGS, summary, params: roleParams, body },
+      handler: async (request, reply) => {
+        const { secretId, record } = await approle.generateSecretId(request.params.role_name, {
+          ...secretIdRequest(request.body),
+          secretId: request.body.secret_id,
+        });
+        return sendData(request, reply, {
+          secret_id: secretId,
+          secret_id_accessor: record.accessor,
+          secret_id_ttl: record.ttl,
+          secret_id_num_uses: record.numUses,
+        });
+      },
+    });
+  }
 
   registerListRoute(
     app,

@@ -149,7 +149,11 @@ export class AppRoleBackend {
     });
   }
 
-  /** Issues a secret ID for a role. Returns it (shown once) with its record. */
+  /**
+   * Issues a secret ID for a role, random or chosen by the caller. Returns
+   * it (shown once) with its record. Throws `already_exists` when a chosen
+   * secret ID is already the role's.
+   */
   async generateSecretId(
     name: string,
     request: SecretIdRequest,
@@ -159,10 +163,19 @@ export class AppRoleBackend {
       const role = await this.#repository.loadRole(name);
       if (role === undefined) throw notFound(`role "${name}"`);
       const limits = secretIdLimits(role, request);
-      const secretId = randomUUID();
+      const secretId = request.secretId ?? randomUUID();
+      const hmac = await this.#hmacKey.digest(secretId);
+      if (
+        request.secretId !== undefined &&
+        (await this.#repository.loadSecretId(name, hmac)) !== undefined
+      ) {
+        throw new KeywardError("already_exists", "the role already has this secret ID", {
+          field: "secret_id",
+        });
+      }
       const now = this.#now();
       const record: SecretIdRecord = Object.freeze({
-        hmac: await this.#hmacKey.digest(secretId),
+        hmac,
         accessor: randomUUID(),
         roleName: name,
         cidrList: limits.cidrList,

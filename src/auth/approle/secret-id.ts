@@ -27,6 +27,8 @@ export interface SecretIdRecord {
 
 /** Options of a new secret ID, already parsed. Absent fields take the role's defaults. */
 export interface SecretIdRequest {
+  /** A secret ID chosen by the caller (Vault's custom-secret-id); a random UUID otherwise. */
+  secretId?: string;
   metadata?: Record<string, string>;
   cidrList?: string[];
   tokenBoundCidrs?: string[];
