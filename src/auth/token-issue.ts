@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { invalidField, KeywardError } from "../errors.ts";
 import { childPolicies, isRootPolicySet, ROOT_POLICY } from "./token-policies.ts";
 import { freezeRecord, initialLifetime, TOKEN_TYPE, type TokenRecord } from "./token-record.ts";
+import { roleTokenPolicies, type TokenRole } from "./token-roles.ts";
 
 /** Prefix of tokens Keyward generates, so a leaked one is easy to spot in a scan. */
 export const TOKEN_PREFIX = "kw.";
@@ -139,8 +140,10 @@ export function rootTokenRecord(
 
 /**
  * Builds the record of a token created through `auth/token/create`, as a
- * child of `parent` unless `orphan`. Throws `permission_denied` when the
- * parent has a use limit or lacks a requested policy.
+ * child of `parent` unless `orphan`, with the settings of `role` when it
+ * was created through `auth/token/create/<role>`. Throws
+ * `permission_denied` when the parent has a use limit or the policies are
+ * not allowed.
  */
 export function createdTokenRecord(
   hash: string,
@@ -148,6 +151,7 @@ export function createdTokenRecord(
   request: CreateTokenRequest,
   orphan: boolean,
   now: number,
+  role?: TokenRole,
 ): { record: TokenRecord; warnings: string[] } {
   if (parent.numUses > 0) {
     throw new KeywardError(
@@ -155,26 +159,27 @@ export function createdTokenRecord(
       "a token with a use limit cannot create other tokens",
     );
   }
-  const policies = childPolicies(
-    parent.policies,
-    request.policies,
-    request.noDefaultPolicy === true,
-  );
+  const noDefaultPolicy = request.noDefaultPolicy === true || role?.tokenNoDefaultPolicy === true;
+  const policies =
+    role === undefined
+      ? childPolicies(parent.policies, request.policies, noDefaultPolicy)
+      : roleTokenPolicies(role, parent.policies, request.policies, noDefaultPolicy);
   const settings = {
     ttl: request.ttl ?? 0,
-    explicitMaxTtl: request.explicitMaxTtl ?? 0,
+    explicitMaxTtl: smallestLimit(request.explicitMaxTtl ?? 0, role?.tokenExplicitMaxTtl ?? 0),
     maxTtl: 0,
-    period: request.period ?? 0,
+    period: role !== undefined && role.tokenPeriod > 0 ? role.tokenPeriod : (request.period ?? 0),
   };
   const lifetime = initialLifetime(settings, isRootPolicySet(policies), now);
+  const parentless = orphan || role?.orphan === true;
   const record = freezeRecord({
     hash,
     accessor: generateAccessor(),
-    parentHash: orphan ? "" : parent.hash,
+    parentHash: parentless ? "" : parent.hash,
     policies,
     displayName: tokenDisplayName(request.displayName),
     meta: { ...(request.meta ?? {}) },
-    path: orphan ? "auth/token/create-orphan" : "auth/token/create",
+    path: creationPath(orphan, role),
     createdAt: now,
     lastRenewedAt: null,
     creationTtl: lifetime.creationTtl,
@@ -182,12 +187,27 @@ export function createdTokenRecord(
     explicitMaxTtl: settings.explicitMaxTtl,
     maxTtl: 0,
     period: settings.period,
-    numUses: request.numUses ?? 0,
-    renewable: lifetime.expiresAt !== null && request.renewable !== false,
-    boundCidrs: [],
+    numUses: smallestLimit(request.numUses ?? 0, role?.tokenNumUses ?? 0),
+    renewable:
+      lifetime.expiresAt !== null && request.renewable !== false && role?.renewable !== false,
+    boundCidrs: [...(role?.tokenBoundCidrs ?? [])],
     type: TOKEN_TYPE,
+    ...(role === undefined ? {} : { role: role.name }),
   });
   return { record, warnings: lifetime.warnings };
+}
+
+/** Returns the smaller of two limits where 0 means none. */
+function smallestLimit(first: number, second: number): number {
+  if (first === 0) return second;
+  if (second === 0) return first;
+  return Math.min(first, second);
+}
+
+function creationPath(orphan: boolean, role: TokenRole | undefined): string {
+  if (role === undefined) return orphan ? "auth/token/create-orphan" : "auth/token/create";
+  const suffix = role.pathSuffix === "" ? "" : `/${role.pathSuffix}`;
+  return `auth/token/create/${role.name}${suffix}`;
 }
 
 /**

@@ -44,6 +44,8 @@ export interface TokenRecord {
   /** CIDR blocks the token may be used from, or empty for anywhere. */
   readonly boundCidrs: readonly string[];
   readonly type: typeof TOKEN_TYPE;
+  /** The token role it was created through, if any. */
+  readonly role?: string;
 }
 
 /** The settings that decide a token's expiry. All durations are in seconds. */

@@ -20,6 +20,7 @@ import {
 import { isRootPolicySet } from "./token-policies.ts";
 import { freezeRecord, isExpired, renewedExpiry, type TokenRecord } from "./token-record.ts";
 import { TokenRepository } from "./token-repository.ts";
+import { TokenRoleStore } from "./token-roles.ts";
 
 export {
   type CreateTokenRequest,
@@ -99,6 +100,8 @@ function identityOf(record: TokenRecord): Identity {
  * Writes run one at a time under a mutex, and reads do not wait for them.
  */
 export class TokenStore {
+  /** Token roles (`auth/token/roles/<name>`), whose settings `create` applies. */
+  readonly roles: TokenRoleStore;
   readonly #barrier: Barrier;
   readonly #repository: TokenRepository;
   readonly #hmacKey: BarrierHmacKey;
@@ -110,6 +113,7 @@ export class TokenStore {
 
   constructor(barrier: Barrier, options: TokenStoreOptions = {}) {
     this.#barrier = barrier;
+    this.roles = new TokenRoleStore(barrier);
     this.#repository = new TokenRepository(barrier);
     this.#hmacKey = new BarrierHmacKey(barrier, TOKEN_HMAC_KEY);
     this.#clock = options.clock ?? (() => new Date());
@@ -193,7 +197,8 @@ export class TokenStore {
 
   /**
    * Creates a token for `caller`: a child of the caller's token unless
-   * `orphan` is set or a root caller sets `noParent`. Throws
+   * `orphan` is set, a root caller sets `noParent` or the role named
+   * `roleName` makes orphans. A role's settings apply as Vault applies them. Throws
    * `permission_denied` when a non-root caller sets `id`, `period` or
    * `noParent` (outside the orphan route),
    * requests policies its token lacks, or has a use-limited token.
@@ -201,10 +206,12 @@ export class TokenStore {
   async create(
     caller: Identity,
     request: CreateTokenRequest,
-    options: { orphan?: boolean } = {},
+    options: { orphan?: boolean; roleName?: string } = {},
   ): Promise<IssuedToken> {
     const callerIsRoot = isRootPolicySet(caller.policies);
-    checkCreateOptions(request, callerIsRoot, options.orphan === true);
+    const role =
+      options.roleName === undefined ? undefined : await this.roles.read(options.roleName);
+    checkCreateOptions(request, callerIsRoot, options.orphan === true || role?.orphan === true);
     const callerRecord = caller.record;
     if (callerRecord === undefined) throw permissionDenied();
     const token = request.id ?? generateToken();
@@ -218,13 +225,21 @@ export class TokenStore {
         this.#reject(callerRecord, "the token was revoked or expired before its child was created");
         throw permissionDenied();
       }
-      const { record, warnings } = createdTokenRecord(hash, parent, request, orphan, this.#now());
+      const { record, warnings } = createdTokenRecord(
+        hash,
+        parent,
+        request,
+        orphan,
+        this.#now(),
+        role,
+      );
       await this.#repository.insert(record);
       this.#logger.info(
         {
           accessor: record.accessor,
-          parentAccessor: orphan ? undefined : parent.accessor,
+          parentAccessor: record.parentHash === "" ? undefined : parent.accessor,
           policies: record.policies,
+          role: record.role,
         },
         "created token",
       );

@@ -310,6 +310,138 @@ describe("token routes", () => {
     assert.deepEqual(orphan.json().auth.policies, ["a", "default"]);
   });
 
+  async function writeTokenRole(name: string, payload: object) {
+    const response = await t.request({
+      method: "POST",
+      url: `/v1/auth/token/roles/${name}`,
+      payload,
+    });
+    assert.equal(response.statusCode, 204, response.body);
+  }
+
+  async function createWithRole(role: string, payload: object, token?: string) {
+    return t.request({
+      method: "POST",
+      url: `/v1/auth/token/create/${role}`,
+      payload,
+      token,
+    });
+  }
+
+  it("manages token roles", async () => {
+    await writeTokenRole("ci", {
+      allowed_policies: "deploy,read",
+      token_period: "1h",
+      path_suffix: "builds",
+    });
+    const read = await t.request({ method: "GET", url: "/v1/auth/token/roles/ci" });
+    assert.equal(read.statusCode, 200, read.body);
+    const data = read.json().data;
+    assert.deepEqual(data.allowed_policies, ["deploy", "read"]);
+    assert.equal(data.token_period, 3600);
+    assert.equal(data.period, 3600);
+    assert.equal(data.renewable, true);
+    assert.equal(data.path_suffix, "builds");
+
+    await writeTokenRole("ci", { renewable: false });
+    const updated = await t.request({ method: "GET", url: "/v1/auth/token/roles/ci" });
+    assert.equal(updated.json().data.renewable, false);
+    assert.deepEqual(updated.json().data.allowed_policies, ["deploy", "read"]);
+
+    const list = await t.request({ method: "GET", url: "/v1/auth/token/roles?list=true" });
+    assert.ok(list.json().data.keys.includes("ci"));
+
+    const removed = await t.request({ method: "DELETE", url: "/v1/auth/token/roles/ci" });
+    assert.equal(removed.statusCode, 204);
+    const gone = await t.request({ method: "GET", url: "/v1/auth/token/roles/ci" });
+    assert.equal(gone.statusCode, 404);
+  });
+
+  it("creates tokens with role settings", async () => {
+    await writeTokenRole("agents", {
+      allowed_policies: ["agent"],
+      orphan: true,
+      token_period: 1800,
+      token_num_uses: 5,
+      path_suffix: "site1",
+    });
+    // A caller whose own policies do not include "agent" may still create through the role.
+    const caller = await create({ policies: ["other"] });
+    const response = await createWithRole("agents", {}, caller.client_token);
+    assert.equal(response.statusCode, 200, response.body);
+    const auth = response.json().auth;
+    assert.deepEqual(auth.policies, ["agent", "default"]);
+    assert.equal(auth.orphan, true);
+    assert.equal(auth.lease_duration, 1800);
+    assert.equal(auth.num_uses, 5);
+
+    const lookup = await t.request({
+      method: "POST",
+      url: "/v1/auth/token/lookup",
+      payload: { token: auth.client_token },
+    });
+    assert.equal(lookup.json().data.path, "auth/token/create/agents/site1");
+    assert.equal(lookup.json().data.period, 1800);
+    assert.equal(lookup.json().data.role, "agents");
+  });
+
+  it("role limits the policies", async () => {
+    await writeTokenRole("limited", {
+      allowed_policies: ["app"],
+      disallowed_policies: ["admin"],
+    });
+    const outside = await createWithRole("limited", { policies: ["ops"] });
+    assert.equal(outside.statusCode, 403);
+    assert.equal(outside.json().field, "policies");
+
+    await writeTokenRole("open", { disallowed_policies: ["admin"] });
+    const parent = await create({ policies: ["admin", "app"] });
+    const inherited = await createWithRole("open", {}, parent.client_token);
+    assert.equal(inherited.statusCode, 200, inherited.body);
+    assert.deepEqual(inherited.json().auth.policies, ["app", "default"]);
+    assert.equal(inherited.json().auth.orphan, false);
+
+    const disallowed = await createWithRole("open", { policies: ["admin"] }, parent.client_token);
+    assert.equal(disallowed.statusCode, 403);
+    assert.match(disallowed.json().errors[0], /disallows the policies "admin"/);
+  });
+
+  const badRoles: [string, string, object, number, string, string][] = [
+    ["fail unknown role", "missing", {}, 404, "not_found", ""],
+    [
+      "fail root allowed",
+      "r1",
+      { allowed_policies: ["root"] },
+      400,
+      "invalid_field",
+      "allowed_policies",
+    ],
+    ["fail bad suffix", "r2", { path_suffix: "../x" }, 400, "invalid_field", "path_suffix"],
+    ["fail bad period", "r3", { token_period: "often" }, 400, "invalid_field", "token_period"],
+    [
+      "fail bad cidr",
+      "r4",
+      { token_bound_cidrs: ["10.0.0.0/33"] },
+      400,
+      "invalid_field",
+      "token_bound_cidrs",
+    ],
+    ["fail unknown role field", "r5", { colour: "red" }, 400, "unknown_field", "colour"],
+  ];
+  for (const [name, role, payload, status, code, field] of badRoles) {
+    it(name, async () => {
+      const response =
+        status === 404
+          ? await createWithRole(role, payload)
+          : await t.request({ method: "POST", url: `/v1/auth/token/roles/${role}`, payload });
+      assert.equal(response.statusCode, status, response.body);
+      assert.equal(response.json().code, code);
+      if (field !== "") assert.equal(response.json().field, field);
+      const stored = await t.request({ method: "GET", url: `/v1/auth/token/roles/${role}` });
+      assert.equal(stored.statusCode, 404);
+    });
+  }
+
   const badInput: [string, object, number, string, string | undefined][] = [
     ["fail bad ttl", { ttl: "soon" }, 400, "invalid_field", "ttl"],
     ["fail negative uses", { num_uses: -1 }, 400, "invalid_field", "num_uses"],

@@ -41,7 +41,7 @@ export const createBody = objectBody({
   },
   no_parent: {
     type: "boolean",
-    description: "Create an orphan (root callers only; ignored otherwise).",
+    description: "Create an orphan (root callers only; rejected for other callers).",
   },
   no_default_policy: { type: "boolean", description: "Leave out the default policy." },
   renewable: { type: "boolean", description: "Allow renewal (default true)." },
@@ -154,5 +154,6 @@ export function tokenLookupData(record: TokenRecord, now: number, id: string) {
   }
   if (record.period > 0) data.period = record.period;
   if (record.boundCidrs.length > 0) data.bound_cidrs = [...record.boundCidrs];
+  if (record.role !== undefined) data.role = record.role;
   return data;
 }

@@ -3,6 +3,7 @@ import { parseOptionalDuration } from "../../auth/duration.ts";
 import type { TokenRecord } from "../../auth/token-record.ts";
 import type { TokenStore } from "../../auth/token-store.ts";
 import { requestToken } from "../authentication.ts";
+import { registerTokenRoleRoutes } from "./auth-token-roles.ts";
 import {
   objectBody,
   registerListRoute,
@@ -237,4 +238,6 @@ export async function registerTokenRoutes(app: FastifyInstance, tokens: TokenSto
     "List every token's accessor (needs sudo in Vault).",
     () => tokens.listAccessors(),
   );
+
+  await registerTokenRoleRoutes(app, tokens);
 }
