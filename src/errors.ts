@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   invalid_ciphertext: 400,
   unsupported_operation: 400,
   invalid_json: 400,
+  // 400: a KMIP message (TTLV, XML or JSON) is malformed; KmipDecodeError carries the Result Reason.
+  invalid_kmip_message: 400,
   // 400: an ACL policy does not parse or names an unknown key or capability.
   invalid_policy: 400,
   // 403: authentication and authorisation. A missing token gets 403, as in Vault.
