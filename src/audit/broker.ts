@@ -252,6 +252,26 @@ export class AuditBroker {
     return hmacValue(keys.hmacKey, input);
   }
 
+  /**
+   * Reopens every device that writes a file, after a log rotator renamed
+   * the files. Each old file ends with a checkpoint and each chain
+   * continues in the new file. A device that fails is logged and skipped.
+   */
+  async reopenFiles(): Promise<void> {
+    if (this.#state !== "open") return;
+    const devices = [...this.#devices.values()].filter((device) => device.entry.type === "file");
+    for (const device of devices) {
+      try {
+        await device.reopen();
+      } catch (error) {
+        this.#logger.error(
+          { err: error, device: device.entry.path },
+          "failed to reopen the audit file; records go on to the old file until the next reopen",
+        );
+      }
+    }
+  }
+
   /** Returns the checkpoint signing key's public half (SPKI PEM) and its id. */
   publicKey(): { publicKeyPem: string; keyId: string } {
     const keys = this.#requireOpen();

@@ -111,6 +111,32 @@ export class AuditDevice {
     }
   }
 
+  /**
+   * Signs the end of the current log with a checkpoint and opens the sink
+   * again, so a file renamed by a log rotator ends signed and the chain
+   * continues in a new file at the same path. Does nothing for sinks that
+   * cannot reopen.
+   */
+  async reopen(): Promise<void> {
+    const reopenSink = this.#sink.reopen?.bind(this.#sink);
+    if (reopenSink === undefined || this.#closing) return;
+    await this.#runTimed(async () => {
+      if (this.#head === undefined) await this.#openSink();
+      await this.#writeCheckpoint();
+      const tail = await reopenSink();
+      // The same file, not rotated after all: its last record must be the head.
+      if (tail !== undefined && (tail.seq !== this.#head?.seq || tail.hash !== this.#head.hash)) {
+        this.#logger.error(
+          { lastSeq: tail.seq, headSeq: this.#head?.seq },
+          "the reopened audit file ends with another record than the one last written; continuing from the file",
+        );
+        this.#head = { seq: tail.seq, hash: tail.hash };
+        this.#lastCheckpointSeq = tail.checkpoint ? tail.seq : 0;
+      }
+    });
+    this.#logger.info({ seq: this.#head?.seq }, "reopened the audit log");
+  }
+
   /** Writes a final checkpoint when records follow the last one, then closes the sink. */
   async close(): Promise<void> {
     if (this.#closing) return;
@@ -141,7 +167,13 @@ export class AuditDevice {
       // NOTE: a socket or syslog device cannot read its log back, so after a
       // crash it continues from its last checkpoint, and the receiver gets
       // the sequence numbers written since then a second time.
-      if (this.#sink.readsBack) {
+      if (this.#sink.readsBack && tail === undefined) {
+        // A log rotator's new file, or a log someone emptied: only the old file can tell.
+        this.#logger.warn(
+          { checkpointSeq: saved.seq },
+          "audit log is empty: continuing the chain from the last checkpoint, so a rotated log goes on where the old file ended",
+        );
+      } else if (this.#sink.readsBack) {
         this.#logger.error(
           { lastSeq: tail?.seq ?? 0, checkpointSeq: saved.seq },
           "audit log ends before its last checkpoint: it was truncated or replaced; continuing the chain from the checkpoint, so verification reports the missing records",

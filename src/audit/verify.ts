@@ -25,12 +25,20 @@ export interface VerifyOptions {
    * checkpoint are only reported as `unsignedRecords`.
    */
   requireSignedEnd?: boolean;
+  /**
+   * Accepts a log that starts after sequence number 1, such as the newer
+   * file of a rotated log verified on its own. Its first record's link to
+   * the record before it cannot be checked.
+   */
+  continuation?: boolean;
 }
 
 /** The first record that failed verification. */
 export interface FirstBad {
   /** 1-based line number in the log where the problem shows. */
   line: number;
+  /** The file the line is in, when several files were verified as one log. */
+  file?: string;
   /** The sequence number concerned, when one is known: for `removed`, the first missing one. */
   seq?: number;
   reason: TamperReason;
@@ -151,7 +159,8 @@ function parsePublicKey(pem: string): KeyObject {
  * hash chain is checked, and anyone who can write the file can rebuild a
  * consistent chain, so pass the key for real verification.
  *
- * Blank lines are skipped. The log must start at sequence number 1.
+ * Blank lines are skipped. The log must start at sequence number 1 unless
+ * `options.continuation` is set.
  *
  * A log cut off after whole records, or rewritten and rehashed after its
  * last checkpoint, still forms a valid chain. `options` catches those:
@@ -189,6 +198,10 @@ export async function verifyAuditLog(
     const record = parseRecord(next.value);
     if (typeof record === "string") return fail({ line, reason: "malformed", detail: record });
     const seq = record.seq;
+    if (options.continuation && previousLine === 0 && seq > 1) {
+      expectedSeq = seq;
+      previousHash = record.prev_hash;
+    }
 
     if (recordHash(record) !== record.hash) {
       return fail({

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
-import { appendFileSync, statSync } from "node:fs";
+import { appendFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { verifyAuditLog } from "../../src/audit/verify.ts";
@@ -45,6 +45,59 @@ describe("file device", () => {
     await fixture.broker.logRequest(requestEntry(1));
     await fixture.broker.close();
     await fixture.broker.open();
+    await fixture.broker.logRequest(requestEntry(2));
+    const { publicKeyPem } = fixture.broker.publicKey();
+    await fixture.broker.close();
+
+    const seqs = readLines(path).map((line) => JSON.parse(line).seq);
+    assert.deepEqual(seqs, [1, 2, 3, 4]);
+    assert.equal((await verifyAuditLog(readLines(path), publicKeyPem)).ok, true);
+    await fixture.cleanup();
+  });
+
+  it("rotates to a new file on reopen", async () => {
+    const fixture = await openBroker();
+    const path = join(fixture.dir, "audit.log");
+    const rotated = join(fixture.dir, "audit.log.1");
+    await fixture.broker.enable("file", "file", { file_path: path });
+    await fixture.broker.logRequest(requestEntry(1));
+    renameSync(path, rotated);
+    await fixture.broker.reopenFiles();
+    await fixture.broker.logRequest(requestEntry(2));
+    const { publicKeyPem } = fixture.broker.publicKey();
+    await fixture.broker.close();
+
+    const oldLines = readLines(rotated);
+    const newLines = readLines(path);
+    assert.deepEqual(
+      oldLines.map((line) => JSON.parse(line).type),
+      ["request", "checkpoint"],
+    );
+    assert.deepEqual(
+      newLines.map((line) => JSON.parse(line).seq),
+      [3, 4],
+    );
+
+    const strictOld = await verifyAuditLog(oldLines, publicKeyPem, { requireSignedEnd: true });
+    assert.equal(strictOld.ok, true);
+    const whole = await verifyAuditLog([...oldLines, ...newLines], publicKeyPem, {
+      requireSignedEnd: true,
+    });
+    assert.equal(whole.ok, true);
+
+    const alone = await verifyAuditLog(newLines, publicKeyPem);
+    assert.equal(alone.ok, false);
+    const continued = await verifyAuditLog(newLines, publicKeyPem, { continuation: true });
+    assert.equal(continued.ok, true);
+    await fixture.cleanup();
+  });
+
+  it("reopens an unrotated file in place", async () => {
+    const fixture = await openBroker();
+    const path = join(fixture.dir, "audit.log");
+    await fixture.broker.enable("file", "file", { file_path: path });
+    await fixture.broker.logRequest(requestEntry(1));
+    await fixture.broker.reopenFiles();
     await fixture.broker.logRequest(requestEntry(2));
     const { publicKeyPem } = fixture.broker.publicKey();
     await fixture.broker.close();

@@ -361,6 +361,38 @@ describe("audit CLI", () => {
     assert.equal(whole.status, 0, whole.stderr);
   });
 
+  it("verifies rotated files in order", async () => {
+    const lines = readLines(logPath);
+    const older = join(fixture.dir, "rotated.log.1");
+    const newer = join(fixture.dir, "rotated.log");
+    writeFileSync(
+      older,
+      lines
+        .slice(0, 2)
+        .map((line) => `${line}\n`)
+        .join(""),
+    );
+    writeFileSync(
+      newer,
+      lines
+        .slice(2)
+        .map((line) => `${line}\n`)
+        .join(""),
+    );
+
+    const both = await auditCli(["verify", older, newer, "--public-key", keyPath, "--strict"]);
+    assert.equal(both.status, 0, both.stdout + both.stderr);
+
+    const alone = await auditCli(["verify", newer, "--public-key", keyPath]);
+    assert.equal(alone.status, 1);
+    const continued = await auditCli(["verify", newer, "--public-key", keyPath, "--continuation"]);
+    assert.equal(continued.status, 0, continued.stdout + continued.stderr);
+
+    const swapped = await auditCli(["verify", newer, older, "--public-key", keyPath]);
+    assert.equal(swapped.status, 1);
+    assert.match(swapped.stdout, /TAMPERED: record \d+ at line 1 of .*rotated\.log:/);
+  });
+
   it("strict mode needs a public key", async () => {
     const result = await auditCli(["verify", logPath, "--strict"]);
     assert.equal(result.status, 1);

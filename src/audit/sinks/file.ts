@@ -27,9 +27,9 @@ async function lastNewlineBefore(handle: FileHandle, end: number): Promise<numbe
  * Appends records as JSON lines to a file, fsync'ing each one before the
  * write resolves, so a record is on disk before the request proceeds.
  *
- * NOTE: the file is opened once. A log rotator that renames it must have
- * the device disabled and enabled again (or the server restarted), or
- * records keep going to the renamed file.
+ * The file is opened once. After a log rotator renames it, `reopen`
+ * (which the server runs on SIGHUP) starts a new file at the same path,
+ * and the hash chain continues there.
  */
 export class FileSink implements AuditSink {
   readonly readsBack = true;
@@ -81,6 +81,10 @@ export class FileSink implements AuditSink {
     const buffer = Buffer.alloc(end - 1 - start);
     await handle.read(buffer, 0, buffer.length, start);
     return tailOfLine(buffer.toString("utf8"));
+  }
+
+  async reopen(): Promise<SinkTail | undefined> {
+    return this.open();
   }
 
   async write(line: string): Promise<void> {

@@ -30,6 +30,11 @@ export interface AuditSink {
    * their records one `write` at a time.
    */
   writeBatch?(lines: string[], records: ChainedRecord[]): Promise<void>;
+  /**
+   * Closes and opens the file or connection again, for a log rotator that
+   * renamed the file. Returns what `open` returns for the new one.
+   */
+  reopen?(): Promise<SinkTail | undefined>;
   /** Drops the connection after a timed-out write, so the pending write fails and the next one reconnects. */
   abort(): void;
   close(): Promise<void>;

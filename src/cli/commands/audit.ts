@@ -36,6 +36,34 @@ async function* fileLines(path: string): AsyncGenerator<string> {
   if (pending !== "") yield pending;
 }
 
+/**
+ * Yields the lines of several files in order, and maps a line number of
+ * the whole back to the file and its own line number.
+ */
+function concatenatedLines(files: string[]) {
+  const ends: number[] = [];
+  async function* lines(): AsyncGenerator<string> {
+    let count = 0;
+    for (const file of files) {
+      for await (const line of fileLines(file)) {
+        count += 1;
+        yield line;
+      }
+      ends.push(count);
+    }
+  }
+  const locate = (line: number): { file: string; line: number } => {
+    let start = 0;
+    for (const [index, end] of ends.entries()) {
+      if (line <= end) return { file: files[index] ?? "", line: line - start };
+      start = end;
+    }
+    // Past the last line: the problem is the end of the last file.
+    return { file: files.at(-1) ?? "", line: line - start };
+  };
+  return { lines: lines(), locate };
+}
+
 /** Reads a public key given as PEM text or as the path of a PEM file. */
 function readPublicKey(value: string): string {
   return value.trimStart().startsWith("-----BEGIN") ? value : readFileSync(value, "utf8");
@@ -51,8 +79,9 @@ export function reportVerification(format: GlobalOptions["format"], result: Veri
   if (!result.ok) {
     const { firstBad } = result;
     const record = firstBad.seq === undefined ? "" : ` record ${firstBad.seq}`;
+    const inFile = firstBad.file === undefined ? "" : ` of ${firstBad.file}`;
     process.stdout.write(
-      `Audit log TAMPERED:${record} at line ${firstBad.line}: ${firstBad.reason} (${firstBad.detail}).\n` +
+      `Audit log TAMPERED:${record} at line ${firstBad.line}${inFile}: ${firstBad.reason} (${firstBad.detail}).\n` +
         `Verified before it: ${result.records} records, ${result.checkpoints} checkpoints.\n`,
     );
     return;
@@ -227,40 +256,56 @@ export function registerAuditCommands(program: Command) {
       .description(
         "verify an audit log file offline, or the store device through the server (--store); exit status 1 when tampered",
       )
-      .argument("[file]", "a file device's log")
+      .argument(
+        "[files...]",
+        "a file device's log; several files (such as rotated ones, oldest first) are verified as one log",
+      )
       .option("--public-key <pem>", "PEM file (or text) of the checkpoint signing key")
       .option(
         "--strict",
-        "also require the file to end with a signed checkpoint, as a log closed cleanly does (needs --public-key)",
+        "also require the log to end with a signed checkpoint, as a log closed cleanly does (needs --public-key)",
+      )
+      .option(
+        "--continuation",
+        "accept a log that starts after record 1, such as a rotated file without its predecessors",
       )
       .option("--store", "verify the store device's records on the server")
       .option("--device <path>", "with --store, the store device to verify"),
   ).action(
     async (
-      file: string | undefined,
+      files: string[],
       options: GlobalOptions & {
         publicKey?: string;
         strict?: boolean;
+        continuation?: boolean;
         store?: boolean;
         device?: string;
       },
     ) => {
       if (options.store) {
-        if (file !== undefined) throw new Error("give either a file or --store, not both");
+        if (files.length > 0) throw new Error("give either files or --store, not both");
         const query = options.device ? `?device=${encodeURIComponent(options.device)}` : "";
         const { body } = await clientFrom(options).request("GET", `/v1/sys/audit/verify${query}`);
         reportVerification(options.format, (body as { data: VerifyResult }).data);
         return;
       }
-      if (file === undefined) throw new Error("give the audit log file to verify, or --store");
+      if (files.length === 0) throw new Error("give the audit log file to verify, or --store");
       if (options.strict && !options.publicKey) {
         throw new Error("--strict needs --public-key, since only a signature proves the end");
       }
-      if (!existsSync(file)) throw new Error(`audit log file not found: ${file}`);
+      for (const file of files) {
+        if (!existsSync(file)) throw new Error(`audit log file not found: ${file}`);
+      }
       const publicKey = options.publicKey ? readPublicKey(options.publicKey) : undefined;
-      const result = await verifyAuditLog(fileLines(file), publicKey, {
+      const log = concatenatedLines(files);
+      const result = await verifyAuditLog(log.lines, publicKey, {
         requireSignedEnd: options.strict === true,
+        continuation: options.continuation === true,
       });
+      if (!result.ok && files.length > 1) {
+        const { file, line } = log.locate(result.firstBad.line);
+        result.firstBad = { ...result.firstBad, line, file };
+      }
       reportVerification(options.format, result);
     },
   );
