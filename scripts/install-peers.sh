@@ -7,6 +7,11 @@ set -euo pipefail
 # Program to check for, and the Debian package that provides it.
 peers=(
   "openssl:openssl"
+  "certtool:gnutls-bin"
+  "pg_ctlcluster:postgresql"
+  "ssh-keygen:openssh-client"
+  "ssh:openssh-client"
+  "sshd:openssh-server"
 )
 
 missing=()
