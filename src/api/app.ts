@@ -7,10 +7,12 @@ import type { Keyward } from "../core/keyward.ts";
 import { KeywardError } from "../errors.ts";
 import { registerAuthentication } from "./authentication.ts";
 import { registerAuthorization } from "./authorization.ts";
+import { addEngineConstraint } from "./engine-constraint.ts";
 import { handleError } from "./error-handler.ts";
 import { Metrics, registerMetricsRoutes } from "./metrics.ts";
 import { registerAppRoleRoutes } from "./routes/auth-approle.ts";
 import { registerTokenRoutes } from "./routes/auth-token.ts";
+import { registerPkiMounts } from "./routes/pki.ts";
 import { registerAuditHooks, registerAuditRoutes } from "./routes/sys-audit.ts";
 import { registerGenerateRootRoutes } from "./routes/sys-generate-root.ts";
 import { registerMountRoutes } from "./routes/sys-mounts.ts";
@@ -180,7 +182,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerMountRoutes(app, options.keyward);
   await registerOpenApiRoutes(app);
   await registerMetricsRoutes(app, metrics);
+  addEngineConstraint(app, options.keyward);
   await registerTransitMounts(app, options.keyward);
+  await registerPkiMounts(app, options.keyward);
   return app;
 }
 

@@ -1,9 +1,16 @@
 import type { Socket } from "node:net";
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RouteOptions,
+} from "fastify";
 import FindMyWay from "find-my-way";
 import type { Keyward } from "../core/keyward.ts";
 import { KeywardError } from "../errors.ts";
 import { authorize } from "./authorization.ts";
+import { engineOfUrl } from "./engine-constraint.ts";
 import { handleError } from "./error-handler.ts";
 
 /** Methods whose absence on a matching path makes a request 405 rather than 404. */
@@ -14,23 +21,43 @@ const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"] as const;
  * method gets 405 `method_not_allowed` with an Allow header; anything else
  * gets 404 `route_not_found`. Fastify's router cannot be asked about other
  * methods, so the routes are mirrored into a second find-my-way router (the
- * library Fastify routes with) as they are registered. Either response is
- * sent only after the caller's policies allow the path.
+ * library Fastify routes with) as they are registered, one router per
+ * `engine` route constraint, so a path counts only for the engine mounted
+ * there. Either response is sent only after the caller's policies allow
+ * the path.
  */
 export function registerUnmatchedHandling(
   app: FastifyInstance,
   keyward: Keyward,
   maxParamLength: number,
 ) {
-  const mirror = FindMyWay({ maxParamLength, ignoreTrailingSlash: false });
-  app.addHook("onRoute", (route) => {
-    const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) {
-      if (!(METHODS as readonly string[]).includes(method)) continue;
-      if (mirror.find(method as "GET", route.url)) continue;
-      mirror.on(method as "GET", route.url, () => undefined);
+  const mirrors = new Map<string, ReturnType<typeof FindMyWay>>();
+  const mirrorFor = (engine: string) => {
+    let mirror = mirrors.get(engine);
+    if (!mirror) {
+      mirror = FindMyWay({ maxParamLength, ignoreTrailingSlash: false });
+      mirrors.set(engine, mirror);
     }
+    return mirror;
+  };
+  // Routes are mirrored when the first unmatched request arrives, because
+  // an engine's own onRoute hook adds its constraint after this one runs.
+  const pending: RouteOptions[] = [];
+  app.addHook("onRoute", (route) => {
+    pending.push(route);
   });
+  const flushPending = () => {
+    for (const route of pending.splice(0)) {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      const engine = (route.constraints as { engine?: string } | undefined)?.engine ?? "";
+      const mirror = mirrorFor(engine);
+      for (const method of methods) {
+        if (!(METHODS as readonly string[]).includes(method)) continue;
+        if (mirror.find(method as "GET", route.url)) continue;
+        mirror.on(method as "GET", route.url, () => undefined);
+      }
+    }
+  };
 
   app.setNotFoundHandler(async (request, reply) => {
     // A caller whose policies do not cover the path gets 403, as for a path
@@ -42,8 +69,13 @@ export function registerUnmatchedHandling(
     } catch (error) {
       return handleError(error, request, reply);
     }
+    flushPending();
     const path = request.url.split("?")[0] ?? "";
-    const allowed = METHODS.filter((method) => mirror.find(method, path) !== null);
+    const engine = engineOfUrl(keyward, path);
+    const candidates = [mirrorFor(""), ...(engine ? [mirrorFor(engine)] : [])];
+    const allowed = METHODS.filter((method) =>
+      candidates.some((mirror) => mirror.find(method, path) !== null),
+    );
     if (allowed.length > 0) {
       reply.header("allow", allowed.join(", "));
       return handleError(

@@ -3,6 +3,8 @@ import { AuditBroker } from "../audit/index.ts";
 import { AppRoleBackend } from "../auth/approle/backend.ts";
 import { RootTokenGenerator } from "../auth/root-generation.ts";
 import { TokenStore } from "../auth/token-store.ts";
+import { createPkiJobs, PkiService } from "../engines/pki/index.ts";
+import { DEFAULT_MOUNT_TTL_SECONDS } from "../engines/pki/validity.ts";
 import { TransitService } from "../engines/transit/service.ts";
 import { KeywardError } from "../errors.ts";
 import { Scheduler } from "../jobs/scheduler.ts";
@@ -11,7 +13,13 @@ import { PolicyStore } from "../policy/index.ts";
 import { createSealManager } from "../seal/seal-manager.ts";
 import type { InitRequest, InitResult, SealManager } from "../seal/types.ts";
 import type { Storage } from "../storage/storage.ts";
-import { type EngineType, type MountEntry, MountTable, normaliseMountPath } from "./mounts.ts";
+import {
+  type EngineType,
+  type MountConfig,
+  type MountEntry,
+  MountTable,
+  normaliseMountPath,
+} from "./mounts.ts";
 
 /** How often expired tokens and secret IDs are removed from storage. */
 const TOKEN_TIDY_INTERVAL_MS = 60 * 60 * 1000;
@@ -22,6 +30,13 @@ export interface KeywardOptions {
   clock?: () => Date;
   /** Scheduler tick for rotation and deletion jobs, in milliseconds. */
   jobIntervalMs?: number;
+}
+
+/** A mounted engine: its mount table entry and the service of its type. */
+interface MountedEngine {
+  entry: MountEntry;
+  transit?: TransitService;
+  pki?: PkiService;
 }
 
 export interface InitResponse extends InitResult {
@@ -48,7 +63,7 @@ export class Keyward {
   readonly clock: () => Date;
   readonly #mountTable: MountTable;
   readonly #jobIntervalMs: number;
-  #mounts = new Map<string, { entry: MountEntry; transit: TransitService }>();
+  #mounts = new Map<string, MountedEngine>();
   #scheduler: Scheduler | undefined;
   #sealed = true;
 
@@ -124,11 +139,43 @@ export class Keyward {
     return this.#mounts.get(path)?.transit;
   }
 
+  /** Returns the PKI service mounted at `path`, or undefined. */
+  pki(path: string): PkiService | undefined {
+    return this.#mounts.get(path)?.pki;
+  }
+
+  /** Returns the engine type mounted at `path`, or undefined (also while sealed). Synchronous, for the router. */
+  engineType(path: string): EngineType | undefined {
+    return this.#mounts.get(path)?.entry.type;
+  }
+
+  /**
+   * Changes a mount's lease TTLs (`sys/mounts/<path>/tune`). The PKI
+   * engine reads them at each request, so the change applies at once.
+   */
+  async tuneMount(path: string, changes: MountConfig): Promise<MountEntry> {
+    const normalised = normaliseMountPath(path);
+    const mount = this.#mounts.get(normalised);
+    if (!mount)
+      throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
+    const entry: MountEntry = { ...mount.entry, config: { ...mount.entry.config, ...changes } };
+    await this.#mountTable.save(
+      this.mounts().map((existing) => (existing.path === normalised ? entry : existing)),
+    );
+    mount.entry = entry;
+    return entry;
+  }
+
   mounts(): MountEntry[] {
     return [...this.#mounts.values()].map((mount) => mount.entry);
   }
 
-  async mount(path: string, type: EngineType, description = ""): Promise<MountEntry> {
+  async mount(
+    path: string,
+    type: EngineType,
+    description = "",
+    config?: MountConfig,
+  ): Promise<MountEntry> {
     const normalised = normaliseMountPath(path);
     if (this.#mounts.has(normalised)) {
       throw new KeywardError(
@@ -139,9 +186,9 @@ export class Keyward {
         },
       );
     }
-    const entry = MountTable.entry(normalised, type, description, this.clock());
+    const entry = MountTable.entry(normalised, type, description, this.clock(), config);
     await this.#mountTable.save([...this.mounts(), entry]);
-    this.#mounts.set(normalised, { entry, transit: this.#createTransit(normalised) });
+    this.#mounts.set(normalised, this.#createEngine(entry));
     this.logger.info({ mount: normalised, type }, "mounted secrets engine");
     return entry;
   }
@@ -164,6 +211,25 @@ export class Keyward {
     await this.storage.close();
   }
 
+  #createEngine(entry: MountEntry): MountedEngine {
+    if (entry.type === "pki") {
+      const mounted: MountedEngine = { entry };
+      mounted.pki = new PkiService({
+        barrier: this.seal.barrier,
+        mount: entry.path,
+        clock: this.clock,
+        logger: this.logger.child({ mount: entry.path }),
+        // Read at each request, so a tune applies at once.
+        mountTtls: () => ({
+          defaultSeconds: mounted.entry.config?.defaultLeaseTtlSeconds || DEFAULT_MOUNT_TTL_SECONDS,
+          maxSeconds: mounted.entry.config?.maxLeaseTtlSeconds || DEFAULT_MOUNT_TTL_SECONDS,
+        }),
+      });
+      return mounted;
+    }
+    return { entry, transit: this.#createTransit(entry.path) };
+  }
+
   #createTransit(mount: string): TransitService {
     return new TransitService({
       barrier: this.seal.barrier,
@@ -181,14 +247,21 @@ export class Keyward {
     }
     this.#mounts.clear();
     for (const entry of entries) {
-      this.#mounts.set(entry.path, { entry, transit: this.#createTransit(entry.path) });
+      this.#mounts.set(entry.path, this.#createEngine(entry));
     }
 
     const scheduler = new Scheduler({ logger: this.logger.child({ component: "scheduler" }) });
     registerTransitJobs(scheduler, {
-      services: () => [...this.#mounts.values()].map((mount) => mount.transit),
+      services: () => [...this.#mounts.values()].flatMap((mount) => mount.transit ?? []),
       intervalMs: this.#jobIntervalMs,
     });
+    for (const job of createPkiJobs({
+      services: () => [...this.#mounts.values()].flatMap((mount) => mount.pki ?? []),
+      intervalMs: this.#jobIntervalMs,
+      logger: this.logger.child({ component: "pki-jobs" }),
+    })) {
+      scheduler.register(job);
+    }
     scheduler.register({
       name: "token-tidy",
       intervalMs: TOKEN_TIDY_INTERVAL_MS,

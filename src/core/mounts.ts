@@ -3,7 +3,7 @@ import { KeywardError } from "../errors.ts";
 import type { Barrier } from "../seal/types.ts";
 
 /** Engine types that can be mounted. */
-export const ENGINE_TYPES = ["transit"] as const;
+export const ENGINE_TYPES = ["transit", "pki"] as const;
 export type EngineType = (typeof ENGINE_TYPES)[number];
 
 export interface MountEntry {
@@ -13,6 +13,13 @@ export interface MountEntry {
   description: string;
   accessor: string;
   createdAt: string;
+  /** Lease TTLs set at mount or through `sys/mounts/<path>/tune`, in seconds; absent means the default. */
+  config?: MountConfig;
+}
+
+export interface MountConfig {
+  defaultLeaseTtlSeconds?: number;
+  maxLeaseTtlSeconds?: number;
 }
 
 /** Storage key of the mount table, behind the barrier. */
@@ -59,13 +66,20 @@ export class MountTable {
     await this.#barrier.put(MOUNT_TABLE_KEY, Buffer.from(JSON.stringify(entries)));
   }
 
-  static entry(path: string, type: EngineType, description: string, now: Date): MountEntry {
+  static entry(
+    path: string,
+    type: EngineType,
+    description: string,
+    now: Date,
+    config?: MountConfig,
+  ): MountEntry {
     return {
       path,
       type,
       description,
       accessor: `${type}_${randomBytes(4).toString("hex")}`,
       createdAt: now.toISOString(),
+      ...(config && Object.keys(config).length > 0 ? { config } : {}),
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
+import { parseDuration } from "../../auth/duration.ts";
 import type { Keyward } from "../../core/keyward.ts";
-import { ENGINE_TYPES, type MountEntry } from "../../core/mounts.ts";
+import { ENGINE_TYPES, type MountConfig, type MountEntry } from "../../core/mounts.ts";
 import { KeywardError } from "../../errors.ts";
 import { envelope } from "../envelope.ts";
 
@@ -9,7 +10,11 @@ function mountInfo(entry: MountEntry) {
     type: entry.type,
     description: entry.description,
     accessor: entry.accessor,
-    config: { default_lease_ttl: 0, max_lease_ttl: 0, force_no_cache: false },
+    config: {
+      default_lease_ttl: entry.config?.defaultLeaseTtlSeconds ?? 0,
+      max_lease_ttl: entry.config?.maxLeaseTtlSeconds ?? 0,
+      force_no_cache: false,
+    },
     local: false,
     seal_wrap: false,
     external_entropy_access: false,
@@ -35,7 +40,31 @@ const pathParams = {
   properties: { path: { type: "string", minLength: 1, maxLength: 65 } },
 } as const;
 
-/** `sys/mounts`: list, enable, read and disable secrets engines, with Vault's shapes. */
+const leaseTtls = {
+  default_lease_ttl: { type: ["integer", "string"], maxLength: 64, minimum: 0 },
+  max_lease_ttl: { type: ["integer", "string"], maxLength: 64, minimum: 0 },
+} as const;
+
+/** Reads Vault's `default_lease_ttl` and `max_lease_ttl` (seconds or duration strings; 0 for the default). */
+function mountConfigOf(config: Record<string, unknown> | undefined, prefix: string): MountConfig {
+  const result: MountConfig = {};
+  for (const [field, key] of [
+    ["default_lease_ttl", "defaultLeaseTtlSeconds"],
+    ["max_lease_ttl", "maxLeaseTtlSeconds"],
+  ] as const) {
+    const value = config?.[field];
+    if (value === undefined) continue;
+    if (typeof value !== "number" && typeof value !== "string") {
+      throw new KeywardError("invalid_field", `"${prefix}${field}" must be a duration`, {
+        field: `${prefix}${field}`,
+      });
+    }
+    result[key] = parseDuration(value, `${prefix}${field}`);
+  }
+  return result;
+}
+
+/** `sys/mounts`: list, enable, read, tune and disable secrets engines, with Vault's shapes. */
 export async function registerMountRoutes(app: FastifyInstance, keyward: Keyward) {
   app.get("/v1/sys/mounts", {
     schema: { tags: ["sys"], summary: "List the mounted secrets engines." },
@@ -85,8 +114,54 @@ export async function registerMountRoutes(app: FastifyInstance, keyward: Keyward
     },
     handler: async (request, reply) => {
       const { path } = request.params as { path: string };
-      const body = request.body as { type: (typeof ENGINE_TYPES)[number]; description?: string };
-      await keyward.mount(path, body.type, body.description ?? "");
+      const body = request.body as {
+        type: (typeof ENGINE_TYPES)[number];
+        description?: string;
+        config?: Record<string, unknown>;
+      };
+      await keyward.mount(
+        path,
+        body.type,
+        body.description ?? "",
+        mountConfigOf(body.config, "config."),
+      );
+      return reply.code(204).send();
+    },
+  });
+
+  app.get("/v1/sys/mounts/:path/tune", {
+    schema: { tags: ["sys"], summary: "Read a mount's lease TTLs.", params: pathParams },
+    handler: async (request) => {
+      const { path } = request.params as { path: string };
+      const entry = keyward.mounts().find((mount) => mount.path === path.replace(/\/$/, ""));
+      if (!entry) throw new KeywardError("not_found", `no secrets engine is mounted at "${path}"`);
+      const data = {
+        default_lease_ttl: entry.config?.defaultLeaseTtlSeconds ?? 0,
+        max_lease_ttl: entry.config?.maxLeaseTtlSeconds ?? 0,
+        description: entry.description,
+        force_no_cache: false,
+      };
+      return { ...data, ...envelope(data, { requestId: request.id }) };
+    },
+  });
+
+  app.route({
+    method: ["POST", "PUT"],
+    url: "/v1/sys/mounts/:path/tune",
+    schema: {
+      tags: ["sys"],
+      summary:
+        "Change a mount's lease TTLs (the PKI engine's default and maximum certificate TTL).",
+      params: pathParams,
+      body: {
+        type: "object",
+        additionalProperties: false,
+        properties: { ...leaseTtls, mount_point: { type: "string" } },
+      },
+    },
+    handler: async (request, reply) => {
+      const { path } = request.params as { path: string };
+      await keyward.tuneMount(path, mountConfigOf(request.body as Record<string, unknown>, ""));
       return reply.code(204).send();
     },
   });

@@ -1,0 +1,257 @@
+import { parseDuration } from "../../auth/duration.ts";
+import { KeywardError } from "../../errors.ts";
+import { type CertificateTemplate, newSerialHex, signCertificate } from "./certificate.ts";
+import { encodeCertificate, type OutputFormat, type PkiContext, unixSeconds } from "./context.ts";
+import { type CheckedCsr, checkCsr } from "./csr.ts";
+import { certificateNames } from "./der.ts";
+import type { LoadedIssuer } from "./issuers.ts";
+import {
+  colonSerial,
+  encodePrivateKey,
+  generatePrivateKey,
+  type KeySpec,
+  keySpec,
+  type PrivateKeyFormat,
+  publicKeyOf,
+  serialHexOf,
+} from "./key-pairs.ts";
+import { type AltName, checkNames, splitList } from "./names.ts";
+import { keyUsageFlags, ROLE_DEFAULTS, type Role, roleExtKeyUsageOids } from "./roles.ts";
+import { buildSubject } from "./subject.ts";
+import type { IssuerRecord } from "./types.ts";
+import { computeValidity } from "./validity.ts";
+import * as x509 from "./x509.ts";
+
+/** Fields of `issue/:role`, `sign/:role` and `sign-verbatim`, as Vault names them. */
+export interface IssueRequest {
+  common_name?: string;
+  alt_names?: string | string[];
+  ip_sans?: string | string[];
+  uri_sans?: string | string[];
+  ttl?: number | string;
+  not_after?: string;
+  format?: OutputFormat;
+  private_key_format?: PrivateKeyFormat;
+  exclude_cn_from_sans?: boolean;
+  remove_roots_from_chain?: boolean;
+  csr?: string;
+  key_usage?: string | string[];
+  ext_key_usage?: string | string[];
+  ext_key_usage_oids?: string | string[];
+}
+
+type IssueMode = { kind: "issue" } | { kind: "sign" } | { kind: "verbatim" };
+
+/** Returns the role `sign-verbatim` applies: the named role, or one allowing any name, with the request's usages. */
+function verbatimRole(request: IssueRequest, role: Role | undefined): Role {
+  const base: Role = role
+    ? { ...role }
+    : { ...ROLE_DEFAULTS, key_type: "any", key_bits: 0, allow_any_name: true };
+  if (request.key_usage !== undefined) base.key_usage = splitList(request.key_usage);
+  if (request.ext_key_usage !== undefined) base.ext_key_usage = splitList(request.ext_key_usage);
+  if (request.ext_key_usage_oids !== undefined)
+    base.ext_key_usage_oids = splitList(request.ext_key_usage_oids);
+  if (!role) {
+    base.server_flag = false;
+    base.client_flag = false;
+  }
+  return base;
+}
+
+/** Checks that a CSR's key matches the role's `key_type` and `key_bits`. */
+function checkRoleKey(role: Role, spec: KeySpec): void {
+  if (role.key_type === "any") return;
+  if (spec.type !== role.key_type) {
+    throw new KeywardError(
+      "unsupported_key_type",
+      `the role requires a ${role.key_type} key, but the CSR has a ${spec.type} key`,
+      {
+        field: "csr",
+      },
+    );
+  }
+  const tooSmall =
+    spec.type === "rsa"
+      ? spec.bits < role.key_bits
+      : spec.type === "ec" && spec.bits !== role.key_bits;
+  if (tooSmall) {
+    throw new KeywardError(
+      "unsupported_key_type",
+      `the role requires ${role.key_bits}-bit keys, but the CSR's key has ${spec.bits} bits`,
+      {
+        field: "csr",
+      },
+    );
+  }
+}
+
+/** Key usage for a leaf: the role's, without usages the key type cannot have. */
+function leafKeyUsage(role: Role, spec: KeySpec): number {
+  let flags = keyUsageFlags(role.key_usage);
+  if (spec.type !== "rsa") flags &= ~x509.KeyUsageFlags.keyEncipherment;
+  if (spec.type === "ed25519") flags &= ~x509.KeyUsageFlags.keyAgreement;
+  return flags;
+}
+
+/**
+ * Issues a leaf certificate under a role. `issue` generates the key pair
+ * and returns its private key once. `sign` takes the public key and names
+ * from a CSR and checks the names against the role. `verbatim` copies the
+ * CSR's subject and names unchecked, so its route requires sudo.
+ */
+export async function issueCertificate(
+  context: PkiContext,
+  options: {
+    role: Role | undefined;
+    roleName: string;
+    issuerRef?: string;
+    request: IssueRequest;
+    mode: IssueMode;
+  },
+) {
+  const { request, mode } = options;
+  const role = mode.kind === "verbatim" ? verbatimRole(request, options.role) : options.role;
+  if (!role)
+    throw new KeywardError("not_found", `role "${options.roleName}" not found`, { field: "role" });
+
+  // Step 1: the key: generated here, or taken from a verified CSR.
+  let csr: CheckedCsr | undefined;
+  let pkcs8: Buffer | undefined;
+  let spec: KeySpec;
+  let publicKey: ArrayBuffer | Uint8Array;
+  if (mode.kind === "issue") {
+    spec = keySpec(role.key_type === "any" ? "rsa" : role.key_type, role.key_bits);
+    pkcs8 = await generatePrivateKey(spec);
+    publicKey = publicKeyOf(pkcs8);
+  } else {
+    if (!request.csr)
+      throw new KeywardError("missing_field", 'missing required field "csr"', { field: "csr" });
+    csr = await checkCsr(request.csr);
+    checkRoleKey(role, csr.keySpec);
+    spec = csr.keySpec;
+    publicKey = csr.publicKey;
+  }
+
+  // Step 2: the names, checked against the role.
+  let subject: x509.JsonName | ArrayBuffer;
+  let altNames: AltName[];
+  if (mode.kind === "verbatim" && csr) {
+    subject = csr.subjectDer;
+    altNames = csr.altNames;
+  } else {
+    const useCsr = csr !== undefined;
+    const commonName =
+      request.common_name || (useCsr && role.use_csr_common_name ? csr!.commonName : "");
+    if (commonName === "" && role.require_cn) {
+      throw new KeywardError("missing_field", 'missing required field "common_name"', {
+        field: "common_name",
+      });
+    }
+    const csrNames = useCsr && role.use_csr_sans ? csr!.altNames : [];
+    altNames = checkNames(role, {
+      commonName,
+      altNames: [
+        ...splitList(request.alt_names),
+        ...csrNames.filter((n) => n.type === "dns" || n.type === "email").map((n) => n.value),
+      ],
+      ipSans: [
+        ...splitList(request.ip_sans),
+        ...csrNames.filter((n) => n.type === "ip").map((n) => n.value),
+      ],
+      uriSans: [
+        ...splitList(request.uri_sans),
+        ...csrNames.filter((n) => n.type === "url").map((n) => n.value),
+      ],
+      excludeCnFromSans: request.exclude_cn_from_sans ?? false,
+    });
+    subject = buildSubject({ ...role, common_name: commonName });
+  }
+
+  // Step 3: the issuer and the validity period.
+  const issuerRecord = await context.issuers.resolve(
+    options.issuerRef ?? role.issuer_ref,
+    "issuer_ref",
+  );
+  const issuer = await context.issuers.load(issuerRecord);
+  const validity = computeValidity({
+    now: context.clock(),
+    ttlSeconds: request.ttl === undefined ? undefined : parseDuration(request.ttl, "ttl"),
+    notAfter: request.not_after,
+    roleTtlSeconds: role.ttl,
+    roleMaxTtlSeconds: role.max_ttl,
+    mount: context.mountTtls(),
+    notBeforeSeconds: role.not_before_duration,
+    issuer: { notAfter: issuer.certificate.notAfter, behavior: issuerRecord.leafNotAfterBehavior },
+  });
+
+  // Step 4: sign and store.
+  const urls = await context.config.urls();
+  const template: CertificateTemplate = {
+    subject,
+    publicKey,
+    serialHex: newSerialHex(),
+    ...validity,
+    keyUsage: leafKeyUsage(role, spec),
+    extKeyUsageOids: roleExtKeyUsageOids(role),
+    altNames,
+    policyOids: role.policy_identifiers,
+    leafBasicConstraints: role.basic_constraints_valid_for_non_ca,
+    issuingCertificateUrls: urls.issuingCertificates,
+    ocspServers: urls.ocspServers,
+    crlDistributionPoints: urls.crlDistributionPoints,
+  };
+  const certificate = await signCertificate(template, issuer);
+  if (!role.no_store) await context.inventory.add(certificate, issuerRecord.id, options.roleName);
+
+  return respond(context, { certificate, issuer, issuerRecord, request, pkcs8, spec });
+}
+
+async function respond(
+  context: PkiContext,
+  options: {
+    certificate: x509.X509Certificate;
+    issuer: LoadedIssuer;
+    issuerRecord: IssuerRecord;
+    request: IssueRequest;
+    pkcs8: Buffer | undefined;
+    spec: KeySpec;
+  },
+) {
+  const { certificate, issuerRecord, request, pkcs8, spec } = options;
+  const format = request.format ?? "pem";
+  let chain = await context.issuers.chain(issuerRecord);
+  if (request.remove_roots_from_chain) chain = chain.filter((pem) => !isSelfIssued(pem));
+  const privateKey = pkcs8
+    ? encodePrivateKey(
+        pkcs8,
+        spec,
+        request.private_key_format ?? "der",
+        format === "der" ? "der" : "pem",
+      )
+    : undefined;
+  let certificateText = encodeCertificate(certificate, format);
+  if (format === "pem_bundle") {
+    certificateText = [
+      privateKey,
+      certificateText,
+      encodeCertificate(issuerRecord.certificatePem, "pem"),
+    ]
+      .filter((part) => part !== undefined)
+      .map((part) => part!.trim())
+      .join("\n");
+  }
+  return {
+    certificate: certificateText,
+    issuing_ca: encodeCertificate(issuerRecord.certificatePem, format),
+    ca_chain: chain.map((pem) => encodeCertificate(pem, format)),
+    serial_number: colonSerial(serialHexOf(certificate)),
+    expiration: unixSeconds(certificate.notAfter),
+    ...(privateKey !== undefined ? { private_key: privateKey, private_key_type: spec.type } : {}),
+  };
+}
+
+function isSelfIssued(pem: string): boolean {
+  const der = Buffer.from(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
+  const names = certificateNames(der);
+  return Buffer.from(names.issuer).equals(Buffer.from(names.subject));
+}

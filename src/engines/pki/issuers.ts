@@ -1,0 +1,331 @@
+import { randomUUID } from "node:crypto";
+import { KeywardError } from "../../errors.ts";
+import type { CertificateSigner } from "./certificate.ts";
+import { certificateNames } from "./der.ts";
+import {
+  describePublicKey,
+  importSigningKey,
+  type KeySpec,
+  publicKeyObject,
+  publicKeyOf,
+  type SigningKey,
+  serialHexOf,
+} from "./key-pairs.ts";
+import { parseCertificateDer, toPem } from "./pem.ts";
+import type { PkiStore } from "./store.ts";
+import type { IssuerRecord, IssuersConfig, KeyRecord, LeafNotAfterBehavior } from "./types.ts";
+import * as x509 from "./x509.ts";
+
+/** Issuer and key names: letters, digits, `-` and `_`, as Vault allows, and never `default`. */
+const NAME_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Throws `invalid_field` unless `name` is empty or a valid issuer or key name. */
+export function validateObjectName(name: string, field: string): void {
+  if (name === "") return;
+  if (!NAME_PATTERN.test(name) || name === "default") {
+    throw new KeywardError(
+      "invalid_field",
+      `"${field}" must be 1-128 letters, digits, "-" or "_", and not "default"`,
+      { field },
+    );
+  }
+}
+
+/** A loaded issuer that can sign: its record, parsed certificate and private key. */
+export interface LoadedIssuer extends CertificateSigner {
+  record: IssuerRecord;
+  certificate: x509.X509Certificate;
+}
+
+/**
+ * The mount's issuers and CA keys: records at `issuers/<id>` and
+ * `keys/<id>`, the default issuer at `config/issuers`. Private keys are
+ * imported into WebCrypto once and cached for the life of this object,
+ * which the engine rebuilds at every unseal.
+ */
+export class IssuerRegistry {
+  readonly #store: PkiStore;
+  readonly #clock: () => Date;
+  readonly #signingKeys = new Map<string, Promise<SigningKey>>();
+
+  constructor(store: PkiStore, clock: () => Date) {
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  async config(): Promise<IssuersConfig> {
+    return (
+      (await this.#store.get<IssuersConfig>("config/issuers")) ?? {
+        defaultIssuerId: "",
+        defaultFollowsLatestIssuer: false,
+      }
+    );
+  }
+
+  async setConfig(changes: Partial<IssuersConfig>): Promise<IssuersConfig> {
+    return this.#store.withLock("config/issuers", async () => {
+      const updated = { ...(await this.config()), ...changes };
+      if (changes.defaultIssuerId !== undefined) {
+        updated.defaultIssuerId = (await this.resolve(changes.defaultIssuerId, "default")).id;
+      }
+      await this.#store.put("config/issuers", updated);
+      return updated;
+    });
+  }
+
+  async list(): Promise<IssuerRecord[]> {
+    const ids = await this.#store.list("issuers");
+    const records = await Promise.all(
+      ids.map((id) => this.#store.get<IssuerRecord>(`issuers/${id}`)),
+    );
+    return records.filter((record): record is IssuerRecord => record !== undefined);
+  }
+
+  /** Finds an issuer by `default`, id or name; throws `not_found` naming `field` when none matches. */
+  async resolve(ref: string, field = "issuer_ref"): Promise<IssuerRecord> {
+    let id = ref;
+    if (ref === "default" || ref === "") {
+      id = (await this.config()).defaultIssuerId;
+      if (id === "") {
+        throw new KeywardError(
+          "not_found",
+          "this mount has no default issuer; generate or import a CA first",
+          {
+            field,
+          },
+        );
+      }
+    }
+    const byId = await this.#store.get<IssuerRecord>(`issuers/${id}`);
+    if (byId) return byId;
+    const byName = (await this.list()).find((issuer) => issuer.name !== "" && issuer.name === ref);
+    if (byName) return byName;
+    throw new KeywardError("not_found", `issuer "${ref}" not found`, { field });
+  }
+
+  async keys(): Promise<KeyRecord[]> {
+    const ids = await this.#store.list("keys");
+    const records = await Promise.all(ids.map((id) => this.#store.get<KeyRecord>(`keys/${id}`)));
+    return records.filter((record): record is KeyRecord => record !== undefined);
+  }
+
+  async key(id: string): Promise<KeyRecord | undefined> {
+    return this.#store.get<KeyRecord>(`keys/${id}`);
+  }
+
+  /** Stores a new CA key. A key whose public key is already stored is not stored twice. */
+  async addKey(
+    pkcs8: Uint8Array,
+    spec: KeySpec,
+    options: { name?: string; exported: boolean },
+  ): Promise<KeyRecord> {
+    validateObjectName(options.name ?? "", "key_name");
+    const spki = publicKeyOf(pkcs8);
+    const existing = await this.keyForPublicKey(spki);
+    if (existing) return existing;
+    if (options.name && (await this.keys()).some((key) => key.name === options.name)) {
+      throw new KeywardError("already_exists", `a key named "${options.name}" exists`, {
+        field: "key_name",
+      });
+    }
+    const record: KeyRecord = {
+      id: randomUUID(),
+      name: options.name ?? "",
+      type: spec.type,
+      bits: spec.bits,
+      pkcs8: Buffer.from(pkcs8).toString("base64"),
+      exported: options.exported,
+      createdAt: this.#clock().toISOString(),
+    };
+    await this.#store.put(`keys/${record.id}`, record);
+    return record;
+  }
+
+  /** Returns the stored key whose public key is `spki`, if any. */
+  async keyForPublicKey(spki: Uint8Array): Promise<KeyRecord | undefined> {
+    for (const key of await this.keys()) {
+      if (key.pkcs8 && publicKeyOf(Buffer.from(key.pkcs8, "base64")).equals(Buffer.from(spki)))
+        return key;
+    }
+    return undefined;
+  }
+
+  /**
+   * Stores a CA certificate as a new issuer, linked to the stored key that
+   * matches its public key, if any. A certificate already stored returns the
+   * existing issuer. The first issuer of a mount becomes its default, and so
+   * does every new one while `default_follows_latest_issuer` is set.
+   */
+  async addIssuer(
+    certificate: x509.X509Certificate,
+    options: { name?: string; chainPems?: string[] } = {},
+  ): Promise<{ issuer: IssuerRecord; created: boolean }> {
+    validateObjectName(options.name ?? "", "issuer_name");
+    const pem = toPem(certificate.rawData, "CERTIFICATE");
+    const all = await this.list();
+    const existing = all.find((issuer) => issuer.certificatePem === pem);
+    if (existing) {
+      // A certificate imported alone can sign once its key is imported too.
+      if (existing.keyId === "") {
+        const key = await this.keyForPublicKey(
+          certificateNames(new Uint8Array(certificate.rawData)).spki,
+        );
+        if (key) {
+          const linked = { ...existing, keyId: key.id };
+          await this.#store.put(`issuers/${existing.id}`, linked);
+          return { issuer: linked, created: false };
+        }
+      }
+      return { issuer: existing, created: false };
+    }
+    if (options.name && all.some((issuer) => issuer.name === options.name)) {
+      throw new KeywardError("already_exists", `an issuer named "${options.name}" exists`, {
+        field: "issuer_name",
+      });
+    }
+    const names = certificateNames(new Uint8Array(certificate.rawData));
+    describePublicKey(publicKeyObject(names.spki), "certificate");
+    const key = await this.keyForPublicKey(names.spki);
+    const record: IssuerRecord = {
+      id: randomUUID(),
+      name: options.name ?? "",
+      keyId: key?.id ?? "",
+      certificatePem: pem,
+      chainPems: options.chainPems ?? [],
+      serialHex: serialHexOf(certificate),
+      notAfter: certificate.notAfter.toISOString(),
+      leafNotAfterBehavior: "err",
+      createdAt: this.#clock().toISOString(),
+    };
+    await this.#store.put(`issuers/${record.id}`, record);
+    const config = await this.config();
+    if (config.defaultIssuerId === "" || config.defaultFollowsLatestIssuer) {
+      await this.#store.put("config/issuers", { ...config, defaultIssuerId: record.id });
+    }
+    return { issuer: record, created: true };
+  }
+
+  async updateIssuer(
+    ref: string,
+    changes: { name?: string; leafNotAfterBehavior?: LeafNotAfterBehavior },
+  ): Promise<IssuerRecord> {
+    const issuer = await this.resolve(ref, "issuer_ref");
+    return this.#store.withLock(`issuers/${issuer.id}`, async () => {
+      const current = (await this.#store.get<IssuerRecord>(`issuers/${issuer.id}`)) ?? issuer;
+      if (changes.name !== undefined) {
+        validateObjectName(changes.name, "issuer_name");
+        const taken = (await this.list()).some(
+          (other) => other.id !== current.id && other.name === changes.name,
+        );
+        if (changes.name !== "" && taken) {
+          throw new KeywardError("already_exists", `an issuer named "${changes.name}" exists`, {
+            field: "issuer_name",
+          });
+        }
+      }
+      const updated: IssuerRecord = {
+        ...current,
+        ...(changes.name !== undefined ? { name: changes.name } : {}),
+        ...(changes.leafNotAfterBehavior !== undefined
+          ? { leafNotAfterBehavior: changes.leafNotAfterBehavior }
+          : {}),
+      };
+      await this.#store.put(`issuers/${current.id}`, updated);
+      return updated;
+    });
+  }
+
+  async deleteIssuer(ref: string): Promise<void> {
+    const issuer = await this.resolve(ref, "issuer_ref");
+    await this.#store.delete(`issuers/${issuer.id}`);
+    const config = await this.config();
+    if (config.defaultIssuerId === issuer.id) {
+      await this.#store.put("config/issuers", { ...config, defaultIssuerId: "" });
+    }
+  }
+
+  /** Loads an issuer with its private key, throwing `invalid_state` when Keyward does not hold the key. */
+  async load(issuer: IssuerRecord): Promise<LoadedIssuer> {
+    const certificate = parseCertificateDer(pemDer(issuer.certificatePem), "certificate");
+    const key = issuer.keyId ? await this.key(issuer.keyId) : undefined;
+    if (!key?.pkcs8) {
+      throw new KeywardError(
+        "invalid_state",
+        `issuer "${issuer.name || issuer.id}" has no private key in Keyward, so it cannot sign`,
+        { field: "issuer_ref" },
+      );
+    }
+    const spec: KeySpec = { type: key.type, bits: key.bits };
+    let signingKey = this.#signingKeys.get(key.id);
+    if (!signingKey) {
+      signingKey = importSigningKey(Buffer.from(key.pkcs8, "base64"), spec);
+      this.#signingKeys.set(key.id, signingKey);
+    }
+    const names = certificateNames(new Uint8Array(certificate.rawData));
+    return {
+      record: issuer,
+      certificate,
+      subjectDer: names.subject.slice().buffer,
+      keyIdHex: await subjectKeyIdOf(certificate),
+      privateKey: await signingKey,
+      keySpec: spec,
+    };
+  }
+
+  /**
+   * Returns an issuer's chain as PEM, the issuer's own certificate first.
+   * Each parent is an issuer of the mount whose subject equals the child's
+   * issuer name and whose key verifies the child's signature. When no
+   * parent is found, the chain stored at import completes the list.
+   */
+  async chain(issuer: IssuerRecord): Promise<string[]> {
+    const all = await this.list();
+    const chain = [issuer.certificatePem];
+    let current = issuer;
+    for (let depth = 0; depth < 10; depth++) {
+      const certificate = parseCertificateDer(pemDer(current.certificatePem), "certificate");
+      const names = certificateNames(new Uint8Array(certificate.rawData));
+      if (
+        Buffer.from(names.issuer).equals(Buffer.from(names.subject)) &&
+        (await certificate.verify({ signatureOnly: true }))
+      ) {
+        return chain;
+      }
+      let parent: IssuerRecord | undefined;
+      for (const candidate of all) {
+        if (chain.includes(candidate.certificatePem)) continue;
+        const candidateCertificate = parseCertificateDer(
+          pemDer(candidate.certificatePem),
+          "certificate",
+        );
+        const candidateNames = certificateNames(new Uint8Array(candidateCertificate.rawData));
+        if (!Buffer.from(candidateNames.subject).equals(Buffer.from(names.issuer))) continue;
+        if (
+          await certificate.verify({
+            publicKey: candidateCertificate.publicKey,
+            signatureOnly: true,
+          })
+        ) {
+          parent = candidate;
+          break;
+        }
+      }
+      if (!parent) return [...chain, ...current.chainPems.filter((pem) => !chain.includes(pem))];
+      chain.push(parent.certificatePem);
+      current = parent;
+    }
+    return chain;
+  }
+}
+
+/** Returns the DER of the first PEM block in `pem`. */
+export function pemDer(pem: string): Buffer {
+  return Buffer.from(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
+}
+
+/** Returns a certificate's subject key identifier, hex, computing it (RFC 5280 method 1) when the extension is absent. */
+export async function subjectKeyIdOf(certificate: x509.X509Certificate): Promise<string> {
+  const extension = certificate.getExtension(x509.SubjectKeyIdentifierExtension);
+  if (extension) return extension.keyId;
+  return (await x509.SubjectKeyIdentifierExtension.create(certificate.publicKey)).keyId;
+}

@@ -1,0 +1,172 @@
+import { isIP } from "node:net";
+import { domainToASCII } from "node:url";
+import { KeywardError } from "../../errors.ts";
+import type { Role } from "./roles.ts";
+
+/** A subject alternative name as @peculiar/x509 encodes it. */
+export interface AltName {
+  type: "dns" | "ip" | "email" | "url";
+  value: string;
+}
+
+/** Longest DNS name accepted, in characters (RFC 1035). */
+const MAX_HOSTNAME_LENGTH = 253;
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** Splits a Vault list field: an array or a string, each item comma-separated, as Vault's comma-string slices are. Empty entries are dropped. */
+export function splitList(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const items = (Array.isArray(value) ? value : [value]).flatMap((item) => item.split(","));
+  return items.map((item) => item.trim()).filter((item) => item !== "");
+}
+
+/**
+ * Converts a DNS name to its ASCII form: internationalised labels become
+ * punycode (`xn--…`), as RFC 5280 section 7.2 requires in a dNSName. A
+ * leading `*.` is kept. Returns undefined when the name cannot be converted.
+ */
+export function toAsciiHostname(name: string): string | undefined {
+  const wildcard = name.startsWith("*.");
+  const rest = wildcard ? name.slice(2) : name;
+  if (rest === "") return undefined;
+  const ascii = domainToASCII(rest);
+  if (ascii === "") return undefined;
+  return wildcard ? `*.${ascii}` : ascii;
+}
+
+/** True when `name` (ASCII, optionally with a leading `*.`) is a valid hostname. */
+export function isHostname(name: string): boolean {
+  const bare = name.startsWith("*.") ? name.slice(2) : name;
+  if (bare.length === 0 || bare.length > MAX_HOSTNAME_LENGTH) return false;
+  return bare.split(".").every((label) => LABEL.test(label));
+}
+
+/** Matches `value` against a glob in which `*` stands for any run of characters, dots included. */
+export function globMatch(pattern: string, value: string): boolean {
+  const parts = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${parts.join(".*")}$`, "s").test(value);
+}
+
+/** Names requested for a certificate, before the role's checks. */
+export interface RequestedNames {
+  commonName: string;
+  /** Hostnames and email addresses from `alt_names` and the CSR. */
+  altNames: string[];
+  ipSans: string[];
+  uriSans: string[];
+  excludeCnFromSans: boolean;
+}
+
+/**
+ * Checks every requested name against the role and returns the subject
+ * alternative names to write. DNS names are converted to punycode; an IP
+ * address, wherever it was requested, becomes an iPAddress name and never a
+ * dNSName. Throws `name_not_allowed` naming the field of the first name the
+ * role does not allow.
+ */
+export function checkNames(role: Role, names: RequestedNames): AltName[] {
+  const sans: AltName[] = [];
+  const seen = new Set<string>();
+  const add = (name: AltName) => {
+    const key = `${name.type}:${name.value}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    sans.push(name);
+  };
+
+  const hostOrEmail = (raw: string, field: string) => {
+    if (isIP(raw) !== 0) {
+      checkIp(role, raw, field);
+      add({ type: "ip", value: raw });
+      return;
+    }
+    const name = checkHostOrEmail(role, raw, field);
+    add(name.includes("@") ? { type: "email", value: name } : { type: "dns", value: name });
+  };
+
+  if (names.commonName !== "") {
+    if (isIP(names.commonName) !== 0) checkIp(role, names.commonName, "common_name");
+    else checkHostOrEmail(role, names.commonName, "common_name");
+    if (!names.excludeCnFromSans) hostOrEmail(names.commonName, "common_name");
+  }
+  for (const name of names.altNames) hostOrEmail(name, "alt_names");
+  for (const ip of names.ipSans) {
+    if (isIP(ip) === 0) {
+      throw new KeywardError(
+        "invalid_field",
+        `"ip_sans" contains "${ip}", which is not an IP address`,
+        {
+          field: "ip_sans",
+        },
+      );
+    }
+    checkIp(role, ip, "ip_sans");
+    add({ type: "ip", value: ip });
+  }
+  for (const uri of names.uriSans) {
+    if (!URL.canParse(uri)) {
+      throw new KeywardError("invalid_field", `"uri_sans" contains "${uri}", which is not a URI`, {
+        field: "uri_sans",
+      });
+    }
+    if (!role.allowed_uri_sans.some((pattern) => globMatch(pattern, uri))) {
+      throw notAllowed("uri_sans", uri, "allowed_uri_sans");
+    }
+    add({ type: "url", value: uri });
+  }
+  return sans;
+}
+
+function notAllowed(field: string, name: string, rule: string): KeywardError {
+  return new KeywardError(
+    "name_not_allowed",
+    `"${field}" contains "${name}", which the role does not allow (see the role's ${rule})`,
+    { field },
+  );
+}
+
+function checkIp(role: Role, ip: string, field: string): void {
+  if (!role.allow_ip_sans) throw notAllowed(field, ip, "allow_ip_sans");
+}
+
+/**
+ * Checks a hostname or email address against the role's domain rules, as
+ * Vault's roles apply them, and returns it in ASCII form.
+ */
+function checkHostOrEmail(role: Role, raw: string, field: string): string {
+  const at = raw.lastIndexOf("@");
+  const local = at >= 0 ? raw.slice(0, at + 1) : "";
+  const domainPart = at >= 0 ? raw.slice(at + 1) : raw;
+  const ascii = toAsciiHostname(domainPart.toLowerCase());
+  if (ascii === undefined || (role.enforce_hostnames && !isHostname(ascii))) {
+    throw new KeywardError(
+      "invalid_field",
+      `"${field}" contains "${raw}", which is not a valid ${at >= 0 ? "email address" : "hostname"}`,
+      { field },
+    );
+  }
+  const name = local + ascii;
+  if (role.allow_any_name) return name;
+
+  const wildcard = ascii.startsWith("*.");
+  if (wildcard && !role.allow_wildcard_certificates) {
+    throw notAllowed(field, raw, "allow_wildcard_certificates");
+  }
+  const bare = wildcard ? ascii.slice(2) : ascii;
+  if (
+    role.allow_localhost &&
+    at < 0 &&
+    ["localhost", "localdomain", "localhost.localdomain"].includes(bare)
+  ) {
+    return name;
+  }
+  for (const allowed of role.allowed_domains) {
+    const domain = toAsciiHostname(allowed.toLowerCase()) ?? allowed.toLowerCase();
+    if (!wildcard && bare === domain && role.allow_bare_domains) return name;
+    if (role.allow_subdomains && (bare.endsWith(`.${domain}`) || (wildcard && bare === domain))) {
+      return name;
+    }
+    if (role.allow_glob_domains && domain.includes("*") && globMatch(domain, ascii)) return name;
+  }
+  throw notAllowed(field, raw, "allowed_domains");
+}

@@ -1,0 +1,143 @@
+import { createPrivateKey, createPublicKey } from "node:crypto";
+import { KeywardError } from "../../errors.ts";
+import type { PkiContext } from "./context.ts";
+import { unixSeconds } from "./context.ts";
+import { CrlService } from "./crls.ts";
+import { pemDer } from "./issuers.ts";
+import { publicKeyOf, readPrivateKeyPem, serialHexOf } from "./key-pairs.ts";
+import { answerOcsp } from "./ocsp-responder.ts";
+import { parseCertificates } from "./pem.ts";
+import type { RevocationReason } from "./revocation/index.ts";
+import type { PkiLogger } from "./service.ts";
+import { TidyService } from "./tidy.ts";
+import type { RevokedRecord } from "./types.ts";
+import { REVOCATION_REASONS } from "./types.ts";
+
+/**
+ * Revocation for one mount: revoking certificates, with the issuers' CRLs
+ * (`crls`), the OCSP responder (`ocsp`) and tidy (`tidy`). Revoked serials
+ * are indexed at `revoked/<serial>`.
+ */
+export class RevocationService {
+  readonly #context: PkiContext;
+  readonly #logger: PkiLogger | undefined;
+  readonly crls: CrlService;
+  readonly tidy: TidyService;
+
+  constructor(context: PkiContext, logger?: PkiLogger) {
+    this.#context = context;
+    this.#logger = logger;
+    this.crls = new CrlService(context);
+    this.tidy = new TidyService(context, this.crls, logger);
+  }
+
+  /** Builds the response to a DER OCSP request (see `answerOcsp`). */
+  async ocsp(der: Uint8Array): Promise<Uint8Array> {
+    return answerOcsp(this.#context, der);
+  }
+
+  /**
+   * Revokes a stored certificate and rebuilds its issuer's CRL. Revoking a
+   * revoked certificate returns its first revocation time. A CA
+   * certificate of this mount cannot be revoked here.
+   */
+  async revoke(serialHex: string, reason?: RevocationReason) {
+    if (reason !== undefined && !(REVOCATION_REASONS as readonly string[]).includes(reason)) {
+      throw new KeywardError(
+        "invalid_field",
+        `"reason" must be one of ${REVOCATION_REASONS.join(", ")}`,
+        {
+          field: "reason",
+        },
+      );
+    }
+    const { inventory, issuers, store, clock } = this.#context;
+    const revoked = await store.withLock(`certs/${serialHex}`, async () => {
+      const record = await inventory.find(serialHex);
+      if (!record) {
+        throw new KeywardError(
+          "not_found",
+          `certificate ${serialHex} not found; it was never issued here or was issued with no_store`,
+          {
+            field: "serial_number",
+          },
+        );
+      }
+      if ((await issuers.list()).some((issuer) => issuer.serialHex === serialHex)) {
+        throw new KeywardError(
+          "invalid_request",
+          "this certificate is an issuer of this mount; delete or replace the issuer instead",
+          {
+            field: "serial_number",
+          },
+        );
+      }
+      if (record.revokedAt !== undefined) return { record, changed: false };
+      const revokedAt = new Date(Math.floor(clock().getTime() / 1000) * 1000).toISOString();
+      const updated = { ...record, revokedAt, ...(reason ? { revocationReason: reason } : {}) };
+      const entry: RevokedRecord = {
+        serialHex,
+        issuerId: record.issuerId,
+        revokedAt,
+        ...(reason ? { reason } : {}),
+        notAfter: record.notAfter,
+      };
+      await store.put(`revoked/${serialHex}`, entry);
+      await inventory.put(updated);
+      return { record: updated, changed: true };
+    });
+    if (revoked.changed) {
+      this.#logger?.info({ mount: this.#context.mount, serial: serialHex }, "revoked certificate");
+      await this.#afterRevocation(revoked.record.issuerId);
+    }
+    const revokedAt = new Date(revoked.record.revokedAt!);
+    return {
+      revocation_time: unixSeconds(revokedAt),
+      revocation_time_rfc3339: revokedAt.toISOString(),
+      state: "revoked",
+    };
+  }
+
+  /** Revokes a certificate for its holder, who proves possession with the private key. */
+  async revokeWithKey(certificatePem: string, privateKeyPem: string) {
+    const [certificate] = parseCertificates(certificatePem, "certificate");
+    if (!certificate)
+      throw new KeywardError("invalid_certificate", '"certificate" contains no certificate', {
+        field: "certificate",
+      });
+    const pkcs8 = readPrivateKeyPem(privateKeyPem, "private_key");
+    const keyPublic = publicKeyOf(pkcs8);
+    const certificatePublic = createPublicKey({
+      key: Buffer.from(certificate.publicKey.rawData),
+      format: "der",
+      type: "spki",
+    }).export({ format: "der", type: "spki" });
+    // Touch the key once more so a malformed one fails here, not later.
+    createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" });
+    if (!keyPublic.equals(certificatePublic)) {
+      throw new KeywardError(
+        "invalid_request",
+        '"private_key" does not match the certificate\'s public key',
+        {
+          field: "private_key",
+        },
+      );
+    }
+    const serialHex = serialHexOf(certificate);
+    const stored = await this.#context.inventory.find(serialHex);
+    if (!stored || !pemDer(stored.certificatePem).equals(Buffer.from(certificate.rawData))) {
+      throw new KeywardError("not_found", "the certificate was not issued by this mount", {
+        field: "certificate",
+      });
+    }
+    return this.revoke(serialHex);
+  }
+
+  async #afterRevocation(issuerId: string): Promise<void> {
+    const config = await this.#context.config.crl();
+    if (config.disable) return;
+    const issuer = await this.#context.issuers.resolve(issuerId);
+    if (config.autoRebuild && config.enableDelta) await this.crls.rebuildDelta(issuer);
+    else await this.crls.rebuild(issuer);
+  }
+}

@@ -1,0 +1,130 @@
+/** Stored records of the PKI engine. Every record is JSON behind the barrier under `<mount>/`. */
+
+export const PKI_KEY_TYPES = ["rsa", "ec", "ed25519"] as const;
+export type PkiKeyType = (typeof PKI_KEY_TYPES)[number];
+
+/** A CA's key pair, at `<mount>/keys/<id>`. */
+export interface KeyRecord {
+  id: string;
+  /** Optional operator-chosen name, unique within the mount. */
+  name: string;
+  type: PkiKeyType;
+  /** RSA modulus size or EC curve size in bits; 0 for Ed25519. */
+  bits: number;
+  /** PKCS#8 DER of the private key, base64. Absent for a certificate imported without its key. */
+  pkcs8?: string;
+  /** True when the key was returned to the operator at creation (type `exported`). */
+  exported: boolean;
+  createdAt: string;
+}
+
+export const LEAF_NOT_AFTER_BEHAVIORS = ["err", "truncate", "permit"] as const;
+export type LeafNotAfterBehavior = (typeof LEAF_NOT_AFTER_BEHAVIORS)[number];
+
+/** An issuer: a CA certificate, its chain and the key that signs with it, at `<mount>/issuers/<id>`. */
+export interface IssuerRecord {
+  id: string;
+  name: string;
+  /** Id of the key record; empty when the issuer's key is not in Keyward. */
+  keyId: string;
+  certificatePem: string;
+  /** PEM certificates above this one, nearest first; empty for a root. */
+  chainPems: string[];
+  serialHex: string;
+  notAfter: string;
+  leafNotAfterBehavior: LeafNotAfterBehavior;
+  createdAt: string;
+}
+
+/** The mount's issuer settings, at `<mount>/config/issuers`. */
+export interface IssuersConfig {
+  defaultIssuerId: string;
+  defaultFollowsLatestIssuer: boolean;
+}
+
+/** The URLs written into issued certificates, at `<mount>/config/urls`. */
+export interface UrlsConfig {
+  issuingCertificates: string[];
+  crlDistributionPoints: string[];
+  ocspServers: string[];
+  /** Written as Freshest CRL in base CRLs when delta CRLs are enabled. */
+  deltaCrlDistributionPoints?: string[];
+}
+
+/** CRL settings, at `<mount>/config/crl`. */
+export interface CrlConfig {
+  /** Lifetime of each CRL (nextUpdate - thisUpdate), in seconds. */
+  expirySeconds: number;
+  disable: boolean;
+  /** Rebuild CRLs on the scheduler instead of only on revocation. */
+  autoRebuild: boolean;
+  /** Rebuild a CRL this long before its nextUpdate, in seconds. */
+  autoRebuildGraceSeconds: number;
+  enableDelta: boolean;
+  deltaRebuildIntervalSeconds: number;
+  ocspDisable: boolean;
+  ocspExpirySeconds: number;
+}
+
+/** Tidy settings, at `<mount>/config/auto-tidy`. */
+export interface TidyConfig {
+  enabled: boolean;
+  intervalSeconds: number;
+  tidyCertStore: boolean;
+  tidyRevokedCerts: boolean;
+  safetyBufferSeconds: number;
+}
+
+export const REVOCATION_REASONS = [
+  "unspecified",
+  "keyCompromise",
+  "cACompromise",
+  "affiliationChanged",
+  "superseded",
+  "cessationOfOperation",
+  "certificateHold",
+  "removeFromCRL",
+  "privilegeWithdrawn",
+  "aACompromise",
+] as const;
+
+/** An issued certificate, at `<mount>/certs/<serial hex>`. */
+export interface CertificateRecord {
+  serialHex: string;
+  issuerId: string;
+  certificatePem: string;
+  /** Subject as an RFC 4514 string, for search. */
+  subject: string;
+  commonName: string;
+  /** Subject alternative names as `dns:…`, `ip:…`, `email:…`, `uri:…`. */
+  sans: string[];
+  notBefore: string;
+  notAfter: string;
+  role: string;
+  revokedAt?: string;
+  revocationReason?: (typeof REVOCATION_REASONS)[number];
+}
+
+/** A revoked certificate's entry in the revocation index, at `<mount>/revoked/<serial hex>`. */
+export interface RevokedRecord {
+  serialHex: string;
+  issuerId: string;
+  revokedAt: string;
+  reason?: (typeof REVOCATION_REASONS)[number];
+  notAfter: string;
+}
+
+/** The latest CRLs of one issuer, at `<mount>/crls/<issuer id>`. */
+export interface CrlRecord {
+  issuerId: string;
+  crlNumber: string;
+  thisUpdate: string;
+  nextUpdate: string;
+  /** DER, base64. */
+  der: string;
+  deltaNumber?: string;
+  deltaDer?: string;
+  deltaThisUpdate?: string;
+  /** Revoked serials the base CRL lists, so a delta CRL carries only later ones. */
+  baseSerials: string[];
+}
