@@ -13,6 +13,7 @@ import { Metrics, registerMetricsRoutes } from "./metrics.ts";
 import { registerAppRoleRoutes } from "./routes/auth-approle.ts";
 import { registerTokenRoutes } from "./routes/auth-token.ts";
 import { registerPkiMounts } from "./routes/pki.ts";
+import { registerSshMounts } from "./routes/ssh.ts";
 import { registerAuditHooks, registerAuditRoutes } from "./routes/sys-audit.ts";
 import { registerGenerateRootRoutes } from "./routes/sys-generate-root.ts";
 import { registerMountRoutes } from "./routes/sys-mounts.ts";
@@ -185,6 +186,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   addEngineConstraint(app, options.keyward);
   await registerTransitMounts(app, options.keyward);
   await registerPkiMounts(app, options.keyward);
+  await registerSshMounts(app, options.keyward);
   return app;
 }
 

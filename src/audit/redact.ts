@@ -16,6 +16,8 @@ export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
   "keys",
   "keys_base64",
   "private_key",
+  // A PEM bundle may carry a CA's private key (pki config/ca, issuers/import/bundle).
+  "pem_bundle",
   "secret_id",
   "role_id",
   "token",

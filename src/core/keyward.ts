@@ -5,6 +5,7 @@ import { RootTokenGenerator } from "../auth/root-generation.ts";
 import { TokenStore } from "../auth/token-store.ts";
 import { createPkiJobs, PkiService } from "../engines/pki/index.ts";
 import { DEFAULT_MOUNT_TTL_SECONDS } from "../engines/pki/validity.ts";
+import { SshService } from "../engines/ssh/index.ts";
 import { TransitService } from "../engines/transit/service.ts";
 import { KeywardError } from "../errors.ts";
 import { Scheduler } from "../jobs/scheduler.ts";
@@ -37,6 +38,7 @@ interface MountedEngine {
   entry: MountEntry;
   transit?: TransitService;
   pki?: PkiService;
+  ssh?: SshService;
 }
 
 export interface InitResponse extends InitResult {
@@ -144,6 +146,11 @@ export class Keyward {
     return this.#mounts.get(path)?.pki;
   }
 
+  /** Returns the SSH service mounted at `path`, or undefined. */
+  ssh(path: string): SshService | undefined {
+    return this.#mounts.get(path)?.ssh;
+  }
+
   /** Returns the engine type mounted at `path`, or undefined (also while sealed). Synchronous, for the router. */
   engineType(path: string): EngineType | undefined {
     return this.#mounts.get(path)?.entry.type;
@@ -212,6 +219,15 @@ export class Keyward {
   }
 
   #createEngine(entry: MountEntry): MountedEngine {
+    if (entry.type === "ssh") {
+      const ssh = new SshService({
+        barrier: this.seal.barrier,
+        mount: entry.path,
+        clock: this.clock,
+        logger: this.logger.child({ mount: entry.path }),
+      });
+      return { entry, ssh };
+    }
     if (entry.type === "pki") {
       const mounted: MountedEngine = { entry };
       mounted.pki = new PkiService({

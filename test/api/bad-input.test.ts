@@ -46,10 +46,12 @@ const PARAMETER_VALUES = ["aes", "signer", "missing-key", "..", "%00", "a".repea
 
 /** The mount path the PKI routes are exercised at; its CA and role share the name. */
 const PKI_MOUNT = "pki";
+/** The mount path the SSH routes are exercised at; its role shares the name. */
+const SSH_MOUNT = "ssh";
 
 describe("bad input on every route", () => {
   let t: TestApp;
-  let routes: { method: string; path: string; pki: boolean }[] = [];
+  let routes: { method: string; path: string; engine: "pki" | "ssh" | undefined }[] = [];
 
   before(async () => {
     t = await createTestApp({ maxRequestBytes: 512 * 1024 });
@@ -78,6 +80,21 @@ describe("bad input on every route", () => {
       url: `/v1/${PKI_MOUNT}/roles/${PKI_MOUNT}`,
       payload: { allow_any_name: true, key_type: "ec" },
     });
+    await t.request({
+      method: "POST",
+      url: `/v1/sys/mounts/${SSH_MOUNT}`,
+      payload: { type: "ssh" },
+    });
+    await t.request({
+      method: "POST",
+      url: `/v1/${SSH_MOUNT}/config/ca`,
+      payload: { key_type: "ssh-ed25519" },
+    });
+    await t.request({
+      method: "POST",
+      url: `/v1/${SSH_MOUNT}/roles/${SSH_MOUNT}`,
+      payload: { key_type: "ca", allow_user_certificates: true, allowed_users: "*" },
+    });
     const document = (await t.request({ method: "GET", url: "/v1/sys/openapi" })).json();
     for (const [path, operations] of Object.entries(
       document.paths as Record<string, Record<string, { tags?: string[] }>>,
@@ -87,7 +104,11 @@ describe("bad input on every route", () => {
           routes.push({
             method: method.toUpperCase(),
             path,
-            pki: operation.tags?.includes("pki") ?? false,
+            engine: operation.tags?.includes("pki")
+              ? "pki"
+              : operation.tags?.includes("ssh")
+                ? "ssh"
+                : undefined,
           });
       }
     }
@@ -152,7 +173,7 @@ describe("bad input on every route", () => {
 
   it("never answers 5xx", async () => {
     const failures = await probe(
-      routes.filter((route) => !route.pki),
+      routes.filter((route) => route.engine === undefined),
       PARAMETER_VALUES,
       (path, value) => path.replace(/\{[^}]+\}/g, encodeURIComponent(value)),
     );
@@ -163,17 +184,8 @@ describe("bad input on every route", () => {
   // other parameters take each value. A separate test keeps each within
   // the runner's per-test timeout.
   it("never answers 5xx on PKI routes", async () => {
-    // PUT and POST share each PKI write handler, so POST alone is sent.
-    const pkiRoutes = routes.filter(
-      (route) =>
-        route.pki &&
-        !(
-          route.method === "PUT" &&
-          routes.some((other) => other.path === route.path && other.method === "POST")
-        ),
-    );
     const failures = await probe(
-      pkiRoutes,
+      engineRoutes("pki"),
       // The mount's CA and role are both named after it; transit's key names mean nothing here.
       [PKI_MOUNT, ...PARAMETER_VALUES.filter((value) => value !== "aes" && value !== "signer")],
       (path, value) =>
@@ -181,6 +193,29 @@ describe("bad input on every route", () => {
     );
     assert.deepEqual(failures, []);
   });
+
+  it("never answers 5xx on SSH routes", async () => {
+    const failures = await probe(
+      engineRoutes("ssh"),
+      // The mount's role is named after it.
+      [SSH_MOUNT, ...PARAMETER_VALUES.filter((value) => value !== "aes" && value !== "signer")],
+      (path, value) =>
+        path.replace("{mount}", SSH_MOUNT).replace(/\{[^}]+\}/g, encodeURIComponent(value)),
+    );
+    assert.deepEqual(failures, []);
+  });
+
+  /** An engine's routes. PUT and POST share each write handler, so POST alone is sent. */
+  function engineRoutes(engine: "pki" | "ssh") {
+    return routes.filter(
+      (route) =>
+        route.engine === engine &&
+        !(
+          route.method === "PUT" &&
+          routes.some((other) => other.path === route.path && other.method === "POST")
+        ),
+    );
+  }
 
   it("keeps serving afterwards", async () => {
     const response = await t.request({
