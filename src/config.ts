@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { KeywardError } from "./errors.ts";
+import { parseStorageLocation } from "./storage/index.ts";
 
 /** Vault's default maximum request size: 32 MiB. */
 export const DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024;
@@ -18,6 +19,13 @@ export interface ServerConfig {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
+  /**
+   * Where the server stores its data: a `postgres://` URL, `sqlite:PATH`, or
+   * a data directory. Defaults to `dataDir`, which contains a SQLite file.
+   */
+  readonly storage: string;
+  /** A PEM file of CA certificates for TLS to PostgreSQL storage. */
+  readonly storageCaFile: string | undefined;
   readonly tlsCertFile: string | undefined;
   readonly tlsKeyFile: string | undefined;
   readonly logLevel: LogLevel;
@@ -32,6 +40,8 @@ export interface ServerConfig {
 export interface ConfigSource {
   listen?: string;
   data_dir?: string;
+  storage?: string;
+  storage_ca?: string;
   tls_cert_file?: string;
   tls_key_file?: string;
   log_level?: string;
@@ -44,6 +54,8 @@ export interface ConfigSource {
 const FILE_FIELDS = new Set<keyof ConfigSource>([
   "listen",
   "data_dir",
+  "storage",
+  "storage_ca",
   "tls_cert_file",
   "tls_key_file",
   "log_level",
@@ -55,6 +67,8 @@ const FILE_FIELDS = new Set<keyof ConfigSource>([
 export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
   KEYWARD_LISTEN: "listen",
   KEYWARD_DATA_DIR: "data_dir",
+  KEYWARD_STORAGE: "storage",
+  KEYWARD_STORAGE_CA: "storage_ca",
   KEYWARD_TLS_CERT_FILE: "tls_cert_file",
   KEYWARD_TLS_KEY_FILE: "tls_key_file",
   KEYWARD_LOG_LEVEL: "log_level",
@@ -164,10 +178,20 @@ export function resolveServerConfig(...sources: ConfigSource[]): ServerConfig {
     throw configError("log_level", `expected one of ${LOG_LEVELS.join(", ")}`);
   }
 
+  const dataDir = resolve(merged.data_dir ?? DEFAULT_DATA_DIR);
+  const storage = merged.storage ?? dataDir;
+  try {
+    parseStorageLocation(storage);
+  } catch (error) {
+    throw configError("storage", (error as Error).message);
+  }
+
   return Object.freeze({
     host,
     port,
-    dataDir: resolve(merged.data_dir ?? DEFAULT_DATA_DIR),
+    dataDir,
+    storage,
+    storageCaFile: merged.storage_ca === undefined ? undefined : resolve(merged.storage_ca),
     tlsCertFile: tlsCertFile === undefined ? undefined : resolve(tlsCertFile),
     tlsKeyFile: tlsKeyFile === undefined ? undefined : resolve(tlsKeyFile),
     logLevel,

@@ -5,7 +5,7 @@ import { buildApp } from "./api/app.ts";
 import type { ServerConfig } from "./config.ts";
 import { type DevModeResult, startDevMode } from "./core/dev-mode.ts";
 import { Keyward } from "./core/keyward.ts";
-import { openStorage } from "./storage/index.ts";
+import { describeStorageLocation, openStorage } from "./storage/index.ts";
 import { VERSION } from "./version.ts";
 
 export interface RunningServer {
@@ -35,7 +35,10 @@ export async function startServer(
   config: ServerConfig,
   logger = createLogger(config),
 ): Promise<RunningServer> {
-  const storage = await openStorage(config.dataDir);
+  const storage = await openStorage(config.storage, {
+    logger,
+    ...(config.storageCaFile === undefined ? {} : { caFile: config.storageCaFile }),
+  });
   const keyward = await Keyward.open({ storage, logger, jobIntervalMs: config.jobIntervalMs });
 
   let dev: DevModeResult | undefined;
@@ -58,7 +61,15 @@ export async function startServer(
   const port = typeof bound === "object" && bound ? bound.port : config.port;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const address = `${https ? "https" : "http"}://${host}:${port}`;
-  logger.info({ address, storage: storage.kind, dev: config.dev }, "server started");
+  logger.info(
+    {
+      address,
+      storage: storage.kind,
+      storageLocation: describeStorageLocation(config.storage),
+      dev: config.dev,
+    },
+    "server started",
+  );
 
   let closing: Promise<void> | undefined;
   const close = () => {

@@ -110,6 +110,8 @@ export class TokenRepository {
 
     const deleted: TokenRecord[] = [];
     await this.#barrier.transaction(async (tx) => {
+      // A storage that retries a conflicting transaction runs this again from the start.
+      deleted.length = 0;
       for (const [current, children] of childrenOf) {
         const record = await this.#readIn(tx, current);
         if (record !== undefined) {
@@ -132,6 +134,8 @@ export class TokenRepository {
     const orphaned: TokenRecord[] = [];
     let deleted: TokenRecord | undefined;
     await this.#barrier.transaction(async (tx) => {
+      // A storage that retries a conflicting transaction runs this again from the start.
+      orphaned.length = 0;
       deleted = await this.#readIn(tx, hash);
       if (deleted !== undefined) await this.#deleteRecord(tx, deleted);
       for (const child of children) {

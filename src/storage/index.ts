@@ -1,9 +1,12 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import type { Logger } from "pino";
 import { KeywardError } from "../errors.ts";
+import { describePostgresUrl, openPostgresStorage } from "./postgres/index.ts";
 import { openSqliteStorage } from "./sqlite/index.ts";
 import type { Storage } from "./storage.ts";
 
+export { openPostgresStorage, type PostgresStorageOptions } from "./postgres/index.ts";
 export { openSqliteStorage, type SqliteStorageOptions } from "./sqlite/index.ts";
 export type { Storage, StorageReader, StorageWriter } from "./storage.ts";
 
@@ -38,23 +41,43 @@ export function parseStorageLocation(location: string): StorageOptions {
   return { kind: "sqlite", path: join(location, DATA_DIR_DATABASE_FILE) };
 }
 
+/** Settings for `openStorage` that apply to one backend only. */
+export interface OpenStorageOptions {
+  /** PostgreSQL: a PEM file of CA certificates for TLS to the database. */
+  caFile?: string;
+  /** PostgreSQL: receives warnings about the connection pool. */
+  logger?: Logger;
+}
+
 /**
  * Opens the storage a location string or options name. A data directory is
  * created with mode 0700 when it is missing.
  */
-export async function openStorage(location: string | StorageOptions): Promise<Storage> {
-  const options = typeof location === "string" ? parseStorageLocation(location) : location;
-  switch (options.kind) {
+export async function openStorage(
+  location: string | StorageOptions,
+  options: OpenStorageOptions = {},
+): Promise<Storage> {
+  const parsed = typeof location === "string" ? parseStorageLocation(location) : location;
+  switch (parsed.kind) {
     case "sqlite":
       if (typeof location === "string" && !location.startsWith("sqlite:")) {
         mkdirSync(location, { recursive: true, mode: 0o700 });
       }
-      return openSqliteStorage({ path: options.path });
+      return openSqliteStorage({ path: parsed.path });
     case "postgres":
-      // TODO: open src/storage/postgres/ here once that backend exists.
-      throw new KeywardError(
-        "unsupported_operation",
-        "PostgreSQL storage is not available in this build; use a data directory or sqlite:PATH",
-      );
+      return openPostgresStorage({
+        url: parsed.url,
+        ...(options.caFile === undefined ? {} : { caFile: options.caFile }),
+        ...(options.logger === undefined ? {} : { logger: options.logger }),
+      });
   }
+}
+
+/**
+ * Describes a storage location for messages and logs: a SQLite file path,
+ * or a PostgreSQL URL without its user name and password.
+ */
+export function describeStorageLocation(location: string | StorageOptions): string {
+  const parsed = typeof location === "string" ? parseStorageLocation(location) : location;
+  return parsed.kind === "sqlite" ? `sqlite:${parsed.path}` : describePostgresUrl(parsed.url);
 }

@@ -3,8 +3,8 @@
  *
  * Storage is an ordered map from string keys to opaque byte values. It never
  * sees a secret in plaintext: the barrier encrypts every value before it gets
- * here. Every backend (SQLite now, PostgreSQL later) implements this
- * interface and passes the same contract test suite.
+ * here. Every backend (SQLite and PostgreSQL) implements this interface and
+ * passes the same contract test suite.
  *
  * Keys are slash-separated paths such as `transit/keys/payments`. A key never
  * starts or ends with `/` and never contains an empty segment.
@@ -32,12 +32,18 @@ export interface StorageWriter extends StorageReader {
 }
 
 export interface Storage extends StorageWriter {
-  /** The backend's name, such as `sqlite` or `postgres`, for logs and status. */
+  /** The backend's name, `sqlite` or `postgresql`, for logs and `storage_type` in seal status. */
   readonly kind: string;
   /**
    * Runs `work` in one serialisable transaction: either every write in it is
    * stored or none is. The transaction commits when `work` resolves and rolls
    * back when it throws; the error is re-thrown.
+   *
+   * A backend may run `work` again, on a new transaction, when the database
+   * aborted the previous attempt for a conflict with a concurrent
+   * transaction (PostgreSQL does so with SQLSTATE 40001 and 40P01). So
+   * `work` should change nothing outside its writer, or reset what it
+   * changes when it starts.
    */
   transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T>;
   /** Releases the backend's connections and files. */

@@ -3,7 +3,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { type ServerProcess, startDevServer } from "../helpers/server-process.ts";
+import {
+  newAcknowledged,
+  verifyAcknowledged,
+  writeUntilKilled,
+} from "../helpers/acknowledged-writes.ts";
+import { startDevServer } from "../helpers/server-process.ts";
 
 /** Kill rounds; each starts the server, writes under load, and kills it with SIGKILL. */
 const ROUNDS = 20;
@@ -11,81 +16,15 @@ const ROUNDS = 20;
 const WRITERS = 4;
 const ROOT_TOKEN = "sigkill-test-root-token";
 
-interface Acknowledged {
-  keys: Set<string>;
-  ciphertexts: { key: string; ciphertext: string; plaintext: string }[];
-  /** Highest version of each key whose rotation was acknowledged. */
-  versions: Map<string, number>;
-}
-
-async function call(server: ServerProcess, method: string, path: string, body?: unknown) {
-  const response = await fetch(`${server.address}/v1/${path}`, {
-    method,
-    headers: { "x-vault-token": ROOT_TOKEN, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
-}
-
-/** Writes until the server dies, recording only what it acknowledged. */
-async function writeUntilKilled(
-  server: ServerProcess,
-  round: number,
-  writer: number,
-  acknowledged: Acknowledged,
-) {
-  for (let i = 0; ; i++) {
-    try {
-      const key = `r${round}-w${writer}-k${i}`;
-      const created = await call(server, "POST", `transit/keys/${key}`, { type: "aes256-gcm96" });
-      if (created.status >= 300) throw new Error(`create failed: ${created.status}`);
-      acknowledged.keys.add(key);
-
-      const plaintext = Buffer.from(`${key} secret`).toString("base64");
-      const encrypted = await call(server, "POST", `transit/encrypt/${key}`, { plaintext });
-      if (encrypted.status !== 200) throw new Error(`encrypt failed: ${encrypted.status}`);
-      acknowledged.ciphertexts.push({ key, ciphertext: encrypted.body.data.ciphertext, plaintext });
-
-      const rotated = await call(server, "POST", `transit/keys/${key}/rotate`);
-      if (rotated.status >= 300) throw new Error(`rotate failed: ${rotated.status}`);
-      acknowledged.versions.set(key, 2);
-
-      const again = await call(server, "POST", `transit/encrypt/${key}`, { plaintext });
-      if (again.status !== 200) throw new Error(`encrypt failed: ${again.status}`);
-      acknowledged.ciphertexts.push({ key, ciphertext: again.body.data.ciphertext, plaintext });
-    } catch (error) {
-      // The server was killed mid-request: that request was never acknowledged.
-      if (server.child.exitCode !== null || server.child.signalCode !== null) return;
-      if ((error as Error).message.includes("fetch failed")) return;
-      throw error;
-    }
-  }
-}
-
-async function verify(server: ServerProcess, acknowledged: Acknowledged) {
-  for (const key of acknowledged.keys) {
-    const read = await call(server, "GET", `transit/keys/${key}`);
-    assert.equal(read.status, 200, `acknowledged key ${key} is missing`);
-    const version = acknowledged.versions.get(key) ?? 1;
-    assert.ok(read.body.data.latest_version >= version, `key ${key} lost an acknowledged rotation`);
-  }
-  for (const { key, ciphertext, plaintext } of acknowledged.ciphertexts) {
-    const decrypted = await call(server, "POST", `transit/decrypt/${key}`, { ciphertext });
-    assert.equal(decrypted.status, 200, `ciphertext of ${key} no longer decrypts`);
-    assert.equal(decrypted.body.data.plaintext, plaintext);
-  }
-}
-
 describe("durability under SIGKILL", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-sigkill-"));
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it("keeps every acknowledged write", async () => {
-    const acknowledged: Acknowledged = { keys: new Set(), ciphertexts: [], versions: new Map() };
+    const acknowledged = newAcknowledged();
     for (let round = 0; round < ROUNDS; round++) {
       const server = await startDevServer({ dataDir, args: ["--dev-root-token", ROOT_TOKEN] });
-      await verify(server, acknowledged);
+      await verifyAcknowledged(server, acknowledged);
 
       const writers = Array.from({ length: WRITERS }, (_, writer) =>
         writeUntilKilled(server, round, writer, acknowledged),
@@ -98,7 +37,7 @@ describe("durability under SIGKILL", () => {
 
     const final = await startDevServer({ dataDir, args: ["--dev-root-token", ROOT_TOKEN] });
     try {
-      await verify(final, acknowledged);
+      await verifyAcknowledged(final, acknowledged);
       assert.ok(
         acknowledged.keys.size >= ROUNDS,
         `too few writes acknowledged: ${acknowledged.keys.size}`,

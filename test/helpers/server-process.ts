@@ -108,3 +108,59 @@ export async function startDevServer(
     },
   };
 }
+
+export interface PlainServerProcess {
+  child: ChildProcess;
+  address: string;
+  output(): string;
+  /** Stops the process with SIGTERM (or the given signal) and waits for it to exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Starts `keyward server` without dev mode, with the given flags after
+ * `--listen 127.0.0.1:0`, and waits until it prints its address. The server
+ * starts sealed (and uninitialised on new storage).
+ */
+export async function startServerProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 30_000,
+): Promise<PlainServerProcess> {
+  const child = runCli(["server", "--listen", "127.0.0.1:0", ...args], env);
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`server did not start within ${timeoutMs} ms:\n${output}`)),
+      timeoutMs,
+    );
+    child.stdout?.on("data", () => {
+      const match = /listening on (\S+)/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with status ${code} before starting:\n${output}`));
+    });
+  });
+
+  return {
+    child,
+    address,
+    output: () => output,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

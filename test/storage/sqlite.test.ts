@@ -219,10 +219,14 @@ describe("openStorage", () => {
     }
   });
 
-  it("postgres is not available yet", async () => {
+  it("postgres URL goes to postgres backend", async () => {
+    // An sslmode the PostgreSQL backend rejects fails before any connection.
     await assert.rejects(
-      openStorage("postgres://127.0.0.1/keyward"),
-      (error) => error instanceof KeywardError && error.code === "unsupported_operation",
+      openStorage("postgres://127.0.0.1/keyward?sslmode=prefer"),
+      (error) =>
+        error instanceof KeywardError &&
+        error.code === "invalid_request" &&
+        /PostgreSQL storage URL/.test(error.message),
     );
   });
 });

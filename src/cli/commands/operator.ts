@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { print, printResponse } from "../output.ts";
+import { registerMigrateCommand } from "./operator-migrate.ts";
 import { addClientOptions, clientFrom, type GlobalOptions, readStdin } from "./shared.ts";
 
 function positiveInteger(name: string) {
@@ -44,7 +45,8 @@ function printShares(
 export function registerOperatorCommands(program: Command) {
   const operator = program
     .command("operator")
-    .description("initialise, unseal, seal, rotate and rekey");
+    .description("initialise, unseal, seal, rotate, rekey and migrate storage");
+  registerMigrateCommand(operator);
 
   addClientOptions(
     operator

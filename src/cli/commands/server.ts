@@ -11,6 +11,8 @@ interface ServerFlags {
   config?: string;
   listen?: string;
   dataDir?: string;
+  storage?: string;
+  storageCa?: string;
   tlsCertFile?: string;
   tlsKeyFile?: string;
   logLevel?: string;
@@ -23,6 +25,8 @@ function flagsToSource(flags: ServerFlags): ConfigSource {
   return {
     listen: flags.listen,
     data_dir: flags.dataDir,
+    storage: flags.storage,
+    storage_ca: flags.storageCa,
     tls_cert_file: flags.tlsCertFile,
     tls_key_file: flags.tlsKeyFile,
     log_level: flags.logLevel,
@@ -45,13 +49,21 @@ export function registerServerCommand(program: Command) {
     .description("start the Keyward server")
     .option(
       "--config <file>",
-      "JSON config file (fields: listen, data_dir, tls_cert_file, tls_key_file, log_level, max_request_size)",
+      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size)",
     )
     .option(
       "--listen <host:port>",
       "address to listen on [env KEYWARD_LISTEN] (default 127.0.0.1:8200)",
     )
     .option("--data-dir <dir>", "data directory [env KEYWARD_DATA_DIR] (default ./keyward-data)")
+    .option(
+      "--storage <location>",
+      "storage: a postgres:// URL, sqlite:PATH or a data directory [env KEYWARD_STORAGE] (default: SQLite in the data directory)",
+    )
+    .option(
+      "--storage-ca <file>",
+      "PEM file of CA certificates for TLS to PostgreSQL storage [env KEYWARD_STORAGE_CA]",
+    )
     .option("--tls-cert-file <file>", "TLS certificate chain, PEM [env KEYWARD_TLS_CERT_FILE]")
     .option("--tls-key-file <file>", "TLS private key, PEM [env KEYWARD_TLS_KEY_FILE]")
     .option(

@@ -17,7 +17,24 @@ export interface SqlStorageOptions {
    * at a time.
    */
   isolationLevel?: IsolationLevel;
+  /**
+   * When set, `transaction()` runs `work` again after a failure whose driver
+   * code is listed, such as PostgreSQL's serialization failure. Without it a
+   * transaction runs once.
+   */
+  retry?: TransactionRetry;
 }
+
+/** The retry policy of `transaction()`: the failures it runs again, and how often. */
+export interface TransactionRetry {
+  /** Driver codes (such as SQLSTATE `40001`) after which the whole transaction may succeed when run again. */
+  driverCodes: readonly string[];
+  /** The maximum number of attempts, the first one included. */
+  maxAttempts: number;
+}
+
+/** The upper bound of the random wait before the first retry, in milliseconds. It doubles for each later retry. */
+const RETRY_BASE_DELAY_MS = 5;
 
 /** The state of one open transaction, visible to calls made inside its `work`. */
 interface TransactionState {
@@ -53,6 +70,7 @@ export class SqlStorage implements Storage {
   readonly kind: string;
   readonly #db: Kysely<StorageDatabase>;
   readonly #isolationLevel: IsolationLevel | undefined;
+  readonly #retry: TransactionRetry | undefined;
   readonly #transactionContext = new AsyncLocalStorage<TransactionState>();
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
@@ -61,6 +79,7 @@ export class SqlStorage implements Storage {
     this.kind = options.kind;
     this.#db = options.db;
     this.#isolationLevel = options.isolationLevel;
+    this.#retry = options.retry;
   }
 
   get(key: string): Promise<Uint8Array | undefined> {
@@ -96,30 +115,57 @@ export class SqlStorage implements Storage {
     // No operation name: the transaction translates driver errors itself
     // and must re-throw the work's own errors unchanged.
     return this.#call(undefined, async () => {
-      const state: TransactionState = { active: true };
-      let workError: { error: unknown } | undefined;
-      let builder = this.#db.transaction();
-      if (this.#isolationLevel !== undefined)
-        builder = builder.setIsolationLevel(this.#isolationLevel);
-      try {
-        return await builder.execute(async (trx) => {
-          const writer = new SqlTransactionWriter(this.kind, trx, state);
-          try {
-            return await this.#transactionContext.run(state, () => work(writer));
-          } catch (error) {
-            workError = { error };
-            throw error;
-          }
-        });
-      } catch (error) {
-        // The work's own error is re-thrown as it is. Anything else came
-        // from BEGIN, COMMIT or ROLLBACK and is translated.
-        if (workError !== undefined && error === workError.error) throw error;
-        throw translateError(this.kind, "commit a transaction", error);
-      } finally {
-        state.active = false;
+      const maxAttempts = this.#retry?.maxAttempts ?? 1;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#runTransaction(work);
+        } catch (error) {
+          if (attempt >= maxAttempts || !this.#isRetryable(error)) throw error;
+          // A random wait spreads out transactions that conflicted together,
+          // so they do not collide again on the next attempt.
+          const bound = RETRY_BASE_DELAY_MS * 2 ** (attempt - 1);
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * bound));
+        }
       }
     });
+  }
+
+  async #runTransaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+    const state: TransactionState = { active: true };
+    let workError: { error: unknown } | undefined;
+    let builder = this.#db.transaction();
+    if (this.#isolationLevel !== undefined)
+      builder = builder.setIsolationLevel(this.#isolationLevel);
+    try {
+      return await builder.execute(async (trx) => {
+        const writer = new SqlTransactionWriter(this.kind, trx, state);
+        try {
+          return await this.#transactionContext.run(state, () => work(writer));
+        } catch (error) {
+          workError = { error };
+          throw error;
+        }
+      });
+    } catch (error) {
+      // The work's own error is re-thrown as it is. Anything else came
+      // from BEGIN, COMMIT or ROLLBACK and is translated.
+      if (workError !== undefined && error === workError.error) throw error;
+      throw translateError(this.kind, "commit a transaction", error);
+    } finally {
+      state.active = false;
+    }
+  }
+
+  /**
+   * True when a failed transaction may succeed if run again: a
+   * `storage_failure` with a listed driver code, raised by one of the
+   * transaction's statements or by its commit.
+   */
+  #isRetryable(error: unknown): boolean {
+    if (this.#retry === undefined || !isKeywardError(error)) return false;
+    if (error.code !== "storage_failure") return false;
+    const driverCode = error.details?.driverCode;
+    return typeof driverCode === "string" && this.#retry.driverCodes.includes(driverCode);
   }
 
   /** Waits for the calls in flight, then closes the database. Later calls fail with `storage_failure`. */

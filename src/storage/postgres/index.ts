@@ -1,0 +1,152 @@
+import { Kysely, PostgresDialect, sql } from "kysely";
+import pg from "pg";
+import type { Logger } from "pino";
+import { isKeywardError, KeywardError } from "../../errors.ts";
+import type { StorageDatabase } from "../sql/schema.ts";
+import { SqlStorage } from "../sql/sql-storage.ts";
+import type { Storage } from "../storage.ts";
+import { isLocalHost, type PostgresConnection, parsePostgresUrl } from "./connection.ts";
+import { migratePostgres } from "./migrations.ts";
+
+export { describePostgresUrl, SSL_MODES, type SslMode } from "./connection.ts";
+
+export interface PostgresStorageOptions {
+  /** A `postgres://` or `postgresql://` URL; see `parsePostgresUrl` for its parameters. */
+  url: string;
+  /** A PEM file of CA certificates for TLS to the database; overrides the URL's `sslrootcert`. */
+  caFile?: string;
+  /** The maximum number of connections the pool opens. */
+  maxConnections?: number;
+  /** Receives warnings about plaintext connections and connections that fail while idle. */
+  logger?: Logger;
+}
+
+/** The default maximum number of pooled connections per Keyward process. */
+export const POSTGRES_POOL_SIZE = 10;
+/** How long opening one connection may take before it fails, in milliseconds. */
+export const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
+/** How long an unused pooled connection stays open, in milliseconds. */
+export const POSTGRES_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * SQLSTATE codes after which a transaction is run again:
+ * serialization_failure and deadlock_detected.
+ */
+export const RETRYABLE_SQLSTATES = ["40001", "40P01"] as const;
+/** Attempts of one transaction in all, the first included. */
+export const POSTGRES_TRANSACTION_ATTEMPTS = 5;
+
+/**
+ * Removes every occurrence of the secret from a driver message. The pg
+ * driver does not put the password in its messages (checked on pg 8.23),
+ * so this only guards against a future driver that does.
+ */
+function scrub(text: string, secret: string | undefined): string {
+  if (secret === undefined || secret === "") return text;
+  return text.split(secret).join("***");
+}
+
+/**
+ * Returns why opening failed, for the message. A rejected login (SQLSTATE
+ * class 28) gets a fixed text, because the server's own message names the
+ * user, which is part of the URL's credentials.
+ */
+function failureReason(error: unknown, driverCode: string | undefined, password?: string): string {
+  if (driverCode?.startsWith("28")) {
+    return `the server rejected the login (SQLSTATE ${driverCode}); check the user name and password in the storage URL and the server's pg_hba.conf`;
+  }
+  return scrub(error instanceof Error ? error.message : String(error), password);
+}
+
+/** Translates a failure to connect, check or migrate into `storage_failure` naming the database, never the credentials. */
+function openFailure(error: unknown, connection: PostgresConnection): KeywardError {
+  if (isKeywardError(error)) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const driverCode = typeof code === "string" ? code : undefined;
+  const password =
+    typeof connection.config.password === "string" ? connection.config.password : undefined;
+  const reason = failureReason(error, driverCode, password);
+  return new KeywardError(
+    "storage_failure",
+    `postgresql storage failed to connect to ${connection.description}: ${reason}`,
+    { cause: error, details: driverCode === undefined ? undefined : { driverCode } },
+  );
+}
+
+/**
+ * Checks that the database stores text as UTF-8. Keys are compared by their
+ * UTF-8 bytes; a database in another encoding would reject some keys or
+ * order them differently.
+ */
+async function checkEncoding(db: Kysely<StorageDatabase>, description: string): Promise<void> {
+  const { rows } = await sql<{ encoding: string }>`
+    select current_setting('server_encoding') as encoding
+  `.execute(db);
+  const encoding = rows[0]?.encoding;
+  if (encoding !== "UTF8") {
+    throw new KeywardError(
+      "storage_failure",
+      `postgresql storage ${description} uses encoding ${encoding}; create the database with ENCODING 'UTF8'`,
+    );
+  }
+}
+
+/**
+ * Opens PostgreSQL storage through a bounded pool of connections, checks the
+ * database's encoding and brings its schema up to date. Throws
+ * `invalid_request` for an unusable URL, and `storage_failure` when the
+ * database cannot be reached, checked or migrated. No message contains the
+ * URL's user name or password.
+ *
+ * Transactions run at SERIALIZABLE isolation, because the Storage contract
+ * promises serialisable transactions: work that reads a value and writes it
+ * back must not lose a concurrent update, and READ COMMITTED would lose it
+ * (and REPEATABLE READ allows write skew between two keys). PostgreSQL
+ * aborts one of two conflicting serialisable transactions with SQLSTATE
+ * 40001 instead of blocking, so `transaction()` runs the work again, up to
+ * `POSTGRES_TRANSACTION_ATTEMPTS` times in all. Calls outside a transaction
+ * are single statements, atomic at the session's default isolation.
+ */
+export async function openPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
+  const connection = parsePostgresUrl(options.url, { caFile: options.caFile });
+  const logger = options.logger;
+  if (connection.sslMode === "disable" && !isLocalHost(connection.host)) {
+    logger?.warn(
+      { database: connection.description },
+      "postgresql storage connects without TLS to a host that is not loopback; set sslmode=verify-full in the storage URL",
+    );
+  }
+
+  const pool = new pg.Pool({
+    ...connection.config,
+    max: options.maxConnections ?? POSTGRES_POOL_SIZE,
+    connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
+    idleTimeoutMillis: POSTGRES_IDLE_TIMEOUT_MS,
+    keepAlive: true,
+  });
+  // An idle connection that the server or network closes emits "error" on
+  // the pool, which removes the connection. Without a listener the event
+  // would end the process.
+  pool.on("error", (error: Error & { code?: string }) => {
+    logger?.warn(
+      { database: connection.description, driverCode: error.code, reason: error.message },
+      "postgresql connection failed while idle; the pool opens a new one when needed",
+    );
+  });
+
+  const db = new Kysely<StorageDatabase>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await checkEncoding(db, connection.description);
+    await migratePostgres(db as Kysely<unknown>);
+  } catch (error) {
+    // The open failure is the error to report; ending the pool only closes
+    // the connections opened so far.
+    await db.destroy().catch(() => {});
+    throw openFailure(error, connection);
+  }
+  return new SqlStorage({
+    kind: "postgresql",
+    db,
+    isolationLevel: "serializable",
+    retry: { driverCodes: RETRYABLE_SQLSTATES, maxAttempts: POSTGRES_TRANSACTION_ATTEMPTS },
+  });
+}
