@@ -117,5 +117,10 @@ export function registerServerCommand(program: Command) {
       };
       process.once("SIGINT", () => stop("SIGINT"));
       process.once("SIGTERM", () => stop("SIGTERM"));
+      // A log rotator renames the audit files, then sends SIGHUP so new files are opened.
+      process.on("SIGHUP", () => {
+        server.keyward.logger.info({ signal: "SIGHUP" }, "signal received: reopening audit files");
+        void server.keyward.audit.reopenFiles();
+      });
     });
 }
