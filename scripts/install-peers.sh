@@ -12,6 +12,7 @@ peers=(
   "ssh-keygen:openssh-client"
   "ssh:openssh-client"
   "sshd:openssh-server"
+  "pykmip-server:python3-pykmip"
 )
 
 missing=()

@@ -1,0 +1,45 @@
+import type { KmipItem, StructureItem } from "../item.ts";
+import type { KmipObjectStore } from "./object-store.ts";
+
+/** The KMIP protocol version of a request; responses carry the same one. */
+export interface ProtocolVersion {
+  readonly major: number;
+  readonly minor: number;
+}
+
+/** The request state an operation uses besides its payload. */
+export interface OperationContext {
+  readonly version: ProtocolVersion;
+  readonly store: KmipObjectStore;
+  /** The client's identity (its certificate's subject CN), or undefined in process. */
+  readonly identity: string | undefined;
+  /** The request's time, in seconds since the Unix epoch. */
+  readonly now: bigint;
+  /**
+   * The ID Placeholder of the batch: the Unique Identifier the previous
+   * batch item returned, used when an operation omits its own.
+   */
+  idPlaceholder: string | undefined;
+}
+
+/** One operation: reads its request payload and returns the response payload's items. */
+export type OperationHandler = (
+  payload: StructureItem,
+  context: OperationContext,
+) => Promise<readonly KmipItem[]>;
+
+/** True when the version is at least major.minor. */
+export function atLeast(version: ProtocolVersion, major: number, minor: number): boolean {
+  return version.major > major || (version.major === major && version.minor >= minor);
+}
+
+/** The protocol versions the server speaks, newest first (the Discover Versions order). */
+export const SUPPORTED_VERSIONS: readonly ProtocolVersion[] = [
+  { major: 2, minor: 1 },
+  { major: 2, minor: 0 },
+  { major: 1, minor: 4 },
+  { major: 1, minor: 3 },
+  { major: 1, minor: 2 },
+  { major: 1, minor: 1 },
+  { major: 1, minor: 0 },
+];

@@ -1,0 +1,318 @@
+/**
+ * The KMIP request dispatcher: decodes a Request Message, runs each Batch
+ * Item's operation against the object store, and builds the Response
+ * Message in the request's protocol version. Every failure becomes a KMIP
+ * error response; nothing a client sends makes it throw.
+ */
+
+import { isKmipDecodeError } from "../errors.ts";
+import type { KmipItem, StructureItem } from "../item.ts";
+import { decodeTtlv, encodeTtlv, type TtlvDecodeOptions } from "../ttlv.ts";
+import {
+  atLeast,
+  type OperationContext,
+  type ProtocolVersion,
+  SUPPORTED_VERSIONS,
+} from "./context.ts";
+
+export { SUPPORTED_VERSIONS };
+
+import { isKmipOperationError, KmipOperationError } from "./errors.ts";
+import {
+  asStructure,
+  child,
+  children,
+  dateTime,
+  enumItem,
+  enumName,
+  integer,
+  integerOf,
+  optionalEnum,
+  struct,
+  tag,
+  text,
+} from "./items.ts";
+import type { KmipObjectStore } from "./object-store.ts";
+import { operationHandler, operationIntroducedIn } from "./operations/index.ts";
+import { resultReasonItem } from "./result-reason.ts";
+
+/** The version of an error response to a message whose own version is unreadable. */
+const FALLBACK_VERSION: ProtocolVersion = { major: 1, minor: 0 };
+
+/** A logger with pino's call shape; the dispatcher logs internal failures only. */
+export interface KmipLogger {
+  error(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  info(details: object, message: string): void;
+}
+
+export interface KmipDispatcherOptions {
+  store: KmipObjectStore;
+  logger?: KmipLogger;
+  /** The clock; tests may fix it. */
+  now?: () => Date;
+}
+
+export function isSupportedVersion(version: ProtocolVersion): boolean {
+  return SUPPORTED_VERSIONS.some(
+    (supported) => supported.major === version.major && supported.minor === version.minor,
+  );
+}
+
+export class KmipDispatcher {
+  readonly store: KmipObjectStore;
+  readonly #logger: KmipLogger | undefined;
+  readonly #now: () => Date;
+
+  constructor(options: KmipDispatcherOptions) {
+    this.store = options.store;
+    this.#logger = options.logger;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Handles one TTLV request message and returns the TTLV response. A
+   * message that does not decode gets an Invalid Message error response.
+   */
+  async handleTtlv(
+    message: Uint8Array,
+    identity?: string,
+    limits: TtlvDecodeOptions = {},
+  ): Promise<Buffer> {
+    let request: KmipItem;
+    try {
+      request = decodeTtlv(message, limits);
+    } catch (error) {
+      if (!isKmipDecodeError(error)) throw error;
+      return encodeTtlv(this.errorMessage(FALLBACK_VERSION, error.resultReason, error.message));
+    }
+    return encodeTtlv(await this.handleMessage(request, identity));
+  }
+
+  /** Handles one decoded Request Message and returns the Response Message. */
+  async handleMessage(request: KmipItem, identity?: string): Promise<KmipItem> {
+    let version = FALLBACK_VERSION;
+    try {
+      if (request.tag !== tag("RequestMessage")) {
+        throw new KmipOperationError("InvalidMessage", "the message is not a Request Message");
+      }
+      const message = asStructure(request, "RequestMessage");
+      const header = asStructure(child(message, "RequestHeader"), "RequestHeader");
+      version = readVersion(header);
+      if (!isSupportedVersion(version)) {
+        const requested = version;
+        version = SUPPORTED_VERSIONS[0]!;
+        throw new KmipOperationError(
+          "InvalidMessage",
+          `protocol version ${requested.major}.${requested.minor} is not supported`,
+        );
+      }
+      return await this.#handleBatch(message, header, version, identity);
+    } catch (error) {
+      if (isKmipOperationError(error)) {
+        return this.errorMessage(version, error.resultReason, error.message);
+      }
+      this.#logger?.error({ err: error }, "KMIP request failed");
+      return this.errorMessage(version, "GeneralFailure", "internal error");
+    }
+  }
+
+  async #handleBatch(
+    message: StructureItem,
+    header: StructureItem,
+    version: ProtocolVersion,
+    identity: string | undefined,
+  ): Promise<KmipItem> {
+    const batchItems = children(message, "BatchItem");
+    const countItem = child(header, "BatchCount");
+    if (countItem === undefined || integerOf(countItem) !== batchItems.length) {
+      throw new KmipOperationError(
+        "InvalidMessage",
+        "Batch Count does not match the number of Batch Items",
+      );
+    }
+    if (batchItems.length === 0) {
+      throw new KmipOperationError("InvalidMessage", "the request has no Batch Item");
+    }
+    const continuation = optionalEnum(header, "BatchErrorContinuationOption") ?? "Stop";
+    const now = BigInt(Math.floor(this.#now().getTime() / 1000));
+    const context: OperationContext = {
+      version,
+      store: this.store,
+      identity,
+      now,
+      idPlaceholder: undefined,
+    };
+    const responses = await this.store.exclusive(() =>
+      this.#runBatchItems(batchItems, context, continuation),
+    );
+    const responseMessage = this.#responseMessage(version, now, responses);
+    const maximum = child(header, "MaximumResponseSize");
+    if (maximum === undefined || encodeTtlv(responseMessage).length <= integerOf(maximum)) {
+      return responseMessage;
+    }
+    return this.#responseMessage(
+      version,
+      now,
+      responses.map((item) => tooLarge(item as StructureItem, version)),
+    );
+  }
+
+  /**
+   * Runs the Batch Items in order. Continue runs every item, and Stop ends
+   * at the first failure. Undo also ends there, writes back every object
+   * the earlier items changed, and reports those items as Operation Undone.
+   */
+  async #runBatchItems(
+    batchItems: readonly KmipItem[],
+    context: OperationContext,
+    continuation: string,
+  ): Promise<KmipItem[]> {
+    const undo = continuation === "Undo";
+    if (undo) this.store.startJournal();
+    try {
+      const responses: KmipItem[] = [];
+      let failed = false;
+      for (const item of batchItems) {
+        const response = await this.#handleBatchItem(item, context);
+        responses.push(response.item);
+        if (!response.ok) {
+          failed = true;
+          if (continuation !== "Continue") break;
+        }
+      }
+      if (!undo || !failed) return responses;
+      await this.store.rollBack();
+      return responses.map((item) => markUndone(item as StructureItem));
+    } finally {
+      this.store.endJournal();
+    }
+  }
+
+  async #handleBatchItem(
+    item: KmipItem,
+    context: OperationContext,
+  ): Promise<{ item: KmipItem; ok: boolean }> {
+    const batchItem = asStructure(item, "BatchItem");
+    const operationItem = child(batchItem, "Operation");
+    const idItem = child(batchItem, "UniqueBatchItemID");
+    const echo: KmipItem[] = [];
+    if (operationItem !== undefined) echo.push(operationItem);
+    if (idItem !== undefined) echo.push(idItem);
+    try {
+      if (operationItem === undefined)
+        throw new KmipOperationError("InvalidMessage", "Operation is missing");
+      const operation = enumName(operationItem);
+      const handler = operationHandler(operation);
+      const introduced = operationIntroducedIn(operation);
+      if (
+        handler === undefined ||
+        (introduced !== undefined && !atLeast(context.version, introduced.major, introduced.minor))
+      ) {
+        throw new KmipOperationError(
+          "OperationNotSupported",
+          `operation ${operation} is not supported in this protocol version`,
+        );
+      }
+      const payload = asStructure(child(batchItem, "RequestPayload"), "RequestPayload");
+      const result = await handler(payload, context);
+      return {
+        ok: true,
+        item: struct("BatchItem", [
+          ...echo,
+          enumItem("ResultStatus", "Success"),
+          struct("ResponsePayload", result),
+        ]),
+      };
+    } catch (error) {
+      let reason = "GeneralFailure";
+      let message = "internal error";
+      if (isKmipOperationError(error)) {
+        reason = error.resultReason;
+        message = error.message;
+      } else if (isKmipDecodeError(error)) {
+        reason = error.resultReason;
+        message = error.message;
+      } else {
+        this.#logger?.error({ err: error }, "KMIP operation failed");
+      }
+      return {
+        ok: false,
+        item: struct("BatchItem", [
+          ...echo,
+          enumItem("ResultStatus", "OperationFailed"),
+          resultReasonItem(reason, context.version),
+          text("ResultMessage", message),
+        ]),
+      };
+    }
+  }
+
+  #responseMessage(version: ProtocolVersion, now: bigint, batchItems: KmipItem[]): KmipItem {
+    return struct("ResponseMessage", [
+      struct("ResponseHeader", [
+        versionItem(version),
+        dateTime("TimeStamp", now),
+        integer("BatchCount", batchItems.length),
+      ]),
+      ...batchItems,
+    ]);
+  }
+
+  /** Builds a response with one failed Batch Item, for a message that could not be processed. */
+  errorMessage(version: ProtocolVersion, reason: string, message: string): KmipItem {
+    const now = BigInt(Math.floor(this.#now().getTime() / 1000));
+    return this.#responseMessage(version, now, [
+      struct("BatchItem", [
+        enumItem("ResultStatus", "OperationFailed"),
+        resultReasonItem(reason, version),
+        text("ResultMessage", message),
+      ]),
+    ]);
+  }
+}
+
+/** Changes a successful Batch Item's Result Status to Operation Undone. */
+function markUndone(item: StructureItem): KmipItem {
+  const statusTag = tag("ResultStatus");
+  return struct(
+    "BatchItem",
+    item.value.map((child) =>
+      child.tag === statusTag && enumName(child) === "Success"
+        ? enumItem("ResultStatus", "OperationUndone")
+        : child,
+    ),
+  );
+}
+
+/** Replaces a successful Batch Item with a Response Too Large failure. */
+function tooLarge(item: StructureItem, version: ProtocolVersion): KmipItem {
+  const status = child(item, "ResultStatus");
+  if (status === undefined || enumName(status) !== "Success") return item;
+  const echo = item.value.filter(
+    (child) => child.tag === tag("Operation") || child.tag === tag("UniqueBatchItemID"),
+  );
+  return struct("BatchItem", [
+    ...echo,
+    enumItem("ResultStatus", "OperationFailed"),
+    resultReasonItem("ResponseTooLarge", version),
+    text("ResultMessage", "the response exceeds the request's Maximum Response Size"),
+  ]);
+}
+
+function readVersion(header: StructureItem): ProtocolVersion {
+  const versionStructure = asStructure(child(header, "ProtocolVersion"), "ProtocolVersion");
+  const major = child(versionStructure, "ProtocolVersionMajor");
+  const minor = child(versionStructure, "ProtocolVersionMinor");
+  if (major === undefined || minor === undefined) {
+    throw new KmipOperationError("InvalidMessage", "Protocol Version is incomplete");
+  }
+  return { major: integerOf(major), minor: integerOf(minor) };
+}
+
+export function versionItem(version: ProtocolVersion): KmipItem {
+  return struct("ProtocolVersion", [
+    integer("ProtocolVersionMajor", version.major),
+    integer("ProtocolVersionMinor", version.minor),
+  ]);
+}

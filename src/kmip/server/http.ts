@@ -1,0 +1,98 @@
+/**
+ * KMIP over HTTP (the KMIP HTTPS profile): a POST whose body is one request
+ * message in TTLV (`application/octet-stream`), XML (`text/xml` or
+ * `application/xml`) or JSON (`application/json`). The response uses the
+ * request's encoding. KMIP failures, including a body that does not decode,
+ * are KMIP error responses with HTTP status 200, because the KMIP response
+ * carries the failure. Only an unsupported media type (415) or an oversized
+ * body (413) gets another status.
+ */
+import { isKmipDecodeError } from "../errors.ts";
+import type { KmipItem } from "../item.ts";
+import { decodeJson, encodeJson } from "../json.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../ttlv.ts";
+import { decodeXml, encodeXml } from "../xml.ts";
+import type { KmipDispatcher } from "./dispatcher.ts";
+
+export interface KmipHttpResponse {
+  status: number;
+  contentType: string;
+  body: Buffer;
+}
+
+export interface KmipHttpOptions {
+  /** The client's identity, as the listener passes it. */
+  identity?: string;
+  /** Largest body accepted, in bytes. Default 1 MiB, as for TTLV. */
+  maxMessageBytes?: number;
+}
+
+type Encoding = "ttlv" | "xml" | "json";
+
+const MEDIA_TYPES: Readonly<Record<string, Encoding>> = {
+  "application/octet-stream": "ttlv",
+  "text/xml": "xml",
+  "application/xml": "xml",
+  "application/json": "json",
+};
+
+const RESPONSE_TYPES: Readonly<Record<Encoding, string>> = {
+  ttlv: "application/octet-stream",
+  xml: "text/xml; charset=utf-8",
+  json: "application/json; charset=utf-8",
+};
+
+/** Protocol version of the error response to a body that was never decoded. */
+const UNDECODED_VERSION = { major: 1, minor: 0 };
+
+function encodingOf(contentType: string | undefined): Encoding | undefined {
+  const mediaType = contentType?.split(";")[0]?.trim().toLowerCase();
+  return mediaType === undefined ? undefined : MEDIA_TYPES[mediaType];
+}
+
+function plainError(status: number, message: string): KmipHttpResponse {
+  return { status, contentType: "text/plain; charset=utf-8", body: Buffer.from(`${message}\n`) };
+}
+
+/** Serves one KMIP request that arrived over HTTP, for the API layer to mount. */
+export async function handleKmipHttp(
+  dispatcher: KmipDispatcher,
+  contentType: string | undefined,
+  body: Uint8Array,
+  options: KmipHttpOptions = {},
+): Promise<KmipHttpResponse> {
+  const encoding = encodingOf(contentType);
+  if (encoding === undefined) {
+    return plainError(
+      415,
+      "unsupported media type: send application/octet-stream (TTLV), text/xml or application/json",
+    );
+  }
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (body.length > maxMessageBytes) {
+    return plainError(413, `request body exceeds the maximum of ${maxMessageBytes} bytes`);
+  }
+  const respond = (item: KmipItem | Buffer): KmipHttpResponse => ({
+    status: 200,
+    contentType: RESPONSE_TYPES[encoding],
+    body: Buffer.isBuffer(item)
+      ? item
+      : Buffer.from(encoding === "xml" ? encodeXml(item) : encodeJson(item), "utf8"),
+  });
+
+  if (encoding === "ttlv") {
+    return respond(await dispatcher.handleTtlv(body, options.identity, { maxMessageBytes }));
+  }
+  let request: KmipItem;
+  try {
+    const text = Buffer.from(body).toString("utf8");
+    request =
+      encoding === "xml"
+        ? decodeXml(text, { maxLength: maxMessageBytes })
+        : decodeJson(text, { maxLength: maxMessageBytes });
+  } catch (error) {
+    if (!isKmipDecodeError(error)) throw error;
+    return respond(dispatcher.errorMessage(UNDECODED_VERSION, error.resultReason, error.message));
+  }
+  return respond(await dispatcher.handleMessage(request, options.identity));
+}

@@ -1,0 +1,191 @@
+/**
+ * The KMIP listener: binary TTLV over mutual TLS (KMIP's TCP binding, port
+ * 5696 by convention). Each connection carries any number of request
+ * messages, one after another, and each response is written before the next
+ * request is read. The client certificate's subject CN is passed to the
+ * dispatcher as the identity.
+ *
+ * A frame that cannot be a Request Message (wrong first tag or type, or a
+ * length above the limit) gets an Invalid Message response and the
+ * connection is closed, because the stream can no longer be framed. A
+ * connection idle for longer than the idle timeout, including one that
+ * stops in the middle of a frame, is closed.
+ */
+import type { AddressInfo } from "node:net";
+import { createServer, type TLSSocket } from "node:tls";
+import { isKmipDecodeError } from "../errors.ts";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  encodeTtlv,
+  TTLV_HEADER_BYTES,
+  ttlvMessageLength,
+} from "../ttlv.ts";
+import type { KmipDispatcher, KmipLogger } from "./dispatcher.ts";
+import { tag } from "./items.ts";
+
+export interface KmipServerOptions {
+  dispatcher: KmipDispatcher;
+  host: string;
+  /** 0 picks a free port; the result carries the port bound. */
+  port: number;
+  /** PEM server certificate and key, and the CA bundle that client certificates must chain to. */
+  tls: { cert: Buffer; key: Buffer; ca: Buffer };
+  logger: KmipLogger;
+  /** Largest request message accepted, in bytes. Default 1 MiB, the TTLV decoder's default. */
+  maxMessageBytes?: number;
+  /** Milliseconds a connection may stay silent before it is closed. Default 60 s. */
+  idleTimeoutMs?: number;
+  /** Open connections allowed at once; further ones are dropped. Default 1024. */
+  maxConnections?: number;
+}
+
+export interface KmipServer {
+  readonly port: number;
+  /** Stops accepting connections and closes the open ones. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/** Protocol version of the error response to a frame that was never decoded. */
+const FRAME_ERROR_VERSION = { major: 1, minor: 0 };
+
+const STRUCTURE_TYPE = 0x01;
+
+export async function startKmipServer(options: KmipServerOptions): Promise<KmipServer> {
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const sockets = new Set<TLSSocket>();
+  const server = createServer(
+    {
+      cert: options.tls.cert,
+      key: options.tls.key,
+      ca: options.tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.2",
+    },
+    (socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      serveConnection(socket, options, maxMessageBytes, idleTimeoutMs);
+    },
+  );
+  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  server.on("tlsClientError", (error, socket) => {
+    options.logger.warn(
+      { err: error.message, remoteAddress: socket.remoteAddress },
+      "KMIP TLS handshake failed",
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  options.logger.info({ host: options.host, port }, "KMIP listener started");
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => {
+          options.logger.info({ port }, "KMIP listener stopped");
+          resolve();
+        });
+      }),
+  };
+}
+
+function identityOf(socket: TLSSocket): string | undefined {
+  const subject = socket.getPeerCertificate()?.subject as { CN?: string | string[] } | undefined;
+  const cn = subject?.CN;
+  return Array.isArray(cn) ? cn[0] : cn;
+}
+
+function serveConnection(
+  socket: TLSSocket,
+  options: KmipServerOptions,
+  maxMessageBytes: number,
+  idleTimeoutMs: number,
+): void {
+  const identity = identityOf(socket);
+  const log = { remoteAddress: socket.remoteAddress, identity };
+  let buffered: Buffer = Buffer.alloc(0);
+  let processing = false;
+  let closing = false;
+
+  socket.setTimeout(idleTimeoutMs);
+  socket.on("timeout", () => {
+    options.logger.info(log, "KMIP connection idle; closing it");
+    socket.destroy();
+  });
+  socket.on("error", (error) => {
+    options.logger.warn({ ...log, err: error.message }, "KMIP connection failed");
+  });
+
+  const fail = (reason: "InvalidMessage", message: string) => {
+    closing = true;
+    buffered = Buffer.alloc(0);
+    options.logger.warn({ ...log, reason: message }, "KMIP frame rejected; closing the connection");
+    const response = options.dispatcher.errorMessage(FRAME_ERROR_VERSION, reason, message);
+    socket.end(encodeTtlv(response));
+  };
+
+  /** Returns the next complete frame, or undefined until more bytes arrive. */
+  const nextFrame = (): Buffer | undefined => {
+    if (buffered.length < TTLV_HEADER_BYTES) return undefined;
+    const firstTag = buffered.readUIntBE(0, 3);
+    if (firstTag !== tag("RequestMessage") || buffered[3] !== STRUCTURE_TYPE) {
+      fail("InvalidMessage", "the stream does not start with a TTLV Request Message");
+      return undefined;
+    }
+    let length: number;
+    try {
+      length = ttlvMessageLength(buffered, { maxMessageBytes });
+    } catch (error) {
+      if (!isKmipDecodeError(error)) throw error;
+      fail("InvalidMessage", error.message);
+      return undefined;
+    }
+    if (buffered.length < length) return undefined;
+    const frame = buffered.subarray(0, length);
+    buffered = buffered.subarray(length);
+    return frame;
+  };
+
+  const drain = async () => {
+    if (processing) return;
+    processing = true;
+    try {
+      for (let frame = nextFrame(); frame !== undefined && !closing; frame = nextFrame()) {
+        const response = await options.dispatcher.handleTtlv(frame, identity, { maxMessageBytes });
+        if (socket.destroyed) return;
+        socket.write(response);
+      }
+    } catch (error) {
+      options.logger.error({ ...log, err: error }, "KMIP request failed");
+      socket.destroy();
+    } finally {
+      processing = false;
+    }
+  };
+
+  socket.on("data", (chunk: Buffer) => {
+    if (closing) return;
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    void drain();
+  });
+  socket.on("end", () => {
+    if (closing) return;
+    if (buffered.length > 0 && !processing) {
+      fail("InvalidMessage", "the connection ended inside a TTLV message");
+      return;
+    }
+    socket.end();
+  });
+}

@@ -1,0 +1,77 @@
+import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
+import { KmipDispatcher } from "../../../src/kmip/server/dispatcher.ts";
+import {
+  child,
+  children,
+  enumItem,
+  enumName,
+  integer,
+  struct,
+} from "../../../src/kmip/server/items.ts";
+import { KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
+import { decodeTtlv, encodeTtlv } from "../../../src/kmip/ttlv.ts";
+import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
+
+export function newDispatcher(barrier = new MemoryBarrier()): KmipDispatcher {
+  return new KmipDispatcher({ store: new KmipObjectStore(barrier) });
+}
+
+/** Builds a Request Message with one Batch Item per operation. */
+export function requestMessage(
+  version: [number, number],
+  items: readonly (readonly [string, readonly KmipItem[]])[],
+  headerExtras: readonly KmipItem[] = [],
+): KmipItem {
+  return struct("RequestMessage", [
+    struct("RequestHeader", [
+      struct("ProtocolVersion", [
+        integer("ProtocolVersionMajor", version[0]),
+        integer("ProtocolVersionMinor", version[1]),
+      ]),
+      ...headerExtras,
+      integer("BatchCount", items.length),
+    ]),
+    ...items.map(([operation, payload]) =>
+      struct("BatchItem", [enumItem("Operation", operation), struct("RequestPayload", payload)]),
+    ),
+  ]);
+}
+
+/** Sends a request through TTLV and returns the decoded response's Batch Items. */
+export async function send(
+  dispatcher: KmipDispatcher,
+  request: KmipItem,
+): Promise<StructureItem[]> {
+  const response = decodeTtlv(await dispatcher.handleTtlv(encodeTtlv(request), "test-client"));
+  if (response.type !== "Structure") throw new Error("response is not a structure");
+  return children(response, "BatchItem") as StructureItem[];
+}
+
+/** Runs one operation and returns its Batch Item. */
+export async function call(
+  dispatcher: KmipDispatcher,
+  operation: string,
+  payload: readonly KmipItem[],
+  version: [number, number] = [2, 1],
+): Promise<StructureItem> {
+  const [item] = await send(dispatcher, requestMessage(version, [[operation, payload]]));
+  return item!;
+}
+
+export function resultStatus(item: StructureItem): string {
+  return enumName(child(item, "ResultStatus")!);
+}
+
+export function resultReason(item: StructureItem): string | undefined {
+  const reason = child(item, "ResultReason");
+  return reason === undefined ? undefined : enumName(reason);
+}
+
+/** Returns the response payload, failing the test with the Result Message when the operation failed. */
+export function payloadOf(item: StructureItem): StructureItem {
+  if (resultStatus(item) !== "Success") {
+    const message = child(item, "ResultMessage");
+    throw new Error(`operation failed: ${resultReason(item)} ${message?.value as string}`);
+  }
+  return child(item, "ResponsePayload") as StructureItem;
+}
