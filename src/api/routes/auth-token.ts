@@ -3,7 +3,6 @@ import { parseOptionalDuration } from "../../auth/duration.ts";
 import type { TokenRecord } from "../../auth/token-record.ts";
 import type { TokenStore } from "../../auth/token-store.ts";
 import { requestToken } from "../authentication.ts";
-import { registerTokenRoleRoutes } from "./auth-token-roles.ts";
 import {
   objectBody,
   registerListRoute,
@@ -12,6 +11,7 @@ import {
   sendData,
   WRITE_METHODS,
 } from "./auth-shared.ts";
+import { registerTokenRoleRoutes } from "./auth-token-roles.ts";
 import {
   accessorField,
   type CreateBody,
