@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { KeywardError } from "../../errors.ts";
+import { CaCertificateCache } from "./ca-certificates.ts";
 import type { CertificateSigner } from "./certificate.ts";
 import { certificateNames } from "./der.ts";
 import {
@@ -11,10 +12,10 @@ import {
   type SigningKey,
   serialHexOf,
 } from "./key-pairs.ts";
-import { parseCertificateDer, toPem } from "./pem.ts";
+import { toPem } from "./pem.ts";
 import type { PkiStore } from "./store.ts";
 import type { IssuerRecord, IssuersConfig, KeyRecord, LeafNotAfterBehavior } from "./types.ts";
-import * as x509 from "./x509.ts";
+import type * as x509 from "./x509.ts";
 
 /** Issuer and key names: letters, digits, `-` and `_`, as Vault allows, and never `default`. */
 const NAME_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
@@ -40,13 +41,15 @@ export interface LoadedIssuer extends CertificateSigner {
 /**
  * The mount's issuers and CA keys: records at `issuers/<id>` and
  * `keys/<id>`, the default issuer at `config/issuers`. Private keys are
- * imported into WebCrypto once and cached for the life of this object,
- * which the engine rebuilds at every unseal.
+ * imported into WebCrypto once, and issuer certificates parsed once, and
+ * both are cached for the life of this object, which the engine rebuilds
+ * at every unseal.
  */
 export class IssuerRegistry {
   readonly #store: PkiStore;
   readonly #clock: () => Date;
   readonly #signingKeys = new Map<string, Promise<SigningKey>>();
+  readonly #certificates = new CaCertificateCache();
 
   constructor(store: PkiStore, clock: () => Date) {
     this.#store = store;
@@ -246,7 +249,7 @@ export class IssuerRegistry {
 
   /** Loads an issuer with its private key, throwing `invalid_state` when Keyward does not hold the key. */
   async load(issuer: IssuerRecord): Promise<LoadedIssuer> {
-    const certificate = parseCertificateDer(pemDer(issuer.certificatePem), "certificate");
+    const parsed = this.#certificates.parse(issuer.certificatePem);
     const key = issuer.keyId ? await this.key(issuer.keyId) : undefined;
     if (!key?.pkcs8) {
       throw new KeywardError(
@@ -261,12 +264,11 @@ export class IssuerRegistry {
       signingKey = importSigningKey(Buffer.from(key.pkcs8, "base64"), spec);
       this.#signingKeys.set(key.id, signingKey);
     }
-    const names = certificateNames(new Uint8Array(certificate.rawData));
     return {
       record: issuer,
-      certificate,
-      subjectDer: names.subject.slice().buffer,
-      keyIdHex: await subjectKeyIdOf(certificate),
+      certificate: parsed.certificate,
+      subjectDer: parsed.names.subject.slice().buffer,
+      keyIdHex: await parsed.keyIdHex,
       privateKey: await signingKey,
       keySpec: spec,
     };
@@ -283,29 +285,19 @@ export class IssuerRegistry {
     const chain = [issuer.certificatePem];
     let current = issuer;
     for (let depth = 0; depth < 10; depth++) {
-      const certificate = parseCertificateDer(pemDer(current.certificatePem), "certificate");
-      const names = certificateNames(new Uint8Array(certificate.rawData));
+      const names = this.#certificates.parse(current.certificatePem).names;
       if (
         Buffer.from(names.issuer).equals(Buffer.from(names.subject)) &&
-        (await certificate.verify({ signatureOnly: true }))
+        (await this.#certificates.verifies(current.certificatePem, current.certificatePem))
       ) {
         return chain;
       }
       let parent: IssuerRecord | undefined;
       for (const candidate of all) {
         if (chain.includes(candidate.certificatePem)) continue;
-        const candidateCertificate = parseCertificateDer(
-          pemDer(candidate.certificatePem),
-          "certificate",
-        );
-        const candidateNames = certificateNames(new Uint8Array(candidateCertificate.rawData));
+        const candidateNames = this.#certificates.parse(candidate.certificatePem).names;
         if (!Buffer.from(candidateNames.subject).equals(Buffer.from(names.issuer))) continue;
-        if (
-          await certificate.verify({
-            publicKey: candidateCertificate.publicKey,
-            signatureOnly: true,
-          })
-        ) {
+        if (await this.#certificates.verifies(current.certificatePem, candidate.certificatePem)) {
           parent = candidate;
           break;
         }
@@ -318,14 +310,4 @@ export class IssuerRegistry {
   }
 }
 
-/** Returns the DER of the first PEM block in `pem`. */
-export function pemDer(pem: string): Buffer {
-  return Buffer.from(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
-}
-
-/** Returns a certificate's subject key identifier, hex, computing it (RFC 5280 method 1) when the extension is absent. */
-export async function subjectKeyIdOf(certificate: x509.X509Certificate): Promise<string> {
-  const extension = certificate.getExtension(x509.SubjectKeyIdentifierExtension);
-  if (extension) return extension.keyId;
-  return (await x509.SubjectKeyIdentifierExtension.create(certificate.publicKey)).keyId;
-}
+export { pemDer, subjectKeyIdOf } from "./ca-certificates.ts";
