@@ -34,7 +34,22 @@ export interface ServerConfig {
   readonly devRootToken: string | undefined;
   /** Scheduler tick for rotation and deletion jobs, in milliseconds. */
   readonly jobIntervalMs: number;
+  /** The KMIP server's address and TLS files, when KMIP is enabled. */
+  readonly kmip: KmipConfig | undefined;
 }
+
+/** Where the KMIP server listens and its mutual-TLS files (absolute paths). */
+export interface KmipConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tlsCertFile: string;
+  readonly tlsKeyFile: string;
+  /** CA bundle that client certificates must chain to. */
+  readonly clientCaFile: string;
+}
+
+/** KMIP's registered port, used when `kmip_listen` names only a host. */
+export const DEFAULT_KMIP_PORT = 5696;
 
 /** Settings as they come from a file, the environment or flags: all optional, all strings or numbers. */
 export interface ConfigSource {
@@ -49,6 +64,10 @@ export interface ConfigSource {
   dev?: boolean;
   dev_root_token?: string;
   job_interval_ms?: number | string;
+  kmip_listen?: string;
+  kmip_tls_cert_file?: string;
+  kmip_tls_key_file?: string;
+  kmip_client_ca_file?: string;
 }
 
 const FILE_FIELDS = new Set<keyof ConfigSource>([
@@ -61,6 +80,10 @@ const FILE_FIELDS = new Set<keyof ConfigSource>([
   "log_level",
   "max_request_size",
   "job_interval_ms",
+  "kmip_listen",
+  "kmip_tls_cert_file",
+  "kmip_tls_key_file",
+  "kmip_client_ca_file",
 ]);
 
 /** Environment variables and the config fields they set. */
@@ -73,6 +96,10 @@ export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
   KEYWARD_TLS_KEY_FILE: "tls_key_file",
   KEYWARD_LOG_LEVEL: "log_level",
   KEYWARD_MAX_REQUEST_SIZE: "max_request_size",
+  KEYWARD_KMIP_LISTEN: "kmip_listen",
+  KEYWARD_KMIP_TLS_CERT_FILE: "kmip_tls_cert_file",
+  KEYWARD_KMIP_TLS_KEY_FILE: "kmip_tls_key_file",
+  KEYWARD_KMIP_CLIENT_CA_FILE: "kmip_client_ca_file",
 };
 
 function configError(field: string, message: string): KeywardError {
@@ -203,5 +230,47 @@ export function resolveServerConfig(...sources: ConfigSource[]): ServerConfig {
     dev: merged.dev === true,
     devRootToken: merged.dev_root_token,
     jobIntervalMs: toPositiveInteger("job_interval_ms", merged.job_interval_ms, 60_000),
+    kmip: resolveKmipConfig(merged),
+  });
+}
+
+/**
+ * Reads the KMIP settings: none without `kmip_listen`, else all three TLS
+ * files, since KMIP clients authenticate with certificates.
+ */
+function resolveKmipConfig(merged: ConfigSource): KmipConfig | undefined {
+  const listen = merged.kmip_listen;
+  if (listen === undefined) {
+    const stray = (
+      ["kmip_tls_cert_file", "kmip_tls_key_file", "kmip_client_ca_file"] as const
+    ).find((field) => merged[field] !== undefined);
+    if (stray !== undefined) throw configError(stray, "it needs kmip_listen to enable KMIP");
+    return undefined;
+  }
+  let address: { host: string; port: number };
+  try {
+    address = parseListen(/:\d{1,5}$/.test(listen) ? listen : `${listen}:${DEFAULT_KMIP_PORT}`);
+  } catch {
+    throw configError("kmip_listen", `expected HOST or HOST:PORT, got "${listen}"`);
+  }
+  const files = {
+    tlsCertFile: merged.kmip_tls_cert_file,
+    tlsKeyFile: merged.kmip_tls_key_file,
+    clientCaFile: merged.kmip_client_ca_file,
+  };
+  for (const [name, field] of [
+    ["tlsCertFile", "kmip_tls_cert_file"],
+    ["tlsKeyFile", "kmip_tls_key_file"],
+    ["clientCaFile", "kmip_client_ca_file"],
+  ] as const) {
+    if (files[name] === undefined) {
+      throw configError(field, "KMIP needs a server certificate, its key and a client CA file");
+    }
+  }
+  return Object.freeze({
+    ...address,
+    tlsCertFile: resolve(files.tlsCertFile as string),
+    tlsKeyFile: resolve(files.tlsKeyFile as string),
+    clientCaFile: resolve(files.clientCaFile as string),
   });
 }

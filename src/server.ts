@@ -5,6 +5,9 @@ import { buildApp } from "./api/app.ts";
 import type { ServerConfig } from "./config.ts";
 import { type DevModeResult, startDevMode } from "./core/dev-mode.ts";
 import { Keyward } from "./core/keyward.ts";
+import { KmipDispatcher } from "./kmip/server/dispatcher.ts";
+import { type KmipServer, startKmipServer } from "./kmip/server/listener.ts";
+import { KmipObjectStore } from "./kmip/server/object-store.ts";
 import { describeStorageLocation, openStorage } from "./storage/index.ts";
 import { VERSION } from "./version.ts";
 
@@ -15,6 +18,8 @@ export interface RunningServer {
   address: string;
   /** Present in dev mode: the root token and where the unseal key is kept. */
   dev?: DevModeResult;
+  /** The KMIP port bound, when KMIP is enabled. */
+  kmipPort?: number;
   close(): Promise<void>;
 }
 
@@ -71,15 +76,44 @@ export async function startServer(
     "server started",
   );
 
+  let kmip: KmipServer | undefined;
+  if (config.kmip !== undefined) {
+    // The store reads through the barrier, so a sealed server answers every KMIP request with an error.
+    const dispatcher = new KmipDispatcher({
+      store: new KmipObjectStore(keyward.seal.barrier),
+      logger: logger.child({ component: "kmip" }),
+    });
+    kmip = await startKmipServer({
+      dispatcher,
+      host: config.kmip.host,
+      port: config.kmip.port,
+      tls: {
+        cert: readFileSync(config.kmip.tlsCertFile),
+        key: readFileSync(config.kmip.tlsKeyFile),
+        ca: readFileSync(config.kmip.clientCaFile),
+      },
+      logger: logger.child({ component: "kmip" }),
+    });
+    logger.info({ host: config.kmip.host, port: kmip.port }, "KMIP server started");
+  }
+
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       logger.info("server stopping");
+      await kmip?.close();
       await app.close();
       await keyward.close();
       logger.info("server stopped");
     })();
     return closing;
   };
-  return { app, keyward, address, close, ...(dev ? { dev } : {}) };
+  return {
+    app,
+    keyward,
+    address,
+    close,
+    ...(dev ? { dev } : {}),
+    ...(kmip ? { kmipPort: kmip.port } : {}),
+  };
 }

@@ -37,3 +37,53 @@ describe("server config storage", () => {
     );
   });
 });
+
+describe("server config kmip", () => {
+  const files = {
+    kmip_tls_cert_file: "kmip.pem",
+    kmip_tls_key_file: "kmip.key",
+    kmip_client_ca_file: "clients.pem",
+  };
+
+  it("is off without kmip_listen", () => {
+    assert.equal(resolveServerConfig({}).kmip, undefined);
+  });
+
+  it("uses port 5696 for a bare host", () => {
+    const config = resolveServerConfig({ kmip_listen: "127.0.0.1", ...files });
+    assert.equal(config.kmip?.host, "127.0.0.1");
+    assert.equal(config.kmip?.port, 5696);
+    assert.equal(config.kmip?.tlsCertFile, resolve("kmip.pem"));
+  });
+
+  it("reads the KMIP environment", () => {
+    const env = readEnvironment({
+      KEYWARD_KMIP_LISTEN: "127.0.0.1:15696",
+      KEYWARD_KMIP_TLS_CERT_FILE: "a.pem",
+      KEYWARD_KMIP_TLS_KEY_FILE: "a.key",
+      KEYWARD_KMIP_CLIENT_CA_FILE: "ca.pem",
+    });
+    assert.equal(resolveServerConfig(env).kmip?.port, 15696);
+  });
+
+  const failures: [string, Record<string, string>, string][] = [
+    [
+      "fail missing client CA",
+      { kmip_listen: "127.0.0.1", ...files, kmip_client_ca_file: "" },
+      "kmip_client_ca_file",
+    ],
+    ["fail file without listen", { kmip_tls_cert_file: "kmip.pem" }, "kmip_tls_cert_file"],
+    ["fail bad kmip address", { kmip_listen: "[::1", ...files }, "kmip_listen"],
+  ];
+  for (const [name, source, field] of failures) {
+    it(name, () => {
+      const cleaned = Object.fromEntries(
+        Object.entries(source).filter(([, value]) => value !== ""),
+      );
+      assert.throws(
+        () => resolveServerConfig(cleaned),
+        (error: unknown) => error instanceof KeywardError && error.field === field,
+      );
+    });
+  }
+});

@@ -19,6 +19,10 @@ interface ServerFlags {
   maxRequestSize?: string;
   dev?: boolean;
   devRootToken?: string;
+  kmipListen?: string;
+  kmipTlsCertFile?: string;
+  kmipTlsKeyFile?: string;
+  kmipClientCaFile?: string;
 }
 
 function flagsToSource(flags: ServerFlags): ConfigSource {
@@ -33,6 +37,10 @@ function flagsToSource(flags: ServerFlags): ConfigSource {
     max_request_size: flags.maxRequestSize,
     dev: flags.dev,
     dev_root_token: flags.devRootToken,
+    kmip_listen: flags.kmipListen,
+    kmip_tls_cert_file: flags.kmipTlsCertFile,
+    kmip_tls_key_file: flags.kmipTlsKeyFile,
+    kmip_client_ca_file: flags.kmipClientCaFile,
   };
 }
 
@@ -49,7 +57,7 @@ export function registerServerCommand(program: Command) {
     .description("start the Keyward server")
     .option(
       "--config <file>",
-      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size)",
+      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file)",
     )
     .option(
       "--listen <host:port>",
@@ -63,6 +71,22 @@ export function registerServerCommand(program: Command) {
     .option(
       "--storage-ca <file>",
       "PEM file of CA certificates for TLS to PostgreSQL storage [env KEYWARD_STORAGE_CA]",
+    )
+    .option(
+      "--kmip-listen <host[:port]>",
+      "serve KMIP over mutual TLS at this address, port 5696 unless given [env KEYWARD_KMIP_LISTEN]",
+    )
+    .option(
+      "--kmip-tls-cert-file <file>",
+      "KMIP server certificate chain, PEM [env KEYWARD_KMIP_TLS_CERT_FILE]",
+    )
+    .option(
+      "--kmip-tls-key-file <file>",
+      "KMIP server private key, PEM [env KEYWARD_KMIP_TLS_KEY_FILE]",
+    )
+    .option(
+      "--kmip-client-ca-file <file>",
+      "CA bundle KMIP client certificates must chain to, PEM [env KEYWARD_KMIP_CLIENT_CA_FILE]",
     )
     .option("--tls-cert-file <file>", "TLS certificate chain, PEM [env KEYWARD_TLS_CERT_FILE]")
     .option("--tls-key-file <file>", "TLS private key, PEM [env KEYWARD_TLS_KEY_FILE]")
