@@ -15,9 +15,21 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs the CLI from source (through tsx) and returns the child process. */
+/**
+ * The command that runs the CLI. `npm test` builds dist/ first and sets
+ * `KEYWARD_TEST_CLI=dist`, so the many server starts in the suite skip
+ * compiling TypeScript (about 2 s per start instead of 6 on two cores).
+ * Otherwise the CLI runs from source through tsx, so a test run after an
+ * edit never uses a stale build.
+ */
+function cliCommand(): string[] {
+  if (process.env.KEYWARD_TEST_CLI === "dist") return [join(REPO_ROOT, "dist/cli/main.js")];
+  return ["--import", "tsx", join(REPO_ROOT, "src/cli/main.ts")];
+}
+
+/** Runs the CLI (see `cliCommand`) and returns the child process. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "src/cli/main.ts"), ...args], {
+  return spawn(process.execPath, [...cliCommand(), ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ["pipe", "pipe", "pipe"],
