@@ -1,5 +1,6 @@
 import { invalidField, KeywardError, notFound } from "../errors.ts";
 import type { Barrier } from "../seal/types.ts";
+import { globMatch } from "../util/glob.ts";
 import { KeyedLock } from "../util/keyed-lock.ts";
 import { DEFAULT_POLICY, isRootPolicySet, normalisePolicies } from "./token-policies.ts";
 
@@ -87,9 +88,18 @@ export function applyTokenRoleSettings(
   }
   return Object.freeze({
     ...role,
+    // Policy names are lower case, so patterns are too, or an upper-case pattern would never match.
+    allowedPoliciesGlob: globPatterns(role.allowedPoliciesGlob),
+    disallowedPoliciesGlob: globPatterns(role.disallowedPoliciesGlob),
     allowedPolicies,
     disallowedPolicies: policyNames(role.disallowedPolicies, "disallowed_policies"),
   });
+}
+
+/** Splits glob patterns at commas, trims and lower-cases them, and drops empty ones. */
+function globPatterns(patterns: readonly string[]): string[] {
+  const split = patterns.flatMap((pattern) => pattern.split(",").map((part) => part.trim()));
+  return [...new Set(split.filter((part) => part !== "").map((part) => part.toLowerCase()))];
 }
 
 /**
@@ -106,11 +116,6 @@ function policyNames(names: readonly string[], field: string): string[] {
       .flatMap((part) => normalisePolicies([part], false, field)),
   );
   return [...new Set(normalised)].sort();
-}
-
-function globMatches(pattern: string, name: string): boolean {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${escaped}$`).test(name);
 }
 
 /**
@@ -133,11 +138,11 @@ export function roleTokenPolicies(
   const hasAllowed = role.allowedPolicies.length > 0 || role.allowedPoliciesGlob.length > 0;
   const isDisallowed = (name: string) =>
     role.disallowedPolicies.includes(name) ||
-    role.disallowedPoliciesGlob.some((pattern) => globMatches(pattern, name));
+    role.disallowedPoliciesGlob.some((pattern) => globMatch(pattern, name));
   const isAllowed = (name: string) =>
     name === DEFAULT_POLICY ||
     role.allowedPolicies.includes(name) ||
-    role.allowedPoliciesGlob.some((pattern) => globMatches(pattern, name));
+    role.allowedPoliciesGlob.some((pattern) => globMatch(pattern, name));
 
   let policies: string[];
   if (requested === undefined || requested.length === 0) {

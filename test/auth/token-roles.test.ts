@@ -40,6 +40,14 @@ describe("roleTokenPolicies", () => {
     assert.deepEqual(roleTokenPolicies(open, ["a", "default"], undefined, true), ["a"]);
   });
 
+  it("lower-cases glob patterns", () => {
+    const upper = role({ disallowedPoliciesGlob: ["ADM*"] });
+    assert.deepEqual(upper.disallowedPoliciesGlob, ["adm*"]);
+    assert.throws(() => roleTokenPolicies(upper, ["root"], ["admin"], false), {
+      code: "permission_denied",
+    });
+  });
+
   it("never grants root to non-root", () => {
     assert.throws(() => roleTokenPolicies(role({}), ["a"], ["root"], false), {
       code: "permission_denied",

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { domainToASCII } from "node:url";
 import { KeywardError } from "../../errors.ts";
+import { globMatch } from "../../util/glob.ts";
 import type { Role } from "./roles.ts";
 
 /** A subject alternative name as @peculiar/x509 encodes it. */
@@ -39,12 +40,6 @@ export function isHostname(name: string): boolean {
   const bare = name.startsWith("*.") ? name.slice(2) : name;
   if (bare.length === 0 || bare.length > MAX_HOSTNAME_LENGTH) return false;
   return bare.split(".").every((label) => LABEL.test(label));
-}
-
-/** Matches `value` against a glob in which `*` stands for any run of characters, dots included. */
-export function globMatch(pattern: string, value: string): boolean {
-  const parts = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
-  return new RegExp(`^${parts.join(".*")}$`, "s").test(value);
 }
 
 /** Names requested for a certificate, before the role's checks. */
