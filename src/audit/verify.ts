@@ -297,7 +297,8 @@ export async function verifyAuditLog(
   }
   if (options.requireSignedEnd && (unsignedRecords > 0 || lastSeq === 0)) {
     return fail({
-      line: lineNumber + 1,
+      // The last record, which no checkpoint follows; 1 for an empty log.
+      line: Math.max(previousLine, 1),
       seq: lastSeq === 0 ? undefined : lastSeq,
       reason: "unsigned",
       detail:

@@ -70,6 +70,11 @@ function readPublicKey(value: string): string {
 }
 
 /** Prints a verification result and sets the exit status to 1 when the log was tampered with. */
+/** Formats `n` with `noun`, adding "s" unless `n` is 1. */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 export function reportVerification(format: GlobalOptions["format"], result: VerifyResult) {
   if (!result.ok) process.exitCode = EXIT_TAMPERED;
   if (format === "json") {
@@ -82,12 +87,12 @@ export function reportVerification(format: GlobalOptions["format"], result: Veri
     const inFile = firstBad.file === undefined ? "" : ` of ${firstBad.file}`;
     process.stdout.write(
       `Audit log TAMPERED:${record} at line ${firstBad.line}${inFile}: ${firstBad.reason} (${firstBad.detail}).\n` +
-        `Verified before it: ${result.records} records, ${result.checkpoints} checkpoints.\n`,
+        `Verified before it: ${count(result.records, "record")}, ${count(result.checkpoints, "checkpoint")}.\n`,
     );
     return;
   }
   process.stdout.write(
-    `Audit log verified: ${result.records} records, ${result.checkpoints} checkpoints, last seq ${result.lastSeq}.\n`,
+    `Audit log verified: ${count(result.records, "record")}, ${count(result.checkpoints, "checkpoint")}, last seq ${result.lastSeq}.\n`,
   );
   if (!result.signaturesChecked) {
     process.stderr.write(
