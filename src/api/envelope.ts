@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { KeywardError } from "../errors.ts";
 
 /**
  * Vault's response envelope. Existing Vault clients read `data`, `auth` and
@@ -37,4 +39,33 @@ export function envelope<T>(data: T | null, options: EnvelopeOptions = {}): Vaul
   };
   if (options.mountType !== undefined) response.mount_type = options.mountType;
   return response;
+}
+
+/** Sends `data` in Vault's envelope with status 200. */
+export function sendData(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  data: object,
+  warnings: string[] = [],
+) {
+  return reply.code(200).send(envelope(data, { requestId: request.id, warnings }));
+}
+
+/** Sends a raw body, as Vault does for download paths such as `pki/ca/pem` and `ssh/public_key`. */
+export function sendRaw(reply: FastifyReply, contentType: string, body: string | Uint8Array) {
+  return reply
+    .code(200)
+    .type(contentType)
+    .send(typeof body === "string" ? body : Buffer.from(body));
+}
+
+/** The spellings of true that Vault accepts in a query string. */
+export const TRUE_STRINGS = ["1", "t", "T", "TRUE", "true", "True"];
+
+/** Treats `?list=true` (or `1`) as Vault's LIST; anything else is rejected with 405. */
+export function requireList(request: FastifyRequest): void {
+  const list = (request.query as { list?: string } | undefined)?.list;
+  if (list === undefined || !TRUE_STRINGS.includes(list)) {
+    throw new KeywardError("method_not_allowed", "listing needs LIST or GET with list=true");
+  }
 }

@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
 import type { Identity } from "../../auth/token-store.ts";
 import { KeywardError } from "../../errors.ts";
-import { envelope } from "../envelope.ts";
+import { envelope, sendData, TRUE_STRINGS } from "../envelope.ts";
+
+export { sendData };
 
 export const WRITE_METHODS: HTTPMethods[] = ["POST", "PUT"];
 
@@ -23,7 +25,6 @@ export const cidrListSchema = (description: string) =>
   }) as const;
 
 /** Boolean strings as Go's `strconv.ParseBool` reads them, which Vault uses for `list`. */
-const TRUE_STRINGS = ["1", "t", "T", "TRUE", "true", "True"];
 const FALSE_STRINGS = ["0", "f", "F", "FALSE", "false", "False"];
 
 const listQuery = {
@@ -47,16 +48,6 @@ export function requireIdentity(request: FastifyRequest): Identity {
     );
   }
   return identity;
-}
-
-/** Sends `data` in Vault's envelope. */
-export function sendData(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  data: object,
-  warnings: string[] = [],
-) {
-  return reply.code(200).send(envelope(data, { requestId: request.id, warnings }));
 }
 
 /** Sends an `auth` block in Vault's envelope, as logins and token creation do. */

@@ -1,5 +1,7 @@
 /** Stored records of the PKI engine. Every record is JSON behind the barrier under `<mount>/`. */
 
+import type { RevocationReason } from "./revocation/types.ts";
+
 export const PKI_KEY_TYPES = ["rsa", "ec", "ed25519"] as const;
 export type PkiKeyType = (typeof PKI_KEY_TYPES)[number];
 
@@ -75,18 +77,8 @@ export interface TidyConfig {
   safetyBufferSeconds: number;
 }
 
-export const REVOCATION_REASONS = [
-  "unspecified",
-  "keyCompromise",
-  "cACompromise",
-  "affiliationChanged",
-  "superseded",
-  "cessationOfOperation",
-  "certificateHold",
-  "removeFromCRL",
-  "privilegeWithdrawn",
-  "aACompromise",
-] as const;
+// The RFC 5280 reason list lives with the CRL and OCSP code that encodes it.
+export { REVOCATION_REASONS } from "./revocation/types.ts";
 
 /** An issued certificate, at `<mount>/certs/<serial hex>`. */
 export interface CertificateRecord {
@@ -102,7 +94,7 @@ export interface CertificateRecord {
   notAfter: string;
   role: string;
   revokedAt?: string;
-  revocationReason?: (typeof REVOCATION_REASONS)[number];
+  revocationReason?: RevocationReason;
 }
 
 /** A revoked certificate's entry in the revocation index, at `<mount>/revoked/<serial hex>`. */
@@ -110,7 +102,7 @@ export interface RevokedRecord {
   serialHex: string;
   issuerId: string;
   revokedAt: string;
-  reason?: (typeof REVOCATION_REASONS)[number];
+  reason?: RevocationReason;
   notAfter: string;
 }
 

@@ -1,7 +1,9 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
-import { envelope } from "../../../api/envelope.ts";
-import { KeywardError } from "../../../errors.ts";
+import type { FastifyRequest } from "fastify";
+
 import type { PkiService } from "../service.ts";
+
+// The reply helpers every route module uses; shared with the rest of the API.
+export { requireList, sendData, sendRaw } from "../../../api/envelope.ts";
 
 /** Returns the PKI service of the request's mount; may throw `sealed` or `route_not_found`. */
 export type PkiServiceResolver = (request: FastifyRequest) => PkiService;
@@ -53,32 +55,6 @@ export const roleParams = {
   required: ["role"],
   properties: { role: { type: "string", minLength: 1, maxLength: 128, description: "Role name." } },
 } as const;
-
-/** Sends `data` in Vault's envelope with status 200. */
-export function sendData(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  data: object,
-  warnings: string[] = [],
-) {
-  return reply.code(200).send(envelope(data, { requestId: request.id, warnings }));
-}
-
-/** Sends a raw body, as Vault does for `ca/pem`, `crl` and the other download paths. */
-export function sendRaw(reply: FastifyReply, contentType: string, body: string | Uint8Array) {
-  return reply
-    .code(200)
-    .type(contentType)
-    .send(typeof body === "string" ? body : Buffer.from(body));
-}
-
-/** Treats `?list=true` (or `1`) as Vault's LIST; anything else is rejected with 405. */
-export function requireList(request: FastifyRequest): void {
-  const list = (request.query as { list?: string } | undefined)?.list;
-  if (list === undefined || !["1", "t", "T", "TRUE", "true", "True"].includes(list)) {
-    throw new KeywardError("method_not_allowed", "listing needs LIST or GET with list=true");
-  }
-}
 
 export const listQuery = {
   type: "object",

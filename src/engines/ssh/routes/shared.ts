@@ -1,9 +1,11 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { envelope } from "../../../api/envelope.ts";
-import { KeywardError } from "../../../errors.ts";
+
 import { MAX_ROLE_NAME_LENGTH } from "../roles.ts";
 import type { SshService } from "../service.ts";
 import type { RequesterIdentity } from "../types.ts";
+
+// The reply helpers every route module uses; shared with the rest of the API.
+export { requireList, sendData, sendRaw } from "../../../api/envelope.ts";
 
 /**
  * Returns the SSH service that serves a request. Routes call it on every
@@ -67,32 +69,6 @@ export const listQuery = {
     list: { type: "string", maxLength: 8, description: "Set to true (or 1) to list." },
   },
 } as const;
-
-/** Treats `?list=true` (or `1`) as Vault's LIST; anything else is rejected with 405. */
-export function requireList(request: FastifyRequest): void {
-  const list = (request.query as { list?: string } | undefined)?.list;
-  if (list === undefined || !["1", "t", "T", "TRUE", "true", "True"].includes(list)) {
-    throw new KeywardError("method_not_allowed", "listing needs LIST or GET with list=true");
-  }
-}
-
-/** Sends `data` in Vault's envelope with status 200. */
-export function sendData(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  data: object,
-  warnings: string[] = [],
-) {
-  return reply.code(200).send(envelope(data, { requestId: request.id, warnings }));
-}
-
-/** Sends a raw body, as Vault does for `public_key`. */
-export function sendRaw(reply: FastifyReply, contentType: string, body: string | Uint8Array) {
-  return reply
-    .code(200)
-    .type(contentType)
-    .send(typeof body === "string" ? body : Buffer.from(body));
-}
 
 /** Replies 204 with no body, as Vault does for writes that return no data. */
 export function sendNoContent(reply: FastifyReply) {
