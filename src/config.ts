@@ -38,7 +38,7 @@ export interface ServerConfig {
   readonly kmip: KmipConfig | undefined;
 }
 
-/** Where the KMIP server listens and its mutual-TLS files (absolute paths). */
+/** The KMIP server's address and its mutual-TLS files (absolute paths). */
 export interface KmipConfig {
   readonly host: string;
   readonly port: number;

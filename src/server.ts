@@ -78,7 +78,7 @@ export async function startServer(
 
   let kmip: KmipServer | undefined;
   if (config.kmip !== undefined) {
-    // The store reads through the barrier, so a sealed server answers every KMIP request with an error.
+    // The store reads through the barrier, so while sealed every KMIP request gets an error response.
     const dispatcher = new KmipDispatcher({
       store: new KmipObjectStore(keyward.seal.barrier),
       logger: logger.child({ component: "kmip" }),

@@ -14,7 +14,7 @@ const PATH_SUFFIX_PATTERN = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
 
 /**
  * A token role (Vault's `auth/token/roles/<name>`): settings that tokens
- * created through `auth/token/create/<name>` get, whoever creates them.
+ * created through `auth/token/create/<name>` get, for any creator.
  * Durations are in seconds, and 0 means none.
  */
 export interface TokenRole {

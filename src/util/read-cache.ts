@@ -38,7 +38,7 @@ export class ReadCache {
     return loaded;
   }
 
-  /** Records that `name` now holds `text` in storage (or nothing, for `undefined`). */
+  /** Records that `name` now contains `text` in storage (or nothing, for `undefined`). */
   written(name: string, text: string | undefined): void {
     this.#writes += 1;
     this.#entries.delete(name);

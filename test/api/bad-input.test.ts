@@ -205,7 +205,7 @@ describe("bad input on every route", () => {
     assert.deepEqual(failures, []);
   });
 
-  /** An engine's routes. PUT and POST share each write handler, so POST alone is sent. */
+  /** Returns an engine's routes. PUT and POST share each write handler, so only POST is kept. */
   function engineRoutes(engine: "pki" | "ssh") {
     return routes.filter(
       (route) =>

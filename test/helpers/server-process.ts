@@ -16,7 +16,7 @@ export interface ServerProcess {
 }
 
 /**
- * The command that runs the CLI. `npm test` builds dist/ first and sets
+ * Returns the command that runs the CLI. `npm test` builds dist/ first and sets
  * `KEYWARD_TEST_CLI=dist`, so the many server starts in the suite skip
  * compiling TypeScript (about 2 s per start instead of 6 on two cores).
  * Otherwise the CLI runs from source through tsx, so a test run after an

@@ -33,7 +33,7 @@ export function validateKeyName(name: string, field = "name"): void {
  * Transit keys as JSON values behind the barrier, at `<mount>/keys/<name>`.
  *
  * Keys read recently are cached in memory as decrypted JSON, so an encrypt
- * or sign does not read storage and decrypt the key each time; this is the
+ * or sign does not read storage and decrypt the key each time. This is the
  * same exposure as the keyring, which is in memory while unsealed. The
  * store belongs to one unsealed period: the server builds new stores at
  * each unseal and drops them at seal, cache included. Changes to one key
