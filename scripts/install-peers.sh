@@ -13,6 +13,10 @@ peers=(
   "ssh:openssh-client"
   "sshd:openssh-server"
   "pykmip-server:python3-pykmip"
+  "certbot:certbot"
+  "lego:lego"
+  "pebble:pebble"
+  "curl:curl"
 )
 
 missing=()
