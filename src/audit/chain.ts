@@ -71,10 +71,29 @@ export interface CheckpointSigner {
   privateKey: KeyObject;
 }
 
-/** Appends `payload` to the chain after `head` and returns the record with its chain fields. */
-export function chainRecord(payload: AuditPayload, head: ChainHead): AuditRecord {
+/**
+ * Appends `payload` to the chain after `head`. Returns the record with its
+ * chain fields, and its line as `recordLine` would serialise it: each field
+ * is serialised once and serves both the hash and the line.
+ */
+export function chainRecord(
+  payload: AuditPayload,
+  head: ChainHead,
+): { record: AuditRecord; line: string } {
   const unhashed = { ...payload, seq: head.seq + 1, prev_hash: head.hash };
-  return { ...unhashed, hash: recordHash(unhashed) };
+  const fields: [string, string][] = [];
+  for (const [name, value] of Object.entries(unhashed)) {
+    if (value !== undefined) fields.push([name, `${JSON.stringify(name)}:${canonicalJson(value)}`]);
+  }
+  fields.sort(([a], [b]) => compareCodeUnits(a, b));
+  const body = fields.map(([, text]) => text);
+  const hash = createHash("sha256")
+    .update(`{${body.join(",")}}`, "utf8")
+    .digest("hex");
+  // "hash" goes where the sort puts it among the other top-level fields.
+  const position = fields.findIndex(([name]) => compareCodeUnits(name, "hash") > 0);
+  body.splice(position === -1 ? body.length : position, 0, `"hash":${JSON.stringify(hash)}`);
+  return { record: { ...unhashed, hash }, line: `{${body.join(",")}}` };
 }
 
 /** Builds the signed checkpoint that follows `head`. */

@@ -225,12 +225,14 @@ export class AuditDevice {
     if (this.#head === undefined) await this.#openSink();
     let head = this.#head as ChainHead;
     const records: ChainedRecord[] = [];
+    const lines: string[] = [];
     for (const payload of payloads) {
-      const record = chainRecord(payload, head);
+      const { record, line } = chainRecord(payload, head);
       records.push(record);
+      lines.push(line);
       head = { seq: record.seq, hash: record.hash };
     }
-    await this.#appendAll(records);
+    await this.#appendAll(records, lines);
     this.stats.writes += records.length;
     if (
       !this.#checkpointQueued &&
@@ -266,15 +268,15 @@ export class AuditDevice {
     }
   }
 
-  async #appendAll(records: ChainedRecord[]): Promise<void> {
+  async #appendAll(records: ChainedRecord[], lines: string[]): Promise<void> {
     const last = records.at(-1);
     if (last === undefined) return;
     if (this.#sink.writeBatch === undefined || records.length === 1) {
-      for (const record of records) await this.#append(record);
+      for (const [index, record] of records.entries()) await this.#append(record, lines[index]);
       return;
     }
     try {
-      await this.#sink.writeBatch(records.map(recordLine), records);
+      await this.#sink.writeBatch(lines, records);
     } catch (error) {
       if (this.#sink.readsBack) this.#head = undefined;
       throw error;
@@ -282,9 +284,10 @@ export class AuditDevice {
     this.#head = { seq: last.seq, hash: last.hash };
   }
 
-  async #append(record: ChainedRecord): Promise<void> {
+  /** Writes one record; `line` is its serialised form when the caller already has it. */
+  async #append(record: ChainedRecord, line = recordLine(record)): Promise<void> {
     try {
-      await this.#sink.write(recordLine(record), record);
+      await this.#sink.write(line, record);
     } catch (error) {
       // A failed write may have left part of a line behind. A sink that
       // reads back is opened again before the next write, which cuts the

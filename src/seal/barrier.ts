@@ -1,6 +1,11 @@
 import { KeywardError } from "../errors.ts";
 import { validateKey, validatePrefix, validateValue } from "../storage/keys.ts";
-import type { Storage, StorageReader, StorageWriter } from "../storage/storage.ts";
+import type {
+  Storage,
+  StorageReader,
+  StorageWriter,
+  TransactionOptions,
+} from "../storage/storage.ts";
 import { decryptAesGcm, encryptAesGcm, GCM_NONCE_BYTES, GCM_TAG_BYTES } from "./aes-gcm.ts";
 import { type KeyringStore, sealedError } from "./keyring-store.ts";
 import type { Barrier } from "./types.ts";
@@ -116,12 +121,15 @@ export class AesGcmBarrier implements Barrier {
    * decrypts like the barrier and fails with `sealed` once the barrier is
    * sealed, which rolls the transaction back.
    */
-  async transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+  async transaction<T>(
+    work: (tx: StorageWriter) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T> {
     // NOTE: a transaction that encrypts more than TRANSACTION_HEADROOM
     // values runs past the stored count, so a crash before the next keyring
     // write can leave that count low by the excess.
     await this.openStore().reserveEncryptions(TRANSACTION_HEADROOM);
-    return this.#storage.transaction((raw) => work(new BarrierTransaction(this, raw)));
+    return this.#storage.transaction((raw) => work(new BarrierTransaction(this, raw)), options);
   }
 
   /** Encrypts `value` for `key` with the active term. Throws `sealed` when sealed. */

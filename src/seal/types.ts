@@ -1,4 +1,4 @@
-import type { StorageWriter } from "../storage/storage.ts";
+import type { StorageWriter, TransactionOptions } from "../storage/storage.ts";
 
 /**
  * The barrier: the only way the rest of Keyward reaches storage.
@@ -13,7 +13,7 @@ export interface Barrier extends StorageWriter {
   /** True while the barrier is closed; every call then throws `sealed`. */
   readonly sealed: boolean;
   /** Runs `work` in one storage transaction, with the same contract as `Storage.transaction`. */
-  transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: StorageWriter) => Promise<T>, options?: TransactionOptions): Promise<T>;
 }
 
 /** The seal state, as `/v1/sys/seal-status` reports it. */

@@ -31,6 +31,18 @@ export interface StorageWriter extends StorageReader {
   delete(key: string): Promise<void>;
 }
 
+/** How a transaction's commit must reach the disk. */
+export interface TransactionOptions {
+  /**
+   * When false, the commit may return once it would survive a crash of
+   * this process, before it is synced to the disk: it reaches the disk with
+   * the next commit that syncs, or the next checkpoint. A write that must
+   * survive power loss keeps the default, true. SQLite honours the hint;
+   * PostgreSQL, whose commits do not block the event loop, ignores it.
+   */
+  syncToDisk?: boolean;
+}
+
 export interface Storage extends StorageWriter {
   /** The backend's name, `sqlite` or `postgresql`, for logs and `storage_type` in seal status. */
   readonly kind: string;
@@ -45,7 +57,7 @@ export interface Storage extends StorageWriter {
    * `work` should change nothing outside its writer, or reset what it
    * changes when it starts.
    */
-  transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: StorageWriter) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Releases the backend's connections and files. */
   close(): Promise<void>;
 }

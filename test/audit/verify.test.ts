@@ -4,7 +4,13 @@ import { createReadStream, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
-import { canonicalJson, GENESIS_HASH, recordHash } from "../../src/audit/chain.ts";
+import {
+  canonicalJson,
+  chainRecord,
+  GENESIS_HASH,
+  recordHash,
+  recordLine,
+} from "../../src/audit/chain.ts";
 import { type VerifyResult, verifyAuditLog } from "../../src/audit/verify.ts";
 import {
   type BrokerFixture,
@@ -26,6 +32,28 @@ function rehashed(line: string, edit: (record: Record<string, unknown>) => void)
 function readFileLines(path: string): AsyncIterable<string> {
   return createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
 }
+
+describe("chainRecord", () => {
+  it("returns the line recordLine writes", () => {
+    const payload = {
+      type: "response" as const,
+      time: "2026-12-05T00:00:00.000Z",
+      request: {
+        id: "r1",
+        operation: "update" as const,
+        path: "transit/encrypt/k",
+        remote_address: "127.0.0.1",
+      },
+      auth: { accessor: "a", display_name: "token", policies: ["default"] },
+      response: { status: 200, data: { z: 1, a: [true, null] } },
+      error: undefined,
+    };
+    const { record, line } = chainRecord(payload, { seq: 41, hash: GENESIS_HASH });
+    assert.equal(record.seq, 42);
+    assert.equal(record.hash, recordHash(record as unknown as Record<string, unknown>));
+    assert.equal(line, recordLine(record));
+  });
+});
 
 describe("canonicalJson", () => {
   it("sorts keys at every depth", () => {

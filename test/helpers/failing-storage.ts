@@ -1,5 +1,5 @@
 import { KeywardError } from "../../src/errors.ts";
-import type { Storage, StorageWriter } from "../../src/storage/storage.ts";
+import type { Storage, StorageWriter, TransactionOptions } from "../../src/storage/storage.ts";
 
 /**
  * A Storage wrapper that tests can tell to fail. While `failWrites` is on,
@@ -40,12 +40,15 @@ export class FailingStorage implements Storage {
     return this.#write(() => this.inner.delete(key));
   }
 
-  transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+  transaction<T>(
+    work: (tx: StorageWriter) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T> {
     return this.inner.transaction(async (tx) => {
       const result = await work(this.#wrapWriter(tx));
       if (this.failWrites) throw this.#failure("commit a transaction");
       return result;
-    });
+    }, options);
   }
 
   close(): Promise<void> {

@@ -275,6 +275,37 @@ export function runStorageContract(
           assert.equal(await storage.get("gone"), undefined);
         }));
 
+      it("unsynced commit stores every write", () =>
+        withStorage(async (storage) => {
+          await storage.transaction(
+            async (tx) => {
+              await tx.put("u/1", bytes("one"));
+              await tx.put("u/2", bytes("two"));
+            },
+            { syncToDisk: false },
+          );
+          assert.deepEqual(await storage.list("u/"), ["1", "2"]);
+          // A synced transaction still works on the same connection afterwards.
+          await storage.transaction(async (tx) => tx.put("u/3", bytes("three")));
+          assert.deepEqual(await storage.list("u/"), ["1", "2", "3"]);
+        }));
+
+      it("unsynced throw rolls back", () =>
+        withStorage(async (storage) => {
+          const failure = new Error("work failed");
+          await assert.rejects(
+            storage.transaction(
+              async (tx) => {
+                await tx.put("u/1", bytes("one"));
+                throw failure;
+              },
+              { syncToDisk: false },
+            ),
+            (error) => error === failure,
+          );
+          assert.equal(await storage.get("u/1"), undefined);
+        }));
+
       it("work sees its own writes", () =>
         withStorage(async (storage) => {
           await storage.put("t/old", bytes("old"));

@@ -67,9 +67,10 @@ describe("sqlite storage", () => {
 
     const storage = await openSqliteStorage({ path });
     try {
-      assert.equal((await storage.list("durable/")).length, 51);
+      assert.equal((await storage.list("durable/")).length, 52);
       assert.equal(Buffer.from((await storage.get("durable/49"))!).toString(), "value 49");
       assert.equal(Buffer.from((await storage.get("durable/tx"))!).toString(), "committed");
+      assert.equal(Buffer.from((await storage.get("durable/unsynced"))!).toString(), "committed");
     } finally {
       await storage.close();
     }

@@ -45,12 +45,13 @@ export class MountConfigStore {
   async read(): Promise<TransitMountConfig> {
     // Cached values stay in memory, so the cache itself must refuse a sealed server.
     if (this.#barrier.sealed) throw sealedError();
+    // Settings never written are cached as `{}`, so that a mount left at its
+    // defaults does not read storage on every request.
     const text = await this.#cache.read(this.#path, async () => {
       const value = await this.#barrier.get(this.#path);
-      return value === undefined ? undefined : Buffer.from(value).toString("utf8");
+      return value === undefined ? "{}" : Buffer.from(value).toString("utf8");
     });
-    if (text === undefined) return { ...this.#defaults };
-    const stored = JSON.parse(text) as Partial<TransitMountConfig>;
+    const stored = JSON.parse(text ?? "{}") as Partial<TransitMountConfig>;
     return { ...this.#defaults, ...stored };
   }
 

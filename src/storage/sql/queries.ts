@@ -1,4 +1,4 @@
-import type { Kysely } from "kysely";
+import { CompiledQuery, type Kysely } from "kysely";
 import { prefixUpperBound } from "../keys.ts";
 import type { StorageDatabase } from "./schema.ts";
 
@@ -18,26 +18,76 @@ function toBuffer(value: Uint8Array): Buffer {
     : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
-export async function selectValue(db: Db, key: string): Promise<Uint8Array | undefined> {
-  const row = await db
-    .selectFrom("entries")
-    .select("value")
-    .where("key", "=", key)
-    .executeTakeFirst();
-  return row?.value;
+/**
+ * The point queries (read, write and delete one key), compiled once per
+ * database. They run on every request, and building and compiling a Kysely
+ * query each time costs more than SQLite takes to run it.
+ */
+export interface PointStatements {
+  select: Statement;
+  upsert: Statement;
+  delete: Statement;
 }
 
-export async function upsertValue(db: Db, key: string, value: Uint8Array): Promise<void> {
-  const bytes = toBuffer(value);
-  await db
-    .insertInto("entries")
-    .values({ key, value: bytes })
-    .onConflict((conflict) => conflict.column("key").doUpdateSet({ value: bytes }))
-    .execute();
+interface Statement {
+  sql: string;
+  /** For each placeholder in order, whether it takes the key or the value. */
+  parameters: ("key" | "value")[];
 }
 
-export async function deleteValue(db: Db, key: string): Promise<void> {
-  await db.deleteFrom("entries").where("key", "=", key).execute();
+/** Compiles the point queries in `db`'s SQL dialect. */
+export function compilePointStatements(db: Db): PointStatements {
+  // Placeholders are told apart by the sample values they were compiled with.
+  const sampleKey = "\u0000key";
+  const sampleValue = Buffer.from("\u0000value");
+  const statement = (query: { compile(): CompiledQuery }): Statement => {
+    const compiled = query.compile();
+    return {
+      sql: compiled.sql,
+      parameters: compiled.parameters.map((parameter) => {
+        if (parameter === sampleKey) return "key";
+        if (parameter === sampleValue) return "value";
+        throw new Error("a point query has a parameter that is neither the key nor the value");
+      }),
+    };
+  };
+  return {
+    select: statement(db.selectFrom("entries").select("value").where("key", "=", sampleKey)),
+    upsert: statement(
+      db
+        .insertInto("entries")
+        .values({ key: sampleKey, value: sampleValue })
+        .onConflict((conflict) => conflict.column("key").doUpdateSet({ value: sampleValue })),
+    ),
+    delete: statement(db.deleteFrom("entries").where("key", "=", sampleKey)),
+  };
+}
+
+function run<Row>(db: Db, statement: Statement, key: string, value?: Buffer) {
+  const parameters = statement.parameters.map((name) => (name === "key" ? key : value));
+  return db.executeQuery<Row>(CompiledQuery.raw(statement.sql, parameters));
+}
+
+export async function selectValue(
+  db: Db,
+  statements: PointStatements,
+  key: string,
+): Promise<Uint8Array | undefined> {
+  const result = await run<{ value: Uint8Array }>(db, statements.select, key);
+  return result.rows[0]?.value;
+}
+
+export async function upsertValue(
+  db: Db,
+  statements: PointStatements,
+  key: string,
+  value: Uint8Array,
+): Promise<void> {
+  await run(db, statements.upsert, key, toBuffer(value));
+}
+
+export async function deleteValue(db: Db, statements: PointStatements, key: string): Promise<void> {
+  await run(db, statements.delete, key);
 }
 
 interface KeyCursor {

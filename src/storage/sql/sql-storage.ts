@@ -1,9 +1,16 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { IsolationLevel, Kysely, Transaction } from "kysely";
+import { CompiledQuery, type IsolationLevel, type Kysely, type Transaction } from "kysely";
 import { isKeywardError, KeywardError } from "../../errors.ts";
 import { validateKey, validatePrefix, validateValue } from "../keys.ts";
-import type { Storage, StorageWriter } from "../storage.ts";
-import { deleteValue, listChildren, selectValue, upsertValue } from "./queries.ts";
+import type { Storage, StorageWriter, TransactionOptions } from "../storage.ts";
+import {
+  compilePointStatements,
+  deleteValue,
+  listChildren,
+  type PointStatements,
+  selectValue,
+  upsertValue,
+} from "./queries.ts";
 import type { StorageDatabase } from "./schema.ts";
 
 export interface SqlStorageOptions {
@@ -23,6 +30,12 @@ export interface SqlStorageOptions {
    * transaction runs once.
    */
   retry?: TransactionRetry;
+  /**
+   * Statements that switch the connection to commits that are not synced
+   * to the disk and back, for transactions run with `syncToDisk: false`.
+   * Without them that option is ignored.
+   */
+  unsyncedCommits?: { enter: string; leave: string };
 }
 
 /** The retry policy of `transaction()`: the failures it runs again, and how often. */
@@ -71,6 +84,8 @@ export class SqlStorage implements Storage {
   readonly #db: Kysely<StorageDatabase>;
   readonly #isolationLevel: IsolationLevel | undefined;
   readonly #retry: TransactionRetry | undefined;
+  readonly #statements: PointStatements;
+  readonly #unsyncedCommits: { enter: CompiledQuery; leave: CompiledQuery } | undefined;
   readonly #transactionContext = new AsyncLocalStorage<TransactionState>();
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
@@ -80,12 +95,18 @@ export class SqlStorage implements Storage {
     this.#db = options.db;
     this.#isolationLevel = options.isolationLevel;
     this.#retry = options.retry;
+    this.#statements = compilePointStatements(options.db);
+    const unsynced = options.unsyncedCommits;
+    this.#unsyncedCommits = unsynced && {
+      enter: CompiledQuery.raw(unsynced.enter),
+      leave: CompiledQuery.raw(unsynced.leave),
+    };
   }
 
   get(key: string): Promise<Uint8Array | undefined> {
     return this.#call("read a value", () => {
       validateKey(key);
-      return selectValue(this.#db, key);
+      return selectValue(this.#db, this.#statements, key);
     });
   }
 
@@ -100,25 +121,31 @@ export class SqlStorage implements Storage {
     return this.#call("write a value", () => {
       validateKey(key);
       validateValue(value);
-      return upsertValue(this.#db, key, value);
+      return upsertValue(this.#db, this.#statements, key, value);
     });
   }
 
   delete(key: string): Promise<void> {
     return this.#call("delete a value", () => {
       validateKey(key);
-      return deleteValue(this.#db, key);
+      return deleteValue(this.#db, this.#statements, key);
     });
   }
 
-  transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+  transaction<T>(
+    work: (tx: StorageWriter) => Promise<T>,
+    options: TransactionOptions = {},
+  ): Promise<T> {
+    const unsynced = options.syncToDisk === false ? this.#unsyncedCommits : undefined;
     // No operation name: the transaction translates driver errors itself
     // and must re-throw the work's own errors unchanged.
     return this.#call(undefined, async () => {
       const maxAttempts = this.#retry?.maxAttempts ?? 1;
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.#runTransaction(work);
+          return unsynced === undefined
+            ? await this.#runTransaction(this.#db, work)
+            : await this.#runUnsynced(unsynced, work);
         } catch (error) {
           if (attempt >= maxAttempts || !this.#isRetryable(error)) throw error;
           // A random wait spreads out transactions that conflicted together,
@@ -130,15 +157,50 @@ export class SqlStorage implements Storage {
     });
   }
 
-  async #runTransaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+  /**
+   * Runs a transaction on one connection switched to unsynced commits, and
+   * switches the connection back however the transaction ends.
+   */
+  #runUnsynced<T>(
+    statements: { enter: CompiledQuery; leave: CompiledQuery },
+    work: (tx: StorageWriter) => Promise<T>,
+  ): Promise<T> {
+    return this.#db.connection().execute(async (connection) => {
+      try {
+        await connection.executeQuery(statements.enter);
+      } catch (error) {
+        throw translateError(this.kind, "start a transaction", error);
+      }
+      let outcome: { value: T } | { error: unknown };
+      try {
+        outcome = { value: await this.#runTransaction(connection, work) };
+      } catch (error) {
+        outcome = { error };
+      }
+      try {
+        await connection.executeQuery(statements.leave);
+      } catch (error) {
+        // A connection left unsynced would weaken every later commit, so
+        // this failure outweighs the transaction's own outcome.
+        throw translateError(this.kind, "restore synced commits", error);
+      }
+      if ("error" in outcome) throw outcome.error;
+      return outcome.value;
+    });
+  }
+
+  async #runTransaction<T>(
+    db: Kysely<StorageDatabase>,
+    work: (tx: StorageWriter) => Promise<T>,
+  ): Promise<T> {
     const state: TransactionState = { active: true };
     let workError: { error: unknown } | undefined;
-    let builder = this.#db.transaction();
+    let builder = db.transaction();
     if (this.#isolationLevel !== undefined)
       builder = builder.setIsolationLevel(this.#isolationLevel);
     try {
       return await builder.execute(async (trx) => {
-        const writer = new SqlTransactionWriter(this.kind, trx, state);
+        const writer = new SqlTransactionWriter(this.kind, trx, state, this.#statements);
         try {
           return await this.#transactionContext.run(state, () => work(writer));
         } catch (error) {
@@ -225,17 +287,24 @@ class SqlTransactionWriter implements StorageWriter {
   readonly #kind: string;
   readonly #trx: Transaction<StorageDatabase>;
   readonly #state: TransactionState;
+  readonly #statements: PointStatements;
 
-  constructor(kind: string, trx: Transaction<StorageDatabase>, state: TransactionState) {
+  constructor(
+    kind: string,
+    trx: Transaction<StorageDatabase>,
+    state: TransactionState,
+    statements: PointStatements,
+  ) {
     this.#kind = kind;
     this.#trx = trx;
     this.#state = state;
+    this.#statements = statements;
   }
 
   get(key: string): Promise<Uint8Array | undefined> {
     return this.#call("read a value in a transaction", () => {
       validateKey(key);
-      return selectValue(this.#trx, key);
+      return selectValue(this.#trx, this.#statements, key);
     });
   }
 
@@ -250,14 +319,14 @@ class SqlTransactionWriter implements StorageWriter {
     return this.#call("write a value in a transaction", () => {
       validateKey(key);
       validateValue(value);
-      return upsertValue(this.#trx, key, value);
+      return upsertValue(this.#trx, this.#statements, key, value);
     });
   }
 
   delete(key: string): Promise<void> {
     return this.#call("delete a value in a transaction", () => {
       validateKey(key);
-      return deleteValue(this.#trx, key);
+      return deleteValue(this.#trx, this.#statements, key);
     });
   }
 

@@ -106,5 +106,12 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
       cause: error,
     });
   }
-  return new SqlStorage({ kind: "sqlite", db });
+  return new SqlStorage({
+    kind: "sqlite",
+    db,
+    // In WAL mode a commit under synchronous=NORMAL is in the WAL file, so
+    // it survives a killed process, and the next synchronous=FULL commit's
+    // sync covers it too.
+    unsyncedCommits: { enter: "pragma synchronous = normal", leave: "pragma synchronous = full" },
+  });
 }
