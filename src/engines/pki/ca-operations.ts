@@ -228,7 +228,7 @@ export async function signIntermediate(
     throw new KeywardError("missing_field", 'missing required field "csr"', { field: "csr" });
   const checked = await checkCsr(request.csr);
   if (!request.use_csr_values) requireCommonName(request);
-  const loaded = await context.issuers.load(issuer);
+  const loaded = await context.issuers.loadForIssuing(issuer);
   const maxPathLength = childPathLength(loaded, request.max_path_length ?? -1);
   const validity = computeValidity({
     now: context.clock(),

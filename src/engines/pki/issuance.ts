@@ -172,7 +172,7 @@ export async function issueCertificate(
     options.issuerRef ?? role.issuer_ref,
     "issuer_ref",
   );
-  const issuer = await context.issuers.load(issuerRecord);
+  const issuer = await context.issuers.loadForIssuing(issuerRecord);
   const validity = computeValidity({
     now: context.clock(),
     ttlSeconds: request.ttl === undefined ? undefined : parseDuration(request.ttl, "ttl"),

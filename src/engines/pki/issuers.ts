@@ -14,7 +14,14 @@ import {
 } from "./key-pairs.ts";
 import { toPem } from "./pem.ts";
 import type { PkiStore } from "./store.ts";
-import type { IssuerRecord, IssuersConfig, KeyRecord, LeafNotAfterBehavior } from "./types.ts";
+import {
+  ISSUER_USAGES,
+  type IssuerRecord,
+  type IssuersConfig,
+  type IssuerUsage,
+  type KeyRecord,
+  type LeafNotAfterBehavior,
+} from "./types.ts";
 import type * as x509 from "./x509.ts";
 
 /** Issuer and key names: letters, digits, `-` and `_`, as Vault allows, and never `default`. */
@@ -30,6 +37,11 @@ export function validateObjectName(name: string, field: string): void {
       { field },
     );
   }
+}
+
+/** Returns what an issuer may do: its stored `usage`, or every usage when none is stored. */
+export function issuerUsage(issuer: IssuerRecord): IssuerUsage[] {
+  return issuer.usage ?? [...ISSUER_USAGES];
 }
 
 /** A loaded issuer that can sign: its record, parsed certificate and private key. */
@@ -272,6 +284,23 @@ export class IssuerRegistry {
       privateKey: await signingKey,
       keySpec: spec,
     };
+  }
+
+  /**
+   * Loads an issuer to sign a certificate with. Throws `invalid_state` when
+   * its usage lacks `issuing-certificates` (a phased rotation retired it,
+   * or prepared it and has not switched to it yet). CRLs and OCSP
+   * responses use `load`, so such an issuer still signs those.
+   */
+  async loadForIssuing(issuer: IssuerRecord): Promise<LoadedIssuer> {
+    if (!issuerUsage(issuer).includes("issuing-certificates")) {
+      throw new KeywardError(
+        "invalid_state",
+        `issuer "${issuer.name || issuer.id}" may not issue certificates, because a rotation retired it or has not switched to it yet; use the default issuer`,
+        { field: "issuer_ref" },
+      );
+    }
+    return this.load(issuer);
   }
 
   /**

@@ -6,6 +6,7 @@ import { registerIssuerRoutes } from "./routes/issuers.ts";
 import { registerOcspRoutes } from "./routes/ocsp.ts";
 import { registerRevocationRoutes } from "./routes/revocation.ts";
 import { registerRoleRoutes } from "./routes/roles.ts";
+import { registerRotationRoutes } from "./routes/rotation.ts";
 import type { PkiServiceResolver } from "./routes/shared.ts";
 import { registerTidyRoutes } from "./routes/tidy.ts";
 
@@ -36,4 +37,5 @@ export async function registerPkiRoutes(
   await registerRevocationRoutes(app, options.serviceFor);
   registerOcspRoutes(app, options.serviceFor);
   registerTidyRoutes(app, options.serviceFor);
+  registerRotationRoutes(app, options.serviceFor);
 }

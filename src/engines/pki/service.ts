@@ -14,6 +14,7 @@ import { type IssueRequest, issueCertificate } from "./issuance.ts";
 import { IssuerRegistry } from "./issuers.ts";
 import { RevocationService } from "./revocation-service.ts";
 import { buildRole, type Role, type RoleInput } from "./roles.ts";
+import { IssuerRotation } from "./rotation.ts";
 import { PkiStore } from "./store.ts";
 import { DEFAULT_MOUNT_TTL_SECONDS, type MountTtls } from "./validity.ts";
 
@@ -57,6 +58,8 @@ export class PkiService {
   readonly mount: string;
   readonly context: PkiContext;
   readonly revocation: RevocationService;
+  /** The phased rotation of the default issuer (`issuers/rotate/*`). */
+  readonly rotation: IssuerRotation;
   readonly logger: PkiLogger | undefined;
 
   constructor(options: PkiServiceOptions) {
@@ -79,6 +82,7 @@ export class PkiService {
         })),
     };
     this.revocation = new RevocationService(this.context, options.logger);
+    this.rotation = new IssuerRotation(this.context, options.logger);
   }
 
   get issuers(): IssuerRegistry {

@@ -20,6 +20,15 @@ export interface KeyRecord {
   createdAt: string;
 }
 
+/** Issuer usages: the kinds of signature an issuer may make, as Vault names them. */
+export const ISSUER_USAGES = [
+  "read-only",
+  "issuing-certificates",
+  "crl-signing",
+  "ocsp-signing",
+] as const;
+export type IssuerUsage = (typeof ISSUER_USAGES)[number];
+
 export const LEAF_NOT_AFTER_BEHAVIORS = ["err", "truncate", "permit"] as const;
 export type LeafNotAfterBehavior = (typeof LEAF_NOT_AFTER_BEHAVIORS)[number];
 
@@ -35,6 +44,12 @@ export interface IssuerRecord {
   serialHex: string;
   notAfter: string;
   leafNotAfterBehavior: LeafNotAfterBehavior;
+  /**
+   * The issuer's usages, or every usage when absent. A phased rotation
+   * removes `issuing-certificates` from the new issuer until the switch and
+   * from the old issuer at retirement.
+   */
+  usage?: IssuerUsage[];
   createdAt: string;
 }
 
@@ -42,6 +57,27 @@ export interface IssuerRecord {
 export interface IssuersConfig {
   defaultIssuerId: string;
   defaultFollowsLatestIssuer: boolean;
+}
+
+/** Phases of an issuer rotation. The phase is `none` before the first rotation and after a rolled back preparation. */
+export const ROTATION_PHASES = ["none", "prepared", "switched", "retired"] as const;
+export type RotationPhase = (typeof ROTATION_PHASES)[number];
+
+/** The mount's phased issuer rotation, at `<mount>/config/rotation`, which is absent in phase `none`. */
+export interface IssuerRotationRecord {
+  phase: Exclude<RotationPhase, "none">;
+  /** The default issuer when the rotation was prepared. */
+  oldIssuerId: string;
+  newIssuerId: string;
+  /** True when prepare created the new issuer, so rolling back the preparation deletes it. */
+  newIssuerCreated: boolean;
+  /** Id of the key prepare stored for the new issuer, deleted with it, or empty when the key was stored before. */
+  newKeyCreatedId: string;
+  /** True once the new issuer has been allowed to sign, which makes dropping it unsafe. */
+  newIssuerHasSigned: boolean;
+  preparedAt: string;
+  switchedAt?: string;
+  retiredAt?: string;
 }
 
 /** The URLs written into issued certificates, at `<mount>/config/urls`. */

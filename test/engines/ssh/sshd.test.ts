@@ -13,33 +13,10 @@ import {
   type SshRouteFixture,
   tempFiles,
 } from "./fixtures.ts";
-import { PrivateSshd, sshLogin } from "./sshd.ts";
+import { KeywardClient, PrivateSshd, sshLogin } from "./sshd.ts";
 
 const HOST_ALIAS = "server.example.com";
 const PRINCIPAL = "alice";
-
-/** Keyward's HTTP API on loopback, with JSON helpers that fail on any error status. */
-class KeywardClient {
-  constructor(readonly baseUrl: string) {}
-
-  // biome-ignore lint/suspicious/noExplicitAny: response data of any shape
-  async write(path: string, body: object = {}): Promise<Record<string, any>> {
-    const response = await fetch(`${this.baseUrl}/v1/ssh/${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const text = await response.text();
-    assert.ok(response.ok, `POST ${path}: ${response.status} ${text}`);
-    return text === "" ? {} : JSON.parse(text).data;
-  }
-
-  async download(path: string): Promise<Buffer> {
-    const response = await fetch(`${this.baseUrl}/v1/ssh/${path}`);
-    assert.equal(response.status, 200, `GET ${path}`);
-    return Buffer.from(await response.arrayBuffer());
-  }
-}
 
 interface Credential {
   name: string;

@@ -1,9 +1,41 @@
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { run, type tempFiles } from "./fixtures.ts";
+
+/** Keyward's SSH routes (`/v1/ssh`) on loopback, with helpers that fail on any error status. */
+export class KeywardClient {
+  constructor(readonly baseUrl: string) {}
+
+  // biome-ignore lint/suspicious/noExplicitAny: response data of any shape
+  async write(path: string, body: object = {}): Promise<Record<string, any>> {
+    const response = await fetch(`${this.baseUrl}/v1/ssh/${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    assert.ok(response.ok, `POST ${path}: ${response.status} ${text}`);
+    return text === "" ? {} : JSON.parse(text).data;
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: response data of any shape
+  async read(path: string): Promise<Record<string, any>> {
+    const response = await fetch(`${this.baseUrl}/v1/ssh/${path}`);
+    const text = await response.text();
+    assert.equal(response.status, 200, `GET ${path}: ${text}`);
+    return JSON.parse(text).data;
+  }
+
+  async download(path: string): Promise<Buffer> {
+    const response = await fetch(`${this.baseUrl}/v1/ssh/${path}`);
+    assert.equal(response.status, 200, `GET ${path}`);
+    return Buffer.from(await response.arrayBuffer());
+  }
+}
 
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
 export async function freePort(): Promise<number> {
@@ -34,12 +66,19 @@ export class PrivateSshd {
   readonly files: SshdFiles;
   readonly user = userInfo().username;
   readonly #process: ChildProcess;
+  readonly #folder: ReturnType<typeof tempFiles>;
   #log = "";
 
-  private constructor(port: number, files: SshdFiles, child: ChildProcess) {
+  private constructor(
+    port: number,
+    files: SshdFiles,
+    child: ChildProcess,
+    folder: ReturnType<typeof tempFiles>,
+  ) {
     this.port = port;
     this.files = files;
     this.#process = child;
+    this.#folder = folder;
     child.stderr?.on("data", (chunk: Buffer) => {
       this.#log += chunk.toString();
     });
@@ -57,8 +96,7 @@ export class PrivateSshd {
     // sshd's privilege separation needs this folder; it is created empty when missing.
     mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
     const port = await freePort();
-    const hostKeyPath = folder.write("host_key", hostKey.privateKey, 0o600);
-    folder.write("host_key-cert.pub", hostKey.certificate);
+    const hostKeyPath = writeHostKey(folder, hostKey);
     const files: SshdFiles = {
       trustedUserCaKeys: folder.write("trusted_user_ca_keys", ""),
       revokedKeys: folder.write("revoked_keys.krl", ""),
@@ -92,16 +130,29 @@ export class PrivateSshd {
     const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", config], {
       stdio: ["ignore", "ignore", "pipe"],
     });
-    const sshd = new PrivateSshd(port, files, child);
-    await sshd.#waitForListening();
+    const sshd = new PrivateSshd(port, files, child, folder);
+    await sshd.#waitForListening(0);
     return sshd;
   }
 
-  async #waitForListening(): Promise<void> {
+  /**
+   * Installs a new host key and certificate and sends sshd SIGHUP, as an
+   * operator reloads sshd after re-issuing its host certificate. sshd
+   * executes itself again and loads the new files before it listens again.
+   */
+  async replaceHostKey(hostKey: { privateKey: string; certificate: string }): Promise<void> {
+    writeHostKey(this.#folder, hostKey);
+    const since = this.#log.length;
+    this.#process.kill("SIGHUP");
+    await this.#waitForListening(since);
+  }
+
+  async #waitForListening(since: number): Promise<void> {
     const deadline = Date.now() + 10_000;
-    while (!this.#log.includes(`Server listening on 127.0.0.1 port ${this.port}`)) {
+    const listening = `Server listening on 127.0.0.1 port ${this.port}`;
+    while (!this.#log.slice(since).includes(listening)) {
       if (this.#process.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`sshd did not start: ${this.#log}`);
+        throw new Error(`sshd is not listening after its start or reload: ${this.#log}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -128,6 +179,16 @@ export class PrivateSshd {
   }
 }
 
+/** Writes sshd's host key and its certificate (`<key>-cert.pub`) and returns the key's path. */
+function writeHostKey(
+  folder: ReturnType<typeof tempFiles>,
+  hostKey: { privateKey: string; certificate: string },
+): string {
+  const path = folder.write("host_key", hostKey.privateKey, 0o600);
+  folder.write("host_key-cert.pub", hostKey.certificate);
+  return path;
+}
+
 /**
  * Runs `ssh ... true` against the private sshd with a key and certificate,
  * checking the host against `knownHosts` strictly under `hostAlias`.
@@ -142,6 +203,8 @@ export function sshLogin(
     certificate: string;
     knownHosts: string;
     hostAlias: string;
+    /** Extra `-o` options for ssh, such as `RevokedHostKeys=<krl>`. */
+    options?: string[];
   },
 ) {
   const keyPath = folder.write(`${login.name}`, login.privateKey, 0o600);
@@ -170,6 +233,7 @@ export function sshLogin(
     `HostKeyAlias=${login.hostAlias}`,
     "-o",
     "ConnectTimeout=10",
+    ...(login.options ?? []).flatMap((option) => ["-o", option]),
     "-p",
     String(sshd.port),
     `${sshd.user}@127.0.0.1`,

@@ -66,7 +66,8 @@ const caProperties = {
   },
 } as const;
 
-const generateBody = {
+/** Body of the CA generation routes; `issuers/rotate/prepare` extends it. */
+export const generateBody = {
   type: "object",
   additionalProperties: false,
   properties: {

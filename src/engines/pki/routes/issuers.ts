@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { KeywardError } from "../../../errors.ts";
 import { encodeCertificate } from "../context.ts";
-import { pemDer } from "../issuers.ts";
+import { issuerUsage, pemDer } from "../issuers.ts";
 import { colonSerial } from "../key-pairs.ts";
 import type { PkiService } from "../service.ts";
 import {
@@ -37,7 +37,7 @@ async function issuerInfo(service: PkiService, issuer: IssuerRecord) {
     serial_number: colonSerial(issuer.serialHex),
     leaf_not_after_behavior: issuer.leafNotAfterBehavior,
     manual_chain: null,
-    usage: "read-only,issuing-certificates,crl-signing,ocsp-signing",
+    usage: issuerUsage(issuer).join(","),
     revoked: false,
     issuing_certificates: urls.issuingCertificates,
     crl_distribution_points: urls.crlDistributionPoints,
