@@ -22,6 +22,9 @@ export const ERROR_CODES = {
   invalid_kmip_message: 400,
   // 400: an ACL policy does not parse or names an unknown key or capability.
   invalid_policy: 400,
+  // 401: EST. The request carries no valid HTTP Basic credentials, so the
+  // response requests them with WWW-Authenticate (RFC 7030 section 3.2.3).
+  authentication_required: 401,
   // 403: authentication and authorisation. A missing token gets 403, as in Vault.
   missing_token: 403,
   permission_denied: 403,

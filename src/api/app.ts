@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import type { Logger } from "pino";
 import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import type { Keyward } from "../core/keyward.ts";
+import { estTlsOptions } from "../engines/pki/est/tls.ts";
 import { KeywardError } from "../errors.ts";
 import { registerAuthentication } from "./authentication.ts";
 import { registerAuthorization } from "./authorization.ts";
@@ -128,7 +129,11 @@ export function createFastify(options: FastifyOptions = {}): FastifyInstance {
   const create = Fastify as unknown as (options: object) => FastifyInstance;
   const app = create(
     options.https
-      ? { ...serverOptions, https: { cert: options.https.cert, key: options.https.key } }
+      ? {
+          ...serverOptions,
+          // Clients may present a certificate (EST re-enrolment uses it); none is required.
+          https: { cert: options.https.cert, key: options.https.key, ...estTlsOptions() },
+        }
       : serverOptions,
   );
 

@@ -49,6 +49,9 @@ const PKI_MOUNT = "pki";
 /** The mount path the SSH routes are exercised at; its role shares the name. */
 const SSH_MOUNT = "ssh";
 
+/** EST protocol operations, which answer errors as text/plain rather than Keyward's JSON error body. */
+const EST_PROTOCOL = /\/est\/(.+\/)?(cacerts|csrattrs|simpleenroll|simplereenroll|serverkeygen)$/;
+
 describe("bad input on every route", () => {
   let t: TestApp;
   let routes: { method: string; path: string; engine: "pki" | "ssh" | undefined }[] = [];
@@ -157,6 +160,11 @@ describe("bad input on every route", () => {
             failures.push(
               `${method} ${url.slice(0, 80)} with ${body.name}: ${response.statusCode} ${response.body.slice(0, 200)}`,
             );
+          } else if (EST_PROTOCOL.test(path) && response.statusCode >= 400) {
+            // EST clients expect a plain status with a text message (RFC 7030 section 4.2.3).
+            if (!String(response.headers["content-type"]).startsWith("text/plain")) {
+              failures.push(`${method} ${url.slice(0, 80)} with ${body.name}: EST error not text/plain`);
+            }
           } else if (response.statusCode >= 400 && method !== "HEAD") {
             const error = response.json();
             if (typeof error.code !== "string" || !Array.isArray(error.errors)) {

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Keyward } from "../../core/keyward.ts";
 import { registerPkiRoutes } from "../../engines/pki/index.ts";
+import { registerEstRoutes } from "../../engines/pki/routes/est.ts";
 import { KeywardError } from "../../errors.ts";
 import { policyPath } from "../authorization.ts";
 import { constrainToEngine } from "../engine-constraint.ts";
@@ -45,4 +46,6 @@ export async function registerPkiMounts(app: FastifyInstance, keyward: Keyward) 
     },
     { prefix: "/v1/:mount" },
   );
+  // EST's management and protocol routes under /v1/:mount, and /.well-known/est/.
+  await registerEstRoutes(app, keyward);
 }

@@ -1,0 +1,119 @@
+import { KeywardError } from "../../../errors.ts";
+import { pemDer } from "../ca-certificates.ts";
+import type { PkiContext } from "../context.ts";
+import type { CheckedCsr } from "../csr.ts";
+import { certificateNames } from "../der.ts";
+import { serialHexOf } from "../key-pairs.ts";
+import type { AltName } from "../names.ts";
+import { parseCertificateDer } from "../pem.ts";
+import type { RevokedRecord } from "../types.ts";
+import * as x509 from "../x509.ts";
+
+function rejected(message: string, reason: string): KeywardError {
+  return new KeywardError("permission_denied", message, { details: { reason } });
+}
+
+/**
+ * Checks a TLS client certificate for re-enrolment: it must be signed by
+ * one of the mount's issuers, be within its validity period and not be
+ * revoked. The TLS handshake has already proved that the client has its
+ * private key. Returns the parsed certificate, and throws
+ * `permission_denied` naming the failed check.
+ */
+export async function verifyClientCertificate(
+  context: PkiContext,
+  der: Uint8Array,
+): Promise<x509.X509Certificate> {
+  let certificate: x509.X509Certificate;
+  try {
+    certificate = parseCertificateDer(der, "client certificate");
+  } catch {
+    throw rejected("the TLS client certificate cannot be parsed", "unparsable");
+  }
+
+  const now = context.clock();
+  if (certificate.notBefore > now || certificate.notAfter < now) {
+    throw rejected(
+      "the TLS client certificate is expired or not yet valid; enrol again with an enrolment secret",
+      "outside_validity",
+    );
+  }
+
+  const issuerName = Buffer.from(certificateNames(new Uint8Array(certificate.rawData)).issuer);
+  let signedByMount = false;
+  for (const issuer of await context.issuers.list()) {
+    const issuerDer = pemDer(issuer.certificatePem);
+    const subject = Buffer.from(certificateNames(new Uint8Array(issuerDer)).subject);
+    if (!subject.equals(issuerName)) continue;
+    const issuerCertificate = new x509.X509Certificate(issuerDer);
+    if (await certificate.verify({ publicKey: issuerCertificate, signatureOnly: true })) {
+      signedByMount = true;
+      break;
+    }
+  }
+  if (!signedByMount) {
+    throw rejected(
+      `the TLS client certificate was not issued by a CA of mount "${context.mount}"`,
+      "unknown_issuer",
+    );
+  }
+
+  const serialHex = serialHexOf(certificate);
+  if (await context.store.get<RevokedRecord>(`revoked/${serialHex}`)) {
+    throw rejected("the TLS client certificate is revoked", "revoked");
+  }
+  return certificate;
+}
+
+function nameKey(name: AltName): string {
+  const value =
+    name.type === "dns" || name.type === "email" ? name.value.toLowerCase() : name.value;
+  return `${name.type}:${value}`;
+}
+
+function certificateAltNames(certificate: x509.X509Certificate): AltName[] {
+  const extension = certificate.getExtension(x509.SubjectAlternativeNameExtension);
+  const names: AltName[] = [];
+  for (const name of extension?.names.items ?? []) {
+    if (name.type === "dns" || name.type === "ip" || name.type === "email" || name.type === "url") {
+      names.push({ type: name.type, value: name.value });
+    }
+  }
+  return names;
+}
+
+/**
+ * Checks that a re-enrolment CSR requests the names of the certificate
+ * being renewed: RFC 7030 section 4.2.2 requires the subject and the
+ * subjectAltName to be identical. Subjects are compared attribute by
+ * attribute, so a different string encoding of the same value matches.
+ * Issuance copies a hostname, email address or IP common name into the
+ * SANs, so a CSR may leave out the SAN that equals its common name.
+ * Throws `name_not_allowed`.
+ */
+export function checkSameNames(certificate: x509.X509Certificate, csr: CheckedCsr): void {
+  const certificateSubject = certificate.subjectName.toString();
+  const csrSubject = csr.csr.subjectName.toString();
+  if (certificateSubject !== csrSubject) {
+    throw new KeywardError(
+      "name_not_allowed",
+      `the CSR's subject "${csrSubject}" differs from the subject "${certificateSubject}" of the certificate being renewed`,
+      { field: "csr" },
+    );
+  }
+
+  const expected = new Set(certificateAltNames(certificate).map(nameKey));
+  const requested = new Set(csr.altNames.map(nameKey));
+  const commonName = csr.commonName.toLowerCase();
+  const missing = [...expected].filter(
+    (key) => !requested.has(key) && key.slice(key.indexOf(":") + 1) !== commonName,
+  );
+  const extra = [...requested].filter((key) => !expected.has(key));
+  if (missing.length > 0 || extra.length > 0) {
+    throw new KeywardError(
+      "name_not_allowed",
+      `the CSR's subject alternative names differ from those of the certificate being renewed (missing: ${missing.join(", ") || "none"}; extra: ${extra.join(", ") || "none"})`,
+      { field: "csr" },
+    );
+  }
+}
