@@ -18,17 +18,24 @@ function redactData(data: unknown, settings: RedactionSettings): unknown {
   return redact(plain, settings.sensitiveFields, settings.hmacKey);
 }
 
-/** Builds the record every device writes for a request or a response, before chaining. */
-export function buildPayload(
-  type: "request" | "response",
-  entry: AuditRequestEntry | AuditResponseEntry,
-  time: Date,
-  settings: RedactionSettings,
-): AuditPayload {
+type PayloadParts = Pick<AuditPayload, "request" | "auth">;
+
+/**
+ * The redacted request and auth parts already built for a request, so that
+ * its response record reuses them instead of computing the HMACs again.
+ * Keyed by the entry's `request` object, which the request and response
+ * entries of one request share.
+ */
+const builtParts = new WeakMap<
+  object,
+  { source: AuditRequestEntry["auth"]; parts: PayloadParts }
+>();
+
+function partsOf(entry: AuditRequestEntry, settings: RedactionSettings): PayloadParts {
   const { request, auth } = entry;
-  const payload: AuditPayload = {
-    type,
-    time: time.toISOString(),
+  const built = builtParts.get(request);
+  if (built !== undefined && built.source === auth) return built.parts;
+  const parts: PayloadParts = {
     request: {
       id: request.id,
       operation: request.operation,
@@ -47,6 +54,22 @@ export function buildPayload(
       policies: auth?.policies ?? [],
       token_type: auth?.tokenType,
     },
+  };
+  builtParts.set(request, { source: auth, parts });
+  return parts;
+}
+
+/** Builds the record every device writes for a request or a response, before chaining. */
+export function buildPayload(
+  type: "request" | "response",
+  entry: AuditRequestEntry | AuditResponseEntry,
+  time: Date,
+  settings: RedactionSettings,
+): AuditPayload {
+  const payload: AuditPayload = {
+    type,
+    time: time.toISOString(),
+    ...partsOf(entry, settings),
     error: entry.error,
   };
   if (type === "response" && "response" in entry) {

@@ -222,6 +222,8 @@ function responseData(payload: unknown): unknown {
 }
 
 interface AuditProgress {
+  /** The entry the request record was written from; the response record reuses it. */
+  entry?: AuditRequestEntry;
   requestLogged: boolean;
   /** Set once an audit write failed, so the error response that follows is not audited again. */
   failed: boolean;
@@ -252,7 +254,8 @@ export function registerAuditHooks(app: FastifyInstance, audit: AuditBroker) {
   app.addHook("preHandler", async (request) => {
     const state = progressOf(request);
     try {
-      await audit.logRequest(auditEntryOf(request));
+      state.entry = auditEntryOf(request);
+      await audit.logRequest(state.entry);
       state.requestLogged = true;
     } catch (error) {
       state.failed = true;
@@ -264,7 +267,7 @@ export function registerAuditHooks(app: FastifyInstance, audit: AuditBroker) {
     const state = progressOf(request);
     if (state.failed) return payload;
     try {
-      const entry = auditEntryOf(request);
+      const entry = state.entry ?? auditEntryOf(request);
       if (!state.requestLogged) {
         await audit.logRequest(entry);
         state.requestLogged = true;
