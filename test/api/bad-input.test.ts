@@ -52,6 +52,9 @@ const SSH_MOUNT = "ssh";
 /** EST protocol operations, which answer errors as text/plain rather than Keyward's JSON error body. */
 const EST_PROTOCOL = /\/est\/(.+\/)?(cacerts|csrattrs|simpleenroll|simplereenroll|serverkeygen)$/;
 
+/** ACME protocol routes, which answer errors as RFC 8555 problem documents. */
+const ACME_PROTOCOL = /\/acme\/(?!new-eab$|mgmt\/)/;
+
 describe("bad input on every route", () => {
   let t: TestApp;
   let routes: { method: string; path: string; engine: "pki" | "ssh" | undefined }[] = [];
@@ -162,8 +165,26 @@ describe("bad input on every route", () => {
             );
           } else if (EST_PROTOCOL.test(path) && response.statusCode >= 400) {
             // EST clients expect a plain status with a text message (RFC 7030 section 4.2.3).
-            if (!String(response.headers["content-type"]).startsWith("text/plain")) {
-              failures.push(`${method} ${url.slice(0, 80)} with ${body.name}: EST error not text/plain`);
+            // A URL that `..` turned into another path gets Keyward's own error instead.
+            const isText = String(response.headers["content-type"]).startsWith("text/plain");
+            if (!isText && typeof response.json().code !== "string") {
+              failures.push(
+                `${method} ${url.slice(0, 80)} with ${body.name}: EST error not text/plain`,
+              );
+            }
+          } else if (ACME_PROTOCOL.test(path) && response.statusCode >= 400 && method !== "HEAD") {
+            // ACME clients read problem documents (RFC 8555 section 6.7). A body
+            // that is not JSON at all, or a URL that `..` turned into another
+            // path, is refused before the ACME routes, with Keyward's own error.
+            const error = response.json();
+            const isProblem =
+              String(response.headers["content-type"]).startsWith("application/problem+json") &&
+              typeof error.type === "string" &&
+              error.type.startsWith("urn:ietf:params:acme:error:");
+            if (!isProblem && (typeof error.code !== "string" || !Array.isArray(error.errors))) {
+              failures.push(
+                `${method} ${url.slice(0, 80)} with ${body.name}: no ACME problem in ${response.body.slice(0, 200)}`,
+              );
             }
           } else if (response.statusCode >= 400 && method !== "HEAD") {
             const error = response.json();

@@ -1,4 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { registerAcmeRoutes } from "./routes/acme.ts";
+import { registerAcmeAdminRoutes } from "./routes/acme-admin.ts";
 import { registerCaRoutes } from "./routes/ca.ts";
 import { registerCertificateRoutes } from "./routes/certs.ts";
 import { registerIssueRoutes } from "./routes/issue.ts";
@@ -22,8 +24,9 @@ export interface PkiRouteOptions {
 /**
  * Registers the PKI engine's routes relative to the mount's prefix. The
  * CA, CRL and OCSP download routes are marked public (`config.public`), as
- * in Vault. The OCSP route adds a content-type parser for
- * `application/ocsp-request` to this plugin's scope.
+ * in Vault, and so are the ACME routes, which authenticate with JWS. The
+ * OCSP route adds a content-type parser for `application/ocsp-request` to
+ * this plugin's scope.
  */
 export async function registerPkiRoutes(
   app: FastifyInstance,
@@ -37,5 +40,7 @@ export async function registerPkiRoutes(
   await registerRevocationRoutes(app, options.serviceFor);
   registerOcspRoutes(app, options.serviceFor);
   registerTidyRoutes(app, options.serviceFor);
+  await registerAcmeRoutes(app, options.serviceFor);
+  registerAcmeAdminRoutes(app, options.serviceFor);
   registerRotationRoutes(app, options.serviceFor);
 }
