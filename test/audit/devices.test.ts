@@ -325,6 +325,21 @@ describe("store device", () => {
     await fixture.cleanup();
   });
 
+  it("stores a batch as one value", async () => {
+    const fixture = await openBroker();
+    // Records logged in the same turn of the event loop form one batch.
+    await Promise.all([1, 2, 3].map((index) => fixture.broker.logRequest(requestEntry(index))));
+    const keys = [...fixture.barrier.values.keys()].filter((key) =>
+      key.startsWith("sys/audit/store/store/"),
+    );
+    assert.deepEqual(keys, ["sys/audit/store/store/00000000000000000001"]);
+    await fixture.broker.logRequest(requestEntry(4));
+    const result = await fixture.broker.verifyStore();
+    assert.equal(result.ok, true);
+    assert.equal(result.ok && result.records, 4);
+    await fixture.cleanup();
+  });
+
   it("stays disabled once disabled", async () => {
     const fixture = await openBroker();
     await fixture.broker.disable("store");

@@ -13,9 +13,11 @@ export function storePrefix(devicePath: string): string {
 }
 
 /**
- * Keeps records behind the barrier, one value per record under
- * `sys/audit/store/<device>/<seq padded to 20 digits>`, so they are
- * encrypted at rest and can be searched and verified through the API.
+ * Keeps records behind the barrier, so they are encrypted at rest and can
+ * be searched and verified through the API. The records written together
+ * (one batch) are one value, their lines joined by newlines, under
+ * `sys/audit/store/<device>/<seq of the batch's first record, padded to
+ * 20 digits>`: one encryption and one row per batch instead of per record.
  * Disabling the device keeps its records; enabling it again at the same
  * path continues the chain.
  */
@@ -34,7 +36,9 @@ export class StoreSink implements AuditSink {
     const last = keys.filter((key) => !key.endsWith("/")).at(-1);
     if (last === undefined) return undefined;
     const value = await this.#barrier.get(this.#prefix + last);
-    return value === undefined ? undefined : tailOfLine(Buffer.from(value).toString("utf8"));
+    if (value === undefined) return undefined;
+    const text = Buffer.from(value).toString("utf8");
+    return tailOfLine(text.slice(text.lastIndexOf("\n") + 1));
   }
 
   async write(line: string, record: ChainedRecord): Promise<void> {
@@ -42,23 +46,21 @@ export class StoreSink implements AuditSink {
   }
 
   /**
-   * Stores the records in one barrier transaction whose commit is not
-   * synced to the disk. The records survive a killed process at once and
-   * reach the disk with the next synced commit. A request that changes
-   * data makes one: its request record is written before the handler runs,
-   * so no change becomes durable without the record that asked for it.
-   * Only the records of read-only requests and of responses may be lost
-   * to a power failure, and none to a crash of Keyward.
+   * Stores the records as one value, in a barrier transaction whose commit
+   * is not synced to the disk. The records survive a killed process at
+   * once and reach the disk with the next synced commit. A request that
+   * changes data makes one: its request record is written before the
+   * handler runs, so no change becomes durable without the record that
+   * asked for it. Only the records of read-only requests and of responses
+   * may be lost to a power failure, and none to a crash of Keyward.
    */
   async writeBatch(lines: string[], records: ChainedRecord[]): Promise<void> {
-    await this.#barrier.transaction(
-      async (tx) => {
-        for (const [index, record] of records.entries()) {
-          await tx.put(this.#keyOf(record), Buffer.from(lines[index] ?? "", "utf8"));
-        }
-      },
-      { syncToDisk: false },
-    );
+    const first = records[0];
+    if (first === undefined) return;
+    const value = Buffer.from(lines.join("\n"), "utf8");
+    await this.#barrier.transaction((tx) => tx.put(this.#keyOf(first), value), {
+      syncToDisk: false,
+    });
   }
 
   #keyOf(record: ChainedRecord): string {
@@ -75,7 +77,8 @@ export class StoreSink implements AuditSink {
     for (const key of await this.#barrier.list(this.#prefix)) {
       if (key.endsWith("/")) continue;
       const value = await this.#barrier.get(this.#prefix + key);
-      if (value !== undefined) yield Buffer.from(value).toString("utf8");
+      if (value === undefined) continue;
+      yield* Buffer.from(value).toString("utf8").split("\n");
     }
   }
 
