@@ -46,6 +46,12 @@ const result = spawnSync(
     ...flags,
     ...files.map((f) => relative(process.cwd(), f)),
   ],
-  { stdio: "inherit", cwd: process.cwd() },
+  {
+    stdio: "inherit",
+    cwd: process.cwd(),
+    // Storage rejects calls nested inside its own transactions; servers the
+    // tests start inherit the setting.
+    env: { ...process.env, KEYWARD_STORAGE_CHECKS: "1" },
+  },
 );
 process.exit(result.status ?? 1);

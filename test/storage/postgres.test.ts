@@ -72,7 +72,7 @@ describe("postgresql storage", { skip }, () => {
     await server?.stop();
   });
 
-  runStorageContract("postgresql", () => openFresh());
+  runStorageContract("postgresql", () => openFresh({ checkNestedCalls: true }));
 
   describe("schema", () => {
     it("records migrations once under concurrent opens", async () => {

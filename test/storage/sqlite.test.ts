@@ -20,7 +20,7 @@ function nextPath(): string {
 
 runStorageContract(
   "sqlite",
-  () => openSqliteStorage({ path: nextPath() }),
+  () => openSqliteStorage({ path: nextPath(), checkNestedCalls: true }),
   () => rm(root, { recursive: true, force: true }),
 );
 

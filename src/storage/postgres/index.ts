@@ -19,6 +19,8 @@ export interface PostgresStorageOptions {
   maxConnections?: number;
   /** Receives warnings about plaintext connections and connections that fail while idle. */
   logger?: Logger;
+  /** See `SqlStorageOptions.checkNestedCalls`. */
+  checkNestedCalls?: boolean;
 }
 
 /** The default maximum number of pooled connections per Keyward process. */
@@ -146,6 +148,9 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
   return new SqlStorage({
     kind: "postgresql",
     db,
+    ...(options.checkNestedCalls === undefined
+      ? {}
+      : { checkNestedCalls: options.checkNestedCalls }),
     isolationLevel: "serializable",
     retry: { driverCodes: RETRYABLE_SQLSTATES, maxAttempts: POSTGRES_TRANSACTION_ATTEMPTS },
   });

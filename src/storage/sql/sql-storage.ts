@@ -36,6 +36,15 @@ export interface SqlStorageOptions {
    * Without them that option is ignored.
    */
   unsyncedCommits?: { enter: string; leave: string };
+  /**
+   * Rejects calls made on the storage itself from inside one of its
+   * transactions (see the class). The check tracks the async context of
+   * every promise, which on Node.js 20 costs several percent of a
+   * request's time, so it is meant for tests. Defaults to true when the
+   * environment variable `KEYWARD_STORAGE_CHECKS` is `1`, as the test
+   * runner sets it.
+   */
+  checkNestedCalls?: boolean;
 }
 
 /** The retry policy of `transaction()`: the failures it runs again, and how often. */
@@ -73,11 +82,11 @@ function translateError(kind: string, operation: string, error: unknown): Keywar
  * folders (such as `sqlite/`) open the connection and run migrations, then
  * hand the Kysely instance to this class.
  *
- * Calls made on this object from inside its own `transaction()` work are
- * rejected with `internal`, because the SQLite driver's single connection is
- * held by the transaction and such a call would wait forever. This covers
- * fire-and-forget calls started inside `work` too, since they inherit its
- * async context.
+ * With `checkNestedCalls`, calls made on this object from inside its own
+ * `transaction()` work are rejected with `internal`, because the SQLite
+ * driver's single connection is held by the transaction and such a call
+ * would wait forever. This covers fire-and-forget calls started inside
+ * `work` too, since they inherit its async context.
  */
 export class SqlStorage implements Storage {
   readonly kind: string;
@@ -86,7 +95,7 @@ export class SqlStorage implements Storage {
   readonly #retry: TransactionRetry | undefined;
   readonly #statements: PointStatements;
   readonly #unsyncedCommits: { enter: CompiledQuery; leave: CompiledQuery } | undefined;
-  readonly #transactionContext = new AsyncLocalStorage<TransactionState>();
+  readonly #transactionContext: AsyncLocalStorage<TransactionState> | undefined;
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
 
@@ -96,6 +105,8 @@ export class SqlStorage implements Storage {
     this.#isolationLevel = options.isolationLevel;
     this.#retry = options.retry;
     this.#statements = compilePointStatements(options.db);
+    const checkNestedCalls = options.checkNestedCalls ?? process.env.KEYWARD_STORAGE_CHECKS === "1";
+    this.#transactionContext = checkNestedCalls ? new AsyncLocalStorage() : undefined;
     const unsynced = options.unsyncedCommits;
     this.#unsyncedCommits = unsynced && {
       enter: CompiledQuery.raw(unsynced.enter),
@@ -202,7 +213,10 @@ export class SqlStorage implements Storage {
       return await builder.execute(async (trx) => {
         const writer = new SqlTransactionWriter(this.kind, trx, state, this.#statements);
         try {
-          return await this.#transactionContext.run(state, () => work(writer));
+          const context = this.#transactionContext;
+          return await (context === undefined
+            ? work(writer)
+            : context.run(state, () => work(writer)));
         } catch (error) {
           workError = { error };
           throw error;
@@ -244,7 +258,7 @@ export class SqlStorage implements Storage {
   }
 
   #assertOutsideTransaction(): void {
-    if (this.#transactionContext.getStore()?.active) {
+    if (this.#transactionContext?.getStore()?.active) {
       throw new KeywardError(
         "internal",
         "a storage call was made on the storage itself inside one of its transactions; use the transaction's writer",

@@ -10,6 +10,8 @@ import { migrateSqlite } from "./migrations.ts";
 export interface SqliteStorageOptions {
   /** The database file. It is created with mode 0600 when missing. */
   path: string;
+  /** See `SqlStorageOptions.checkNestedCalls`. */
+  checkNestedCalls?: boolean;
 }
 
 /** How long a statement waits for a lock held by another connection, in milliseconds. */
@@ -109,6 +111,9 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   return new SqlStorage({
     kind: "sqlite",
     db,
+    ...(options.checkNestedCalls === undefined
+      ? {}
+      : { checkNestedCalls: options.checkNestedCalls }),
     // In WAL mode a commit under synchronous=NORMAL is in the WAL file, so
     // it survives a killed process, and the next synchronous=FULL commit's
     // sync covers it too.
