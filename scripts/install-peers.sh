@@ -17,6 +17,10 @@ peers=(
   "lego:lego"
   "pebble:pebble"
   "curl:curl"
+  "wg:wireguard-tools"
+  "wireguard-go:wireguard-go"
+  "ip:iproute2"
+  "ping:iputils-ping"
 )
 
 missing=()

@@ -38,6 +38,8 @@ export const ERROR_CODES = {
   invalid_state: 409,
   already_initialized: 409,
   deletion_not_allowed: 409,
+  // 409: WireGuard. An address range, tunnel address or route is already in use, or a range is full.
+  address_conflict: 409,
   // 413: the body is larger than the configured limit.
   body_too_large: 413,
   // 431: the request headers are larger than Node's HTTP parser accepts.

@@ -22,6 +22,7 @@ import { registerOpenApiRoutes } from "./routes/sys-openapi.ts";
 import { registerPolicyRoutes } from "./routes/sys-policies.ts";
 import { registerSealRoutes } from "./routes/sys-seal.ts";
 import { registerTransitMounts } from "./routes/transit.ts";
+import { registerWireguardMounts } from "./routes/wireguard.ts";
 import { clientErrorHandler, frameworkErrors, registerUnmatchedHandling } from "./unmatched.ts";
 
 /** Longest path segment the router accepts, in characters. */
@@ -192,6 +193,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerTransitMounts(app, options.keyward);
   await registerPkiMounts(app, options.keyward);
   await registerSshMounts(app, options.keyward);
+  await registerWireguardMounts(app, options.keyward);
   return app;
 }
 

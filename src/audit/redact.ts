@@ -18,6 +18,8 @@ export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
   "private_key",
   // A PEM bundle may carry a CA's private key (pki config/ca, issuers/import/bundle).
   "pem_bundle",
+  // A rendered WireGuard configuration carries the preshared keys of its peers.
+  "config_text",
   "secret_id",
   "role_id",
   "token",

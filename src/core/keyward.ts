@@ -7,6 +7,7 @@ import { createPkiJobs, PkiService } from "../engines/pki/index.ts";
 import { DEFAULT_MOUNT_TTL_SECONDS } from "../engines/pki/validity.ts";
 import { SshService } from "../engines/ssh/index.ts";
 import { TransitService } from "../engines/transit/service.ts";
+import { WireguardService } from "../engines/wireguard/index.ts";
 import { KeywardError } from "../errors.ts";
 import { Scheduler } from "../jobs/scheduler.ts";
 import { registerTransitJobs } from "../jobs/transit-jobs.ts";
@@ -39,6 +40,7 @@ interface MountedEngine {
   transit?: TransitService;
   pki?: PkiService;
   ssh?: SshService;
+  wireguard?: WireguardService;
 }
 
 export interface InitResponse extends InitResult {
@@ -151,6 +153,11 @@ export class Keyward {
     return this.#mounts.get(path)?.ssh;
   }
 
+  /** Returns the WireGuard service mounted at `path`, or undefined. */
+  wireguard(path: string): WireguardService | undefined {
+    return this.#mounts.get(path)?.wireguard;
+  }
+
   /** Returns the engine type mounted at `path`, or undefined (also while sealed). Synchronous, for the router. */
   engineType(path: string): EngineType | undefined {
     return this.#mounts.get(path)?.entry.type;
@@ -219,6 +226,11 @@ export class Keyward {
   }
 
   #createEngine(entry: MountEntry): MountedEngine {
+    if (entry.type === "wireguard") {
+      const logger = this.logger.child({ mount: entry.path });
+      const options = { barrier: this.seal.barrier, mount: entry.path, clock: this.clock, logger };
+      return { entry, wireguard: new WireguardService(options) };
+    }
     if (entry.type === "ssh") {
       const ssh = new SshService({
         barrier: this.seal.barrier,
