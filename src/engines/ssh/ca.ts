@@ -1,13 +1,6 @@
 import { createPrivateKey, type KeyObject } from "node:crypto";
 import { KeywardError, missingField } from "../../errors.ts";
-import { parsePrivateKey } from "./private-keys.ts";
-import {
-  fingerprintSha256,
-  formatPublicKeyLine,
-  type KeyAlgorithm,
-  parsePublicKeyLine,
-  publicKeyBlob,
-} from "./public-keys.ts";
+import { importKey, publicBlobOf, recordFor } from "./ca-keys.ts";
 import { generateSshKeyPair, resolveKeySpec } from "./signatures.ts";
 import type { SshStore } from "./store.ts";
 import type {
@@ -23,8 +16,6 @@ import type {
 /** CA key type when a request names none: `ssh-rsa` with 4096 bits, as in Vault. */
 const DEFAULT_CA_KEY_TYPE = "ssh-rsa";
 const DEFAULT_CA_RSA_BITS = 4096;
-/** Smallest RSA CA key accepted for import, in bits. */
-const MIN_RSA_CA_BITS = 2048;
 
 /** The key a CA signs with, parsed once and kept while its record is unchanged. */
 export interface CaSigner {
@@ -55,6 +46,16 @@ function notConfigured(kind: CaKind): KeywardError {
 
 function rotationState(message: string): KeywardError {
   return new KeywardError("invalid_state", message);
+}
+
+/** Returns the error for rotating a CA of `kind` whose slot is empty. */
+function nothingToRotate(kind: CaKind, userSlot: CaSlotRecord): KeywardError {
+  if (kind === "host" && userSlot.keys.length > 0) {
+    return rotationState(
+      "the host CA shares the user CA (config/ca), so it cannot rotate on its own; configure a separate host CA with config/ca/host, or rotate the user CA",
+    );
+  }
+  return notConfigured(kind);
 }
 
 /**
@@ -158,10 +159,15 @@ export class CaAuthority {
 
   /** Phase 1: adds a new key that is published but does not sign. */
   async prepare(kind: CaKind, request: CaKeyRequest): Promise<CaInfo> {
+    // Checked before generating, which can take seconds for RSA 4096, and again under the lock.
+    if ((await this.#slot(kind)).keys.length === 0) {
+      throw nothingToRotate(kind, await this.#slot("user"));
+    }
     const key = await this.#createKey(request, "next");
+    const userSlot = await this.#slot("user");
     await this.#store.update<CaSlotRecord>(slotPath(kind), (current) => {
       const slot = current ?? { keys: [] };
-      if (slot.keys.length === 0) throw notConfigured(kind);
+      if (slot.keys.length === 0) throw nothingToRotate(kind, userSlot);
       if (phaseOf(slot) !== "none") {
         throw rotationState(
           `a rotation of the ${kind} CA is in progress; retire or roll it back first`,
@@ -227,10 +233,11 @@ export class CaAuthority {
   }
 
   async #rotate(kind: CaKind, change: (slot: CaSlotRecord) => CaKeyRecord[]): Promise<void> {
+    const userSlot = await this.#slot("user");
     await this.#store.update<CaSlotRecord>(slotPath(kind), (current) => {
       if (!current || current.keys.length === 0) {
         // Rotating the host CA while it shares the user CA would rotate the wrong slot.
-        throw notConfigured(kind);
+        throw nothingToRotate(kind, userSlot);
       }
       return { keys: change(current) };
     });
@@ -265,58 +272,4 @@ export class CaAuthority {
     const pair = await generateSshKeyPair(spec);
     return recordFor(pair.privateKey, state, now, true);
   }
-}
-
-function importKey(request: CaKeyRequest, state: CaKeyRecord["state"], now: string): CaKeyRecord {
-  const privateKey = parsePrivateKey(request.privateKey as string, "private_key");
-  let record: CaKeyRecord;
-  try {
-    record = recordFor(privateKey, state, now, false);
-  } catch (error) {
-    if (error instanceof KeywardError) {
-      throw new KeywardError(error.code, `"private_key": ${error.message}`, {
-        field: "private_key",
-      });
-    }
-    throw error;
-  }
-  if (record.algorithm === "ssh-rsa" && record.bits < MIN_RSA_CA_BITS) {
-    throw new KeywardError(
-      "invalid_field",
-      `"private_key" is an RSA key of ${record.bits} bits; a CA key needs at least ${MIN_RSA_CA_BITS}`,
-      { field: "private_key" },
-    );
-  }
-  if (request.publicKey !== undefined && request.publicKey !== "") {
-    const requestedPublicKey = parsePublicKeyLine(request.publicKey, "public_key");
-    if (fingerprintSha256(requestedPublicKey.blob) !== record.id) {
-      throw new KeywardError("invalid_field", '"public_key" does not match "private_key"', {
-        field: "public_key",
-      });
-    }
-  }
-  return record;
-}
-
-function recordFor(
-  privateKey: KeyObject,
-  state: CaKeyRecord["state"],
-  createdAt: string,
-  generated: boolean,
-): CaKeyRecord {
-  const { algorithm, blob, bits } = publicKeyBlob(privateKey);
-  return {
-    id: fingerprintSha256(blob),
-    algorithm: algorithm as KeyAlgorithm,
-    bits,
-    publicKey: formatPublicKeyLine(algorithm, blob),
-    privateKeyPem: privateKey.export({ format: "pem", type: "pkcs8" }) as string,
-    state,
-    createdAt,
-    generated,
-  };
-}
-
-export function publicBlobOf(record: Pick<CaKeyRecord, "publicKey">): Buffer {
-  return Buffer.from(record.publicKey.split(" ")[1] as string, "base64");
 }

@@ -2,11 +2,12 @@ import { createHash } from "node:crypto";
 import { parseDuration } from "../../auth/duration.ts";
 import { KeywardError } from "../../errors.ts";
 import { CERTIFICATE_TYPES, type CertificateType, VALID_FOREVER } from "./certificate.ts";
+import { checkKeyId } from "./names.ts";
 import { criticalOptionsFor, extensionsFor } from "./options.ts";
 import { notAllowed, validPrincipals } from "./principals.ts";
 import type { SshPublicKey } from "./public-keys.ts";
-import { DEFAULT_TTL_SECONDS, keyLengthRule, MAX_TTL_SECONDS } from "./roles.ts";
-import { hasControlCharacter, renderTemplate } from "./templates.ts";
+import { DEFAULT_KEY_ID_FORMAT, effectiveTtls, keyLengthRule } from "./roles.ts";
+import { renderTemplate } from "./templates.ts";
 import type { RequesterIdentity, SignRequest, SshRole } from "./types.ts";
 
 /**
@@ -17,12 +18,6 @@ import type { RequesterIdentity, SignRequest, SshRole } from "./types.ts";
 
 /** Minimum RSA key size Keyward certifies, in bits, whatever the role allows. */
 export const MIN_RSA_KEY_BITS = 2048;
-
-/** Key ID when the role sets no `key_id_format`. */
-const DEFAULT_KEY_ID_FORMAT = "keyward-{{token_display_name}}-{{public_key_hash}}";
-
-/** Maximum key ID length, in bytes of UTF-8. */
-const MAX_KEY_ID_BYTES = 1024;
 
 /** The certificate fields that the role and request decide. The CA adds nonce, serial and signature. */
 export interface CertificatePlan {
@@ -116,13 +111,11 @@ function validity(
   requestedTtl: number | string | undefined,
   now: Date,
 ): { validAfter: bigint; validBefore: bigint } {
-  const maxTtl = role.maxTtl > 0 ? role.maxTtl : MAX_TTL_SECONDS;
-  const ttl =
-    requestedTtl !== undefined && requestedTtl !== "" && requestedTtl !== 0
-      ? parseDuration(requestedTtl, "ttl")
-      : role.ttl > 0
-        ? role.ttl
-        : Math.min(DEFAULT_TTL_SECONDS, maxTtl);
+  const { ttl: defaultTtl, maxTtl } = effectiveTtls(role);
+  // 0 in any form ("0", "0s", 0) requests the default, as an absent ttl does.
+  const requested =
+    requestedTtl === undefined || requestedTtl === "" ? 0 : parseDuration(requestedTtl, "ttl");
+  const ttl = requested > 0 ? requested : defaultTtl;
   if (ttl > maxTtl) {
     throw new KeywardError(
       "ttl_too_long",
@@ -162,12 +155,6 @@ function keyIdFor(input: PlanInput): string {
       );
     }
   }
-  if (Buffer.byteLength(keyId) > MAX_KEY_ID_BYTES || hasControlCharacter(keyId)) {
-    throw new KeywardError(
-      "invalid_field",
-      `"key_id" must be at most ${MAX_KEY_ID_BYTES} bytes without control characters`,
-      { field: "key_id" },
-    );
-  }
+  checkKeyId(keyId, "key_id");
   return keyId;
 }

@@ -10,6 +10,8 @@
  * sections. Signature sections are not written: OpenSSH 9.4 and later reject
  * KRLs that carry them.
  */
+import { KeywardError } from "../../errors.ts";
+import { parsePublicKeyBlob } from "./public-keys.ts";
 import { SshWriter } from "./wire.ts";
 
 /** "SSHKRL\n\0" as a big-endian uint64. */
@@ -21,6 +23,9 @@ const SECTION_EXPLICIT_KEY = 2;
 const SECTION_FINGERPRINT_SHA256 = 5;
 const CERT_SECTION_SERIAL_LIST = 0x20;
 const CERT_SECTION_KEY_ID = 0x23;
+
+const MAX_UINT64 = 2n ** 64n - 1n;
+const SHA256_BYTES = 32;
 
 /** Revocations for the certificates of one CA. */
 export interface KrlCertificateSection {
@@ -75,8 +80,61 @@ function encodeCertificateSection(section: KrlCertificateSection): Buffer | unde
   return writer.toBuffer();
 }
 
-/** Encodes a KRL. Serials, key IDs, keys and hashes are deduplicated and sorted, as PROTOCOL.krl requires for hashes. */
+function rejectContents(reason: string): KeywardError {
+  return new KeywardError("internal", "internal error", {
+    details: { reason: `KRL not encoded: ${reason}` },
+  });
+}
+
+function hasNul(text: string): boolean {
+  return text.includes("\0");
+}
+
+/**
+ * Throws unless OpenSSH can load a KRL with these contents. OpenSSH's
+ * krl.c rejects the whole file, and sshd then every key it checks, when a
+ * serial is 0, when a key ID or the comment contains a NUL byte (it reads
+ * them as C strings), when a CA key does not parse, or when a SHA-256 hash
+ * is not 32 bytes. OpenSSH 9.2 was seen to reject the first two. The
+ * error is `internal`, because the API rejects such values before they are
+ * stored.
+ */
+function checkContents(contents: KrlContents): void {
+  if (hasNul(contents.comment)) throw rejectContents("the comment contains a NUL byte");
+  for (const section of contents.certificates) {
+    if (section.caKeyBlob.length > 0) {
+      try {
+        parsePublicKeyBlob(section.caKeyBlob, "ca_key");
+      } catch (error) {
+        throw rejectContents(`a CA key does not parse (${(error as Error).message})`);
+      }
+    }
+    for (const serial of section.serials) {
+      if (serial < 1n || serial > MAX_UINT64) {
+        throw rejectContents("a serial is outside 1 to 2^64-1");
+      }
+    }
+    if (section.keyIds.some(hasNul)) throw rejectContents("a key ID contains a NUL byte");
+  }
+  for (const key of contents.explicitKeys) {
+    try {
+      parsePublicKeyBlob(key, "public_key", { allowDsa: true });
+    } catch (error) {
+      throw rejectContents(`a revoked key does not parse (${(error as Error).message})`);
+    }
+  }
+  if (contents.sha256Fingerprints.some((hash) => hash.length !== SHA256_BYTES)) {
+    throw rejectContents(`a SHA-256 hash is not ${SHA256_BYTES} bytes`);
+  }
+}
+
+/**
+ * Encodes a KRL. Serials, key IDs, keys and hashes are deduplicated and
+ * sorted, as PROTOCOL.krl requires for hashes. Throws `internal` instead of
+ * encoding contents that OpenSSH would reject.
+ */
 export function encodeKrl(contents: KrlContents): Buffer {
+  checkContents(contents);
   const writer = new SshWriter()
     .uint64(KRL_MAGIC)
     .uint32(KRL_FORMAT_VERSION)

@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { KeywardError } from "../../errors.ts";
 import type { CertificateType } from "./certificate.ts";
 import { notAllowed } from "./principals.ts";
-import { parseOptionMap } from "./roles.ts";
+import { parseOptionMap } from "./role-fields.ts";
 import { identityVariables, renderTemplate } from "./templates.ts";
 import type { RequesterIdentity, SshRole } from "./types.ts";
 

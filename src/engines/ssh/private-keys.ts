@@ -7,6 +7,7 @@ import {
   leftPad,
   publicKeyBlob,
   SUPPORTED_KEY_ALGORITHMS,
+  unsupportedKeyType,
 } from "./public-keys.ts";
 import { SshReader, SshWriter, WireFormatError } from "./wire.ts";
 
@@ -21,6 +22,8 @@ const BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----";
 const END = "-----END OPENSSH PRIVATE KEY-----";
 /** The private section is padded to the cipher block size, 8 for the "none" cipher. */
 const BLOCK_SIZE = 8;
+/** Node's names of the PEM key types that SSH can use; DSA, RSA-PSS, X25519 and the like are rejected. */
+const PEM_KEY_TYPES = new Set(["ed25519", "rsa", "ec"]);
 
 /** Returns `privateKey` as an unencrypted OpenSSH private key file. */
 export function encodeOpensshPrivateKey(privateKey: KeyObject, comment = ""): string {
@@ -74,7 +77,8 @@ function invalidPrivateKey(field: string, reason: string, cause?: unknown): Keyw
 /**
  * Reads a private key in OpenSSH format (unencrypted) or PEM. Throws
  * `invalid_field` naming `field` for anything else, including encrypted
- * keys, and never includes key bytes in the message.
+ * keys, and `unsupported_key_type` for DSA and other key types an SSH CA
+ * cannot use. Messages never include key bytes.
  */
 export function parsePrivateKey(text: string, field: string): KeyObject {
   const trimmed = text.trim();
@@ -82,11 +86,16 @@ export function parsePrivateKey(text: string, field: string): KeyObject {
   if (trimmed.includes("ENCRYPTED")) {
     throw invalidPrivateKey(field, "encrypted keys are not accepted; send it unencrypted");
   }
+  let key: KeyObject;
   try {
-    return createPrivateKey({ key: trimmed, format: "pem" });
+    key = createPrivateKey({ key: trimmed, format: "pem" });
   } catch (error) {
     throw invalidPrivateKey(field, "expected an OpenSSH or PEM private key", error);
   }
+  if (!PEM_KEY_TYPES.has(key.asymmetricKeyType ?? "")) {
+    throw unsupportedKeyType(field, key.asymmetricKeyType ?? "unknown");
+  }
+  return key;
 }
 
 function parseOpensshPrivateKey(text: string, field: string): KeyObject {
@@ -111,18 +120,18 @@ function parseOpensshPrivateKey(text: string, field: string): KeyObject {
     if (section.uint32() !== check) {
       throw new WireFormatError("the check values differ");
     }
-    return createPrivateKey({ key: readPrivateFields(section), format: "jwk" });
+    return createPrivateKey({ key: readPrivateFields(section, field), format: "jwk" });
   } catch (error) {
     if (error instanceof KeywardError) throw error;
     throw invalidPrivateKey(field, "the OpenSSH key is malformed", error);
   }
 }
 
-/** Reads one key's private fields and returns them as a JWK. */
-function readPrivateFields(section: SshReader): JsonWebKey {
+/** Reads one key's private fields and returns them as a JWK; `unsupported_key_type` naming `field` for DSA and other types. */
+function readPrivateFields(section: SshReader, field: string): JsonWebKey {
   const algorithm = section.text();
   if (!(SUPPORTED_KEY_ALGORITHMS as readonly string[]).includes(algorithm)) {
-    throw new WireFormatError("unsupported key type");
+    throw unsupportedKeyType(field, algorithm);
   }
   const b64 = (bytes: Buffer) => bytes.toString("base64url");
   if (algorithm === "ssh-ed25519") {

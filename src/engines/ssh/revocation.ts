@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { KeywardError } from "../../errors.ts";
-import { publicBlobOf } from "./ca.ts";
+import { publicBlobOf } from "./ca-keys.ts";
 import { encodeKrl, type KrlCertificateSection } from "./krl.ts";
+import { isValidKeyId } from "./names.ts";
 import { fingerprintSha256, formatPublicKeyLine } from "./public-keys.ts";
 import type { SshStore } from "./store.ts";
 import type { Logger } from "./types.ts";
@@ -25,20 +26,48 @@ export interface RevocationState {
   updatedAt: string;
 }
 
-/** Serial numbers as the API takes them: 1 to 16 hex digits, as `sign` returns them. */
-const SERIAL_PATTERN = /^[0-9a-fA-F]{1,16}$/;
+/** Serial numbers as the API takes them: 1 to 16 hex digits, as `sign` returns them, optionally after "0x". */
+const SERIAL_PATTERN = /^(?:0x)?([0-9a-f]{1,16})$/i;
 
-/** Parses a serial from the API, returning it as 16 lowercase hex digits. */
+/** The zero serial as stored: 16 hex digits. */
+const ZERO_SERIAL = "0".repeat(16);
+
+/**
+ * Parses a serial from the API, returning it as 16 lowercase hex digits.
+ * Serial 0 is rejected: OpenSSH rejects a KRL that lists it ("invalid
+ * argument") and never matches certificates with serial 0 against serial
+ * lists, so it could only break the KRL. Keyward never issues serial 0.
+ */
 export function normalizeSerial(serial: string, field = "serial_number"): string {
-  const text = serial.trim().replace(/^0x/i, "");
-  if (!SERIAL_PATTERN.test(text)) {
+  const match = SERIAL_PATTERN.exec(serial.trim());
+  if (!match) {
     throw new KeywardError(
       "invalid_field",
       `"${field}" must be a certificate serial of 1 to 16 hex digits, as sign returns it`,
       { field },
     );
   }
-  return text.toLowerCase().padStart(16, "0");
+  const normalized = (match[1] as string).toLowerCase().padStart(16, "0");
+  if (normalized === ZERO_SERIAL) {
+    throw new KeywardError(
+      "invalid_field",
+      `"${field}" is 0, which no Keyward certificate has and a KRL cannot list; revoke a certificate with serial 0 by key_id instead`,
+      { field },
+    );
+  }
+  return normalized;
+}
+
+/** Returns true when `serial` is 16 hex digits other than 0, as a KRL needs. */
+function isUsableSerial(serial: string): boolean {
+  return /^[0-9a-f]{16}$/.test(serial) && serial !== ZERO_SERIAL;
+}
+
+function countUnusableEntries(state: RevocationState): number {
+  return (
+    state.serials.filter((entry) => !isUsableSerial(entry.serial)).length +
+    state.keyIds.filter((keyId) => !isValidKeyId(keyId)).length
+  );
 }
 
 function emptyState(): RevocationState {
@@ -76,8 +105,10 @@ export class RevocationRegistry {
 
   /**
    * Applies `change` to the state; when it returns true (something changed),
-   * bumps the version, stores the state and rewrites the KRL. Returns the
-   * resulting state.
+   * bumps the version, stores the state and rewrites the KRL. Stored entries
+   * that OpenSSH rejects are dropped first, and dropping one also rewrites
+   * the KRL. Throws `internal` and stores nothing when `change` adds such an
+   * entry. Returns the resulting state.
    */
   async change(
     reason: string,
@@ -86,7 +117,16 @@ export class RevocationRegistry {
     return this.#store.withLock(STATE_PATH, async () => {
       const current = await this.state();
       const next = structuredClone(current);
-      if (!change(next)) return { state: current, changed: false };
+      const dropped = this.#dropUnusableEntries(next);
+      const changed = change(next);
+      if (!changed && dropped === 0) return { state: current, changed: false };
+      // The API validates what it revokes; this stops a value that slipped
+      // past it before the state or the KRL is stored.
+      if (countUnusableEntries(next) > 0) {
+        throw new KeywardError("internal", "internal error", {
+          details: { reason: `revocation "${reason}" holds a value OpenSSH rejects in a KRL` },
+        });
+      }
       next.version = current.version + 1;
       next.updatedAt = this.#clock().toISOString();
       // The KRL is written first: if storing the state then fails, the next
@@ -97,8 +137,29 @@ export class RevocationRegistry {
         { mount: this.#mount, krlVersion: next.version, reason },
         "SSH KRL rebuilt",
       );
-      return { state: next, changed: true };
+      return { state: next, changed };
     });
+  }
+
+  /**
+   * Removes serial 0 and key IDs that are not valid key IDs from `state`, and
+   * returns how many it removed. Such entries were stored before the API
+   * rejected them; OpenSSH rejects a KRL that lists them, and they match no
+   * certificate Keyward issued, so removing them revokes nothing less.
+   */
+  #dropUnusableEntries(state: RevocationState): number {
+    const serials = state.serials.filter((entry) => isUsableSerial(entry.serial));
+    const keyIds = state.keyIds.filter(isValidKeyId);
+    const dropped = state.serials.length - serials.length + state.keyIds.length - keyIds.length;
+    if (dropped > 0) {
+      state.serials = serials;
+      state.keyIds = keyIds;
+      this.#logger.warn(
+        { mount: this.#mount, dropped },
+        "dropped stored SSH revocations that OpenSSH rejects in a KRL",
+      );
+    }
+    return dropped;
   }
 
   /** Returns the current KRL; before the first revocation, an empty one. */

@@ -1,5 +1,6 @@
 import { KeywardError } from "../../errors.ts";
 import { decodeCertificateLine } from "./certificate.ts";
+import { checkKeyId } from "./names.ts";
 import { formatPublicKeyLine, parsePublicKeyLine, splitPublicKeyLine } from "./public-keys.ts";
 import { normalizeSerial, publicKeyEntry } from "./revocation.ts";
 import { certificatePath, type SigningContext, type StoredCertificate } from "./signing.ts";
@@ -75,6 +76,7 @@ export async function revoke(
     matches = (candidate) => candidate.serialNumber === serial;
   } else if (request.keyId) {
     const keyId = request.keyId;
+    checkKeyId(keyId, "key_id");
     revokedBy = "key_id";
     reason = "key id";
     apply = (state) => {
@@ -88,6 +90,13 @@ export async function revoke(
     if (splitPublicKeyLine(text, "public_key").type.includes("-cert-")) {
       // A certificate: revoke it by serial under the CA that signed it.
       const certificate = decodeCertificateLine(text, "public_key");
+      if (certificate.serial === 0n) {
+        throw new KeywardError(
+          "invalid_field",
+          '"public_key" is a certificate with serial 0, which a KRL cannot list; revoke it by key_id instead',
+          { field: "public_key" },
+        );
+      }
       const serial = certificate.serial.toString(16).padStart(16, "0");
       const caPublicKey = formatPublicKeyLine(
         certificate.signatureKey.algorithm,

@@ -1,7 +1,16 @@
 import { parseDuration } from "../../auth/duration.ts";
 import { KeywardError, missingField } from "../../errors.ts";
-import { ECDSA_CURVES } from "./public-keys.ts";
+import { checkKeyId, checkPrincipal } from "./names.ts";
+import {
+  parseBoolean,
+  parseKeyLengths,
+  parseList,
+  parseOptionMap,
+  parseString,
+  validateOptionName,
+} from "./role-fields.ts";
 import { RSA_SIGNATURE_ALGORITHMS, type RsaSignatureAlgorithm } from "./signatures.ts";
+import { renderSample } from "./templates.ts";
 import type { RoleWrite, SshRole } from "./types.ts";
 
 /** Certificate lifetime when neither the request nor the role sets one: 1 hour. */
@@ -10,23 +19,11 @@ export const DEFAULT_TTL_SECONDS = 3600;
 export const MAX_TTL_SECONDS = 768 * 3600;
 /** Seconds `valid_after` is backdated by unless the role sets `not_before_duration`: 30, as in Vault. */
 const DEFAULT_NOT_BEFORE_SECONDS = 30;
+/** Key ID template when the role sets no `key_id_format`. */
+export const DEFAULT_KEY_ID_FORMAT = "keyward-{{token_display_name}}-{{public_key_hash}}";
 
 export const MAX_ROLE_NAME_LENGTH = 128;
 const ROLE_NAME_PATTERN = /^\w(?:[\w.-]*\w)?$/;
-
-/** Option and extension names: printable ASCII without spaces or commas, as OpenSSH names them. */
-const OPTION_NAME_PATTERN = /^[\x21-\x2b\x2d-\x7e]{1,256}$/;
-
-/** Key families in `allowed_user_key_lengths`, and the names that select them. */
-const KEY_LENGTH_NAMES: Record<string, string> = {
-  rsa: "rsa",
-  "ssh-rsa": "rsa",
-  ed25519: "ed25519",
-  "ssh-ed25519": "ed25519",
-  ec: "ec",
-  ecdsa: "ec",
-  ...Object.fromEntries(Object.keys(ECDSA_CURVES).map((name) => [name, name])),
-};
 
 /** Throws `invalid_field` naming `field` unless `name` is a valid role or key name (one path segment). */
 export function validateRoleName(name: string, field = "role"): void {
@@ -37,103 +34,6 @@ export function validateRoleName(name: string, field = "role"): void {
       { field },
     );
   }
-}
-
-/**
- * Splits a Vault list field: an array, or one comma-separated string. Array
- * items are split on commas too, because the API's schema coercion may turn
- * a comma-separated string into a one-item array. Empty entries are dropped.
- */
-export function parseList(value: unknown, field: string): string[] {
-  if (value === undefined || value === null) return [];
-  const items = Array.isArray(value) ? value : [value];
-  return items
-    .flatMap((item) => {
-      if (typeof item !== "string") {
-        throw new KeywardError("invalid_field", `"${field}" must be a list of strings`, { field });
-      }
-      return item.split(",");
-    })
-    .map((item) => item.trim())
-    .filter((item) => item !== "");
-}
-
-function parseBoolean(value: unknown, field: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") {
-    throw new KeywardError("invalid_field", `"${field}" must be true or false`, { field });
-  }
-  return value;
-}
-
-function parseString(value: unknown, field: string): string {
-  if (value === undefined) return "";
-  if (typeof value !== "string") {
-    throw new KeywardError("invalid_field", `"${field}" must be a string`, { field });
-  }
-  return value;
-}
-
-/** Checks an option or extension name and returns it. */
-export function validateOptionName(name: string, field: string): string {
-  if (!OPTION_NAME_PATTERN.test(name)) {
-    throw new KeywardError(
-      "invalid_field",
-      `"${field}" has an invalid name; use 1 to 256 printable characters without spaces or commas`,
-      { field },
-    );
-  }
-  return name;
-}
-
-/** Validates a map of option or extension names to string values. */
-export function parseOptionMap(value: unknown, field: string): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== "object" || Array.isArray(value)) {
-    throw new KeywardError("invalid_field", `"${field}" must be an object of names to strings`, {
-      field,
-    });
-  }
-  const result: Record<string, string> = {};
-  for (const [name, item] of Object.entries(value)) {
-    validateOptionName(name, `${field}.${name}`);
-    if (typeof item !== "string") {
-      throw new KeywardError("invalid_field", `"${field}.${name}" must be a string`, {
-        field: `${field}.${name}`,
-      });
-    }
-    result[name] = item;
-  }
-  return result;
-}
-
-function parseKeyLengths(value: unknown): Record<string, number | number[]> {
-  const field = "allowed_user_key_lengths";
-  if (value === undefined || value === null) return {};
-  if (typeof value !== "object" || Array.isArray(value)) {
-    throw new KeywardError("invalid_field", `"${field}" must map key types to sizes`, { field });
-  }
-  const result: Record<string, number | number[]> = {};
-  for (const [name, sizes] of Object.entries(value)) {
-    const family = KEY_LENGTH_NAMES[name];
-    if (family === undefined) {
-      throw new KeywardError(
-        "unsupported_key_type",
-        `"${field}.${name}": key type is not supported; use rsa, ec, ed25519 or an SSH key type name`,
-        { field: `${field}.${name}` },
-      );
-    }
-    const valid = (size: unknown) => Number.isSafeInteger(size) && (size as number) >= 0;
-    if (Array.isArray(sizes) ? sizes.length === 0 || !sizes.every(valid) : !valid(sizes)) {
-      throw new KeywardError(
-        "invalid_field",
-        `"${field}.${name}" must be a size in bits or a list of sizes`,
-        { field: `${field}.${name}` },
-      );
-    }
-    result[family] = sizes as number | number[];
-  }
-  return result;
 }
 
 /**
@@ -228,6 +128,7 @@ export function buildRole(write: RoleWrite): SshRole {
     noStore: parseBoolean(write.noStore, "no_store", false),
   };
 
+  checkRoleNames(role);
   if (!role.allowUserCertificates && !role.allowHostCertificates) {
     throw new KeywardError(
       "invalid_field",
@@ -241,8 +142,34 @@ export function buildRole(write: RoleWrite): SshRole {
   return role;
 }
 
-/** Returns a role as Vault's role read returns it: list fields as comma-separated strings. */
+/**
+ * Rejects a `default_user` or `key_id_format` that could never go into a
+ * certificate. A template is checked with a sample value for each variable,
+ * and its rendered value again when a certificate is signed.
+ */
+function checkRoleNames(role: SshRole): void {
+  if (role.defaultUser !== "") {
+    const sample = role.defaultUserTemplate ? renderSample(role.defaultUser) : role.defaultUser;
+    checkPrincipal(sample, "default_user");
+  }
+  if (role.keyIdFormat !== "") checkKeyId(renderSample(role.keyIdFormat), "key_id_format");
+}
+
+/** Returns the TTL and max TTL, in seconds, that apply to a role's certificates: its own, else the engine defaults. */
+export function effectiveTtls(role: SshRole): { ttl: number; maxTtl: number } {
+  const maxTtl = role.maxTtl > 0 ? role.maxTtl : MAX_TTL_SECONDS;
+  const ttl = role.ttl > 0 ? role.ttl : Math.min(DEFAULT_TTL_SECONDS, maxTtl);
+  return { ttl, maxTtl };
+}
+
+/**
+ * Returns a role as Vault's role read returns it: list fields as
+ * comma-separated strings, and `ttl`, `max_ttl` and `key_id_format` as
+ * written, so 0 or "" when left out. The `effective_*` fields (Keyward
+ * extension) give the values that apply.
+ */
 export function roleToWire(role: SshRole): Record<string, unknown> {
+  const effective = effectiveTtls(role);
   return {
     key_type: role.keyType,
     allow_user_certificates: role.allowUserCertificates,
@@ -269,6 +196,9 @@ export function roleToWire(role: SshRole): Record<string, unknown> {
     allow_empty_principals: role.allowEmptyPrincipals,
     algorithm_signer: role.algorithmSigner === "" ? "default" : role.algorithmSigner,
     no_store: role.noStore,
+    effective_ttl: effective.ttl,
+    effective_max_ttl: effective.maxTtl,
+    effective_key_id_format: role.keyIdFormat || DEFAULT_KEY_ID_FORMAT,
   };
 }
 

@@ -37,8 +37,10 @@ const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 
 const ANONYMOUS: RequesterIdentity = { displayName: "", metadata: {} };
 
-/** Host name patterns allowed in `@cert-authority` lines: known_hosts patterns without spaces or commas. */
+/** One known_hosts host pattern: a name with `*` and `?` wildcards, `[host]:port`, or `!` to negate. */
 const HOST_PATTERN = /^[\w.*?:[\]!-]{1,255}$/;
+/** Maximum length of a `host_pattern` list, in characters. */
+const MAX_HOST_PATTERN_LENGTH = 1024;
 
 /**
  * The SSH certificate authority engine of one mount. It follows Vault's
@@ -113,12 +115,18 @@ export class SshService {
   /**
    * Returns known_hosts lines: `@cert-authority <hostPattern> <key>` for every
    * trusted host CA key, and `@revoked * <key>` for every revoked plain key.
+   * `hostPattern` is one pattern or a comma-separated list, as known_hosts
+   * takes it.
    */
   async knownHosts(hostPattern = "*"): Promise<string> {
-    if (!HOST_PATTERN.test(hostPattern)) {
+    const patterns = hostPattern.split(",");
+    if (
+      hostPattern.length > MAX_HOST_PATTERN_LENGTH ||
+      !patterns.every((pattern) => HOST_PATTERN.test(pattern))
+    ) {
       throw new KeywardError(
         "invalid_field",
-        '"host_pattern" must be a known_hosts host pattern without spaces or commas, such as "*.example.com"',
+        '"host_pattern" must be known_hosts host patterns separated by commas, without spaces, such as "*.example.com,10.0.0.*"',
         { field: "host_pattern" },
       );
     }

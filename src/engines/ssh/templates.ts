@@ -1,5 +1,8 @@
 import type { RequesterIdentity } from "./types.ts";
 
+/** A `{{name}}` variable in a template; the name may have spaces around it. */
+const TEMPLATE_VARIABLE = /\{\{\s*([\w.-]+)\s*\}\}/g;
+
 /**
  * Replaces `{{name}}` variables in a template. Returns `undefined` when the
  * template uses a variable that has no value, so the caller drops it, as
@@ -10,12 +13,21 @@ export function renderTemplate(
   variables: Readonly<Record<string, string | undefined>>,
 ): string | undefined {
   let missing = false;
-  const rendered = template.replace(/\{\{\s*([\w.-]+)\s*\}\}/g, (_match, name: string) => {
+  const rendered = template.replace(TEMPLATE_VARIABLE, (_match, name: string) => {
     const value = variables[name];
     if (value === undefined || value === "") missing = true;
     return value ?? "";
   });
   return missing ? undefined : rendered;
+}
+
+/**
+ * Returns `template` with every variable replaced by "x", so the text
+ * around the variables can be checked when a role is written, before any
+ * caller's values are known.
+ */
+export function renderSample(template: string): string {
+  return template.replace(TEMPLATE_VARIABLE, "x");
 }
 
 export function identityVariables(identity: RequesterIdentity): Record<string, string | undefined> {

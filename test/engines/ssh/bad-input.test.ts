@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import {
   clientKey,
@@ -26,6 +27,11 @@ const [edType, edBase64] = ed25519.split(" ") as [string, string];
 const truncated = `${edType} ${Buffer.from(edBase64, "base64").subarray(0, 20).toString("base64")}`;
 const trailing = `${edType} ${Buffer.concat([Buffer.from(edBase64, "base64"), Buffer.from([0])]).toString("base64")}`;
 const skKey = `sk-ssh-ed25519@openssh.com ${Buffer.concat([Buffer.from([0, 0, 0, 26]), Buffer.from("sk-ssh-ed25519@openssh.com")]).toString("base64")}`;
+
+const dsaPem = generateKeyPairSync("dsa", { modulusLength: 2048, divisorLength: 256 })
+  .privateKey.export({ format: "pem", type: "pkcs8" })
+  .toString();
+const manyPrincipals = Array.from({ length: 257 }, (_, index) => `u${index}`).join(",");
 
 const sign = (body: Record<string, unknown>, role = "users") => ({
   url: `/v1/ssh/sign/${role}`,
@@ -138,6 +144,13 @@ const CASES: Case[] = [
   {
     name: "fail principal with space",
     ...sign({ valid_principals: "alice smith" }),
+    status: 400,
+    code: "invalid_field",
+    field: "valid_principals",
+  },
+  {
+    name: "fail 257 principals",
+    ...sign({ valid_principals: manyPrincipals }, "any"),
     status: 400,
     code: "invalid_field",
     field: "valid_principals",
@@ -300,6 +313,22 @@ const CASES: Case[] = [
     field: "serial_number",
   },
   {
+    name: "fail revoke serial zero",
+    url: "/v1/ssh/revoke",
+    body: { serial_number: "0" },
+    status: 400,
+    code: "invalid_field",
+    field: "serial_number",
+  },
+  {
+    name: "fail revoke key_id with NUL",
+    url: "/v1/ssh/revoke",
+    body: { key_id: "\u0000abc" },
+    status: 400,
+    code: "invalid_field",
+    field: "key_id",
+  },
+  {
     name: "fail revoke nothing",
     url: "/v1/ssh/revoke",
     body: {},
@@ -338,6 +367,22 @@ const CASES: Case[] = [
     status: 400,
     code: "invalid_field",
     field: "ttl",
+  },
+  {
+    name: "fail role default_user with NUL",
+    url: "/v1/ssh/roles/nul",
+    body: { ...USER_ROLE, default_user: "a\u0000b" },
+    status: 400,
+    code: "invalid_field",
+    field: "default_user",
+  },
+  {
+    name: "fail role default_user with comma",
+    url: "/v1/ssh/roles/comma",
+    body: { ...USER_ROLE, default_user: "root,admin" },
+    status: 400,
+    code: "invalid_field",
+    field: "default_user",
   },
   {
     name: "fail role without certificate type",
@@ -380,6 +425,21 @@ const CASES: Case[] = [
     field: "private_key",
   },
   {
+    name: "fail CA with DSA PEM key",
+    url: "/v1/ssh/config/ca/host",
+    body: { private_key: dsaPem },
+    status: 400,
+    code: "unsupported_key_type",
+    field: "private_key",
+  },
+  {
+    name: "fail rotating shared host CA",
+    url: "/v1/ssh/config/ca/host/rotate/prepare",
+    body: { key_type: "ssh-ed25519" },
+    status: 409,
+    code: "invalid_state",
+  },
+  {
     name: "fail CA with public key only",
     url: "/v1/ssh/config/ca/host",
     body: { public_key: ed25519 },
@@ -395,6 +455,14 @@ const CASES: Case[] = [
     code: "invalid_field",
     field: "public_key",
   },
+  {
+    name: "fail legacy key invalid name",
+    url: "/v1/ssh/legacy_keys/..bad",
+    body: { public_key: ed25519 },
+    status: 400,
+    code: "invalid_field",
+    field: "name",
+  },
 ];
 
 describe("SSH bad input", () => {
@@ -406,6 +474,7 @@ describe("SSH bad input", () => {
       ["users", USER_ROLE],
       ["hosts", HOST_ROLE],
       ["strict", { ...USER_ROLE, allowed_user_key_lengths: { rsa: 3072 } }],
+      ["any", { ...USER_ROLE, allowed_users: "*" }],
     ] as const) {
       const response = await fixture.request({
         method: "POST",

@@ -215,12 +215,26 @@ describe("SSH CA rotation", () => {
     await assert.rejects(service.retireCa("user"), keywardError("invalid_state"));
   });
 
-  it("rejects rotating an unconfigured host CA", async () => {
+  it("rejects rotating a shared host CA", async () => {
     const { service } = await rotatingFixture();
     await assert.rejects(
       service.prepareCaRotation("host", { keyType: "ssh-ed25519" }),
-      keywardError("not_found"),
+      keywardError("invalid_state"),
     );
+    for (const phase of [service.switchCa, service.rollbackCa, service.retireCa]) {
+      await assert.rejects(phase.call(service, "host"), keywardError("invalid_state"));
+    }
+  });
+
+  it("rejects rotating without any CA", async () => {
+    const { service } = await createSshFixture();
+    for (const kind of ["user", "host"] as const) {
+      await assert.rejects(
+        service.prepareCaRotation(kind, { keyType: "ssh-ed25519" }),
+        keywardError("not_found"),
+      );
+      await assert.rejects(service.switchCa(kind), keywardError("not_found"));
+    }
   });
 
   it("lists both host CAs in known_hosts", async () => {

@@ -79,6 +79,22 @@ describe("SSH routes", () => {
       url: "/v1/ssh/known_hosts?host_pattern=*.example.com",
     });
     assert.equal(knownHosts.body, `@cert-authority *.example.com ${host.public_key}`);
+    const patternList = await fixture.request({
+      method: "GET",
+      url: "/v1/ssh/known_hosts?host_pattern=*.example.com,10.0.0.*,!bastion.example.com",
+    });
+    assert.equal(
+      patternList.body,
+      `@cert-authority *.example.com,10.0.0.*,!bastion.example.com ${host.public_key}`,
+    );
+    for (const pattern of ["a b", "a,,b", ","]) {
+      const rejected = await fixture.request({
+        method: "GET",
+        url: `/v1/ssh/known_hosts?host_pattern=${encodeURIComponent(pattern)}`,
+      });
+      assert.equal(rejected.statusCode, 400, pattern);
+      assert.equal(rejected.json().field, "host_pattern");
+    }
     const bad = await fixture.request({ method: "GET", url: "/v1/ssh/config/ca/other" });
     assert.equal(bad.statusCode, 400);
     assert.equal(bad.json().field, "ca_type");
@@ -98,6 +114,14 @@ describe("SSH routes", () => {
     assert.equal(role.max_ttl, 86_400);
     assert.deepEqual(role.default_extensions, { "permit-pty": "" });
     assert.equal(role.algorithm_signer, "default");
+    assert.equal(role.effective_ttl, 3600);
+    assert.equal(role.effective_max_ttl, 86_400);
+    const hosts = await ok(fixture, "GET", "/v1/ssh/roles/hosts");
+    assert.equal(hosts.key_id_format, "");
+    assert.equal(
+      hosts.effective_key_id_format,
+      "keyward-{{token_display_name}}-{{public_key_hash}}",
+    );
     const list = await ok(fixture, "GET", "/v1/ssh/roles?list=true");
     assert.deepEqual(list.keys, ["hosts", "users"]);
   });
@@ -180,6 +204,26 @@ describe("SSH routes", () => {
       url: "/v1/ssh/legacy_keys/old-laptop",
     });
     assert.equal(deleted.statusCode, 204);
+  });
+
+  it("reads defaults of a bare role", async () => {
+    const written = await fixture.request({
+      method: "POST",
+      url: "/v1/ssh/roles/bare",
+      payload: { key_type: "ca", allow_user_certificates: true },
+    });
+    assert.equal(written.statusCode, 204, written.body);
+    const role = await ok(fixture, "GET", "/v1/ssh/roles/bare");
+    // Vault returns the fields as written; the effective_ fields give what applies.
+    assert.equal(role.ttl, 0);
+    assert.equal(role.max_ttl, 0);
+    assert.equal(role.key_id_format, "");
+    assert.equal(role.effective_ttl, 3600);
+    assert.equal(role.effective_max_ttl, 768 * 3600);
+    assert.equal(
+      role.effective_key_id_format,
+      "keyward-{{token_display_name}}-{{public_key_hash}}",
+    );
   });
 
   it("deletes a role", async () => {

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { requirePeer } from "../../helpers/peers.ts";
 import {
   clientKey,
   createSshFixture,
   HOST_ROLE,
+  keywardError,
   roleWrite,
   run,
   type SshFixture,
@@ -145,6 +148,18 @@ describe("ssh-keygen reads Keyward output", () => {
       assert.equal(listed.output.split(" ")[1], info.fingerprint);
       assert.equal(Number(listed.output.split(" ")[0]), info.bits);
     }
+  });
+
+  it("rejects an ssh-keygen DSA CA key", async (t) => {
+    if (!requirePeer(t, "ssh-keygen")) return;
+    const path = join(files.dir, "dsa-ca");
+    const generated = run("ssh-keygen", ["-q", "-t", "dsa", "-N", "", "-C", "", "-f", path]);
+    assert.equal(generated.status, 0, generated.output);
+    const { service } = await createSshFixture();
+    await assert.rejects(
+      service.configureCa("user", { privateKey: readFileSync(path, "utf8") }),
+      keywardError("unsupported_key_type", "private_key"),
+    );
   });
 });
 

@@ -250,9 +250,9 @@ export async function registerCaRoutes(app: FastifyInstance, serviceFor: SshServ
         properties: {
           host_pattern: {
             type: "string",
-            maxLength: 255,
+            maxLength: 1024,
             description:
-              'Host pattern for the @cert-authority lines, such as "*.example.com". Default "*".',
+              'Host patterns for the @cert-authority lines, comma-separated as in known_hosts, such as "*.example.com,10.0.0.*". Default "*".',
           },
         },
       },

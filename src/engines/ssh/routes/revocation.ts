@@ -38,7 +38,8 @@ export async function registerRevocationRoutes(
           serial_number: {
             type: "string",
             maxLength: 64,
-            description: "Certificate serial, 1 to 16 hex digits.",
+            description:
+              'Certificate serial: 1 to 16 hex digits, optionally after "0x", and not 0 (a KRL cannot list serial 0).',
           },
           key_id: {
             type: "string",

@@ -97,16 +97,16 @@ const roleBody = {
     allowed_user_key_lengths: {
       type: "object",
       maxProperties: 16,
+      // One union type, not anyOf: Ajv's "array" coercion would unwrap [384]
+      // into 384 for an integer branch, or wrap 384 into [384] for an array
+      // branch. With a union it coerces only a value that matches neither.
       additionalProperties: {
-        anyOf: [
-          { type: "integer", minimum: 0, maximum: 16_384 },
-          {
-            type: "array",
-            minItems: 1,
-            maxItems: 16,
-            items: { type: "integer", minimum: 0, maximum: 16_384 },
-          },
-        ],
+        type: ["integer", "array"],
+        minimum: 0,
+        maximum: 16_384,
+        minItems: 1,
+        maxItems: 16,
+        items: { type: "integer", minimum: 0, maximum: 16_384 },
       },
       description:
         "Allowed key types (rsa, ec, ed25519 or SSH key type names) and sizes: a number is a minimum in bits, a list the exact sizes. When set, other key types are rejected. RSA keys under 2048 bits are always rejected.",
