@@ -21,6 +21,8 @@ export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
   // A rendered WireGuard configuration carries the preshared keys of its peers.
   "config_text",
   "secret_id",
+  // An EST enrolment secret, returned once when it is created.
+  "secret",
   "role_id",
   "token",
   "client_token",
