@@ -11,7 +11,7 @@ import {
 import { startDevServer } from "../helpers/server-process.ts";
 
 /** Kill rounds; each starts the server, writes under load, and kills it with SIGKILL. */
-const ROUNDS = 20;
+const ROUNDS = 15;
 /** Concurrent writers per round. */
 const WRITERS = 4;
 const ROOT_TOKEN = "sigkill-test-root-token";
