@@ -252,6 +252,8 @@ export class Keyward {
           defaultSeconds: mounted.entry.config?.defaultLeaseTtlSeconds || DEFAULT_MOUNT_TTL_SECONDS,
           maxSeconds: mounted.entry.config?.maxLeaseTtlSeconds || DEFAULT_MOUNT_TTL_SECONDS,
         }),
+        // An issuer whose key is kept in a transit key signs through that mount.
+        transit: (mount) => this.transit(mount),
       });
       return mounted;
     }

@@ -1,8 +1,11 @@
+import { createPrivateKey } from "node:crypto";
+import { isIP } from "node:net";
 import { parseDuration } from "../../auth/duration.ts";
 import { KeywardError } from "../../errors.ts";
 import { newSerialHex, signCertificate } from "./certificate.ts";
 import { encodeCertificate, type OutputFormat, type PkiContext, unixSeconds } from "./context.ts";
 import { checkCsr } from "./csr.ts";
+import { keyObjectSigner } from "./data-signer.ts";
 import type { LoadedIssuer } from "./issuers.ts";
 import {
   colonSerial,
@@ -60,7 +63,16 @@ function caAltNames(request: CaRequest): AltName[] {
       );
     names.push(name.includes("@") ? { type: "email", value: name } : { type: "dns", value: ascii });
   }
-  for (const ip of splitList(request.ip_sans)) names.push({ type: "ip", value: ip });
+  for (const ip of splitList(request.ip_sans)) {
+    if (isIP(ip) === 0) {
+      throw new KeywardError(
+        "invalid_field",
+        `"ip_sans" contains "${ip}", which is not an IP address`,
+        { field: "ip_sans" },
+      );
+    }
+    names.push({ type: "ip", value: ip });
+  }
   for (const uri of splitList(request.uri_sans)) names.push({ type: "url", value: uri });
   return names;
 }
@@ -138,7 +150,10 @@ export async function generateRoot(context: PkiContext, type: string, request: C
         : parseDuration(request.not_before_duration, "not_before_duration"),
   });
   const pkcs8 = await generatePrivateKey(spec);
-  const selfKey = await importSigningKey(pkcs8, spec);
+  const selfSigner = keyObjectSigner(
+    createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }),
+    spec,
+  );
   const maxPathLength = request.max_path_length ?? -1;
   const certificate = await signCertificate(
     {
@@ -157,7 +172,7 @@ export async function generateRoot(context: PkiContext, type: string, request: C
       policyOids: [],
       ...(await urlExtensions(context)),
     },
-    { selfKey, keySpec: spec },
+    { selfSigner, keySpec: spec },
   );
   const key = await context.issuers.addKey(pkcs8, spec, { name: request.key_name, exported });
   const { issuer } = await context.issuers.addIssuer(certificate, { name: request.issuer_name });

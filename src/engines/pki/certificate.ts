@@ -1,19 +1,19 @@
 import { randomBytes } from "node:crypto";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import {
-  GeneralName as AsnGeneralName,
-  GeneralSubtree,
-  GeneralSubtrees,
-  id_ce_nameConstraints,
-  NameConstraints,
-} from "@peculiar/asn1-x509";
 import { KeywardError } from "../../errors.ts";
-import { type KeySpec, type SigningKey, signingAlgorithm } from "./key-pairs.ts";
+import type { DataSigner } from "./data-signer.ts";
+import { bitString, contextTag, element, sequence, time, unsignedInteger } from "./der-writer.ts";
+import { certificateExtensions } from "./extensions.ts";
+import type { KeySpec } from "./key-pairs.ts";
 import type { AltName } from "./names.ts";
+import { keyIdentifier, subjectPublicKeyBits } from "./spki.ts";
+import { encodeName, isEmptyName } from "./subject.ts";
 import * as x509 from "./x509.ts";
 
 /** Bytes of randomness in each serial number: 127 bits once the top bit is cleared. */
 const SERIAL_BYTES = 16;
+
+/** `[0] EXPLICIT INTEGER 2`: the version field of an X.509 v3 certificate. */
+const VERSION_3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
 
 /**
  * Returns a new serial number as hex: 16 random bytes with the top bit
@@ -30,16 +30,23 @@ export function newSerialHex(): string {
 /** The CA that signs a certificate. */
 export interface CertificateSigner {
   /** The CA's subject, DER; copied byte for byte as the issuer name. */
-  subjectDer: ArrayBuffer;
+  subjectDer: Uint8Array;
   /** The CA's subject key identifier, hex; written as the authority key identifier. */
   keyIdHex: string;
-  privateKey: SigningKey;
+  /** Signs with the CA's key. */
+  signer: DataSigner;
+  keySpec: KeySpec;
+}
+
+/** The key of a self-signed certificate. */
+export interface SelfSigner {
+  selfSigner: DataSigner;
   keySpec: KeySpec;
 }
 
 export interface CertificateTemplate {
-  /** The subject, as @peculiar/x509's JSON name or DER (copied unchanged). */
-  subject: x509.JsonName | ArrayBuffer;
+  /** The subject, as attribute lists (see `encodeName`) or DER, which is copied unchanged. */
+  subject: x509.JsonName | Uint8Array;
   /** SubjectPublicKeyInfo, DER. */
   publicKey: ArrayBuffer | Uint8Array;
   serialHex: string;
@@ -55,111 +62,66 @@ export interface CertificateTemplate {
   issuingCertificateUrls: string[];
   ocspServers: string[];
   crlDistributionPoints: string[];
+  /** Adds id-pkix-ocsp-nocheck (RFC 6960 section 4.2.2.2.1), for delegated OCSP responders. */
+  ocspNoCheck?: boolean;
 }
 
-function nameConstraintsExtension(permitted: string[], excluded: string[]): x509.Extension {
-  const subtrees = (domains: string[]) =>
-    new GeneralSubtrees(
-      domains.map(
-        (domain) => new GeneralSubtree({ base: new AsnGeneralName({ dNSName: domain }) }),
-      ),
-    );
-  const value = new NameConstraints({
-    ...(permitted.length > 0 ? { permittedSubtrees: subtrees(permitted) } : {}),
-    ...(excluded.length > 0 ? { excludedSubtrees: subtrees(excluded) } : {}),
-  });
-  // RFC 5280 section 4.2.1.10: conforming CAs MUST mark name constraints critical.
-  return new x509.Extension(id_ce_nameConstraints, true, AsnConvert.serialize(value));
-}
-
-function subjectIsEmpty(subject: x509.JsonName | ArrayBuffer): boolean {
-  if (subject instanceof ArrayBuffer) return new x509.Name(subject).toJSON().length === 0;
-  return subject.length === 0;
+function subjectIsEmpty(subject: x509.JsonName | Uint8Array, subjectDer: Uint8Array): boolean {
+  if (subject instanceof Uint8Array) {
+    // An empty RDNSequence is the two bytes 30 00.
+    return subjectDer.length === 2;
+  }
+  return isEmptyName(subject);
 }
 
 /**
- * Builds and signs a certificate. `signer` is the issuing CA, or undefined
- * for a self-signed certificate, which is then signed with `selfKey`.
+ * Builds and signs a certificate and returns its DER. `signer` is the
+ * issuing CA, whose subject is copied byte for byte as the issuer name
+ * (RFC 5280 section 4.1.2.4), or the key of a self-signed certificate.
  */
-export async function signCertificate(
+export async function buildCertificate(
   template: CertificateTemplate,
-  signer: CertificateSigner | { selfKey: SigningKey; keySpec: KeySpec },
-): Promise<x509.X509Certificate> {
-  const publicKey = new x509.PublicKey(template.publicKey);
-  const subjectKeyId = await x509.SubjectKeyIdentifierExtension.create(publicKey);
-  const subjectName =
-    template.subject instanceof ArrayBuffer
-      ? new x509.Name(template.subject)
-      : new x509.Name(template.subject);
-  const selfSigned = "selfKey" in signer;
-  const issuerDer = selfSigned ? subjectName.toArrayBuffer() : signer.subjectDer;
-  const authorityKeyId = selfSigned ? subjectKeyId.keyId : signer.keyIdHex;
-
-  const extensions: x509.Extension[] = [];
-  if (template.ca) {
-    extensions.push(new x509.BasicConstraintsExtension(true, template.ca.maxPathLength, true));
-  } else if (template.leafBasicConstraints) {
-    extensions.push(new x509.BasicConstraintsExtension(false, undefined, true));
-  }
-  if (template.keyUsage !== 0)
-    extensions.push(new x509.KeyUsagesExtension(template.keyUsage, true));
-  if (template.extKeyUsageOids.length > 0) {
-    extensions.push(new x509.ExtendedKeyUsageExtension(template.extKeyUsageOids, false));
-  }
-  extensions.push(subjectKeyId);
-  extensions.push(new x509.AuthorityKeyIdentifierExtension(authorityKeyId, false));
-  if (template.altNames.length > 0) {
-    // RFC 5280 section 4.2.1.6: critical when the subject is empty.
-    const critical = subjectIsEmpty(template.subject);
-    extensions.push(new x509.SubjectAlternativeNameExtension(template.altNames, critical));
-  }
-  if (template.policyOids.length > 0) {
-    extensions.push(new x509.CertificatePolicyExtension(template.policyOids, false));
-  }
-  if (
-    template.ca &&
-    ((template.ca.permittedDnsDomains?.length ?? 0) > 0 ||
-      (template.ca.excludedDnsDomains?.length ?? 0) > 0)
-  ) {
-    extensions.push(
-      nameConstraintsExtension(
-        template.ca.permittedDnsDomains ?? [],
-        template.ca.excludedDnsDomains ?? [],
-      ),
-    );
-  }
-  if (template.issuingCertificateUrls.length > 0 || template.ocspServers.length > 0) {
-    extensions.push(
-      new x509.AuthorityInfoAccessExtension({
-        ...(template.ocspServers.length > 0 ? { ocsp: template.ocspServers } : {}),
-        ...(template.issuingCertificateUrls.length > 0
-          ? { caIssuers: template.issuingCertificateUrls }
-          : {}),
-      }),
-    );
-  }
-  if (template.crlDistributionPoints.length > 0) {
-    extensions.push(new x509.CRLDistributionPointsExtension(template.crlDistributionPoints));
-  }
-
-  const signingKey = selfSigned ? signer.selfKey : signer.privateKey;
-  const certificate = await x509.X509CertificateGenerator.create({
-    serialNumber: template.serialHex,
-    subject: subjectName,
-    issuer: new x509.Name(issuerDer),
-    notBefore: template.notBefore,
-    notAfter: template.notAfter,
-    publicKey,
-    signingKey,
-    signingAlgorithm: signingAlgorithm(signer.keySpec),
-    extensions,
-  });
-  // RFC 5280 section 4.1.2.4: the issuer field must equal the CA's subject;
-  // a re-encoded name could break path building in strict verifiers.
-  if (!Buffer.from(certificate.issuerName.toArrayBuffer()).equals(Buffer.from(issuerDer))) {
-    throw new KeywardError("internal", "internal error", {
-      details: { reason: "issuer name changed in encoding" },
+  signer: CertificateSigner | SelfSigner,
+): Promise<Buffer> {
+  const spki = new Uint8Array(template.publicKey as ArrayBuffer);
+  let subjectKeyId: Buffer;
+  try {
+    subjectKeyId = keyIdentifier(subjectPublicKeyBits(spki));
+  } catch (error) {
+    throw new KeywardError("unsupported_key_type", "the public key cannot be read", {
+      cause: error,
     });
   }
-  return certificate;
+  const subjectDer =
+    template.subject instanceof Uint8Array ? template.subject : encodeName(template.subject);
+  const selfSigned = "selfSigner" in signer;
+  const dataSigner = selfSigned ? signer.selfSigner : signer.signer;
+  const issuerDer = selfSigned ? subjectDer : signer.subjectDer;
+  const authorityKeyId = selfSigned ? subjectKeyId : Buffer.from(signer.keyIdHex, "hex");
+
+  const extensions = certificateExtensions(template, {
+    subjectKeyId,
+    authorityKeyId,
+    subjectEmpty: subjectIsEmpty(template.subject, subjectDer),
+  });
+  const tbs = sequence(
+    VERSION_3,
+    unsignedInteger(Buffer.from(template.serialHex, "hex")),
+    dataSigner.algorithm,
+    issuerDer,
+    sequence(time(template.notBefore), time(template.notAfter)),
+    subjectDer,
+    spki,
+    ...(extensions.length > 0 ? [element(contextTag(3, true), sequence(...extensions))] : []),
+  );
+  const signature = await dataSigner.sign(tbs);
+  return sequence(tbs, dataSigner.algorithm, bitString(signature));
+}
+
+/** Builds and signs a certificate (see `buildCertificate`) and returns it parsed, for the CA operations. */
+export async function signCertificate(
+  template: CertificateTemplate,
+  signer: CertificateSigner | SelfSigner,
+): Promise<x509.X509Certificate> {
+  return new x509.X509Certificate(await buildCertificate(template, signer));
 }

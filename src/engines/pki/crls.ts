@@ -1,6 +1,6 @@
 import { KeywardError } from "../../errors.ts";
 import type { PkiContext } from "./context.ts";
-import type { LoadedIssuer } from "./issuers.ts";
+import { issuerCanSign, type LoadedIssuer } from "./issuers.ts";
 import { buildCrl } from "./revocation/index.ts";
 import type { CrlRecord, IssuerRecord, RevokedRecord } from "./types.ts";
 
@@ -43,7 +43,7 @@ export class CrlService {
       const nextUpdate = new Date(thisUpdate.getTime() + crlConfig.expirySeconds * 1000);
       const deltaUrl = crlConfig.enableDelta ? urls.deltaCrlDistributionPoints?.[0] : undefined;
       const der = await buildCrl({
-        signer: { certificate: loaded.certificate, privateKey: loaded.privateKey },
+        signer: { certificate: loaded.certificate, dataSigner: loaded.signer },
         entries: entries.map(toEntry),
         crlNumber: number,
         thisUpdate,
@@ -101,7 +101,7 @@ export class CrlService {
     number: bigint,
   ): Promise<CrlRecord> {
     const der = await buildCrl({
-      signer: { certificate: loaded.certificate, privateKey: loaded.privateKey },
+      signer: { certificate: loaded.certificate, dataSigner: loaded.signer },
       entries: entries.map(toEntry),
       crlNumber: number,
       thisUpdate,
@@ -138,7 +138,7 @@ export class CrlService {
   /** Rebuilds the CRLs of every issuer whose private key is stored in Keyward. */
   async rotateAll(): Promise<void> {
     for (const issuer of await this.#context.issuers.list()) {
-      if (issuer.keyId !== "") await this.rebuild(issuer);
+      if (issuerCanSign(issuer)) await this.rebuild(issuer);
     }
   }
 
@@ -151,7 +151,7 @@ export class CrlService {
     const crlConfig = await this.#context.config.crl();
     if (crlConfig.disable) return;
     for (const issuer of await this.#context.issuers.list()) {
-      if (issuer.keyId === "") continue;
+      if (!issuerCanSign(issuer)) continue;
       const record = await this.#context.store.get<CrlRecord>(`crls/${issuer.id}`);
       const nextUpdate = record ? Date.parse(record.nextUpdate) : 0;
       const due = !record || nextUpdate - crlConfig.autoRebuildGraceSeconds * 1000 <= now.getTime();

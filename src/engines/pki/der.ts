@@ -1,14 +1,15 @@
 import { KeywardError } from "../../errors.ts";
 
 /** One DER element: its tag and where its header and content sit in the buffer. */
-interface DerElement {
+export interface DerElement {
   tag: number;
   start: number;
   contentStart: number;
   end: number;
 }
 
-function readElement(bytes: Uint8Array, offset: number): DerElement {
+/** Reads the element at `offset`; throws RangeError when it is truncated or its length form is unsupported. */
+export function readElement(bytes: Uint8Array, offset: number): DerElement {
   const tag = bytes[offset];
   let lengthByte = bytes[offset + 1];
   if (tag === undefined || lengthByte === undefined) throw new RangeError("truncated DER");
@@ -28,6 +29,51 @@ function readElement(bytes: Uint8Array, offset: number): DerElement {
   const end = contentStart + length;
   if (end > bytes.length) throw new RangeError("truncated DER");
   return { tag, start: offset, contentStart, end };
+}
+
+/** Returns the elements directly inside a constructed element, in order. */
+export function childrenOf(bytes: Uint8Array, parent: DerElement): DerElement[] {
+  const children: DerElement[] = [];
+  let offset = parent.contentStart;
+  while (offset < parent.end) {
+    const child = readElement(bytes, offset);
+    if (child.end > parent.end) throw new RangeError("DER element overruns its parent");
+    children.push(child);
+    offset = child.end;
+  }
+  return children;
+}
+
+/** Returns an element's content octets (without tag and length). */
+export function contentOf(bytes: Uint8Array, element: DerElement): Uint8Array {
+  return bytes.subarray(element.contentStart, element.end);
+}
+
+/** Returns an element's whole encoding (tag, length and content). */
+export function encodingOf(bytes: Uint8Array, element: DerElement): Uint8Array {
+  return bytes.subarray(element.start, element.end);
+}
+
+/** Decodes the content of an OBJECT IDENTIFIER to dotted form. */
+export function decodeOid(content: Uint8Array): string {
+  const arcs: number[] = [];
+  let value = 0;
+  for (const byte of content) {
+    value = value * 128 + (byte & 0x7f);
+    if ((byte & 0x80) === 0) {
+      if (arcs.length === 0) {
+        const first = value < 80 ? Math.floor(value / 40) : 2;
+        arcs.push(first, value - first * 40);
+      } else {
+        arcs.push(value);
+      }
+      value = 0;
+    }
+  }
+  if (content.length === 0 || (content[content.length - 1]! & 0x80) !== 0) {
+    throw new RangeError("truncated OBJECT IDENTIFIER");
+  }
+  return arcs.join(".");
 }
 
 /** The encoded names of a certificate, exactly as they appear in its DER. */

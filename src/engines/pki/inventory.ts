@@ -98,6 +98,11 @@ export class CertificateInventory {
     await this.#store.put(`certs/${record.serialHex}`, record);
   }
 
+  /** Stores a newly issued certificate's record, sharing a transaction with concurrent issuance. */
+  async addIssued(record: CertificateRecord): Promise<void> {
+    await this.#store.putBatched(`certs/${record.serialHex}`, record);
+  }
+
   async delete(serialHex: string): Promise<void> {
     await this.#store.delete(`certs/${serialHex}`);
   }

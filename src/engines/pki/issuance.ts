@@ -1,23 +1,23 @@
+import type { KeyObject } from "node:crypto";
 import { parseDuration } from "../../auth/duration.ts";
 import { KeywardError } from "../../errors.ts";
-import { type CertificateTemplate, newSerialHex, signCertificate } from "./certificate.ts";
+import { buildCertificate, type CertificateTemplate, newSerialHex } from "./certificate.ts";
 import { encodeCertificate, type OutputFormat, type PkiContext, unixSeconds } from "./context.ts";
 import { type CheckedCsr, checkCsr } from "./csr.ts";
 import { certificateNames } from "./der.ts";
-import type { LoadedIssuer } from "./issuers.ts";
 import {
   colonSerial,
   encodePrivateKey,
-  generatePrivateKey,
+  generateKeyPair,
   type KeySpec,
   keySpec,
+  normaliseSerialHex,
   type PrivateKeyFormat,
-  publicKeyOf,
-  serialHexOf,
 } from "./key-pairs.ts";
 import { type AltName, checkNames, splitList } from "./names.ts";
+import { toPem } from "./pem.ts";
 import { keyUsageFlags, ROLE_DEFAULTS, type Role, roleExtKeyUsageOids } from "./roles.ts";
-import { buildSubject } from "./subject.ts";
+import { buildSubject, firstAttribute, formatName } from "./subject.ts";
 import type { IssuerRecord } from "./types.ts";
 import { computeValidity } from "./validity.ts";
 import * as x509 from "./x509.ts";
@@ -28,6 +28,8 @@ export interface IssueRequest {
   alt_names?: string | string[];
   ip_sans?: string | string[];
   uri_sans?: string | string[];
+  /** otherName SANs as `<oid>;UTF8:<value>`, allowed by the role's `allowed_other_sans`. */
+  other_sans?: string | string[];
   ttl?: number | string;
   not_after?: string;
   format?: OutputFormat;
@@ -39,6 +41,8 @@ export interface IssueRequest {
   ext_key_usage?: string | string[];
   ext_key_usage_oids?: string | string[];
 }
+
+const COMMON_NAME_OID = "2.5.4.3";
 
 type IssueMode = { kind: "issue" } | { kind: "sign" } | { kind: "verbatim" };
 
@@ -116,13 +120,14 @@ export async function issueCertificate(
 
   // Step 1: the key: generated here, or taken from a verified CSR.
   let csr: CheckedCsr | undefined;
-  let pkcs8: Buffer | undefined;
+  let generated: KeyObject | undefined;
   let spec: KeySpec;
-  let publicKey: ArrayBuffer | Uint8Array;
+  let publicKey: Uint8Array;
   if (mode.kind === "issue") {
     spec = keySpec(role.key_type === "any" ? "rsa" : role.key_type, role.key_bits);
-    pkcs8 = await generatePrivateKey(spec);
-    publicKey = publicKeyOf(pkcs8);
+    const pair = await generateKeyPair(spec);
+    generated = pair.privateKey;
+    publicKey = pair.spki;
   } else {
     if (!request.csr)
       throw new KeywardError("missing_field", 'missing required field "csr"', { field: "csr" });
@@ -133,7 +138,7 @@ export async function issueCertificate(
   }
 
   // Step 2: the names, checked against the role.
-  let subject: x509.JsonName | ArrayBuffer;
+  let subject: x509.JsonName | Uint8Array;
   let altNames: AltName[];
   if (mode.kind === "verbatim" && csr) {
     subject = csr.subjectDer;
@@ -162,6 +167,7 @@ export async function issueCertificate(
         ...splitList(request.uri_sans),
         ...csrNames.filter((n) => n.type === "url").map((n) => n.value),
       ],
+      otherSans: splitList(request.other_sans),
       excludeCnFromSans: request.exclude_cn_from_sans ?? false,
     });
     subject = buildSubject({ ...role, common_name: commonName });
@@ -200,36 +206,64 @@ export async function issueCertificate(
     ocspServers: urls.ocspServers,
     crlDistributionPoints: urls.crlDistributionPoints,
   };
-  const certificate = await signCertificate(template, issuer);
-  if (!role.no_store) await context.inventory.add(certificate, issuerRecord.id, options.roleName);
+  const der = await buildCertificate(template, issuer);
+  const certificatePem = toPem(der, "CERTIFICATE");
+  if (!role.no_store) {
+    await context.inventory.addIssued({
+      serialHex: normaliseSerialHex(template.serialHex),
+      issuerId: issuerRecord.id,
+      certificatePem,
+      subject:
+        subject instanceof Uint8Array ? new x509.Name(subject).toString() : formatName(subject),
+      commonName: commonNameOf(subject),
+      sans: altNames.map((name) => `${name.type}:${name.value}`),
+      notBefore: template.notBefore.toISOString(),
+      notAfter: template.notAfter.toISOString(),
+      role: options.roleName,
+    });
+  }
 
-  return respond(context, { certificate, issuer, issuerRecord, request, pkcs8, spec });
+  return respond(context, {
+    certificatePem,
+    serialHex: template.serialHex,
+    notAfter: template.notAfter,
+    issuerRecord,
+    request,
+    privateKey: generated,
+    spec,
+  });
+}
+
+function commonNameOf(subject: x509.JsonName | Uint8Array): string {
+  if (subject instanceof Uint8Array) return firstAttribute(subject, COMMON_NAME_OID) ?? "";
+  return subject.find((rdn) => rdn.CN !== undefined)?.CN?.[0] ?? "";
 }
 
 async function respond(
   context: PkiContext,
   options: {
-    certificate: x509.X509Certificate;
-    issuer: LoadedIssuer;
+    certificatePem: string;
+    serialHex: string;
+    notAfter: Date;
     issuerRecord: IssuerRecord;
     request: IssueRequest;
-    pkcs8: Buffer | undefined;
+    privateKey: KeyObject | undefined;
     spec: KeySpec;
   },
 ) {
-  const { certificate, issuerRecord, request, pkcs8, spec } = options;
+  const { certificatePem, issuerRecord, request, spec } = options;
   const format = request.format ?? "pem";
   let chain = await context.issuers.chain(issuerRecord);
   if (request.remove_roots_from_chain) chain = chain.filter((pem) => !isSelfIssued(pem));
-  const privateKey = pkcs8
+  const privateKey = options.privateKey
     ? encodePrivateKey(
-        pkcs8,
+        options.privateKey,
         spec,
         request.private_key_format ?? "der",
         format === "der" ? "der" : "pem",
       )
     : undefined;
-  let certificateText = encodeCertificate(certificate, format);
+  let certificateText = encodeCertificate(certificatePem, format);
   if (format === "pem_bundle") {
     certificateText = [
       privateKey,
@@ -244,8 +278,8 @@ async function respond(
     certificate: certificateText,
     issuing_ca: encodeCertificate(issuerRecord.certificatePem, format),
     ca_chain: chain.map((pem) => encodeCertificate(pem, format)),
-    serial_number: colonSerial(serialHexOf(certificate)),
-    expiration: unixSeconds(certificate.notAfter),
+    serial_number: colonSerial(normaliseSerialHex(options.serialHex)),
+    expiration: unixSeconds(options.notAfter),
     ...(privateKey !== undefined ? { private_key: privateKey, private_key_type: spec.type } : {}),
   };
 }

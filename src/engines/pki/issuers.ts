@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { KeywardError } from "../../errors.ts";
 import { CaCertificateCache } from "./ca-certificates.ts";
+import type { TransitResolver } from "./ca-transit.ts";
 import type { CertificateSigner } from "./certificate.ts";
 import { certificateNames } from "./der.ts";
+import { IssuerKeys } from "./issuer-keys.ts";
 import {
   describePublicKey,
-  importSigningKey,
   type KeySpec,
   publicKeyObject,
   publicKeyOf,
@@ -21,6 +22,7 @@ import {
   type IssuerUsage,
   type KeyRecord,
   type LeafNotAfterBehavior,
+  type TransitKeyRef,
 } from "./types.ts";
 import type * as x509 from "./x509.ts";
 
@@ -44,28 +46,36 @@ export function issuerUsage(issuer: IssuerRecord): IssuerUsage[] {
   return issuer.usage ?? [...ISSUER_USAGES];
 }
 
+/** Returns whether Keyward can sign with an issuer's key: a stored key, or a transit key. */
+export function issuerCanSign(issuer: IssuerRecord): boolean {
+  return issuer.keyId !== "" || issuer.transitKey !== undefined;
+}
+
 /** A loaded issuer that can sign: its record, parsed certificate and private key. */
 export interface LoadedIssuer extends CertificateSigner {
   record: IssuerRecord;
   certificate: x509.X509Certificate;
+  /** The private key for WebCrypto; absent when a transit key signs for the issuer. */
+  privateKey?: SigningKey;
 }
 
 /**
  * The mount's issuers and CA keys: records at `issuers/<id>` and
- * `keys/<id>`, the default issuer at `config/issuers`. Private keys are
- * imported into WebCrypto once, and issuer certificates parsed once, and
+ * `keys/<id>`, the default issuer at `config/issuers`. Issuer certificates
+ * are parsed once and private keys imported once (see `IssuerKeys`), and
  * both are cached for the life of this object, which the engine rebuilds
  * at every unseal.
  */
 export class IssuerRegistry {
   readonly #store: PkiStore;
   readonly #clock: () => Date;
-  readonly #signingKeys = new Map<string, Promise<SigningKey>>();
+  readonly #keys: IssuerKeys;
   readonly #certificates = new CaCertificateCache();
 
-  constructor(store: PkiStore, clock: () => Date) {
+  constructor(store: PkiStore, clock: () => Date, transit?: TransitResolver) {
     this.#store = store;
     this.#clock = clock;
+    this.#keys = new IssuerKeys(transit);
   }
 
   async config(): Promise<IssuersConfig> {
@@ -173,7 +183,7 @@ export class IssuerRegistry {
    */
   async addIssuer(
     certificate: x509.X509Certificate,
-    options: { name?: string; chainPems?: string[] } = {},
+    options: { name?: string; chainPems?: string[]; transitKey?: TransitKeyRef } = {},
   ): Promise<{ issuer: IssuerRecord; created: boolean }> {
     validateObjectName(options.name ?? "", "issuer_name");
     const pem = toPem(certificate.rawData, "CERTIFICATE");
@@ -211,6 +221,7 @@ export class IssuerRegistry {
       notAfter: certificate.notAfter.toISOString(),
       leafNotAfterBehavior: "err",
       createdAt: this.#clock().toISOString(),
+      ...(options.transitKey && !key ? { transitKey: options.transitKey } : {}),
     };
     await this.#store.put(`issuers/${record.id}`, record);
     const config = await this.config();
@@ -259,40 +270,35 @@ export class IssuerRegistry {
     }
   }
 
-  /** Loads an issuer with its private key, throwing `invalid_state` when Keyward does not hold the key. */
+  /** Loads an issuer with its signing key, throwing `invalid_state` when Keyward has no key for it. */
   async load(issuer: IssuerRecord): Promise<LoadedIssuer> {
     const parsed = this.#certificates.parse(issuer.certificatePem);
-    const key = issuer.keyId ? await this.key(issuer.keyId) : undefined;
-    if (!key?.pkcs8) {
-      throw new KeywardError(
-        "invalid_state",
-        `issuer "${issuer.name || issuer.id}" has no private key in Keyward, so it cannot sign`,
-        { field: "issuer_ref" },
-      );
-    }
-    const spec: KeySpec = { type: key.type, bits: key.bits };
-    let signingKey = this.#signingKeys.get(key.id);
-    if (!signingKey) {
-      signingKey = importSigningKey(Buffer.from(key.pkcs8, "base64"), spec);
-      this.#signingKeys.set(key.id, signingKey);
-    }
+    const keyRecord = issuer.keyId ? await this.key(issuer.keyId) : undefined;
+    const key = await this.#keys.keyFor(issuer, keyRecord, parsed.names.spki);
     return {
       record: issuer,
       certificate: parsed.certificate,
-      subjectDer: parsed.names.subject.slice().buffer,
+      subjectDer: parsed.names.subject,
       keyIdHex: await parsed.keyIdHex,
-      privateKey: await signingKey,
-      keySpec: spec,
+      ...key,
     };
   }
 
   /**
    * Loads an issuer to sign a certificate with. Throws `invalid_state` when
-   * its usage lacks `issuing-certificates` (a phased rotation retired it,
-   * or prepared it and has not switched to it yet). CRLs and OCSP
-   * responses use `load`, so such an issuer still signs those.
+   * the issuer was revoked, or when its usage lacks `issuing-certificates`
+   * (a phased rotation retired it, or prepared it and has not switched to
+   * it yet). CRLs and OCSP responses use `load`, so such an issuer still
+   * signs those.
    */
   async loadForIssuing(issuer: IssuerRecord): Promise<LoadedIssuer> {
+    if (issuer.revokedAt !== undefined) {
+      throw new KeywardError(
+        "invalid_state",
+        `issuer "${issuer.name || issuer.id}" was revoked, so it may not issue certificates; use another issuer`,
+        { field: "issuer_ref" },
+      );
+    }
     if (!issuerUsage(issuer).includes("issuing-certificates")) {
       throw new KeywardError(
         "invalid_state",
@@ -301,6 +307,33 @@ export class IssuerRegistry {
       );
     }
     return this.load(issuer);
+  }
+
+  /**
+   * Returns the issuer of this mount that signed `issuer`'s certificate:
+   * another issuer whose subject equals its issuer name and whose key
+   * verifies its signature. Returns undefined for a self-signed issuer and
+   * for one whose parent is not in the mount.
+   */
+  async parentOf(issuer: IssuerRecord): Promise<IssuerRecord | undefined> {
+    const others = (await this.list()).filter((candidate) => candidate.id !== issuer.id);
+    return this.#parentAmong(issuer, others);
+  }
+
+  async #parentAmong(
+    child: IssuerRecord,
+    candidates: IssuerRecord[],
+  ): Promise<IssuerRecord | undefined> {
+    const names = this.#certificates.parse(child.certificatePem).names;
+    for (const candidate of candidates) {
+      if (candidate.certificatePem === child.certificatePem) continue;
+      const candidateNames = this.#certificates.parse(candidate.certificatePem).names;
+      if (!Buffer.from(candidateNames.subject).equals(Buffer.from(names.issuer))) continue;
+      if (await this.#certificates.verifies(child.certificatePem, candidate.certificatePem)) {
+        return candidate;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -321,16 +354,10 @@ export class IssuerRegistry {
       ) {
         return chain;
       }
-      let parent: IssuerRecord | undefined;
-      for (const candidate of all) {
-        if (chain.includes(candidate.certificatePem)) continue;
-        const candidateNames = this.#certificates.parse(candidate.certificatePem).names;
-        if (!Buffer.from(candidateNames.subject).equals(Buffer.from(names.issuer))) continue;
-        if (await this.#certificates.verifies(current.certificatePem, candidate.certificatePem)) {
-          parent = candidate;
-          break;
-        }
-      }
+      const parent = await this.#parentAmong(
+        current,
+        all.filter((candidate) => !chain.includes(candidate.certificatePem)),
+      );
       if (!parent) return [...chain, ...current.chainPems.filter((pem) => !chain.includes(pem))];
       chain.push(parent.certificatePem);
       current = parent;

@@ -1,7 +1,7 @@
 import {
   createPrivateKey,
   createPublicKey,
-  generateKeyPair,
+  generateKeyPair as generateNodeKeyPair,
   type KeyObject,
   type webcrypto,
 } from "node:crypto";
@@ -13,7 +13,7 @@ import type * as x509 from "./x509.ts";
 /** A WebCrypto private key that signs certificates, CRLs and OCSP responses. */
 export type SigningKey = webcrypto.CryptoKey;
 
-const generateKeyPairAsync = promisify(generateKeyPair);
+const generateKeyPairAsync = promisify(generateNodeKeyPair);
 
 /** Key sizes accepted for each key type, in bits. The first is Vault's default. */
 export const KEY_BITS: Record<PkiKeyType, readonly number[]> = {
@@ -57,9 +57,16 @@ export function keySpec(type: string | undefined, bits: number | undefined, pref
   return { type: keyType, bits: size };
 }
 
-/** Generates a key pair and returns its PKCS#8 DER private key. */
-export async function generatePrivateKey(spec: KeySpec): Promise<Buffer> {
-  let pair: { privateKey: KeyObject };
+/** A new key pair: the private key object, its PKCS#8 DER and the public key's SPKI DER. */
+export interface GeneratedKeyPair {
+  privateKey: KeyObject;
+  pkcs8: Buffer;
+  spki: Buffer;
+}
+
+/** Generates a key pair of this spec. */
+export async function generateKeyPair(spec: KeySpec): Promise<GeneratedKeyPair> {
+  let pair: { privateKey: KeyObject; publicKey: KeyObject };
   if (spec.type === "rsa") {
     pair = await generateKeyPairAsync("rsa", { modulusLength: spec.bits });
   } else if (spec.type === "ec") {
@@ -67,7 +74,16 @@ export async function generatePrivateKey(spec: KeySpec): Promise<Buffer> {
   } else {
     pair = await generateKeyPairAsync("ed25519");
   }
-  return pair.privateKey.export({ format: "der", type: "pkcs8" });
+  return {
+    privateKey: pair.privateKey,
+    pkcs8: pair.privateKey.export({ format: "der", type: "pkcs8" }),
+    spki: pair.publicKey.export({ format: "der", type: "spki" }),
+  };
+}
+
+/** Generates a key pair and returns its PKCS#8 DER private key. */
+export async function generatePrivateKey(spec: KeySpec): Promise<Buffer> {
+  return (await generateKeyPair(spec)).pkcs8;
 }
 
 /** Returns the key type and size of a public key, or throws `unsupported_key_type`. */
@@ -140,12 +156,15 @@ export type PrivateKeyFormat = (typeof PRIVATE_KEY_FORMATS)[number];
  * `pem` output is PEM, `der` output base64 DER.
  */
 export function encodePrivateKey(
-  pkcs8: Uint8Array,
+  pkcs8: Uint8Array | KeyObject,
   spec: KeySpec,
   privateKeyFormat: PrivateKeyFormat,
   output: "pem" | "der",
 ): string {
-  const key = createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" });
+  const key =
+    pkcs8 instanceof Uint8Array
+      ? createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" })
+      : pkcs8;
   let type: "pkcs1" | "sec1" | "pkcs8" = "pkcs8";
   if (privateKeyFormat !== "pkcs8" && spec.type === "rsa") type = "pkcs1";
   if (privateKeyFormat !== "pkcs8" && spec.type === "ec") type = "sec1";

@@ -4,9 +4,12 @@ import { KeywardError } from "../../errors.ts";
 import { globMatch } from "../../util/glob.ts";
 import type { Role } from "./roles.ts";
 
-/** A subject alternative name as @peculiar/x509 encodes it. */
+/**
+ * A subject alternative name. `other` is an otherName whose value is a
+ * UTF8String, written as Vault writes it: `<oid>;UTF8:<value>`.
+ */
 export interface AltName {
-  type: "dns" | "ip" | "email" | "url";
+  type: "dns" | "ip" | "email" | "url" | "other";
   value: string;
 }
 
@@ -45,6 +48,8 @@ export function isHostname(name: string): boolean {
 /** Names requested for a certificate, before the role's checks. */
 export interface RequestedNames {
   commonName: string;
+  /** otherName SANs in Vault's `<oid>;UTF8:<value>` form. */
+  otherSans?: string[];
   /** Hostnames and email addresses from `alt_names` and the CSR. */
   altNames: string[];
   ipSans: string[];
@@ -109,7 +114,46 @@ export function checkNames(role: Role, names: RequestedNames): AltName[] {
     }
     add({ type: "url", value: uri });
   }
+  for (const other of names.otherSans ?? []) {
+    const parsed = parseOtherSan(other, "other_sans");
+    if (!role.allowed_other_sans.some((pattern) => otherSanAllowed(pattern, parsed))) {
+      throw notAllowed("other_sans", other, "allowed_other_sans");
+    }
+    add({ type: "other", value: `${parsed.oid};UTF8:${parsed.value}` });
+  }
   return sans;
+}
+
+const OTHER_SAN = /^([0-2](?:\.(?:0|[1-9]\d{0,9})){1,30});(UTF8|UTF-8):(.*)$/s;
+
+/** An otherName SAN: its type OID and UTF-8 value. */
+export interface OtherSan {
+  oid: string;
+  value: string;
+}
+
+/**
+ * Parses an otherName SAN in Vault's form `<oid>;UTF8:<value>` (`UTF-8`
+ * is accepted too). Only UTF8String values are supported. Throws
+ * `invalid_field` naming `field`.
+ */
+export function parseOtherSan(text: string, field: string): OtherSan {
+  const match = OTHER_SAN.exec(text);
+  if (!match) {
+    throw new KeywardError(
+      "invalid_field",
+      `"${field}" contains "${text}", which is not of the form <oid>;UTF8:<value>`,
+      { field },
+    );
+  }
+  return { oid: match[1]!, value: match[3]! };
+}
+
+/** Matches an otherName against one `allowed_other_sans` entry: `*`, or `<oid>;UTF8:<glob>`. */
+function otherSanAllowed(pattern: string, name: OtherSan): boolean {
+  if (pattern === "*") return true;
+  const match = OTHER_SAN.exec(pattern);
+  return match !== null && match[1] === name.oid && globMatch(match[3]!, name.value);
 }
 
 function notAllowed(field: string, name: string, rule: string): KeywardError {

@@ -1,7 +1,8 @@
 import { isKeywardError } from "../../errors.ts";
 import type { PkiContext } from "./context.ts";
-import type { LoadedIssuer } from "./issuers.ts";
+import { issuerCanSign, type LoadedIssuer } from "./issuers.ts";
 import { normaliseSerialHex } from "./key-pairs.ts";
+import type { OcspResponders } from "./ocsp-delegation.ts";
 import {
   buildOcspResponse,
   certIdMatchesIssuer,
@@ -13,12 +14,18 @@ import type { RevokedRecord } from "./types.ts";
 
 /**
  * Builds the DER response to a DER OCSP request (RFC 6960). The response is signed by the
- * issuer of the first CertID; CertIDs of other issuers get `unknown`. A
+ * issuer of the first CertID, or by that issuer's delegated responder when
+ * `responders` has a current one, whose certificate the response then
+ * carries. CertIDs of other issuers get `unknown`. A
  * malformed request gets a `malformedRequest` response, and a request
  * for an issuer this mount does not hold gets `unauthorized`, both as
  * OCSP responses rather than HTTP errors.
  */
-export async function answerOcsp(context: PkiContext, der: Uint8Array): Promise<Uint8Array> {
+export async function answerOcsp(
+  context: PkiContext,
+  der: Uint8Array,
+  responders?: OcspResponders,
+): Promise<Uint8Array> {
   let request: ReturnType<typeof parseOcspRequest>;
   try {
     request = parseOcspRequest(der);
@@ -29,7 +36,7 @@ export async function answerOcsp(context: PkiContext, der: Uint8Array): Promise<
   const crlConfig = await context.config.crl();
   if (crlConfig.ocspDisable) return ocspErrorResponse("unauthorized");
 
-  const issuers = (await context.issuers.list()).filter((issuer) => issuer.keyId !== "");
+  const issuers = (await context.issuers.list()).filter(issuerCanSign);
   let signer: LoadedIssuer | undefined;
   for (const issuer of issuers) {
     const loaded = await context.issuers.load(issuer);
@@ -52,8 +59,10 @@ export async function answerOcsp(context: PkiContext, der: Uint8Array): Promise<
       : ({ status: "unknown" } as const);
     responses.push({ certId, status, thisUpdate: now, ...(nextUpdate ? { nextUpdate } : {}) });
   }
+  const delegated = await responders?.signerFor(signer.record, now);
   return buildOcspResponse({
-    signer: { certificate: signer.certificate, privateKey: signer.privateKey },
+    signer: delegated ?? { certificate: signer.certificate, dataSigner: signer.signer },
+    ...(delegated ? { certificates: [delegated.certificate] } : {}),
     responses,
     producedAt: now,
     ...(request.nonce ? { nonce: request.nonce } : {}),

@@ -62,36 +62,20 @@ export function parseCertificates(text: string, field: string): x509.X509Certifi
     .map((block) => parseCertificateDer(block.der, field));
 }
 
-/** Parses a PEM (or base64 DER) certificate signing request, throwing `invalid_certificate` naming `field`. */
-export function parseCsr(text: string, field = "csr"): x509.Pkcs10CertificateRequest {
-  let der: Buffer;
-  if (text.includes("-----BEGIN")) {
-    const block = readPemBlocks(text, field).find((candidate) =>
-      ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"].includes(candidate.label),
-    );
-    if (!block) {
-      throw new KeywardError(
-        "invalid_certificate",
-        `"${field}" contains no CERTIFICATE REQUEST block`,
-        {
-          field,
-        },
-      );
-    }
-    der = block.der;
-  } else {
-    der = Buffer.from(text, "base64");
-  }
-  try {
-    return new x509.Pkcs10CertificateRequest(der);
-  } catch (error) {
+/** Returns the DER of a PEM (or base64 DER) certificate signing request, throwing `invalid_certificate` naming `field`. */
+export function csrDer(text: string, field = "csr"): Buffer {
+  if (!text.includes("-----BEGIN")) return Buffer.from(text, "base64");
+  const block = readPemBlocks(text, field).find((candidate) =>
+    ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"].includes(candidate.label),
+  );
+  if (!block) {
     throw new KeywardError(
       "invalid_certificate",
-      `"${field}" is not a valid certificate signing request`,
+      `"${field}" contains no CERTIFICATE REQUEST block`,
       {
         field,
-        cause: error,
       },
     );
   }
+  return block.der;
 }

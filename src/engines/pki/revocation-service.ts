@@ -3,14 +3,16 @@ import { KeywardError } from "../../errors.ts";
 import type { PkiContext } from "./context.ts";
 import { unixSeconds } from "./context.ts";
 import { CrlService } from "./crls.ts";
+import { revokeIssuer } from "./issuer-revocation.ts";
 import { pemDer } from "./issuers.ts";
 import { publicKeyOf, readPrivateKeyPem, serialHexOf } from "./key-pairs.ts";
+import { OcspResponders } from "./ocsp-delegation.ts";
 import { answerOcsp } from "./ocsp-responder.ts";
 import { parseCertificates } from "./pem.ts";
 import type { RevocationReason } from "./revocation/index.ts";
 import type { PkiLogger } from "./service.ts";
 import { TidyService } from "./tidy.ts";
-import type { RevokedRecord } from "./types.ts";
+import type { IssuerRecord, RevokedRecord } from "./types.ts";
 import { REVOCATION_REASONS } from "./types.ts";
 
 /**
@@ -23,17 +25,20 @@ export class RevocationService {
   readonly #logger: PkiLogger | undefined;
   readonly crls: CrlService;
   readonly tidy: TidyService;
+  /** Delegated OCSP responders, one per issuer. */
+  readonly responders: OcspResponders;
 
   constructor(context: PkiContext, logger?: PkiLogger) {
     this.#context = context;
     this.#logger = logger;
     this.crls = new CrlService(context);
     this.tidy = new TidyService(context, this.crls, logger);
+    this.responders = new OcspResponders(context);
   }
 
   /** Builds the response to a DER OCSP request (see `answerOcsp`). */
   async ocsp(der: Uint8Array): Promise<Uint8Array> {
-    return answerOcsp(this.#context, der);
+    return answerOcsp(this.#context, der, this.responders);
   }
 
   /**
@@ -131,6 +136,23 @@ export class RevocationService {
       });
     }
     return this.revoke(serialHex);
+  }
+
+  /**
+   * Revokes an issuer (see `revokeIssuer`) and rebuilds the CRL of the
+   * issuer that signed it, when that issuer is in this mount. Revoking a
+   * revoked issuer changes nothing and returns it.
+   */
+  async revokeIssuer(ref: string): Promise<IssuerRecord> {
+    const result = await revokeIssuer(this.#context, ref);
+    if (result.changed) {
+      this.#logger?.info(
+        { mount: this.#context.mount, issuer: result.issuer.id, parent: result.parent?.id },
+        "revoked issuer",
+      );
+      if (result.parent) await this.#afterRevocation(result.parent.id);
+    }
+    return result.issuer;
   }
 
   async #afterRevocation(issuerId: string): Promise<void> {

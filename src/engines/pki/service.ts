@@ -7,6 +7,11 @@ import {
   generateRoot,
   signIntermediate,
 } from "./ca-operations.ts";
+import {
+  importTransitIssuer,
+  type TransitImportRequest,
+  type TransitResolver,
+} from "./ca-transit.ts";
 import { PkiConfig } from "./config.ts";
 import type { PkiContext } from "./context.ts";
 import { CertificateInventory } from "./inventory.ts";
@@ -35,6 +40,8 @@ export interface PkiServiceOptions {
   logger?: PkiLogger;
   /** The mount's default and maximum TTLs, read at each request so a tune applies at once. */
   mountTtls?: () => MountTtls;
+  /** Finds transit engines by mount path, for issuers whose keys are transit keys. */
+  transit?: TransitResolver;
 }
 
 function validateRoleName(name: string): void {
@@ -61,6 +68,7 @@ export class PkiService {
   /** The phased rotation of the default issuer (`issuers/rotate/*`). */
   readonly rotation: IssuerRotation;
   readonly logger: PkiLogger | undefined;
+  readonly #transit: TransitResolver | undefined;
 
   constructor(options: PkiServiceOptions) {
     this.mount = options.mount;
@@ -70,7 +78,7 @@ export class PkiService {
     this.context = {
       mount: options.mount,
       store,
-      issuers: new IssuerRegistry(store, clock),
+      issuers: new IssuerRegistry(store, clock, options.transit),
       config: new PkiConfig(store),
       inventory: new CertificateInventory(store),
       clock,
@@ -83,6 +91,7 @@ export class PkiService {
     };
     this.revocation = new RevocationService(this.context, options.logger);
     this.rotation = new IssuerRotation(this.context, options.logger);
+    this.#transit = options.transit;
   }
 
   get issuers(): IssuerRegistry {
@@ -138,6 +147,11 @@ export class PkiService {
 
   async importBundle(pemBundle: string) {
     return importBundle(this.context, pemBundle, "pem_bundle", { requireKeyForFirst: false });
+  }
+
+  /** Imports an external CA certificate whose private key is a transit key (see `importTransitIssuer`). */
+  async importTransitIssuer(request: TransitImportRequest) {
+    return importTransitIssuer(this.context, this.#transit, request);
   }
 
   async signIntermediate(issuerRef: string, request: CaRequest) {

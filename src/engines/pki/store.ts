@@ -1,6 +1,45 @@
 import { isKeywardError, KeywardError } from "../../errors.ts";
+import { sealedError } from "../../seal/keyring-store.ts";
 import type { Barrier } from "../../seal/types.ts";
 import { KeyedLock } from "../../util/keyed-lock.ts";
+import { ReadCache } from "../../util/read-cache.ts";
+
+/** Records and folder listings kept decrypted in memory. */
+const CACHE_ENTRIES = 1_000;
+
+/**
+ * Folders whose records are cached, because issuing reads them on every
+ * request. Certificates, revocation entries and CRLs are not: they are
+ * written once per certificate and read rarely.
+ */
+const CACHED_FOLDERS = ["issuers/", "keys/", "roles/", "config/"];
+
+/** Folders whose listings are cached, with the same invalidation as their records. */
+const CACHED_LISTS = new Set(["issuers", "keys", "roles"]);
+
+/** The cached text of a record that is not stored. */
+const ABSENT = "";
+
+/** Most records one batched transaction writes. */
+const MAX_BATCH = 256;
+
+/** A write waiting for the next batched transaction. */
+interface QueuedWrite {
+  path: string;
+  text: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+function isCached(path: string): boolean {
+  return CACHED_FOLDERS.some((folder) => path.startsWith(folder));
+}
+
+/** Returns the cache name of the listing that contains `path`, when that listing is cached. */
+function listingOf(path: string): string | undefined {
+  const folder = path.slice(0, path.lastIndexOf("/"));
+  return CACHED_LISTS.has(folder) ? `list:${folder}` : undefined;
+}
 
 /** Reads and writes of PKI records inside one storage transaction, with the store's paths and JSON encoding. */
 export interface PkiTransaction {
@@ -9,10 +48,10 @@ export interface PkiTransaction {
   delete(path: string): Promise<void>;
 }
 
-function decodeRecord<T>(value: Uint8Array | undefined, path: string): T | undefined {
+function decodeRecord<T>(value: Uint8Array | string | undefined, path: string): T | undefined {
   if (value === undefined) return undefined;
   try {
-    return JSON.parse(Buffer.from(value).toString("utf8")) as T;
+    return JSON.parse(typeof value === "string" ? value : Buffer.from(value).toString("utf8")) as T;
   } catch (error) {
     throw new KeywardError("internal", "internal error", {
       cause: error,
@@ -23,14 +62,24 @@ function decodeRecord<T>(value: Uint8Array | undefined, path: string): T | undef
 
 /**
  * The PKI engine's records as JSON values behind the barrier, each under
- * `<mount>/<folder>/<id>` or `<mount>/config/<name>`. Reads always go
- * through the barrier, so a sealed server rejects them. Changes to one
+ * `<mount>/<folder>/<id>` or `<mount>/config/<name>`. Changes to one
  * record run one at a time under a per-path lock.
+ *
+ * Issuers, keys, roles and configuration records, and the listings of
+ * issuers, keys and roles, are cached decrypted in memory, as transit
+ * caches its keys. Every write through this store, inside a transaction
+ * or not, invalidates what it changes. The store belongs to one unsealed
+ * period and rejects reads while the barrier is sealed.
  */
 export class PkiStore {
   readonly #barrier: Barrier;
   readonly #prefix: string;
   readonly #locks = new KeyedLock();
+  // NOTE: the cache assumes this process makes every change to the mount's
+  // records. Several servers sharing one database must invalidate it.
+  readonly #cache = new ReadCache(CACHE_ENTRIES);
+  #queue: QueuedWrite[] = [];
+  #draining = false;
 
   constructor(barrier: Barrier, mount: string) {
     this.#barrier = barrier;
@@ -38,22 +87,99 @@ export class PkiStore {
   }
 
   async get<T>(path: string): Promise<T | undefined> {
-    return decodeRecord<T>(await this.#barrier.get(this.#prefix + path), path);
+    if (!isCached(path)) return decodeRecord<T>(await this.#barrier.get(this.#prefix + path), path);
+    if (this.#barrier.sealed) throw sealedError();
+    // An absent record is cached as the empty string, which no JSON record is.
+    const text = await this.#cache.read(path, async () => {
+      const value = await this.#barrier.get(this.#prefix + path);
+      return value === undefined ? ABSENT : Buffer.from(value).toString("utf8");
+    });
+    return text === ABSENT ? undefined : decodeRecord<T>(text, path);
   }
 
   async put(path: string, value: unknown): Promise<void> {
-    const bytes = Buffer.from(JSON.stringify(value), "utf8");
-    await this.#translate(() => this.#barrier.put(this.#prefix + path, bytes), path);
+    const text = JSON.stringify(value);
+    await this.#translate(
+      () => this.#barrier.put(this.#prefix + path, Buffer.from(text, "utf8")),
+      path,
+    );
+    this.#written(path, text);
   }
 
   async delete(path: string): Promise<void> {
     await this.#translate(() => this.#barrier.delete(this.#prefix + path), path);
+    this.#written(path, undefined);
   }
 
   /** Lists the record names directly under `folder` (without the trailing slash), in ascending order. */
   async list(folder: string): Promise<string[]> {
-    const children = await this.#barrier.list(`${this.#prefix}${folder}/`);
-    return children.filter((child) => !child.endsWith("/"));
+    const load = async () => {
+      const children = await this.#barrier.list(`${this.#prefix}${folder}/`);
+      return children.filter((child) => !child.endsWith("/"));
+    };
+    if (!CACHED_LISTS.has(folder)) return load();
+    if (this.#barrier.sealed) throw sealedError();
+    const text = await this.#cache.read(`list:${folder}`, async () => JSON.stringify(await load()));
+    return JSON.parse(text!) as string[];
+  }
+
+  /**
+   * Stores a record together with the other records queued in the same
+   * event loop turn, in one transaction, and resolves once that
+   * transaction has committed. Concurrent issuance then shares one commit
+   * (and one sync to disk) instead of paying one each. When the
+   * transaction fails, every write in it is rejected.
+   */
+  async putBatched(path: string, value: unknown): Promise<void> {
+    const text = JSON.stringify(value);
+    await new Promise<void>((resolve, reject) => {
+      this.#queue.push({ path, text, resolve, reject });
+      if (!this.#draining) {
+        this.#draining = true;
+        setImmediate(() => void this.#drain());
+      }
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, MAX_BATCH);
+      try {
+        await this.#barrier.transaction(async (tx) => {
+          for (const write of batch) {
+            await tx.put(this.#prefix + write.path, Buffer.from(write.text, "utf8"));
+          }
+        });
+      } catch (error) {
+        for (const write of batch) this.#forget(write.path);
+        const failure = isKeywardError(error)
+          ? error
+          : new KeywardError("storage_failure", "failed to store PKI records in one transaction", {
+              cause: error,
+            });
+        for (const write of batch) write.reject(failure);
+        continue;
+      }
+      for (const write of batch) {
+        this.#written(write.path, write.text);
+        write.resolve();
+      }
+    }
+    this.#draining = false;
+  }
+
+  /** Records a completed write of `path` in the cache. */
+  #written(path: string, text: string | undefined): void {
+    if (isCached(path)) this.#cache.written(path, text);
+    const listing = listingOf(path);
+    if (listing) this.#cache.forget(listing);
+  }
+
+  /** Drops `path` from the cache after a write whose outcome is unknown. */
+  #forget(path: string): void {
+    this.#cache.forget(path);
+    const listing = listingOf(path);
+    if (listing) this.#cache.forget(listing);
   }
 
   /** Runs `work` while holding the lock of `name`; work for other names runs concurrently. */
@@ -68,13 +194,21 @@ export class PkiStore {
    * locks: callers hold the locks of the records they change.
    */
   async transaction<T>(work: (tx: PkiTransaction) => Promise<T>): Promise<T> {
+    // Paths written in any attempt; their cache entries are dropped once the transaction ends.
+    const touched = new Set<string>();
     try {
       return await this.#barrier.transaction((raw) => {
         const prefix = this.#prefix;
         return work({
           get: async <V>(path: string) => decodeRecord<V>(await raw.get(prefix + path), path),
-          put: (path, value) => raw.put(prefix + path, Buffer.from(JSON.stringify(value), "utf8")),
-          delete: (path) => raw.delete(prefix + path),
+          put: (path, value) => {
+            touched.add(path);
+            return raw.put(prefix + path, Buffer.from(JSON.stringify(value), "utf8"));
+          },
+          delete: (path) => {
+            touched.add(path);
+            return raw.delete(prefix + path);
+          },
         });
       });
     } catch (error) {
@@ -82,6 +216,8 @@ export class PkiStore {
       throw new KeywardError("storage_failure", "failed to store PKI records in one transaction", {
         cause: error,
       });
+    } finally {
+      for (const path of touched) this.#forget(path);
     }
   }
 
@@ -89,6 +225,7 @@ export class PkiStore {
     try {
       await write();
     } catch (error) {
+      this.#forget(path);
       if (isKeywardError(error)) throw error;
       throw new KeywardError("storage_failure", "failed to store a PKI record", {
         cause: error,

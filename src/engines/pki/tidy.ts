@@ -1,5 +1,11 @@
+import {
+  type AcmeTidyCounts,
+  DEFAULT_ACME_ACCOUNT_SAFETY_BUFFER_SECONDS,
+  tidyAcmeRecords,
+} from "./acme/tidy.ts";
 import type { PkiContext } from "./context.ts";
 import type { CrlService } from "./crls.ts";
+import { issuerCanSign } from "./issuers.ts";
 import type { PkiLogger } from "./service.ts";
 import type { RevokedRecord } from "./types.ts";
 
@@ -10,6 +16,8 @@ export interface TidyResult {
   timeFinished: string;
   certStoreDeletedCount: number;
   revokedCertDeletedCount: number;
+  /** What ACME tidying deleted; absent when the run did not tidy ACME records. */
+  acme?: AcmeTidyCounts;
   error?: string;
 }
 
@@ -34,12 +42,17 @@ export class TidyService {
     tidyCertStore: boolean;
     tidyRevokedCerts: boolean;
     safetyBufferSeconds: number;
+    /** Also delete ended ACME orders, authorizations and accounts (see `tidyAcmeRecords`). */
+    tidyAcme?: boolean;
+    /** How long deactivated ACME accounts are kept; Vault's default of 30 days when absent. */
+    acmeAccountSafetyBufferSeconds?: number;
   }): Promise<TidyResult> {
     const { store, inventory, clock } = this.#context;
     const started = clock();
     const cutoff = started.getTime() - options.safetyBufferSeconds * 1000;
     let certStoreDeleted = 0;
     let revokedDeleted = 0;
+    let acme: AcmeTidyCounts | undefined;
     const touchedIssuers = new Set<string>();
     try {
       if (options.tidyRevokedCerts) {
@@ -61,9 +74,17 @@ export class TidyService {
           certStoreDeleted++;
         }
       }
+      if (options.tidyAcme) {
+        acme = await tidyAcmeRecords(store, {
+          now: started,
+          safetyBufferSeconds: options.safetyBufferSeconds,
+          accountSafetyBufferSeconds:
+            options.acmeAccountSafetyBufferSeconds ?? DEFAULT_ACME_ACCOUNT_SAFETY_BUFFER_SECONDS,
+        });
+      }
       for (const issuerId of touchedIssuers) {
         const issuer = await this.#context.issuers.resolve(issuerId).catch(() => undefined);
-        if (issuer && issuer.keyId !== "") await this.#crls.rebuild(issuer);
+        if (issuer && issuerCanSign(issuer)) await this.#crls.rebuild(issuer);
       }
       this.#lastTidy = {
         state: "Finished",
@@ -71,6 +92,7 @@ export class TidyService {
         timeFinished: clock().toISOString(),
         certStoreDeletedCount: certStoreDeleted,
         revokedCertDeletedCount: revokedDeleted,
+        ...(acme ? { acme } : {}),
       };
     } catch (error) {
       this.#lastTidy = {
@@ -84,7 +106,7 @@ export class TidyService {
       throw error;
     }
     this.#logger?.info(
-      { mount: this.#context.mount, certStoreDeleted, revokedDeleted },
+      { mount: this.#context.mount, certStoreDeleted, revokedDeleted, ...(acme ? { acme } : {}) },
       "tidied certificates",
     );
     return this.#lastTidy;

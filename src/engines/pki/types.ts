@@ -51,6 +51,31 @@ export interface IssuerRecord {
    */
   usage?: IssuerUsage[];
   createdAt: string;
+  /** The transit key that signs for this issuer, when its private key is kept in transit. */
+  transitKey?: TransitKeyRef;
+  /** When the issuer was revoked (`issuer/:ref/revoke`); a revoked issuer issues no certificates. */
+  revokedAt?: string;
+}
+
+/** An issuer's delegated OCSP responder, at `<mount>/ocsp-responders/<issuer id>`. */
+export interface OcspResponderRecord {
+  issuerId: string;
+  serialHex: string;
+  /** The responder certificate, signed by the issuer, with id-kp-OCSPSigning and ocsp-nocheck. */
+  certificatePem: string;
+  keyType: PkiKeyType;
+  keyBits: number;
+  /** PKCS#8 DER of the responder's private key, base64; never returned by the API. */
+  pkcs8: string;
+  notAfter: string;
+}
+
+/** One version of a transit key that holds an issuer's private key. */
+export interface TransitKeyRef {
+  /** The transit engine's mount path. */
+  mount: string;
+  name: string;
+  version: number;
 }
 
 /** The mount's issuer settings, at `<mount>/config/issuers`. */
@@ -111,6 +136,10 @@ export interface TidyConfig {
   tidyCertStore: boolean;
   tidyRevokedCerts: boolean;
   safetyBufferSeconds: number;
+  /** Also tidy ACME orders, authorizations and accounts; false when absent. */
+  tidyAcme?: boolean;
+  /** How long deactivated ACME accounts are kept, in seconds; 30 days when absent. */
+  acmeAccountSafetyBufferSeconds?: number;
 }
 
 // The RFC 5280 reason list lives with the CRL and OCSP code that encodes it.

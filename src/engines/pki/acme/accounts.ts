@@ -1,5 +1,6 @@
 import type { JWK } from "jose";
 import type { AuthenticatedRequest } from "./authenticate.ts";
+import { eabPolicyOf } from "./config.ts";
 import type { AcmeContext, AcmeResponse, AcmeScope } from "./context.ts";
 import { newId } from "./context.ts";
 import { verifyExternalAccountBinding } from "./eab.ts";
@@ -62,7 +63,7 @@ function readContacts(value: unknown): string[] {
 /**
  * Serves newAccount (RFC 8555 section 7.3): returns the existing account
  * of the request's key (200), or creates one (201), checking the contacts
- * and, as `eab_policy` requires, the external account binding.
+ * and, as the directory's EAB policy requires, the external account binding.
  */
 export async function newAccount(
   context: AcmeContext,
@@ -94,7 +95,7 @@ export async function newAccount(
     }
 
     const binding = payload.externalAccountBinding;
-    if (binding === undefined && scope.config.eab_policy !== "not-required") {
+    if (binding === undefined && eabPolicyOf(scope.config, scope.directory) !== "not-required") {
       throw new AcmeProblem(
         "externalAccountRequired",
         "this directory requires external account binding; create an EAB key with the API and pass it to the client",
@@ -186,7 +187,9 @@ export async function updateAccount(
     const changed: AccountRecord = {
       ...account,
       ...(contact ? { contact } : {}),
-      ...(payload.status === "deactivated" ? { status: "deactivated" as const } : {}),
+      ...(payload.status === "deactivated" && account.status !== "deactivated"
+        ? { status: "deactivated" as const, statusChangedAt: context.clock().toISOString() }
+        : {}),
     };
     await store.putAccount(changed);
     return changed;

@@ -1,4 +1,5 @@
 import type { JWK } from "jose";
+import { eabPolicyOf } from "./config.ts";
 import type { AcmeContext, AcmeScope } from "./context.ts";
 import {
   checkAccountJwk,
@@ -103,10 +104,10 @@ async function accountOfKid(
   if (account.status !== "valid") {
     throw new AcmeProblem("unauthorized", `the account is ${account.status}`);
   }
-  if (scope.config.eab_policy === "always-required" && account.eabKeyId === undefined) {
+  if (eabPolicyOf(scope.config, scope.directory) === "always-required" && !account.eabKeyId) {
     throw new AcmeProblem(
       "externalAccountRequired",
-      "this mount requires external account binding for every account (eab_policy is always-required); create a new account with an EAB key",
+      "this directory requires external account binding for every account (its EAB policy is always-required); create a new account with an EAB key",
       { status: 403 },
     );
   }

@@ -20,7 +20,14 @@ export interface AcmeConfig {
   default_directory_policy: string;
   /** Roles whose directories (`<mount>/roles/<role>/acme/`) are served; `*` allows every role. */
   allowed_roles: string[];
+  /** The external account binding policy of every directory that `directory_eab_policies` does not name. */
   eab_policy: EabPolicy;
+  /**
+   * External account binding policies of single directories, keyed by the
+   * directory's path below the mount: `acme` for the mount's default
+   * directory and `roles/<role>/acme` for a role's. Each overrides `eab_policy`.
+   */
+  directory_eab_policies: Record<string, EabPolicy>;
   /** DNS server for dns-01 and for resolving names, as `host` or `host:port`; empty uses the system's. */
   dns_resolver: string;
   /**
@@ -47,6 +54,7 @@ export const ACME_CONFIG_DEFAULTS: Readonly<AcmeConfig> = Object.freeze({
   default_directory_policy: "sign-verbatim",
   allowed_roles: ["*"],
   eab_policy: "not-required",
+  directory_eab_policies: {},
   dns_resolver: "",
   base_url: "",
   allowed_networks: [],
@@ -58,6 +66,22 @@ export const ACME_CONFIG_DEFAULTS: Readonly<AcmeConfig> = Object.freeze({
 });
 
 const CONFIG_PATH = "config/acme";
+
+/** A key of `directory_eab_policies`: `acme`, or `roles/<role>/acme` with a role name. */
+const DIRECTORY_KEY = /^(?:acme|roles\/[\w.-]{1,128}\/acme)$/;
+
+/** Returns a directory's key in `directory_eab_policies`: `acme` for the default directory (`""`), else `roles/<role>/acme`. */
+export function directoryKeyOf(directory: string): string {
+  return directory === "" ? "acme" : `roles/${directory}/acme`;
+}
+
+/** Returns the external account binding policy of one directory: its own entry, else the mount's `eab_policy`. */
+export function eabPolicyOf(config: AcmeConfig, directory: string): EabPolicy {
+  const key = directoryKeyOf(directory);
+  return Object.hasOwn(config.directory_eab_policies, key)
+    ? config.directory_eab_policies[key]!
+    : config.eab_policy;
+}
 
 /** Reads the mount's ACME settings, with defaults for fields never written. */
 export async function readAcmeConfig(store: PkiStore): Promise<AcmeConfig> {
@@ -109,6 +133,15 @@ function validateAcmeConfig(config: AcmeConfig): void {
         field: "eab_policy",
       },
     );
+  }
+  for (const [key, policy] of Object.entries(config.directory_eab_policies)) {
+    if (!DIRECTORY_KEY.test(key) || !(EAB_POLICIES as readonly string[]).includes(policy)) {
+      throw new KeywardError(
+        "invalid_field",
+        `"directory_eab_policies" maps "${key}" to "${policy}"; map "acme" or "roles/<role>/acme" to one of ${EAB_POLICIES.join(", ")}`,
+        { field: "directory_eab_policies" },
+      );
+    }
   }
   if (config.dns_resolver !== "" && !isResolverAddress(config.dns_resolver)) {
     throw new KeywardError(

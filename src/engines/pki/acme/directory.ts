@@ -1,3 +1,4 @@
+import { eabPolicyOf } from "./config.ts";
 import type { AcmeContext, AcmeResponse, AcmeScope } from "./context.ts";
 import { issuancePolicy } from "./policy.ts";
 
@@ -19,7 +20,7 @@ export async function directory(context: AcmeContext, scope: AcmeScope): Promise
       keyChange: urls.keyChange,
       renewalInfo: urls.renewalInfo,
       meta: {
-        externalAccountRequired: scope.config.eab_policy !== "not-required",
+        externalAccountRequired: eabPolicyOf(scope.config, scope.directory) !== "not-required",
       },
     },
   };

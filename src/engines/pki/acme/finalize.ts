@@ -10,6 +10,7 @@ import { orderResponse, ownOrder } from "./orders.ts";
 import { type IssuancePolicy, issuancePolicy } from "./policy.ts";
 import { AcmeProblem, notFoundProblem, toProblem } from "./problems.ts";
 import type { AcmeCertificateRecord, Identifier, OrderRecord } from "./records.ts";
+import { issuanceValidity } from "./validity.ts";
 
 /** Maximum CSR length accepted, in base64url characters. */
 const MAX_CSR_LENGTH = 64 * 1024;
@@ -90,8 +91,11 @@ async function issue(
   commonName: string,
 ) {
   const pki = context.pki;
-  return issueCertificate(pki.context, {
-    role: policy.role,
+  // One instant for the whole issuance, so a requested notBefore lands on the exact second.
+  const issuedAt = context.clock();
+  const validity = issuanceValidity(order, policy.role, pki.context.mountTtls(), issuedAt);
+  return issueCertificate(validity ? { ...pki.context, clock: () => issuedAt } : pki.context, {
+    role: validity?.role ?? policy.role,
     roleName: policy.roleName === "" ? "acme-sign-verbatim" : policy.roleName,
     request: {
       csr: csrPem,
@@ -99,6 +103,7 @@ async function issue(
       alt_names: order.identifiers.filter((i) => i.type === "dns").map((i) => i.value),
       ip_sans: order.identifiers.filter((i) => i.type === "ip").map((i) => i.value),
       format: "pem",
+      ...(validity ? { not_after: validity.notAfter } : {}),
     },
     mode: { kind: "sign" },
   });

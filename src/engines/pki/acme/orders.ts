@@ -11,6 +11,7 @@ import { checkIdentifiersAllowed, issuancePolicy } from "./policy.ts";
 import { AcmeProblem, notFoundProblem, PROBLEM_PREFIX } from "./problems.ts";
 import type { AuthorizationRecord, Identifier, OrderRecord } from "./records.ts";
 import { parseCertificateId } from "./renewal-info.ts";
+import { readRequestedValidity, sameRequestedValidity } from "./validity.ts";
 
 /** Returns an order as ACME clients read it (RFC 8555 section 7.1.3). */
 export function orderView(scope: AcmeScope, order: OrderRecord) {
@@ -18,6 +19,8 @@ export function orderView(scope: AcmeScope, order: OrderRecord) {
     status: order.status,
     expires: order.expires,
     identifiers: order.identifiers,
+    ...(order.notBefore ? { notBefore: order.notBefore } : {}),
+    ...(order.notAfter ? { notAfter: order.notAfter } : {}),
     authorizations: order.authorizationIds.map((id) => scope.urls.authorization(id)),
     finalize: scope.urls.finalize(order.id),
     ...(order.certificateSerial
@@ -108,8 +111,9 @@ function sameIdentifiers(a: Identifier[], b: Identifier[]): boolean {
 /**
  * Serves newOrder (RFC 8555 section 7.4). The identifiers are checked
  * against the directory's role first, so a name the role rejects creates
- * nothing. A pending or ready order of the account for the same
- * identifiers is returned instead of a new one, and pending or valid
+ * nothing. A requested `notBefore` and `notAfter` must lie within the
+ * role's maximum TTL. A pending or ready order of the account for the same
+ * identifiers and validity is returned instead of a new one, and pending or valid
  * authorizations of the account are reused.
  */
 export async function newOrder(
@@ -121,12 +125,6 @@ export async function newOrder(
   const payload = request.payload;
   if (payload === undefined) throw new AcmeProblem("malformed", "newOrder needs a JSON payload");
   const identifiers = readIdentifiers(payload.identifiers);
-  if (payload.notBefore !== undefined || payload.notAfter !== undefined) {
-    throw new AcmeProblem(
-      "malformed",
-      "notBefore and notAfter are not supported; the role's TTL sets the validity",
-    );
-  }
   let replaces: string | undefined;
   if (payload.replaces !== undefined) {
     if (typeof payload.replaces !== "string" || !parseCertificateId(payload.replaces)) {
@@ -136,6 +134,12 @@ export async function newOrder(
   }
   const policy = await issuancePolicy(context.pki, scope.config, scope.directory);
   checkIdentifiersAllowed(policy, identifiers);
+  const requested = readRequestedValidity(
+    payload,
+    policy,
+    context.pki.context.mountTtls(),
+    context.clock(),
+  );
 
   const { store } = context;
   return store.withLock(`account-orders/${account.id}`, async () => {
@@ -144,7 +148,10 @@ export async function newOrder(
       if (!stored || (stored.status !== "pending" && stored.status !== "ready")) continue;
       const existing = await refreshOrder(context, stored);
       const open = existing.status === "pending" || existing.status === "ready";
-      if (open && sameIdentifiers(existing.identifiers, identifiers)) {
+      const same =
+        sameIdentifiers(existing.identifiers, identifiers) &&
+        sameRequestedValidity(existing, requested);
+      if (open && same) {
         return orderResponse(scope, existing, 201);
       }
     }
@@ -180,6 +187,7 @@ export async function newOrder(
       identifiers,
       authorizationIds,
       createdAt: now.toISOString(),
+      ...requested,
       ...(replaces ? { replaces } : {}),
     };
     await store.createOrder(order);

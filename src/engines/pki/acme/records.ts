@@ -45,6 +45,8 @@ export interface AccountRecord {
   /** Id of the external account binding key used at creation. */
   eabKeyId?: string;
   createdAt: string;
+  /** When the account was deactivated or revoked; tidy deletes it a safety buffer later. */
+  statusChangedAt?: string;
 }
 
 /** An order, at `acme/orders/<id>`, listed for its account at `acme/account-orders/<account>/<id>`. */

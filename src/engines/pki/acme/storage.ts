@@ -61,6 +61,14 @@ export class AcmeStore {
     return this.#store.list("acme/accounts");
   }
 
+  /** Deletes an account with its key index entry, if that still names it. */
+  async deleteAccount(record: AccountRecord): Promise<void> {
+    if ((await this.accountIdByKey(record.directory, record.thumbprint)) === record.id) {
+      await this.deleteAccountKey(record.directory, record.thumbprint);
+    }
+    await this.#store.delete(`acme/accounts/${record.id}`);
+  }
+
   async order(id: string): Promise<OrderRecord | undefined> {
     return this.#read<OrderRecord>("orders", id);
   }
@@ -78,6 +86,16 @@ export class AcmeStore {
 
   async accountOrderIds(accountId: string): Promise<string[]> {
     return this.#store.list(`acme/account-orders/${accountId}`);
+  }
+
+  async listOrders(): Promise<string[]> {
+    return this.#store.list("acme/orders");
+  }
+
+  /** Deletes an order and its entry in the account's order list. */
+  async deleteOrder(record: OrderRecord): Promise<void> {
+    await this.#store.delete(`acme/account-orders/${record.accountId}/${record.id}`);
+    await this.#store.delete(`acme/orders/${record.id}`);
   }
 
   async authorization(id: string): Promise<AuthorizationRecord | undefined> {
@@ -99,6 +117,16 @@ export class AcmeStore {
     return this.#store.list(`acme/account-authorizations/${accountId}`);
   }
 
+  async listAuthorizations(): Promise<string[]> {
+    return this.#store.list("acme/authorizations");
+  }
+
+  /** Deletes an authorization, with its challenges, and its entry in the account's list. */
+  async deleteAuthorization(record: AuthorizationRecord): Promise<void> {
+    await this.#store.delete(`acme/account-authorizations/${record.accountId}/${record.id}`);
+    await this.#store.delete(`acme/authorizations/${record.id}`);
+  }
+
   async certificate(serialHex: string): Promise<AcmeCertificateRecord | undefined> {
     if (!/^[0-9a-f]{1,64}$/.test(serialHex)) return undefined;
     return this.#store.get<AcmeCertificateRecord>(`acme/certificates/${serialHex}`);
@@ -106,6 +134,16 @@ export class AcmeStore {
 
   async putCertificate(record: AcmeCertificateRecord): Promise<void> {
     await this.#store.put(`acme/certificates/${record.serialHex}`, record);
+  }
+
+  async listCertificates(): Promise<string[]> {
+    return this.#store.list("acme/certificates");
+  }
+
+  /** Deletes the ACME record of a certificate; the mount's certificate store keeps its own copy. */
+  async deleteCertificate(serialHex: string): Promise<void> {
+    if (/^[0-9a-f]{1,64}$/.test(serialHex))
+      await this.#store.delete(`acme/certificates/${serialHex}`);
   }
 
   async eabKey(id: string): Promise<EabKeyRecord | undefined> {

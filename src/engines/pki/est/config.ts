@@ -28,6 +28,11 @@ export interface EstConfig {
   default_path_policy: string;
   /** Path policies of labelled requests (`/.well-known/est/<label>/…`), by label. */
   label_to_path_policy: Record<string, string>;
+  /**
+   * Serve EST over plain HTTP too. Off by default, because enrolment
+   * secrets and server-generated keys would cross the network in clear text.
+   */
+  allow_insecure_http: boolean;
   /** When the configuration was last written, RFC 3339; empty before the first write. */
   last_updated: string;
 }
@@ -39,6 +44,7 @@ export const EST_CONFIG_DEFAULTS: Readonly<EstConfig> = Object.freeze({
   default_mount: false,
   default_path_policy: "",
   label_to_path_policy: {},
+  allow_insecure_http: false,
   last_updated: "",
 });
 
@@ -68,14 +74,15 @@ export function roleOfPathPolicy(policy: string, field: string): string {
   return name;
 }
 
-function validateLabel(label: string): void {
+/** Checks a label's syntax; `field` names the request field in the error. */
+export function validateLabel(label: string, field = "label_to_path_policy"): void {
   const reserved =
     (EST_OPERATIONS as readonly string[]).includes(label) || label === ENROLLMENT_SECRETS_SEGMENT;
   if (!LABEL.test(label) || reserved) {
     throw new KeywardError(
       "invalid_field",
       `EST label "${label}" is invalid: use 1-64 letters, digits, "_" or "-", and not an EST operation name or "${ENROLLMENT_SECRETS_SEGMENT}"`,
-      { field: "label_to_path_policy" },
+      { field },
     );
   }
 }

@@ -21,6 +21,8 @@ export interface EnrollmentSecretRecord {
   secretSha256: string;
   createdAt: string;
   expiresAt: string;
+  /** The EST label the secret is bound to; it then enrols only at `/.well-known/est/<label>/`. Absent: any path. */
+  label?: string;
   /** Set when an enrolment used the secret; a used secret authenticates nothing. */
   usedAt?: string;
   /** Serial number of the certificate issued with the secret, colon-separated hex. */
@@ -28,7 +30,12 @@ export interface EnrollmentSecretRecord {
 }
 
 /** The reason a presented secret was rejected, which is logged and never sent to the client. */
-export type SecretRejection = "unknown_device" | "wrong_secret" | "already_used" | "expired";
+export type SecretRejection =
+  | "unknown_device"
+  | "wrong_secret"
+  | "already_used"
+  | "expired"
+  | "wrong_label";
 
 /** Thrown for any rejected secret. One code and message for every reason, so the response is no oracle. */
 export function invalidCredentials(
@@ -74,10 +81,15 @@ export class EnrollmentSecrets {
     this.#clock = clock;
   }
 
-  /** Creates a secret for `deviceId` valid for `ttlSeconds`, and returns the record with the secret. */
+  /**
+   * Creates a secret for `deviceId` valid for `ttlSeconds`, bound to
+   * `label` when given, and returns the record with the secret. The caller
+   * checks that the label is configured.
+   */
   async create(
     deviceId: string,
     ttlSeconds: number,
+    label?: string,
   ): Promise<{ record: EnrollmentSecretRecord; secret: string }> {
     validateDeviceId(deviceId);
     if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
@@ -92,6 +104,7 @@ export class EnrollmentSecrets {
       secretSha256: sha256(secret).toString("base64"),
       createdAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
+      ...(label === undefined ? {} : { label }),
     };
     await this.#store.withLock(this.#path(deviceId), () =>
       this.#store.put(this.#path(deviceId), record),
@@ -121,11 +134,13 @@ export class EnrollmentSecrets {
    * returns. A failed enrolment leaves the secret unused, and two
    * concurrent requests with one secret cannot both succeed. Throws
    * `authentication_required` for an unknown device, a wrong, used or
-   * expired secret.
+   * expired secret, and for a secret bound to another label than `label`
+   * (undefined for the unlabelled path).
    */
   async redeem<T extends { serial_number: string }>(
     deviceId: string,
     secret: string,
+    label: string | undefined,
     enrol: () => Promise<T>,
   ): Promise<T> {
     if (!DEVICE_ID.test(deviceId)) throw invalidCredentials("unknown_device");
@@ -139,6 +154,9 @@ export class EnrollmentSecrets {
       if (record.usedAt !== undefined) throw invalidCredentials("already_used", deviceId);
       if (Date.parse(record.expiresAt) <= this.#clock().getTime()) {
         throw invalidCredentials("expired", deviceId);
+      }
+      if (record.label !== undefined && record.label !== label) {
+        throw invalidCredentials("wrong_label", deviceId);
       }
 
       const result = await enrol();

@@ -104,9 +104,9 @@ export class EstService {
     const { name } = await this.roleFor(label);
     const basic = client.basic;
     if (!basic) throw invalidCredentials("missing");
-    // NOTE: a secret is not bound to a label, so it enrols under the role of
-    // whichever label of this mount the device calls.
-    const issued = await this.secrets.redeem(basic.deviceId, basic.secret, () =>
+    // A secret created without a label enrols under the role of whichever
+    // label of this mount the device calls; a labelled one only at its label.
+    const issued = await this.secrets.redeem(basic.deviceId, basic.secret, label, () =>
       this.#pki.sign(name, { csr: decodeBase64Body(body).toString("base64"), format: "der" }),
     );
     this.#logIssued("simpleenroll", label, issued.serial_number, { deviceId: basic.deviceId });
@@ -151,7 +151,7 @@ export class EstService {
     let issued: Awaited<ReturnType<PkiService["issue"]>>;
     if (client.basic) {
       const basic = client.basic;
-      issued = await this.secrets.redeem(basic.deviceId, basic.secret, async () => {
+      issued = await this.secrets.redeem(basic.deviceId, basic.secret, label, async () => {
         const csr = await checkCsr(decodeBase64Body(body).toString("base64"));
         return this.#pki.issue(name, { ...request, ...issueNamesOf(csr, role) });
       });

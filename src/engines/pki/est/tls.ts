@@ -32,3 +32,8 @@ export function peerCertificateDer(request: FastifyRequest): Buffer | undefined 
   // Node returns an empty object when the client sent no certificate.
   return peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
 }
+
+/** Tells whether a request arrived over TLS on this server's own socket; a proxy's X-Forwarded-Proto does not count. */
+export function arrivedOverTls(request: FastifyRequest): boolean {
+  return request.raw.socket instanceof TLSSocket;
+}

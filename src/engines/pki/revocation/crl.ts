@@ -33,7 +33,7 @@ import {
 import { KeywardError } from "../../../errors.ts";
 import { authorityKeyId, subjectNameDer } from "./certificate-fields.ts";
 import { serialHexToInteger, wholeSeconds } from "./encoding.ts";
-import { signatureSchemeFor, signDer } from "./signing.ts";
+import { structureSignerFor } from "./signing.ts";
 import {
   REVOCATION_REASON_CODES,
   type RevocationReason,
@@ -92,8 +92,7 @@ export interface BuildCrlOptions {
  */
 export async function buildCrl(options: BuildCrlOptions): Promise<Uint8Array> {
   checkOptions(options);
-  const key = options.signer.privateKey;
-  const scheme = signatureSchemeFor(key);
+  const scheme = structureSignerFor(options.signer);
 
   const tbsCertList = new TBSCertList({
     version: Version.v2,
@@ -107,7 +106,7 @@ export async function buildCrl(options: BuildCrlOptions): Promise<Uint8Array> {
     tbsCertList.revokedCertificates = revokedCertificates(options.entries);
   }
 
-  const signature = await signDer(key, scheme, AsnConvert.serialize(tbsCertList));
+  const signature = await scheme.sign(AsnConvert.serialize(tbsCertList));
   const crl = new CertificateList({
     tbsCertList,
     signatureAlgorithm: scheme.identifier,

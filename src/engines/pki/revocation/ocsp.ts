@@ -20,7 +20,7 @@ import type * as x509 from "../x509.ts";
 import { publicKeySha1, subjectNameDer } from "./certificate-fields.ts";
 import { wholeSeconds } from "./encoding.ts";
 import type { OcspCertId } from "./ocsp-request.ts";
-import { signatureSchemeFor, signDer } from "./signing.ts";
+import { structureSignerFor } from "./signing.ts";
 import { REVOCATION_REASON_CODES, type RevocationReason, type RevocationSigner } from "./types.ts";
 
 export {
@@ -86,9 +86,8 @@ export async function buildOcspResponse(options: BuildOcspResponseOptions): Prom
     ];
   }
 
-  const key = options.signer.privateKey;
-  const scheme = signatureSchemeFor(key);
-  const signature = await signDer(key, scheme, AsnConvert.serialize(tbsResponseData));
+  const scheme = structureSignerFor(options.signer);
+  const signature = await scheme.sign(AsnConvert.serialize(tbsResponseData));
   const basic = new BasicOCSPResponse({
     tbsResponseData,
     signatureAlgorithm: scheme.identifier,

@@ -1,7 +1,9 @@
 import type { webcrypto } from "node:crypto";
-import type { AlgorithmIdentifier } from "@peculiar/asn1-x509";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { AlgorithmIdentifier } from "@peculiar/asn1-x509";
 import { KeywardError } from "../../../errors.ts";
 import * as x509 from "../x509.ts";
+import type { RevocationSigner } from "./types.ts";
 
 /** Hash used with each ECDSA curve, matching the curve's security level. */
 const ECDSA_HASH_BY_CURVE: Readonly<Record<string, string>> = {
@@ -57,6 +59,34 @@ export interface SignatureScheme {
 export function signatureSchemeFor(key: webcrypto.CryptoKey): SignatureScheme {
   const params = { ...signingParamsFor(key), ...key.algorithm };
   return { params, identifier: new x509.AlgorithmProvider().toAsnAlgorithm(params) };
+}
+
+/** An algorithm identifier and the function that signs a structure that carries it. */
+export interface StructureSigner {
+  identifier: AlgorithmIdentifier;
+  sign(data: ArrayBuffer): Promise<ArrayBuffer>;
+}
+
+/** Returns the signing scheme of a CRL or OCSP signer: its `dataSigner` when set, else its WebCrypto key. */
+export function structureSignerFor(signer: RevocationSigner): StructureSigner {
+  const dataSigner = signer.dataSigner;
+  if (dataSigner) {
+    return {
+      identifier: AsnConvert.parse(dataSigner.algorithm, AlgorithmIdentifier),
+      sign: async (data) => {
+        const signature = await dataSigner.sign(new Uint8Array(data));
+        return new Uint8Array(signature).slice().buffer;
+      },
+    };
+  }
+  const key = signer.privateKey;
+  if (!key) {
+    throw new KeywardError("internal", "internal error", {
+      details: { reason: "revocation signer has neither a data signer nor a private key" },
+    });
+  }
+  const scheme = signatureSchemeFor(key);
+  return { identifier: scheme.identifier, sign: (data) => signDer(key, scheme, data) };
 }
 
 /**

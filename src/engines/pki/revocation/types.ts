@@ -1,4 +1,5 @@
 import type { webcrypto } from "node:crypto";
+import type { DataSigner } from "../data-signer.ts";
 import type * as x509 from "../x509.ts";
 
 /** The CRLReason values of RFC 5280 section 5.3.1, in the order of their codes. */
@@ -49,5 +50,8 @@ export interface RevokedEntry {
  */
 export interface RevocationSigner {
   certificate: x509.X509Certificate;
-  privateKey: webcrypto.CryptoKey;
+  /** The signing key in WebCrypto; used when `dataSigner` is absent. */
+  privateKey?: webcrypto.CryptoKey;
+  /** Signs with a key held elsewhere, such as a node:crypto key object or a transit key. */
+  dataSigner?: DataSigner;
 }

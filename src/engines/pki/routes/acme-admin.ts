@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { KeywardError } from "../../../errors.ts";
 import { type AcmeConfig, EAB_POLICIES } from "../acme/config.ts";
 import { acmeServiceOf } from "./acme.ts";
+import { registerAcmeManagementRoutes } from "./acme-mgmt.ts";
 import {
   listQuery,
   type PkiServiceResolver,
@@ -34,7 +35,15 @@ const configBody = {
     eab_policy: {
       type: "string",
       enum: [...EAB_POLICIES],
-      description: "When external account binding is required. Default not-required.",
+      description:
+        "When external account binding is required, for directories that directory_eab_policies does not name. Default not-required.",
+    },
+    directory_eab_policies: {
+      type: "object",
+      maxProperties: 1000,
+      additionalProperties: { type: "string", enum: [...EAB_POLICIES] },
+      description:
+        'EAB policy of single directories: "acme" (the default directory) or "roles/<role>/acme" mapped to a policy. Replaces the whole map when sent.',
     },
     dns_resolver: shortString(
       "DNS server for validation, as IP or IP:port; empty for the system's.",
@@ -91,7 +100,7 @@ type ConfigBody = Omit<Partial<AcmeConfig>, "allowed_roles"> & {
  * Registers the token-authenticated ACME administration routes: the
  * mount's `config/acme`, EAB keys as Vault lays them out
  * (`acme/new-eab`, `roles/<role>/acme/new-eab`, `eab`), and read access to
- * ACME accounts and their orders.
+ * ACME accounts, orders and authorizations under `acme/mgmt/`.
  */
 export function registerAcmeAdminRoutes(app: FastifyInstance, serviceFor: PkiServiceResolver) {
   const acmeFor = (request: Parameters<PkiServiceResolver>[0]) =>
@@ -101,6 +110,8 @@ export function registerAcmeAdminRoutes(app: FastifyInstance, serviceFor: PkiSer
     schema: { tags: TAGS, summary: "Read the mount's ACME settings." },
     handler: async (request, reply) => sendData(request, reply, await acmeFor(request).config()),
   });
+
+  registerAcmeManagementRoutes(app, acmeFor);
 
   app.route<{ Body: ConfigBody }>({
     method: WRITE_METHODS,
@@ -169,69 +180,6 @@ export function registerAcmeAdminRoutes(app: FastifyInstance, serviceFor: PkiSer
     handler: async (request, reply) => {
       await acmeFor(request).deleteEabKey(request.params.key_id);
       return reply.code(204).send();
-    },
-  });
-
-  app.get("/acme/mgmt/accounts", {
-    schema: { tags: TAGS, summary: "List ACME account ids.", querystring: listQuery },
-    handler: async (request, reply) => {
-      requireList(request);
-      return sendData(request, reply, { keys: await acmeFor(request).store.listAccounts() });
-    },
-  });
-
-  app.get<{ Params: { id: string } }>("/acme/mgmt/accounts/:id", {
-    schema: {
-      tags: TAGS,
-      summary: "Read an ACME account with its orders and their authorizations.",
-    },
-    handler: async (request, reply) => {
-      const store = acmeFor(request).store;
-      const account = await store.account(request.params.id);
-      if (!account)
-        throw new KeywardError("not_found", `ACME account "${request.params.id}" not found`);
-      const orders = [];
-      for (const id of await store.accountOrderIds(account.id)) {
-        const order = await store.order(id);
-        if (!order) continue;
-        const authorizations = [];
-        for (const authorizationId of order.authorizationIds) {
-          const authorization = await store.authorization(authorizationId);
-          if (authorization) {
-            authorizations.push({
-              id: authorization.id,
-              identifier: authorization.identifier,
-              wildcard: authorization.wildcard,
-              status: authorization.status,
-              challenges: authorization.challenges.map(({ type, status, validated, error }) => ({
-                type,
-                status,
-                validated,
-                error,
-              })),
-            });
-          }
-        }
-        orders.push({
-          id: order.id,
-          status: order.status,
-          identifiers: order.identifiers,
-          created: order.createdAt,
-          expires: order.expires,
-          serial_number: order.certificateSerial,
-          error: order.error,
-          authorizations,
-        });
-      }
-      return sendData(request, reply, {
-        id: account.id,
-        directory: account.directory,
-        status: account.status,
-        contact: account.contact,
-        created: account.createdAt,
-        eab_key_id: account.eabKeyId,
-        orders,
-      });
     },
   });
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { parseDuration } from "../../../auth/duration.ts";
 import { KeywardError } from "../../../errors.ts";
-import type { EstConfig, EstConfigInput } from "../est/config.ts";
+import { type EstConfig, type EstConfigInput, validateLabel } from "../est/config.ts";
 import {
   DEFAULT_SECRET_TTL_SECONDS,
   type EnrollmentSecretRecord,
@@ -41,6 +41,11 @@ const configBody = {
       additionalProperties: { type: "string", maxLength: 256 },
       description: "Role of each label, as role:<name>. Replaces the whole map when sent.",
     },
+    allow_insecure_http: {
+      type: "boolean",
+      description:
+        "Serve EST over plain HTTP, where secrets cross in clear text. Default false; dev servers allow it anyway.",
+    },
   },
 } as const;
 
@@ -60,8 +65,29 @@ const deviceParams = {
 const secretBody = {
   type: "object",
   additionalProperties: false,
-  properties: { ttl: duration("How long the secret stays valid. Default 72h.") },
+  properties: {
+    ttl: duration("How long the secret stays valid. Default 72h."),
+    label: {
+      type: "string",
+      maxLength: 64,
+      description:
+        "Bind the secret to this configured EST label, so it enrols only at /.well-known/est/<label>/. Empty or absent: any path.",
+    },
+  },
 } as const;
+
+/** Checks that `label` is one of the mount's configured EST labels. */
+async function requireConfiguredLabel(est: EstService, label: string): Promise<void> {
+  validateLabel(label, "label");
+  const config = await est.config.read();
+  if (!Object.hasOwn(config.label_to_path_policy, label)) {
+    throw new KeywardError(
+      "invalid_field",
+      `EST label "${label}" is not configured; add it to label_to_path_policy in config/est first`,
+      { field: "label" },
+    );
+  }
+}
 
 /** Enrolment secret metadata as the API returns it; never the secret or its hash. */
 function secretData(record: EnrollmentSecretRecord) {
@@ -69,6 +95,7 @@ function secretData(record: EnrollmentSecretRecord) {
     device_id: record.deviceId,
     created_time: record.createdAt,
     expiration_time: record.expiresAt,
+    ...(record.label !== undefined ? { label: record.label } : {}),
     used: record.usedAt !== undefined,
     ...(record.usedAt !== undefined ? { used_time: record.usedAt } : {}),
     ...(record.issuedSerial !== undefined ? { issued_serial_number: record.issuedSerial } : {}),
@@ -130,7 +157,7 @@ export function registerEstConfigRoutes(
     },
   });
 
-  app.route<{ Params: { device_id: string }; Body: { ttl?: number | string } }>({
+  app.route<{ Params: { device_id: string }; Body: { ttl?: number | string; label?: string } }>({
     method: WRITE_METHODS,
     url: "/est/enrollment-secrets/:device_id",
     schema: {
@@ -145,10 +172,10 @@ export function registerEstConfigRoutes(
         request.body.ttl === undefined
           ? DEFAULT_SECRET_TTL_SECONDS
           : parseDuration(request.body.ttl, "ttl");
-      const { record, secret } = await estFor(request).secrets.create(
-        request.params.device_id,
-        ttl,
-      );
+      const est = estFor(request);
+      const label = request.body.label || undefined;
+      if (label !== undefined) await requireConfiguredLabel(est, label);
+      const { record, secret } = await est.secrets.create(request.params.device_id, ttl, label);
       return sendData(request, reply, { ...secretData(record), secret });
     },
   });

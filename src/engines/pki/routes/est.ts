@@ -5,7 +5,7 @@ import { LoginRateLimiter } from "../../../auth/rate-limiter.ts";
 import { KeywardError } from "../../../errors.ts";
 import { encodeBase64Body, multipartMixed } from "../est/encoding.ts";
 import { type BasicCredentials, type EstClient, EstService } from "../est/service.ts";
-import { peerCertificateDer } from "../est/tls.ts";
+import { arrivedOverTls, peerCertificateDer } from "../est/tls.ts";
 import type { PkiService } from "../service.ts";
 import { registerEstConfigRoutes } from "./est-config.ts";
 import { PUBLIC, TAGS } from "./shared.ts";
@@ -13,6 +13,9 @@ import { PUBLIC, TAGS } from "./shared.ts";
 /** The parts of Keyward that the EST routes use: the seal state and the PKI mounts. `Keyward` itself fits. */
 export interface PkiMountLookup {
   readonly sealed: boolean;
+  /** True when the server runs in dev mode, where EST over plain HTTP is allowed. */
+  // TODO: `Keyward` has no `devMode` yet, so a `--dev` server still needs allow_insecure_http.
+  readonly devMode?: boolean;
   mounts(): readonly { path: string; type: string }[];
   pki(path: string): PkiService | undefined;
 }
@@ -29,8 +32,6 @@ const INTERNAL_MESSAGE = "internal error; the server log has details under this 
 type LabelParams = { label?: string };
 type CsrBody = { csr: string };
 
-// NOTE: Basic credentials are accepted over plain HTTP too (as in --dev mode),
-// where the enrolment secret crosses the network in clear text.
 /** Reads HTTP Basic credentials; returns undefined when there are none and throws `authentication_required` when malformed. */
 function basicCredentials(request: FastifyRequest): BasicCredentials | undefined {
   const header = request.headers.authorization;
@@ -80,17 +81,43 @@ function sendEstError(error: unknown, request: FastifyRequest, reply: FastifyRep
 }
 
 /**
+ * Rejects an EST request that arrived over plain HTTP with 403, unless the
+ * server runs in dev mode or the mount's `config/est` sets
+ * `allow_insecure_http`. RFC 7030 section 3.3 runs EST over TLS only, and
+ * HTTP Basic would send the enrolment secret in clear text.
+ */
+async function requireTls(
+  request: FastifyRequest,
+  est: EstService,
+  lookup: PkiMountLookup,
+): Promise<EstService> {
+  if (arrivedOverTls(request) || lookup.devMode === true) return est;
+  const config = await est.config.read();
+  // A mount without EST answers 404 from the operation itself.
+  if (!config.enabled || config.allow_insecure_http) return est;
+  throw new KeywardError(
+    "permission_denied",
+    `EST on mount "${est.mount}" needs HTTPS; send the request over TLS, or set allow_insecure_http in config/est for testing`,
+    { details: { reason: "plain_http" } },
+  );
+}
+
+/**
  * Registers the five EST operations in `scope` under `base` and
  * `base/:label`. The routes need no token, because EST clients
  * authenticate by HTTP Basic or a TLS client certificate. Failed Basic
- * attempts are rate-limited per source address.
+ * attempts are rate-limited per source address. Every operation first
+ * checks that the request came over TLS (see `requireTls`).
  */
 function registerProtocolRoutes(
   scope: FastifyInstance,
   base: string,
-  resolve: (request: FastifyRequest) => Promise<EstService>,
+  resolveService: (request: FastifyRequest) => Promise<EstService>,
   failures: LoginRateLimiter,
+  lookup: PkiMountLookup,
 ) {
+  const resolve = async (request: FastifyRequest) =>
+    requireTls(request, await resolveService(request), lookup);
   // EST bodies are base64 text whatever their media type, and the handlers
   // check the type. The body becomes a JSON-like object, so the audit log
   // records it.
@@ -250,7 +277,13 @@ export async function registerEstRoutes(app: FastifyInstance, lookup: PkiMountLo
       constrainToEngine(mountScope, "pki");
       registerEstConfigRoutes(mountScope, estFor, otherDefaultMount);
       await mountScope.register(async (protocolScope) => {
-        registerProtocolRoutes(protocolScope, "/est", async (request) => estFor(request), failures);
+        registerProtocolRoutes(
+          protocolScope,
+          "/est",
+          async (request) => estFor(request),
+          failures,
+          lookup,
+        );
       });
     },
     { prefix: "/v1/:mount" },
@@ -258,7 +291,13 @@ export async function registerEstRoutes(app: FastifyInstance, lookup: PkiMountLo
 
   await app.register(
     async (wellKnownScope) => {
-      registerProtocolRoutes(wellKnownScope, "", () => defaultMountService(lookup), failures);
+      registerProtocolRoutes(
+        wellKnownScope,
+        "",
+        () => defaultMountService(lookup),
+        failures,
+        lookup,
+      );
     },
     { prefix: "/.well-known/est" },
   );

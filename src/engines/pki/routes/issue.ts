@@ -18,6 +18,7 @@ const issueProperties = {
   alt_names: stringList("DNS names and email addresses; IP addresses here become IP SANs."),
   ip_sans: stringList("IP addresses."),
   uri_sans: stringList("URIs."),
+  other_sans: stringList("otherName SANs as <oid>;UTF8:<value>, allowed by allowed_other_sans."),
   ttl: duration("Validity; at most the role's max_ttl."),
   not_after: shortString("notAfter as an RFC 3339 time; wins over ttl."),
   format: {

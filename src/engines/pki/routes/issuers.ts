@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { KeywardError } from "../../../errors.ts";
+import type { TransitImportRequest } from "../ca-transit.ts";
 import { encodeCertificate } from "../context.ts";
 import { issuerUsage, pemDer } from "../issuers.ts";
 import { colonSerial } from "../key-pairs.ts";
@@ -14,6 +15,7 @@ import {
   listQuery,
   type PkiServiceResolver,
   PUBLIC,
+  pemField,
   requireList,
   sendData,
   sendRaw,
@@ -38,7 +40,13 @@ async function issuerInfo(service: PkiService, issuer: IssuerRecord) {
     leaf_not_after_behavior: issuer.leafNotAfterBehavior,
     manual_chain: null,
     usage: issuerUsage(issuer).join(","),
-    revoked: false,
+    revoked: issuer.revokedAt !== undefined,
+    ...(issuer.revokedAt !== undefined
+      ? {
+          revocation_time: Math.floor(Date.parse(issuer.revokedAt) / 1000),
+          revocation_time_rfc3339: issuer.revokedAt,
+        }
+      : {}),
     issuing_certificates: urls.issuingCertificates,
     crl_distribution_points: urls.crlDistributionPoints,
     ocsp_servers: urls.ocspServers,
@@ -126,6 +134,47 @@ export async function registerIssuerRoutes(app: FastifyInstance, serviceFor: Pki
           ? { leafNotAfterBehavior: request.body.leaf_not_after_behavior }
           : {}),
       });
+      return sendData(request, reply, await issuerInfo(service, issuer));
+    },
+  });
+
+  app.route<{ Body: TransitImportRequest }>({
+    method: WRITE_METHODS,
+    url: "/issuers/import/transit",
+    schema: {
+      tags: TAGS,
+      summary: "Import an external CA certificate whose private key is a transit key.",
+      description:
+        "The latest version of the transit key must hold the certificate's public key; the issuer then signs through that version.",
+      body: {
+        type: "object",
+        additionalProperties: false,
+        required: ["certificate", "transit_key"],
+        properties: {
+          certificate: pemField("The CA certificate, PEM."),
+          transit_mount: shortString("Mount path of the transit engine; default transit."),
+          transit_key: shortString("Name of the transit key."),
+          issuer_name: shortString("Name of the new issuer."),
+        },
+      },
+    },
+    handler: async (request, reply) =>
+      sendData(request, reply, await serviceFor(request).importTransitIssuer(request.body)),
+  });
+
+  app.route<{ Params: { issuer_ref: string } }>({
+    method: WRITE_METHODS,
+    url: "/issuer/:issuer_ref/revoke",
+    schema: {
+      tags: TAGS,
+      summary: "Revoke an issuer.",
+      description:
+        "The issuer stops issuing certificates, and its certificate joins the CRL of the issuer in this mount that signed it.",
+      params: issuerRefParams,
+    },
+    handler: async (request, reply) => {
+      const service = serviceFor(request);
+      const issuer = await service.revocation.revokeIssuer(request.params.issuer_ref);
       return sendData(request, reply, await issuerInfo(service, issuer));
     },
   });

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { KeywardError } from "../../../errors.ts";
+import { registerOcspResponderRoutes } from "./ocsp-responders.ts";
 import { type PkiServiceResolver, PUBLIC, sendRaw, TAGS } from "./shared.ts";
 
 const OCSP_RESPONSE = "application/ocsp-response";
@@ -7,8 +8,9 @@ const OCSP_RESPONSE = "application/ocsp-response";
 /** Longest GET OCSP request accepted, in characters of its URL-encoded base64. */
 const MAX_OCSP_GET_LENGTH = 4096;
 
-/** The OCSP responder (RFC 6960) over POST and GET, without a token as in Vault. */
+/** The OCSP responder (RFC 6960) over POST and GET, without a token as in Vault, and its delegated responder settings. */
 export function registerOcspRoutes(app: FastifyInstance, serviceFor: PkiServiceResolver) {
+  registerOcspResponderRoutes(app, serviceFor);
   // OCSP requests arrive as DER (RFC 6960 appendix A.1); the body becomes a
   // JSON-like object so the audit log records it as base64.
   app.addContentTypeParser(

@@ -36,7 +36,9 @@ const roleBody = {
     enforce_hostnames: flag("Require DNS names to be valid hostnames. Default true."),
     allow_ip_sans: flag("Allow IP SANs. Default true."),
     allowed_uri_sans: stringList("Globs that URI SANs must match."),
-    allowed_other_sans: stringList("Stored for Vault compatibility; other SANs are not issued."),
+    allowed_other_sans: stringList(
+      "otherName SANs requests may carry: <oid>;UTF8:<glob>, or * for any.",
+    ),
     server_flag: flag("Add the serverAuth extended key usage. Default true."),
     client_flag: flag("Add the clientAuth extended key usage. Default true."),
     code_signing_flag: flag("Add the codeSigning extended key usage."),

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { envelope } from "../../../api/envelope.ts";
 import { parseDuration } from "../../../auth/duration.ts";
 import { KeywardError } from "../../../errors.ts";
+import { DEFAULT_ACME_ACCOUNT_SAFETY_BUFFER_SECONDS } from "../acme/tidy.ts";
 import type { PkiService } from "../service.ts";
 import { duration, type PkiServiceResolver, sendData, TAGS, WRITE_METHODS } from "./shared.ts";
 
@@ -17,6 +18,14 @@ export function registerTidyRoutes(app: FastifyInstance, serviceFor: PkiServiceR
       description: "Remove expired revoked certificates from the CRL and inventory.",
     },
     safety_buffer: duration("Keep certificates until this long after they expire. Default 72h."),
+    tidy_acme: {
+      type: "boolean",
+      description:
+        "Remove ACME orders, authorizations and certificate records a safety buffer after they end, and old deactivated accounts.",
+    },
+    acme_account_safety_buffer: duration(
+      "Keep deactivated or revoked ACME accounts this long. Default 720h.",
+    ),
   } as const;
 
   app.route<{
@@ -24,6 +33,8 @@ export function registerTidyRoutes(app: FastifyInstance, serviceFor: PkiServiceR
       tidy_cert_store?: boolean;
       tidy_revoked_certs?: boolean;
       safety_buffer?: string | number;
+      tidy_acme?: boolean;
+      acme_account_safety_buffer?: string | number;
     };
   }>({
     method: WRITE_METHODS,
@@ -39,6 +50,11 @@ export function registerTidyRoutes(app: FastifyInstance, serviceFor: PkiServiceR
         tidyCertStore: body.tidy_cert_store ?? false,
         tidyRevokedCerts: body.tidy_revoked_certs ?? false,
         safetyBufferSeconds: parseDuration(body.safety_buffer ?? "72h", "safety_buffer"),
+        tidyAcme: body.tidy_acme ?? false,
+        acmeAccountSafetyBufferSeconds: optionalDuration(
+          body.acme_account_safety_buffer,
+          "acme_account_safety_buffer",
+        ),
       });
       // Vault returns 202 because its tidy runs in the background. Keyward's tidy has finished here.
       return reply.code(202).send(
@@ -71,6 +87,8 @@ export function registerTidyRoutes(app: FastifyInstance, serviceFor: PkiServiceR
       tidy_cert_store?: boolean;
       tidy_revoked_certs?: boolean;
       safety_buffer?: string | number;
+      tidy_acme?: boolean;
+      acme_account_safety_buffer?: string | number;
     };
   }>({
     method: WRITE_METHODS,
@@ -107,6 +125,11 @@ export function registerTidyRoutes(app: FastifyInstance, serviceFor: PkiServiceR
           body.safety_buffer === undefined
             ? undefined
             : parseDuration(body.safety_buffer, "safety_buffer"),
+        tidyAcme: body.tidy_acme,
+        acmeAccountSafetyBufferSeconds: optionalDuration(
+          body.acme_account_safety_buffer,
+          "acme_account_safety_buffer",
+        ),
       });
       return sendData(request, reply, autoTidyWire(config));
     },
@@ -120,6 +143,14 @@ function tidyWire(result: NonNullable<PkiService["revocation"]["tidy"]["lastTidy
     time_finished: result.timeFinished,
     cert_store_deleted_count: result.certStoreDeletedCount,
     revoked_cert_deleted_count: result.revokedCertDeletedCount,
+    ...(result.acme
+      ? {
+          acme_account_deleted_count: result.acme.accountsDeleted,
+          acme_orders_deleted_count: result.acme.ordersDeleted,
+          acme_authorizations_deleted_count: result.acme.authorizationsDeleted,
+          acme_certificates_deleted_count: result.acme.certificatesDeleted,
+        }
+      : {}),
     ...(result.error ? { error: result.error } : {}),
   };
 }
@@ -131,5 +162,12 @@ function autoTidyWire(config: Awaited<ReturnType<PkiService["config"]["tidy"]>>)
     tidy_cert_store: config.tidyCertStore,
     tidy_revoked_certs: config.tidyRevokedCerts,
     safety_buffer: config.safetyBufferSeconds,
+    tidy_acme: config.tidyAcme ?? false,
+    acme_account_safety_buffer:
+      config.acmeAccountSafetyBufferSeconds ?? DEFAULT_ACME_ACCOUNT_SAFETY_BUFFER_SECONDS,
   };
+}
+
+function optionalDuration(value: string | number | undefined, field: string): number | undefined {
+  return value === undefined ? undefined : parseDuration(value, field);
 }

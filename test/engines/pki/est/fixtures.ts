@@ -14,9 +14,12 @@ export const PKCS10 = { "content-type": "application/pkcs10" };
  * Creates a PKI app with an EC root CA, a role `devices` for names under
  * devices.example.com and a role `sensors` for names under
  * sensors.example.com, and EST enabled as the default mount with label
- * `sensors`.
+ * `sensors`. EST over plain HTTP is allowed unless `allowInsecureHttp` is
+ * false, because `inject()` sends no TLS.
  */
-export async function createEstApp(): Promise<TestApp> {
+export async function createEstApp(
+  options: { allowInsecureHttp?: boolean } = {},
+): Promise<TestApp> {
   const t = await createPkiApp();
   await ok(t, "POST", "/v1/pki/root/generate/internal", {
     common_name: "EST Test Root",
@@ -41,6 +44,7 @@ export async function createEstApp(): Promise<TestApp> {
     default_mount: true,
     default_path_policy: "role:devices",
     label_to_path_policy: { sensors: "role:sensors" },
+    allow_insecure_http: options.allowInsecureHttp ?? true,
   });
   return t;
 }

@@ -19,7 +19,7 @@ describe("EST with curl and openssl", () => {
   let caPath: string;
 
   before(async () => {
-    t = await createEstApp();
+    t = await createEstApp({ allowInsecureHttp: false });
     server = await startTlsServer(t);
     files = tempFiles();
     caPath = files.write("server-ca.pem", server.caPem);

@@ -33,7 +33,7 @@ describe("EST re-enrolment over TLS", () => {
   let server: EstTlsServer;
 
   before(async () => {
-    t = await createEstApp();
+    t = await createEstApp({ allowInsecureHttp: false });
     server = await startTlsServer(t);
   });
   after(async () => {

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { createPublicKey, X509Certificate } from "node:crypto";
+import { before, describe, it } from "node:test";
+import { transitDataSigner } from "../../../src/engines/pki/ca-transit.ts";
+import { signCertificate } from "../../../src/engines/pki/certificate.ts";
+import { PkiService } from "../../../src/engines/pki/service.ts";
+import * as x509 from "../../../src/engines/pki/x509.ts";
+import { TransitService } from "../../../src/engines/transit/service.ts";
+import type { KeyType } from "../../../src/keys/types.ts";
+import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
+import { keywardError } from "../../seal/fixtures.ts";
+
+const TEN_YEARS_SECONDS = 87_600 * 3600;
+
+/**
+ * Makes a self-signed CA certificate for a transit key by signing through
+ * transit itself, as an operator would with an external tool.
+ */
+async function caForTransitKey(transit: TransitService, name: string, type: KeyType) {
+  await transit.createKey(name, { type });
+  const info = await transit.readKey(name);
+  const entry = info.keys[String(info.latestVersion)];
+  const spki = createPublicKey((entry as { public_key: string }).public_key).export({
+    format: "der",
+    type: "spki",
+  });
+  const spec =
+    type === "rsa-2048"
+      ? ({ type: "rsa", bits: 2048 } as const)
+      : type === "ed25519"
+        ? ({ type: "ed25519", bits: 0 } as const)
+        : type === "ecdsa-p384"
+          ? ({ type: "ec", bits: 384 } as const)
+          : ({ type: "ec", bits: 256 } as const);
+  const certificate = await signCertificate(
+    {
+      subject: [{ CN: [`External ${name}`] }],
+      publicKey: spki,
+      serialHex: "0123456789abcdef",
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 365 * 24 * 3600 * 1000),
+      ca: {},
+      keyUsage: x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+      extKeyUsageOids: [],
+      altNames: [],
+      policyOids: [],
+      issuingCertificateUrls: [],
+      ocspServers: [],
+      crlDistributionPoints: [],
+    },
+    {
+      selfSigner: transitDataSigner(transit, { mount: "transit", name, version: 1 }, spec),
+      keySpec: spec,
+    },
+  );
+  return certificate.toString("pem");
+}
+
+describe("PKI issuers with transit keys", () => {
+  const barrier = new MemoryBarrier();
+  const transit = new TransitService({ barrier, mount: "transit" });
+  const pki = new PkiService({
+    barrier,
+    mount: "pki",
+    mountTtls: () => ({ defaultSeconds: 3600, maxSeconds: TEN_YEARS_SECONDS }),
+    transit: (mount) => (mount === "transit" ? transit : undefined),
+  });
+
+  before(async () => {
+    await pki.writeRole("web", {
+      allowed_domains: "example.test",
+      allow_subdomains: true,
+      key_type: "ec",
+      ttl: "1h",
+    });
+  });
+
+  for (const type of ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "ed25519"] as const) {
+    it(`issues through a transit key: ${type}`, async () => {
+      const caPem = await caForTransitKey(transit, `ca-${type}`, type);
+      const imported = await pki.importTransitIssuer({
+        certificate: caPem,
+        transit_key: `ca-${type}`,
+      });
+      assert.equal(imported.transit_key_version, 1);
+      const issued = await pki.issue(
+        "web",
+        { common_name: `${type}.example.test` },
+        imported.issuer_id,
+      );
+      const leaf = new X509Certificate(issued.certificate);
+      const ca = new X509Certificate(caPem);
+      assert.equal(leaf.verify(ca.publicKey), true);
+      assert.equal(leaf.checkIssued(ca), true);
+
+      const issuer = await pki.issuers.resolve(imported.issuer_id);
+      const crl = new x509.X509Crl(await pki.revocation.crls.crl(issuer, false));
+      assert.equal(
+        await crl.verify({ publicKey: new x509.X509Certificate(caPem).publicKey }),
+        true,
+      );
+    });
+  }
+
+  it("rejects a key that does not match", async () => {
+    const caPem = await caForTransitKey(transit, "matching", "ecdsa-p256");
+    await transit.createKey("other", { type: "ecdsa-p256" });
+    await assert.rejects(
+      pki.importTransitIssuer({ certificate: caPem, transit_key: "other" }),
+      keywardError("invalid_request", "transit_key"),
+    );
+  });
+
+  it("rejects an unknown transit mount", async () => {
+    const caPem = await caForTransitKey(transit, "elsewhere", "ecdsa-p256");
+    await assert.rejects(
+      pki.importTransitIssuer({
+        certificate: caPem,
+        transit_key: "elsewhere",
+        transit_mount: "missing",
+      }),
+      keywardError("not_found", "transit_mount"),
+    );
+  });
+});
