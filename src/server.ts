@@ -44,7 +44,12 @@ export async function startServer(
     logger,
     ...(config.storageCaFile === undefined ? {} : { caFile: config.storageCaFile }),
   });
-  const keyward = await Keyward.open({ storage, logger, jobIntervalMs: config.jobIntervalMs });
+  const keyward = await Keyward.open({
+    storage,
+    logger,
+    jobIntervalMs: config.jobIntervalMs,
+    devMode: config.dev,
+  });
 
   let dev: DevModeResult | undefined;
   if (config.dev) dev = await startDevMode(keyward, config.dataDir, config.devRootToken);

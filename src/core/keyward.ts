@@ -32,6 +32,8 @@ export interface KeywardOptions {
   clock?: () => Date;
   /** Scheduler tick for rotation and deletion jobs, in milliseconds. */
   jobIntervalMs?: number;
+  /** True for `keyward server --dev`, where conveniences such as EST over plain HTTP apply. */
+  devMode?: boolean;
 }
 
 /** A mounted engine: its mount table entry and the service of its type. */
@@ -65,6 +67,8 @@ export class Keyward {
   readonly audit: AuditBroker;
   readonly logger: Logger;
   readonly clock: () => Date;
+  /** True when the server runs with `--dev`. */
+  readonly devMode: boolean;
   readonly #mountTable: MountTable;
   readonly #jobIntervalMs: number;
   #mounts = new Map<string, MountedEngine>();
@@ -75,6 +79,7 @@ export class Keyward {
     this.storage = options.storage;
     this.logger = options.logger;
     this.clock = options.clock ?? (() => new Date());
+    this.devMode = options.devMode === true;
     this.#jobIntervalMs = options.jobIntervalMs ?? 60_000;
     this.seal = createSealManager(options.storage, {
       clock: this.clock,

@@ -25,6 +25,8 @@ export interface TestAppOptions {
   uninitialised?: boolean;
   shares?: number;
   threshold?: number;
+  /** Open Keyward as `keyward server --dev` does. */
+  devMode?: boolean;
 }
 
 /** Builds a Keyward API on a real SQLite file in a temporary folder, initialised and unsealed, for inject(). */
@@ -32,7 +34,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-test-"));
   const storage = await openSqliteStorage({ path: join(dataDir, "keyward.db") });
   const logger = pino({ level: process.env.KEYWARD_TEST_LOG ?? "silent" });
-  const keyward = await Keyward.open({ storage, logger });
+  const keyward = await Keyward.open({ storage, logger, devMode: options.devMode === true });
   let rootToken = "";
   let shares: string[] = [];
   if (!options.uninitialised) {

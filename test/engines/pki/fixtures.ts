@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { createTestApp, type TestApp } from "../../helpers/app.ts";
 
 /** Creates a test app with a PKI engine mounted at `pki`, whose max TTL allows ten-year roots. */
-export async function createPkiApp(): Promise<TestApp> {
-  const t = await createTestApp();
+export async function createPkiApp(options: { devMode?: boolean } = {}): Promise<TestApp> {
+  const t = await createTestApp(options);
   const mounted = await t.request({
     method: "POST",
     url: "/v1/sys/mounts/pki",

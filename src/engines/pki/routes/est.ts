@@ -14,7 +14,7 @@ import { PUBLIC, TAGS } from "./shared.ts";
 export interface PkiMountLookup {
   readonly sealed: boolean;
   /** True when the server runs in dev mode, where EST over plain HTTP is allowed. */
-  // TODO: `Keyward` has no `devMode` yet, so a `--dev` server still needs allow_insecure_http.
+  /** True for a `--dev` server, which allows EST over plain HTTP. */
   readonly devMode?: boolean;
   mounts(): readonly { path: string; type: string }[];
   pki(path: string): PkiService | undefined;

@@ -18,9 +18,9 @@ export const PKCS10 = { "content-type": "application/pkcs10" };
  * false, because `inject()` sends no TLS.
  */
 export async function createEstApp(
-  options: { allowInsecureHttp?: boolean } = {},
+  options: { allowInsecureHttp?: boolean; devMode?: boolean } = {},
 ): Promise<TestApp> {
-  const t = await createPkiApp();
+  const t = await createPkiApp({ devMode: options.devMode === true });
   await ok(t, "POST", "/v1/pki/root/generate/internal", {
     common_name: "EST Test Root",
     key_type: "ec",

@@ -13,6 +13,30 @@ import {
   tlsRequest,
 } from "./fixtures.ts";
 
+describe("EST over plain HTTP in dev mode", () => {
+  let t: TestApp;
+
+  before(async () => {
+    t = await createEstApp({ allowInsecureHttp: false, devMode: true });
+  });
+
+  after(async () => {
+    await t?.close();
+  });
+
+  it("enrols without allow_insecure_http", async () => {
+    const secret = await createSecret(t, "dev-1");
+    const response = await t.request({
+      method: "POST",
+      url: "/.well-known/est/simpleenroll",
+      token: null,
+      headers: { ...PKCS10, authorization: basic("dev-1", secret) },
+      payload: (await makeCsr("CN=dev-1.devices.example.com")).base64,
+    });
+    assert.equal(response.statusCode, 200, response.body);
+  });
+});
+
 describe("EST over plain HTTP", () => {
   let t: TestApp;
   let server: EstTlsServer;
