@@ -22,24 +22,44 @@ export const CHECKPOINT_SIGNING_PREFIX = "keyward-audit-checkpoint-v1:";
  * gives the same bytes.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === "boolean" || typeof value === "string") {
-    return JSON.stringify(value);
+  // Written with plain loops and string appends: this runs twice per request
+  // (request and response records) and was a visible share of a request's time.
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isFinite(value)) {
+        throw new TypeError("canonical JSON has no form for NaN or Infinity");
+      }
+      return JSON.stringify(value);
+    case "object": {
+      if (value === null) return "null";
+      if (Array.isArray(value)) {
+        let out = "[";
+        for (let index = 0; index < value.length; index++) {
+          if (index > 0) out += ",";
+          const item: unknown = value[index];
+          out += item === undefined ? "null" : canonicalJson(item);
+        }
+        return `${out}]`;
+      }
+      const record = value as Record<string, unknown>;
+      // Array.prototype.sort without a comparator orders by UTF-16 code units.
+      const names = Object.keys(record).sort();
+      let out = "{";
+      for (const name of names) {
+        const child = record[name];
+        if (child === undefined) continue;
+        if (out.length > 1) out += ",";
+        out += `${JSON.stringify(name)}:${canonicalJson(child)}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON has no form for a ${typeof value}`);
   }
-  if (typeof value === "number") {
-    if (!Number.isFinite(value))
-      throw new TypeError("canonical JSON has no form for NaN or Infinity");
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) {
-    return `[${value.map((item) => (item === undefined ? "null" : canonicalJson(item))).join(",")}]`;
-  }
-  if (typeof value === "object") {
-    const entries = Object.entries(value)
-      .filter(([, child]) => child !== undefined)
-      .sort(([a], [b]) => compareCodeUnits(a, b));
-    return `{${entries.map(([name, child]) => `${JSON.stringify(name)}:${canonicalJson(child)}`).join(",")}}`;
-  }
-  throw new TypeError(`canonical JSON has no form for a ${typeof value}`);
 }
 
 function compareCodeUnits(a: string, b: string): number {
