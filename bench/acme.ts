@@ -10,7 +10,7 @@
  *
  * Each flow is what a new client does: create an account (new P-256
  * account key), order a certificate for the IP identifier 127.0.0.1,
- * publish the http-01 key authorization, answer the challenge, poll the
+ * publish the http-01 key authorization, respond to the challenge, poll the
  * authorization, finalize with a new P-256 CSR and download the chain.
  * `--concurrency` flows run at once for `--duration` seconds against each
  * server, with acme-client (npm) as the client and a 10 ms polling

@@ -31,7 +31,7 @@ export interface StorageWriter extends StorageReader {
   delete(key: string): Promise<void>;
 }
 
-/** How a transaction's commit must reach the disk. */
+/** Options of a transaction: how its commit must reach the disk. */
 export interface TransactionOptions {
   /**
    * When false, the commit may return once it would survive a crash of

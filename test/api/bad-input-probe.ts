@@ -51,10 +51,10 @@ export const SSH_MOUNT = "ssh";
 export const TRANSIT_MOUNT = "transit";
 export const WIREGUARD_MOUNT = "wireguard";
 
-/** EST protocol operations, which answer errors as text/plain rather than Keyward's JSON error body. */
+/** EST protocol operations, which return errors as text/plain rather than Keyward's JSON error body. */
 const EST_PROTOCOL = /\/est\/(.+\/)?(cacerts|csrattrs|simpleenroll|simplereenroll|serverkeygen)$/;
 
-/** ACME protocol routes, which answer errors as RFC 8555 problem documents. */
+/** ACME protocol routes, which return errors as RFC 8555 problem documents. */
 const ACME_PROTOCOL = /\/acme\/(?!new-eab$|mgmt\/)/;
 
 export interface ProbedRoute {

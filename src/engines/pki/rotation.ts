@@ -162,9 +162,9 @@ export class IssuerRotation {
   }
 
   /**
-   * Undoes the last phase. After `prepare` it drops the new issuer (or,
-   * when it was adopted, only takes its issuing usage back); after `switch`
-   * the old issuer is the default again and the new one stops issuing but
+   * Undoes the last phase. After `prepare` it drops the new issuer, or only
+   * takes its issuing usage back when it was adopted. After `switch` the
+   * old issuer is the default again, and the new one stops issuing but
    * stays published, so the certificates it issued keep verifying.
    */
   async rollback(): Promise<RotationStatus> {

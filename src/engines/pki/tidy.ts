@@ -16,7 +16,7 @@ export interface TidyResult {
   timeFinished: string;
   certStoreDeletedCount: number;
   revokedCertDeletedCount: number;
-  /** What ACME tidying deleted; absent when the run did not tidy ACME records. */
+  /** Counts of the ACME records tidy deleted; absent when the run did not tidy ACME records. */
   acme?: AcmeTidyCounts;
   error?: string;
 }

@@ -70,7 +70,7 @@ export interface OcspResponderRecord {
   notAfter: string;
 }
 
-/** One version of a transit key that holds an issuer's private key. */
+/** One version of a transit key that contains an issuer's private key. */
 export interface TransitKeyRef {
   /** The transit engine's mount path. */
   mount: string;

@@ -92,12 +92,12 @@ function hasNul(text: string): boolean {
 
 /**
  * Throws unless OpenSSH can load a KRL with these contents. OpenSSH's
- * krl.c rejects the whole file, and sshd then every key it checks, when a
- * serial is 0, when a key ID or the comment contains a NUL byte (it reads
- * them as C strings), when a CA key does not parse, or when a SHA-256 hash
- * is not 32 bytes. OpenSSH 9.2 was seen to reject the first two. The
- * error is `internal`, because the API rejects such values before they are
- * stored.
+ * krl.c rejects the whole file in these cases, and sshd then rejects every
+ * key it checks: a serial of 0, a NUL byte in a key ID or the comment (it
+ * reads them as C strings), a CA key that does not parse, or a SHA-256
+ * hash that is not 32 bytes. The tests show OpenSSH 9.2 rejecting the
+ * first two. The error is `internal`, because the API rejects such values
+ * before they are stored.
  */
 function checkContents(contents: KrlContents): void {
   if (hasNul(contents.comment)) throw rejectContents("the comment contains a NUL byte");

@@ -121,7 +121,7 @@ export function parsePrefix(text: unknown, field: string, strict: boolean): Pref
   return { family: parsed.family, address: parsed.value, length };
 }
 
-/** The first address of a prefix. */
+/** Returns the first address of a prefix. */
 export function prefixStart(prefix: Prefix): bigint {
   return prefix.address & ~hostMask(prefix.family, prefix.length);
 }
@@ -142,9 +142,10 @@ export function prefixContains(range: Prefix, family: Family, value: bigint): bo
 }
 
 /**
- * The addresses of a range that peers may use: all but the first, which is
- * the network's own name (and the IPv6 subnet-router anycast address), and
- * for IPv4 prefixes of /30 and shorter the last, the broadcast address.
+ * Returns the bounds of the addresses in a range that peers may use. The
+ * first address is left out: it names the network (and is IPv6's
+ * subnet-router anycast address). For IPv4 prefixes of /30 and shorter the
+ * last, the broadcast address, is left out too.
  */
 export function usableBounds(range: Prefix): { first: bigint; last: bigint } {
   const start = prefixStart(range);

@@ -69,7 +69,7 @@ export function checkNoOverlap(name: string, ranges: Prefix[], others: NetworkRe
 
 /**
  * Builds a network's settings from a write. On an update (`current` set),
- * omitted fields keep their values; address ranges cannot change while the
+ * omitted fields keep their values. Address ranges cannot change while the
  * network has peers, because their addresses were allocated from them.
  */
 export function applyNetworkWrite(

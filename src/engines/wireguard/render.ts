@@ -5,8 +5,8 @@ import type { ConfigFormat, NetworkRecord, PeerRecord } from "./types.ts";
 /**
  * The value of the `PrivateKey` line in every rendered configuration. The
  * private key never reaches the server, so the endpoint replaces this line
- * with its own key; loaded unchanged, wg and wg-quick reject it as an invalid
- * key rather than run without one.
+ * with its own key. Loaded unchanged, wg and wg-quick reject it as an
+ * invalid key rather than run without one.
  */
 export const PRIVATE_KEY_PLACEHOLDER = "KEYWARD_PRIVATE_KEY_PLACEHOLDER";
 
@@ -50,7 +50,7 @@ export function configVersion(
   return version;
 }
 
-/** The tunnel addresses of `peer` with the network's prefix lengths, for the Interface section. */
+/** Returns the tunnel addresses of `peer` with the network's prefix lengths, for the Interface section. */
 export function interfaceAddresses(network: NetworkRecord, peer: PeerRecord): string[] {
   return peer.addresses.map((address) => {
     const family = address.includes(":") ? 6 : 4;
@@ -62,7 +62,7 @@ export function interfaceAddresses(network: NetworkRecord, peer: PeerRecord): st
 }
 
 /**
- * The AllowedIPs of `peer` as `self` sees it: its tunnel addresses and extra
+ * Returns the AllowedIPs of `peer` in `self`'s configuration: its tunnel addresses and extra
  * routes. A spoke routes the whole network through the hub, so the hub's
  * entry on a spoke carries the network's ranges instead of its own addresses.
  */
@@ -77,7 +77,7 @@ function allowedIpsOf(network: NetworkRecord, self: PeerRecord, peer: PeerRecord
 /**
  * Renders `self`'s configuration. `wg-quick` output has the Interface
  * fields wg-quick reads (Address, ListenPort, DNS, MTU); `wg` output has
- * only what `wg setconf` reads. The `PrivateKey` line holds
+ * only what `wg setconf` reads. The `PrivateKey` line contains
  * `PRIVATE_KEY_PLACEHOLDER`.
  */
 export function renderConfig(

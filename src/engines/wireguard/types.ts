@@ -8,7 +8,7 @@ export type Topology = (typeof TOPOLOGIES)[number];
 export const CONFIG_FORMATS = ["wg-quick", "wg"] as const;
 export type ConfigFormat = (typeof CONFIG_FORMATS)[number];
 
-/** Who made a peer's key pair: its endpoint (only the public key reaches the server) or the server. */
+/** The maker of a peer's key pair: its endpoint (only the public key reaches the server) or the server. */
 export type KeySource = "endpoint" | "server";
 
 export interface Logger {

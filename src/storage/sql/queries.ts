@@ -37,7 +37,7 @@ interface Statement {
 
 /** Compiles the point queries in `db`'s SQL dialect. */
 export function compilePointStatements(db: Db): PointStatements {
-  // Placeholders are told apart by the sample values they were compiled with.
+  // The sample values the query is compiled with identify each placeholder.
   const sampleKey = "\u0000key";
   const sampleValue = Buffer.from("\u0000value");
   const statement = (query: { compile(): CompiledQuery }): Statement => {

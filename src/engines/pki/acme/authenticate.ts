@@ -14,7 +14,7 @@ import {
 import { AcmeProblem } from "./problems.ts";
 import type { AccountRecord } from "./records.ts";
 
-/** Which key a request is signed with: the account's (`kid`), a key in the header (`jwk`, newAccount), or either (revokeCert). */
+/** The key a request must be signed with: the account's (`kid`), a key in the header (`jwk`, newAccount), or either (revokeCert). */
 export type KeyRule = "kid" | "jwk" | "either";
 
 /** A request whose JWS verified. */
@@ -31,11 +31,11 @@ export interface AuthenticatedRequest {
 }
 
 /**
- * Checks an ACME request's JWS (RFC 8555 section 6.2) in this order: the
- * flattened form, an accepted algorithm, a fresh nonce, a `url` equal to
- * the request URL, exactly one of `kid` and `jwk` as `rule` allows, the
- * account behind `kid`, and the signature. Each failure throws the
- * problem RFC 8555 names for it; a consumed nonce stays consumed.
+ * Checks an ACME request's JWS (RFC 8555 section 6.2). The checks run in
+ * this order: the flattened form, an accepted algorithm, a fresh nonce, a
+ * `url` equal to the request URL, exactly one of `kid` and `jwk` as `rule`
+ * allows, the account behind `kid`, and the signature. Each failure throws
+ * the problem RFC 8555 names for it, and a consumed nonce stays consumed.
  */
 export async function authenticate(
   context: AcmeContext,

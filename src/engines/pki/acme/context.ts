@@ -6,7 +6,7 @@ import type { AcmeStore } from "./storage.ts";
 import type { AcmeUrls } from "./urls.ts";
 import type { ChallengeValidator } from "./validation/validator.ts";
 
-/** What the ACME operations of one mount share. */
+/** The state shared by the ACME operations of one mount. */
 export interface AcmeContext {
   pki: PkiService;
   store: AcmeStore;
@@ -28,7 +28,7 @@ export interface AcmeScope {
   config: AcmeConfig;
 }
 
-/** What a route sends back for a successful ACME request. */
+/** The response a route sends for a successful ACME request. */
 export interface AcmeResponse {
   status: number;
   body?: unknown;
@@ -46,5 +46,5 @@ export function newId(): string {
   return randomBytes(16).toString("base64url");
 }
 
-/** Seconds clients are told to wait before polling a pending or processing resource. */
+/** Seconds that clients should wait before polling a pending or processing resource. */
 export const POLL_INTERVAL_SECONDS = 1;

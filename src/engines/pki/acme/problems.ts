@@ -54,7 +54,7 @@ const DEFAULT_STATUS: Partial<Record<ProblemType, number>> = {
 
 /**
  * An ACME error. The routes send it as `application/problem+json` with
- * `status`; the detail is sent to the client, so it must name the failed
+ * `status`. The detail reaches the client, so it must name the failed
  * check and never carry key material.
  */
 export class AcmeProblem extends Error {
@@ -111,7 +111,7 @@ const INTERNAL_DETAIL = "internal error; the server log has details";
 /**
  * Maps anything thrown while serving an ACME request to a problem.
  * PKI errors about names become `rejectedIdentifier`, errors about the CSR
- * `badCSR`, other client errors `malformed`; anything else is
+ * `badCSR`, and other client errors `malformed`. Anything else is
  * `serverInternal` with a fixed detail, so internal messages stay in the log.
  */
 export function toProblem(error: unknown): AcmeProblem {

@@ -104,8 +104,8 @@ export class EstService {
     const { name } = await this.roleFor(label);
     const basic = client.basic;
     if (!basic) throw invalidCredentials("missing");
-    // A secret created without a label enrols under the role of whichever
-    // label of this mount the device calls; a labelled one only at its label.
+    // A secret created without a label enrols at any label of this mount,
+    // under that label's role. A labelled secret enrols only at its label.
     const issued = await this.secrets.redeem(basic.deviceId, basic.secret, label, () =>
       this.#pki.sign(name, { csr: decodeBase64Body(body).toString("base64"), format: "der" }),
     );

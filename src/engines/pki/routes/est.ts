@@ -93,7 +93,7 @@ async function requireTls(
 ): Promise<EstService> {
   if (arrivedOverTls(request) || lookup.devMode === true) return est;
   const config = await est.config.read();
-  // A mount without EST answers 404 from the operation itself.
+  // A mount without EST returns 404 from the operation itself.
   if (!config.enabled || config.allow_insecure_http) return est;
   throw new KeywardError(
     "permission_denied",

@@ -46,7 +46,7 @@ function handshake(
  * on `tls_port` with ALPN `acme-tls/1` and SNI of the name (the reverse
  * DNS name for an IP address, RFC 8738 section 6) must negotiate that
  * protocol and present a certificate whose only subject alternative name
- * is the identifier and whose critical acmeIdentifier extension holds
+ * is the identifier and whose critical acmeIdentifier extension contains
  * SHA-256 of the key authorization.
  */
 export async function validateTlsAlpn01(

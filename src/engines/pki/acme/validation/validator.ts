@@ -22,7 +22,7 @@ export interface ChallengeValidator {
 
 /**
  * The validator that connects to the client's servers (http-01,
- * tls-alpn-01) or asks DNS (dns-01), within the ACME settings'
+ * tls-alpn-01) or queries DNS (dns-01), within the ACME settings'
  * allowed networks, hosts map, ports and time limit.
  */
 export class NetworkValidator implements ChallengeValidator {
