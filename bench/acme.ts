@@ -30,7 +30,14 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import acme from "acme-client";
-import { exited, post, ROOT_TOKEN, startDevServer } from "./dev-server.ts";
+import {
+  exited,
+  freePort,
+  mountPkiWithRoot,
+  post,
+  ROOT_TOKEN,
+  startDevServer,
+} from "./dev-server.ts";
 
 const { values } = parseArgs({
   options: {
@@ -43,21 +50,6 @@ const concurrency = Number(values.concurrency);
 
 /** Polling backoff of acme-client, in milliseconds; its defaults (5 s and up) would measure sleeping. */
 const BACKOFF = { backoffMin: 10, backoffMax: 100, backoffAttempts: 100 };
-
-/** Returns a loopback TCP port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createHttpServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === "object") resolve(address.port);
-        else reject(new Error("no port assigned"));
-      });
-    });
-  });
-}
 
 /** Serves http-01 key authorizations from `tokens` on loopback. */
 async function startResponder(port: number, tokens: Map<string, string>) {
@@ -211,13 +203,7 @@ async function main(): Promise<void> {
   const axios = (acme as unknown as { axios: { defaults: { httpsAgent?: unknown } } }).axios;
   axios.defaults.httpsAgent = new HttpsAgent({ ca: pebble.certificate, keepAlive: true });
   try {
-    const pki = `${server.url}/v1/pki`;
-    await post(`${server.url}/v1/sys/mounts/pki`, { type: "pki" }, ROOT_TOKEN);
-    await post(
-      `${pki}/root/generate/internal`,
-      { common_name: "Keyward bench root", key_type: "ec", key_bits: 256, ttl: "720h" },
-      ROOT_TOKEN,
-    );
+    const pki = await mountPkiWithRoot(server);
     await post(
       `${pki}/roles/bench`,
       { allow_ip_sans: true, key_type: "ec", key_bits: 256, ttl: "168h" },

@@ -1,10 +1,12 @@
 /**
  * Shared pieces of the engine benchmarks: a Keyward dev server child
  * started from dist/ (run `npm run build` first), JSON requests against it,
- * a non-root token bound to one policy, and an autocannon run.
+ * a PKI mount with an ECDSA root, a non-root token bound to one policy, a
+ * free loopback port, and an autocannon run.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
@@ -142,4 +144,31 @@ export async function load(
     p99: result.latency.p99,
     errors: result.errors + result.non2xx,
   };
+}
+
+/** Returns a loopback TCP port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === "object") resolve(address.port);
+        else reject(new Error("no port assigned"));
+      });
+    });
+  });
+}
+
+/** Mounts the PKI engine at `pki` with an ECDSA P-256 root and returns the mount's URL. */
+export async function mountPkiWithRoot(server: RunningServer): Promise<string> {
+  const pki = `${server.url}/v1/pki`;
+  await post(`${server.url}/v1/sys/mounts/pki`, { type: "pki" }, ROOT_TOKEN);
+  await post(
+    `${pki}/root/generate/internal`,
+    { common_name: "Keyward bench root", key_type: "ec", key_bits: 256, ttl: "720h" },
+    ROOT_TOKEN,
+  );
+  return pki;
 }

@@ -24,11 +24,19 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { createScopedToken, exited, load, post, ROOT_TOKEN, startDevServer } from "./dev-server.ts";
+import {
+  createScopedToken,
+  exited,
+  freePort,
+  load,
+  mountPkiWithRoot,
+  post,
+  ROOT_TOKEN,
+  startDevServer,
+} from "./dev-server.ts";
 
 const { values } = parseArgs({
   options: {
@@ -50,21 +58,6 @@ function available(command: string, args: string[]): boolean {
   } catch {
     return false;
   }
-}
-
-/** Returns a loopback TCP port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === "object") resolve(address.port);
-        else reject(new Error("no port assigned"));
-      });
-    });
-  });
 }
 
 /** Writes an ECDSA P-256 root for cfssl and a P-256 CSR for `COMMON_NAME` into `dir`. */
@@ -165,13 +158,7 @@ async function main(): Promise<void> {
   const server = await startDevServer(values["cpu-prof"]);
   const cfssl = await startCfssl(await freePort(), keys.caPem, keys.caKeyPem);
   try {
-    const pki = `${server.url}/v1/pki`;
-    await post(`${server.url}/v1/sys/mounts/pki`, { type: "pki" }, ROOT_TOKEN);
-    await post(
-      `${pki}/root/generate/internal`,
-      { common_name: "Keyward bench root", key_type: "ec", key_bits: 256, ttl: "720h" },
-      ROOT_TOKEN,
-    );
+    const pki = await mountPkiWithRoot(server);
     await post(
       `${pki}/roles/bench`,
       {
