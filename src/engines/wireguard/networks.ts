@@ -13,6 +13,13 @@ import {
 /** WireGuard's customary listen port. */
 export const DEFAULT_LISTEN_PORT = 51_820;
 
+/**
+ * Maximum rotation notice, in seconds (30 days). Until a staged key
+ * activates, the key it replaces stays in use, so a longer notice would keep
+ * a key the operator wants gone alive for too long.
+ */
+export const MAX_ROTATION_NOTICE_SECONDS = 30 * 86_400;
+
 /** Interface MTU bounds: IPv4's minimum datagram size, and the largest jumbo frame in common use. */
 const MIN_MTU = 576;
 const MAX_MTU = 9_000;
@@ -89,6 +96,7 @@ export function applyNetworkWrite(
         persistentKeepalive: 0,
         topology: "full-mesh",
         rotationPeriodSeconds: 0,
+        rotationNoticeSeconds: 0,
         createdAt: now,
         updatedAt: now,
         revision: 0,
@@ -148,6 +156,17 @@ export function applyNetworkWrite(
   if (write.rotationPeriod !== undefined) {
     next.rotationPeriodSeconds = durationSeconds(write.rotationPeriod, "rotation_period");
   }
+  if (write.rotationNotice !== undefined) {
+    const notice = durationSeconds(write.rotationNotice, "rotation_notice");
+    if (notice > MAX_ROTATION_NOTICE_SECONDS) {
+      throw new KeywardError(
+        "invalid_field",
+        `"rotation_notice" must be at most ${MAX_ROTATION_NOTICE_SECONDS} seconds (30 days)`,
+        { field: "rotation_notice" },
+      );
+    }
+    next.rotationNoticeSeconds = notice;
+  }
 
   if (next.topology === "hub-and-spoke" && next.hub === undefined) {
     throw new KeywardError(
@@ -180,6 +199,7 @@ export function networkInfo(record: NetworkRecord, peerCount: number): NetworkIn
     topology: record.topology,
     hub: record.hub ?? null,
     rotationPeriod: record.rotationPeriodSeconds,
+    rotationNotice: record.rotationNoticeSeconds ?? 0,
     revision: record.revision,
     peerCount,
     createdAt: record.createdAt,

@@ -24,16 +24,26 @@ export interface PeerWriteContext {
   revision: number;
 }
 
+/** The result of a rotation: the key active at once, or staged for later. */
+export interface RotationOutcome {
+  keyVersion: number;
+  /** When the key becomes active: `now` unless it was staged. */
+  activateAt: string;
+  staged: boolean;
+}
+
 export interface AppliedPeerWrite {
   record: PeerRecord;
   /** The server-generated private key, present only when this write generated one. */
   privateKey?: string;
   /** True when the write changed what any configuration shows of this peer. */
   rendered: boolean;
+  /** Set by rotations. */
+  rotation?: RotationOutcome;
 }
 
 function checkKeyUnused(publicKey: string, others: readonly PeerRecord[]): void {
-  if (others.some((peer) => peer.publicKey === publicKey)) {
+  if (others.some((peer) => peer.publicKey === publicKey || peer.next?.publicKey === publicKey)) {
     throw new KeywardError(
       "already_exists",
       `"public_key" is already the key of another peer of this network`,
@@ -178,6 +188,12 @@ function updatePeer(
  * generates a pair when `generate_key` is set or the peer's key was made by
  * the server. The peer's preshared-key secret is renewed with it, so every
  * preshared key of the peer changes too.
+ *
+ * A peer that has a key, in a network with a rotation notice, gets the new
+ * key staged: it becomes active `notice` seconds from now, and every
+ * configuration shows the old key until then. A rotation while a key is
+ * staged replaces the staged key and starts the notice again. Registering
+ * the staged key once more changes nothing, so an agent may retry.
  */
 export function applyRotation(
   context: PeerWriteContext,
@@ -202,30 +218,116 @@ export function applyRotation(
       },
     );
   }
+  if (current.next !== undefined && key.publicKey === current.next.publicKey) {
+    return {
+      record: current,
+      rendered: false,
+      rotation: {
+        keyVersion: current.next.keyVersion,
+        activateAt: current.next.activateAt,
+        staged: true,
+      },
+    };
+  }
   checkKeyUnused(
     key.publicKey,
     context.peers.filter((peer) => peer.name !== current.name),
   );
+  const keySource = key.privateKey === undefined ? "endpoint" : "server";
+  const notice = context.network.rotationNoticeSeconds ?? 0;
+  const { rotationRequestedAt: _request, next: _replaced, ...rest } = current;
+
+  if (current.publicKey !== undefined && notice > 0) {
+    const keyVersion = (current.next?.keyVersion ?? current.keyVersion) + 1;
+    const activateAt = new Date(Date.parse(context.now) + notice * 1000).toISOString();
+    const record: PeerRecord = {
+      ...rest,
+      next: {
+        publicKey: key.publicKey,
+        keySource,
+        keyVersion,
+        createdAt: context.now,
+        activateAt,
+        pskSecret: newPskSecret(),
+      },
+      updatedAt: context.now,
+    };
+    return {
+      record,
+      privateKey: key.privateKey,
+      rendered: false,
+      rotation: { keyVersion, activateAt, staged: true },
+    };
+  }
+
+  const { keyActivatedAt: _activated, ...immediate } = rest;
+  const keyVersion = (current.next?.keyVersion ?? current.keyVersion) + 1;
   const record: PeerRecord = {
-    ...current,
+    ...immediate,
     publicKey: key.publicKey,
-    keySource: key.privateKey === undefined ? "endpoint" : "server",
-    keyVersion: current.keyVersion + 1,
+    keySource,
+    keyVersion,
     keyCreatedAt: context.now,
     pskSecret: newPskSecret(),
     revision: context.revision,
     updatedAt: context.now,
   };
-  return { record, privateKey: key.privateKey, rendered: true };
+  return {
+    record,
+    privateKey: key.privateKey,
+    rendered: true,
+    rotation: { keyVersion, activateAt: context.now, staged: false },
+  };
+}
+
+/**
+ * Marks that the server asks the peer's agent for a new key. Only a peer
+ * that an agent maintains (with `device_id`) and whose key its endpoint
+ * made can be asked: the server rotates server-made keys itself.
+ */
+export function applyRotationRequest(context: PeerWriteContext, current: PeerRecord): PeerRecord {
+  if (current.deviceId === undefined) {
+    throw new KeywardError(
+      "invalid_state",
+      `peer "${current.name}" has no "device_id", so no agent can make its new key; rotate it with POST .../peers/${current.name}/rotate`,
+      { field: "device_id" },
+    );
+  }
+  if (current.keySource === "server") {
+    throw new KeywardError(
+      "invalid_state",
+      `the key of peer "${current.name}" was made by the server; rotate it with POST .../peers/${current.name}/rotate`,
+      { field: "key_source" },
+    );
+  }
+  return { ...current, rotationRequestedAt: context.now, updatedAt: context.now };
+}
+
+/** Returns when a key started to count for the rotation schedule: its activation, or its registration. */
+function keyStartedAt(peer: PeerRecord): string | undefined {
+  return peer.keyActivatedAt ?? peer.keyCreatedAt;
+}
+
+/**
+ * True when the scheduled job should ask the peer's agent for a new key:
+ * an agent-maintained peer with an endpoint-made key older than the
+ * network's rotation period, no staged key and no request outstanding.
+ */
+export function rotationRequestDue(network: NetworkRecord, peer: PeerRecord, now: Date): boolean {
+  if (peer.deviceId === undefined || peer.keySource !== "endpoint") return false;
+  if (peer.next !== undefined || peer.rotationRequestedAt !== undefined) return false;
+  const dueAt = rotationDueAt(network, peer);
+  return dueAt !== undefined && dueAt.getTime() <= now.getTime();
 }
 
 /** Returns when the peer's key is due for rotation under the network's schedule, or undefined. */
 function rotationDueAt(network: NetworkRecord, peer: PeerRecord): Date | undefined {
-  if (network.rotationPeriodSeconds === 0 || peer.keyCreatedAt === undefined) return undefined;
-  return new Date(Date.parse(peer.keyCreatedAt) + network.rotationPeriodSeconds * 1000);
+  const startedAt = keyStartedAt(peer);
+  if (network.rotationPeriodSeconds === 0 || startedAt === undefined) return undefined;
+  return new Date(Date.parse(startedAt) + network.rotationPeriodSeconds * 1000);
 }
 
-/** Builds a peer's public status. */
+/** Builds a peer's public status from a network view (see `effectiveView`) at `now`. */
 export function peerInfo(
   network: NetworkRecord,
   peer: PeerRecord,
@@ -249,6 +351,11 @@ export function peerInfo(
     configVersion: configVersion(network, peer, peers),
     rotationDue: dueAt !== undefined && dueAt.getTime() <= now.getTime(),
     rotationDueAt: dueAt?.toISOString() ?? null,
+    rotationRequested: peer.rotationRequestedAt !== undefined,
+    rotationRequestedAt: peer.rotationRequestedAt ?? null,
+    nextKey: peer.next?.publicKey ?? null,
+    nextKeyVersion: peer.next?.keyVersion ?? null,
+    nextKeyActivateAt: peer.next?.activateAt ?? null,
     createdAt: peer.createdAt,
     updatedAt: peer.updatedAt,
   };

@@ -87,6 +87,33 @@ export function renderConfig(
   format: ConfigFormat,
   version: number,
 ): string {
+  return renderInterface(network, self, format, version) + peerSections(network, self, peers);
+}
+
+/**
+ * Renders `self`'s configuration in every format, deriving each preshared
+ * key once for all of them.
+ */
+export function renderConfigs(
+  network: NetworkRecord,
+  self: PeerRecord,
+  peers: readonly PeerRecord[],
+  version: number,
+): Record<ConfigFormat, string> {
+  const sections = peerSections(network, self, peers);
+  return {
+    "wg-quick": renderInterface(network, self, "wg-quick", version) + sections,
+    wg: renderInterface(network, self, "wg", version) + sections,
+  };
+}
+
+/** Renders the heading comment and the Interface section, ending with a newline. */
+function renderInterface(
+  network: NetworkRecord,
+  self: PeerRecord,
+  format: ConfigFormat,
+  version: number,
+): string {
   const lines = [
     `# Rendered by Keyward: network ${network.name}, peer ${self.name}, configuration version ${version}`,
     "[Interface]",
@@ -100,7 +127,16 @@ export function renderConfig(
     if (network.dns.length > 0) lines.push(`DNS = ${network.dns.join(", ")}`);
     if (network.mtu !== undefined) lines.push(`MTU = ${network.mtu}`);
   }
+  return `${lines.join("\n")}\n`;
+}
 
+/** Renders one Peer section per peer `self` reaches, each preceded by a blank line. */
+function peerSections(
+  network: NetworkRecord,
+  self: PeerRecord,
+  peers: readonly PeerRecord[],
+): string {
+  const lines: string[] = [];
   for (const peer of reachablePeers(network, self, peers)) {
     lines.push(
       "",
@@ -115,5 +151,5 @@ export function renderConfig(
       lines.push(`PersistentKeepalive = ${network.persistentKeepalive}`);
     }
   }
-  return `${lines.join("\n")}\n`;
+  return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
 }

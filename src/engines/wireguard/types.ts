@@ -1,3 +1,4 @@
+import type { DeviceChangeNotifier } from "../../devices/artifacts.ts";
 import type { Barrier } from "../../seal/types.ts";
 
 /** Network topologies: every peer reaches every other, or spokes reach only the hub. */
@@ -34,9 +35,19 @@ export interface NetworkRecord {
   hub?: string;
   /** Seconds after which a peer's key is due for rotation; 0 means no schedule. */
   rotationPeriodSeconds: number;
+  /**
+   * Seconds between the registration of a peer's new key and its activation,
+   * for peers that already have a key; 0 (or absent, in records stored before
+   * staged rotation existed) activates new keys at once.
+   */
+  rotationNoticeSeconds?: number;
   createdAt: string;
   updatedAt: string;
-  /** Counter of changes to the network and its peers; each change stamps its new value. */
+  /**
+   * Counter of changes to the network and its peers; each change stamps its
+   * new value. A staged key that has activated but is not stored as active
+   * yet counts as a later revision (see `effectiveView`).
+   */
   revision: number;
   /** Revision of the last change that affects every peer: settings, or the hub joining or leaving. */
   settingsRevision: number;
@@ -59,7 +70,18 @@ export interface PeerRecord {
   keySource?: KeySource;
   /** Number of keys registered so far; 0 while the peer awaits its first key. */
   keyVersion: number;
+  /** When the active key was registered. */
   keyCreatedAt?: string;
+  /** When the active key became active, for a key that was staged first. */
+  keyActivatedAt?: string;
+  /**
+   * The next key, registered but not yet active: every configuration shows
+   * the active key until `next.activateAt`, then this one. A later rotation
+   * replaces it.
+   */
+  next?: StagedKey;
+  /** When the server asked the peer's agent for a new key; cleared when a new key is registered. */
+  rotationRequestedAt?: string;
   /** Tunnel addresses, one per address family of the network, without prefix length. */
   addresses: string[];
   /** `host:port` where other peers reach this one. */
@@ -79,6 +101,19 @@ export interface PeerRecord {
   updatedAt: string;
 }
 
+/** A registered key waiting for its activation time, with the preshared-key secret that goes with it. */
+export interface StagedKey {
+  publicKey: string;
+  keySource: KeySource;
+  keyVersion: number;
+  /** When the key was registered. */
+  createdAt: string;
+  /** When configurations switch to this key. */
+  activateAt: string;
+  /** The preshared-key secret that replaces the peer's at activation. */
+  pskSecret: string;
+}
+
 /** Fields of a network write; on an update, omitted fields keep their values. */
 export interface NetworkWrite {
   addressRanges?: unknown;
@@ -89,6 +124,7 @@ export interface NetworkWrite {
   topology?: unknown;
   hub?: unknown;
   rotationPeriod?: unknown;
+  rotationNotice?: unknown;
 }
 
 /** Fields of a peer write; on an update, omitted fields keep their values. */
@@ -119,6 +155,7 @@ export interface NetworkInfo {
   topology: Topology;
   hub: string | null;
   rotationPeriod: number;
+  rotationNotice: number;
   revision: number;
   peerCount: number;
   createdAt: string;
@@ -144,6 +181,13 @@ export interface PeerInfo {
   configVersion: number;
   rotationDue: boolean;
   rotationDueAt: string | null;
+  /** True when the server asked the peer's agent for a new key and none was registered since. */
+  rotationRequested: boolean;
+  rotationRequestedAt: string | null;
+  /** The staged key that replaces `publicKey` at `nextKeyActivateAt`, or null. */
+  nextKey: string | null;
+  nextKeyVersion: number | null;
+  nextKeyActivateAt: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -171,4 +215,6 @@ export interface WireguardServiceOptions {
   mount: string;
   clock?: () => Date;
   logger?: Logger;
+  /** Told the devices whose peers' configurations may have changed, after every committed change. */
+  notifier?: DeviceChangeNotifier;
 }

@@ -25,6 +25,7 @@ interface NetworkBody {
   topology?: string;
   hub?: string;
   rotation_period?: number | string;
+  rotation_notice?: number | string;
 }
 
 const networkBody = {
@@ -59,6 +60,13 @@ const networkBody = {
       maxLength: 64,
       description:
         'How long a peer key lives before its status shows rotation due: seconds or a duration such as "720h"; 0 (default) sets no schedule.',
+    },
+    rotation_notice: {
+      type: ["integer", "string"],
+      minimum: 0,
+      maxLength: 64,
+      description:
+        'How long before its activation a new key of a peer that has one is announced: seconds or a duration such as "1h", at most 30 days; 0 (default) activates new keys at once.',
     },
   },
 } as const;
@@ -109,6 +117,7 @@ export async function registerNetworkRoutes(
         topology: body.topology,
         hub: body.hub,
         rotationPeriod: body.rotation_period,
+        rotationNotice: body.rotation_notice,
       });
       return sendData(request, reply, toWire(network));
     },

@@ -188,7 +188,7 @@ export async function registerPeerRoutes(
       tags: TAGS,
       summary: "Rotate a peer's key.",
       description:
-        "Registers the endpoint's new public key, or generates a pair for a server-keyed peer (the private key is in this response only). Every preshared key of the peer changes with it.",
+        "Registers the endpoint's new public key, or generates a pair for a server-keyed peer (the private key is in this response only). Every preshared key of the peer changes with it. In a network with a rotation notice, a peer that has a key gets the new one staged: next_key shows it until next_key_activate_at.",
       params: peerParams,
       body: rotateBody,
     },
@@ -204,6 +204,27 @@ export async function registerPeerRoutes(
         },
       );
       return sendData(request, reply, resultToWire(result));
+    },
+  });
+
+  app.route<{ Params: PeerParams }>({
+    method: WRITE_METHODS,
+    url: "/networks/:network/peers/:peer/request-rotation",
+    schema: {
+      tags: TAGS,
+      summary: "Ask a peer's agent for a new key.",
+      description:
+        "Sets rotation_requested: the agent of the peer's device sees rotate_key and registers a new key, which clears it. Rejected with invalid_state for a peer without device_id or with a server-made key.",
+      params: peerParams,
+      body: { type: "object", additionalProperties: false, properties: {} },
+    },
+    preValidation: defaultEmptyBody,
+    handler: async (request, reply) => {
+      const peer = await serviceFor(request).requestRotation(
+        request.params.network,
+        request.params.peer,
+      );
+      return sendData(request, reply, toWire(peer));
     },
   });
 
