@@ -25,9 +25,15 @@ export const ERROR_CODES = {
   // 401: EST. The request carries no valid HTTP Basic credentials, so the
   // response requests them with WWW-Authenticate (RFC 7030 section 3.2.3).
   authentication_required: 401,
+  // 401: devices. The request carries no current identity certificate of an enrolled device.
+  device_authentication_failed: 401,
   // 403: authentication and authorisation. A missing token gets 403, as in Vault.
   missing_token: 403,
   permission_denied: 403,
+  // 403: devices. A bootstrap token is unknown, expired or has no uses left.
+  bootstrap_token_invalid: 403,
+  bootstrap_token_expired: 403,
+  bootstrap_token_used: 403,
   // 404: the path or object does not exist.
   not_found: 404,
   route_not_found: 404,
@@ -40,6 +46,8 @@ export const ERROR_CODES = {
   deletion_not_allowed: 409,
   // 409: WireGuard. An address range, tunnel address or route is already in use, or a range is full.
   address_conflict: 409,
+  // 409: devices. The device is revoked; delete it and register it again.
+  device_revoked: 409,
   // 413: the body is larger than the configured limit.
   body_too_large: 413,
   // 431: the request headers are larger than Node's HTTP parser accepts.

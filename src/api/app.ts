@@ -13,6 +13,8 @@ import { handleError } from "./error-handler.ts";
 import { Metrics, registerMetricsRoutes } from "./metrics.ts";
 import { registerAppRoleRoutes } from "./routes/auth-approle.ts";
 import { registerTokenRoutes } from "./routes/auth-token.ts";
+import { registerDeviceRoutes } from "./routes/devices.ts";
+import { registerDeviceWireguardRoutes } from "./routes/devices-wireguard.ts";
 import { registerPkiMounts } from "./routes/pki.ts";
 import { registerSshMounts } from "./routes/ssh.ts";
 import { registerAuditHooks, registerAuditRoutes } from "./routes/sys-audit.ts";
@@ -189,6 +191,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerMountRoutes(app, options.keyward);
   await registerOpenApiRoutes(app);
   await registerMetricsRoutes(app, metrics);
+  await registerDeviceRoutes(app, keyward);
+  await registerDeviceWireguardRoutes(app, keyward);
   addEngineConstraint(app, options.keyward);
   await registerTransitMounts(app, options.keyward);
   await registerPkiMounts(app, options.keyward);

@@ -23,6 +23,10 @@ export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
   "secret_id",
   // An EST enrolment secret, returned once when it is created.
   "secret",
+  // A device bootstrap token, sent at enrolment and returned once when it is created.
+  "bootstrap_token",
+  // Sealed secret fields of device artifacts. They are JWE ciphertext, but the log has no use for them.
+  "secrets",
   "role_id",
   "token",
   "client_token",

@@ -1,13 +1,20 @@
 import type { Logger } from "pino";
 import { AuditBroker } from "../audit/index.ts";
 import { AppRoleBackend } from "../auth/approle/backend.ts";
+import { LoginRateLimiter, type LoginRateLimiterOptions } from "../auth/rate-limiter.ts";
 import { RootTokenGenerator } from "../auth/root-generation.ts";
 import { TokenStore } from "../auth/token-store.ts";
+import type { DeviceArtifactSource, DeviceChangeNotifier } from "../devices/artifacts.ts";
+import { DeviceService } from "../devices/service.ts";
 import { createPkiJobs, PkiService } from "../engines/pki/index.ts";
 import { DEFAULT_MOUNT_TTL_SECONDS } from "../engines/pki/validity.ts";
 import { SshService } from "../engines/ssh/index.ts";
 import { TransitService } from "../engines/transit/service.ts";
-import { WireguardService } from "../engines/wireguard/index.ts";
+import {
+  createWireguardJobs,
+  WireguardDeviceSource,
+  WireguardService,
+} from "../engines/wireguard/index.ts";
 import { KeywardError } from "../errors.ts";
 import { Scheduler } from "../jobs/scheduler.ts";
 import { registerTransitJobs } from "../jobs/transit-jobs.ts";
@@ -34,6 +41,10 @@ export interface KeywardOptions {
   jobIntervalMs?: number;
   /** True for `keyward server --dev`, where conveniences such as EST over plain HTTP apply. */
   devMode?: boolean;
+  /** Sources of device artifacts besides the built-in shared secrets; more may be added with `addDeviceSource`. */
+  deviceSources?: readonly DeviceArtifactSource[];
+  /** Limits of failed device enrolments per source address; AppRole's defaults when absent. */
+  enrolmentRateLimit?: LoginRateLimiterOptions;
 }
 
 /** A mounted engine: its mount table entry and the service of its type. */
@@ -71,6 +82,18 @@ export class Keyward {
   readonly devMode: boolean;
   readonly #mountTable: MountTable;
   readonly #jobIntervalMs: number;
+  readonly #deviceSources: DeviceArtifactSource[];
+  /** Failed enrolments per source address; kept across seal and unseal, as AppRole's limits are. */
+  readonly #enrolmentFailures: LoginRateLimiter;
+  /**
+   * Wakes agents waiting on the device registry of the moment. Sources keep
+   * this one object across seal and unseal, while the registry behind it is
+   * rebuilt at each unseal. While sealed, it does nothing.
+   */
+  readonly deviceChanges: DeviceChangeNotifier = {
+    changed: (deviceNames) => this.#devices?.waiters.changed(deviceNames),
+  };
+  #devices: DeviceService | undefined;
   #mounts = new Map<string, MountedEngine>();
   #scheduler: Scheduler | undefined;
   #sealed = true;
@@ -81,6 +104,11 @@ export class Keyward {
     this.clock = options.clock ?? (() => new Date());
     this.devMode = options.devMode === true;
     this.#jobIntervalMs = options.jobIntervalMs ?? 60_000;
+    this.#deviceSources = [
+      ...(options.deviceSources ?? []),
+      new WireguardDeviceSource(() => this.#wireguardServices()),
+    ];
+    this.#enrolmentFailures = new LoginRateLimiter(options.enrolmentRateLimit);
     this.seal = createSealManager(options.storage, {
       clock: this.clock,
       logger: options.logger.child({ component: "seal" }),
@@ -163,6 +191,23 @@ export class Keyward {
     return this.#mounts.get(path)?.wireguard;
   }
 
+  /** The device registry. Throws `sealed` while sealed, because it exists only while unsealed. */
+  get devices(): DeviceService {
+    if (!this.#devices) throw new KeywardError("sealed", "Keyward is sealed");
+    return this.#devices;
+  }
+
+  /**
+   * Adds a source of device artifacts, such as the WireGuard engine. It
+   * applies to the running registry at once and to every registry built
+   * at a later unseal.
+   */
+  addDeviceSource(source: DeviceArtifactSource): void {
+    if (this.#deviceSources.includes(source)) return;
+    this.#deviceSources.push(source);
+    this.#devices?.addSource(source);
+  }
+
   /** Returns the engine type mounted at `path`, or undefined (also while sealed). Synchronous, for the router. */
   engineType(path: string): EngineType | undefined {
     return this.#mounts.get(path)?.entry.type;
@@ -220,6 +265,7 @@ export class Keyward {
       throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
     await this.#mountTable.save(this.mounts().filter((entry) => entry.path !== normalised));
     this.#mounts.delete(normalised);
+    mount.wireguard?.close();
     await this.#deleteTree(`${normalised}/`);
     this.logger.info({ mount: normalised }, "unmounted secrets engine");
   }
@@ -233,7 +279,13 @@ export class Keyward {
   #createEngine(entry: MountEntry): MountedEngine {
     if (entry.type === "wireguard") {
       const logger = this.logger.child({ mount: entry.path });
-      const options = { barrier: this.seal.barrier, mount: entry.path, clock: this.clock, logger };
+      const options = {
+        barrier: this.seal.barrier,
+        mount: entry.path,
+        clock: this.clock,
+        logger,
+        notifier: this.deviceChanges,
+      };
       return { entry, wireguard: new WireguardService(options) };
     }
     if (entry.type === "ssh") {
@@ -265,6 +317,10 @@ export class Keyward {
     return { entry, transit: this.#createTransit(entry.path) };
   }
 
+  #wireguardServices(): WireguardService[] {
+    return [...this.#mounts.values()].flatMap((mount) => mount.wireguard ?? []);
+  }
+
   #createTransit(mount: string): TransitService {
     return new TransitService({
       barrier: this.seal.barrier,
@@ -284,6 +340,14 @@ export class Keyward {
     for (const entry of entries) {
       this.#mounts.set(entry.path, this.#createEngine(entry));
     }
+    this.#devices = new DeviceService({
+      barrier: this.seal.barrier,
+      logger: this.logger.child({ component: "devices" }),
+      clock: this.clock,
+      pki: (mount) => this.pki(mount),
+      sources: this.#deviceSources,
+      enrolmentFailures: this.#enrolmentFailures,
+    });
 
     const scheduler = new Scheduler({ logger: this.logger.child({ component: "scheduler" }) });
     registerTransitJobs(scheduler, {
@@ -294,6 +358,13 @@ export class Keyward {
       services: () => [...this.#mounts.values()].flatMap((mount) => mount.pki ?? []),
       intervalMs: this.#jobIntervalMs,
       logger: this.logger.child({ component: "pki-jobs" }),
+    })) {
+      scheduler.register(job);
+    }
+    for (const job of createWireguardJobs({
+      services: () => this.#wireguardServices(),
+      intervalMs: this.#jobIntervalMs,
+      logger: this.logger.child({ component: "wireguard-jobs" }),
     })) {
       scheduler.register(job);
     }
@@ -316,7 +387,11 @@ export class Keyward {
     this.#scheduler = undefined;
     if (scheduler) await scheduler.stop();
     if (this.#mounts.size > 0) this.logger.info("sealed");
+    for (const mount of this.#mounts.values()) mount.wireguard?.close();
     this.#mounts.clear();
+    // Waiting agents wake, find the barrier sealed and get 503.
+    this.#devices?.close();
+    this.#devices = undefined;
   }
 
   async #deleteTree(prefix: string): Promise<void> {

@@ -26,7 +26,7 @@ export interface MountConfig {
 const MOUNT_TABLE_KEY = "sys/mounts";
 
 /** Paths the API itself uses; an engine mounted there would shadow it. */
-const RESERVED_PATHS = new Set(["sys", "auth", "identity", "cubbyhole", "audit"]);
+const RESERVED_PATHS = new Set(["sys", "auth", "identity", "cubbyhole", "audit", "devices"]);
 
 const MOUNT_PATH = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 

@@ -6,9 +6,12 @@ import { createTestApp, type TestApp } from "../helpers/app.ts";
 const DEFAULT_POLICY_PATHS =
   /^\/v1\/(auth\/token\/(lookup-self|renew-self|revoke-self)|sys\/capabilities-self)$/;
 
-/** Routes that need no token, as in Vault, and EST's protocol routes, which authenticate devices themselves. */
+/**
+ * Routes that need no token, as in Vault, and the protocol routes that
+ * authenticate devices themselves: EST, device enrolment and the device API.
+ */
 const PUBLIC_PATHS =
-  /^(\/v1\/(sys\/(init|seal-status|unseal|health|rekey\/.*|generate-root\/.*)|auth\/approle\/login)|\/\.well-known\/est\/.*)$/;
+  /^(\/v1\/(sys\/(init|seal-status|unseal|health|rekey\/.*|generate-root\/.*)|auth\/approle\/login|devices\/enroll|devices\/self\/.*)|\/\.well-known\/est\/.*)$/;
 
 /** Capabilities granted on every path, and the methods they must leave denied. */
 const MATRIX = [

@@ -1,0 +1,210 @@
+import { LoginRateLimiter } from "../auth/rate-limiter.ts";
+import { KeywardError } from "../errors.ts";
+import type { DeviceRef } from "./artifacts.ts";
+import { isTokenRejection } from "./bootstrap-tokens.ts";
+import { type DeviceContext, devicePath, serialPath } from "./context.ts";
+import { checkEncryptionKey } from "./encryption-key.ts";
+import {
+  checkIdentityCsr,
+  configuredPki,
+  type IssuedIdentity,
+  revokeIdentityCertificates,
+  signIdentityCertificate,
+} from "./identity-certificates.ts";
+import { type DeviceRegistry, deviceRevokedError } from "./registry.ts";
+import type { DeviceRecord, SerialRecord } from "./types.ts";
+
+/** Fields of `POST /v1/devices/enroll`. */
+export interface EnrolmentRequest {
+  bootstrap_token: string;
+  csr: string;
+  encryption_key: unknown;
+}
+
+/** Fields of `POST /v1/devices/self/renew`. */
+export interface RenewalRequest {
+  csr: string;
+  encryption_key?: unknown;
+}
+
+/** The response to enrolment and renewal. */
+export interface EnrolmentResponse {
+  device: string;
+  device_id: string;
+  certificate: string;
+  ca_chain: string[];
+  serial_number: string;
+  expiration: number;
+  renew_after: number;
+}
+
+function response(device: DeviceRecord, issued: IssuedIdentity): EnrolmentResponse {
+  return {
+    device: device.name,
+    device_id: device.id,
+    certificate: issued.certificate,
+    ca_chain: issued.caChain,
+    serial_number: issued.serialNumber,
+    expiration: issued.expiration,
+    renew_after: issued.renewAfter,
+  };
+}
+
+/** Returns the error for a device that changed state while it was being served. */
+export function deviceAuthenticationFailed(message: string, reason: string): KeywardError {
+  return new KeywardError("device_authentication_failed", message, { details: { reason } });
+}
+
+/**
+ * Enrolment with a bootstrap token and renewal with the current identity
+ * certificate. Both check the CSR and the encryption key before signing,
+ * so a rejected request uses up no token. Failed token checks are
+ * rate-limited per source address, as AppRole logins are.
+ */
+export class DeviceEnrolment {
+  readonly #context: DeviceContext;
+  readonly #registry: DeviceRegistry;
+  readonly #failures: LoginRateLimiter;
+
+  constructor(
+    context: DeviceContext,
+    registry: DeviceRegistry,
+    failures: LoginRateLimiter = new LoginRateLimiter(),
+  ) {
+    this.#context = context;
+    this.#registry = registry;
+    this.#failures = failures;
+  }
+
+  /**
+   * Enrols the device a bootstrap token belongs to: signs its CSR, stores
+   * its encryption key and counts one use of the token. Re-enrolment keeps
+   * the device's name and id and revokes its earlier identity certificates
+   * (reason superseded). Throws `rate_limited` when `sourceAddress` failed
+   * too often, and `bootstrap_token_*` or `device_revoked` for a token
+   * that does not allow the enrolment.
+   */
+  async enrol(request: EnrolmentRequest, sourceAddress: string): Promise<EnrolmentResponse> {
+    const addressKey = `address:${sourceAddress}`;
+    this.#failures.check(addressKey);
+    try {
+      const result = await this.#enrol(request);
+      this.#failures.succeed(addressKey);
+      return result;
+    } catch (error) {
+      if (isTokenRejection(error)) {
+        this.#failures.fail(addressKey);
+        this.#context.logger.info(
+          { sourceAddress, ...(error as KeywardError).details },
+          "device enrolment rejected",
+        );
+      }
+      throw error;
+    }
+  }
+
+  async #enrol(request: EnrolmentRequest): Promise<EnrolmentResponse> {
+    const { store, clock, logger, tokens, pki, waiters } = this.#context;
+    const config = await this.#registry.requireConfig();
+    const found = await tokens.find(request.bootstrap_token);
+    const { device, issued } = await store.withLock(found.device, async () => {
+      // Read again under the device's lock: a concurrent enrolment may have used the token.
+      const token = await tokens.find(request.bootstrap_token);
+      const existing = await store.get<DeviceRecord>(devicePath(token.device));
+      const now = clock();
+      this.#context.tokens.check(token, existing, now);
+      if (existing.state === "revoked") throw deviceRevokedError(existing.name);
+
+      const key = await checkEncryptionKey(request.encryption_key);
+      await checkIdentityCsr(request.csr, existing.name);
+      const identity = await signIdentityCertificate(
+        configuredPki(pki, config),
+        config,
+        existing.name,
+        request.csr,
+        now,
+      );
+
+      const superseded = existing.certificates;
+      const updated: DeviceRecord = {
+        ...existing,
+        state: "enrolled",
+        certificates: [identity.record],
+        encryptionKey: key.jwk,
+        encryptionKeyId: key.keyId,
+        enrolledAt: now.toISOString(),
+        updatedAt: now.toISOString(),
+      };
+      const serialRecord: SerialRecord = { device: existing.name, deviceId: existing.id };
+      await store.transaction(async (writer) => {
+        await tokens.consume(writer, token);
+        for (const certificate of superseded) await writer.delete(serialPath(certificate.serial));
+        await writer.put(serialPath(identity.record.serial), serialRecord);
+        await writer.put(devicePath(existing.name), updated);
+      });
+      await revokeIdentityCertificates(pki, superseded, "superseded", logger);
+      return { device: updated, issued: identity };
+    });
+    logger.info(
+      { device: device.name, deviceId: device.id, serial: issued.record.serial },
+      "enrolled device",
+    );
+    waiters.changed([device.name]);
+    return response(device, issued);
+  }
+
+  /**
+   * Issues a new identity certificate to an authenticated device, and
+   * replaces its encryption key when the request has one. Earlier
+   * certificates stay valid until they expire; expired ones are dropped
+   * from the record.
+   */
+  async renew(ref: DeviceRef, request: RenewalRequest): Promise<EnrolmentResponse> {
+    const { store, clock, logger, pki, waiters } = this.#context;
+    const config = await this.#registry.requireConfig();
+    const { device, issued } = await store.withLock(ref.name, async () => {
+      const existing = await store.get<DeviceRecord>(devicePath(ref.name));
+      if (!existing || existing.id !== ref.id || existing.state !== "enrolled") {
+        throw deviceAuthenticationFailed(
+          "the device was revoked or deleted while the request was served",
+          "state_changed",
+        );
+      }
+      const key =
+        request.encryption_key === undefined
+          ? undefined
+          : await checkEncryptionKey(request.encryption_key);
+      await checkIdentityCsr(request.csr, existing.name);
+      const now = clock();
+      const identity = await signIdentityCertificate(
+        configuredPki(pki, config),
+        config,
+        existing.name,
+        request.csr,
+        now,
+      );
+      const expired = existing.certificates.filter(
+        (certificate) => Date.parse(certificate.expiration) <= now.getTime(),
+      );
+      const updated: DeviceRecord = {
+        ...existing,
+        certificates: [
+          ...existing.certificates.filter((certificate) => !expired.includes(certificate)),
+          identity.record,
+        ],
+        ...(key ? { encryptionKey: key.jwk, encryptionKeyId: key.keyId } : {}),
+        updatedAt: now.toISOString(),
+      };
+      const serialRecord: SerialRecord = { device: existing.name, deviceId: existing.id };
+      await store.transaction(async (writer) => {
+        for (const certificate of expired) await writer.delete(serialPath(certificate.serial));
+        await writer.put(serialPath(identity.record.serial), serialRecord);
+        await writer.put(devicePath(existing.name), updated);
+      });
+      return { device: updated, issued: identity };
+    });
+    logger.info({ device: device.name, serial: issued.record.serial }, "renewed device identity");
+    if (request.encryption_key !== undefined) waiters.changed([device.name]);
+    return response(device, issued);
+  }
+}
