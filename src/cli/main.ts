@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { VERSION } from "../version.ts";
 import { ApiError } from "./client.ts";
+import { registerAgentCommand } from "./commands/agent.ts";
 import { registerAuditCommands } from "./commands/audit.ts";
 import { registerOperatorCommands } from "./commands/operator.ts";
 import { registerPathCommands } from "./commands/paths.ts";
@@ -21,6 +22,7 @@ function buildProgram(): Command {
   registerOperatorCommands(program);
   registerPathCommands(program);
   registerAuditCommands(program);
+  registerAgentCommand(program);
   return program;
 }
 

@@ -1,0 +1,177 @@
+import type { KeyObject } from "node:crypto";
+import { existsSync } from "node:fs";
+import { openSealed } from "../devices/sealed.ts";
+import { removeStaleCandidates, writeFileAtomic } from "./atomic-file.ts";
+import { describeFailure, runShellCommand, substitutePath } from "./commands.ts";
+import type { ArtifactConfig, FileSettings } from "./config.ts";
+import { type Artifact, type ArtifactContent, contentAt } from "./protocol.ts";
+import type { AgentState } from "./state.ts";
+import { insertPrivateKey } from "./wireguard-config.ts";
+import { type Keyring, privateKeyFor } from "./wireguard-keys.ts";
+
+/** Keys, state, shell and state writer that installing uses. */
+export interface InstallContext {
+  state: AgentState;
+  keyring: Keyring;
+  encryptionKey: KeyObject;
+  shell: string;
+  now: () => number;
+  saveState: () => Promise<void>;
+}
+
+/** The result of one install attempt. */
+export type InstallOutcome =
+  /** The file already contained `version`, and its reload had run. */
+  | { status: "unchanged"; version: number }
+  /** The file now contains `version`, and its reload has run. */
+  | { status: "installed"; version: number }
+  /** The file cannot be made yet, such as before the server shows this agent's key as active. */
+  | { status: "waiting"; reason: string }
+  /** The install failed; the previous file is still in place. */
+  | { status: "failed"; reason: string };
+
+/** A failure of one step of an install; the message never contains secret material. */
+class InstallError extends Error {
+  override readonly name = "InstallError";
+}
+
+class WaitingError extends Error {
+  override readonly name = "WaitingError";
+}
+
+async function openField(
+  context: InstallContext,
+  entry: ArtifactConfig,
+  content: ArtifactContent,
+  field: string,
+): Promise<string> {
+  const sealed = content.secrets[field];
+  if (sealed === undefined) {
+    throw new InstallError(`the server sent no "${field}" secret for version ${content.version}`);
+  }
+  try {
+    return await openSealed(context.encryptionKey, sealed, {
+      artifact: entry.id,
+      version: content.version,
+      field,
+    });
+  } catch (error) {
+    throw new InstallError(`cannot open the "${field}" secret: ${(error as Error).message}`);
+  }
+}
+
+/** Builds the file content for `entry` from the chosen artifact content. */
+async function renderFile(
+  context: InstallContext,
+  entry: ArtifactConfig,
+  content: ArtifactContent,
+): Promise<string> {
+  if (entry.kind === "secret") {
+    const value = await openField(context, entry, content, "value");
+    return entry.trailingNewline ? `${value}\n` : value;
+  }
+  const publicKey = content.fields.public_key;
+  const privateKey = privateKeyFor(context.keyring.peers[entry.id] ?? {}, publicKey);
+  if (privateKey === undefined) {
+    throw new WaitingError(
+      publicKey === null || publicKey === undefined
+        ? "the server has no public key for this peer yet"
+        : "the server's public key for this peer is not one this agent holds; waiting for this agent's key to become active",
+    );
+  }
+  const rendered = await openField(context, entry, content, entry.format);
+  try {
+    return insertPrivateKey(rendered, privateKey);
+  } catch (error) {
+    throw new InstallError(`invalid WireGuard configuration: ${(error as Error).message}`);
+  }
+}
+
+async function runCheck(shell: string, settings: FileSettings, candidate: string): Promise<void> {
+  const check = settings.check as string;
+  const result = await runShellCommand(
+    shell,
+    substitutePath(check, candidate),
+    settings.commandTimeoutMs,
+  );
+  if (!result.ok) {
+    throw new InstallError(
+      `the check command ${describeFailure(result, settings.commandTimeoutMs)}; the previous file is kept`,
+    );
+  }
+}
+
+/** Runs the reload command if one is configured and records its success. */
+async function reload(
+  context: InstallContext,
+  entry: ArtifactConfig,
+  version: number,
+): Promise<InstallOutcome> {
+  const record = context.state.installed[entry.path];
+  if (entry.reload !== undefined) {
+    const result = await runShellCommand(context.shell, entry.reload, entry.commandTimeoutMs);
+    if (!result.ok) {
+      return {
+        status: "failed",
+        reason: `the reload command ${describeFailure(result, entry.commandTimeoutMs)}; it runs again next round`,
+      };
+    }
+  }
+  if (record?.reload_pending) {
+    record.reload_pending = false;
+    await context.saveState();
+  }
+  return { status: "installed", version };
+}
+
+/**
+ * Installs the content `artifact` calls for at this moment (its `next`
+ * content once the activation time has passed) into the configured file.
+ * Nothing is written when the file already contains that version and its
+ * reload has run; a reload that failed earlier is run again.
+ */
+export async function installArtifact(
+  context: InstallContext,
+  entry: ArtifactConfig,
+  artifact: Artifact,
+): Promise<InstallOutcome> {
+  const content = contentAt(artifact, context.now());
+  const record = context.state.installed[entry.path];
+  if (record?.id === entry.id && record.version === content.version && existsSync(entry.path)) {
+    if (!record.reload_pending) return { status: "unchanged", version: content.version };
+    return reload(context, entry, content.version);
+  }
+
+  let text: string;
+  try {
+    text = await renderFile(context, entry, content);
+  } catch (error) {
+    if (error instanceof WaitingError) return { status: "waiting", reason: error.message };
+    if (error instanceof InstallError) return { status: "failed", reason: error.message };
+    throw error;
+  }
+
+  try {
+    await removeStaleCandidates(entry.path);
+    await writeFileAtomic(entry.path, text, {
+      mode: entry.mode,
+      uid: entry.uid,
+      gid: entry.gid,
+      ...(entry.check === undefined
+        ? {}
+        : { validate: (candidate: string) => runCheck(context.shell, entry, candidate) }),
+    });
+  } catch (error) {
+    if (error instanceof InstallError) return { status: "failed", reason: error.message };
+    return { status: "failed", reason: `cannot write ${entry.path}: ${(error as Error).message}` };
+  }
+
+  context.state.installed[entry.path] = {
+    id: entry.id,
+    version: content.version,
+    installed_at: new Date(context.now()).toISOString(),
+    reload_pending: entry.reload !== undefined,
+  };
+  await context.saveState();
+  return reload(context, entry, content.version);
+}
