@@ -96,6 +96,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
   KEYWARD_TLS_KEY_FILE: "tls_key_file",
   KEYWARD_LOG_LEVEL: "log_level",
   KEYWARD_MAX_REQUEST_SIZE: "max_request_size",
+  KEYWARD_JOB_INTERVAL_MS: "job_interval_ms",
   KEYWARD_KMIP_LISTEN: "kmip_listen",
   KEYWARD_KMIP_TLS_CERT_FILE: "kmip_tls_cert_file",
   KEYWARD_KMIP_TLS_KEY_FILE: "kmip_tls_key_file",

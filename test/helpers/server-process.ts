@@ -22,7 +22,7 @@ export interface ServerProcess {
  * Otherwise the CLI runs from source through tsx, so a test run after an
  * edit never uses a stale build.
  */
-function cliCommand(): string[] {
+export function cliCommand(): string[] {
   if (process.env.KEYWARD_TEST_CLI === "dist") return [join(REPO_ROOT, "dist/cli/main.js")];
   return ["--import", "tsx", join(REPO_ROOT, "src/cli/main.ts")];
 }
