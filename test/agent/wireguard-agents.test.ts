@@ -247,6 +247,15 @@ describe("agents keep a WireGuard tunnel between namespaces", () => {
     const [alpha, bravo] = await converged("both agents to install the rotated keys");
     assert.notEqual(alpha, before[0]?.public_key);
     assert.notEqual(bravo, before[1]?.public_key);
+    for (const [index, name] of PEERS.entries()) {
+      const keyring = JSON.parse(
+        readFileSync(join(work, name, "state", "wireguard-keys.json"), "utf8"),
+      ) as { peers: Record<string, { current?: { private_key: string } }> };
+      const privateKey = keyring.peers[`wireguard:wireguard:lab:${name}`]?.current?.private_key;
+      assert.ok(privateKey, `${name}'s agent holds no current key`);
+      const derived = spawnSync("wg", ["pubkey"], { input: `${privateKey}\n`, encoding: "utf8" });
+      assert.equal(derived.stdout.trim(), [alpha, bravo][index], `wg pubkey disagrees for ${name}`);
+    }
     assert.ok(lab.ping(0, tunnelAddresses[1] as string), "alpha cannot reach bravo after rotation");
     assert.ok(lab.ping(1, tunnelAddresses[0] as string), "bravo cannot reach alpha after rotation");
   });
