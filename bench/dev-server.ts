@@ -28,8 +28,13 @@ export function startProcess(
   command: string,
   args: string[],
   pattern: RegExp,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ child: ChildProcess; match: string }> {
-  const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+  });
   let output = "";
   return new Promise((resolve, reject) => {
     child.stdout?.on("data", (chunk: Buffer) => {
@@ -50,9 +55,13 @@ export function exited(child: ChildProcess): Promise<void> {
 /**
  * Starts `keyward server --dev` on a free loopback port with a fresh data
  * directory. With `profileDir`, the child runs under `node --cpu-prof` and
- * writes its profile there when it stops.
+ * writes its profile there when it stops. `env` adds environment variables,
+ * such as `KEYWARD_TLS_CERT_FILE` and `KEYWARD_TLS_KEY_FILE` for HTTPS.
  */
-export async function startDevServer(profileDir?: string): Promise<RunningServer> {
+export async function startDevServer(
+  profileDir?: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<RunningServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-bench-"));
   const nodeFlags = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
   const started = await startProcess(
@@ -72,6 +81,7 @@ export async function startDevServer(profileDir?: string): Promise<RunningServer
       "warn",
     ],
     /Address:\s+(\S+)/,
+    env,
   );
   return {
     child: started.child,
