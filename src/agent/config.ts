@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { LOG_LEVELS, type LogLevel } from "../config.ts";
 import { invalidField, KeywardError } from "../errors.ts";
@@ -171,5 +171,54 @@ export function readAgentConfig(file: string): AgentConfig {
     const where = position === undefined ? "" : ` (error at character ${position})`;
     throw new KeywardError("invalid_json", `config file ${path} is not valid JSON${where}`);
   }
-  return parseAgentConfig(parsed, dirname(path));
+  const config = parseAgentConfig(parsed, dirname(path));
+  checkConfigPaths(config);
+  return config;
+}
+
+/** Returns the file's kind, or undefined when nothing exists at `path`. */
+function kindOf(path: string): "directory" | "file" | undefined {
+  try {
+    return statSync(path).isDirectory() ? "directory" : "file";
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks at start what the config names on this machine, so that a wrong
+ * path stops the agent with the field named instead of failing later: the
+ * CA file must hold a PEM certificate, the state directory must not be a
+ * file, the shell must be executable, and each artifact's folder must exist.
+ */
+export function checkConfigPaths(config: AgentConfig): void {
+  if (config.caFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(config.caFile, "utf8");
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? "read error";
+      throw invalidField("ca_file", `cannot read "ca_file" ${config.caFile} (${reason})`);
+    }
+    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+      throw invalidField("ca_file", `"ca_file" ${config.caFile} holds no PEM certificate`);
+    }
+  }
+  if (kindOf(config.stateDir) === "file") {
+    throw invalidField("state_dir", `"state_dir" ${config.stateDir} is a file, not a directory`);
+  }
+  try {
+    accessSync(config.shell, constants.X_OK);
+  } catch {
+    throw invalidField("shell", `"shell" ${config.shell} is missing or not executable`);
+  }
+  config.artifacts.forEach((artifact, index) => {
+    const field = `artifacts[${index}].path`;
+    if (kindOf(artifact.path) === "directory") {
+      throw invalidField(field, `"${field}" ${artifact.path} is a directory, not a file`);
+    }
+    if (kindOf(dirname(artifact.path)) !== "directory") {
+      throw invalidField(field, `the folder of "${field}" ${artifact.path} does not exist`);
+    }
+  });
 }

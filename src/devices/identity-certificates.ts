@@ -43,6 +43,13 @@ export async function checkIdentityCsr(csrText: string, deviceName: string): Pro
       `"csr" must have an EC P-256 or Ed25519 key, not ${key.type === "ec" ? `EC ${key.bits}-bit` : key.type.toUpperCase()}`,
     );
   }
+  // An identity certificate names the device and nothing else, whatever the role allows.
+  if (csr.altNames.length > 0) {
+    throw invalidField(
+      "csr",
+      `"csr" must not request subject alternative names (found ${csr.altNames.length}); an identity certificate names only the device`,
+    );
+  }
   if (csr.commonName !== deviceName) {
     throw invalidField(
       "csr",

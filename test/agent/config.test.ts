@@ -511,3 +511,65 @@ describe("agent config", () => {
     assert.throws(() => readAgentConfig("/nonexistent/agent.json"), /\/nonexistent\/agent\.json/);
   });
 });
+
+describe("agent config paths", () => {
+  const dir = mkdtempSync(join(tmpdir(), "keyward-agent-paths-"));
+  const caFile = join(dir, "ca.pem");
+  writeFileSync(caFile, "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n");
+  const notPem = join(dir, "not-pem.txt");
+  writeFileSync(notPem, "hello\n");
+
+  /** A config whose paths all exist under the temporary folder. */
+  function local(): Record<string, unknown> {
+    const config = validConfig();
+    config.ca_file = caFile;
+    config.state_dir = join(dir, "state");
+    config.artifacts = [
+      { kind: "secret", name: "radius", path: join(dir, "secret"), mode: "0600" },
+    ];
+    return config;
+  }
+
+  /** Writes `config` to a file and reads it back through readAgentConfig. */
+  function read(config: Record<string, unknown>) {
+    const file = join(dir, "agent.json");
+    writeFileSync(file, JSON.stringify(config));
+    return readAgentConfig(file);
+  }
+
+  it("accepts existing paths", () => {
+    assert.equal(read(local()).caFile, caFile);
+  });
+
+  const cases: { name: string; change: Mutation; field: string }[] = [
+    {
+      name: "missing CA file",
+      change: (c) => (c.ca_file = join(dir, "none.pem")),
+      field: "ca_file",
+    },
+    { name: "CA file without PEM", change: (c) => (c.ca_file = notPem), field: "ca_file" },
+    { name: "state dir is a file", change: (c) => (c.state_dir = notPem), field: "state_dir" },
+    { name: "missing shell", change: (c) => (c.shell = "/no/such/shell"), field: "shell" },
+    {
+      name: "artifact path is a folder",
+      change: (c) => (c.artifacts = [{ kind: "secret", name: "radius", path: dir }]),
+      field: "artifacts[0].path",
+    },
+    {
+      name: "artifact folder missing",
+      change: (c) =>
+        (c.artifacts = [{ kind: "secret", name: "radius", path: join(dir, "none", "secret") }]),
+      field: "artifacts[0].path",
+    },
+  ];
+  for (const { name, change, field } of cases) {
+    it(`rejects ${name}`, () => {
+      const config = local();
+      change(config);
+      assert.throws(
+        () => read(config),
+        (error: unknown) => isKeywardError(error) && error.field === field,
+      );
+    });
+  }
+});

@@ -131,6 +131,26 @@ describe("bad input on device routes", () => {
       { url: "/v1/devices/secrets/radius", payload: { devices: ["."] }, field: "devices[0]" },
       { url: "/v1/devices/secrets/.hidden", payload: {}, field: "name" },
       { url: "/v1/devices/config", payload: { pki_mount: "pki" }, field: "pki_role" },
+      // JSON values of the wrong type, which type coercion would otherwise change.
+      { url: "/v1/devices/registry/gw-1/bootstrap-token", payload: { ttl: true }, field: "ttl" },
+      {
+        url: "/v1/devices/registry/gw-1/bootstrap-token",
+        payload: { num_uses: [2] },
+        field: "num_uses",
+      },
+      {
+        url: "/v1/devices/config",
+        payload: { pki_mount: true, pki_role: "devices" },
+        field: "pki_mount",
+      },
+      {
+        url: "/v1/devices/config",
+        payload: { pki_mount: "pki", pki_role: ["devices"] },
+        field: "pki_role",
+      },
+      { url: "/v1/devices/registry/ok-1", payload: { groups: [true] }, field: "groups[0]" },
+      { url: "/v1/devices/registry/ok-1", payload: { tags: { a: 1 } }, field: "tags.a" },
+      { url: "/v1/devices/secrets/new-1", payload: { encoding: ["hex"] }, field: "encoding" },
     ];
     for (const { url, payload, field } of cases) {
       const response = await t.request({ method: "POST", url, payload });

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { webcrypto } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import * as x509 from "../../src/engines/pki/x509.ts";
 import {
   createDeviceApp,
   type DeviceApp,
@@ -105,6 +107,40 @@ describe("device enrolment", () => {
     // The rejected request used up nothing: the token still enrols.
     const response = await enrol(t, await enrolPayload("named", token));
     assert.equal(response.statusCode, 200, response.body);
+  });
+
+  it("rejects a CSR requesting alternative names", async () => {
+    const token = await registerDevice(t, "plain-name");
+    const algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+    const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
+      "sign",
+      "verify",
+    ])) as webcrypto.CryptoKeyPair;
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: "CN=plain-name",
+      keys,
+      signingAlgorithm: algorithm,
+      extensions: [
+        new x509.SubjectAlternativeNameExtension([
+          { type: "dns", value: "elsewhere.example" },
+          { type: "ip", value: "127.0.0.1" },
+        ]),
+      ],
+    });
+    const payload = await enrolPayload("plain-name", token);
+    const failure = await errorCode(
+      t,
+      {
+        method: "POST",
+        url: "/v1/devices/enroll",
+        token: null,
+        payload: { ...payload, csr: csr.toString("pem") },
+      },
+      400,
+    );
+    assert.equal(failure.code, "invalid_field");
+    assert.equal(failure.field, "csr");
+    assert.match(failure.message, /alternative names/);
   });
 
   it("rejects CSR keys other than P-256 and Ed25519", async () => {

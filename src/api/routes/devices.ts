@@ -9,6 +9,7 @@ import type { DeviceService } from "../../devices/service.ts";
 import { configView, deviceView } from "../../devices/views.ts";
 import { notFound } from "../../errors.ts";
 import type { Operation } from "../../policy/index.ts";
+import { rejectWrongJsonTypes } from "../../util/json-types.ts";
 import { registerListRoute, sendData, WRITE_METHODS } from "./auth-shared.ts";
 import { registerDeviceSelfRoutes } from "./devices-self.ts";
 import { configBody, deviceBody, nameParams, secretBody, TAGS, tokenBody } from "./devices-wire.ts";
@@ -32,6 +33,16 @@ export async function registerDeviceRoutes(app: FastifyInstance, keyward: Keywar
   const devices = (): DeviceService => keyward.devices;
   app.decorate("deviceService", devices);
   const prefix = "/v1/devices";
+  // Every device route, here and in the files registered after this one,
+  // rejects JSON values that the app's type coercion would otherwise change.
+  app.addHook("onRoute", (route) => {
+    if (!route.url.startsWith(`${prefix}/`)) return;
+    const existing = route.preValidation;
+    route.preValidation = [
+      ...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]),
+      rejectWrongJsonTypes,
+    ];
+  });
   const nameOf = (request: FastifyRequest) => (request.params as { name: string }).name;
 
   app.get(`${prefix}/config`, {

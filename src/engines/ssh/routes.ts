@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
+import { rejectWrongJsonTypes } from "../../util/json-types.ts";
 import { registerCaRoutes } from "./routes/ca.ts";
 import { registerCertificateRoutes } from "./routes/certificates.ts";
-import { rejectWrongJsonTypes } from "./routes/json-types.ts";
 import { registerLegacyKeyRoutes } from "./routes/legacy-keys.ts";
 import { registerRevocationRoutes } from "./routes/revocation.ts";
 import { registerRoleRoutes } from "./routes/roles.ts";

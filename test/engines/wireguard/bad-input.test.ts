@@ -134,6 +134,27 @@ const CASES: Case[] = [
     field: "rotation_notice",
   },
   {
+    name: "fail rotation notice as boolean",
+    ...network({ address_ranges: "10.60.0.0/24", rotation_notice: true }),
+    status: 400,
+    code: "invalid_field",
+    field: "rotation_notice",
+  },
+  {
+    name: "fail rotation notice as list",
+    ...network({ address_ranges: "10.60.0.0/24", rotation_notice: [5] }),
+    status: 400,
+    code: "invalid_field",
+    field: "rotation_notice",
+  },
+  {
+    name: "fail device id as boolean",
+    ...peer({ device_id: true }),
+    status: 400,
+    code: "invalid_field",
+    field: "device_id",
+  },
+  {
     name: "fail rotation notice as object",
     ...network({ address_ranges: "10.60.0.0/24", rotation_notice: { hours: 1 } }),
     status: 400,

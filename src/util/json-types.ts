@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import { KeywardError } from "../../../errors.ts";
+import { KeywardError } from "../errors.ts";
 
 /**
  * Rejects JSON values of the wrong type before schema validation coerces
