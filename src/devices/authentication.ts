@@ -1,17 +1,22 @@
 import type { FastifyRequest } from "fastify";
-import { verifyClientCertificate } from "../engines/pki/est/client-certificate.ts";
 import { arrivedOverTls, peerCertificateDer } from "../engines/pki/est/tls.ts";
-import { serialHexOf } from "../engines/pki/key-pairs.ts";
-import { parseCertificateDer } from "../engines/pki/pem.ts";
 import { isKeywardError, KeywardError } from "../errors.ts";
 import type { DeviceRef } from "./artifacts.ts";
+import { type ClientCertificate, ClientCertificates } from "./client-certificates.ts";
 import { type DeviceContext, devicePath, deviceRef, serialPath } from "./context.ts";
 import { deviceAuthenticationFailed } from "./enrolment.ts";
+import { GroupCommit } from "./group-commit.ts";
 import type { DeviceService } from "./service.ts";
 import type { DeviceRecord, SerialRecord } from "./types.ts";
 
 /** `lastSeenAt` is stored at most this often per device, in milliseconds. */
 const LAST_SEEN_INTERVAL_MS = 60_000;
+
+/** A `lastSeenAt` to store: the device as authenticated, and the time. */
+interface LastSeen {
+  device: DeviceRecord;
+  at: Date;
+}
 
 /** A device authenticated by its identity certificate. */
 export interface AuthenticatedDevice {
@@ -29,6 +34,9 @@ export interface AuthenticatedDevice {
  */
 export class DeviceAuthentication {
   readonly #context: DeviceContext;
+  readonly #certificates = new ClientCertificates();
+  /** `lastSeenAt` writes of many devices share one commit, because each commit syncs to disk. */
+  readonly #lastSeen = new GroupCommit<LastSeen>((writes) => this.#storeLastSeen(writes));
 
   constructor(context: DeviceContext) {
     this.#context = context;
@@ -55,12 +63,13 @@ export class DeviceAuthentication {
         "no_certificate",
       );
     }
-    let serial: string;
+    let certificate: ClientCertificate;
     try {
-      serial = serialHexOf(parseCertificateDer(certificateDer, "client certificate"));
+      certificate = this.#certificates.parse(certificateDer);
     } catch {
       throw deviceAuthenticationFailed("the TLS client certificate cannot be parsed", "unparsable");
     }
+    const serial = certificate.serial;
 
     const device = await this.current(serial);
     const entry = device.certificates.find((certificate) => certificate.serial === serial);
@@ -72,7 +81,7 @@ export class DeviceAuthentication {
       );
     }
     try {
-      await verifyClientCertificate(pki.context, certificateDer);
+      await this.#certificates.verify(pki.context, certificateDer, certificate);
     } catch (error) {
       if (isKeywardError(error) && error.code === "permission_denied") {
         throw deviceAuthenticationFailed(error.message, String(error.details?.reason ?? "invalid"));
@@ -116,21 +125,66 @@ export class DeviceAuthentication {
 
   /** Stores `lastSeenAt` unless it was stored less than a minute ago. A failure is logged, not raised. */
   async #touch(device: DeviceRecord): Promise<void> {
-    const { store, clock, logger, lastSeenWrites } = this.#context;
+    const { clock, logger, lastSeenWrites } = this.#context;
     const now = clock();
     const previous = lastSeenWrites.get(device.name);
     if (previous !== undefined && now.getTime() - previous < LAST_SEEN_INTERVAL_MS) return;
     lastSeenWrites.set(device.name, now.getTime());
     try {
-      await store.withLock(device.name, async () => {
-        const current = await store.get<DeviceRecord>(devicePath(device.name));
-        if (!current || current.id !== device.id) return;
-        await store.put(devicePath(device.name), { ...current, lastSeenAt: now.toISOString() });
-      });
+      await this.#lastSeen.write({ device, at: now });
     } catch (error) {
       logger.warn({ device: device.name, err: error }, "failed to store a device's last_seen_at");
     }
   }
+
+  /**
+   * Stores the `lastSeenAt` of each device in one transaction while holding
+   * every device's lock, as the registry's changes do, so none of them is
+   * lost between a registry read and its write. A device deleted or
+   * enrolled anew since it authenticated is skipped.
+   */
+  async #storeLastSeen(writes: readonly LastSeen[]): Promise<Map<number, unknown>> {
+    const { store } = this.#context;
+    const latest = new Map<string, LastSeen>();
+    for (const write of writes) latest.set(write.device.name, write);
+    // Locks are taken in name order, and every other holder of a device lock
+    // takes that one lock alone, so no two holders wait for each other.
+    const names = [...latest.keys()].sort();
+    const failed = new Map<string, unknown>();
+    await withLocks(this.#context, names, 0, () =>
+      store.transaction(async (writer) => {
+        failed.clear();
+        for (const { device, at } of latest.values()) {
+          let current: DeviceRecord | undefined;
+          try {
+            current = await writer.get<DeviceRecord>(devicePath(device.name));
+          } catch (error) {
+            failed.set(device.name, error);
+            continue;
+          }
+          if (!current || current.id !== device.id) continue;
+          await writer.put(devicePath(device.name), { ...current, lastSeenAt: at.toISOString() });
+        }
+      }),
+    );
+    const failures = new Map<number, unknown>();
+    writes.forEach((write, index) => {
+      if (failed.has(write.device.name)) failures.set(index, failed.get(write.device.name));
+    });
+    return failures;
+  }
+}
+
+/** Runs `work` while holding the registry locks of `names` from index `from` on, taken in order. */
+async function withLocks<T>(
+  context: DeviceContext,
+  names: readonly string[],
+  from: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  const name = names[from];
+  if (name === undefined) return work();
+  return context.store.withLock(name, () => withLocks(context, names, from + 1, work));
 }
 
 declare module "fastify" {

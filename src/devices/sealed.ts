@@ -9,7 +9,7 @@
  * The server seals with `sealSecret`; the agent opens with `openSealed`.
  */
 import type { KeyObject, webcrypto } from "node:crypto";
-import { CompactEncrypt, calculateJwkThumbprint, compactDecrypt, type JWK } from "jose";
+import { CompactEncrypt, calculateJwkThumbprint, compactDecrypt, importJWK, type JWK } from "jose";
 import { decryptionFailed, KeywardError } from "../errors.ts";
 
 /** The place a sealed value belongs to: the protected header's `kw_artifact`, `kw_version` and `kw_field`. */
@@ -36,6 +36,22 @@ export type OpeningKey = KeyObject | webcrypto.CryptoKey | JWK;
 const KEY_MANAGEMENT_ALGORITHM = "ECDH-ES";
 const CONTENT_ENCRYPTION_ALGORITHM = "A256GCM";
 
+/** Imported encryption keys kept for `sealSecret`; past this size the oldest one is dropped. */
+const MAX_CACHED_KEYS = 10_000;
+
+/** An imported encryption key and its `kid`. */
+interface RecipientKey {
+  kid: string;
+  key: webcrypto.CryptoKey | Uint8Array;
+}
+
+/**
+ * Imported encryption keys by their RFC 7638 thumbprint input, so a device
+ * polled again is not imported and hashed anew on every request. The entry
+ * depends only on the public key, so a stale entry cannot exist.
+ */
+const recipientKeys = new Map<string, Promise<RecipientKey>>();
+
 /** Returns the RFC 7638 SHA-256 thumbprint (base64url) of an encryption key: the `kid` of values sealed to it. */
 export function encryptionKeyId(publicJwk: PublicEncryptionJwk): Promise<string> {
   const { kty, crv, x, y } = publicJwk;
@@ -53,18 +69,38 @@ export async function sealSecret(
   binding: SealedValueBinding,
   plaintext: string | Uint8Array,
 ): Promise<string> {
-  const { kty, crv, x, y } = publicJwk;
+  const { kid, key } = await recipientKey(publicJwk);
   const bytes = typeof plaintext === "string" ? new TextEncoder().encode(plaintext) : plaintext;
   return new CompactEncrypt(bytes)
     .setProtectedHeader({
       alg: KEY_MANAGEMENT_ALGORITHM,
       enc: CONTENT_ENCRYPTION_ALGORITHM,
-      kid: await encryptionKeyId(publicJwk),
+      kid,
       kw_artifact: binding.artifact,
       kw_version: binding.version,
       kw_field: binding.field,
     })
-    .encrypt({ kty, crv, x, y });
+    .encrypt(key);
+}
+
+/** Returns `publicJwk` imported for ECDH-ES, with its `kid`, from the cache when it is there. */
+function recipientKey(publicJwk: PublicEncryptionJwk): Promise<RecipientKey> {
+  const { kty, crv, x, y } = publicJwk;
+  const cacheKey = JSON.stringify([kty, crv, x, y]);
+  let cached = recipientKeys.get(cacheKey);
+  if (cached === undefined) {
+    cached = Promise.all([
+      encryptionKeyId(publicJwk),
+      importJWK({ kty, crv, x, y }, KEY_MANAGEMENT_ALGORITHM),
+    ]).then(([kid, key]) => ({ kid, key }));
+    if (recipientKeys.size >= MAX_CACHED_KEYS) {
+      recipientKeys.delete(recipientKeys.keys().next().value as string);
+    }
+    recipientKeys.set(cacheKey, cached);
+    // A key that fails to import is not kept, so the caller's error repeats on the next call.
+    cached.catch(() => recipientKeys.delete(cacheKey));
+  }
+  return cached;
 }
 
 /**

@@ -109,7 +109,9 @@ export class NetworkState {
   async snapshotsOfDevice(deviceName: string): Promise<Snapshot[]> {
     const snapshots: Snapshot[] = [];
     for (const name of await this.listNetworks()) {
-      const network = await this.store.get<NetworkRecord>(networkPath(name));
+      // Read on every device state request: the frozen shared copy skips
+      // decoding a record with one allocation per peer while it is unchanged.
+      const network = await this.store.getShared<NetworkRecord>(networkPath(name));
       // A network deleted since the listing is skipped.
       if (!network) continue;
       const snapshot = await this.snapshotOf(network);

@@ -21,6 +21,8 @@ export class WireguardStore {
   readonly #barrier: Barrier;
   readonly #prefix: string;
   readonly #locks = new KeyedLock();
+  /** The stored bytes and the frozen decoded value of each path read by `getShared`. */
+  readonly #shared = new Map<string, { stored: Buffer; value: unknown }>();
 
   constructor(barrier: Barrier, mount: string) {
     this.#barrier = barrier;
@@ -30,6 +32,26 @@ export class WireguardStore {
   async get<T>(path: string): Promise<T | undefined> {
     if (this.#barrier.sealed) throw sealedError();
     return decode<T>(path, await this.#barrier.get(this.#prefix + path));
+  }
+
+  /**
+   * Reads a record for callers that only read it: the value is deeply
+   * frozen and shared between callers, and it is decoded again only when
+   * the stored bytes changed since the last call for `path`. Use it for
+   * records read on every request whose decoding is costly.
+   */
+  async getShared<T>(path: string): Promise<T | undefined> {
+    if (this.#barrier.sealed) throw sealedError();
+    const stored = await this.#barrier.get(this.#prefix + path);
+    if (stored === undefined) {
+      this.#shared.delete(path);
+      return undefined;
+    }
+    const cached = this.#shared.get(path);
+    if (cached?.stored.equals(stored)) return cached.value as T;
+    const value = deepFreeze(decode<T>(path, stored));
+    this.#shared.set(path, { stored: Buffer.from(stored), value });
+    return value;
   }
 
   /** Lists record names directly under `folder` (no trailing slash), in ascending order. */
@@ -51,8 +73,15 @@ export class WireguardStore {
       return await this.#barrier.transaction((tx: StorageWriter) =>
         work({
           get: async <V>(path: string) => decode<V>(path, await tx.get(prefix + path)),
-          put: (path, value) => tx.put(prefix + path, Buffer.from(JSON.stringify(value), "utf8")),
-          delete: (path) => tx.delete(prefix + path),
+          put: (path, value) => {
+            this.#shared.delete(path);
+            return tx.put(prefix + path, Buffer.from(JSON.stringify(value), "utf8"));
+          },
+          delete: (path) => {
+            // Dropping the entry keeps the map to live records; the next read decodes again.
+            this.#shared.delete(path);
+            return tx.delete(prefix + path);
+          },
         }),
       );
     } catch (error) {
@@ -62,6 +91,14 @@ export class WireguardStore {
       });
     }
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
 }
 
 function decode<T>(path: string, value: Uint8Array | undefined): T | undefined {

@@ -30,39 +30,62 @@ export async function verifyClientCertificate(
   } catch {
     throw rejected("the TLS client certificate cannot be parsed", "unparsable");
   }
+  checkValidityPeriod(context, certificate.notBefore, certificate.notAfter);
+  const issuers = await issuerPems(context);
+  if ((await findSigningIssuer(certificate, issuers)) === undefined) {
+    throw unknownIssuer(context);
+  }
+  await checkNotRevoked(context, serialHexOf(certificate));
+  return certificate;
+}
 
+/** Throws `permission_denied` unless the mount's clock is within `notBefore`..`notAfter`. */
+export function checkValidityPeriod(context: PkiContext, notBefore: Date, notAfter: Date): void {
   const now = context.clock();
-  if (certificate.notBefore > now || certificate.notAfter < now) {
+  if (notBefore > now || notAfter < now) {
     throw rejected(
       "the TLS client certificate is expired or not yet valid; enrol again with an enrolment secret",
       "outside_validity",
     );
   }
+}
 
+/** Returns the certificates (PEM) of the mount's issuers as stored now. */
+export async function issuerPems(context: PkiContext): Promise<string[]> {
+  return (await context.issuers.list()).map((issuer) => issuer.certificatePem);
+}
+
+/** Returns the PEM of the issuer in `issuers` whose key signed `certificate`, or undefined. */
+export async function findSigningIssuer(
+  certificate: x509.X509Certificate,
+  issuers: readonly string[],
+): Promise<string | undefined> {
   const issuerName = Buffer.from(certificateNames(new Uint8Array(certificate.rawData)).issuer);
-  let signedByMount = false;
-  for (const issuer of await context.issuers.list()) {
-    const issuerDer = pemDer(issuer.certificatePem);
+  for (const issuerPem of issuers) {
+    const issuerDer = pemDer(issuerPem);
     const subject = Buffer.from(certificateNames(new Uint8Array(issuerDer)).subject);
     if (!subject.equals(issuerName)) continue;
     const issuerCertificate = new x509.X509Certificate(issuerDer);
     if (await certificate.verify({ publicKey: issuerCertificate, signatureOnly: true })) {
-      signedByMount = true;
-      break;
+      return issuerPem;
     }
   }
-  if (!signedByMount) {
-    throw rejected(
-      `the TLS client certificate was not issued by a CA of mount "${context.mount}"`,
-      "unknown_issuer",
-    );
-  }
+  return undefined;
+}
 
-  const serialHex = serialHexOf(certificate);
+/** Returns the `permission_denied` error for a certificate none of the mount's issuers signed. */
+export function unknownIssuer(context: PkiContext): KeywardError {
+  return rejected(
+    `the TLS client certificate was not issued by a CA of mount "${context.mount}"`,
+    "unknown_issuer",
+  );
+}
+
+/** Throws `permission_denied` when the mount revoked the certificate with serial `serialHex`. */
+export async function checkNotRevoked(context: PkiContext, serialHex: string): Promise<void> {
   if (await context.store.get<RevokedRecord>(`revoked/${serialHex}`)) {
     throw rejected("the TLS client certificate is revoked", "revoked");
   }
-  return certificate;
 }
 
 function nameKey(name: AltName): string {
