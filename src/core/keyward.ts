@@ -41,6 +41,8 @@ export interface KeywardOptions {
   jobIntervalMs?: number;
   /** True for `keyward server --dev`, where conveniences such as EST over plain HTTP apply. */
   devMode?: boolean;
+  /** Default time limit of one audit write, for devices without `write_timeout` (5 s unless set). */
+  auditWriteTimeoutMs?: number;
   /** Sources of device artifacts besides the built-in shared secrets; more may be added with `addDeviceSource`. */
   deviceSources?: readonly DeviceArtifactSource[];
   /** Limits of failed device enrolments per source address; AppRole's defaults when absent. */
@@ -127,6 +129,9 @@ export class Keyward {
       barrier: this.seal.barrier,
       logger: options.logger.child({ component: "audit" }),
       clock: this.clock,
+      ...(options.auditWriteTimeoutMs === undefined
+        ? {}
+        : { writeTimeoutMs: options.auditWriteTimeoutMs }),
     });
     this.#mountTable = new MountTable(this.seal.barrier);
     this.seal.onChange(async (sealed) => {

@@ -49,6 +49,8 @@ export interface DeviceAppOptions {
   deviceSources?: DeviceArtifactSource[];
   /** Leave `devices/config` unset. */
   unconfigured?: boolean;
+  /** Default time limit of one audit write. */
+  auditWriteTimeoutMs?: number;
 }
 
 /**
@@ -67,6 +69,7 @@ export async function createDeviceApp(options: DeviceAppOptions = {}): Promise<D
     ...(options.clock ? { clock: options.clock.now } : {}),
     ...(options.enrolmentRateLimit ? { enrolmentRateLimit: options.enrolmentRateLimit } : {}),
     ...(options.deviceSources ? { deviceSources: options.deviceSources } : {}),
+    ...(options.auditWriteTimeoutMs ? { auditWriteTimeoutMs: options.auditWriteTimeoutMs } : {}),
   });
   const init = await keyward.init({ shares: 1, threshold: 1 });
   await keyward.seal.submitUnsealShare(init.keysHex[0]!);

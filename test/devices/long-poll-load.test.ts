@@ -22,7 +22,9 @@ describe("1000 waiting agents", () => {
   const devices: EnrolledDevice[] = [];
 
   before(async () => {
-    t = await createDeviceApp();
+    // The thousand clients share this process's event loop with the server,
+    // so on a loaded machine an audit write can wait longer than the 5 s default.
+    t = await createDeviceApp({ auditWriteTimeoutMs: 60_000 });
     server = await startTlsServer(t);
     await ok(t, "POST", "/v1/devices/secrets/fleet", { groups: ["fleet"] });
     for (let index = 0; index < DEVICES; index++) {
