@@ -21,13 +21,23 @@ peers=(
   "wireguard-go:wireguard-go"
   "ip:iproute2"
   "ping:iputils-ping"
+  "wpa_passphrase:wpasupplicant"
+  "hostapd:hostapd"
+  "eapol_test:eapoltest"
+  "freeradius:freeradius"
+  "swanctl:strongswan-swanctl"
+  "/usr/lib/ipsec/charon:strongswan-charon"
+  "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so:libcharon-extra-plugins"
 )
 
 missing=()
 for entry in "${peers[@]}"; do
   program=${entry%%:*}
   package=${entry#*:}
-  if ! command -v "$program" >/dev/null 2>&1; then
+  # An entry that starts with / names a file (a daemon or a plugin) rather than a command.
+  if [[ $program == /* ]]; then
+    [ -e "$program" ] || missing+=("$package")
+  elif ! command -v "$program" >/dev/null 2>&1; then
     missing+=("$package")
   fi
 done
