@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   invalid_field: 400,
   missing_field: 400,
   unknown_field: 400,
+  /** Wi-Fi: a key names a VLAN that is not in its network's list. */
+  unknown_vlan: 400,
   invalid_base64: 400,
   invalid_ciphertext: 400,
   unsupported_operation: 400,
@@ -46,6 +48,8 @@ export const ERROR_CODES = {
   deletion_not_allowed: 409,
   // 409: WireGuard. An address range, tunnel address or route is already in use, or a range is full.
   address_conflict: 409,
+  /** Wi-Fi: the MAC address is bound to another key of the network. */
+  mac_address_conflict: 409,
   // 409: devices. The device is revoked; delete it and register it again.
   device_revoked: 409,
   // 413: the body is larger than the configured limit.

@@ -2,6 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { backoffDelay } from "./backoff.ts";
+import { loadCertificateKeyring, requestCertificate } from "./certificate-artifacts.ts";
 import { DeviceApiError, DeviceClient, REQUEST_TIMEOUT_MS } from "./client.ts";
 import type { AgentConfig, WireguardArtifactConfig } from "./config.ts";
 import {
@@ -187,7 +188,9 @@ export class KeywardAgent {
       try {
         await this.#ensureCertificate(signal);
         await this.#fetchState(pass === 0 ? waitSeconds : 0, signal);
-        if (await this.#registerKeys(signal)) await this.#fetchState(0, signal);
+        const keysSent = await this.#registerKeys(signal);
+        const csrsSent = await this.#requestCertificates(signal);
+        if (keysSent || csrsSent) await this.#fetchState(0, signal);
         connected = true;
         this.#resolved("connection", "the server is reachable again");
       } catch (error) {
@@ -440,6 +443,35 @@ export class KeywardAgent {
     return posted;
   }
 
+  /** Sends CSRs for certificate artifacts that need a new certificate; true when any was accepted. */
+  async #requestCertificates(signal: AbortSignal | undefined): Promise<boolean> {
+    const lastState = this.#stateOrThrow.last_state;
+    if (lastState === null) return false;
+    const entries = this.#config.artifacts.filter((entry) => entry.kind === "certificate");
+    if (entries.length === 0) return false;
+    const keyring = await loadCertificateKeyring(this.#config.stateDir);
+    let accepted = false;
+    for (const entry of entries) {
+      const artifact = lastState.artifacts.find((item) => item.id === entry.id);
+      if (artifact === undefined) continue;
+      const sent = await requestCertificate(
+        {
+          client: this.#client as DeviceClient,
+          stateDir: this.#config.stateDir,
+          log: this.#log,
+          signal,
+          now: this.#now,
+        },
+        entry,
+        artifact,
+        lastState.etag,
+        keyring,
+      );
+      accepted ||= sent;
+    }
+    return accepted;
+  }
+
   /** Installs every configured artifact from the last state; true when all are in place. */
   async #installAll(): Promise<boolean> {
     const state = this.#stateOrThrow;
@@ -452,6 +484,7 @@ export class KeywardAgent {
       shell: this.#config.shell,
       now: this.#now,
       saveState: () => this.#save(),
+      stateDir: this.#config.stateDir,
     };
     let allInPlace = true;
     for (const entry of this.#config.artifacts) {

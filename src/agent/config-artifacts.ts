@@ -2,6 +2,11 @@ import { existsSync } from "node:fs";
 import { invalidField } from "../errors.ts";
 import { resolveAccountId } from "./accounts.ts";
 import {
+  type CertificateArtifactConfig,
+  certificateFiles,
+  readCertificate,
+} from "./certificate-config.ts";
+import {
   type ConfigObject,
   optionalBoolean,
   optionalDuration,
@@ -13,6 +18,7 @@ import {
   requireString,
   resolvePath,
 } from "./config-values.ts";
+import { readWifi, type WifiArtifactConfig } from "./wifi-config.ts";
 
 /** WireGuard configuration formats the server renders: for wg-quick(8), or for `wg setconf`. */
 export const WIREGUARD_FORMATS = ["wg-quick", "wg"] as const;
@@ -57,14 +63,20 @@ export interface SecretArtifactConfig extends FileSettings {
   trailingNewline: boolean;
 }
 
-export type ArtifactConfig = WireguardArtifactConfig | SecretArtifactConfig;
+export type { CertificateArtifactConfig, WifiArtifactConfig };
+
+export type ArtifactConfig =
+  | WifiArtifactConfig
+  | WireguardArtifactConfig
+  | SecretArtifactConfig
+  | CertificateArtifactConfig;
 
 /** Mount paths as the WireGuard engine accepts them: segments of [A-Za-z0-9_-] joined by "/". */
 const MOUNT_PATH = /^(?=.{1,128}$)[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
 /** Network, peer and secret names: 1 to 64 of [A-Za-z0-9_.-], starting with a letter or digit. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-const COMMON_FIELDS = [
+export const COMMON_FIELDS = [
   "kind",
   "path",
   "owner",
@@ -77,7 +89,11 @@ const COMMON_FIELDS = [
 const WIREGUARD_FIELDS = [...COMMON_FIELDS, "mount", "network", "peer", "format"];
 const SECRET_FIELDS = [...COMMON_FIELDS, "name", "trailing_newline"];
 
-function readFileSettings(entry: ConfigObject, prefix: string, baseDir: string): FileSettings {
+export function readFileSettings(
+  entry: ConfigObject,
+  prefix: string,
+  baseDir: string,
+): FileSettings {
   const text = requireString(entry, "path", `${prefix}path`);
   if (text.endsWith("/") || text.endsWith("/.") || text.endsWith("/..")) {
     throw invalidField(`${prefix}path`, `"${prefix}path" must name a file, not a directory`);
@@ -181,7 +197,8 @@ export function readArtifacts(value: unknown, baseDir: string): ArtifactConfig[]
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw invalidField("artifacts", '"artifacts" must be a JSON array');
   const artifacts: ArtifactConfig[] = [];
-  const paths = new Map<string, number>();
+  /** The config field that names each file, such as `artifacts[0].path`. */
+  const paths = new Map<string, string>();
   for (const [index, item] of value.entries()) {
     const prefix = `artifacts[${index}].`;
     const entry = requireObject(item, `artifacts[${index}]`);
@@ -189,15 +206,36 @@ export function readArtifacts(value: unknown, baseDir: string): ArtifactConfig[]
     let artifact: ArtifactConfig;
     if (kind === "wireguard") artifact = readWireguard(entry, prefix, baseDir);
     else if (kind === "secret") artifact = readSecret(entry, prefix, baseDir);
-    else throw invalidField(`${prefix}kind`, `"${prefix}kind" must be "wireguard" or "secret"`);
-    const earlier = paths.get(artifact.path);
-    if (earlier !== undefined) {
+    else if (kind === "certificate") artifact = readCertificate(entry, prefix, baseDir);
+    else if (kind === "wifi") {
+      artifact = readWifi(entry, prefix, COMMON_FIELDS, () =>
+        readFileSettings(entry, prefix, baseDir),
+      );
+    } else {
       throw invalidField(
-        `${prefix}path`,
-        `"${prefix}path" is the same file as "artifacts[${earlier}].path"; each artifact needs its own file`,
+        `${prefix}kind`,
+        `"${prefix}kind" must be "wireguard", "secret", "certificate" or "wifi"`,
       );
     }
-    paths.set(artifact.path, index);
+    const files: [string, string][] =
+      artifact.kind === "certificate" ? certificateFiles(artifact) : [["path", artifact.path]];
+    for (const [key, path] of files) {
+      const earlier = paths.get(path);
+      if (earlier !== undefined) {
+        throw invalidField(
+          `${prefix}${key}`,
+          `"${prefix}${key}" is the same file as "${earlier}"; each artifact needs its own file`,
+        );
+      }
+      paths.set(path, `${prefix}${key}`);
+    }
+    // Two entries with one certificate would each send CSRs for their own key.
+    if (artifact.kind === "certificate" && artifacts.some((other) => other.id === artifact.id)) {
+      throw invalidField(
+        `${prefix}name`,
+        `certificate "${artifact.name}" is configured twice; each certificate needs one entry`,
+      );
+    }
     artifacts.push(artifact);
   }
   return artifacts;

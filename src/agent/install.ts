@@ -2,10 +2,12 @@ import type { KeyObject } from "node:crypto";
 import { existsSync } from "node:fs";
 import { openSealed } from "../devices/sealed.ts";
 import { removeStaleCandidates, writeFileAtomic } from "./atomic-file.ts";
+import { installCertificate } from "./certificate-artifacts.ts";
 import { describeFailure, runShellCommand, substitutePath } from "./commands.ts";
 import type { ArtifactConfig, FileSettings } from "./config.ts";
 import { type Artifact, type ArtifactContent, contentAt } from "./protocol.ts";
 import type { AgentState } from "./state.ts";
+import { validateWifiFile } from "./wifi-validation.ts";
 import { insertPrivateKey } from "./wireguard-config.ts";
 import { type Keyring, privateKeyFor } from "./wireguard-keys.ts";
 
@@ -17,6 +19,8 @@ export interface InstallContext {
   shell: string;
   now: () => number;
   saveState: () => Promise<void>;
+  /** The agent's state directory, where certificate keys are kept; required for `certificate` entries. */
+  stateDir?: string;
 }
 
 /** The result of one install attempt. */
@@ -63,12 +67,21 @@ async function openField(
 /** Builds the file content for `entry` from the chosen artifact content. */
 async function renderFile(
   context: InstallContext,
-  entry: ArtifactConfig,
+  entry: Exclude<ArtifactConfig, { kind: "certificate" }>,
   content: ArtifactContent,
 ): Promise<string> {
   if (entry.kind === "secret") {
     const value = await openField(context, entry, content, "value");
     return entry.trailingNewline ? `${value}\n` : value;
+  }
+  if (entry.kind === "wifi") {
+    const text = await openField(context, entry, content, entry.file);
+    try {
+      validateWifiFile(entry.file, text);
+    } catch (error) {
+      throw new InstallError(`invalid Wi-Fi ${entry.file} file: ${(error as Error).message}`);
+    }
+    return text;
   }
   const publicKey = content.fields.public_key;
   const privateKey = privateKeyFor(context.keyring.peers[entry.id] ?? {}, publicKey);
@@ -135,6 +148,12 @@ export async function installArtifact(
   entry: ArtifactConfig,
   artifact: Artifact,
 ): Promise<InstallOutcome> {
+  // A certificate is a key and certificate pair made from the agent's own key.
+  if (entry.kind === "certificate") {
+    const { stateDir } = context;
+    if (stateDir === undefined) return { status: "failed", reason: "no state directory is set" };
+    return installCertificate({ ...context, stateDir }, entry, artifact);
+  }
   const content = contentAt(artifact, context.now());
   const record = context.state.installed[entry.path];
   if (record?.id === entry.id && record.version === content.version && existsSync(entry.path)) {

@@ -14,6 +14,7 @@ import { Metrics, registerMetricsRoutes } from "./metrics.ts";
 import { registerAppRoleRoutes } from "./routes/auth-approle.ts";
 import { registerTokenRoutes } from "./routes/auth-token.ts";
 import { registerDeviceRoutes } from "./routes/devices.ts";
+import { registerDeviceCertificateRoutes } from "./routes/devices-certificates.ts";
 import { registerDeviceWireguardRoutes } from "./routes/devices-wireguard.ts";
 import { registerPkiMounts } from "./routes/pki.ts";
 import { registerSshMounts } from "./routes/ssh.ts";
@@ -24,6 +25,7 @@ import { registerOpenApiRoutes } from "./routes/sys-openapi.ts";
 import { registerPolicyRoutes } from "./routes/sys-policies.ts";
 import { registerSealRoutes } from "./routes/sys-seal.ts";
 import { registerTransitMounts } from "./routes/transit.ts";
+import { registerWifiMounts } from "./routes/wifi.ts";
 import { registerWireguardMounts } from "./routes/wireguard.ts";
 import { clientErrorHandler, frameworkErrors, registerUnmatchedHandling } from "./unmatched.ts";
 
@@ -192,12 +194,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerOpenApiRoutes(app);
   await registerMetricsRoutes(app, metrics);
   await registerDeviceRoutes(app, keyward);
+  await registerDeviceCertificateRoutes(app, keyward);
   await registerDeviceWireguardRoutes(app, keyward);
   addEngineConstraint(app, options.keyward);
   await registerTransitMounts(app, options.keyward);
   await registerPkiMounts(app, options.keyward);
   await registerSshMounts(app, options.keyward);
   await registerWireguardMounts(app, options.keyward);
+  await registerWifiMounts(app, options.keyward);
   return app;
 }
 

@@ -27,6 +27,9 @@ export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
   "bootstrap_token",
   // Sealed secret fields of device artifacts. They are JWE ciphertext, but the log has no use for them.
   "secrets",
+  // Wi-Fi onboarding responses: the URI and the QR code carry the passphrase.
+  "wifi_uri",
+  "qr_code_png",
   "role_id",
   "token",
   "client_token",

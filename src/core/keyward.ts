@@ -5,11 +5,14 @@ import { LoginRateLimiter, type LoginRateLimiterOptions } from "../auth/rate-lim
 import { RootTokenGenerator } from "../auth/root-generation.ts";
 import { TokenStore } from "../auth/token-store.ts";
 import type { DeviceArtifactSource, DeviceChangeNotifier } from "../devices/artifacts.ts";
+import { DeviceCertificates } from "../devices/certificates.ts";
 import { DeviceService } from "../devices/service.ts";
+import { DeviceStore } from "../devices/store.ts";
 import { createPkiJobs, PkiService } from "../engines/pki/index.ts";
 import { DEFAULT_MOUNT_TTL_SECONDS } from "../engines/pki/validity.ts";
 import { SshService } from "../engines/ssh/index.ts";
 import { TransitService } from "../engines/transit/service.ts";
+import { createWifiJobs, WifiDeviceSource, WifiService } from "../engines/wifi/index.ts";
 import {
   createWireguardJobs,
   WireguardDeviceSource,
@@ -56,6 +59,7 @@ interface MountedEngine {
   pki?: PkiService;
   ssh?: SshService;
   wireguard?: WireguardService;
+  wifi?: WifiService;
 }
 
 export interface InitResponse extends InitResult {
@@ -85,6 +89,8 @@ export class Keyward {
   readonly #mountTable: MountTable;
   readonly #jobIntervalMs: number;
   readonly #deviceSources: DeviceArtifactSource[];
+  /** Certificates for services on devices, whose keys the agents make (`devices/certificates/`). */
+  readonly deviceCertificates: DeviceCertificates;
   /** Failed enrolments per source address; kept across seal and unseal, as AppRole's limits are. */
   readonly #enrolmentFailures: LoginRateLimiter;
   /**
@@ -109,12 +115,22 @@ export class Keyward {
     this.#deviceSources = [
       ...(options.deviceSources ?? []),
       new WireguardDeviceSource(() => this.#wireguardServices()),
+      new WifiDeviceSource(() => this.#wifiServices()),
     ];
     this.#enrolmentFailures = new LoginRateLimiter(options.enrolmentRateLimit);
     this.seal = createSealManager(options.storage, {
       clock: this.clock,
       logger: options.logger.child({ component: "seal" }),
     });
+    this.deviceCertificates = new DeviceCertificates({
+      store: new DeviceStore(this.seal.barrier),
+      clock: this.clock,
+      logger: options.logger.child({ component: "device-certificates" }),
+      notifier: this.deviceChanges,
+      audience: (groups, devices) => this.devices.registry.members(groups, devices),
+      pki: (mount) => this.pki(mount),
+    });
+    this.#deviceSources.push(this.deviceCertificates);
     this.tokens = new TokenStore(this.seal.barrier, {
       clock: this.clock,
       logger: options.logger.child({ component: "tokens" }),
@@ -194,6 +210,11 @@ export class Keyward {
   /** Returns the WireGuard service mounted at `path`, or undefined. */
   wireguard(path: string): WireguardService | undefined {
     return this.#mounts.get(path)?.wireguard;
+  }
+
+  /** Returns the Wi-Fi service mounted at `path`, or undefined. */
+  wifi(path: string): WifiService | undefined {
+    return this.#mounts.get(path)?.wifi;
   }
 
   /** The device registry. Throws `sealed` while sealed, because it exists only while unsealed. */
@@ -293,6 +314,17 @@ export class Keyward {
       };
       return { entry, wireguard: new WireguardService(options) };
     }
+    if (entry.type === "wifi") {
+      const wifi = new WifiService({
+        barrier: this.seal.barrier,
+        mount: entry.path,
+        clock: this.clock,
+        logger: this.logger.child({ mount: entry.path }),
+        notifier: this.deviceChanges,
+        groupMembers: (groups, devices) => this.devices.registry.members(groups, devices),
+      });
+      return { entry, wifi };
+    }
     if (entry.type === "ssh") {
       const ssh = new SshService({
         barrier: this.seal.barrier,
@@ -324,6 +356,10 @@ export class Keyward {
 
   #wireguardServices(): WireguardService[] {
     return [...this.#mounts.values()].flatMap((mount) => mount.wireguard ?? []);
+  }
+
+  #wifiServices(): WifiService[] {
+    return [...this.#mounts.values()].flatMap((mount) => mount.wifi ?? []);
   }
 
   #createTransit(mount: string): TransitService {
@@ -370,6 +406,13 @@ export class Keyward {
       services: () => this.#wireguardServices(),
       intervalMs: this.#jobIntervalMs,
       logger: this.logger.child({ component: "wireguard-jobs" }),
+    })) {
+      scheduler.register(job);
+    }
+    for (const job of createWifiJobs({
+      services: () => this.#wifiServices(),
+      intervalMs: this.#jobIntervalMs,
+      logger: this.logger.child({ component: "wifi-jobs" }),
     })) {
       scheduler.register(job);
     }

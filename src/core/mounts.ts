@@ -3,7 +3,7 @@ import { KeywardError } from "../errors.ts";
 import type { Barrier } from "../seal/types.ts";
 
 /** Engine types that can be mounted. */
-export const ENGINE_TYPES = ["transit", "pki", "ssh", "wireguard"] as const;
+export const ENGINE_TYPES = ["transit", "pki", "ssh", "wireguard", "wifi"] as const;
 export type EngineType = (typeof ENGINE_TYPES)[number];
 
 export interface MountEntry {

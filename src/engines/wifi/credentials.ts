@@ -1,0 +1,23 @@
+import type { Credential } from "./types.ts";
+
+/** Returns a credential replaced by `passphrase`; the old one stays valid for `graceSeconds` (none when 0). */
+export function nextCredential(
+  current: Credential | undefined,
+  passphrase: string,
+  now: Date,
+  graceSeconds: number,
+): Credential {
+  const credential: Credential = {
+    passphrase,
+    generation: (current?.generation ?? 0) + 1,
+    createdAt: now.toISOString(),
+  };
+  if (current && graceSeconds > 0) {
+    credential.previous = {
+      passphrase: current.passphrase,
+      generation: current.generation,
+      expiresAt: new Date(now.getTime() + graceSeconds * 1000).toISOString(),
+    };
+  }
+  return credential;
+}

@@ -1,0 +1,104 @@
+import type { Credential, KeyRecord, NetworkRecord } from "./types.ts";
+import { usesPsk, usesSae } from "./types.ts";
+import { ssidText } from "./validation.ts";
+
+/** The MAC address that makes a `wpa_psk_file` line valid for every station. */
+const ANY_STATION = "00:00:00:00:00:00";
+
+/** The passphrases of a credential that are valid now: the current one first, then the previous one in its grace window. */
+function validGenerations(credential: Credential): { passphrase: string; generation: number }[] {
+  const generations = [{ passphrase: credential.passphrase, generation: credential.generation }];
+  if (credential.previous) generations.push(credential.previous);
+  return generations;
+}
+
+/** The SAE password identifier a key uses for one generation: the stem, ".", the generation. */
+export function saeIdentifier(key: KeyRecord, generation: number): string | undefined {
+  return key.saePasswordId === undefined ? undefined : `${key.saePasswordId}.${generation}`;
+}
+
+/**
+ * Renders hostapd's `wpa_psk_file` (hostapd 2.10, hostapd.wpa_psk): one
+ * line per valid passphrase, `[keyid=<id>] [vlanid=<n>] <MAC> <passphrase>`.
+ * A key in its grace window has two lines for its MAC, and hostapd tries
+ * both PSKs in the 4-way handshake. The shared passphrase uses MAC
+ * 00:00:00:00:00:00, which any station may use. Empty (one comment line)
+ * for networks without WPA-PSK.
+ */
+export function renderWpaPskFile(network: NetworkRecord, keys: readonly KeyRecord[]): string {
+  const lines = [`# Keyward Wi-Fi network ${network.name}, version ${network.version}`];
+  if (!usesPsk(network.security)) return `${lines[0]}\n`;
+  if (network.shared) {
+    for (const entry of validGenerations(network.shared)) {
+      lines.push(`${ANY_STATION} ${entry.passphrase}`);
+    }
+  }
+  for (const key of keys) {
+    const tags = [`keyid=${key.keyId}`];
+    if (key.vlan !== undefined) tags.push(`vlanid=${key.vlan}`);
+    for (const entry of validGenerations(key.credential)) {
+      lines.push(`${tags.join(" ")} ${key.mac} ${entry.passphrase}`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Renders `sae_password` lines for hostapd.conf (hostapd 2.10 has no file
+ * of its own for them): `sae_password=<pw>[|mac=<MAC>][|vlanid=<n>][|id=<identifier>]`.
+ * hostapd uses the last entry that matches a station's MAC and password
+ * identifier, so only a key with an identifier stem keeps its previous
+ * passphrase in the grace window, under the previous generation's
+ * identifier. Keys without one, and the shared passphrase, list only the
+ * current passphrase. Empty (one comment line) for networks without SAE.
+ */
+export function renderSaePasswords(network: NetworkRecord, keys: readonly KeyRecord[]): string {
+  const lines = [`# Keyward Wi-Fi network ${network.name}, version ${network.version}`];
+  if (!usesSae(network.security)) return `${lines[0]}\n`;
+  if (network.shared) lines.push(`sae_password=${network.shared.passphrase}`);
+  for (const key of keys) {
+    const generations =
+      key.saePasswordId === undefined
+        ? [{ passphrase: key.credential.passphrase, generation: key.credential.generation }]
+        : validGenerations(key.credential);
+    for (const entry of generations) {
+      let line = `sae_password=${entry.passphrase}|mac=${key.mac}`;
+      if (key.vlan !== undefined) line += `|vlanid=${key.vlan}`;
+      const identifier = saeIdentifier(key, entry.generation);
+      if (identifier !== undefined) line += `|id=${identifier}`;
+      lines.push(line);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** Writes a string value for wpa_supplicant.conf: quoted, which its parser ends at the last `"`. */
+function quoted(value: string): string {
+  return `"${value}"`;
+}
+
+/**
+ * Renders a wpa_supplicant.conf `network={...}` block for a station that
+ * holds `key`. The SSID is quoted text when it is printable UTF-8 without
+ * a double quote, and hex otherwise. Contains the passphrase.
+ */
+export function renderSupplicantBlock(network: NetworkRecord, key: KeyRecord): string {
+  const text = ssidText(network.ssidHex);
+  const ssid = text !== undefined && !text.includes('"') ? quoted(text) : network.ssidHex;
+  const passphrase = key.credential.passphrase;
+  const lines = ["network={", `\tssid=${ssid}`];
+  if (network.security === "wpa2-psk") {
+    lines.push("\tkey_mgmt=WPA-PSK");
+    lines.push(`\tpsk=${/^[0-9a-f]{64}$/.test(passphrase) ? passphrase : quoted(passphrase)}`);
+    lines.push("\tieee80211w=1");
+  } else {
+    lines.push(network.security === "wpa3-sae" ? "\tkey_mgmt=SAE" : "\tkey_mgmt=WPA-PSK SAE");
+    if (network.security === "wpa2-wpa3") lines.push(`\tpsk=${quoted(passphrase)}`);
+    lines.push(`\tsae_password=${quoted(passphrase)}`);
+    const identifier = saeIdentifier(key, key.credential.generation);
+    if (identifier !== undefined) lines.push(`\tsae_password_id=${quoted(identifier)}`);
+    lines.push(network.security === "wpa3-sae" ? "\tieee80211w=2" : "\tieee80211w=1");
+  }
+  lines.push("}");
+  return `${lines.join("\n")}\n`;
+}
