@@ -1,36 +1,13 @@
-/**
- * How long one WireGuard key rotation takes to reach every agent, and the
- * server's memory per connected agent, beside a bare fan-out baseline.
- *
- * Keyward side: a dev server over HTTPS with a hub-and-spoke network whose
- * hub has a server-made key and whose spokes belong to enrolled devices.
- * Each simulated agent (in this process) holds a mutual-TLS long poll on
- * its device state, opens the sealed configuration with its own key and
- * reports what it applied, as `keyward agent` does, without writing files
- * or running a reload command. The measurement starts when the hub's key
- * is rotated and ends when the last agent has reported a configuration that
- * lists the new key. Memory per agent is the server's resident set size
- * with every agent waiting, minus the size before they connected, divided
- * by their number.
- *
- * Baseline: a bare Node HTTPS server (bench/agents-baseline-server.mjs)
- * answering the same number of long-polling clients with a payload of the
- * same size, with nothing else to do. The ratio is Keyward's time over the
- * baseline's.
- *
- * Usage: npm run build && npx tsx bench/agents.ts [--agents 10,100,1000] [--rounds 3] [--profile DIR]
- */
-import { execFileSync } from "node:child_process";
 import { createPrivateKey, type KeyObject } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { Agent, request } from "node:https";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { DeviceClient } from "../src/agent/client.ts";
 import { buildCsr, encryptionJwk, generateP256Key } from "../src/agent/identity.ts";
 import { openSealed } from "../src/devices/sealed.ts";
 import { generateKeyPair } from "../src/engines/wireguard/index.ts";
+import { makeServerTls } from "../test/agent/server-tls.ts";
 import { exited, ROOT_TOKEN, startDevServer, startProcess } from "./dev-server.ts";
 
 const { values } = parseArgs({
@@ -49,46 +26,11 @@ if (counts.some((count) => !Number.isInteger(count) || count < 1 || count > 5000
 const WAIT_SECONDS = 30;
 
 // TLS material for both servers: a throwaway CA and a certificate for 127.0.0.1.
-const tlsDir = mkdtempSync(join(tmpdir(), "keyward-bench-agents-"));
-function openssl(args: string[]): void {
-  execFileSync("openssl", args, { cwd: tlsDir, stdio: "pipe" });
-}
-const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-openssl([
-  "req",
-  "-x509",
-  ...ec,
-  "-keyout",
-  "ca.key",
-  "-out",
-  "ca.pem",
-  "-days",
-  "1",
-  "-subj",
-  "/CN=bench CA",
-]);
-writeFileSync(join(tlsDir, "server.ext"), "subjectAltName=IP:127.0.0.1\n");
-openssl(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
-openssl([
-  "x509",
-  "-req",
-  "-in",
-  "server.csr",
-  "-CA",
-  "ca.pem",
-  "-CAkey",
-  "ca.key",
-  "-CAcreateserial",
-  "-out",
-  "server.pem",
-  "-days",
-  "1",
-  "-extfile",
-  "server.ext",
-]);
-const ca = readFileSync(join(tlsDir, "ca.pem"));
-const certFile = join(tlsDir, "server.pem");
-const keyFile = join(tlsDir, "server.key");
+const tls = makeServerTls(["127.0.0.1"]);
+const tlsDir = tls.dir;
+const ca = readFileSync(tls.caFile);
+const certFile = tls.certFile;
+const keyFile = tls.keyFile;
 
 const adminAgent = new Agent({ keepAlive: true, ca });
 
