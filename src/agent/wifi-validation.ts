@@ -84,7 +84,7 @@ function validateSaePasswords(text: string): void {
   }
 }
 
-/** One `network={...}` block with the keys Keyward renders, each value quoted or hex. */
+/** One `network={...}` block with the keys Keyward renders, each string quoted (without `"` inside) or hex. */
 function validateSupplicantBlock(text: string): void {
   const lines = contentLines(text);
   if (lines[0]?.[1] !== "network={" || lines.at(-1)?.[1] !== "}") {
@@ -96,7 +96,8 @@ function validateSupplicantBlock(text: string): void {
     if (!match) throw new WifiFileError(`line ${number} is not a tab-indented key=value line`);
     const [, key, value] = match as unknown as [string, string, string];
     seen.add(key);
-    const quoted = /^".*"$/.test(value) ? value.slice(1, -1) : undefined;
+    // wpa_supplicant 2.10 pairs every `"` on a line when it strips `#` comments, so a quoted value holds none.
+    const quoted = /^"[^"]*"$/.test(value) ? value.slice(1, -1) : undefined;
     let valid: boolean;
     if (key === "ssid") {
       const bytes = quoted === undefined ? value.length / 2 : Buffer.byteLength(quoted, "utf8");
@@ -105,7 +106,12 @@ function validateSupplicantBlock(text: string): void {
     } else if (key === "psk") {
       valid =
         quoted === undefined ? /^[0-9a-f]{64}$/.test(value) : /^[\x20-\x7e]{8,63}$/.test(quoted);
-    } else if (key === "sae_password" || key === "sae_password_id") {
+    } else if (key === "sae_password") {
+      valid =
+        quoted === undefined
+          ? /^(?:[0-9a-f]{2}){1,128}$/.test(value)
+          : /^[\x20-\x7e]{1,128}$/.test(quoted);
+    } else if (key === "sae_password_id") {
       valid = quoted !== undefined && /^[\x20-\x7e]{1,128}$/.test(quoted);
     } else if (key === "key_mgmt") {
       valid = ["WPA-PSK", "SAE", "WPA-PSK SAE"].includes(value);

@@ -16,10 +16,22 @@ export async function registerWifiMounts(app: FastifyInstance, keyward: Keyward)
     return service;
   };
 
+  // An enterprise network's CA chain comes from the issuer of its PKI mount, issuing CA first.
+  const loadChain = async (pkiMount: string, issuer: string): Promise<string> => {
+    const pki = keyward.pki(pkiMount);
+    if (!pki) {
+      throw new KeywardError("not_found", `no PKI engine is mounted at "${pkiMount}/"`, {
+        field: "pki_mount",
+      });
+    }
+    const record = await pki.issuers.resolve(issuer, "pki_issuer");
+    return (await pki.issuers.chain(record)).join("\n");
+  };
+
   await app.register(
     async (scope) => {
       constrainToEngine(scope, "wifi");
-      await registerWifiRoutes(scope, serviceFor);
+      await registerWifiRoutes(scope, serviceFor, loadChain);
     },
     { prefix: "/v1/:mount" },
   );

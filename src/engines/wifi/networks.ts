@@ -36,6 +36,10 @@ export interface NetworkInput {
   graceWindow?: unknown;
   accessPointDevices?: unknown;
   accessPointGroups?: unknown;
+  /** A PKI mount path; null removes it, and with it `pkiIssuer`. */
+  pkiMount?: unknown;
+  /** An issuer of `pkiMount` by name or id; null returns to the mount's default issuer. */
+  pkiIssuer?: unknown;
 }
 
 function readSecurity(value: unknown): SecurityMode {
@@ -136,6 +140,8 @@ export function applyNetworkInput(
     record.accessPoints.groups = readNames(input.accessPointGroups, "access_point_groups");
   }
 
+  applyEapTlsInput(record, input);
+
   if (input.passphrase !== undefined && input.generatePassphrase === true) {
     throw new KeywardError("invalid_field", 'set "passphrase" or "generate_passphrase", not both', {
       field: "generate_passphrase",
@@ -176,6 +182,13 @@ export function applyNetworkInput(
       { field: "security" },
     );
   }
+  if (record.eapTls && usesPassphrase(record.security)) {
+    throw new KeywardError(
+      "invalid_state",
+      `network "${name}" is ${record.security}; "pki_mount" applies only to enterprise networks, so set it to null in the same write`,
+      { field: "pki_mount" },
+    );
+  }
   for (const key of keys) {
     if (key.vlan !== undefined && !record.vlans.includes(key.vlan)) {
       throw new KeywardError(
@@ -203,4 +216,34 @@ function checkSharedPassphrase(record: NetworkRecord): void {
       { field: "security" },
     );
   }
+}
+
+const PKI_MOUNT = /^(?=.{1,128}$)[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
+const ISSUER = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Applies `pki_mount` and `pki_issuer`; the issuer needs a mount, and removing the mount removes it. */
+function applyEapTlsInput(record: NetworkRecord, input: NetworkInput): void {
+  if (input.pkiMount === null) delete record.eapTls;
+  else if (input.pkiMount !== undefined) {
+    if (typeof input.pkiMount !== "string" || !PKI_MOUNT.test(input.pkiMount)) {
+      throw new KeywardError("invalid_field", '"pki_mount" must be a mount path such as "pki"', {
+        field: "pki_mount",
+      });
+    }
+    record.eapTls = { pkiMount: input.pkiMount, issuer: record.eapTls?.issuer ?? "default" };
+  }
+  if (input.pkiIssuer === undefined) return;
+  if (!record.eapTls) {
+    throw new KeywardError("invalid_field", '"pki_issuer" needs a "pki_mount"', {
+      field: "pki_issuer",
+    });
+  }
+  if (input.pkiIssuer === null) record.eapTls.issuer = "default";
+  else if (typeof input.pkiIssuer !== "string" || !ISSUER.test(input.pkiIssuer)) {
+    throw new KeywardError(
+      "invalid_field",
+      '"pki_issuer" must be an issuer name or id: 1 to 128 of letters, digits, "_" and "-"',
+      { field: "pki_issuer" },
+    );
+  } else record.eapTls.issuer = input.pkiIssuer;
 }

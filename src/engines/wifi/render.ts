@@ -1,3 +1,4 @@
+import { derivePsk, isRawPsk } from "./passphrase.ts";
 import type { Credential, KeyRecord, NetworkRecord } from "./types.ts";
 import { usesPsk, usesSae } from "./types.ts";
 import { ssidText } from "./validation.ts";
@@ -78,9 +79,29 @@ function quoted(value: string): string {
 }
 
 /**
+ * Writes a passphrase as a wpa_supplicant.conf string: quoted, or as hex
+ * digits of its bytes when it contains `"`. wpa_supplicant 2.10 strips a
+ * `#` comment unless it is inside a pair of quotes. It pairs every `"` on
+ * the line, so a quote inside the value can turn the rest into a comment.
+ */
+function passphraseString(passphrase: string): string {
+  return passphrase.includes('"')
+    ? Buffer.from(passphrase, "utf8").toString("hex")
+    : quoted(passphrase);
+}
+
+/** Writes wpa_supplicant's `psk`: a raw PSK as is, a passphrase quoted, or its derived PSK when it contains `"`. */
+function pskValue(network: NetworkRecord, passphrase: string): string {
+  if (isRawPsk(passphrase)) return passphrase.toLowerCase();
+  if (!passphrase.includes('"')) return quoted(passphrase);
+  return derivePsk(passphrase, Buffer.from(network.ssidHex, "hex")).toString("hex");
+}
+
+/**
  * Renders a wpa_supplicant.conf `network={...}` block for a station that
  * holds `key`. The SSID is quoted text when it is printable UTF-8 without
- * a double quote, and hex otherwise. Contains the passphrase.
+ * a double quote, and hex otherwise. Contains the passphrase, or for a
+ * passphrase with a double quote its derived PSK and its bytes in hex.
  */
 export function renderSupplicantBlock(network: NetworkRecord, key: KeyRecord): string {
   const text = ssidText(network.ssidHex);
@@ -89,12 +110,12 @@ export function renderSupplicantBlock(network: NetworkRecord, key: KeyRecord): s
   const lines = ["network={", `\tssid=${ssid}`];
   if (network.security === "wpa2-psk") {
     lines.push("\tkey_mgmt=WPA-PSK");
-    lines.push(`\tpsk=${/^[0-9a-f]{64}$/.test(passphrase) ? passphrase : quoted(passphrase)}`);
+    lines.push(`\tpsk=${pskValue(network, passphrase)}`);
     lines.push("\tieee80211w=1");
   } else {
     lines.push(network.security === "wpa3-sae" ? "\tkey_mgmt=SAE" : "\tkey_mgmt=WPA-PSK SAE");
-    if (network.security === "wpa2-wpa3") lines.push(`\tpsk=${quoted(passphrase)}`);
-    lines.push(`\tsae_password=${quoted(passphrase)}`);
+    if (network.security === "wpa2-wpa3") lines.push(`\tpsk=${pskValue(network, passphrase)}`);
+    lines.push(`\tsae_password=${passphraseString(passphrase)}`);
     const identifier = saeIdentifier(key, key.credential.generation);
     if (identifier !== undefined) lines.push(`\tsae_password_id=${quoted(identifier)}`);
     lines.push(network.security === "wpa3-sae" ? "\tieee80211w=2" : "\tieee80211w=1");

@@ -3,6 +3,7 @@ import { requireList, sendData } from "../../api/envelope.ts";
 import { KeywardError } from "../../errors.ts";
 import { rejectWrongJsonTypes } from "../../util/json-types.ts";
 import { defaultEmptyBody, toWire } from "../wireguard/routes/shared.ts";
+import type { CaChainLoader } from "./enterprise.ts";
 import type { WifiService } from "./service.ts";
 
 /** Returns the Wi-Fi service that serves a request; may throw a `KeywardError` such as `sealed`. */
@@ -53,8 +54,34 @@ const networkBody = {
     grace_window: { type: ["integer", "string"], minimum: 0, maxLength: 64 },
     access_point_devices: names,
     access_point_groups: names,
+    pki_mount: { type: ["string", "null"], maxLength: 128 },
+    pki_issuer: { type: ["string", "null"], maxLength: 128 },
   },
 } as const;
+
+const PATH = { type: "string", minLength: 1, maxLength: 1024 } as const;
+const freeradiusQuery = {
+  type: "object",
+  additionalProperties: false,
+  required: ["certificate_file", "private_key_file", "ca_file"],
+  properties: {
+    certificate_file: PATH,
+    private_key_file: PATH,
+    ca_file: PATH,
+    ca_path: PATH,
+    check_crl: { type: "string", enum: ["true", "false"] },
+    ca_path_reload_interval: { type: "integer", minimum: 1, maximum: 86400 },
+  },
+} as const;
+
+interface FreeradiusQuery {
+  certificate_file: string;
+  private_key_file: string;
+  ca_file: string;
+  ca_path?: string;
+  check_crl?: "true" | "false";
+  ca_path_reload_interval?: number;
+}
 
 const keyBody = {
   type: "object",
@@ -77,9 +104,14 @@ interface KeyParams extends NetworkParams {
 
 /**
  * Registers the Wi-Fi engine's routes relative to the mount's prefix. Reads
- * never return a passphrase; only the `onboarding` routes do.
+ * never return a passphrase; only the `onboarding` routes do. `loadChain`
+ * reads the CA chain of an enterprise network's PKI mount.
  */
-export async function registerWifiRoutes(app: FastifyInstance, serviceFor: WifiServiceResolver) {
+export async function registerWifiRoutes(
+  app: FastifyInstance,
+  serviceFor: WifiServiceResolver,
+  loadChain: CaChainLoader,
+) {
   app.addHook("preValidation", rejectWrongJsonTypes);
 
   app.get(
@@ -118,6 +150,8 @@ export async function registerWifiRoutes(app: FastifyInstance, serviceFor: WifiS
         graceWindow: body.grace_window,
         accessPointDevices: body.access_point_devices,
         accessPointGroups: body.access_point_groups,
+        pkiMount: body.pki_mount,
+        pkiIssuer: body.pki_issuer,
       });
       return sendData(request, reply, wire(view));
     },
@@ -155,6 +189,34 @@ export async function registerWifiRoutes(app: FastifyInstance, serviceFor: WifiS
     async (request, reply) => {
       const onboarding = await serviceFor(request).onboarding(request.params.network, undefined);
       return sendOnboarding(request, reply, onboarding, request.query.format);
+    },
+  );
+
+  app.get<{ Params: NetworkParams; Querystring: FreeradiusQuery }>(
+    "/networks/:network/freeradius",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Render the FreeRADIUS EAP-TLS module of an enterprise network.",
+        params: networkParams,
+        querystring: freeradiusQuery,
+      },
+    },
+    async (request, reply) => {
+      const query = request.query;
+      const text = await serviceFor(request).renderFreeradius(
+        request.params.network,
+        {
+          certificateFile: query.certificate_file,
+          privateKeyFile: query.private_key_file,
+          caFile: query.ca_file,
+          caPath: query.ca_path,
+          checkCrl: query.check_crl === undefined ? undefined : query.check_crl === "true",
+          caPathReloadInterval: query.ca_path_reload_interval,
+        },
+        loadChain,
+      );
+      return reply.type("text/plain; charset=utf-8").send(text);
     },
   );
 

@@ -4,6 +4,11 @@ import { KeywardError, notFound } from "../../errors.ts";
 import type { Barrier } from "../../seal/types.ts";
 import { nextCredential } from "./credentials.ts";
 import { buildAccessPointArtifact, buildStationArtifact } from "./device-artifacts.ts";
+import {
+  type CaChainLoader,
+  type FreeradiusRequest,
+  renderNetworkFreeradius,
+} from "./enterprise.ts";
 import { type KeyInput, writeKeyRecord } from "./keys.ts";
 import { applyNetworkInput, type NetworkInput } from "./networks.ts";
 import { qrCodePng, wifiUri } from "./onboarding.ts";
@@ -41,6 +46,8 @@ export interface NetworkView {
   graceWindow: number;
   accessPointDevices: string[];
   accessPointGroups: string[];
+  pkiMount: string | null;
+  pkiIssuer: string | null;
   sharedPassphrase: CredentialView | null;
   version: number;
   createdAt: string;
@@ -188,6 +195,15 @@ export class WifiService {
       await this.#notify(network, keys);
       return this.#networkView(network);
     });
+  }
+
+  /** Renders the FreeRADIUS EAP-TLS module of an enterprise network; see `renderNetworkFreeradius`. */
+  async renderFreeradius(
+    name: string,
+    request: FreeradiusRequest,
+    loadChain: CaChainLoader,
+  ): Promise<string> {
+    return renderNetworkFreeradius(await this.#requireNetwork(name), request, loadChain);
   }
 
   async listKeys(network: string): Promise<string[]> {
@@ -452,6 +468,8 @@ export class WifiService {
       graceWindow: network.graceWindowSeconds,
       accessPointDevices: network.accessPoints.devices,
       accessPointGroups: network.accessPoints.groups,
+      pkiMount: network.eapTls?.pkiMount ?? null,
+      pkiIssuer: network.eapTls?.issuer ?? null,
       sharedPassphrase: network.shared
         ? credentialView(network.shared, network.rotationPeriodSeconds)
         : null,

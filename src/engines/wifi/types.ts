@@ -45,6 +45,8 @@ export interface NetworkRecord {
   graceWindowSeconds: number;
   /** Devices that receive the access point files: by name, and by group. */
   accessPoints: { devices: string[]; groups: string[] };
+  /** The PKI mount, and its issuer, whose CA chain the FreeRADIUS EAP-TLS module trusts; enterprise networks only. */
+  eapTls?: { pkiMount: string; issuer: string };
   /** The passphrase every station may use (MAC 00:00:00:00:00:00), when the network has one. */
   shared?: Credential;
   /** Version of every device artifact of this network; rises with every change. */
