@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { createTestApp, type TestApp } from "../helpers/app.ts";
+import {
+  createDeviceApp,
+  type DeviceApp,
+  ok,
+  registerDevice,
+  startTlsServer,
+  type TlsServer,
+} from "../devices/fixtures.ts";
 import { hasProgram, requirePeer } from "../helpers/peers.ts";
+import { type AgentProcess, startAgent } from "./agent-process.ts";
 import {
   normaliseSerial,
   requireStrongswan,
@@ -12,7 +23,16 @@ import {
 
 const PROGRAMS = ["swanctl", "ip", "ping", "openssl"];
 const isRoot = process.getuid?.() === 0;
+const DEVICES = ["gw-a", "gw-b"] as const;
 const GATEWAY_IDS: [string, string] = ["gw-a.test", "gw-b.test"];
+
+/**
+ * Lifetime of the first certificates. With `renew_fraction` 0.5 the
+ * agents renew them about 30 s after issue, which leaves the first test
+ * time to bring the tunnel up before any renewal starts.
+ */
+const FIRST_TTL = "60s";
+const FIRST_RENEW_FRACTION = 0.5;
 
 function requirePeers(t: TestContext): boolean {
   for (const program of PROGRAMS) if (!requirePeer(t, program)) return false;
@@ -46,50 +66,70 @@ function inboundPackets(listing: string): number {
   return match === null ? 0 : Number(match[1]);
 }
 
+/** Returns the normalised serial of the certificate in `path`, or undefined while there is none. */
+function fileSerial(path: string): string | undefined {
+  if (!existsSync(path)) return undefined;
+  return normaliseSerial(new X509Certificate(readFileSync(path)).serialNumber);
+}
+
+/** Returns true when the private key in `keyPath` belongs to the certificate in `certPath`. */
+function keyMatches(keyPath: string, certPath: string): boolean {
+  const spki = createPublicKey(createPrivateKey(readFileSync(keyPath))).export({
+    type: "spki",
+    format: "der",
+  });
+  const certificate = new X509Certificate(readFileSync(certPath));
+  return spki.equals(certificate.publicKey.export({ type: "spki", format: "der" }));
+}
+
 /**
  * Two strongSwan gateways in two network namespaces authenticate each
- * other over IKEv2 with certificates Keyward signs from CSRs made on each
- * gateway, so the private keys never leave them. ESP runs in user space
- * (kernel-libipsec). A ping between the addresses behind the gateways
- * travels through the tunnel, before and after one gateway renews its
- * certificate with a new key and reloads it with `swanctl --load-creds`.
+ * other over IKEv2 with certificates that Keyward agents obtain. Each
+ * agent runs as a `keyward agent` process and enrols with a bootstrap
+ * token. It makes the gateway's key, sends a CSR over mutual TLS,
+ * installs key, certificate and CA certificate in the gateway's swanctl
+ * folders and loads them with `swanctl --load-creds --clear`. ESP runs in
+ * user space (kernel-libipsec). A ping between the addresses behind the
+ * gateways travels through the tunnel, before and after the agents renew
+ * their certificates with new keys.
  */
-describe("strongSwan tunnel with Keyward certificates", () => {
+describe("strongSwan tunnel with certificates from Keyward agents", () => {
   const ready = PROGRAMS.every(hasProgram) && isRoot && strongswanMissing() === undefined;
   const pair = new StrongswanPair(`ksw${process.pid % 100_000}`, GATEWAY_IDS);
-  let keyward: TestApp | undefined;
+  let keyward: DeviceApp | undefined;
+  let server: TlsServer | undefined;
+  const agents: AgentProcess[] = [];
   const serials: [string, string] = ["", ""];
 
-  async function ok(method: "GET" | "POST", url: string, payload?: unknown) {
-    const response = await keyward!.request({ method, url, payload: payload as object });
-    assert.ok(
-      response.statusCode < 300,
-      `${method} ${url}: ${response.statusCode} ${response.body}`,
-    );
-    return response.body === "" ? undefined : response.json()?.data;
-  }
+  const agentLogs = () => agents.map((agent) => agent.output()).join("\n");
 
-  /** Makes a new key and CSR on gateway `index`, has Keyward sign it and installs the result. */
-  async function renew(index: 0 | 1): Promise<string> {
-    const csr = pair.makeCsr(index);
-    const signed = await ok("POST", "/v1/pki/sign/ipsec", { csr, ttl: "24h" });
-    pair.writeCredentials(index, { certificate: signed.certificate, ca: signed.issuing_ca });
-    serials[index] = normaliseSerial(signed.serial_number);
-    return serials[index];
+  /** Waits until gateway `index`'s agent has installed a certificate other than `previous` and charon holds only it. */
+  function installedCertificate(index: 0 | 1, previous: string): Promise<string> {
+    const { id } = pair.gateways[index];
+    return eventually(`the agent of ${id} to install and load a new certificate`, 90_000, () => {
+      const serial = fileSerial(pair.certificatePath(index));
+      if (serial === undefined || serial === previous) return undefined;
+      const loaded = pair.endEntitySerials(index, id);
+      return loaded.length === 1 && loaded[0] === serial ? serial : undefined;
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${agentLogs()}\n${pair.log(index)}`);
+    });
   }
 
   before(async () => {
     if (!ready) return;
-    keyward = await createTestApp();
-    await ok("POST", "/v1/sys/mounts/pki", { type: "pki" });
-    // RSA, because charon without its openssl plugin verifies RSA signatures only.
-    await ok("POST", "/v1/pki/root/generate/internal", {
+    // The device registry signs identity certificates with the EC CA of mount `pki`.
+    keyward = await createDeviceApp();
+    server = await startTlsServer(keyward);
+    // The gateway CA is RSA, because charon without its openssl plugin verifies RSA signatures only.
+    await ok(keyward, "POST", "/v1/sys/mounts/pki-ipsec", { type: "pki" }, 204);
+    await ok(keyward, "POST", "/v1/pki-ipsec/root/generate/internal", {
       common_name: "IPsec test CA",
       key_type: "rsa",
       key_bits: 2048,
       ttl: "48h",
     });
-    await ok("POST", "/v1/pki/roles/ipsec", {
+    await ok(keyward, "POST", "/v1/pki-ipsec/roles/gateways", {
       allowed_domains: GATEWAY_IDS.join(","),
       allow_bare_domains: true,
       allow_subdomains: false,
@@ -98,11 +138,55 @@ describe("strongSwan tunnel with Keyward certificates", () => {
       server_flag: true,
       client_flag: true,
     });
+    await ok(keyward, "POST", "/v1/devices/certificates/ike", {
+      pki_mount: "pki-ipsec",
+      role: "gateways",
+      devices: [...DEVICES],
+      common_name: "{{device}}.test",
+      alt_names: ["{{device}}.test"],
+      ttl: FIRST_TTL,
+      renew_fraction: FIRST_RENEW_FRACTION,
+    });
+
     await pair.start();
+    for (const index of [0, 1] as const) {
+      pair.loadConnections(index);
+      const device = DEVICES[index];
+      const token = await registerDevice(keyward, device);
+      const folder = join(pair.folder(index), "agent");
+      mkdirSync(folder, { mode: 0o700 });
+      writeFileSync(join(folder, "server-ca.pem"), server.caPem);
+      const config = {
+        server: server.url,
+        ca_file: join(folder, "server-ca.pem"),
+        device,
+        bootstrap_token: token,
+        state_dir: join(folder, "state"),
+        // The agent checks renew_after once per poll, so a short wait makes it renew on time.
+        poll_wait: "2s",
+        artifacts: [
+          {
+            kind: "certificate",
+            name: "ike",
+            key_type: "rsa-2048",
+            key_path: pair.keyPath(index),
+            cert_path: pair.certificatePath(index),
+            ca_path: pair.caPath(index),
+            mode: "0644",
+            key_mode: "0600",
+            reload: pair.reloadCommand(index),
+          },
+        ],
+      };
+      writeFileSync(join(folder, "agent.json"), JSON.stringify(config, null, 2));
+      agents.push(startAgent(join(folder, "agent.json")));
+    }
   });
 
   after(async () => {
+    for (const agent of agents) await agent.stop();
     await pair.destroy();
+    await server?.close();
     await keyward?.close();
   });
 
@@ -112,11 +196,19 @@ describe("strongSwan tunnel with Keyward certificates", () => {
     assert.equal(pair.ping(0, attempts), false, "the tunnel addresses answer without IPsec");
   });
 
-  it("establishes IKEv2 with CSR-signed certificates", async (t) => {
+  it("establishes IKEv2 with certificates the agents install", async (t) => {
     if (!requirePeers(t)) return;
+    for (const index of [0, 1] as const) serials[index] = await installedCertificate(index, "");
+    // Certificates issued from now on last a day, so the renewal below happens once.
+    await ok(keyward!, "POST", "/v1/devices/certificates/ike", { ttl: "24h" });
+
+    const ca = await ok(keyward!, "GET", "/v1/pki-ipsec/cert/ca");
     for (const index of [0, 1] as const) {
-      await renew(index);
-      pair.loadAll(index);
+      assert.ok(keyMatches(pair.keyPath(index), pair.certificatePath(index)));
+      assert.equal(statSync(pair.keyPath(index)).mode & 0o777, 0o600);
+      const certificate = new X509Certificate(readFileSync(pair.certificatePath(index)));
+      assert.equal(certificate.subjectAltName, `DNS:${GATEWAY_IDS[index]}`);
+      assert.equal(readFileSync(pair.caPath(index), "utf8").trim(), ca.certificate.trim());
     }
 
     const initiated = pair.swanctl(0, ["--initiate", "--child", "tunnel", "--timeout", "20"]);
@@ -136,23 +228,27 @@ describe("strongSwan tunnel with Keyward certificates", () => {
     );
   });
 
-  it("keeps the tunnel after a renewal", async (t) => {
+  it("keeps the tunnel after the agents renew", async (t) => {
     if (!requirePeers(t)) return;
     const before = establishedIkeSa(pair.listSas(0));
     assert.ok(before !== undefined, "no IKE SA before the renewal");
-    const oldSerial = serials[1];
+    const oldSerials = [...serials];
+    const oldKeys = [0, 1].map((index) => readFileSync(pair.keyPath(index as 0 | 1), "utf8"));
 
-    const newSerial = await renew(1);
-    assert.notEqual(newSerial, oldSerial);
-    pair.reloadCredentials(1);
+    for (const index of [0, 1] as const) {
+      serials[index] = await installedCertificate(index, oldSerials[index] as string);
+      assert.notEqual(readFileSync(pair.keyPath(index), "utf8"), oldKeys[index], "a new key");
+      assert.ok(keyMatches(pair.keyPath(index), pair.certificatePath(index)));
+    }
     assert.deepEqual(
       pair.endEntitySerials(1, "gw-b.test"),
-      [newSerial],
+      [serials[1]],
       "gateway b still holds its old certificate after --load-creds --clear",
     );
+    assert.equal(establishedIkeSa(pair.listSas(0)), before, "loading credentials kept the IKE SA");
 
-    // Reauthentication makes a new IKE SA, for which gateway b signs with
-    // its new key and sends its new certificate.
+    // Reauthentication makes a new IKE SA, for which both gateways sign
+    // with their new keys and send their new certificates.
     const rekeyed = pair.swanctl(0, ["--rekey", "--ike", "gateway", "--reauth"]);
     assert.equal(rekeyed.status, 0, `${rekeyed.output}\n${pair.log(0)}`);
     await eventually("a new IKE SA with an installed child SA", 20_000, () => {
@@ -171,8 +267,12 @@ describe("strongSwan tunnel with Keyward certificates", () => {
     assert.equal(pair.ping(1), true, "no ping from gateway b after the renewal");
     assert.ok(inboundPackets(pair.listSas(0)) > 0, "the ping did not travel over the new ESP SA");
     assert.ok(
-      pair.endEntitySerials(0, "gw-b.test").includes(newSerial),
+      pair.endEntitySerials(0, "gw-b.test").includes(serials[1]),
       `gateway a never received gateway b's new certificate\n${pair.log(0)}`,
+    );
+    assert.ok(
+      pair.endEntitySerials(1, "gw-a.test").includes(serials[0]),
+      `gateway b never received gateway a's new certificate\n${pair.log(1)}`,
     );
   });
 
@@ -181,7 +281,7 @@ describe("strongSwan tunnel with Keyward certificates", () => {
     const csr = throwawayCsr("gw-c.test");
     const response = await keyward!.request({
       method: "POST",
-      url: "/v1/pki/sign/ipsec",
+      url: "/v1/pki-ipsec/sign/gateways",
       payload: { csr },
     });
     assert.equal(response.statusCode, 400, response.body);

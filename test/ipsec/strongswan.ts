@@ -76,14 +76,6 @@ export interface Gateway {
   tunnelAddress: string;
 }
 
-/** Certificate, private key and CA certificate for one gateway, PEM. */
-export interface GatewayCredentials {
-  certificate: string;
-  /** Omitted when the key was made in place (see `keyPath`). */
-  privateKey?: string;
-  ca: string;
-}
-
 /** Result of a command: its exit status and combined output. */
 export interface CommandResult {
   status: number | null;
@@ -147,6 +139,11 @@ export function normaliseSerial(serial: string): string {
     .replaceAll(":", "")
     .toLowerCase()
     .replace(/^0+(?=.)/, "");
+}
+
+/** Quotes `text` as one word for a POSIX shell. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 /** Returns a CSR for DNS name `name` whose private key is discarded. */
@@ -260,48 +257,25 @@ export class StrongswanPair {
     return join(this.swanctlFolder(index), "x509", "gateway.pem");
   }
 
-  /** Writes gateway `index`'s certificate, CA certificate and (when given) private key. */
-  writeCredentials(index: 0 | 1, credentials: GatewayCredentials): void {
-    const swanctl = this.swanctlFolder(index);
-    writeFileSync(this.certificatePath(index), credentials.certificate);
-    writeFileSync(join(swanctl, "x509ca", "keyward-ca.pem"), credentials.ca);
-    if (credentials.privateKey !== undefined) {
-      writeFileSync(this.keyPath(index), credentials.privateKey, { mode: 0o600 });
-    }
+  /** Path of the CA certificate that gateway `index` trusts, inside its swanctl folder. */
+  caPath(index: 0 | 1): string {
+    return join(this.swanctlFolder(index), "x509ca", "keyward-ca.pem");
   }
 
   /**
-   * Makes a new RSA key at gateway `index`'s key path and returns a CSR
-   * for its identity, so the private key never leaves the gateway's folder.
+   * Shell command that replaces gateway `index`'s loaded credentials with
+   * the files in its swanctl folder: `swanctl --load-creds --clear
+   * --noprompt`, pointed at this gateway's strongswan.conf, swanctl.conf
+   * and vici socket.
    */
-  makeCsr(index: 0 | 1): string {
-    const { id } = this.gateways[index];
-    const keyPath = this.keyPath(index);
-    const fresh = `${keyPath}.new`;
-    mustRun("openssl", [
-      "genpkey",
-      "-algorithm",
-      "RSA",
-      "-pkeyopt",
-      "rsa_keygen_bits:2048",
-      "-out",
-      fresh,
-    ]);
-    chmodSync(fresh, 0o600);
-    const csr = mustRun("openssl", [
-      "req",
-      "-new",
-      "-key",
-      fresh,
-      "-subj",
-      `/CN=${id}`,
-      "-addext",
-      `subjectAltName=DNS:${id}`,
-    ]);
-    // The new key replaces the old one only now, as a renewal would once the certificate is signed.
-    writeFileSync(keyPath, readFileSync(fresh), { mode: 0o600 });
-    rmSync(fresh);
-    return csr;
+  reloadCommand(index: 0 | 1): string {
+    const folder = this.folder(index);
+    return [
+      `STRONGSWAN_CONF=${shellQuote(join(folder, "strongswan.conf"))}`,
+      "swanctl --load-creds --clear --noprompt",
+      `--file ${shellQuote(this.#swanctlConf(index))}`,
+      `--uri ${shellQuote(`unix://${join(folder, "charon.vici")}`)}`,
+    ].join(" ");
   }
 
   /** Runs swanctl against gateway `index`'s charon; `args` must not contain --uri. */
@@ -323,25 +297,9 @@ export class StrongswanPair {
     return result.output;
   }
 
-  /** Loads gateway `index`'s connections and credentials from its swanctl folder. */
-  loadAll(index: 0 | 1): string {
-    return this.mustSwanctl(index, [
-      "--load-all",
-      "--noprompt",
-      "--file",
-      this.#swanctlConf(index),
-    ]);
-  }
-
-  /** Replaces gateway `index`'s loaded credentials with the files now in its swanctl folder. */
-  reloadCredentials(index: 0 | 1): string {
-    return this.mustSwanctl(index, [
-      "--load-creds",
-      "--clear",
-      "--noprompt",
-      "--file",
-      this.#swanctlConf(index),
-    ]);
+  /** Loads gateway `index`'s connections from its swanctl.conf; credentials come from `reloadCommand`. */
+  loadConnections(index: 0 | 1): string {
+    return this.mustSwanctl(index, ["--load-conns", "--file", this.#swanctlConf(index)]);
   }
 
   /** `swanctl --list-sas` output of gateway `index`. */
