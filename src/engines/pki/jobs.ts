@@ -1,16 +1,9 @@
-import { isKeywardError } from "../../errors.ts";
+import { createMountSweepJob, type MountSweepLogger } from "../../jobs/mount-sweep.ts";
+import type { Job } from "../../jobs/scheduler.ts";
 import type { PkiService } from "./service.ts";
 
-/** Minimal logger interface of the PKI jobs. */
-interface JobLogger {
-  error(fields: object, message?: string): void;
-}
-
-export interface PkiJob {
-  name: string;
-  intervalMs: number;
-  run(now: Date): Promise<void>;
-}
+/** A scheduled job, in the shape the job scheduler registers. */
+export type PkiJob = Job;
 
 /**
  * Creates the PKI engine's scheduled jobs: CRL rebuilds (before expiry with
@@ -21,37 +14,23 @@ export interface PkiJob {
 export function createPkiJobs(options: {
   services: () => PkiService[];
   intervalMs: number;
-  logger?: JobLogger;
+  logger?: MountSweepLogger;
 }): PkiJob[] {
-  const sweep = (
-    name: string,
-    work: (service: PkiService, now: Date) => Promise<void>,
-  ): PkiJob => ({
-    name,
-    intervalMs: options.intervalMs,
-    run: async (now) => {
-      const failed: string[] = [];
-      for (const service of options.services()) {
-        try {
-          await work(service, now);
-        } catch (error) {
-          if (
-            isKeywardError(error) &&
-            (error.code === "sealed" || error.code === "not_initialized")
-          )
-            continue;
-          options.logger?.error(
-            { mount: service.mount, job: name, err: error },
-            "job failed for mount",
-          );
-          failed.push(service.mount);
-        }
-      }
-      if (failed.length > 0) throw new Error(`${name} failed for mounts: ${failed.join(", ")}`);
-    },
-  });
+  const { services, intervalMs, logger } = options;
   return [
-    sweep("pki-crl-rebuild", (service, now) => service.revocation.crls.rebuildDue(now)),
-    sweep("pki-auto-tidy", (service, now) => service.revocation.tidy.tidyIfDue(now)),
+    createMountSweepJob({
+      name: "pki-crl-rebuild",
+      intervalMs,
+      services,
+      logger,
+      work: (service, now) => service.revocation.crls.rebuildDue(now),
+    }),
+    createMountSweepJob({
+      name: "pki-auto-tidy",
+      intervalMs,
+      services,
+      logger,
+      work: (service, now) => service.revocation.tidy.tidyIfDue(now),
+    }),
   ];
 }

@@ -1,18 +1,9 @@
-import { isKeywardError } from "../../errors.ts";
+import { createMountSweepJob, type MountSweepLogger } from "../../jobs/mount-sweep.ts";
+import type { Job } from "../../jobs/scheduler.ts";
 import type { WireguardService } from "./service.ts";
 
-/** The logger calls the WireGuard jobs make. */
-interface JobLogger {
-  info(fields: object, message?: string): void;
-  error(fields: object, message?: string): void;
-}
-
 /** A scheduled job, in the shape the job scheduler registers. */
-export interface WireguardJob {
-  name: string;
-  intervalMs: number;
-  run(now: Date): Promise<void>;
-}
+export type WireguardJob = Job;
 
 /** The service methods the jobs call. */
 export type WireguardJobTarget = Pick<
@@ -33,41 +24,25 @@ export function createWireguardJobs(options: {
   /** The mounted services, read again at every run so new mounts are included. */
   services: () => WireguardJobTarget[];
   intervalMs: number;
-  logger?: JobLogger;
+  logger?: MountSweepLogger;
 }): WireguardJob[] {
-  const sweep = (
-    name: string,
-    work: (service: WireguardJobTarget, now: Date) => Promise<string[]>,
-  ): WireguardJob => ({
-    name,
-    intervalMs: options.intervalMs,
-    run: async (now) => {
-      const failed: string[] = [];
-      for (const service of options.services()) {
-        try {
-          const peers = await work(service, now);
-          if (peers.length > 0) {
-            options.logger?.info({ mount: service.mount, job: name, peers }, "job changed peers");
-          }
-        } catch (error) {
-          if (
-            isKeywardError(error) &&
-            (error.code === "sealed" || error.code === "not_initialized")
-          ) {
-            continue;
-          }
-          options.logger?.error(
-            { mount: service.mount, job: name, err: error },
-            "job failed for mount",
-          );
-          failed.push(service.mount);
-        }
-      }
-      if (failed.length > 0) throw new Error(`${name} failed for mounts: ${failed.join(", ")}`);
-    },
-  });
+  const { services, intervalMs, logger } = options;
   return [
-    sweep("wireguard-key-activation", (service, now) => service.activateStagedKeys(now)),
-    sweep("wireguard-rotation-requests", (service, now) => service.requestDueRotations(now)),
+    createMountSweepJob({
+      name: "wireguard-key-activation",
+      intervalMs,
+      services,
+      logger,
+      work: (service, now) => service.activateStagedKeys(now),
+      changed: "peers",
+    }),
+    createMountSweepJob({
+      name: "wireguard-rotation-requests",
+      intervalMs,
+      services,
+      logger,
+      work: (service, now) => service.requestDueRotations(now),
+      changed: "peers",
+    }),
   ];
 }
