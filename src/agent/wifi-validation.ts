@@ -16,6 +16,8 @@ export class WifiFileError extends Error {
 
 const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/i;
 const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** hostapd 2.10 rejects a `keyid` of 32 or more characters ("PSK keyid too long"). */
+const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$/;
 
 function isPassphrase(value: string): boolean {
   return /^[0-9A-Fa-f]{64}$/.test(value) || /^[\x20-\x7e]{8,63}$/.test(value);
@@ -46,8 +48,11 @@ function validateWpaPskFile(text: string): void {
       if (tag === "vlanid" && !isVlan(value)) {
         throw new WifiFileError(`line ${number}: vlanid is not a VLAN ID from 1 to 4094`);
       }
-      if (tag === "keyid" && !IDENTIFIER.test(value))
-        throw new WifiFileError(`line ${number}: invalid keyid`);
+      if (tag === "keyid" && !KEY_ID.test(value)) {
+        throw new WifiFileError(
+          `line ${number}: keyid must be 1-31 letters, digits, "_", "." and "-"`,
+        );
+      }
       if (tag === "wps" && value !== "0" && value !== "1")
         throw new WifiFileError(`line ${number}: invalid wps tag`);
       rest = rest.slice(space + 1);

@@ -48,7 +48,12 @@ function runHostapd(dir: string, pskPath: string, saePath: string) {
   ].join("\n");
   const config = join(dir, "hostapd.conf");
   writeFileSync(config, base + readFileSync(saePath, "utf8"));
-  const result = spawnSync("hostapd", ["-d", config], { timeout: 2000, encoding: "utf8" });
+  const result = spawnSync("hostapd", ["-d", config], {
+    timeout: 2000,
+    // hostapd exits 0 on SIGTERM, which would look like an exit of its own; SIGKILL leaves the status null.
+    killSignal: "SIGKILL",
+    encoding: "utf8",
+  });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 

@@ -2,7 +2,14 @@ import { KeywardError } from "../../errors.ts";
 import { nextCredential } from "./credentials.ts";
 import { generatePassphrase } from "./passphrase.ts";
 import { type KeyRecord, type NetworkRecord, usesPassphrase } from "./types.ts";
-import { validateDeviceName, validateMac, validateToken, validateVlan } from "./validation.ts";
+import {
+  MAX_KEY_ID_LENGTH,
+  validateDeviceName,
+  validateKeyId,
+  validateMac,
+  validateToken,
+  validateVlan,
+} from "./validation.ts";
 
 /** A key write as the routes pass it; undefined fields keep their values, null removes an optional one. */
 export interface KeyInput {
@@ -17,8 +24,11 @@ export interface KeyInput {
  * Returns the key record that results from applying `input` to key `name`
  * of `network`, creating it with a passphrase drawn to the network's policy
  * when it does not exist. Checks that the MAC address is not bound to
- * another key of the network (`mac_address_conflict`) and that the VLAN is
- * one of the network's (`unknown_vlan`).
+ * another key of the network (`mac_address_conflict`), that no other key has
+ * the same key ID or SAE password identifier stem (`already_exists`), and
+ * that the VLAN is one of the network's (`unknown_vlan`). The key ID
+ * defaults to the key name with "." replaced by "_", so a key whose name
+ * is longer than `MAX_KEY_ID_LENGTH` needs an explicit `key_id`.
  */
 export function writeKeyRecord(
   network: NetworkRecord,
@@ -43,14 +53,24 @@ export function writeKeyRecord(
     : {
         name,
         mac: "",
-        keyId: name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 32),
+        keyId: name.replace(/[^A-Za-z0-9_-]/g, "_"),
         credential: nextCredential(undefined, generatePassphrase(network.passphrasePolicy), now, 0),
         createdAt: now.toISOString(),
         updatedAt: now.toISOString(),
       };
 
   if (input.mac !== undefined) key.mac = validateMac(input.mac);
-  if (input.keyId !== undefined) key.keyId = validateToken(input.keyId, "key_id");
+  if (input.keyId !== undefined) key.keyId = validateKeyId(input.keyId);
+  else if (key.keyId.length > MAX_KEY_ID_LENGTH) {
+    // A default key ID is the key name; cutting it short could give two keys the same one.
+    throw new KeywardError(
+      "invalid_field",
+      existing
+        ? `the key ID "${key.keyId}" of key "${name}" is longer than ${MAX_KEY_ID_LENGTH} characters, which hostapd rejects; set "key_id" to 1-${MAX_KEY_ID_LENGTH} characters`
+        : `key name "${name}" is longer than ${MAX_KEY_ID_LENGTH} characters, so it cannot be the key ID; set "key_id" to 1-${MAX_KEY_ID_LENGTH} characters`,
+      { field: "key_id" },
+    );
+  }
   if (input.vlan === null) delete key.vlan;
   else if (input.vlan !== undefined) {
     const vlan = validateVlan(input.vlan, "vlan");
@@ -78,6 +98,16 @@ export function writeKeyRecord(
       "mac_address_conflict",
       `"mac" ${key.mac} is already bound to key "${other.name}" of network "${network.name}"`,
       { field: "mac" },
+    );
+  }
+  const sameKeyId = keys.find(
+    (candidate) => candidate.name !== name && candidate.keyId === key.keyId,
+  );
+  if (sameKeyId) {
+    throw new KeywardError(
+      "already_exists",
+      `"key_id" ${key.keyId} is already used by key "${sameKeyId.name}" of network "${network.name}"; set another "key_id"`,
+      { field: "key_id" },
     );
   }
   if (key.saePasswordId !== undefined) {

@@ -76,7 +76,9 @@ function readNames(value: unknown, field: string): string[] {
  * `existing` (undefined at creation), checking the result as a whole: the
  * keys' VLANs stay in the list, the shared passphrase suits the security
  * mode, and enterprise networks hold no passphrases. Throws before anything
- * is stored.
+ * is stored. A new network's version starts above `retiredVersion`, the
+ * last version of a deleted network of the same name, so agents never see
+ * a version again with other files.
  */
 export function applyNetworkInput(
   name: string,
@@ -84,6 +86,7 @@ export function applyNetworkInput(
   keys: readonly KeyRecord[],
   input: NetworkInput,
   now: Date,
+  retiredVersion = 0,
 ): NetworkRecord {
   if (!existing && input.ssid === undefined && input.ssidHex === undefined)
     throw missingField("ssid");
@@ -100,7 +103,7 @@ export function applyNetworkInput(
         rotationPeriodSeconds: 0,
         graceWindowSeconds: 0,
         accessPoints: { devices: [], groups: [] },
-        version: 0,
+        version: retiredVersion,
         createdAt: now.toISOString(),
         updatedAt: now.toISOString(),
       };
@@ -132,6 +135,12 @@ export function applyNetworkInput(
       });
     }
     record.graceWindowSeconds = grace;
+  }
+  if (input.rotationPeriod !== undefined || input.graceWindow !== undefined) {
+    checkGraceWithinPeriod(
+      record,
+      input.graceWindow !== undefined ? "grace_window" : "rotation_period",
+    );
   }
   if (input.accessPointDevices !== undefined) {
     record.accessPoints.devices = readNames(input.accessPointDevices, "access_point_devices");
@@ -201,6 +210,22 @@ export function applyNetworkInput(
   record.version += 1;
   record.updatedAt = now.toISOString();
   return record;
+}
+
+/**
+ * Rejects a grace window longer than the rotation period. Only one previous
+ * passphrase is kept, so each scheduled rotation would end the window of
+ * the one before.
+ */
+function checkGraceWithinPeriod(record: NetworkRecord, field: string): void {
+  const period = record.rotationPeriodSeconds;
+  const grace = record.graceWindowSeconds;
+  if (period === 0 || grace <= period) return;
+  throw new KeywardError(
+    "invalid_field",
+    `"grace_window" (${grace}s) must not be longer than "rotation_period" (${period}s), because a rotation ends the grace window of the previous one`,
+    { field },
+  );
 }
 
 /** Rejects a security change that the stored shared passphrase cannot follow, such as a raw PSK on an SAE network. */

@@ -83,6 +83,13 @@ interface FreeradiusQuery {
   ca_path_reload_interval?: number;
 }
 
+/** Body of the rotate routes, which take no fields: an empty object, or no body. */
+const rotateBody = {
+  type: "object",
+  additionalProperties: false,
+  properties: {},
+} as const;
+
 const keyBody = {
   type: "object",
   additionalProperties: false,
@@ -176,7 +183,13 @@ export async function registerWifiRoutes(
   app.route<{ Params: NetworkParams }>({
     method: WRITE_METHODS,
     url: "/networks/:network/rotate",
-    schema: { tags: TAGS, summary: "Replace the shared passphrase.", params: networkParams },
+    schema: {
+      tags: TAGS,
+      summary: "Replace the shared passphrase.",
+      params: networkParams,
+      body: rotateBody,
+    },
+    preValidation: defaultEmptyBody,
     handler: async (request, reply) => {
       const view = await serviceFor(request).rotateNetworkPassphrase(request.params.network);
       return sendData(request, reply, wire(view));
@@ -275,7 +288,13 @@ export async function registerWifiRoutes(
   app.route<{ Params: KeyParams }>({
     method: WRITE_METHODS,
     url: "/networks/:network/keys/:key/rotate",
-    schema: { tags: TAGS, summary: "Give a key a new passphrase.", params: keyParams },
+    schema: {
+      tags: TAGS,
+      summary: "Give a key a new passphrase.",
+      params: keyParams,
+      body: rotateBody,
+    },
+    preValidation: defaultEmptyBody,
     handler: async (request, reply) => {
       const { network, key } = request.params;
       return sendData(request, reply, wire(await serviceFor(request).rotateKey(network, key)));

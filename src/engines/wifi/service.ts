@@ -86,6 +86,12 @@ export interface Onboarding {
 
 const networkPath = (name: string) => `networks/${name}`;
 const keyPath = (network: string, key: string) => `keys/${network}/${key}`;
+/** The last version of a deleted network, kept so that a new network of that name starts above it. */
+const retiredVersionPath = (name: string) => `retired-networks/${name}`;
+
+interface RetiredNetwork {
+  version: number;
+}
 
 function credentialView(credential: Credential, periodSeconds: number): CredentialView {
   return {
@@ -153,22 +159,33 @@ export class WifiService {
       const now = this.#clock();
       const existing = await this.#store.get<NetworkRecord>(networkPath(name));
       const keys = existing ? await this.#keysOf(name) : [];
-      const record = applyNetworkInput(name, existing, keys, input, now);
-      await this.#store.transaction((writer) => writer.put(networkPath(name), record));
+      const retired = existing
+        ? undefined
+        : await this.#store.get<RetiredNetwork>(retiredVersionPath(name));
+      const record = applyNetworkInput(name, existing, keys, input, now, retired?.version ?? 0);
+      await this.#store.transaction(async (writer) => {
+        await writer.put(networkPath(name), record);
+        if (retired) await writer.delete(retiredVersionPath(name));
+      });
       this.#logger.info({ network: name, version: record.version }, "wrote Wi-Fi network");
       await this.#notify(record, keys);
       return this.#networkView(record);
     });
   }
 
-  /** Deletes a network and all its keys. */
+  /**
+   * Deletes a network and all its keys, and keeps its last version, so that
+   * a network created again under the name starts above it.
+   */
   async deleteNetwork(name: string): Promise<void> {
     await this.#store.withLock(name, async () => {
       const network = await this.#requireNetwork(name);
       const keys = await this.#keysOf(name);
+      const retired: RetiredNetwork = { version: network.version };
       await this.#store.transaction(async (writer) => {
         for (const key of keys) await writer.delete(keyPath(name, key.name));
         await writer.delete(networkPath(name));
+        await writer.put(retiredVersionPath(name), retired);
       });
       await this.#notify(network, keys);
     });

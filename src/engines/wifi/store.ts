@@ -5,8 +5,10 @@ export type { RecordWriter } from "../../util/json-record-store.ts";
 
 /**
  * The Wi-Fi engine's records as JSON behind the barrier, under `<mount>/`:
- * `networks/<network>` and `keys/<network>/<key>`. Writes that touch several
- * records run in one transaction, so a failed write changes none of them.
+ * `networks/<network>`, `keys/<network>/<key>` and `retired-networks/<network>`
+ * (the last version of a deleted network, so a new one of that name starts
+ * above it). Writes that touch several records run in one transaction, so a
+ * failed write changes none of them.
  */
 export class WifiStore extends JsonRecordStore {
   constructor(barrier: Barrier, mount: string) {

@@ -10,8 +10,17 @@ import {
 
 export { durationSeconds, integerIn, stringList, validateName } from "../wireguard/validation.ts";
 
-/** Key IDs (hostapd's `keyid` tag ends at a space) and SAE password identifier stems. */
+/** SAE password identifier stems. */
 const TOKEN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+
+/**
+ * Maximum key ID length: hostapd 2.10 rejects a `wpa_psk_file` line whose
+ * `keyid` has 32 or more characters ("PSK keyid too long").
+ */
+export const MAX_KEY_ID_LENGTH = 31;
+
+/** Key IDs: hostapd's `keyid` tag ends at a space, so only letters, digits, "_" and "-". */
+const KEY_ID = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_-]{0,${MAX_KEY_ID_LENGTH - 1}}$`);
 
 /** Device and group names as the device registry accepts them. */
 const DEVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -145,7 +154,18 @@ export function validateVlan(value: unknown, field: string): number {
   return value;
 }
 
-/** Validates a key ID or SAE password identifier stem: 1-32 of letters, digits, "_" and "-". */
+/** Validates a key ID: 1-31 of letters, digits, "_" and "-", starting with a letter or digit. */
+export function validateKeyId(value: unknown): string {
+  if (typeof value !== "string" || !KEY_ID.test(value)) {
+    throw invalidField(
+      "key_id",
+      `"key_id" must be 1-${MAX_KEY_ID_LENGTH} letters, digits, "_" and "-", starting with a letter or digit`,
+    );
+  }
+  return value;
+}
+
+/** Validates an SAE password identifier stem: 1-32 of letters, digits, "_" and "-". */
 export function validateToken(value: unknown, field: string): string {
   if (typeof value !== "string" || !TOKEN.test(value)) {
     throw invalidField(

@@ -80,7 +80,12 @@ function runHostapd(ssidHex: string, pskFile: string, saeLines: string) {
       saeLines,
     ].join("\n"),
   );
-  const result = spawnSync("hostapd", ["-d", config], { timeout: 2000, encoding: "utf8" });
+  const result = spawnSync("hostapd", ["-d", config], {
+    timeout: 2000,
+    // hostapd exits 0 on SIGTERM, which would look like an exit of its own; SIGKILL leaves the status null.
+    killSignal: "SIGKILL",
+    encoding: "utf8",
+  });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
@@ -143,5 +148,27 @@ describe("Wi-Fi real peers", () => {
     assert.throws(() => validateWifiFile("wpa_psk_file", shortPassphrase), /passphrase/);
     const badSae = `${renderSaePasswords(record, keys)}sae_password=x|mac=zz\n`;
     assert.throws(() => validateWifiFile("sae_password", badSae), /invalid option/);
+  });
+
+  it("hostapd and the agent limit keyid to 31", (t) => {
+    if (!requirePeer(t, "hostapd")) return;
+    const record = network();
+    const sae = renderSaePasswords(record, []);
+    for (const length of [31, 32]) {
+      const withKeyId = [{ ...(keys[1] as KeyRecord), keyId: "k".repeat(length) }];
+      const psk = renderWpaPskFile(record, withKeyId);
+      const pskFile = join(folder, `wpa_psk_keyid_${length}`);
+      writeFileSync(pskFile, psk);
+      const run = runHostapd(record.ssidHex, pskFile, sae);
+      if (length === 31) {
+        validateWifiFile("wpa_psk_file", psk);
+        assert.equal(run.status, null, run.output);
+        assert.match(run.output, /AP-ENABLED/);
+      } else {
+        assert.throws(() => validateWifiFile("wpa_psk_file", psk), /keyid/);
+        assert.notEqual(run.status, null, "hostapd kept running with a 32-character keyid");
+        assert.match(run.output, /keyid too long/);
+      }
+    }
   });
 });
