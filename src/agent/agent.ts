@@ -16,7 +16,7 @@ import { certificateInfo, type Identity, loadIdentity } from "./identity.ts";
 import { type InstallContext, type InstallOutcome, installArtifact } from "./install.ts";
 import { type DeviceState, ProtocolError, parseDeviceState } from "./protocol.ts";
 import { pendingReports, sendReports } from "./reporting.ts";
-import { type AgentState, loadState, saveState } from "./state.ts";
+import { type AgentState, forgetWithdrawnArtifacts, loadState, saveState } from "./state.ts";
 import { type Keyring, loadKeyring } from "./wireguard-keys.ts";
 import { registerWireguardKey } from "./wireguard-registration.ts";
 
@@ -407,6 +407,13 @@ export class KeywardAgent {
       );
     }
     state.last_state = received;
+    const withdrawn = forgetWithdrawnArtifacts(state, received);
+    if (withdrawn.length > 0) {
+      this.#log.info(
+        { artifacts: withdrawn },
+        "forgot the installed versions of artifacts the server no longer offers",
+      );
+    }
     await this.#save();
     this.#log.info(
       { etag: received.etag, artifacts: received.artifacts.length },

@@ -29,6 +29,7 @@ import { DeviceApiError, type DeviceClient } from "./client.ts";
 import { describeFailure, runShellCommand, substitutePath } from "./commands.ts";
 import type { InstallContext, InstallOutcome } from "./install.ts";
 import { type Artifact, contentAt } from "./protocol.ts";
+import { contentSha256 } from "./state.ts";
 
 export const CERTIFICATE_KEYRING_FILE = "certificate-keys.json";
 
@@ -286,11 +287,19 @@ export async function installCertificate(
     };
   }
 
+  const certificateText = ensureNewline(names.certificate);
+  const keyText = ensureNewline(key.private_key);
+  const chainText = names.caChain.map(ensureNewline).join("");
+  const root = rootOf(names.caChain);
+  const rootText = root === undefined ? "" : ensureNewline(root);
+  // The hash catches an assignment deleted and created again whose version repeats.
+  const sha256 = contentSha256(certificateText, keyText, chainText, rootText);
   const record = context.state.installed[entry.path];
   const inPlace =
     !promote &&
     record?.id === entry.id &&
     record.version === version &&
+    record.sha256 === sha256 &&
     [entry.path, entry.keyPath].every((path) => existsSync(path));
   if (inPlace) {
     if (!record.reload_pending) return { status: "unchanged", version };
@@ -301,12 +310,12 @@ export async function installCertificate(
   try {
     await removeStaleCandidates(entry.path);
     await removeStaleCandidates(entry.keyPath);
-    await writeFileAtomic(entry.path, ensureNewline(names.certificate), {
+    await writeFileAtomic(entry.path, certificateText, {
       mode: entry.mode,
       ...owner,
       validate: async (candidate) => {
         if (entry.check !== undefined) await runCheck(context.shell, entry, candidate);
-        await writeFileAtomic(entry.keyPath, ensureNewline(key.private_key), {
+        await writeFileAtomic(entry.keyPath, keyText, {
           mode: entry.keyMode,
           ...owner,
         });
@@ -314,15 +323,14 @@ export async function installCertificate(
     });
     if (entry.chainPath !== undefined) {
       await removeStaleCandidates(entry.chainPath);
-      await writeFileAtomic(entry.chainPath, names.caChain.map(ensureNewline).join(""), {
+      await writeFileAtomic(entry.chainPath, chainText, {
         mode: entry.mode,
         ...owner,
       });
     }
-    const root = rootOf(names.caChain);
     if (entry.caPath !== undefined && root !== undefined) {
       await removeStaleCandidates(entry.caPath);
-      await writeFileAtomic(entry.caPath, ensureNewline(root), { mode: entry.mode, ...owner });
+      await writeFileAtomic(entry.caPath, rootText, { mode: entry.mode, ...owner });
     }
   } catch (error) {
     return { status: "failed", reason: (error as Error).message };
@@ -337,9 +345,12 @@ export async function installCertificate(
   context.state.installed[entry.path] = {
     id: entry.id,
     version,
+    sha256,
     installed_at: new Date(context.now()).toISOString(),
     reload_pending: entry.reload !== undefined,
   };
+  // A new certificate is reported even when its version was reported before.
+  delete context.state.reported[entry.id];
   await context.saveState();
   return reload(context, entry, version);
 }

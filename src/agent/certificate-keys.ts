@@ -1,5 +1,6 @@
 import { createPublicKey, generateKeyPairSync, type KeyObject, webcrypto } from "node:crypto";
 import { isIP } from "node:net";
+import { ipAddressBytes } from "../engines/pki/general-names.ts";
 import * as x509 from "../engines/pki/x509.ts";
 
 /** Key types the agent makes for service certificates. */
@@ -64,6 +65,22 @@ export function certificatePublicKey(certificatePem: string): string | undefined
 }
 
 /**
+ * Returns an IP address in the text form that @peculiar/x509 (2.2.0) encodes
+ * correctly. The library reads each IPv6 group as hex, so an embedded IPv4
+ * part (`::ffff:10.0.0.1`) would be encoded wrongly. IPv6 addresses are
+ * therefore written as eight hex groups, which keeps the SAN's 16 bytes.
+ */
+function ipForEncoding(ip: string): string {
+  const bytes = ipAddressBytes(ip);
+  if (bytes.length === 4) return ip;
+  const groups: string[] = [];
+  for (let offset = 0; offset < 16; offset += 2) {
+    groups.push(bytes.readUInt16BE(offset).toString(16));
+  }
+  return groups.join(":");
+}
+
+/**
  * Makes a PKCS#10 CSR in PEM signed with `key`, whose subject is only
  * `CN=<commonName>` and whose subject alternative names are `altNames`
  * (IP addresses as iPAddress, everything else as dNSName).
@@ -93,7 +110,11 @@ export async function makeCertificateCsr(
       ? []
       : [
           new x509.SubjectAlternativeNameExtension(
-            names.altNames.map((name) => ({ type: isIP(name) !== 0 ? "ip" : "dns", value: name })),
+            names.altNames.map((name) =>
+              isIP(name) !== 0
+                ? { type: "ip", value: ipForEncoding(name) }
+                : { type: "dns", value: name },
+            ),
           ),
         ];
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({

@@ -6,7 +6,7 @@ import { installCertificate } from "./certificate-artifacts.ts";
 import { describeFailure, runShellCommand, substitutePath } from "./commands.ts";
 import type { ArtifactConfig, FileSettings } from "./config.ts";
 import { type Artifact, type ArtifactContent, contentAt } from "./protocol.ts";
-import type { AgentState } from "./state.ts";
+import { type AgentState, contentSha256 } from "./state.ts";
 import { validateWifiFile } from "./wifi-validation.ts";
 import { insertPrivateKey } from "./wireguard-config.ts";
 import { type Keyring, privateKeyFor } from "./wireguard-keys.ts";
@@ -140,8 +140,9 @@ async function reload(
 /**
  * Installs the content `artifact` calls for at this moment (its `next`
  * content once the activation time has passed) into the configured file.
- * Nothing is written when the file already contains that version and its
- * reload has run; a reload that failed earlier is run again.
+ * The content is rendered every round, and nothing is written when the
+ * file already contains that version with the same SHA-256 and its reload
+ * has run; a reload that failed earlier is run again.
  */
 export async function installArtifact(
   context: InstallContext,
@@ -155,12 +156,6 @@ export async function installArtifact(
     return installCertificate({ ...context, stateDir }, entry, artifact);
   }
   const content = contentAt(artifact, context.now());
-  const record = context.state.installed[entry.path];
-  if (record?.id === entry.id && record.version === content.version && existsSync(entry.path)) {
-    if (!record.reload_pending) return { status: "unchanged", version: content.version };
-    return reload(context, entry, content.version);
-  }
-
   let text: string;
   try {
     text = await renderFile(context, entry, content);
@@ -168,6 +163,19 @@ export async function installArtifact(
     if (error instanceof WaitingError) return { status: "waiting", reason: error.message };
     if (error instanceof InstallError) return { status: "failed", reason: error.message };
     throw error;
+  }
+
+  // The hash catches a credential deleted and created again whose version repeats.
+  const sha256 = contentSha256(text);
+  const record = context.state.installed[entry.path];
+  if (
+    record?.id === entry.id &&
+    record.version === content.version &&
+    record.sha256 === sha256 &&
+    existsSync(entry.path)
+  ) {
+    if (!record.reload_pending) return { status: "unchanged", version: content.version };
+    return reload(context, entry, content.version);
   }
 
   try {
@@ -188,9 +196,12 @@ export async function installArtifact(
   context.state.installed[entry.path] = {
     id: entry.id,
     version: content.version,
+    sha256,
     installed_at: new Date(context.now()).toISOString(),
     reload_pending: entry.reload !== undefined,
   };
+  // New content is reported even when its version was reported before.
+  delete context.state.reported[entry.id];
   await context.saveState();
   return reload(context, entry, content.version);
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic-file.ts";
@@ -22,6 +23,12 @@ export interface InstalledFile {
   id: string;
   /** The artifact version it contains. */
   version: number;
+  /**
+   * SHA-256 (hex) of the content written, compared on every round because
+   * a credential deleted and created again can repeat a version. Missing in
+   * state files of older agents, which makes the next round reinstall.
+   */
+  sha256?: string;
   installed_at: string;
   /** True from the rename until the reload command has succeeded. */
   reload_pending: boolean;
@@ -76,6 +83,45 @@ export async function loadState(stateDir: string): Promise<AgentState> {
     installed: parsed.installed ?? {},
     reported: parsed.reported ?? {},
   };
+}
+
+/**
+ * Returns the SHA-256 (hex) of the contents of one install's files, each
+ * prefixed with its length so that different splits never hash alike.
+ * The hash of a weak secret (a short Wi-Fi passphrase) could be guessed
+ * offline, but state.json is mode 0600 in the state directory, next to the
+ * encryption key that opens every secret of the saved state anyway.
+ */
+export function contentSha256(...contents: string[]): string {
+  const hash = createHash("sha256");
+  for (const content of contents) {
+    const bytes = Buffer.from(content, "utf8");
+    hash.update(`${bytes.length}:`);
+    hash.update(bytes);
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * Forgets the installed version, hash and reported version of every
+ * artifact that `received` no longer offers, so an artifact created later
+ * with the same id is installed and reported even if its version repeats.
+ * The files stay in place. Returns the ids forgotten.
+ */
+export function forgetWithdrawnArtifacts(state: AgentState, received: DeviceState): string[] {
+  const offered = new Set(received.artifacts.map((artifact) => artifact.id));
+  const forgotten = new Set<string>();
+  for (const [path, record] of Object.entries(state.installed)) {
+    if (offered.has(record.id)) continue;
+    delete state.installed[path];
+    forgotten.add(record.id);
+  }
+  for (const id of Object.keys(state.reported)) {
+    if (offered.has(id)) continue;
+    delete state.reported[id];
+    forgotten.add(id);
+  }
+  return [...forgotten];
 }
 
 /** Writes state.json atomically (mode 0600), so a crash leaves the previous or the new state. */

@@ -30,11 +30,25 @@ function canonicalIp(ip: string): string {
   return formatIpAddress(ipAddressBytes(ip));
 }
 
-/** Returns the canonical form of one alternative name, or undefined when it is no DNS name or IP address. */
+/**
+ * Returns the canonical form of one alternative name, or undefined when it
+ * is no DNS name or IP address. A name whose last label is all digits
+ * (`010.0.0.1`, `10.0.a.1`) is no DNS name: clients read such names as
+ * IPv4 addresses, so it counts only when it is a valid IP address.
+ */
 export function canonicalAltName(name: string): string | undefined {
   if (isIP(name) !== 0) return canonicalIp(name);
   const lower = name.toLowerCase();
-  return lower.length <= 253 && DNS_NAME.test(lower) ? lower : undefined;
+  if (lower.length > 253 || !DNS_NAME.test(lower)) return undefined;
+  return /(^|\.)[0-9]+$/.test(lower) ? undefined : lower;
+}
+
+/** The device name that templates are rendered with when they are written. */
+const SAMPLE_DEVICE = "a";
+
+/** Returns the key under which two alt name templates count as the same name. */
+function templateKey(template: string): string {
+  return isIP(template) !== 0 ? canonicalIp(template) : template.toLowerCase();
 }
 
 function checkTemplateSyntax(template: unknown, field: string): string {
@@ -54,31 +68,51 @@ function checkTemplateSyntax(template: unknown, field: string): string {
 }
 
 /**
- * Checks the name templates of an assignment. Each is rendered for a
- * sample device name, so a template that cannot yield a valid name for
- * any device is rejected when it is written. Throws `invalid_field`.
+ * Checks the name templates of an assignment. Each is rendered for the
+ * device name `a` and must then be a DNS name (optionally starting with
+ * `*.`) or an IP address, the names a CSR may carry, so a template that
+ * cannot yield a valid name for any device is rejected when it is written.
+ * Two alt name templates that differ only in case (or two spellings of
+ * one IP address) are rejected too. Throws `invalid_field`.
  */
 export function checkNameTemplates(commonName: unknown, altNames: unknown): void {
   const common = checkTemplateSyntax(commonName, "common_name");
-  if (renderTemplate(common, "device").length > MAX_COMMON_NAME_LENGTH) {
+  const renderedCommon = renderTemplate(common, SAMPLE_DEVICE);
+  if (renderedCommon.length > MAX_COMMON_NAME_LENGTH) {
     throw invalidField(
       "common_name",
       `"common_name" must render to at most ${MAX_COMMON_NAME_LENGTH} characters`,
+    );
+  }
+  if (canonicalAltName(renderedCommon) === undefined) {
+    throw invalidField(
+      "common_name",
+      `"common_name" must be a DNS name (optionally starting with "*.") or an IP address, with ${DEVICE_PLACEHOLDER} where the device name goes; a name ending in an all-digit label must be a valid IP address`,
     );
   }
   if (!Array.isArray(altNames)) throw invalidField("alt_names", `"alt_names" must be a list`);
   if (altNames.length > MAX_LIST_ENTRIES) {
     throw invalidField("alt_names", `"alt_names" has more than ${MAX_LIST_ENTRIES} entries`);
   }
+  const seen = new Map<string, number>();
   altNames.forEach((template, index) => {
     const field = `alt_names[${index}]`;
     checkTemplateSyntax(template, field);
-    if (canonicalAltName(renderTemplate(template as string, "device")) === undefined) {
+    if (canonicalAltName(renderTemplate(template as string, SAMPLE_DEVICE)) === undefined) {
       throw invalidField(
         field,
-        `"${field}" must be a DNS name (optionally starting with "*.") or an IP address, with ${DEVICE_PLACEHOLDER} where the device name goes`,
+        `"${field}" must be a DNS name (optionally starting with "*.") or an IP address, with ${DEVICE_PLACEHOLDER} where the device name goes; a name ending in an all-digit label must be a valid IP address`,
       );
     }
+    const key = templateKey(template as string);
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw invalidField(
+        field,
+        `"${field}" repeats alt_names[${first}] (names are compared without case); list each name once`,
+      );
+    }
+    seen.set(key, index);
   });
 }
 

@@ -205,4 +205,43 @@ describe("certificate artifacts in the agent", () => {
     const certificate = new X509Certificate(readFileSync(paths.cert));
     assert.equal(certificate.subjectAltName, "DNS:gw.vpn.example.net, DNS:vpn.example.net");
   });
+
+  it("installs a recreated assignment", async (context) => {
+    if (!requirePeer(context, "openssl")) return;
+    const paths = files();
+    await ok(t, "DELETE", "/v1/devices/certificates/ike", undefined, 204);
+    const first = await newAgent();
+    try {
+      await first.runOnce();
+    } finally {
+      first.close();
+    }
+    const saved = JSON.parse(readFileSync(join(dir, "state", "state.json"), "utf8"));
+    assert.equal(saved.installed[paths.cert], undefined, "the withdrawn version is forgotten");
+    assert.ok(statSync(paths.cert).isFile(), "the withdrawn certificate stays in place");
+
+    await ok(t, "POST", "/v1/devices/certificates/ike", {
+      pki_mount: "pki",
+      role: "ipsec",
+      groups: ["gateways"],
+      common_name: "{{device}}.vpn.example.net",
+      alt_names: ["{{device}}.vpn.example.net", "::ffff:10.0.0.1"],
+      ttl: "1h",
+    });
+    const second = await newAgent();
+    try {
+      assert.equal(await second.runOnce(), true);
+    } finally {
+      second.close();
+    }
+    assert.ok(keyMatches(paths.key, paths.cert));
+    const certificate = new X509Certificate(readFileSync(paths.cert));
+    assert.equal(
+      certificate.subjectAltName,
+      "DNS:gw.vpn.example.net, IP Address:0:0:0:0:0:FFFF:A00:1",
+    );
+    const status = await ok(t, "GET", "/v1/devices/registry/gw/status");
+    const entry = status.artifacts.find((item: { id: string }) => item.id === "certificate:ike");
+    assert.equal(entry.in_sync, true);
+  });
 });

@@ -312,4 +312,56 @@ describe("device certificates", () => {
       assert.equal(response.json().field, field, JSON.stringify(body));
     }
   });
+
+  it("rejects templates no CSR can carry", async () => {
+    const base = { pki_mount: "pki", role: "ipsec" };
+    const cases: [object, string][] = [
+      [{ common_name: "gw\u0000.example.net" }, "common_name"],
+      [{ common_name: "{{device}} gateway" }, "common_name"],
+      [{ common_name: "010.0.0.1" }, "common_name"],
+      [{ common_name: "x", alt_names: ["ok.example", "010.0.0.1"] }, "alt_names[1]"],
+      [{ common_name: "x", alt_names: ["10.0.{{device}}.1"] }, "alt_names[0]"],
+      [{ common_name: "x", alt_names: ["{{device}}.1"] }, "alt_names[0]"],
+      [{ common_name: "x", alt_names: ["gw\u0000.example.net"] }, "alt_names[0]"],
+      [{ common_name: "x", alt_names: ["A.x.net", "a.X.net"] }, "alt_names[1]"],
+      [{ common_name: "x", alt_names: ["{{device}}.x.net", "{{device}}.X.net"] }, "alt_names[1]"],
+      [{ common_name: "x", alt_names: ["2001:db8::1", "2001:DB8:0::1"] }, "alt_names[1]"],
+    ];
+    for (const [payload, field] of cases) {
+      const response = await t.request({
+        method: "POST",
+        url: "/v1/devices/certificates/scratch",
+        payload: { ...base, ...payload },
+      });
+      assert.equal(response.statusCode, 400, `${JSON.stringify(payload)}: ${response.body}`);
+      assert.equal(response.json().code, "invalid_field", JSON.stringify(payload));
+      assert.equal(response.json().field, field, JSON.stringify(payload));
+    }
+    const missing = await t.request({ method: "GET", url: "/v1/devices/certificates/scratch" });
+    assert.equal(missing.statusCode, 404, "no rejected write was stored");
+  });
+
+  it("accepts IPv4-mapped IPv6 alt names", async () => {
+    const created = await ok(t, "POST", "/v1/devices/certificates/mapped", {
+      pki_mount: "pki",
+      role: "ipsec",
+      devices: ["gw-1"],
+      common_name: "{{device}}.example.net",
+      alt_names: ["::FFFF:10.0.0.1", "{{device}}.x.net", "a.x.net"],
+    });
+    assert.deepEqual(created.alt_names, ["::FFFF:10.0.0.1", "{{device}}.x.net", "a.x.net"]);
+    const rendered = await artifact(gateway, "certificate:mapped");
+    assert.deepEqual(rendered.fields.alt_names, ["::ffff:10.0.0.1", "gw-1.x.net", "a.x.net"]);
+
+    const csr = await csrFor("gw-1.example.net", rendered.fields.alt_names);
+    const response = await post(gateway, "mapped", csr);
+    assert.equal(response.status, 200, response.body);
+    const issued = new X509Certificate(response.json().data.certificate);
+    // 16 address bytes, as Node.js prints an IPv6 iPAddress.
+    assert.equal(
+      issued.subjectAltName,
+      "DNS:gw-1.x.net, DNS:a.x.net, IP Address:0:0:0:0:0:FFFF:A00:1",
+    );
+    await ok(t, "DELETE", "/v1/devices/certificates/mapped", undefined, 204);
+  });
 });
