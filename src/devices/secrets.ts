@@ -201,7 +201,8 @@ export class SharedSecrets implements DeviceArtifactSource {
         id: secretArtifactId(record.name),
         kind: SECRET_ARTIFACT_KIND,
         version: record.version,
-        fields: { name: record.name, encoding: record.encoding },
+        // created_at tells a secret created again at version 1 from the one it replaced.
+        fields: { name: record.name, encoding: record.encoding, created_at: record.createdAt },
         secrets: { value: encodeValue(record) },
       });
     }

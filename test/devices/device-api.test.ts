@@ -84,7 +84,9 @@ describe("device API over mutual TLS", () => {
     const [secret, stagedArtifact] = data.artifacts;
     assert.equal(secret.kind, "secret");
     assert.equal(secret.version, 1);
-    assert.deepEqual(secret.fields, { name: "radius", encoding: "base64" });
+    const { created_at: createdAt, ...fields } = secret.fields;
+    assert.ok(!Number.isNaN(Date.parse(String(createdAt))));
+    assert.deepEqual(fields, { name: "radius", encoding: "base64" });
     assert.equal(secret.next, null);
     const value = await openSealed(gateway.keys.encryptionPrivateKey, secret.secrets.value, {
       artifact: "secret:radius",

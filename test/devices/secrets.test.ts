@@ -57,7 +57,9 @@ describe("shared secrets", () => {
     const [byName] = await secrets.artifactsFor(ref("gw-9"));
     assert.ok(byName);
     assert.equal(byName.id, "secret:radius");
-    assert.deepEqual(byName.fields, { name: "radius", encoding: "hex" });
+    const { created_at: createdAt, ...fields } = byName.fields;
+    assert.ok(!Number.isNaN(Date.parse(String(createdAt))));
+    assert.deepEqual(fields, { name: "radius", encoding: "hex" });
     assert.match(byName.secrets.value!, /^[0-9a-f]{96}$/);
     const [byGroup] = await secrets.artifactsFor(ref("other", ["edge"]));
     assert.equal(byGroup?.secrets.value, byName.secrets.value);

@@ -30,6 +30,8 @@ function contentOf(mount: string, view: NetworkView, name: string): ArtifactCont
       mount,
       network: network.name,
       peer: self.name,
+      // New for every peer created, so a peer deleted and created again never looks unchanged.
+      peer_id: self.id,
       public_key: self.publicKey ?? null,
       key_version: self.keyVersion,
       addresses: interfaceAddresses(network, self),
