@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
+import { colonSerial, normaliseSerialHex } from "../engines/pki/key-pairs.ts";
 import { backoffDelay } from "./backoff.ts";
 import { loadCertificateKeyring, requestCertificate } from "./certificate-artifacts.ts";
 import { DeviceApiError, DeviceClient, REQUEST_TIMEOUT_MS } from "./client.ts";
@@ -45,6 +46,11 @@ async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void>
   } catch (error) {
     if (!signal?.aborted) throw error;
   }
+}
+
+/** Formats a serial number as the API shows it: hex byte pairs separated by colons. */
+function formatSerial(serial: string): string {
+  return colonSerial(normaliseSerialHex(serial));
 }
 
 function messageOf(error: unknown): string {
@@ -284,7 +290,7 @@ export class KeywardAgent {
         "error",
         {},
         "cannot enrol again without a new bootstrap token",
-        `${why} (revoked, expired or unknown device); configure a new bootstrap token to enrol again`,
+        `${why}. Configure a new bootstrap token to enrol again. If this device was revoked, an operator must first delete it and register it again, because the server issues no bootstrap token to a revoked device`,
       );
       return false;
     }
@@ -318,7 +324,7 @@ export class KeywardAgent {
       {
         device: result.enrollment.device,
         device_id: result.enrollment.device_id,
-        serial_number: result.enrollment.serial_number,
+        serial_number: formatSerial(result.enrollment.serial_number),
         expiration: new Date(result.enrollment.expiration * 1000).toISOString(),
       },
       "enrolled",
@@ -363,7 +369,7 @@ export class KeywardAgent {
       this.#resolved("renewal");
       this.#log.info(
         {
-          serial_number: result.enrollment.serial_number,
+          serial_number: formatSerial(result.enrollment.serial_number),
           expiration: new Date(result.enrollment.expiration * 1000).toISOString(),
         },
         "renewed the identity certificate",
@@ -521,6 +527,15 @@ export class KeywardAgent {
         this.#log.info({ ...fields, version: outcome.version }, "installed artifact");
       } else if (outcome.status === "unchanged") {
         this.#resolved(entry.path);
+      } else if (outcome.status === "reload_failed") {
+        allInPlace = false;
+        this.#problem(
+          entry.path,
+          "error",
+          { ...fields, version: outcome.version },
+          "installed artifact, but its reload command failed and is retried next round",
+          outcome.reason,
+        );
       } else if (outcome.status === "waiting") {
         allInPlace = false;
         this.#problem(entry.path, "info", fields, "artifact waiting", outcome.reason);

@@ -385,8 +385,9 @@ async function reload(
     const result = await runShellCommand(context.shell, entry.reload, entry.commandTimeoutMs);
     if (!result.ok) {
       return {
-        status: "failed",
-        reason: `the reload command ${describeFailure(result, entry.commandTimeoutMs)}; it runs again next round`,
+        status: "reload_failed",
+        version,
+        reason: `the reload command ${describeFailure(result, entry.commandTimeoutMs)}`,
       };
     }
   }

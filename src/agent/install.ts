@@ -29,6 +29,8 @@ export type InstallOutcome =
   | { status: "unchanged"; version: number }
   /** The file now contains `version`, and its reload has run. */
   | { status: "installed"; version: number }
+  /** The file now contains `version`, but its reload command failed; the reload runs again next round. */
+  | { status: "reload_failed"; version: number; reason: string }
   /** The file cannot be made yet, such as before the server shows this agent's key as active. */
   | { status: "waiting"; reason: string }
   /** The install failed; the previous file is still in place. */
@@ -125,8 +127,9 @@ async function reload(
     const result = await runShellCommand(context.shell, entry.reload, entry.commandTimeoutMs);
     if (!result.ok) {
       return {
-        status: "failed",
-        reason: `the reload command ${describeFailure(result, entry.commandTimeoutMs)}; it runs again next round`,
+        status: "reload_failed",
+        version,
+        reason: `the reload command ${describeFailure(result, entry.commandTimeoutMs)}`,
       };
     }
   }

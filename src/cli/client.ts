@@ -39,6 +39,43 @@ function errorFromBody(status: number, body: unknown): ApiError {
   return new ApiError(status, message, code);
 }
 
+/** OpenSSL verification codes that mean the server's certificate chain is not trusted. */
+const UNTRUSTED_CERTIFICATE_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_UNTRUSTED",
+]);
+
+/**
+ * Returns an error that adds what to do next to a failed verification of
+ * the server's TLS certificate, or undefined for any other error.
+ */
+function tlsVerificationError(error: NodeJS.ErrnoException, origin: string): Error | undefined {
+  const failure = `cannot verify the TLS certificate of ${origin}: ${error.message}`;
+  if (error.code !== undefined && UNTRUSTED_CERTIFICATE_CODES.has(error.code)) {
+    return new Error(
+      `${failure}. Set KEYWARD_CACERT or --ca-cert to a PEM file of the CA certificates that signed the server's certificate`,
+      { cause: error },
+    );
+  }
+  if (error.code === "CERT_HAS_EXPIRED" || error.code === "CERT_NOT_YET_VALID") {
+    return new Error(
+      `${failure}. The server needs a TLS certificate that is valid now; check its validity dates and this machine's clock`,
+      { cause: error },
+    );
+  }
+  if (error.code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return new Error(
+      `${failure}. Use a host name or IP address in KEYWARD_ADDR or --address that the certificate names, or give the server a certificate for this name`,
+      { cause: error },
+    );
+  }
+  return undefined;
+}
+
 /** A small HTTP client for Keyward's API, on Node's http and https modules. */
 export class KeywardClient {
   readonly #options: ClientOptions;
@@ -111,7 +148,7 @@ export class KeywardClient {
             ),
           );
         } else {
-          reject(error);
+          reject(tlsVerificationError(error, url.origin) ?? error);
         }
       });
       req.end(payload);

@@ -104,7 +104,7 @@ export class DeviceAuthentication {
     const device = index ? await store.get<DeviceRecord>(devicePath(index.device)) : undefined;
     if (!index || !device || device.id !== index.deviceId) {
       throw deviceAuthenticationFailed(
-        "the TLS client certificate is not the identity certificate of a registered device",
+        "the TLS client certificate is not a current identity certificate of a registered device",
         "unknown_serial",
       );
     }

@@ -89,7 +89,8 @@ export class FakeDeviceServer {
   #ca: { certificate: x509.X509Certificate; keys: webcrypto.CryptoKeyPair } | undefined;
   #server: Server | undefined;
   #waiters = new Set<() => void>();
-  #serial = 100;
+  /** Four bytes, so that serial numbers in the colon form contain colons. */
+  #serial = 0x2d418c00;
 
   constructor(device: string) {
     this.device = device;

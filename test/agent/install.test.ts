@@ -277,8 +277,9 @@ describe("secret install", () => {
     } as Partial<ArtifactConfig>);
     const artifact = await secretArtifact(jwk, 1, "value");
     const first = await installArtifact(context, entry, artifact);
-    assert.equal(first.status, "failed");
-    assert.match(first.status === "failed" ? first.reason : "", /reload command exited/);
+    assert.equal(first.status, "reload_failed");
+    assert.equal(first.status === "reload_failed" ? first.version : undefined, 1);
+    assert.match(first.status === "reload_failed" ? first.reason : "", /reload command exited/);
     // The file is in place; only the reload is pending.
     assert.equal(readFileSync(entry.path, "utf8"), "value");
     assert.equal(context.state.installed[entry.path]?.reload_pending, true);

@@ -154,6 +154,12 @@ describe("agent against a fake device API", () => {
     assert.ok(states.length >= 2);
     for (const request of states)
       assert.ok(server.validSerials.includes(request.clientSerial ?? ""));
+    const enrolled = env.logs.lines.find((line) => line.msg === "enrolled");
+    assert.match(String(enrolled?.serial_number), /^[0-9a-f]{2}(:[0-9a-f]{2})+$/);
+    assert.ok(
+      server.validSerials.includes(String(enrolled?.serial_number).replaceAll(":", "")),
+      "the logged serial number is not the issued one",
+    );
 
     // The first key registration activates at once; the install uses that key.
     assert.equal(server.registeredKeys.length, 1);
@@ -416,6 +422,33 @@ describe("agent failure handling", () => {
     assert.ok(env.logs.messages().includes("round failed"));
   });
 
+  it("failed reload logs file installed", async () => {
+    const server = new FakeDeviceServer("gw-6");
+    await server.start();
+    server.secrets = [{ name: "radius", version: 1, value: SECRET_VALUE }];
+    const env = setup(server, {
+      artifacts: [{ kind: "secret", name: "radius", path: "radius", reload: "exit 3" }],
+    });
+    const agent = env.agent();
+    await agent.open();
+    try {
+      assert.equal(await agent.runOnce(), false);
+    } finally {
+      agent.close();
+      await server.stop();
+    }
+    assert.equal(readFileSync(join(env.dir, "radius"), "utf8"), SECRET_VALUE);
+    assert.ok(!env.logs.messages().includes("artifact not installed"));
+    const failure = env.logs.lines.find((line) => String(line.msg).includes("reload"));
+    assert.ok(failure, "no reload failure logged");
+    assert.equal(
+      failure.msg,
+      "installed artifact, but its reload command failed and is retried next round",
+    );
+    assert.equal(failure.version, 1);
+    assert.match(String(failure.reason), /the reload command exited with status 3/);
+  });
+
   it("revoked device waits for a new token", async () => {
     const server = new FakeDeviceServer("gw-4");
     await server.start();
@@ -441,7 +474,12 @@ describe("agent failure handling", () => {
         server.requests.filter((request) => request.path === "/v1/devices/enroll").length;
       assert.equal(await agent.runOnce(), false);
       assert.equal(enrolments(), 1, "the used token was sent again");
-      assert.ok(env.logs.messages().includes("cannot enrol again without a new bootstrap token"));
+      const advice = env.logs.lines.find(
+        (line) => line.msg === "cannot enrol again without a new bootstrap token",
+      );
+      assert.ok(advice, "no advice logged");
+      assert.match(String(advice.reason), /Configure a new bootstrap token/);
+      assert.match(String(advice.reason), /revoked, an operator must first delete it and register/);
 
       writeFileSync(tokenFile, `${server.newBootstrapToken()}\n`);
       assert.equal(await agent.runOnce(), true, env.logs.text());

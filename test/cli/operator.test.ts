@@ -128,6 +128,15 @@ describe("operator commands", () => {
 });
 
 describe("server command", () => {
+  it("help lists every config setting", async () => {
+    const result = await cli(["server", "--help"]);
+    assert.equal(result.status, 0, result.stderr);
+    const help = result.stdout.replace(/\s+/g, " ");
+    assert.match(help, /max_request_size, job_interval_ms, kmip_listen/);
+    assert.match(help, /--job-interval-ms <ms>/);
+    assert.match(help, /\[env KEYWARD_JOB_INTERVAL_MS\] \(default 60000\)/);
+  });
+
   it("refuses a non-loopback address without TLS", async () => {
     const result = await cli([
       "server",
@@ -196,6 +205,17 @@ describe("server command", () => {
       assert.equal(trusted.status, 2, trusted.stderr);
       const untrusted = await cli(["status"], { KEYWARD_ADDR: tls.address });
       assert.equal(untrusted.status, 1);
+      assert.match(
+        untrusted.stderr,
+        /cannot verify the TLS certificate of https:\/\/127\.0\.0\.1:/,
+      );
+      assert.match(untrusted.stderr, /Set KEYWARD_CACERT or --ca-cert to a PEM file/);
+      const otherName = await cli(["status"], {
+        KEYWARD_ADDR: tls.address.replace("127.0.0.1", "localhost"),
+        KEYWARD_CACERT: cert,
+      });
+      assert.equal(otherName.status, 1);
+      assert.match(otherName.stderr, /that the certificate names/);
     } finally {
       await tls.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -142,6 +142,10 @@ describe("device API over mutual TLS", () => {
     });
     assert.equal(response.status, 401);
     assert.equal(response.json().code, "device_authentication_failed");
+    assert.match(
+      response.json().errors[0],
+      /not a current identity certificate of a registered device/,
+    );
   });
 
   it("answers 304 after the wait when nothing changes", async () => {

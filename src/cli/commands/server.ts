@@ -17,6 +17,7 @@ interface ServerFlags {
   tlsKeyFile?: string;
   logLevel?: string;
   maxRequestSize?: string;
+  jobIntervalMs?: string;
   dev?: boolean;
   devRootToken?: string;
   kmipListen?: string;
@@ -35,6 +36,7 @@ function flagsToSource(flags: ServerFlags): ConfigSource {
     tls_key_file: flags.tlsKeyFile,
     log_level: flags.logLevel,
     max_request_size: flags.maxRequestSize,
+    job_interval_ms: flags.jobIntervalMs,
     dev: flags.dev,
     dev_root_token: flags.devRootToken,
     kmip_listen: flags.kmipListen,
@@ -57,7 +59,7 @@ export function registerServerCommand(program: Command) {
     .description("start the Keyward server")
     .option(
       "--config <file>",
-      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file)",
+      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file)",
     )
     .option(
       "--listen <host:port>",
@@ -97,6 +99,10 @@ export function registerServerCommand(program: Command) {
     .option(
       "--max-request-size <bytes>",
       "largest request body accepted, in bytes [env KEYWARD_MAX_REQUEST_SIZE] (default 33554432)",
+    )
+    .option(
+      "--job-interval-ms <ms>",
+      "milliseconds between runs of the transit, PKI, WireGuard and Wi-Fi background jobs [env KEYWARD_JOB_INTERVAL_MS] (default 60000)",
     )
     .option(
       "--dev",
