@@ -1,11 +1,11 @@
 // The baseline for bench/agents.ts: a bare Node HTTPS server that fans one
 // change out to long-polling clients, with the same TLS setup as Keyward
 // (client certificates requested) and nothing else: no authentication
-// check, no storage, no rendering, no encryption. GET /state?since=V holds
-// the request until the version differs from V (or 30 s pass); POST /bump
-// makes a new version with a fresh payload of the size of a sealed
-// configuration and answers every waiting client; POST /applied reads the
-// body and answers 204. It prints its port on stdout.
+// check, no storage, no rendering, no encryption. GET /state?since=V waits
+// until the version differs from V (or 30 s pass). POST /bump makes a new
+// version with a fresh payload of the size of a sealed configuration and
+// responds to every waiting client. POST /applied reads the body and
+// returns 204. It prints its port on stdout.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";

@@ -34,8 +34,8 @@ const keyFile = tls.keyFile;
 
 const adminAgent = new Agent({ keepAlive: true, ca });
 
-/** One JSON request with the root token; returns the `data` of the answer. */
-// biome-ignore lint/suspicious/noExplicitAny: the benchmark reads a few known fields of each answer
+/** Sends one JSON request with the root token and returns the `data` of the response. */
+// biome-ignore lint/suspicious/noExplicitAny: the benchmark reads a few known fields of each response
 function admin(base: string, method: string, path: string, body?: unknown): Promise<any> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
@@ -166,7 +166,7 @@ class SimulatedAgent {
   }
 }
 
-/** Waits until `done()` holds, checking every 50 ms, for at most `ms`. */
+/** Waits until `done()` returns true, checking every 50 ms, for at most `ms`. */
 async function until(what: string, ms: number, done: () => boolean): Promise<void> {
   const deadline = performance.now() + ms;
   while (!done()) {

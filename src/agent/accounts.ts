@@ -11,7 +11,7 @@ const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
 type Database = "passwd" | "group";
 
 /**
- * Looks an account name up with getent(1), which asks the system's name
+ * Looks an account name up with getent(1), which queries the system's name
  * service switch (local files, LDAP, systemd-userdb and so on). Systems
  * without getent fall back to reading /etc/passwd or /etc/group directly.
  */

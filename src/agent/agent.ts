@@ -21,7 +21,7 @@ import { type AgentState, forgetWithdrawnArtifacts, loadState, saveState } from 
 import { type Keyring, loadKeyring } from "./wireguard-keys.ts";
 import { registerWireguardKey } from "./wireguard-registration.ts";
 
-/** Options of an agent; `random` and `now` are replaceable for tests. */
+/** Options of an agent. Tests can replace `random` and `now`. */
 export interface AgentOptions {
   config: AgentConfig;
   log: Logger;
@@ -39,7 +39,7 @@ export interface RoundResult {
   inSync: boolean;
 }
 
-/** Sleeps `ms` milliseconds; an abort ends the sleep early without an error. */
+/** Sleeps `ms` milliseconds. An abort ends the sleep early without an error. */
 async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   try {
     await delay(ms, undefined, signal ? { signal } : {});
@@ -262,7 +262,7 @@ export class KeywardAgent {
     if (this.#problems.delete(topic) && message !== undefined) this.#log.info(message);
   }
 
-  /** Logs a failed round; returns true when it re-enrolled, so the round can be tried again. */
+  /** Logs a failed round and returns true when it re-enrolled, so the round can be tried again. */
   async #handleRoundError(error: unknown): Promise<boolean> {
     this.#problem("connection", "error", {}, "round failed", messageOf(error));
     if (error instanceof DeviceApiError && error.code === "device_authentication_failed") {
@@ -273,7 +273,7 @@ export class KeywardAgent {
 
   /**
    * Enrols again when a bootstrap token other than the one already used is
-   * configured; otherwise logs what the operator has to do.
+   * configured. Otherwise logs what the operator has to do.
    */
   async #reEnrol(why: string): Promise<boolean> {
     const state = this.#stateOrThrow;
@@ -388,7 +388,7 @@ export class KeywardAgent {
     }
   }
 
-  /** Fetches the state; a 304 keeps the last one. Returns the state in effect. */
+  /** Fetches the state, keeping the last one on a 304. Returns the state in effect. */
   async #fetchState(waitSeconds: number, signal: AbortSignal | undefined): Promise<DeviceState> {
     const state = this.#stateOrThrow;
     const query = new URLSearchParams();
@@ -428,7 +428,7 @@ export class KeywardAgent {
     return received;
   }
 
-  /** Registers WireGuard keys where the state calls for it; true when any key was sent. */
+  /** Registers WireGuard keys where the state calls for it. Returns true when any key was sent. */
   async #registerKeys(signal: AbortSignal | undefined): Promise<boolean> {
     const lastState = this.#stateOrThrow.last_state;
     if (lastState === null) return false;
@@ -456,7 +456,7 @@ export class KeywardAgent {
     return posted;
   }
 
-  /** Sends CSRs for certificate artifacts that need a new certificate; true when any was accepted. */
+  /** Sends CSRs for certificate artifacts that need a new certificate. Returns true when any was accepted. */
   async #requestCertificates(signal: AbortSignal | undefined): Promise<boolean> {
     const lastState = this.#stateOrThrow.last_state;
     if (lastState === null) return false;
@@ -485,7 +485,7 @@ export class KeywardAgent {
     return accepted;
   }
 
-  /** Installs every configured artifact from the last state; true when all are in place. */
+  /** Installs every configured artifact from the last state. Returns true when all are in place. */
   async #installAll(): Promise<boolean> {
     const state = this.#stateOrThrow;
     const lastState = state.last_state;

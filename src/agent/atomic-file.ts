@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 
-/** How a file is written: its mode and ownership, and an optional check of the candidate. */
+/** Options of an atomic write: the file's mode and ownership, and an optional check of the candidate. */
 export interface AtomicWriteOptions {
   /** Permission bits, set before any content is written. */
   mode: number;

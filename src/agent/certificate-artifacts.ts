@@ -46,9 +46,9 @@ export interface CertificateKey {
   common_name: string;
   alt_names: string[];
   created_at: string;
-  /** The state etag when a CSR for this key was last sent; a CSR is sent once per etag. */
+  /** The state etag when a CSR for this key was last sent. A CSR is sent once per etag. */
   posted_etag?: string;
-  /** When that CSR was sent (RFC 3339). */
+  /** Time that CSR was sent (RFC 3339). */
   posted_at?: string;
 }
 
@@ -107,7 +107,7 @@ interface ArtifactNames {
   renewAfter: number | null;
 }
 
-/** Reads the artifact's fields at `now` (Unix milliseconds); returns a message when they are malformed. */
+/** Reads the artifact's fields at `now` (Unix milliseconds), or returns a message when they are malformed. */
 function readFields(artifact: Artifact, now: number): ArtifactNames | string {
   const fields = contentAt(artifact, now).fields;
   const { common_name, alt_names, certificate, ca_chain, renew_after } = fields;
@@ -147,11 +147,11 @@ export interface CertificateRequestContext {
 
 /**
  * Sends a CSR for `entry` when the device needs a new certificate: it has
- * none for a key it holds, the names changed, or `renew_after` has
+ * none for a key it has, the names changed, or `renew_after` has
  * passed. The CSR is for the pending key, made (and saved) here when
  * there is none for these names. Returns true when a CSR was accepted, so
- * the caller fetches the state again. A CSR is sent once per state etag;
- * a rejected one is logged and sent again when the state changes or
+ * the caller fetches the state again. A CSR is sent once per state etag.
+ * A rejected one is logged and sent again when the state changes or
  * after `REJECTED_RETRY_MS`.
  */
 export async function requestCertificate(
@@ -170,7 +170,7 @@ export async function requestCertificate(
   keyring.certificates[entry.id] ??= {};
   const keys = keyring.certificates[entry.id] as CertificateKeys;
   const served = names.certificate === null ? undefined : certificatePublicKey(names.certificate);
-  // The certificate for the pending key has arrived; installing it promotes the key.
+  // The certificate for the pending key has arrived, and installing it promotes the key.
   if (keys.pending !== undefined && served === keys.pending.public_key) return false;
 
   const current = keys.current;
@@ -239,7 +239,7 @@ function rootOf(chain: readonly string[]): string | undefined {
       const certificate = new X509Certificate(pem);
       if (certificate.subject === certificate.issuer) return pem;
     } catch {
-      // A certificate that does not parse cannot be the root; the next one is tried.
+      // A certificate that does not parse cannot be the root, so the next one is tried.
     }
   }
   return chain.at(-1);

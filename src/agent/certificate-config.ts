@@ -15,7 +15,7 @@ import {
 /**
  * A service certificate whose key the agent makes. `path` is the
  * certificate file, so installed-file records and reports work as for
- * other kinds; `mode` applies to the certificate, chain and CA files.
+ * other kinds. `mode` applies to the certificate, chain and CA files.
  */
 export interface CertificateArtifactConfig {
   kind: "certificate";
@@ -28,13 +28,13 @@ export interface CertificateArtifactConfig {
   chainPath: string | undefined;
   caPath: string | undefined;
   keyType: CertificateKeyType;
-  /** Permission bits of the certificate, chain and CA files; default 0644. */
+  /** Permission bits of the certificate, chain and CA files (default 0644). */
   mode: number;
-  /** Permission bits of the private key file; default 0600. */
+  /** Permission bits of the private key file (default 0600). */
   keyMode: number;
   uid: number | undefined;
   gid: number | undefined;
-  /** Shell command that validates the candidate certificate; `{path}` is replaced by its quoted path. */
+  /** Shell command that validates the candidate certificate, with `{path}` replaced by its quoted path. */
   check: string | undefined;
   reload: string | undefined;
   commandTimeoutMs: number;
@@ -69,7 +69,7 @@ function filePath(entry: ConfigObject, key: string, prefix: string, baseDir: str
   return resolvePath(text, baseDir, field);
 }
 
-/** Parses one `certificate` entry of `artifacts`; `prefix` is such as `artifacts[2].`. */
+/** Parses one `certificate` entry of `artifacts`. `prefix` is a field path such as `artifacts[2].`. */
 export function readCertificate(
   entry: ConfigObject,
   prefix: string,

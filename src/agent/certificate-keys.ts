@@ -19,7 +19,7 @@ export interface CertificateKeyPair {
   publicKeySpki: string;
 }
 
-/** The WebCrypto algorithm that signs a CSR with a key of `type`. */
+/** Returns the WebCrypto algorithm that signs a CSR with a key of `type`. */
 function signingAlgorithm(type: CertificateKeyType) {
   switch (type) {
     case "ec-p256":

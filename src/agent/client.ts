@@ -79,7 +79,7 @@ export class DeviceClient {
     this.#anonymousAgent = new Agent({ keepAlive: false, ...(ca ? { ca } : {}) });
   }
 
-  /** Uses `identity` for every later authenticated request; open connections of the old one close. */
+  /** Uses `identity` for every later authenticated request and closes open connections of the old one. */
   setIdentity(identity: ClientIdentity): void {
     this.#identityAgent?.destroy();
     this.#identityAgent = new Agent({
@@ -99,8 +99,8 @@ export class DeviceClient {
 
   /**
    * Sends one JSON request. A 2xx response (or a status in `allowStatus`)
-   * returns the body with any `{data: ...}` envelope removed; anything else
-   * throws a `DeviceApiError`. The error message contains the path and the
+   * returns the body with any `{data: ...}` envelope removed. Any other
+   * status throws a `DeviceApiError`. The error message contains the path and the
    * server's message but never the request body.
    */
   request(method: string, path: string, options: RequestOptions = {}): Promise<DeviceApiResponse> {

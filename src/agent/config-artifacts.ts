@@ -30,11 +30,11 @@ export interface FileSettings {
   path: string;
   /** Permission bits, such as 0o600. */
   mode: number;
-  /** Numeric owner, when the config sets one; otherwise the agent's own user. */
+  /** Numeric owner when the config sets one, otherwise the agent's own user. */
   uid: number | undefined;
   /** Numeric group, when the config sets one. */
   gid: number | undefined;
-  /** Shell command that validates a candidate file; `{path}` is replaced by its quoted path. */
+  /** Shell command that validates a candidate file, with `{path}` replaced by its quoted path. */
   check: string | undefined;
   /** Shell command run after each install, such as a service reload. */
   reload: string | undefined;
@@ -59,7 +59,7 @@ export interface SecretArtifactConfig extends FileSettings {
   /** The server's artifact id: `secret:<name>`. */
   id: string;
   name: string;
-  /** When true, a newline follows the value in the file. */
+  /** Whether a newline follows the value in the file. */
   trailingNewline: boolean;
 }
 

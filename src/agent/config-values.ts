@@ -41,7 +41,7 @@ export function requireString(object: ConfigObject, key: string, field: string):
   return value;
 }
 
-/** Reads an optional non-empty string; absent and null both give `undefined`. */
+/** Reads an optional non-empty string. Absent and null both give `undefined`. */
 export function optionalString(
   object: ConfigObject,
   key: string,
@@ -124,7 +124,7 @@ export function optionalDuration(
 /** File permission bits as an octal string: three digits with an optional leading zero. */
 const MODE_TEXT = /^0?[0-7]{3}$/;
 
-/** Reads an optional file mode given as an octal string such as "0640"; returns the number. */
+/** Reads an optional file mode given as an octal string such as "0640" and returns the number. */
 export function optionalMode(
   object: ConfigObject,
   key: string,

@@ -23,11 +23,11 @@ export type {
 
 /** The agent's settings, read from its JSON config file. */
 export interface AgentConfig {
-  /** Base URL of the Keyward server; always https, because the device API needs mutual TLS. */
+  /** Base URL of the Keyward server, always https because the device API needs mutual TLS. */
   server: URL;
-  /** PEM bundle that the server's certificate must chain to; the system's CAs when absent. */
+  /** PEM bundle that the server's certificate must chain to, or the system's CAs when absent. */
   caFile: string | undefined;
-  /** The device's name in the registry; the common name of its identity certificate. */
+  /** The device's name in the registry and the common name of its identity certificate. */
   device: string;
   /** The bootstrap token, given inline. At most one of this and `bootstrapTokenFile` is set. */
   bootstrapToken: string | undefined;
@@ -35,7 +35,7 @@ export interface AgentConfig {
   bootstrapTokenFile: string | undefined;
   /** Directory of the agent's keys, certificates and state.json. */
   stateDir: string;
-  /** How long one state request waits for a change on the server, in seconds (1 to 60). */
+  /** Max time one state request waits for a change on the server, in seconds (1 to 60). */
   pollWaitSeconds: number;
   /** The shell that runs check and reload commands. */
   shell: string;
@@ -186,10 +186,11 @@ function kindOf(path: string): "directory" | "file" | undefined {
 }
 
 /**
- * Checks at start what the config names on this machine, so that a wrong
- * path stops the agent with the field named instead of failing later: the
- * CA file must hold a PEM certificate, the state directory must not be a
- * file, the shell must be executable, and each artifact's folder must exist.
+ * Checks at start the paths the config names on this machine, so that a
+ * wrong path stops the agent with the field named instead of failing later.
+ * The CA file must contain a PEM certificate, the state directory must not
+ * be a file, the shell must be executable, and each artifact's folder must
+ * exist.
  */
 export function checkConfigPaths(config: AgentConfig): void {
   if (config.caFile !== undefined) {
@@ -198,10 +199,16 @@ export function checkConfigPaths(config: AgentConfig): void {
       text = readFileSync(config.caFile, "utf8");
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code ?? "read error";
-      throw invalidField("ca_file", `cannot read "ca_file" ${config.caFile} (${reason})`);
+      throw invalidField(
+        "ca_file",
+        `cannot read "ca_file" ${config.caFile} (${reason}); check the path and its permissions`,
+      );
     }
     if (!text.includes("-----BEGIN CERTIFICATE-----")) {
-      throw invalidField("ca_file", `"ca_file" ${config.caFile} holds no PEM certificate`);
+      throw invalidField(
+        "ca_file",
+        `"ca_file" ${config.caFile} contains no PEM certificate; set it to a PEM bundle of the server's CA`,
+      );
     }
   }
   if (kindOf(config.stateDir) === "file") {

@@ -39,7 +39,7 @@ export interface Identity {
   privateKeyPem: string;
   /** Undefined before enrolment. */
   certificatePem: string | undefined;
-  /** PEM of the CA chain; empty before enrolment. */
+  /** PEM of the CA chain, empty before enrolment. */
   chainPem: string;
   encryptionKey: KeyObject;
 }

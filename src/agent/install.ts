@@ -19,7 +19,7 @@ export interface InstallContext {
   shell: string;
   now: () => number;
   saveState: () => Promise<void>;
-  /** The agent's state directory, where certificate keys are kept; required for `certificate` entries. */
+  /** The agent's state directory, where certificate keys are kept. Required for `certificate` entries. */
   stateDir?: string;
 }
 
@@ -29,14 +29,14 @@ export type InstallOutcome =
   | { status: "unchanged"; version: number }
   /** The file now contains `version`, and its reload has run. */
   | { status: "installed"; version: number }
-  /** The file now contains `version`, but its reload command failed; the reload runs again next round. */
+  /** The file now contains `version`, but its reload command failed, so the reload runs again next round. */
   | { status: "reload_failed"; version: number; reason: string }
   /** The file cannot be made yet, such as before the server shows this agent's key as active. */
   | { status: "waiting"; reason: string }
-  /** The install failed; the previous file is still in place. */
+  /** The install failed, and the previous file is still in place. */
   | { status: "failed"; reason: string };
 
-/** A failure of one step of an install; the message never contains secret material. */
+/** A failure of one step of an install. Its message contains no secret material. */
 class InstallError extends Error {
   override readonly name = "InstallError";
 }
@@ -143,9 +143,9 @@ async function reload(
 /**
  * Installs the content `artifact` calls for at this moment (its `next`
  * content once the activation time has passed) into the configured file.
- * The content is rendered every round, and nothing is written when the
- * file already contains that version with the same SHA-256 and its reload
- * has run; a reload that failed earlier is run again.
+ * The content is rendered every round. Nothing is written when the file
+ * already contains that version with the same SHA-256 and its reload has
+ * run. A reload that failed earlier is run again.
  */
 export async function installArtifact(
   context: InstallContext,

@@ -3,16 +3,16 @@
  * turn a malformed response into an error instead of a crash later on.
  */
 
-/** One state of an artifact: what the agent installs at one version. */
+/** One state of an artifact, the content the agent installs at one version. */
 export interface ArtifactContent {
   version: number;
-  /** Fields that hold no secret. */
+  /** Fields that contain no secret. */
   fields: Record<string, unknown>;
   /** Secret fields, each a JWE compact serialisation encrypted to the device's encryption key. */
   secrets: Record<string, string>;
 }
 
-/** An artifact in the device's state; `next` is content announced for `activate_at`. */
+/** An artifact in the device's state, where `next` is content announced for `activate_at`. */
 export interface Artifact extends ArtifactContent {
   id: string;
   kind: string;
@@ -142,7 +142,7 @@ export function parseWireguardKeyResponse(body: unknown): WireguardKeyResponse {
 }
 
 /**
- * Returns the content the agent should hold at `now`: `next` once its
+ * Returns the content the agent should install at `now`: `next` once its
  * activation time has passed, the current content before. Choosing by time
  * alone keeps an agent whose clock runs slightly ahead of the server's from
  * switching back and forth around the activation.

@@ -38,7 +38,7 @@ export interface InstalledFile {
 export interface AgentState {
   format: 1;
   enrollment: Enrollment | null;
-  /** The last state the server sent (secrets still encrypted); kept and used while the server is unreachable. */
+  /** The last state the server sent (secrets still encrypted), used while the server is unreachable. */
   last_state: DeviceState | null;
   /** Installed files, keyed by path. */
   installed: Record<string, InstalledFile>;

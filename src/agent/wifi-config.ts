@@ -10,7 +10,7 @@ export interface WifiArtifactConfig extends FileSettings {
   id: string;
   mount: string;
   network: string;
-  /** The key a station holds; undefined for an access point. */
+  /** The key a station uses, or undefined for an access point. */
   key: string | undefined;
   file: WifiFile;
 }
@@ -21,8 +21,8 @@ const NAME_RULE = '1 to 64 of letters, digits, "_", "." and "-", starting with a
 
 /**
  * Parses a `wifi` artifact entry. With `key` it is a station's
- * wpa_supplicant block (`file` must be `wpa_supplicant`, the default);
- * without, an access point's `wpa_psk_file` or `sae_password` file.
+ * wpa_supplicant block (`file` must be `wpa_supplicant`, the default).
+ * Without `key` it is an access point's `wpa_psk_file` or `sae_password` file.
  */
 export function readWifi(
   entry: ConfigObject,

@@ -27,7 +27,7 @@ function isVlan(value: string): boolean {
   return /^[1-9][0-9]{0,3}$/.test(value) && Number(value) <= 4094;
 }
 
-/** Lines that hold content: comments and empty lines are skipped, as hostapd does. */
+/** Returns the numbered lines with content, skipping comments and empty lines as hostapd does. */
 function contentLines(text: string): [number, string][] {
   if (!text.endsWith("\n")) throw new WifiFileError("the file does not end with a newline");
   return text
@@ -37,7 +37,10 @@ function contentLines(text: string): [number, string][] {
     .filter(([, line]) => line !== "" && !line.startsWith("#"));
 }
 
-/** `[keyid=<id>] [vlanid=<n>] <MAC> <passphrase>`, each passphrase 8-63 printable ASCII or 64 hex digits. */
+/**
+ * Checks a `wpa_psk_file` of lines `[keyid=<id>] [vlanid=<n>] <MAC> <passphrase>`,
+ * each passphrase 8-63 printable ASCII characters or 64 hex digits.
+ */
 function validateWpaPskFile(text: string): void {
   for (const [number, line] of contentLines(text)) {
     let rest = line;
@@ -68,7 +71,7 @@ function validateWpaPskFile(text: string): void {
   }
 }
 
-/** `sae_password=<pw>[|mac=<MAC>][|vlanid=<n>][|id=<identifier>]` lines and nothing else. */
+/** Checks a file of `sae_password=<pw>[|mac=<MAC>][|vlanid=<n>][|id=<identifier>]` lines and nothing else. */
 function validateSaePasswords(text: string): void {
   for (const [number, line] of contentLines(text)) {
     if (!line.startsWith("sae_password=")) {
@@ -89,7 +92,10 @@ function validateSaePasswords(text: string): void {
   }
 }
 
-/** One `network={...}` block with the keys Keyward renders, each string quoted (without `"` inside) or hex. */
+/**
+ * Checks that `text` is one `network={...}` block with the keys Keyward
+ * renders, each string quoted (without `"` inside) or hex.
+ */
 function validateSupplicantBlock(text: string): void {
   const lines = contentLines(text);
   if (lines[0]?.[1] !== "network={" || lines.at(-1)?.[1] !== "}") {
@@ -101,7 +107,7 @@ function validateSupplicantBlock(text: string): void {
     if (!match) throw new WifiFileError(`line ${number} is not a tab-indented key=value line`);
     const [, key, value] = match as unknown as [string, string, string];
     seen.add(key);
-    // wpa_supplicant 2.10 pairs every `"` on a line when it strips `#` comments, so a quoted value holds none.
+    // wpa_supplicant 2.10 pairs every `"` on a line when it strips `#` comments, so a quoted value must contain none.
     const quoted = /^"[^"]*"$/.test(value) ? value.slice(1, -1) : undefined;
     let valid: boolean;
     if (key === "ssid") {

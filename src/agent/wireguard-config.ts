@@ -1,9 +1,9 @@
 import { isWireguardKey } from "./wireguard-keys.ts";
 
-/** The value of the `PrivateKey` line in configurations the server renders; fixed by the device API. */
+/** The value of the `PrivateKey` line in configurations the server renders, fixed by the device API. */
 export const PRIVATE_KEY_PLACEHOLDER = "KEYWARD_PRIVATE_KEY_PLACEHOLDER";
 
-/** Configuration keys whose value is a WireGuard key; wg(8) reads key names case-insensitively. */
+/** Configuration keys whose value is a WireGuard key, in lower case because wg(8) reads key names case-insensitively. */
 const KEY_LINES = new Set(["privatekey", "publickey", "presharedkey"]);
 
 /** A rendered configuration the agent will not install. The message never contains a key. */

@@ -20,7 +20,7 @@ export interface WireguardKey {
   private_key: string;
   public_key: string;
   created_at: string;
-  /** The state etag when this key was last sent to the server; a key is sent once per etag. */
+  /** The state etag when this key was last sent to the server. A key is sent once per etag. */
   posted_etag?: string;
   /** Key version the server returned for this key. */
   key_version?: number;

@@ -70,7 +70,7 @@ export class AppliedVersions implements AppliedVersionReader {
 /**
  * Merges `reports` into their devices' records in `writer`, in order, and
  * returns the errors of reports whose stored record cannot be read, by
- * index; those reports change nothing.
+ * index. Those reports change nothing.
  */
 async function storeReports(
   writer: RecordWriter,

@@ -1,15 +1,15 @@
 /**
  * The contract between the device registry and the engines whose
- * credentials reach devices. An engine implements `DeviceArtifactSource`;
- * the registry asks every source for a device's artifacts, encrypts their
+ * credentials reach devices. An engine implements `DeviceArtifactSource`,
+ * and the registry requests from every source for a device's artifacts, encrypts their
  * secret fields to the device's own key and serves them to its agent.
  */
 
 /** The identity of an enrolled device, as sources see it. */
 export interface DeviceRef {
-  /** The device's name, unique per installation; engines bind credentials to it (`device_id`). */
+  /** The device's name, unique per installation. Engines bind credentials to it (`device_id`). */
   name: string;
-  /** Random identifier fixed at creation; it survives re-enrolment. */
+  /** Random identifier fixed at creation, which survives re-enrolment. */
   id: string;
   groups: readonly string[];
   tags: Readonly<Record<string, string>>;
@@ -17,9 +17,9 @@ export interface DeviceRef {
 
 /** One state of an artifact: what the agent installs at one version. */
 export interface ArtifactContent {
-  /** Rises whenever the content changes; the agent reports the version it applied. */
+  /** Number that rises whenever the content changes. The agent reports the version it applied. */
   version: number;
-  /** Fields sent as they are. They must hold no secret. */
+  /** Fields sent as they are. They must contain no secret. */
   fields: Record<string, unknown>;
   /** Secret fields: each value is encrypted to the device's key before it leaves the server. */
   secrets: Record<string, string>;
@@ -41,7 +41,7 @@ export interface DeviceArtifact extends ArtifactContent {
 export interface DeviceArtifactSource {
   /** The artifact kind this source produces, such as `wireguard`. */
   readonly kind: string;
-  /** The artifacts `device` must hold now. */
+  /** Returns the artifacts `device` must have now. */
   artifactsFor(device: DeviceRef): Promise<DeviceArtifact[]>;
   /**
    * Called when `device` is revoked: the source removes it from every
@@ -51,19 +51,19 @@ export interface DeviceArtifactSource {
   deviceRevoked(device: DeviceRef): Promise<void>;
 }
 
-/** Wakes agents that wait for changes. Sources call it after every change that alters what devices hold. */
+/** Notifier that wakes agents waiting for changes. Sources call it after every change to the artifacts of devices. */
 export interface DeviceChangeNotifier {
-  /** The named devices' artifacts may have changed. */
+  /** Reports that the named devices' artifacts may have changed. */
   changed(deviceNames: readonly string[]): void;
 }
 
-/** What an agent reported it applied: the registry records it, engines read it for rollout status. */
+/** Report of what an agent applied. The registry records it, and engines read it for rollout status. */
 export interface AppliedVersion {
   version: number;
   appliedAt: string;
 }
 
-/** Reads applied versions; the registry implements it. */
+/** Reader of applied versions, which the registry implements. */
 export interface AppliedVersionReader {
   appliedVersion(deviceName: string, artifactId: string): Promise<AppliedVersion | undefined>;
 }

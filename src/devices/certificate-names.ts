@@ -4,10 +4,10 @@ import { formatIpAddress, ipAddressBytes } from "../engines/pki/general-names.ts
 import { invalidField, isKeywardError } from "../errors.ts";
 import { MAX_LIST_ENTRIES } from "./names.ts";
 
-/** The only placeholder a name template may contain; it becomes the device's name. */
+/** The only placeholder a name template may contain, replaced by the device's name. */
 export const DEVICE_PLACEHOLDER = "{{device}}";
 
-/** Longest common name, in characters (the X.520 upper bound `ub-common-name`). */
+/** Max common name length, in characters (the X.520 upper bound `ub-common-name`). */
 const MAX_COMMON_NAME_LENGTH = 64;
 const MAX_TEMPLATE_LENGTH = 253;
 /** A DNS name as a subject alternative name: labels of letters, digits and `-`, optionally `*.` first. */
@@ -70,7 +70,7 @@ function checkTemplateSyntax(template: unknown, field: string): string {
 /**
  * Checks the name templates of an assignment. Each is rendered for the
  * device name `a` and must then be a DNS name (optionally starting with
- * `*.`) or an IP address, the names a CSR may carry, so a template that
+ * `*.`) or an IP address, the names a CSR may carry. So a template that
  * cannot yield a valid name for any device is rejected when it is written.
  * Two alt name templates that differ only in case (or two spellings of
  * one IP address) are rejected too. Throws `invalid_field`.
@@ -147,11 +147,11 @@ function describeKey(key: { type: string; bits: number }): string {
 }
 
 /**
- * Checks a service certificate's CSR: a valid PKCS#10 request whose key
- * is EC P-256 or P-384, RSA of at least 2048 bits or Ed25519, whose common
- * name equals `expected.commonName` and whose subject alternative names
- * are exactly `expected.altNames` (DNS names compared in lower case, IP
- * addresses in canonical form, order ignored). Throws `invalid_field`
+ * Checks a service certificate's CSR. It must be a valid PKCS#10 request
+ * whose key is EC P-256 or P-384, RSA of at least 2048 bits or Ed25519.
+ * Its common name must equal `expected.commonName`, and its subject
+ * alternative names must be exactly `expected.altNames` (DNS names compared
+ * in lower case, IP addresses in canonical form, order ignored). Throws `invalid_field`
  * naming `csr`, with the names that are missing or unexpected.
  */
 export async function checkServiceCsr(csrText: string, expected: RenderedNames): Promise<void> {

@@ -37,11 +37,11 @@ export interface CertificateAssignment {
   pkiRole: string;
   groups: string[];
   devices: string[];
-  /** Template of the common name; `{{device}}` becomes the device name. */
+  /** Template of the common name, in which `{{device}}` becomes the device name. */
   commonName: string;
   /** Templates of the subject alternative names. */
   altNames: string[];
-  /** Requested lifetime in seconds; the role's TTL when absent. */
+  /** Requested lifetime in seconds, or the role's TTL when absent. */
   ttlSeconds?: number;
   renewFraction: number;
   /** Rises when the name templates change, so every device's artifact version rises. */
@@ -69,13 +69,13 @@ interface IssuedCertificate {
   expiration: number;
   /** Unix seconds. */
   renewAfter: number;
-  /** How many certificates this device received under the assignment; part of the artifact version. */
+  /** Number of certificates this device received under the assignment, a part of the artifact version. */
   count: number;
   /** Every unexpired certificate issued to the device under this assignment, the newest last. */
   serials: IssuedSerial[];
 }
 
-/** Fields of a create or update; omitted optional fields keep their value (or take the default). */
+/** Fields of a create or update. Omitted optional fields keep their value (or take the default). */
 export interface CertificateAssignmentInput {
   pki_mount?: string;
   role?: string;
@@ -87,7 +87,7 @@ export interface CertificateAssignmentInput {
   renew_fraction?: number;
 }
 
-/** What the device API returns for a signed CSR. */
+/** Response of the device API to a signed CSR. */
 export interface IssuedCertificateView {
   certificate: string;
   ca_chain: string[];
@@ -135,10 +135,10 @@ function inAudience(record: CertificateAssignment, device: DeviceRef): boolean {
  * Certificates for services on devices, such as a RADIUS server's TLS
  * certificate or an IKE gateway's certificate. An assignment names an
  * audience, a PKI role and name templates. Each device in the audience
- * gets a `certificate:<name>` artifact with its rendered names; its agent
- * makes the key pair, sends a CSR with exactly those names
- * (`issue`), and receives the signed certificate in the artifact, whose
- * version then rises. Private keys never reach the server, so the
+ * gets a `certificate:<name>` artifact with its rendered names. Its agent
+ * makes the key pair and sends a CSR with exactly those names (`issue`).
+ * It then receives the signed certificate in the artifact, whose version
+ * rises. Private keys never reach the server, so the
  * artifact has no secret fields. These certificates are separate from
  * identity certificates: they never authenticate a device to Keyward.
  */
@@ -221,8 +221,8 @@ export class DeviceCertificates implements DeviceArtifactSource {
 
   /**
    * Deletes assignment `name` and its records of issued certificates.
-   * Devices drop the artifact at their next poll; the certificates they
-   * hold stay valid until they expire. Deleting a missing assignment is no error.
+   * Devices drop the artifact at their next poll, but the certificates
+   * they have stay valid until they expire. Deleting a missing assignment is no error.
    */
   async delete(name: string): Promise<void> {
     validateName(name, "name");
@@ -256,8 +256,10 @@ export class DeviceCertificates implements DeviceArtifactSource {
         `certificate "${name}" is not assigned to device "${device.name}"`,
       );
     }
+
     const names = renderNames(assignment.commonName, assignment.altNames, device.name);
     await checkServiceCsr(csrText, names);
+
     const pki = this.#options.pki(assignment.pkiMount);
     if (!pki) {
       throw new KeywardError(
@@ -275,6 +277,7 @@ export class DeviceCertificates implements DeviceArtifactSource {
       format: "pem",
       ...(assignment.ttlSeconds === undefined ? {} : { ttl: assignment.ttlSeconds }),
     });
+
     const now = this.#options.clock();
     const issuedAt = Math.floor(now.getTime() / 1000);
     const renewAfter =
@@ -305,6 +308,7 @@ export class DeviceCertificates implements DeviceArtifactSource {
       await this.#store.put(this.#issuedPath(name, device.name), record);
       return record;
     });
+
     this.#options.logger.info(
       { certificate: name, device: device.name, serialNumber: signed.serial_number },
       "issued device certificate",

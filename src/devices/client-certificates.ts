@@ -11,7 +11,7 @@ import { serialHexOf } from "../engines/pki/key-pairs.ts";
 import { parseCertificateDer } from "../engines/pki/pem.ts";
 import type { X509Certificate } from "../engines/pki/x509.ts";
 
-/** Verified certificates kept; past this size the least recently used one is dropped. */
+/** Max number of verified certificates kept. Past this size the least recently used one is dropped. */
 const MAX_CACHED_CERTIFICATES = 10_000;
 
 /** The facts of a client certificate that authentication checks on every request. */

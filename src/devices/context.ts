@@ -18,7 +18,7 @@ export interface DeviceContext {
   applied: AppliedVersions;
   /** Every artifact source, the shared secrets first. */
   sources: () => readonly DeviceArtifactSource[];
-  /** When each device's `lastSeenAt` was last stored, in milliseconds, to store it at most once a minute. */
+  /** Time each device's `lastSeenAt` was last stored, in milliseconds, so it is stored at most once a minute. */
   lastSeenWrites: Map<string, number>;
 }
 

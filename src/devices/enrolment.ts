@@ -156,8 +156,8 @@ export class DeviceEnrolment {
   /**
    * Issues a new identity certificate to an authenticated device, and
    * replaces its encryption key when the request has one. Earlier
-   * certificates stay valid until they expire; expired ones are dropped
-   * from the record.
+   * certificates stay valid until they expire, and expired ones are
+   * dropped from the record.
    */
   async renew(ref: DeviceRef, request: RenewalRequest): Promise<EnrolmentResponse> {
     const { store, clock, logger, pki, waiters } = this.#context;

@@ -23,7 +23,7 @@ interface Batch<T> {
 export class GroupCommit<T> {
   readonly #commit: (items: readonly T[]) => Promise<Map<number, unknown>>;
   readonly #queue = new Mutex();
-  /** The batch that has not started yet; joined by every write until it starts. */
+  /** The batch that has not started yet, which every write joins until it starts. */
   #pending: Batch<T> | undefined;
 
   /**

@@ -14,7 +14,7 @@ export interface DevicesConfigInput {
   identity_ttl?: number | string;
 }
 
-/** Fields of `POST /v1/devices/registry/:name`; omitted fields keep their value. */
+/** Fields of `POST /v1/devices/registry/:name`. Omitted fields keep their value. */
 export interface DeviceInput {
   tags?: Record<string, string>;
   groups?: string[];
@@ -145,7 +145,7 @@ export class DeviceRegistry {
       return { device: record, created: existing === undefined };
     });
     if (created) logger.info({ device: name, deviceId: device.id }, "registered device");
-    // Tags and groups decide which artifacts the device holds.
+    // Tags and groups decide which artifacts the device receives.
     else waiters.changed([name]);
     return device;
   }

@@ -6,7 +6,7 @@
  * authenticated with the ciphertext, so a value moved to another field or
  * replayed from an older version is rejected when opened.
  *
- * The server seals with `sealSecret`; the agent opens with `openSealed`.
+ * The server seals with `sealSecret`, and the agent opens with `openSealed`.
  */
 import type { KeyObject, webcrypto } from "node:crypto";
 import { CompactEncrypt, calculateJwkThumbprint, compactDecrypt, importJWK, type JWK } from "jose";
@@ -36,7 +36,7 @@ export type OpeningKey = KeyObject | webcrypto.CryptoKey | JWK;
 const KEY_MANAGEMENT_ALGORITHM = "ECDH-ES";
 const CONTENT_ENCRYPTION_ALGORITHM = "A256GCM";
 
-/** Imported encryption keys kept for `sealSecret`; past this size the oldest one is dropped. */
+/** Imported encryption keys kept for `sealSecret`. Past this size the oldest one is dropped. */
 const MAX_CACHED_KEYS = 10_000;
 
 /** An imported encryption key and its `kid`. */

@@ -14,7 +14,7 @@ import { SECRET_ENCODINGS, type SecretEncoding, type SharedSecretRecord } from "
 /** The artifact kind of shared secrets. */
 export const SECRET_ARTIFACT_KIND = "secret";
 
-/** Shortest and longest secret values, in bytes. */
+/** Minimum and maximum secret lengths, in bytes. */
 export const MIN_SECRET_LENGTH = 16;
 export const MAX_SECRET_LENGTH = 128;
 const DEFAULT_SECRET_LENGTH = 32;
@@ -26,7 +26,7 @@ export function secretArtifactId(name: string): string {
   return `${SECRET_ARTIFACT_KIND}:${name}`;
 }
 
-/** Fields of a create or update; omitted fields keep their value (or take the default on create). */
+/** Fields of a create or update. Omitted fields keep their value (or take the default on create). */
 export interface SharedSecretInput {
   groups?: string[];
   devices?: string[];
@@ -177,7 +177,7 @@ export class SharedSecrets implements DeviceArtifactSource {
     return this.#store.list(FOLDER);
   }
 
-  /** Deletes `name`; its devices drop the artifact at their next poll. Deleting a missing secret is no error. */
+  /** Deletes `name`, and its devices drop the artifact at their next poll. Deleting a missing secret is no error. */
   async delete(name: string): Promise<void> {
     validateName(name, "name");
     const existing = await this.#store.withLock(this.#lockName(name), async () => {
@@ -193,7 +193,7 @@ export class SharedSecrets implements DeviceArtifactSource {
   async artifactsFor(device: DeviceRef): Promise<DeviceArtifact[]> {
     const artifacts: DeviceArtifact[] = [];
     // NOTE: this reads every shared secret on each state request. That suits
-    // tens of secrets; thousands would need an index by group and device.
+    // tens of secrets, but thousands would need an index by group and device.
     for (const name of await this.list()) {
       const record = await this.#store.get<SharedSecretRecord>(this.#path(name));
       if (!record || !inAudience(record, device)) continue;
@@ -201,7 +201,7 @@ export class SharedSecrets implements DeviceArtifactSource {
         id: secretArtifactId(record.name),
         kind: SECRET_ARTIFACT_KIND,
         version: record.version,
-        // created_at tells a secret created again at version 1 from the one it replaced.
+        // created_at distinguishes a secret created again at version 1 from the one it replaced.
         fields: { name: record.name, encoding: record.encoding, created_at: record.createdAt },
         secrets: { value: encodeValue(record) },
       });
@@ -209,7 +209,7 @@ export class SharedSecrets implements DeviceArtifactSource {
     return artifacts;
   }
 
-  /** Rotates every secret whose audience includes `device`, so the values it held stop being current. */
+  /** Rotates every secret whose audience includes `device`, so the values it had stop being current. */
   async deviceRevoked(device: DeviceRef): Promise<void> {
     for (const name of await this.list()) {
       const record = await this.#store.get<SharedSecretRecord>(this.#path(name));

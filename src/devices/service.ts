@@ -29,11 +29,11 @@ export interface DeviceServiceOptions {
   barrier: Barrier;
   logger: Logger;
   clock?: () => Date;
-  /** Finds PKI services by mount path: the configured one signs, each certificate's own one verifies. */
+  /** Resolver of PKI services by mount path. The configured one signs, and each certificate's own one verifies. */
   pki: PkiResolver;
   /** Artifact sources besides the built-in shared secrets, such as the WireGuard engine. */
   sources?: readonly DeviceArtifactSource[];
-  /** Counts failed enrolments per source address; one with AppRole's limits when absent. */
+  /** Counter of failed enrolments per source address. When absent, one with AppRole's limits is used. */
   enrolmentFailures?: LoginRateLimiter;
 }
 
@@ -58,7 +58,7 @@ export class DeviceService implements AppliedVersionReader {
   readonly authentication: DeviceAuthentication;
   readonly secrets: SharedSecrets;
   readonly applied: AppliedVersions;
-  /** Wakes waiting agents; sources call it after every change that alters what devices hold. */
+  /** Notifier that wakes waiting agents. Sources call it after every change to the artifacts of devices. */
   readonly waiters: DeviceChangeWaiters;
   readonly #context: DeviceContext;
   readonly #sources: DeviceArtifactSource[];
@@ -91,12 +91,12 @@ export class DeviceService implements AppliedVersionReader {
     this.#sources = [this.secrets, ...(options.sources ?? [])];
   }
 
-  /** The notifier sources call; the same object as `waiters`. */
+  /** The notifier that sources call, the same object as `waiters`. */
   get notifier(): DeviceChangeNotifier {
     return this.waiters;
   }
 
-  /** Adds an artifact source; its artifacts appear at the next state request. */
+  /** Adds an artifact source, whose artifacts appear at the next state request. */
   addSource(source: DeviceArtifactSource): void {
     if (!this.#sources.includes(source)) this.#sources.push(source);
   }
@@ -225,7 +225,7 @@ export class DeviceService implements AppliedVersionReader {
     return { artifacts: collector.result() };
   }
 
-  /** Wakes every waiting agent; called when the registry is dropped at seal. */
+  /** Wakes every waiting agent. Called when the registry is dropped at seal. */
   close(): void {
     this.waiters.wakeAll();
   }

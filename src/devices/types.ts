@@ -15,7 +15,7 @@ export interface EncryptionJwk {
 export interface IdentityCertificate {
   /** Serial number, lower-case hex without separators or leading zero bytes. */
   serial: string;
-  /** The PKI mount that issued it; it is verified and revoked there. */
+  /** The PKI mount that issued it, where it is verified and revoked. */
   mount: string;
   /** The certificate's notAfter, RFC 3339. */
   expiration: string;
@@ -24,7 +24,7 @@ export interface IdentityCertificate {
 /** A device, at `devices/registry/<name>`. */
 export interface DeviceRecord {
   name: string;
-  /** Random UUID fixed at creation; re-enrolment keeps it. */
+  /** Random UUID fixed at creation, which re-enrolment keeps. */
   id: string;
   tags: Record<string, string>;
   groups: string[];
@@ -48,7 +48,7 @@ export interface DevicesConfig {
   /** PKI mount whose role signs identity certificates. */
   pkiMount: string;
   pkiRole: string;
-  /** Lifetime of identity certificates; absent: the role's TTL. */
+  /** Lifetime of identity certificates, or the role's TTL when absent. */
   identityTtlSeconds?: number;
 }
 

@@ -20,7 +20,7 @@ import { KeywardError } from "../errors.ts";
  * A number is accepted for a top-level string field because Vault does so,
  * and because `keyward write` (like Vault's CLI) sends a value such as
  * `key_id=42` as a JSON number. A string is accepted wherever a number or
- * boolean is expected; Ajv then converts it or rejects it. Anything else is
+ * boolean is expected, and Ajv then converts or rejects it. Anything else is
  * left to the schema.
  */
 
@@ -52,7 +52,7 @@ function typesOf(schema: Schema): string[] | undefined {
   return Array.isArray(schema.type) ? schema.type : [schema.type];
 }
 
-/** Returns true when `value` of JSON type `actual` may stand where `types` are expected. */
+/** Returns true when `value` of JSON type `actual` is allowed where `types` are expected. */
 function acceptsType(value: unknown, actual: JsonType, types: string[], nested: boolean): boolean {
   const numeric = types.includes("number") || types.includes("integer");
   switch (actual) {
@@ -88,7 +88,7 @@ function findWrongType(
       if (wrong === undefined) return undefined;
       found.push(wrong);
     }
-    // A value inside one branch is the more precise result; else list every branch's types.
+    // A value inside one branch is the more precise result. Otherwise, list every branch's types.
     const deeper = found.find((wrong) => wrong.field !== field);
     return deeper ?? { field, types: [...new Set(found.flatMap((wrong) => wrong.types))] };
   }
@@ -103,7 +103,7 @@ function findWrongType(
         schema.properties?.[name] ??
         (typeof schema.additionalProperties === "object" ? schema.additionalProperties : undefined);
       if (childSchema === undefined) continue;
-      // The body's own fields are top level; fields of objects inside it are nested.
+      // The body's own fields are top level, and fields of objects inside it are nested.
       const found = findWrongType(child, childSchema, childField(field, name), field !== "");
       if (found) return found;
     }

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { run, succeeds } from "../engines/wireguard/namespaces.ts";
 
-/** Folder where wireguard-go puts each interface's control socket; namespaces do not separate it. */
+/** Folder where wireguard-go puts each interface's control socket, which namespaces do not separate. */
 const SOCKET_FOLDER = "/var/run/wireguard";
 
 /** One endpoint of the lab: its namespace, WireGuard interface and the addresses it uses. */
@@ -19,12 +19,12 @@ export interface LabEndpoint {
  * Three network namespaces for the agent tests, all made from addresses in
  * 198.18.0.0/15 (RFC 2544's benchmarking range):
  *
- * - `s` holds the Keyward server, which listens on every address of that
- *   namespace and nothing else;
+ * - `s` contains the Keyward server, which listens on every address of that
+ *   namespace and nothing else.
  * - `a` and `b` are two endpoints, each running an agent and wireguard-go,
  *   joined to each other by a veth pair (the underlay their tunnel uses)
- *   and each joined to `s` by its own veth pair (the control plane);
- * - one more veth pair joins `s` to the test's own namespace, so the test
+ *   and each joined to `s` by its own veth pair (the control plane).
+ * - One more veth pair joins `s` to the test's own namespace, so the test
  *   reaches the server's admin API.
  *
  * No packet is forwarded: every link is point to point.
@@ -140,13 +140,13 @@ export class AgentLab {
     run("ip", ["-n", namespace, "link", "set", wgInterface, "up"]);
   }
 
-  /** The public key endpoint `index`'s interface runs with, as wg reports it ("(none)" before a key). */
+  /** Returns the public key of endpoint `index`'s interface as wg reports it ("(none)" before a key). */
   publicKey(index: 0 | 1): string {
     const { namespace, wgInterface } = this.endpoints[index];
     return run("ip", ["netns", "exec", namespace, "wg", "show", wgInterface, "public-key"]).trim();
   }
 
-  /** The public keys of the peers endpoint `index` lists. */
+  /** Returns the public keys of the peers that endpoint `index` lists. */
   peerKeys(index: 0 | 1): string[] {
     const { namespace, wgInterface } = this.endpoints[index];
     const text = run("ip", ["netns", "exec", namespace, "wg", "show", wgInterface, "peers"]);

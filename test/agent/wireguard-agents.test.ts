@@ -76,7 +76,7 @@ async function eventually<T>(
 /**
  * Two Keyward agents in two network namespaces enrol with bootstrap tokens,
  * make their own WireGuard keys and maintain the configuration Keyward
- * renders for them; wireguard-go carries a ping between the namespaces,
+ * renders for them. wireguard-go carries a ping between the namespaces,
  * again after a scheduled rotation, and no longer once one device is
  * revoked.
  */
@@ -207,7 +207,7 @@ describe("agents keep a WireGuard tunnel between namespaces", () => {
     lab.destroy();
   });
 
-  /** Waits until both interfaces run the keys Keyward holds and list each other. */
+  /** Waits until both interfaces run the keys Keyward stores and list each other. */
   async function converged(what: string): Promise<[string, string]> {
     return eventually<[string, string]>(what, 60_000, async () => {
       const keys = await Promise.all(

@@ -36,16 +36,16 @@ describe("device authentication with cached certificates", () => {
       body: { artifacts },
     });
 
-  it("rejects a certificate revoked in the PKI at once", async () => {
+  it("rejects a PKI-revoked certificate at once", async () => {
     const device = await enrolDevice(t, "cache-1", { groups: ["edge"] });
     assert.equal((await state(device)).status, 200);
     assert.equal((await state(device)).status, 200);
 
     await ok(t, "POST", "/v1/pki/revoke", { serial_number: device.serialNumber });
-    const refused = await state(device);
-    assert.equal(refused.status, 401);
-    assert.equal(refused.json().code, "device_authentication_failed");
-    assert.match(refused.json().errors[0], /revoked/);
+    const rejected = await state(device);
+    assert.equal(rejected.status, 401);
+    assert.equal(rejected.json().code, "device_authentication_failed");
+    assert.match(rejected.json().errors[0], /revoked/);
   });
 
   it("rejects a revoked device at once", async () => {
@@ -53,9 +53,9 @@ describe("device authentication with cached certificates", () => {
     assert.equal((await state(device)).status, 200);
 
     await ok(t, "POST", "/v1/devices/registry/cache-2/revoke", {});
-    const refused = await state(device);
-    assert.equal(refused.status, 401);
-    assert.equal(refused.json().code, "device_authentication_failed");
+    const rejected = await state(device);
+    assert.equal(rejected.status, 401);
+    assert.equal(rejected.json().code, "device_authentication_failed");
   });
 
   it("stores concurrent applied reports", async () => {

@@ -59,7 +59,7 @@ describe("bad input on device routes", () => {
     await t.close();
   });
 
-  it("never answers 5xx on the admin routes", async () => {
+  it("returns no 5xx on admin routes", async () => {
     const failures: string[] = [];
     for (const { method, path } of ADMIN_ROUTES) {
       for (const name of path.includes("{") ? NAMES : NAMES.slice(0, 1)) {
@@ -83,7 +83,7 @@ describe("bad input on device routes", () => {
     assert.deepEqual(failures, []);
   });
 
-  it("never answers 5xx on the device API", async () => {
+  it("returns no 5xx on device API", async () => {
     const failures: string[] = [];
     for (const path of ["/v1/devices/self/renew", "/v1/devices/self/applied"]) {
       for (const body of BAD_BODIES) {
@@ -102,7 +102,7 @@ describe("bad input on device routes", () => {
     assert.deepEqual(failures, []);
   });
 
-  it("names the field of each bad admin value", async () => {
+  it("names each bad admin field", async () => {
     const cases: { url: string; payload: object; field: string }[] = [
       { url: "/v1/devices/registry/-bad", payload: {}, field: "name" },
       { url: `/v1/devices/registry/${"a".repeat(64)}`, payload: {}, field: "name" },
@@ -186,7 +186,7 @@ describe("bad input on device routes", () => {
     assert.equal(deleted.statusCode, 404);
   });
 
-  it("names the field of each bad device API value", async () => {
+  it("names each bad device API field", async () => {
     const cases: { method: "GET" | "POST"; path: string; body?: object; field: string }[] = [
       { method: "GET", path: "/v1/devices/self/state?wait=61", field: "wait" },
       { method: "GET", path: "/v1/devices/self/state?wait=-1", field: "wait" },
@@ -227,7 +227,7 @@ describe("bad input on device routes", () => {
     }
   });
 
-  it("rejects callers without a device certificate before validating the body", async () => {
+  it("authenticates before validating the body", async () => {
     const response = await deviceRequest(server, {
       method: "POST",
       path: "/v1/devices/self/applied",

@@ -130,7 +130,7 @@ describe("device API over mutual TLS", () => {
     assert.equal(response.json().code, "device_authentication_failed");
   });
 
-  it("rejects a certificate of the PKI that is no identity certificate", async () => {
+  it("rejects non-identity PKI certificates", async () => {
     const issued = await ok(t, "POST", "/v1/pki/issue/devices", {
       common_name: "gw-1",
       private_key_format: "pkcs8",
@@ -148,14 +148,14 @@ describe("device API over mutual TLS", () => {
     );
   });
 
-  it("answers 304 after the wait when nothing changes", async () => {
+  it("returns 304 when nothing changes", async () => {
     const etag = (await state(gateway)).json().data.etag;
     const response = await state(gateway, `?since=${etag}&wait=1`);
     assert.equal(response.status, 304);
     assert.equal(response.body, "");
   });
 
-  it("answers 200 at once when the etag differs", async () => {
+  it("returns 200 at once on new etag", async () => {
     const response = await state(gateway, "?since=stale&wait=60");
     assert.equal(response.status, 200);
   });
@@ -236,7 +236,7 @@ describe("device API over mutual TLS", () => {
     assert.equal(rotated.devices[0].in_sync, false);
   });
 
-  it("accepts the announced next version and rejects higher ones", async () => {
+  it("accepts next version, rejects higher ones", async () => {
     const applied = (artifacts: object[]) =>
       deviceRequest(server, {
         method: "POST",
@@ -292,17 +292,17 @@ describe("device API over mutual TLS", () => {
     assert.equal(withOld.status, 200, "the earlier certificate stays valid until it expires");
 
     const wrongName = await makeDeviceKeys("gw-2");
-    const refused = await deviceRequest(server, {
+    const rejected = await deviceRequest(server, {
       method: "POST",
       path: "/v1/devices/self/renew",
       device: gateway,
       body: { csr: wrongName.csr },
     });
-    assert.equal(refused.status, 400);
-    assert.equal(refused.json().field, "csr");
+    assert.equal(rejected.status, 400);
+    assert.equal(rejected.json().field, "csr");
   });
 
-  it("rotates shared secrets of a revoked device and refuses it", async () => {
+  it("revocation rotates secrets and rejects device", async () => {
     const other = await enrolDevice(t, "gw-3", { groups: ["edge"] });
     const before = (await ok(t, "GET", "/v1/devices/secrets/radius")).version;
     const etag = (await state(other)).json().data.etag;
@@ -317,9 +317,9 @@ describe("device API over mutual TLS", () => {
     const after = (await ok(t, "GET", "/v1/devices/secrets/radius")).version;
     assert.equal(after, before + 1);
     assert.ok(staged.revoked.includes("gw-3"));
-    const refused = await state(other);
-    assert.equal(refused.status, 401);
-    assert.equal(refused.json().code, "device_authentication_failed");
+    const rejected = await state(other);
+    assert.equal(rejected.status, 401);
+    assert.equal(rejected.json().code, "device_authentication_failed");
     const certificate = await ok(t, "GET", `/v1/pki/cert/${other.serialNumber}`);
     assert.ok(certificate.revocation_time > 0);
 

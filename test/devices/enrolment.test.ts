@@ -89,7 +89,7 @@ describe("device enrolment", () => {
     }
   });
 
-  it("rejects a CSR whose common name is not the device name", async () => {
+  it("rejects a CSR with another common name", async () => {
     const token = await registerDevice(t, "named");
     const failure = await errorCode(
       t,
@@ -199,7 +199,7 @@ describe("device enrolment", () => {
     }
   });
 
-  it("keeps device_id on re-enrolment and supersedes the old certificate", async () => {
+  it("re-enrolment keeps device_id, supersedes certificate", async () => {
     const first = await enrolDevice(t, "again");
     const token = (await ok(t, "POST", "/v1/devices/registry/again/bootstrap-token", {}))
       .bootstrap_token;
@@ -236,7 +236,7 @@ describe("device enrolment", () => {
     assert.equal(token.code, "device_revoked");
   });
 
-  it("refuses enrolment of a device revoked after its token was made", async () => {
+  it("rejects enrolment after device revocation", async () => {
     const token = await registerDevice(t, "pending", {}, { num_uses: 2 });
     await ok(t, "POST", "/v1/devices/registry/pending/revoke", {});
     const response = await enrol(t, await enrolPayload("pending", token));

@@ -342,7 +342,7 @@ export function deviceRequest(
   });
 }
 
-/** Waits until `condition` holds, checking every 20 ms, failing after `timeoutMs`. */
+/** Waits until `condition` returns true, checking every 20 ms, and fails after `timeoutMs`. */
 export async function eventually(
   condition: () => boolean,
   what: string,

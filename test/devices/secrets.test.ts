@@ -52,7 +52,7 @@ describe("shared secrets", () => {
     assert.deepEqual(list.keys, ["radius"]);
   });
 
-  it("delivers the value in the secret's encoding to its audience", async () => {
+  it("delivers the encoded value to its audience", async () => {
     const secrets = t.keyward.devices.secrets;
     const [byName] = await secrets.artifactsFor(ref("gw-9"));
     assert.ok(byName);
@@ -126,7 +126,7 @@ describe("device registry across seal and unseal", () => {
     await t.close();
   });
 
-  it("ends waits at seal and serves again after unseal", async () => {
+  it("ends waits at seal, serves after unseal", async () => {
     const device = await enrolDevice(t, "sealed-1");
     const etag = (
       await deviceRequest(server, { method: "GET", path: "/v1/devices/self/state", device })

@@ -103,7 +103,7 @@ describe("strongSwan tunnel with certificates from Keyward agents", () => {
 
   const agentLogs = () => agents.map((agent) => agent.output()).join("\n");
 
-  /** Waits until gateway `index`'s agent has installed a certificate other than `previous` and charon holds only it. */
+  /** Waits until gateway `index`'s agent has installed a certificate other than `previous` and charon has loaded only that one. */
   function installedCertificate(index: 0 | 1, previous: string): Promise<string> {
     const { id } = pair.gateways[index];
     return eventually(`the agent of ${id} to install and load a new certificate`, 90_000, () => {
@@ -196,7 +196,7 @@ describe("strongSwan tunnel with certificates from Keyward agents", () => {
     assert.equal(pair.ping(0, attempts), false, "the tunnel addresses answer without IPsec");
   });
 
-  it("establishes IKEv2 with certificates the agents install", async (t) => {
+  it("establishes IKEv2 with agent certificates", async (t) => {
     if (!requirePeers(t)) return;
     for (const index of [0, 1] as const) serials[index] = await installedCertificate(index, "");
     // Certificates issued from now on last a day, so the renewal below happens once.

@@ -62,7 +62,7 @@ const SWANCTL_PLUGINS = [
 /** IKE and ESP proposal that the plugin list above supports. */
 const PROPOSAL = "aes256-sha256-modp3072";
 
-/** Limit of one swanctl or ip call; swanctl --initiate waits for the whole exchange. */
+/** Timeout of one swanctl or ip call, because swanctl --initiate waits for the whole exchange. */
 const COMMAND_TIMEOUT_MS = 30_000;
 
 /** One gateway: its namespace, IKE identity and addresses. */
@@ -176,7 +176,7 @@ export function throwawayCsr(name: string): string {
  * until charon installs the tunnel's.
  *
  * charon 5.9 writes its PID file to the fixed path /run/charon.pid and
- * refuses to start while another charon's file is there, so each charon
+ * does not start while another charon's file is there, so each charon
  * runs with a private folder bind-mounted over /run. `ip netns exec` gives
  * each command its own mount namespace, so the bind mount does not reach
  * the host.
@@ -278,7 +278,7 @@ export class StrongswanPair {
     ].join(" ");
   }
 
-  /** Runs swanctl against gateway `index`'s charon; `args` must not contain --uri. */
+  /** Runs swanctl against gateway `index`'s charon. `args` must not contain --uri. */
   swanctl(index: 0 | 1, args: string[]): CommandResult {
     const folder = this.folder(index);
     return runCommand("swanctl", [...args, "--uri", `unix://${join(folder, "charon.vici")}`], {
@@ -297,7 +297,7 @@ export class StrongswanPair {
     return result.output;
   }
 
-  /** Loads gateway `index`'s connections from its swanctl.conf; credentials come from `reloadCommand`. */
+  /** Loads gateway `index`'s connections from its swanctl.conf. Credentials come from `reloadCommand`. */
   loadConnections(index: 0 | 1): string {
     return this.mustSwanctl(index, ["--load-conns", "--file", this.#swanctlConf(index)]);
   }
@@ -309,7 +309,7 @@ export class StrongswanPair {
 
   /**
    * Serials of the end-entity certificates for `subject` (a DN or a
-   * subjectAltName) that gateway `index`'s charon holds: those loaded from
+   * subjectAltName) that gateway `index`'s charon has in memory: those loaded from
    * its swanctl folder and those peers presented, which charon caches.
    */
   endEntitySerials(index: 0 | 1, subject: string): string[] {
@@ -327,7 +327,7 @@ export class StrongswanPair {
     );
   }
 
-  /** True when one ping between the tunnel addresses, from gateway `from`, gets a reply; tries `attempts` times. */
+  /** Returns true when one ping between the tunnel addresses, from gateway `from`, gets a reply. Tries `attempts` times. */
   ping(from: 0 | 1, attempts = 3): boolean {
     const source = this.gateways[from];
     const target = this.gateways[from === 0 ? 1 : 0];
@@ -358,7 +358,7 @@ export class StrongswanPair {
     return `charon log of ${this.gateways[index].namespace}:\n${text.slice(-lines).join("\n")}`;
   }
 
-  /** Stops both charons and removes the namespaces and files; safe to call at any point, twice. */
+  /** Stops both charons and removes the namespaces and files. Safe to call at any point, and twice. */
   async destroy(): Promise<void> {
     for (const daemon of this.#daemons) {
       if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) {

@@ -81,7 +81,7 @@ export async function registerDeviceSelfRoutes(app: FastifyInstance, devices: ()
     },
     handler: async (request, reply) => {
       // A client that disconnects ends its wait. The response's "close" event
-      // marks that; the request's own "close" fires once its body is read.
+      // marks that, because the request's own "close" fires once its body is read.
       const disconnected = new AbortController();
       const onClose = () => disconnected.abort();
       reply.raw.once("close", onClose);

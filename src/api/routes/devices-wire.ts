@@ -142,7 +142,8 @@ export const stateQuery = {
     since: {
       type: "string",
       maxLength: 128,
-      description: "The etag the agent holds; the response is 304 while the state still has it.",
+      description:
+        "The etag of the state the agent has. The response is 304 while the state still has it.",
     },
     wait: {
       type: "integer",

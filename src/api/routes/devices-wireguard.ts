@@ -13,7 +13,7 @@ const MOUNT_PATH = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export interface DeviceWireguardRouteOptions {
   /** Returns the device that sent the request, or throws `device_authentication_failed`. */
   authenticate(request: FastifyRequest): Promise<DeviceRef>;
-  /** Returns the WireGuard service mounted at `mount`, or undefined; throws `sealed` while sealed. */
+  /** Returns the WireGuard service mounted at `mount`, or undefined. Throws `sealed` while sealed. */
   serviceFor(mount: string): WireguardService | undefined;
 }
 
@@ -42,7 +42,7 @@ const keyBody = {
 } as const;
 
 /**
- * Registers the device API's WireGuard routes with explicit dependencies;
+ * Registers the device API's WireGuard routes with explicit dependencies.
  * `registerDeviceWireguardRoutes` wires them to the running server.
  */
 export async function registerDeviceWireguardKeyRoute(
@@ -102,7 +102,7 @@ export async function registerDeviceWireguardKeyRoute(
 /**
  * Registers `POST /v1/devices/self/wireguard/key`: the agent of a device
  * registers the public key it made for one of its peers. The route is
- * public (no token); the device authenticates with its identity
+ * public (no token), and the device authenticates with its identity
  * certificate over mutual TLS.
  */
 export async function registerDeviceWireguardRoutes(

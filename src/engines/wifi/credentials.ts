@@ -1,6 +1,9 @@
 import type { Credential } from "./types.ts";
 
-/** Returns a credential replaced by `passphrase`; the old one stays valid for `graceSeconds` (none when 0). */
+/**
+ * Returns a credential whose current passphrase is `passphrase`. The old
+ * passphrase stays valid for `graceSeconds`, or not at all when it is 0.
+ */
 export function nextCredential(
   current: Credential | undefined,
   passphrase: string,

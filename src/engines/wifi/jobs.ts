@@ -9,7 +9,7 @@ export type WifiJob = Job;
  * Creates `wifi-passphrase-rotation`, which on every mount replaces the
  * passphrases older than their network's rotation period and removes
  * previous passphrases whose grace window has ended. A sealed mount is
- * skipped; a failure on one mount is logged and the others still run.
+ * skipped. A failure on one mount is logged, and the others still run.
  */
 export function createWifiJobs(options: {
   /** The mounted services, read again at every run so new mounts are included. */

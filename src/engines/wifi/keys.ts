@@ -11,7 +11,7 @@ import {
   validateVlan,
 } from "./validation.ts";
 
-/** A key write as the routes pass it; undefined fields keep their values, null removes an optional one. */
+/** A key write as the routes pass it. Undefined fields keep their values, and null removes an optional one. */
 export interface KeyInput {
   mac?: unknown;
   keyId?: unknown;
@@ -62,7 +62,7 @@ export function writeKeyRecord(
   if (input.mac !== undefined) key.mac = validateMac(input.mac);
   if (input.keyId !== undefined) key.keyId = validateKeyId(input.keyId);
   else if (key.keyId.length > MAX_KEY_ID_LENGTH) {
-    // A default key ID is the key name; cutting it short could give two keys the same one.
+    // A default key ID is the key name, and cutting it short could give two keys the same ID.
     throw new KeywardError(
       "invalid_field",
       existing

@@ -18,11 +18,11 @@ import {
   validateVlan,
 } from "./validation.ts";
 
-/** The longest grace window: 30 days. */
+/** Maximum grace window in seconds: 30 days. */
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 const MAX_VLANS = 64;
 
-/** A network write as the routes pass it; undefined fields keep their values. */
+/** A network write as the routes pass it. Undefined fields keep their values. */
 export interface NetworkInput {
   ssid?: unknown;
   ssidHex?: unknown;
@@ -36,9 +36,9 @@ export interface NetworkInput {
   graceWindow?: unknown;
   accessPointDevices?: unknown;
   accessPointGroups?: unknown;
-  /** A PKI mount path; null removes it, and with it `pkiIssuer`. */
+  /** A PKI mount path. Null removes it together with `pkiIssuer`. */
   pkiMount?: unknown;
-  /** An issuer of `pkiMount` by name or id; null returns to the mount's default issuer. */
+  /** An issuer of `pkiMount` by name or id. Null selects the mount's default issuer again. */
   pkiIssuer?: unknown;
 }
 
@@ -75,7 +75,7 @@ function readNames(value: unknown, field: string): string[] {
  * Returns the network record that results from applying `input` to
  * `existing` (undefined at creation), checking the result as a whole: the
  * keys' VLANs stay in the list, the shared passphrase suits the security
- * mode, and enterprise networks hold no passphrases. Throws before anything
+ * mode, and enterprise networks have no passphrases. Throws before anything
  * is stored. A new network's version starts above `retiredVersion`, the
  * last version of a deleted network of the same name, so agents never see
  * a version again with other files.
@@ -246,7 +246,7 @@ function checkSharedPassphrase(record: NetworkRecord): void {
 const PKI_MOUNT = /^(?=.{1,128}$)[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
 const ISSUER = /^[A-Za-z0-9_-]{1,128}$/;
 
-/** Applies `pki_mount` and `pki_issuer`; the issuer needs a mount, and removing the mount removes it. */
+/** Applies `pki_mount` and `pki_issuer`. The issuer needs a mount, and removing the mount removes the issuer. */
 function applyEapTlsInput(record: NetworkRecord, input: NetworkInput): void {
   if (input.pkiMount === null) delete record.eapTls;
   else if (input.pkiMount !== undefined) {

@@ -40,8 +40,8 @@ export function isRawPsk(value: string): boolean {
 /**
  * Derives the 256-bit PSK as IEEE 802.11 (Annex J.4) defines it:
  * PBKDF2-HMAC-SHA1 over the passphrase with the SSID's bytes as salt, 4096
- * iterations, 32 bytes. The standard's passphrases are ASCII; a non-ASCII
- * passphrase is taken as its UTF-8 bytes, as `wpa_passphrase` does. A
+ * iterations, 32 bytes. The standard's passphrases are ASCII, and a
+ * non-ASCII passphrase is taken as its UTF-8 bytes, as `wpa_passphrase` does. A
  * 64-hex-digit value is a PSK already and is returned decoded.
  */
 export function derivePsk(passphrase: string, ssid: Uint8Array): Buffer {

@@ -6,14 +6,14 @@ import { ssidText } from "./validation.ts";
 /** The MAC address that makes a `wpa_psk_file` line valid for every station. */
 const ANY_STATION = "00:00:00:00:00:00";
 
-/** The passphrases of a credential that are valid now: the current one first, then the previous one in its grace window. */
+/** Returns the passphrases of a credential that are valid now: the current one first, then the previous one in its grace window. */
 function validGenerations(credential: Credential): { passphrase: string; generation: number }[] {
   const generations = [{ passphrase: credential.passphrase, generation: credential.generation }];
   if (credential.previous) generations.push(credential.previous);
   return generations;
 }
 
-/** The SAE password identifier a key uses for one generation: the stem, ".", the generation. */
+/** Returns the SAE password identifier a key uses for one generation: the stem, ".", then the generation. */
 export function saeIdentifier(key: KeyRecord, generation: number): string | undefined {
   return key.saePasswordId === undefined ? undefined : `${key.saePasswordId}.${generation}`;
 }
@@ -98,8 +98,8 @@ function pskValue(network: NetworkRecord, passphrase: string): string {
 }
 
 /**
- * Renders a wpa_supplicant.conf `network={...}` block for a station that
- * holds `key`. The SSID is quoted text when it is printable UTF-8 without
+ * Renders a wpa_supplicant.conf `network={...}` block for the station that
+ * uses `key`. The SSID is quoted text when it is printable UTF-8 without
  * a double quote, and hex otherwise. Contains the passphrase, or for a
  * passphrase with a double quote its derived PSK and its bytes in hex.
  */

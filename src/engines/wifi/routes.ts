@@ -6,7 +6,7 @@ import { defaultEmptyBody, toWire } from "../wireguard/routes/shared.ts";
 import type { CaChainLoader } from "./enterprise.ts";
 import type { WifiService } from "./service.ts";
 
-/** Returns the Wi-Fi service that serves a request; may throw a `KeywardError` such as `sealed`. */
+/** Returns the Wi-Fi service that serves a request. Throws a `KeywardError` such as `sealed` when there is none. */
 export type WifiServiceResolver = (request: FastifyRequest) => WifiService;
 
 const TAGS = ["wifi"];
@@ -111,7 +111,7 @@ interface KeyParams extends NetworkParams {
 
 /**
  * Registers the Wi-Fi engine's routes relative to the mount's prefix. Reads
- * never return a passphrase; only the `onboarding` routes do. `loadChain`
+ * never return a passphrase, except the `onboarding` routes. `loadChain`
  * reads the CA chain of an enterprise network's PKI mount.
  */
 export async function registerWifiRoutes(

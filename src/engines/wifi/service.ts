@@ -33,7 +33,7 @@ export interface WifiServiceOptions {
   groupMembers?: (groups: readonly string[], devices: readonly string[]) => Promise<string[]>;
 }
 
-/** What an admin read shows of a network: everything but passphrases. */
+/** A network as admin reads return it: every field except passphrases. */
 export interface NetworkView {
   name: string;
   ssid: string | null;
@@ -63,7 +63,7 @@ export interface CredentialView {
   previousExpiresAt: string | null;
 }
 
-/** What an admin read shows of a key: everything but its passphrase. */
+/** A key as admin reads return it: every field except its passphrase. */
 export interface KeyView {
   name: string;
   mac: string;
@@ -106,7 +106,7 @@ function credentialView(credential: Credential, periodSeconds: number): Credenti
   };
 }
 
-/** Drops a previous passphrase whose grace window has ended; true when it did. */
+/** Drops a previous passphrase whose grace window has ended. Returns true when it did. */
 function expirePrevious(credential: Credential, now: Date): boolean {
   if (credential.previous && Date.parse(credential.previous.expiresAt) <= now.getTime()) {
     delete credential.previous;
@@ -152,7 +152,7 @@ export class WifiService {
     return this.#networkView(await this.#requireNetwork(name));
   }
 
-  /** Creates or updates a network; omitted fields keep their values. */
+  /** Creates or updates a network. Omitted fields keep their values. */
   async writeNetwork(name: string, input: NetworkInput): Promise<NetworkView> {
     validateName(name, "network");
     return this.#store.withLock(name, async () => {
@@ -191,7 +191,7 @@ export class WifiService {
     });
   }
 
-  /** Replaces the shared passphrase with a new one drawn to the network's policy; the old one keeps its grace window. */
+  /** Replaces the shared passphrase with a new one drawn to the network's policy. The old one stays valid for the grace window. */
   async rotateNetworkPassphrase(name: string): Promise<NetworkView> {
     return this.#store.withLock(name, async () => {
       const network = await this.#requireNetwork(name);
@@ -214,7 +214,7 @@ export class WifiService {
     });
   }
 
-  /** Renders the FreeRADIUS EAP-TLS module of an enterprise network; see `renderNetworkFreeradius`. */
+  /** Renders the FreeRADIUS EAP-TLS module of an enterprise network (see `renderNetworkFreeradius`). */
   async renderFreeradius(
     name: string,
     request: FreeradiusRequest,
@@ -233,7 +233,7 @@ export class WifiService {
     return this.#keyView(record, await this.#requireKey(network, name));
   }
 
-  /** Creates a key with a generated passphrase, or updates its binding; the passphrase changes only through `rotateKey`. */
+  /** Creates a key with a generated passphrase, or updates its binding. The passphrase changes only through `rotateKey`. */
   async writeKey(network: string, name: string, input: KeyInput): Promise<KeyView> {
     validateName(name, "key");
     return this.#store.withLock(network, async () => {
@@ -260,7 +260,7 @@ export class WifiService {
     });
   }
 
-  /** Gives a key a new generated passphrase; the old one keeps the network's grace window. */
+  /** Gives a key a new generated passphrase. The old one stays valid for the network's grace window. */
   async rotateKey(network: string, name: string): Promise<KeyView> {
     return this.#store.withLock(network, async () => {
       const record = await this.#requireNetwork(network);
@@ -346,7 +346,7 @@ export class WifiService {
     return changed;
   }
 
-  /** The artifacts `device` holds on this mount: the access point files of its networks, and a station block per key bound to it. */
+  /** Returns the artifacts of `device` on this mount: the access point files of its networks, and a station block per key bound to it. */
   async deviceArtifacts(device: DeviceRef): Promise<DeviceArtifact[]> {
     const artifacts: DeviceArtifact[] = [];
     for (const name of await this.listNetworks()) {
@@ -367,7 +367,7 @@ export class WifiService {
 
   /**
    * Reacts to a revoked device. Keys bound to it are deleted, so its MAC
-   * loses access. When it was an access point of a network, it held every
+   * loses access. When it was an access point of a network, it received every
    * passphrase of that network, so each is replaced at once, with no grace
    * window.
    */
@@ -442,8 +442,11 @@ export class WifiService {
       const members = this.#groupMembers ? await this.#groupMembers(groups, devices) : [...devices];
       for (const member of members) names.add(member);
     } catch (error) {
-      // The registry exists only while unsealed; agents still see the change at their next poll.
-      this.#logger.warn({ network: network.name, err: error }, "cannot list access point devices");
+      // The device registry exists only while the server is unsealed. Agents still see the change at their next poll.
+      this.#logger.warn(
+        { network: network.name, err: error },
+        "failed to list access point devices, waking only the named ones",
+      );
       for (const device of devices) names.add(device);
     }
     if (names.size > 0) this.#notifier.changed([...names]);

@@ -12,7 +12,7 @@ export type SecurityMode = (typeof SECURITY_MODES)[number];
 export const PASSPHRASE_CHARSETS = ["alphanumeric", "unambiguous", "printable"] as const;
 export type PassphraseCharset = (typeof PASSPHRASE_CHARSETS)[number];
 
-/** How generated passphrases look. */
+/** Length and charset of generated passphrases. */
 export interface PassphrasePolicy {
   /** Characters, 8 to 63. */
   length: number;
@@ -22,7 +22,7 @@ export interface PassphrasePolicy {
 /** A passphrase (or raw PSK in hex) and the one it replaced, still valid until `expiresAt`. */
 export interface Credential {
   passphrase: string;
-  /** Rises by one with each new passphrase; SAE password identifiers carry it. */
+  /** Counter that rises by one with each new passphrase. SAE password identifiers carry it. */
   generation: number;
   createdAt: string;
   previous?: { passphrase: string; generation: number; expiresAt: string };
@@ -34,22 +34,22 @@ export interface NetworkRecord {
   /** The SSID's bytes in lowercase hex (1 to 32 bytes). */
   ssidHex: string;
   security: SecurityMode;
-  /** True when the access points do not broadcast the SSID; the `WIFI:` URI tells phones so. */
+  /** True when the access points do not broadcast the SSID. The `WIFI:` URI then carries `H:true`. */
   hidden: boolean;
   /** VLAN IDs that keys may use, ascending. */
   vlans: number[];
   passphrasePolicy: PassphrasePolicy;
-  /** Age after which the rotation job replaces a passphrase; 0 turns rotation off. */
+  /** Age in seconds after which the rotation job replaces a passphrase. 0 turns rotation off. */
   rotationPeriodSeconds: number;
-  /** How long a replaced passphrase stays valid beside the new one. */
+  /** Time in seconds that a replaced passphrase stays valid beside the new one. */
   graceWindowSeconds: number;
   /** Devices that receive the access point files: by name, and by group. */
   accessPoints: { devices: string[]; groups: string[] };
-  /** The PKI mount, and its issuer, whose CA chain the FreeRADIUS EAP-TLS module trusts; enterprise networks only. */
+  /** PKI mount and issuer whose CA chain the FreeRADIUS EAP-TLS module trusts. Only enterprise networks have one. */
   eapTls?: { pkiMount: string; issuer: string };
   /** The passphrase every station may use (MAC 00:00:00:00:00:00), when the network has one. */
   shared?: Credential;
-  /** Version of every device artifact of this network; rises with every change. */
+  /** Version of every device artifact of this network, raised by every change. */
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -63,7 +63,7 @@ export interface KeyRecord {
   /** hostapd's `keyid` tag. */
   keyId: string;
   vlan?: number;
-  /** SAE password identifier stem; the generation is appended to it. */
+  /** SAE password identifier stem, to which the generation is appended. */
   saePasswordId?: string;
   /** The device whose agent receives the station configuration. */
   deviceId?: string;

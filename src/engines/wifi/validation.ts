@@ -27,7 +27,7 @@ const DEVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 /**
  * Returns the SSID's bytes from `ssid` (UTF-8 text) or `ssid_hex`. An SSID
- * is 1 to 32 bytes; text may not contain control characters, so it can be
+ * is 1 to 32 bytes. Text may not contain control characters, so it can be
  * written into configuration files and the `WIFI:` URI.
  */
 export function ssidBytes(ssid: unknown, ssidHex: unknown): Buffer {

@@ -1,7 +1,7 @@
 import type { StagedActivation } from "./staging.ts";
 import type { Logger } from "./types.ts";
 
-/** Maximum delay `setTimeout` accepts, in milliseconds (2^31 - 1); longer waits are split. */
+/** Maximum delay `setTimeout` accepts, in milliseconds (2^31 - 1). Longer waits are split. */
 const MAX_TIMER_DELAY_MS = 2_147_483_647;
 
 interface ArmedTimer {

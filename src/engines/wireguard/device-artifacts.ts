@@ -36,7 +36,7 @@ function contentOf(mount: string, view: NetworkView, name: string): ArtifactCont
       key_version: self.keyVersion,
       addresses: interfaceAddresses(network, self),
       listen_port: self.listenPort ?? network.listenPort,
-      // A peer without a key shows public_key null; its agent registers a first key unasked.
+      // A peer without a key shows public_key null, and its agent registers a first key without a request.
       rotate_key: self.rotationRequestedAt !== undefined,
     },
     secrets: { "wg-quick": configs["wg-quick"], wg: configs.wg },

@@ -12,13 +12,13 @@ export type WireguardJobTarget = Pick<
 >;
 
 /**
- * Creates the WireGuard engine's scheduled jobs, run on every mount:
+ * Creates the WireGuard engine's scheduled jobs, which run on every mount.
  * `wireguard-key-activation` stores staged keys whose activation time has
- * come as active and arms activation timers for the others (its first run,
- * at start, re-arms the timers of a service that has just been built), and
- * `wireguard-rotation-requests` asks agents for new keys once their keys
- * are older than their network's rotation period. A sealed mount is
- * skipped; a failure on one mount is logged and the other mounts still run.
+ * come as active and arms activation timers for the others. Its first run,
+ * at start, re-arms the timers of a service that has just been built.
+ * `wireguard-rotation-requests` requests new keys from agents once their
+ * keys are older than their network's rotation period. A sealed mount is
+ * skipped. A failure on one mount is logged, and the other mounts still run.
  */
 export function createWireguardJobs(options: {
   /** The mounted services, read again at every run so new mounts are included. */

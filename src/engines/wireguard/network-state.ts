@@ -144,7 +144,7 @@ export class NetworkState {
   /**
    * Stores a write in one transaction together with the promotions of the
    * view it was computed from, caches the result, re-arms activation timers
-   * and tells the devices of the network's peers, before and after.
+   * and notifies the devices of the network's peers, before and after.
    */
   async commit(base: WriteBase, changes: NetworkChanges): Promise<Snapshot> {
     const { network } = changes;
@@ -186,7 +186,7 @@ export class NetworkState {
     return after;
   }
 
-  /** Deletes a network and every one of its peers, and tells their devices. */
+  /** Deletes a network and every one of its peers, and notifies their devices. */
   async deleteNetwork(snapshot: Snapshot): Promise<number> {
     const name = snapshot.network.name;
     const peers = await this.store.list(peerFolder(name));
@@ -200,7 +200,7 @@ export class NetworkState {
     return peers.length;
   }
 
-  /** Arms the activation timers of the snapshot's staged keys; without a notifier there is no one to tell. */
+  /** Arms the activation timers of the snapshot's staged keys. Without a notifier, timers would notify no one, so none are armed. */
   syncTimers(snapshot: Snapshot): void {
     if (this.#notifier) this.#timers.sync(snapshot.network.name, snapshot.staged);
   }
@@ -214,14 +214,14 @@ export class NetworkState {
     }
   }
 
-  /** Tells the devices of a network that a staged key has activated. */
+  /** Notifies the devices of a network that a staged key has activated. */
   #notifyNetwork(network: string): void {
     this.snapshot(network).then(
       (snapshot) => this.#notify(devicesOf(snapshot)),
       (error) =>
         this.#logger.warn(
           { mount: this.#mount, network, err: error },
-          "could not read a network to notify its devices of a key activation",
+          "failed to read a network to notify its devices of a key activation",
         ),
     );
   }

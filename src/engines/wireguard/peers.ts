@@ -281,9 +281,9 @@ export function applyRotation(
 }
 
 /**
- * Marks that the server asks the peer's agent for a new key. Only a peer
- * that an agent maintains (with `device_id`) and whose key its endpoint
- * made can be asked: the server rotates server-made keys itself.
+ * Marks that the server requests a new key from the peer's agent. Only a
+ * peer that an agent maintains (with `device_id`) and whose key its endpoint
+ * made can get a request, because the server rotates server-made keys itself.
  */
 export function applyRotationRequest(context: PeerWriteContext, current: PeerRecord): PeerRecord {
   if (current.deviceId === undefined) {
@@ -309,7 +309,7 @@ function keyStartedAt(peer: PeerRecord): string | undefined {
 }
 
 /**
- * True when the scheduled job should ask the peer's agent for a new key:
+ * Returns true when the scheduled job should request a new key from the peer's agent:
  * an agent-maintained peer with an endpoint-made key older than the
  * network's rotation period, no staged key and no request outstanding.
  */

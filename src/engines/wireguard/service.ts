@@ -61,7 +61,7 @@ export interface DeviceKeyRegistration {
 /**
  * The WireGuard engine of one mount: networks, their peers, address
  * allocation, per-pair preshared keys, key rotation (immediate or staged)
- * and rendered configurations. Private keys of endpoints never reach it; a
+ * and rendered configurations. Private keys of endpoints never reach it. A
  * key the server generates for a peer without an agent is returned once and
  * not stored. Everything is stored behind the barrier under `<mount>/`.
  * Methods throw a `KeywardError` on failure.
@@ -94,7 +94,7 @@ export class WireguardService {
     });
   }
 
-  /** Clears the activation timers; call it when the service is dropped (at seal). */
+  /** Clears the activation timers. Call it when the service is dropped at seal. */
   close(): void {
     this.#state.close();
   }
@@ -236,7 +236,7 @@ export class WireguardService {
   }
 
   /**
-   * Asks the agent of peer `name` for a new key: its device artifact shows
+   * Requests a new key from the agent of peer `name`: its device artifact shows
    * `rotate_key` until the agent registers one. Rejected with
    * `invalid_state` for a peer without `device_id` or with a server-made key.
    */
@@ -282,7 +282,7 @@ export class WireguardService {
     const self = findPeer(view, name);
     const version = configVersion(view.network, self, view.peers);
     // NOTE: preshared keys leave here in plaintext to any token allowed on
-    // this path; device agents get them encrypted through the device API.
+    // this path. Device agents get them encrypted through the device API.
     return {
       network,
       peer: name,
@@ -309,7 +309,7 @@ export class WireguardService {
 
   /**
    * Builds the device artifacts of every peer bound to `deviceName` (see
-   * `buildDeviceArtifact`). Each network costs one read of its record; peers
+   * `buildDeviceArtifact`). Each network costs one read of its record. Peers
    * come from the snapshot cache, and only the device's own peers are
    * rendered.
    */
@@ -354,7 +354,7 @@ export class WireguardService {
    * Registers a key that the agent of `deviceName` made for peer `name`.
    * The peer must be bound to the device, otherwise (and for an unknown
    * network or peer) `permission_denied`. A peer's first key is active at
-   * once; later keys are staged for the network's rotation notice.
+   * once, and later keys are staged for the network's rotation notice.
    */
   async registerDeviceKey(
     network: string,
@@ -415,9 +415,9 @@ export class WireguardService {
   }
 
   /**
-   * Asks agents for new keys: sets `rotation_requested` on every peer that
-   * `rotationRequestDue` selects, in networks with a rotation period.
-   * Returns the peers asked, as `network/peer`.
+   * Requests new keys from agents: sets `rotation_requested` on every peer
+   * that `rotationRequestDue` selects, in networks with a rotation period.
+   * Returns the peers that got a request, as `network/peer`.
    */
   async requestDueRotations(now: Date = this.#clock()): Promise<string[]> {
     const requested: string[] = [];

@@ -40,7 +40,7 @@ export class WireguardStore extends JsonRecordStore {
     return value;
   }
 
-  /** Drops the shared copy of a record written through a transaction; the next read decodes again. */
+  /** Drops the shared copy of a record written through a transaction, so the next read decodes it again. */
   protected override beforeWrite(path: string): void {
     this.#shared.delete(path);
   }

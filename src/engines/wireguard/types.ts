@@ -37,14 +37,14 @@ export interface NetworkRecord {
   rotationPeriodSeconds: number;
   /**
    * Seconds between the registration of a peer's new key and its activation,
-   * for peers that already have a key; 0 (or absent, in records stored before
-   * staged rotation existed) activates new keys at once.
+   * for peers that already have a key. 0, or no value in records stored
+   * before staged rotation existed, activates new keys at once.
    */
   rotationNoticeSeconds?: number;
   createdAt: string;
   updatedAt: string;
   /**
-   * Counter of changes to the network and its peers; each change stamps its
+   * Counter of changes to the network and its peers. Each change stamps its
    * new value. A staged key that has activated but is not stored as active
    * yet counts as a later revision (see `effectiveView`).
    */
@@ -80,7 +80,7 @@ export interface PeerRecord {
    * replaces it.
    */
   next?: StagedKey;
-  /** When the server asked the peer's agent for a new key; cleared when a new key is registered. */
+  /** When the server requested a new key from the peer's agent. Cleared when a new key is registered. */
   rotationRequestedAt?: string;
   /** Tunnel addresses, one per address family of the network, without prefix length. */
   addresses: string[];
@@ -181,7 +181,7 @@ export interface PeerInfo {
   configVersion: number;
   rotationDue: boolean;
   rotationDueAt: string | null;
-  /** True when the server asked the peer's agent for a new key and none was registered since. */
+  /** True when the server requested a new key from the peer's agent and none was registered since. */
   rotationRequested: boolean;
   rotationRequestedAt: string | null;
   /** The staged key that replaces `publicKey` at `nextKeyActivateAt`, or null. */
@@ -215,6 +215,6 @@ export interface WireguardServiceOptions {
   mount: string;
   clock?: () => Date;
   logger?: Logger;
-  /** Told the devices whose peers' configurations may have changed, after every committed change. */
+  /** Notifier called after every committed change with the devices whose peers' configurations may have changed. */
   notifier?: DeviceChangeNotifier;
 }

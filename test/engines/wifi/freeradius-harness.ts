@@ -18,7 +18,7 @@ export function freeUdpPort(): Promise<number> {
 
 /** Settings of a private FreeRADIUS server. */
 export interface RadiusServerOptions {
-  /** Folder for the configuration, logs and run files; the caller creates and removes it. */
+  /** Folder for the configuration, logs and run files. The caller creates and removes it. */
   dir: string;
   /** The rendered `eap` module. */
   eapModule: string;

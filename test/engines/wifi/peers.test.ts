@@ -62,7 +62,7 @@ const keys: KeyRecord[] = [
   },
 ];
 
-/** Starts hostapd without a radio for two seconds; returns its exit status (null when it was still running) and output. */
+/** Starts hostapd without a radio for two seconds. Returns its exit status (null when it was still running) and output. */
 function runHostapd(ssidHex: string, pskFile: string, saeLines: string) {
   const config = join(folder, "hostapd.conf");
   writeFileSync(
@@ -82,7 +82,7 @@ function runHostapd(ssidHex: string, pskFile: string, saeLines: string) {
   );
   const result = spawnSync("hostapd", ["-d", config], {
     timeout: 2000,
-    // hostapd exits 0 on SIGTERM, which would look like an exit of its own; SIGKILL leaves the status null.
+    // hostapd exits 0 on SIGTERM, which would look like an exit of its own, but SIGKILL leaves the status null.
     killSignal: "SIGKILL",
     encoding: "utf8",
   });
@@ -106,8 +106,8 @@ describe("Wi-Fi real peers", () => {
     }
   });
 
-  it("PSK derivation matches the IEEE 802.11 test vector", () => {
-    // Passphrase "password" and SSID "IEEE", a widely published example; wpa_passphrase prints the same PSK.
+  it("PSK matches IEEE 802.11 test vector", () => {
+    // Passphrase "password" and SSID "IEEE" are a widely published test vector, and wpa_passphrase prints the same PSK.
     assert.equal(
       derivePsk("password", Buffer.from("IEEE")).toString("hex"),
       "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e",

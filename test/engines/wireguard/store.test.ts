@@ -4,7 +4,7 @@ import { WireguardStore } from "../../../src/engines/wireguard/store.ts";
 import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
 
 describe("WireGuard store getShared", () => {
-  it("returns one frozen value until the record changes", async () => {
+  it("shares one frozen value until changed", async () => {
     const barrier = new MemoryBarrier();
     const store = new WireguardStore(barrier, "wg");
     await store.transaction((writer) => writer.put("networks/n", { peers: ["a"] }));
@@ -21,7 +21,7 @@ describe("WireGuard store getShared", () => {
     assert.deepEqual(second, { peers: ["b"] });
   });
 
-  it("decodes again when the bytes change outside the store", async () => {
+  it("decodes again after external writes", async () => {
     const barrier = new MemoryBarrier();
     const store = new WireguardStore(barrier, "wg");
     await store.transaction((writer) => writer.put("networks/n", 1));
