@@ -1,6 +1,7 @@
 import { KeywardError } from "../errors.ts";
 import { validateKey, validatePrefix, validateValue } from "../storage/keys.ts";
 import type {
+  ScanOptions,
   Storage,
   StorageReader,
   StorageWriter,
@@ -97,6 +98,10 @@ export class AesGcmBarrier implements Barrier {
     return listChildren(this, this.#storage, prefix);
   }
 
+  scan(prefix: string, options: ScanOptions): Promise<string[]> {
+    return scanKeys(this, this.#storage, prefix, options);
+  }
+
   async put(key: string, value: Uint8Array): Promise<void> {
     checkKey(this, key);
     validateValue(value);
@@ -191,6 +196,10 @@ class BarrierTransaction implements StorageWriter {
     return listChildren(this.#barrier, this.#raw, prefix);
   }
 
+  scan(prefix: string, options: ScanOptions): Promise<string[]> {
+    return scanKeys(this.#barrier, this.#raw, prefix, options);
+  }
+
   async put(key: string, value: Uint8Array): Promise<void> {
     checkKey(this.#barrier, key);
     validateValue(value);
@@ -222,4 +231,25 @@ async function listChildren(
   const children = await reader.list(prefix);
   barrier.openStore();
   return prefix === "" ? children.filter((child) => child !== SEAL_RESERVED_PREFIX) : children;
+}
+
+/**
+ * Scans through the barrier. The whole store cannot be scanned, because a
+ * page would have to skip the seal's own keys and could come back short.
+ */
+async function scanKeys(
+  barrier: AesGcmBarrier,
+  reader: StorageReader,
+  prefix: string,
+  options: ScanOptions,
+): Promise<string[]> {
+  barrier.openStore();
+  validatePrefix(prefix);
+  if (prefix === "") {
+    throw new KeywardError("invalid_request", "a scan through the barrier needs a prefix");
+  }
+  rejectReserved(prefix);
+  const names = await reader.scan(prefix, options);
+  barrier.openStore();
+  return names;
 }

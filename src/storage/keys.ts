@@ -1,4 +1,5 @@
 import { KeywardError } from "../errors.ts";
+import { MAX_SCAN_LIMIT, type ScanOptions } from "./storage.ts";
 
 /** The maximum length of a storage key, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 1024;
@@ -71,5 +72,19 @@ export function prefixUpperBound(prefix: string): string | undefined {
 export function validateValue(value: Uint8Array): void {
   if (!(value instanceof Uint8Array)) {
     throw new KeywardError("invalid_request", "invalid storage value: expected a Uint8Array");
+  }
+}
+
+/** Checks the options of a `scan`. Throws `invalid_request` when they are out of range. */
+export function validateScanOptions(options: ScanOptions): void {
+  const { after, limit } = options;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_SCAN_LIMIT) {
+    throw new KeywardError(
+      "invalid_request",
+      `invalid scan limit: expected an integer from 1 to ${MAX_SCAN_LIMIT}, got ${limit}`,
+    );
+  }
+  if (after !== undefined && (typeof after !== "string" || after.length === 0)) {
+    throw new KeywardError("invalid_request", "invalid scan start: expected a non-empty name");
   }
 }

@@ -22,7 +22,25 @@ export interface StorageReader {
    * also once without it when a value exists at that exact key.
    */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Lists one page of the keys under a prefix, at every depth, in ascending
+   * byte order. `prefix` is empty or ends with `/`, and the names returned
+   * are relative to it. Reads only the rows of the page, so paging through a
+   * large folder never loads all of it.
+   */
+  scan(prefix: string, options: ScanOptions): Promise<string[]>;
 }
+
+/** The page of a `scan`. */
+export interface ScanOptions {
+  /** Start after this name (relative to the prefix); the last name of a page continues the scan. */
+  after?: string;
+  /** The maximum number of names returned, from 1 to `MAX_SCAN_LIMIT`. */
+  limit: number;
+}
+
+/** The largest page a `scan` returns. */
+export const MAX_SCAN_LIMIT = 10_000;
 
 export interface StorageWriter extends StorageReader {
   /** Creates or replaces a value. */

@@ -1,5 +1,10 @@
 import { KeywardError } from "../../src/errors.ts";
-import type { Storage, StorageWriter, TransactionOptions } from "../../src/storage/storage.ts";
+import type {
+  ScanOptions,
+  Storage,
+  StorageWriter,
+  TransactionOptions,
+} from "../../src/storage/storage.ts";
 
 /**
  * A Storage wrapper that tests can tell to fail. While `failWrites` is on,
@@ -32,6 +37,10 @@ export class FailingStorage implements Storage {
     return this.#read(() => this.inner.list(prefix));
   }
 
+  scan(prefix: string, options: ScanOptions): Promise<string[]> {
+    return this.#read(() => this.inner.scan(prefix, options));
+  }
+
   put(key: string, value: Uint8Array): Promise<void> {
     return this.#write(() => this.inner.put(key, value));
   }
@@ -59,6 +68,7 @@ export class FailingStorage implements Storage {
     return {
       get: (key) => this.#read(() => tx.get(key)),
       list: (prefix) => this.#read(() => tx.list(prefix)),
+      scan: (prefix, options) => this.#read(() => tx.scan(prefix, options)),
       put: (key, value) => this.#write(() => tx.put(key, value)),
       delete: (key) => this.#write(() => tx.delete(key)),
     };

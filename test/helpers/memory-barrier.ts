@@ -1,6 +1,6 @@
 import { KeywardError } from "../../src/errors.ts";
 import type { Barrier } from "../../src/seal/types.ts";
-import type { StorageWriter } from "../../src/storage/storage.ts";
+import type { ScanOptions, StorageWriter } from "../../src/storage/storage.ts";
 
 /**
  * An in-memory Barrier for tests: a Map with the barrier's contract, and
@@ -41,6 +41,17 @@ export class MemoryBarrier implements Barrier {
     return [...children].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   }
 
+  async scan(prefix: string, options: ScanOptions): Promise<string[]> {
+    this.#check(false);
+    const start = options.after === undefined ? undefined : Buffer.from(prefix + options.after);
+    return [...this.values.keys()]
+      .filter((key) => key.startsWith(prefix))
+      .filter((key) => start === undefined || Buffer.compare(Buffer.from(key), start) > 0)
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+      .slice(0, options.limit)
+      .map((key) => key.slice(prefix.length));
+  }
+
   async put(key: string, value: Uint8Array): Promise<void> {
     this.#check(true);
     this.values.set(key, new Uint8Array(value));
@@ -63,6 +74,7 @@ export class MemoryBarrier implements Barrier {
     const tx: StorageWriter = {
       get: async (key) => (staged.has(key) ? staged.get(key) : this.get(key)),
       list: (prefix) => this.list(prefix),
+      scan: (prefix, options) => this.scan(prefix, options),
       put: async (key, value) => {
         this.#check(true);
         staged.set(key, new Uint8Array(value));

@@ -191,6 +191,68 @@ export function runStorageContract(
         }));
     });
 
+    describe("scan", () => {
+      it("pages through every depth in byte order", () =>
+        withStorage(async (storage) => {
+          for (const key of [
+            "s/b",
+            "s/a/2",
+            "s/a/1",
+            "s/a-",
+            "s/\u{1F600}",
+            "s/\uE000",
+            "t/x",
+            "r",
+          ]) {
+            await storage.put(key, bytes(key));
+          }
+          const all = ["a-", "a/1", "a/2", "b", "\uE000", "\u{1F600}"];
+          assert.deepEqual(await storage.scan("s/", { limit: 100 }), all);
+          const pages: string[][] = [];
+          let after: string | undefined;
+          for (;;) {
+            const page = await storage.scan("s/", { limit: 2, ...(after ? { after } : {}) });
+            if (page.length === 0) break;
+            pages.push(page);
+            after = page.at(-1);
+          }
+          assert.deepEqual(pages, [
+            ["a-", "a/1"],
+            ["a/2", "b"],
+            ["\uE000", "\u{1F600}"],
+          ]);
+          assert.deepEqual(await storage.scan("s/a/", { limit: 10, after: "1" }), ["2"]);
+          assert.deepEqual(await storage.scan("missing/", { limit: 10 }), []);
+          assert.deepEqual(await storage.scan("", { limit: 3 }), ["r", "s/a-", "s/a/1"]);
+        }));
+
+      it("sees a transaction's own writes", () =>
+        withStorage(async (storage) => {
+          await storage.transaction(async (tx) => {
+            await tx.put("q/1", bytes("1"));
+            assert.deepEqual(await tx.scan("q/", { limit: 5 }), ["1"]);
+          });
+        }));
+
+      it("rejects bad pages", () =>
+        withStorage(async (storage) => {
+          for (const limit of [0, -1, 1.5, 10_001, Number.NaN]) {
+            await assert.rejects(
+              storage.scan("s/", { limit }),
+              assertKeywardError("invalid_request"),
+            );
+          }
+          await assert.rejects(
+            storage.scan("s/", { limit: 1, after: "" }),
+            assertKeywardError("invalid_request"),
+          );
+          await assert.rejects(
+            storage.scan("s", { limit: 1 }),
+            assertKeywardError("invalid_request"),
+          );
+        }));
+    });
+
     describe("invalid keys", () => {
       const longest = "k".repeat(MAX_KEY_BYTES);
       const validKeys: Array<[string, string]> = [

@@ -135,6 +135,7 @@ describe("copyStorage", () => {
     const corrupt = (writer: StorageWriter): StorageWriter => ({
       get: (key) => writer.get(key),
       list: (prefix) => writer.list(prefix),
+      scan: (prefix, options) => writer.scan(prefix, options),
       delete: (key) => writer.delete(key),
       put: (key, value) => {
         if (key !== "core/keyring") return writer.put(key, value);
@@ -147,6 +148,7 @@ describe("copyStorage", () => {
       kind: real.kind,
       get: (key) => real.get(key),
       list: (prefix) => real.list(prefix),
+      scan: (prefix, options) => real.scan(prefix, options),
       put: (key, value) => corrupt(real).put(key, value),
       delete: (key) => real.delete(key),
       transaction: (work) => real.transaction((tx) => work(corrupt(tx))),

@@ -113,6 +113,25 @@ async function selectKeys(
 }
 
 /**
+ * Lists up to `limit` keys under `prefix` (empty or ending with `/`) after
+ * the name `after`, relative to the prefix, in byte order: one range query
+ * on the primary key.
+ */
+export async function scanKeys(
+  db: Db,
+  prefix: string,
+  after: string | undefined,
+  limit: number,
+): Promise<string[]> {
+  const cursor: KeyCursor =
+    after === undefined
+      ? { from: prefix, inclusive: true }
+      : { from: prefix + after, inclusive: false };
+  const keys = await selectKeys(db, cursor, prefixUpperBound(prefix), limit);
+  return keys.map((key) => key.slice(prefix.length));
+}
+
+/**
  * Lists the direct children of `prefix` (empty or ending with `/`) in byte
  * order, folders with a trailing `/`.
  *

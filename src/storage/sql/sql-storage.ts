@@ -1,13 +1,14 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { CompiledQuery, type IsolationLevel, type Kysely, type Transaction } from "kysely";
 import { isKeywardError, KeywardError } from "../../errors.ts";
-import { validateKey, validatePrefix, validateValue } from "../keys.ts";
-import type { Storage, StorageWriter, TransactionOptions } from "../storage.ts";
+import { validateKey, validatePrefix, validateScanOptions, validateValue } from "../keys.ts";
+import type { ScanOptions, Storage, StorageWriter, TransactionOptions } from "../storage.ts";
 import {
   compilePointStatements,
   deleteValue,
   listChildren,
   type PointStatements,
+  scanKeys,
   selectValue,
   upsertValue,
 } from "./queries.ts";
@@ -125,6 +126,14 @@ export class SqlStorage implements Storage {
     return this.#call("list keys", () => {
       validatePrefix(prefix);
       return listChildren(this.#db, prefix);
+    });
+  }
+
+  scan(prefix: string, options: ScanOptions): Promise<string[]> {
+    return this.#call("scan keys", () => {
+      validatePrefix(prefix);
+      validateScanOptions(options);
+      return scanKeys(this.#db, prefix, options.after, options.limit);
     });
   }
 
@@ -326,6 +335,14 @@ class SqlTransactionWriter implements StorageWriter {
     return this.#call("list keys in a transaction", () => {
       validatePrefix(prefix);
       return listChildren(this.#trx, prefix);
+    });
+  }
+
+  scan(prefix: string, options: ScanOptions): Promise<string[]> {
+    return this.#call("scan keys in a transaction", () => {
+      validatePrefix(prefix);
+      validateScanOptions(options);
+      return scanKeys(this.#trx, prefix, options.after, options.limit);
     });
   }
 
