@@ -91,7 +91,7 @@ export class AesGcmBarrier implements Barrier {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     checkKey(this, key);
-    return this.decrypt(key, await this.#storage.get(key));
+    return this.decryptFresh(key, await this.#storage.get(key));
   }
 
   list(prefix: string): Promise<string[]> {
@@ -148,6 +148,24 @@ export class AesGcmBarrier implements Barrier {
     return Buffer.concat([header, nonce, sealed]);
   }
 
+  /**
+   * Decrypts like `decrypt`, first reloading the keyring when the value
+   * names a newer term than it has: another node sharing the storage
+   * rotated the barrier key and wrote the value under the new term.
+   */
+  async decryptFresh(key: string, stored: Uint8Array | undefined): Promise<Uint8Array | undefined> {
+    if (
+      stored !== undefined &&
+      stored.length >= HEADER_BYTES &&
+      stored[0] === VALUE_FORMAT_VERSION
+    ) {
+      const term = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).readUInt32BE(1);
+      const store = this.openStore();
+      if (term > store.keyring.activeTerm) await store.reload();
+    }
+    return this.decrypt(key, stored);
+  }
+
   /** Decrypts a stored value for `key`. Throws `sealed` when sealed, `storage_failure` when it fails. */
   decrypt(key: string, stored: Uint8Array | undefined): Uint8Array | undefined {
     const keyring = this.openStore().keyring;
@@ -189,7 +207,7 @@ class BarrierTransaction implements StorageWriter {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     checkKey(this.#barrier, key);
-    return this.#barrier.decrypt(key, await this.#raw.get(key));
+    return this.#barrier.decryptFresh(key, await this.#raw.get(key));
   }
 
   list(prefix: string): Promise<string[]> {

@@ -1,8 +1,14 @@
 import { timingSafeEqual } from "node:crypto";
-import { KeywardError } from "../errors.ts";
+import { isKeywardError, KeywardError } from "../errors.ts";
 import type { Storage } from "../storage/storage.ts";
 import { Mutex } from "../util/mutex.ts";
-import { encryptKeyring, KEYRING_KEY, type Keyring, type KeyringTerm } from "./keyring.ts";
+import {
+  decryptKeyring,
+  encryptKeyring,
+  KEYRING_KEY,
+  type Keyring,
+  type KeyringTerm,
+} from "./keyring.ts";
 import { encodeSealConfig, SEAL_CONFIG_KEY, type SealConfig } from "./seal-config.ts";
 
 /**
@@ -17,24 +23,43 @@ export function sealedError(): KeywardError {
   return new KeywardError("sealed", "the server is sealed: unseal it with its key shares first");
 }
 
+/** What one keyring write stores: the keyring and the encryption count of each term. */
+interface KeyringWrite {
+  keyring: Keyring;
+  counts: Map<KeyringTerm, number>;
+}
+
 /**
- * The unsealed state: the root key and the keyring in memory. It is the
- * only writer of `core/keyring`, and it writes under one mutex, building the
- * record inside the lock, so a later write never carries an older keyring.
- * A failed write leaves memory as it was.
+ * The unsealed state: the root key and the keyring in memory. It writes
+ * `core/keyring` under one mutex, building the record inside the lock, so a
+ * later write never carries an older keyring.
+ *
+ * Several nodes may share the storage. Each write therefore reads the
+ * stored keyring in the same transaction and keeps what other nodes added:
+ * their terms (a rotation made elsewhere) and their reservations. A node
+ * reserves encryptions as a block above the highest stored count, so the
+ * blocks of two nodes never overlap and the stored count stays at least the
+ * sum of every node's encryptions. A failed write leaves memory as it was.
  */
 export class KeyringStore {
   readonly #storage: Storage;
   readonly #mutex = new Mutex();
+  readonly #onForeignRootKey: (() => void) | undefined;
   #rootKey: Buffer;
   #keyring: Keyring;
   #closed = false;
 
-  /** Takes ownership of `rootKey` and `keyring`; `close()` zeroes both. */
-  constructor(storage: Storage, rootKey: Buffer, keyring: Keyring) {
+  /**
+   * Takes ownership of `rootKey` and `keyring`; `close()` zeroes both.
+   * `onForeignRootKey` runs when the stored keyring is no longer encrypted
+   * under this root key, because another node replaced it (a rekey): this
+   * node must then be sealed and unsealed with the new shares.
+   */
+  constructor(storage: Storage, rootKey: Buffer, keyring: Keyring, onForeignRootKey?: () => void) {
     this.#storage = storage;
     this.#rootKey = rootKey;
     this.#keyring = keyring;
+    this.#onForeignRootKey = onForeignRootKey;
   }
 
   get keyring(): Keyring {
@@ -48,30 +73,62 @@ export class KeyringStore {
 
   /**
    * Ensures the stored count of the active term is at least `headroom`
-   * above its current count, writing the keyring when it is not.
+   * above its current count, writing the keyring when it is not. The new
+   * block starts at the highest count stored by any node.
    */
   reserveEncryptions(headroom: number): Promise<void> {
     return this.#locked(async () => {
       const active = this.#keyring.active;
       if (active.storedEncryptions - active.encryptions >= headroom) return;
-      const target = active.encryptions + Math.max(headroom, ENCRYPTION_RESERVATION);
-      await this.#write(this.#keyring, this.#rootKey, (term) =>
-        term === active ? target : storedCount(term),
-      );
+      let blockStart = 0;
+      await this.#write(this.#rootKey, (keyring, stored) => {
+        const current = keyring.active;
+        blockStart = Math.max(current.encryptions, storedCountOf(stored, current));
+        return {
+          keyring,
+          counts: mergedCounts(keyring, stored, (term) =>
+            term === current ? blockStart + Math.max(headroom, ENCRYPTION_RESERVATION) : undefined,
+          ),
+        };
+      });
+      const current = this.#keyring.active;
+      current.encryptions = Math.max(current.encryptions, blockStart);
     });
   }
 
-  /** Adds a new term and makes it active, once it is stored. */
+  /** Adds a new term after the newest stored one and makes it active, once it is stored. */
   rotate(installTime: Date): Promise<void> {
     return this.#locked(async () => {
-      const next = this.#keyring.withNewTerm(installTime);
+      let created: KeyringTerm | undefined;
       try {
-        await this.#write(next, this.#rootKey, storedCount);
+        await this.#write(this.#rootKey, (keyring, stored) => {
+          created?.key.fill(0);
+          const next = keyring.withNewTerm(installTime);
+          created = next.active;
+          return { keyring: next, counts: mergedCounts(next, stored, () => undefined) };
+        });
       } catch (error) {
-        next.active.key.fill(0);
+        created?.key.fill(0);
         throw error;
       }
-      this.#keyring = next;
+    });
+  }
+
+  /**
+   * Reads the stored keyring and adds the terms another node stored, so
+   * values it encrypted under a new term decrypt here. Does nothing when
+   * there is none.
+   */
+  reload(): Promise<void> {
+    return this.#locked(async () => {
+      const record = await this.#storage.get(KEYRING_KEY);
+      if (record === undefined) return;
+      const stored = this.#decryptStored(record);
+      try {
+        this.#keyring = this.#keyring.withTermsOf(stored);
+      } finally {
+        stored.destroy();
+      }
     });
   }
 
@@ -82,24 +139,39 @@ export class KeyringStore {
    */
   replaceRootKey(rootKey: Buffer, config: SealConfig): Promise<void> {
     return this.#locked(async () => {
-      await this.#write(this.#keyring, rootKey, storedCount, config);
+      await this.#write(
+        rootKey,
+        (keyring, stored) => ({
+          keyring,
+          counts: mergedCounts(keyring, stored, () => undefined),
+        }),
+        config,
+      );
       this.#rootKey.fill(0);
       this.#rootKey = rootKey;
     });
   }
 
   /**
-   * Writes the exact encryption counts, then zeroes the root key and the
-   * keyring. Waits for writes in flight. Returns the error of the final
-   * write instead of throwing it, because sealing must go ahead anyway (the
-   * stored counts are then the last reservation, which is higher).
+   * Writes the exact encryption counts where no other node reserved since
+   * this one last wrote, then zeroes the root key and the keyring. Waits for
+   * writes in flight. Returns the error of the final write instead of
+   * throwing it, because sealing must go ahead anyway (the stored counts are
+   * then the last reservation, which is higher).
    */
   close(): Promise<unknown> {
     return this.#mutex.run(async () => {
       if (this.#closed) return undefined;
       let writeError: unknown;
       try {
-        await this.#write(this.#keyring, this.#rootKey, (term) => term.encryptions);
+        await this.#write(this.#rootKey, (keyring, stored) => ({
+          keyring,
+          counts: mergedCounts(keyring, stored, (term) => {
+            const storedCount = stored?.term(term.term)?.storedEncryptions;
+            const untouched = storedCount === undefined || storedCount <= term.storedEncryptions;
+            return untouched ? term.encryptions : undefined;
+          }),
+        }));
       } catch (error) {
         writeError = error;
       } finally {
@@ -118,27 +190,77 @@ export class KeyringStore {
     });
   }
 
-  /** Stores `keyring` under `rootKey` (with `config` when given) and records the counts written. */
+  /**
+   * Stores the keyring that `plan` builds from this node's keyring merged
+   * with the stored one, under `rootKey` (with `config` when given), in one
+   * transaction, then makes it current and records the counts written.
+   * `plan` may run more than once, because the storage may retry the
+   * transaction, so it must not change anything itself.
+   */
   async #write(
-    keyring: Keyring,
     rootKey: Buffer,
-    countFor: (term: KeyringTerm) => number,
+    plan: (keyring: Keyring, stored: Keyring | undefined) => KeyringWrite,
     config?: SealConfig,
   ): Promise<void> {
-    const counts = new Map(keyring.terms().map((term) => [term, countFor(term)]));
-    const record = encryptKeyring(keyring, rootKey, (term) => counts.get(term)!);
-    if (config === undefined) {
-      await this.#storage.put(KEYRING_KEY, record);
-    } else {
-      await this.#storage.transaction(async (tx) => {
-        await tx.put(SEAL_CONFIG_KEY, encodeSealConfig(config));
-        await tx.put(KEYRING_KEY, record);
-      });
+    const written = await this.#storage.transaction(async (tx) => {
+      const record = await tx.get(KEYRING_KEY);
+      const stored = record === undefined ? undefined : this.#decryptStored(record);
+      try {
+        const merged = stored === undefined ? this.#keyring : this.#keyring.withTermsOf(stored);
+        const result = plan(merged, stored);
+        const counts = result.counts;
+        if (config !== undefined) await tx.put(SEAL_CONFIG_KEY, encodeSealConfig(config));
+        await tx.put(
+          KEYRING_KEY,
+          encryptKeyring(result.keyring, rootKey, (term) => counts.get(term)!),
+        );
+        return result;
+      } finally {
+        stored?.destroy();
+      }
+    });
+    this.#keyring = written.keyring;
+    for (const [term, count] of written.counts) term.storedEncryptions = count;
+  }
+
+  /** Decrypts the stored keyring with this node's root key; seals the node when another node replaced it. */
+  #decryptStored(record: Uint8Array): Keyring {
+    try {
+      return decryptKeyring(record, this.#rootKey);
+    } catch (error) {
+      if (!isKeywardError(error) || error.code !== "decryption_failed") throw error;
+      this.#onForeignRootKey?.();
+      throw new KeywardError(
+        "sealed",
+        "the root key was replaced on another node (a rekey): unseal this node with the new key shares",
+        { cause: error },
+      );
     }
-    for (const [term, count] of counts) term.storedEncryptions = count;
   }
 }
 
-function storedCount(term: KeyringTerm): number {
-  return Math.max(term.encryptions, term.storedEncryptions);
+/** The count another node stored for `term`, or 0. */
+function storedCountOf(stored: Keyring | undefined, term: KeyringTerm): number {
+  return stored?.term(term.term)?.storedEncryptions ?? 0;
+}
+
+/**
+ * The count to store for each term of `keyring`: `chosen` when it returns
+ * one, else the highest of this node's count, its last stored count and
+ * the stored one, so a write never lowers a count another node reserved.
+ */
+function mergedCounts(
+  keyring: Keyring,
+  stored: Keyring | undefined,
+  chosen: (term: KeyringTerm) => number | undefined,
+): Map<KeyringTerm, number> {
+  return new Map(
+    keyring
+      .terms()
+      .map((term) => [
+        term,
+        chosen(term) ??
+          Math.max(term.encryptions, term.storedEncryptions, storedCountOf(stored, term)),
+      ]),
+  );
 }

@@ -67,6 +67,30 @@ export class Keyring {
     return [...this.#terms.values()].sort((a, b) => a.term - b.term);
   }
 
+  /**
+   * Returns a keyring with the terms of `stored` (the keyring another node
+   * wrote) that this one lacks, such as a term added by a rotation on that
+   * node. Terms this keyring has keep their objects and counts, because the
+   * counts are this node's own reservations. An added term starts with no
+   * reservation: its first encryption here reserves one.
+   * Returns this keyring when `stored` adds nothing.
+   */
+  withTermsOf(stored: Keyring): Keyring {
+    const added = stored.terms().filter((term) => !this.#terms.has(term.term));
+    if (added.length === 0) return this;
+    const terms = new Map(this.#terms);
+    for (const term of added) {
+      terms.set(term.term, {
+        term: term.term,
+        key: Buffer.from(term.key),
+        installTime: term.installTime,
+        encryptions: term.storedEncryptions,
+        storedEncryptions: term.storedEncryptions,
+      });
+    }
+    return new Keyring(terms, Math.max(...terms.keys()));
+  }
+
   /** Overwrites every key with zeros (best effort: copies made by the JSON encoding may remain). */
   destroy(): void {
     for (const term of this.#terms.values()) term.key.fill(0);

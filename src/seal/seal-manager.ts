@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { invalidField, KeywardError } from "../errors.ts";
+import { invalidField, isKeywardError, KeywardError } from "../errors.ts";
 import type { Storage } from "../storage/storage.ts";
 import { Mutex } from "../util/mutex.ts";
 import { AesGcmBarrier } from "./barrier.ts";
@@ -167,7 +167,9 @@ class ShamirSealManager implements SealManager {
         throw wrongShares(error, "the unseal attempt was reset; submit the shares again");
       }
 
-      this.#barrier.open(new KeyringStore(this.#storage, rootKey, keyring));
+      this.#barrier.open(
+        new KeyringStore(this.#storage, rootKey, keyring, () => this.#sealForForeignRootKey()),
+      );
       const listenerError = await this.#notify(false);
       if (listenerError !== undefined) throw listenerError;
       return this.status();
@@ -202,6 +204,32 @@ class ShamirSealManager implements SealManager {
         );
       }
       if (listenerError !== undefined) throw listenerError;
+    });
+  }
+
+  async refresh(): Promise<void> {
+    await this.#mutex.run(async () => {
+      this.#config = undefined;
+    });
+    if (this.#barrier.sealed) return;
+    try {
+      await this.#barrier.openStore().reload();
+    } catch (error) {
+      // Sealed meanwhile, or by the reload itself when the root key changed.
+      if (!isKeywardError(error) || error.code !== "sealed") throw error;
+    }
+  }
+
+  /** Seals this node once the keyring turns out to be encrypted under another node's new root key. */
+  #sealForForeignRootKey(): void {
+    this.#logger?.error(
+      {},
+      "the stored keyring is encrypted under a root key this node does not hold, because another node rekeyed: sealing; unseal with the new key shares",
+    );
+    setImmediate(() => {
+      this.seal().catch((error: unknown) => {
+        this.#logger?.error({ err: error }, "failed to seal after the root key changed");
+      });
     });
   }
 

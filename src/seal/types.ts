@@ -108,6 +108,12 @@ export interface SealManager {
    * share, and `sealed` while sealed. Keeps no state between calls.
    */
   verifyShares(shares: string[]): Promise<boolean>;
+  /**
+   * Re-reads what another node sharing the storage may have changed: the
+   * seal configuration (after a rekey there) and the keyring's terms (after
+   * a rotation there). A node whose root key was replaced elsewhere seals.
+   */
+  refresh(): Promise<void>;
   /** Registers a listener called after each unseal and before each seal. */
   onChange(listener: (sealed: boolean) => void | Promise<void>): void;
 }
