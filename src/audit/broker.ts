@@ -1,4 +1,3 @@
-import { resolve } from "node:path";
 import type { Logger } from "pino";
 import { KeywardError } from "../errors.ts";
 import type { Barrier } from "../seal/types.ts";
@@ -12,17 +11,25 @@ import {
   normaliseDevicePath,
   validateDeviceOptions,
 } from "./device-options.ts";
+import {
+  addDeviceEntry,
+  loadOrCreateDeviceTable,
+  rejectConflicts,
+  removeDeviceEntry,
+  sameDevice,
+} from "./device-table.ts";
+import { DEFAULT_AUDIT_NODE_ID, validateNodeId } from "./node-id.ts";
 import { buildPayload } from "./payload.ts";
 import {
   type AuditKeys,
   ChainStateStore,
   loadDeviceTable,
   loadOrCreateKeys,
-  saveDeviceTable,
 } from "./persistence.ts";
 import { DEFAULT_SENSITIVE_FIELDS, hmacValue } from "./redact.ts";
 import { recordFilter, type SearchQuery, type SearchResult, searchLines } from "./search.ts";
-import { StoreSink } from "./sinks/store.ts";
+import { ChainReader, listStoreChains } from "./sinks/store.ts";
+import { chainsToVerify, type StoreVerifyResult, verifyStoreChains } from "./store-verify.ts";
 import {
   type AuditPayload,
   type AuditRequestEntry,
@@ -31,7 +38,6 @@ import {
   type DeviceEntry,
   type DeviceType,
 } from "./types.ts";
-import { type VerifyResult, verifyAuditLog } from "./verify.ts";
 
 export const DEFAULT_WRITE_TIMEOUT_MS = 5000;
 export const DEFAULT_CHECKPOINT_INTERVAL = 100;
@@ -49,6 +55,14 @@ export interface AuditBrokerOptions {
   checkpointInterval?: number;
   /** Fields whose string values are HMAC'd; `DEFAULT_SENSITIVE_FIELDS` when absent. */
   sensitiveFields?: Iterable<string>;
+  /**
+   * Id of the Keyward node this broker runs in: 1 to 64 letters, digits,
+   * `.`, `-` and `_`, starting with a letter or digit. Every record names
+   * it, and each node writes its own hash chain of every device. Nodes
+   * that share one storage need distinct ids. `DEFAULT_AUDIT_NODE_ID`
+   * ("local") when absent.
+   */
+  nodeId?: string;
 }
 
 type BrokerState = "closed" | "open" | "closing";
@@ -66,6 +80,10 @@ type BrokerState = "closed" | "open" | "closing";
  * A new installation gets one device, a `store` device at `store/`, so
  * every request is audited until an operator disables it. With no device
  * enabled, log calls write nothing and succeed, as in Vault.
+ *
+ * Several nodes may share one storage, each with its own broker and node
+ * id. They share the device table in storage, so every node runs every
+ * device it lists, and `refresh` applies the changes another node made.
  */
 export class AuditBroker {
   readonly #barrier: Barrier;
@@ -74,8 +92,9 @@ export class AuditBroker {
   readonly #writeTimeoutMs: number;
   readonly #checkpointInterval: number;
   readonly #sensitiveFields: ReadonlySet<string>;
+  readonly #nodeId: string;
   readonly #chainState: ChainStateStore;
-  /** Serialises open, close, enable and disable. */
+  /** Serialises open, close, enable, disable and refresh. */
   readonly #admin = new Mutex();
   #state: BrokerState = "closed";
   #keys: AuditKeys | undefined;
@@ -88,7 +107,13 @@ export class AuditBroker {
     this.#writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
     this.#checkpointInterval = options.checkpointInterval ?? DEFAULT_CHECKPOINT_INTERVAL;
     this.#sensitiveFields = new Set(options.sensitiveFields ?? DEFAULT_SENSITIVE_FIELDS);
-    this.#chainState = new ChainStateStore(options.barrier);
+    this.#nodeId = validateNodeId(options.nodeId ?? DEFAULT_AUDIT_NODE_ID, "nodeId");
+    this.#chainState = new ChainStateStore(options.barrier, this.#nodeId);
+  }
+
+  /** The id of the node whose chains this broker writes. */
+  get nodeId(): string {
+    return this.#nodeId;
   }
 
   /** True between `open` and `close`. */
@@ -105,27 +130,16 @@ export class AuditBroker {
     await this.#admin.run(async () => {
       if (this.#state !== "closed") return;
       this.#keys = await loadOrCreateKeys(this.#barrier);
-      let entries = await loadDeviceTable(this.#barrier);
-      if (entries === undefined) {
-        entries = [this.#entry(BUILT_IN_STORE_PATH, "store", {}, "built-in audit store")];
-        await saveDeviceTable(this.#barrier, entries);
-      }
-      const devices = entries.map((entry) => this.#createDevice(entry));
-      // Devices open in parallel, so one unreachable receiver delays unseal
-      // by at most one write timeout.
-      await Promise.all(
-        devices.map((device) =>
-          device.open().catch((error: unknown) => {
-            this.#logger.error(
-              { err: error, device: device.entry.path, deviceType: device.entry.type },
-              "cannot open audit device; it stays enabled and is retried at its next write",
-            );
-          }),
-        ),
-      );
+      const entries = await loadOrCreateDeviceTable(this.#barrier, () => [
+        this.#entry(BUILT_IN_STORE_PATH, "store", {}, "built-in audit store"),
+      ]);
+      const devices = await this.#startDevices(entries);
       this.#devices = new Map(devices.map((device) => [device.entry.path, device]));
       this.#state = "open";
-      this.#logger.info({ devices: entries.map((entry) => entry.path) }, "audit broker opened");
+      this.#logger.info(
+        { devices: entries.map((entry) => entry.path), node: this.#nodeId },
+        "audit broker opened",
+      );
     });
   }
 
@@ -158,7 +172,10 @@ export class AuditBroker {
 
   /**
    * Enables a device: checks its options, opens it (so a wrong path or an
-   * unreachable address fails here) and stores the device table.
+   * unreachable address fails here) and adds it to the stored device table.
+   * The table is read and written in one transaction, so a device another
+   * node enabled at the same time is kept, and one it enabled at the same
+   * path fails this call with `already_exists`.
    */
   async enable(
     path: string,
@@ -174,20 +191,14 @@ export class AuditBroker {
           field: "type",
         });
       }
-      if (this.#devices.has(normalised)) {
-        throw new KeywardError(
-          "already_exists",
-          `an audit device is already enabled at "${normalised}/"`,
-          { field: "path" },
-        );
-      }
       const entry = this.#entry(
         normalised,
         type,
         validateDeviceOptions(type, options),
         description,
       );
-      this.#rejectSharedFile(entry);
+      const stored = (await loadDeviceTable(this.#barrier)) ?? [];
+      rejectConflicts(entry, [...this.list(), ...stored]);
       const device = this.#createDevice(entry);
       try {
         await device.open();
@@ -195,7 +206,7 @@ export class AuditBroker {
         throw entry.type === "store" ? error : deviceOpenFailure(entry, error);
       }
       try {
-        await saveDeviceTable(this.#barrier, [...this.list(), entry]);
+        await addDeviceEntry(this.#barrier, entry);
       } catch (error) {
         await device.close();
         throw error;
@@ -206,25 +217,93 @@ export class AuditBroker {
     });
   }
 
-  /** Disables a device after writing its closing checkpoint. A store device keeps its records. */
+  /**
+   * Removes a device from the stored device table and closes it after its
+   * closing checkpoint. A store device keeps its records. Fails with
+   * `not_found` only when the device is neither running here nor stored, so
+   * a device that another node enabled or disabled a moment ago can still
+   * be disabled.
+   */
   async disable(path: string): Promise<void> {
     await this.#admin.run(async () => {
       this.#requireOpen();
       const normalised = normaliseDevicePath(path);
       const device = this.#devices.get(normalised);
-      if (device === undefined) {
+      const wasStored = await removeDeviceEntry(this.#barrier, normalised);
+      if (device === undefined && !wasStored) {
         throw new KeywardError("not_found", `no audit device is enabled at "${normalised}/"`);
       }
-      const remaining = this.list().filter((entry) => entry.path !== normalised);
-      await saveDeviceTable(this.#barrier, remaining);
-      this.#devices.delete(normalised);
-      await device.close();
-      try {
-        await this.#chainState.delete(normalised);
-      } catch (error) {
-        this.#logger.warn({ err: error, device: normalised }, "failed to delete the chain head");
+      if (device !== undefined) {
+        this.#devices.delete(normalised);
+        await this.#closeDevice(device);
       }
       this.#logger.info({ device: normalised }, "audit device disabled");
+    });
+  }
+
+  /**
+   * Reads the stored device table again and opens and closes devices until
+   * the running set matches it, applying the changes another node made.
+   * Call it whenever the device table key (`AUDIT_DEVICE_TABLE_KEY`,
+   * `sys/audit/devices`) changes. Does nothing while the broker is not open.
+   *
+   * A device whose entry changed (disabled and enabled again, perhaps with
+   * other options) is closed first, since its new entry writes the same
+   * chain. It stays in the running set until its new entry replaces it, so
+   * a request meanwhile fails with `audit_failure` instead of going
+   * unaudited. Then the new devices open and join the running set, and
+   * only then do the removed devices leave it and write their closing
+   * checkpoints, so requests that already chose them finish their writes.
+   */
+  async refresh(): Promise<void> {
+    await this.#admin.run(async () => {
+      if (this.#state !== "open") return;
+      const stored = await loadDeviceTable(this.#barrier);
+      if (stored === undefined) {
+        this.#logger.error(
+          "refresh found no stored audit device table, so the running devices stay as they are",
+        );
+        return;
+      }
+      const storedByPath = new Map(stored.map((entry) => [entry.path, entry]));
+      const running = [...this.#devices.values()];
+      const removed = running.filter((device) => !storedByPath.has(device.entry.path));
+      const replaced = running.filter((device) => {
+        const entry = storedByPath.get(device.entry.path);
+        return entry !== undefined && !sameDevice(entry, device.entry);
+      });
+      for (const device of replaced) await this.#closeDevice(device);
+
+      const added = await this.#startDevices(
+        stored.filter((entry) => {
+          const device = this.#devices.get(entry.path);
+          return device === undefined || replaced.includes(device);
+        }),
+      );
+      const byPath = new Map<string, AuditDevice>();
+      for (const device of running) {
+        if (!replaced.includes(device)) byPath.set(device.entry.path, device);
+      }
+      for (const device of added) byPath.set(device.entry.path, device);
+      // Kept in the table's order, which is the order the devices were enabled in.
+      this.#devices = new Map(
+        stored.flatMap((entry) => {
+          const device = byPath.get(entry.path);
+          return device === undefined ? [] : [[entry.path, device] as const];
+        }),
+      );
+      for (const device of removed) await this.#closeDevice(device);
+
+      if (added.length > 0 || removed.length > 0) {
+        this.#logger.info(
+          {
+            enabled: added.map((device) => device.entry.path),
+            disabled: removed.map((device) => device.entry.path),
+            replaced: replaced.map((device) => device.entry.path),
+          },
+          "audit devices refreshed from the stored device table",
+        );
+      }
     });
   }
 
@@ -278,27 +357,43 @@ export class AuditBroker {
     return { publicKeyPem: keys.publicKeyPem, keyId: keys.signer.keyId };
   }
 
-  /** Searches the records of a store device. */
+  /**
+   * Searches the records of a store device: those of every node's chain
+   * (and of the legacy chain) merged by time, or of one node's chain with
+   * `query.node`.
+   */
   async search(query: SearchQuery = {}): Promise<SearchResult> {
     const filter = recordFilter(query);
     const device = this.#storeDevice(query.device);
-    return searchLines(new StoreSink(this.#barrier, device).lines(), filter);
+    const chains = (await listStoreChains(this.#barrier, device)).filter(
+      (chain) => filter.node === undefined || chain.node === filter.node,
+    );
+    return searchLines(
+      chains.map((chain) => new ChainReader(this.#barrier, chain).lines(false)),
+      filter,
+    );
   }
 
   /**
-   * Verifies the hash chain and checkpoint signatures of a store device's
-   * records, and that they reach the last record the device wrote, so a
-   * truncated or rewritten end is reported too.
+   * Verifies each chain of a store device on its own: every node's chain,
+   * and the legacy chain written before per-node chains. Checks the hash
+   * chain and the checkpoint signatures, and that each chain reaches the
+   * last record its node is known to have written, so a truncated or
+   * rewritten end is reported too. For this node that is the running
+   * device's last record, for another node the head it saved at its last
+   * checkpoint. A node whose whole chain is gone but whose saved head
+   * remains is reported with its records `removed`.
    */
-  async verifyStore(devicePath?: string): Promise<VerifyResult> {
+  async verifyStore(devicePath?: string): Promise<StoreVerifyResult> {
     const keys = this.#requireOpen();
     const device = this.#storeDevice(devicePath);
-    // Taken before reading: records written while the log is read come after it.
-    const head = this.#devices.get(device)?.head;
-    const expectedHead = head === undefined || head.seq === 0 ? undefined : head;
-    return verifyAuditLog(new StoreSink(this.#barrier, device).lines(), keys.publicKeyPem, {
-      expectedHead,
+    // Taken before the chains are read, so records written meanwhile come after it.
+    const ownHead = this.#devices.get(device)?.head;
+    const chains = await chainsToVerify(this.#barrier, this.#chainState, device, {
+      node: this.#nodeId,
+      head: ownHead,
     });
+    return verifyStoreChains(this.#barrier, device, chains, keys.publicKeyPem);
   }
 
   async #broadcast(type: "request" | "response", entry: AuditRequestEntry): Promise<void> {
@@ -312,10 +407,13 @@ export class AuditBroker {
     }
     const devices = [...this.#devices.values()];
     if (devices.length === 0) return;
-    const payload: AuditPayload = buildPayload(type, entry, this.#clock(), {
-      hmacKey: keys.hmacKey,
-      sensitiveFields: this.#sensitiveFields,
-    });
+    const payload: AuditPayload = buildPayload(
+      type,
+      entry,
+      this.#clock(),
+      { hmacKey: keys.hmacKey, sensitiveFields: this.#sensitiveFields },
+      this.#nodeId,
+    );
     const results = await Promise.allSettled(devices.map((device) => device.write(payload)));
     if (results.some((result) => result.status === "fulfilled")) return;
     throw new KeywardError("audit_failure", "no audit device could record the request", {
@@ -323,19 +421,40 @@ export class AuditBroker {
     });
   }
 
-  /** Rejects a file device whose file another device writes, since two chains in one file cannot verify. */
-  #rejectSharedFile(entry: DeviceEntry): void {
-    if (entry.type !== "file") return;
-    const target = resolve(entry.options.file_path ?? "");
-    for (const device of this.#devices.values()) {
-      const other = device.entry;
-      if (other.type === "file" && resolve(other.options.file_path ?? "") === target) {
-        throw new KeywardError(
-          "invalid_field",
-          `the audit device at "${other.path}/" already writes to "${target}"`,
-          { field: "options.file_path" },
-        );
-      }
+  /**
+   * Creates and opens devices in parallel, so one unreachable receiver
+   * delays unseal by at most one write timeout. A device that cannot be
+   * opened is logged and returned anyway. It stays enabled and is opened
+   * again at its next write.
+   */
+  async #startDevices(entries: DeviceEntry[]): Promise<AuditDevice[]> {
+    const devices = entries.map((entry) => this.#createDevice(entry));
+    await Promise.all(
+      devices.map((device) =>
+        device.open().catch((error: unknown) => {
+          this.#logger.error(
+            { err: error, device: device.entry.path, deviceType: device.entry.type },
+            "cannot open audit device; it stays enabled and is retried at its next write",
+          );
+        }),
+      ),
+    );
+    return devices;
+  }
+
+  /**
+   * Closes a device after its closing checkpoint, and deletes this node's
+   * chain head so that a device enabled again at the path starts from what
+   * its sink holds. The caller takes the device out of the running set.
+   */
+  async #closeDevice(device: AuditDevice): Promise<void> {
+    const path = device.entry.path;
+    await device.close();
+    try {
+      // A store device's legacy head still checks the legacy chain, so it stays.
+      await this.#chainState.delete(path, { legacy: device.entry.type !== "store" });
+    } catch (error) {
+      this.#logger.warn({ err: error, device: path }, "failed to delete the chain head");
     }
   }
 
@@ -375,9 +494,14 @@ export class AuditBroker {
 
   #createDevice(entry: DeviceEntry): AuditDevice {
     const settings = deviceSettings(entry.options);
-    const sink = createSink(entry, { barrier: this.#barrier, logger: this.#logger });
+    const sink = createSink(entry, {
+      barrier: this.#barrier,
+      logger: this.#logger,
+      nodeId: this.#nodeId,
+    });
     return new AuditDevice(entry, sink, {
       logger: this.#logger,
+      nodeId: this.#nodeId,
       signer: this.#requireKeys().signer,
       chainState: this.#chainState,
       clock: this.#clock,

@@ -116,15 +116,17 @@ export function chainRecord(
   return { record: { ...unhashed, hash }, line: `{${body.join(",")}}` };
 }
 
-/** Builds the signed checkpoint that follows `head`. */
+/** Builds the signed checkpoint that follows `head` in the chain of node `node`. */
 export function chainCheckpoint(
   head: ChainHead,
   time: string,
   signer: CheckpointSigner,
+  node?: string,
 ): CheckpointRecord {
   const unhashed = {
     type: "checkpoint" as const,
     time,
+    node,
     seq: head.seq + 1,
     prev_hash: head.hash,
     key_id: signer.keyId,

@@ -229,7 +229,7 @@ function syslogOptions(options: Readonly<Record<string, string>>) {
 /** Builds the sink for a device entry whose options have been validated. */
 export function createSink(
   entry: DeviceEntry,
-  context: { barrier: Barrier; logger: Logger },
+  context: { barrier: Barrier; logger: Logger; nodeId: string },
 ): AuditSink {
   switch (entry.type) {
     case "file":
@@ -239,7 +239,7 @@ export function createSink(
     case "syslog":
       return new SyslogSink(syslogOptions(entry.options));
     case "store":
-      return new StoreSink(context.barrier, entry.path);
+      return new StoreSink(context.barrier, entry.path, context.nodeId);
   }
 }
 

@@ -16,6 +16,8 @@ const FAILURE_LOG_INTERVAL_MS = 60_000;
 
 export interface DeviceContext {
   logger: Logger;
+  /** Id of the node this process runs as, which its records and checkpoints name. */
+  nodeId: string;
   signer: CheckpointSigner;
   chainState: ChainStateStore;
   clock: () => Date;
@@ -156,7 +158,10 @@ export class AuditDevice {
 
   async #openSink(): Promise<void> {
     const tail = await this.#sink.open();
-    const saved = await this.#context.chainState.load(this.entry.path);
+    // A store device's legacy chain is kept apart, so only the other types continue a legacy head.
+    const saved = await this.#context.chainState.load(this.entry.path, {
+      legacyFallback: this.entry.type !== "store",
+    });
     if (tail !== undefined && (saved === undefined || tail.seq >= saved.seq)) {
       this.#head = { seq: tail.seq, hash: tail.hash };
       // An unsigned tail left by a crash is covered by the next checkpoint.
@@ -257,6 +262,7 @@ export class AuditDevice {
       head,
       this.#context.clock().toISOString(),
       this.#context.signer,
+      this.#context.nodeId,
     );
     await this.#append(checkpoint);
     this.#lastCheckpointSeq = checkpoint.seq;

@@ -59,16 +59,21 @@ function partsOf(entry: AuditRequestEntry, settings: RedactionSettings): Payload
   return parts;
 }
 
-/** Builds the record every device writes for a request or a response, before chaining. */
+/**
+ * Builds the record every device writes for a request or a response,
+ * before chaining. `node` is the id of the node that writes it.
+ */
 export function buildPayload(
   type: "request" | "response",
   entry: AuditRequestEntry | AuditResponseEntry,
   time: Date,
   settings: RedactionSettings,
+  node?: string,
 ): AuditPayload {
   const payload: AuditPayload = {
     type,
     time: time.toISOString(),
+    node,
     ...partsOf(entry, settings),
     error: entry.error,
   };

@@ -1,4 +1,5 @@
 import { KeywardError } from "../errors.ts";
+import { validateNodeId } from "./node-id.ts";
 import type { ChainedRecord } from "./types.ts";
 
 /** Record types a search can ask for. */
@@ -12,6 +13,8 @@ export const MAX_SEARCH_LIMIT = 1000;
 export interface SearchQuery {
   /** Store device to search; the first enabled store device when absent. */
   device?: string;
+  /** Node id: only the records of that node's chain. Without it, every node's records are merged. */
+  node?: string;
   /** Earliest record time, inclusive (ISO 8601). */
   from?: string | Date;
   /** Latest record time, exclusive (ISO 8601). */
@@ -31,7 +34,12 @@ export interface SearchQuery {
 }
 
 export interface SearchResult {
-  /** The matching records in sequence order, after `offset`, at most `limit`. */
+  /**
+   * The matching records ordered by time, after `offset`, at most `limit`.
+   * Records of one node keep their chain order, and records with the same
+   * time keep the order of their chains: the legacy chain, then the nodes
+   * by id.
+   */
   records: ChainedRecord[];
   /** All matching records, including those outside the page. */
   total: number;
@@ -39,6 +47,7 @@ export interface SearchResult {
 
 /** A validated query, with times as milliseconds since the epoch. */
 export interface RecordFilter {
+  node?: string;
   fromMs?: number;
   toMs?: number;
   accessor?: string;
@@ -80,6 +89,7 @@ export function recordFilter(query: SearchQuery): RecordFilter {
     });
   }
   return {
+    node: query.node === undefined ? undefined : validateNodeId(query.node, "node"),
     fromMs: query.from === undefined ? undefined : parseTime("from", query.from),
     toMs: query.to === undefined ? undefined : parseTime("to", query.to),
     accessor: query.accessor,
@@ -118,13 +128,11 @@ export function matchesFilter(record: ChainedRecord, filter: RecordFilter): bool
   return true;
 }
 
-/** Collects one page of matching records from lines in sequence order. */
-export async function searchLines(
+/** Yields the records of one chain's lines that pass the filter, skipping lines that are not records. */
+async function* matchingRecords(
   lines: AsyncIterable<string>,
   filter: RecordFilter,
-): Promise<SearchResult> {
-  const records: ChainedRecord[] = [];
-  let total = 0;
+): AsyncGenerator<ChainedRecord> {
   for await (const line of lines) {
     let record: unknown;
     try {
@@ -134,11 +142,61 @@ export async function searchLines(
       continue;
     }
     if (record === null || typeof record !== "object") continue;
-    if (!matchesFilter(record as ChainedRecord, filter)) continue;
-    total += 1;
-    if (total > filter.offset && records.length < filter.limit) {
-      records.push(record as ChainedRecord);
+    if (matchesFilter(record as ChainedRecord, filter)) yield record as ChainedRecord;
+  }
+}
+
+/** A chain's next matching record, with its time in milliseconds for the merge. */
+interface ChainCursor {
+  records: AsyncIterator<ChainedRecord>;
+  record: ChainedRecord;
+  timeMs: number;
+}
+
+/** Returns the time of a record in milliseconds, or minus infinity for a record without a valid time. */
+function recordTimeMs(record: ChainedRecord): number {
+  const ms = Date.parse(record.time);
+  return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
+}
+
+async function advance(records: AsyncIterator<ChainedRecord>): Promise<ChainCursor | undefined> {
+  const next = await records.next();
+  if (next.done) return undefined;
+  return { records, record: next.value, timeMs: recordTimeMs(next.value) };
+}
+
+/**
+ * Collects one page of matching records from several chains, each given
+ * as its lines in sequence order, merged by time as `SearchResult`
+ * describes. Only the current record of each chain and the page are held
+ * in memory.
+ *
+ * NOTE: the merge assumes each chain's times never decrease. A node whose
+ * clock was set back has its later records placed as early as their times
+ * allow, but still in chain order.
+ */
+export async function searchLines(
+  chains: AsyncIterable<string>[],
+  filter: RecordFilter,
+): Promise<SearchResult> {
+  const cursors: Array<ChainCursor | undefined> = await Promise.all(
+    chains.map((lines) => advance(matchingRecords(lines, filter))),
+  );
+  const records: ChainedRecord[] = [];
+  let total = 0;
+  for (;;) {
+    let earliest: { index: number; cursor: ChainCursor } | undefined;
+    for (const [index, cursor] of cursors.entries()) {
+      if (cursor === undefined) continue;
+      if (earliest === undefined || cursor.timeMs < earliest.cursor.timeMs) {
+        earliest = { index, cursor };
+      }
     }
+    if (earliest === undefined) break;
+    const { index, cursor } = earliest;
+    total += 1;
+    if (total > filter.offset && records.length < filter.limit) records.push(cursor.record);
+    cursors[index] = await advance(cursor.records);
   }
   return { records, total };
 }

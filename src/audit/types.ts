@@ -57,6 +57,8 @@ export interface AuditResponseEntry extends AuditRequestEntry {
 export interface AuditPayload {
   type: "request" | "response";
   time: string;
+  /** Id of the Keyward node that wrote the record; absent in records written before per-node chains. */
+  node?: string;
   request: {
     id: string;
     operation: Operation;
@@ -80,7 +82,7 @@ export interface AuditPayload {
 
 /** Fields every chained record carries. */
 export interface ChainFields {
-  /** Position in the device's log, from 1, with no gaps. */
+  /** Position in the node's chain of the device, from 1, with no gaps. */
   seq: number;
   /** `hash` of the previous record; 64 zeros for the first record. */
   prev_hash: string;
@@ -93,11 +95,13 @@ export type AuditRecord = AuditPayload & ChainFields;
 
 /**
  * A signed checkpoint. Its `hash` covers its `prev_hash`, so the signature
- * vouches for every record before it in the device's log.
+ * vouches for every record before it in the same chain.
  */
 export interface CheckpointRecord extends ChainFields {
   type: "checkpoint";
   time: string;
+  /** Id of the Keyward node whose chain the checkpoint signs; absent before per-node chains. */
+  node?: string;
   /** Identifies the Ed25519 signing key: the first 16 hex digits of SHA-256 over its SPKI DER. */
   key_id: string;
   /** Ed25519 signature (base64) over `CHECKPOINT_SIGNING_PREFIX` followed by `hash`. */
@@ -117,7 +121,7 @@ export interface DeviceEntry {
   createdAt: string;
 }
 
-/** The end of a device's log: the sequence number and hash of its last record. */
+/** The end of a chain: the sequence number and hash of its last record. */
 export interface ChainHead {
   seq: number;
   hash: string;

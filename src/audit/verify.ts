@@ -2,6 +2,7 @@ import type { KeyObject } from "node:crypto";
 import { loadPublicKey } from "../crypto/asymmetric-keys.ts";
 import { KeywardError } from "../errors.ts";
 import { checkpointSignatureValid, GENESIS_HASH, recordHash, signingKeyId } from "./chain.ts";
+import { isValidNodeId } from "./node-id.ts";
 
 export type TamperReason =
   | "altered"
@@ -31,6 +32,12 @@ export interface VerifyOptions {
    * the record before it cannot be checked.
    */
   continuation?: boolean;
+  /**
+   * Requires every record to name this node in its `node` field, as every
+   * record of a node's chain of a store device does. A record of another
+   * node's chain placed here is reported as `altered`.
+   */
+  expectedNode?: string;
 }
 
 /** The first record that failed verification. */
@@ -209,6 +216,19 @@ export async function verifyAuditLog(
         seq,
         reason: "altered",
         detail: `record ${seq} does not match its own hash`,
+      });
+    }
+    if (options.expectedNode !== undefined && record.node !== options.expectedNode) {
+      const named = isValidNodeId(record.node)
+        ? `node "${record.node}"`
+        : record.node === undefined
+          ? "no node"
+          : "an invalid node";
+      return fail({
+        line,
+        seq,
+        reason: "altered",
+        detail: `record ${seq} names ${named}, not node "${options.expectedNode}" whose chain it is in`,
       });
     }
     if (seq > expectedSeq) {

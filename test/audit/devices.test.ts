@@ -319,9 +319,9 @@ describe("store device", () => {
     );
     await fixture.broker.logRequest(requestEntry(1));
     const keys = [...fixture.barrier.values.keys()].filter((key) =>
-      key.startsWith("sys/audit/store/store/"),
+      key.startsWith("sys/audit/store/store/local/"),
     );
-    assert.deepEqual(keys, ["sys/audit/store/store/00000000000000000001"]);
+    assert.deepEqual(keys, ["sys/audit/store/store/local/00000000000000000001"]);
     await fixture.cleanup();
   });
 
@@ -330,9 +330,9 @@ describe("store device", () => {
     // Records logged in the same turn of the event loop form one batch.
     await Promise.all([1, 2, 3].map((index) => fixture.broker.logRequest(requestEntry(index))));
     const keys = [...fixture.barrier.values.keys()].filter((key) =>
-      key.startsWith("sys/audit/store/store/"),
+      key.startsWith("sys/audit/store/store/local/"),
     );
-    assert.deepEqual(keys, ["sys/audit/store/store/00000000000000000001"]);
+    assert.deepEqual(keys, ["sys/audit/store/store/local/00000000000000000001"]);
     await fixture.broker.logRequest(requestEntry(4));
     const result = await fixture.broker.verifyStore();
     assert.equal(result.ok, true);
@@ -362,13 +362,14 @@ describe("store device", () => {
     assert.equal(result.ok && result.checkpoints, 2);
 
     // Change one stored record behind the broker's back.
-    const key = "sys/audit/store/store/00000000000000000002";
+    const key = "sys/audit/store/store/local/00000000000000000002";
     const stored = Buffer.from(fixture.barrier.values.get(key)!).toString("utf8");
     fixture.barrier.values.set(key, Buffer.from(stored.replace("req-2", "req-X")));
     const tampered = await fixture.broker.verifyStore("store");
     assert.equal(tampered.ok, false);
-    assert.deepEqual(!tampered.ok && tampered.firstBad.seq, 2);
-    assert.equal(!tampered.ok && tampered.firstBad.reason, "altered");
+    assert.deepEqual(tampered.firstBad?.seq, 2);
+    assert.equal(tampered.firstBad?.reason, "altered");
+    assert.equal(tampered.firstBad?.node, "local");
     await fixture.cleanup();
   });
 });

@@ -5,6 +5,10 @@ import { join } from "node:path";
 import pino from "pino";
 import { AuditBroker, type AuditBrokerOptions } from "../../src/audit/broker.ts";
 import type { AuditRequestEntry, AuditResponseEntry } from "../../src/audit/types.ts";
+import { createSealManager } from "../../src/seal/seal-manager.ts";
+import type { Barrier } from "../../src/seal/types.ts";
+import { openSqliteStorage } from "../../src/storage/index.ts";
+import type { Storage } from "../../src/storage/storage.ts";
 import { MemoryBarrier } from "../helpers/memory-barrier.ts";
 
 export const silentLogger = pino({ level: process.env.KEYWARD_TEST_LOG ?? "silent" });
@@ -30,6 +34,38 @@ export async function openBroker(
     dir,
     async cleanup() {
       await broker.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An unsealed barrier on a SQLite file in a temporary folder, with the storage under it. */
+export interface SqliteBarrierFixture {
+  barrier: Barrier;
+  /** The raw storage, for changing a stored value behind the barrier's back. */
+  storage: Storage;
+  dir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Initialises and unseals a barrier on a new SQLite file. SQLite admits one
+ * process per file, so brokers that stand for several nodes share this one
+ * barrier.
+ */
+export async function openSqliteBarrier(): Promise<SqliteBarrierFixture> {
+  const dir = mkdtempSync(join(tmpdir(), "keyward-audit-sqlite-"));
+  const storage = await openSqliteStorage({ path: join(dir, "keyward.db") });
+  const seal = createSealManager(storage);
+  const result = await seal.init({ shares: 1, threshold: 1 });
+  await seal.submitUnsealShare(result.keysHex[0] as string);
+  return {
+    barrier: seal.barrier,
+    storage,
+    dir,
+    async close() {
+      await seal.seal();
+      await storage.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

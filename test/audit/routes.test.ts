@@ -6,10 +6,17 @@ import { after, before, describe, it } from "node:test";
 import Fastify, { type FastifyInstance, type InjectOptions } from "fastify";
 import { handleError } from "../../src/api/error-handler.ts";
 import { registerAuditHooks, registerAuditRoutes } from "../../src/api/routes/sys-audit.ts";
+import { AuditBroker } from "../../src/audit/broker.ts";
 import type { AuditRecord } from "../../src/audit/types.ts";
 import { KeywardError } from "../../src/errors.ts";
 import { REPO_ROOT } from "../helpers/server-process.ts";
-import { type BrokerFixture, openBroker, readLines } from "./fixtures.ts";
+import {
+  type BrokerFixture,
+  openBroker,
+  readLines,
+  requestEntry,
+  silentLogger,
+} from "./fixtures.ts";
 
 const TOKEN = "kw.route-test-token";
 const CLI_FIXTURE = join(REPO_ROOT, "test/audit/fixtures/audit-cli.ts");
@@ -192,10 +199,60 @@ describe("audit routes", () => {
     assert.equal(response.statusCode, 200);
     assert.equal(response.json().data.ok, true);
     assert.equal(response.json().data.signaturesChecked, true);
+    assert.deepEqual(
+      response.json().data.nodes.map((chain: { node: string }) => chain.node),
+      ["local"],
+    );
+  });
+
+  it("verifies and searches each node through the API", async () => {
+    const other = new AuditBroker({
+      barrier: fixture.barrier,
+      logger: silentLogger,
+      nodeId: "node-2",
+    });
+    await other.open();
+    await other.logRequest(requestEntry(1));
+    await other.close();
+    try {
+      const verified = await request({ method: "GET", url: "/v1/sys/audit/verify" });
+      assert.equal(verified.statusCode, 200);
+      const result = verified.json().data;
+      assert.equal(result.ok, true);
+      assert.deepEqual(
+        result.nodes.map((chain: { node: string; records: number }) => [chain.node, chain.records]),
+        [
+          ["local", result.nodes[0].records],
+          ["node-2", 1],
+        ],
+      );
+
+      const searched = await request({
+        method: "GET",
+        url: "/v1/sys/audit/search?node=node-2&type=request",
+      });
+      assert.equal(searched.statusCode, 200);
+      const { records } = searched.json().data;
+      assert.deepEqual(
+        records.map((record: AuditRecord) => [record.node, record.request.id]),
+        [["node-2", "req-1"]],
+      );
+    } finally {
+      for (const key of fixture.barrier.values.keys()) {
+        if (key.includes("/node-2")) fixture.barrier.values.delete(key);
+      }
+    }
+  });
+
+  it("rejects an invalid node in a search", async () => {
+    const response = await request({ method: "GET", url: "/v1/sys/audit/search?node=a%2Fb" });
+    assert.equal(response.statusCode, 400);
+    assert.equal(response.json().code, "invalid_field");
+    assert.match(response.json().errors[0], /^node must be/);
   });
 
   it("store verification detects truncation", async () => {
-    const prefix = "sys/audit/store/store/";
+    const prefix = "sys/audit/store/store/local/";
     const keys = [...fixture.barrier.values.keys()].filter((key) => key.startsWith(prefix)).sort();
     const lastKey = keys.at(-1)!;
     const saved = fixture.barrier.values.get(lastKey)!;
@@ -276,15 +333,23 @@ describe("audit CLI", () => {
     ]);
     assert.equal(result.status, 0, result.stderr);
     const lines = result.stdout.trim().split("\n");
-    assert.match(lines[0] ?? "", /^Seq\s+Time\s+Type/);
+    assert.match(lines[0] ?? "", /^Time\s+Node\s+Seq\s+Type/);
     assert.equal(lines.length, 4);
-    assert.match(lines[2] ?? "", /request\s+update\s+transit\/encrypt\/cli-key\s+acc-test/);
+    assert.match(
+      lines[2] ?? "",
+      /local\s+\d+\s+request\s+update\s+transit\/encrypt\/cli-key\s+acc-test/,
+    );
   });
 
   it("verifies the store on the server", async () => {
     const result = await auditCli(["verify", "--store", ...clientArgs()]);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /^Audit log verified: \d+ records/);
+    const lines = result.stdout.trim().split("\n");
+    assert.match(lines[0] ?? "", /^Audit store device store\/ verified: 1 chain, \d+ records/);
+    assert.match(
+      lines[1] ?? "",
+      /^ {2}node local: verified: \d+ records, \d+ checkpoints?, last seq/,
+    );
   });
 
   it("verifies a file offline", async () => {
@@ -397,5 +462,78 @@ describe("audit CLI", () => {
     const result = await auditCli(["verify", logPath, "--strict"]);
     assert.equal(result.status, 1);
     assert.match(result.stderr, /--strict needs --public-key/);
+  });
+});
+
+describe("audit CLI with several nodes", () => {
+  let fixture: BrokerFixture;
+  let app: FastifyInstance;
+  let address: string;
+
+  before(async () => {
+    fixture = await openBroker({ checkpointInterval: 3 });
+    ({ app } = await buildAuditApp(fixture));
+    address = await app.listen({ host: "127.0.0.1", port: 0 });
+    await fixture.broker.logRequest(requestEntry(1));
+  });
+  after(async () => {
+    await app.close();
+    await fixture.cleanup();
+  });
+
+  const clientArgs = () => ["--address", address, "--token", TOKEN];
+
+  it("reports each node's chain and the tampered one", async () => {
+    const other = new AuditBroker({ barrier: fixture.barrier, logger: silentLogger, nodeId: "b" });
+    await other.open();
+    await other.logRequest(requestEntry(1));
+    await other.logRequest(requestEntry(2));
+    await other.close();
+    const key = "sys/audit/store/store/b/00000000000000000002";
+    const stored = fixture.barrier.values.get(key);
+    assert.ok(stored !== undefined);
+    try {
+      const verified = await auditCli(["verify", "--store", ...clientArgs()]);
+      assert.equal(verified.status, 0, verified.stderr);
+      assert.match(verified.stdout, /verified: 2 chains/);
+      assert.match(
+        verified.stdout,
+        /\n {2}node b: verified: 2 records, 1 checkpoint, last seq 3\./,
+      );
+
+      const text = Buffer.from(stored).toString("utf8").replace("req-2", "req-9");
+      fixture.barrier.values.set(key, Buffer.from(text, "utf8"));
+      const tampered = await auditCli(["verify", "--store", ...clientArgs()]);
+      assert.equal(tampered.status, 1);
+      assert.match(
+        tampered.stdout,
+        /^Audit store device store\/ TAMPERED in node b, record 2: altered\./,
+      );
+      assert.match(tampered.stdout, /\n {2}node local: verified: /);
+      assert.match(tampered.stdout, /\n {2}node b: TAMPERED: record 2 at line 2: altered/);
+
+      const json = await auditCli(["verify", "--store", "--format", "json", ...clientArgs()]);
+      assert.equal(json.status, 1);
+      const verdict = JSON.parse(json.stdout);
+      assert.equal(verdict.firstBad.node, "b");
+      assert.equal(verdict.firstBad.seq, 2);
+    } finally {
+      fixture.barrier.values.set(key, stored);
+    }
+  });
+
+  it("searches one node", async () => {
+    const result = await auditCli([
+      "search",
+      "--node",
+      "local",
+      "--type",
+      "request",
+      ...clientArgs(),
+    ]);
+    assert.equal(result.status, 0, result.stderr);
+    const rows = result.stdout.trim().split("\n").slice(2);
+    assert.ok(rows.length > 0);
+    for (const row of rows) assert.match(row, /^\S+\s+local\s+\d+\s+request/);
   });
 });

@@ -361,3 +361,38 @@ describe("audit log verification", () => {
     writeFileSync(logPath, original.map((line) => `${line}\n`).join(""));
   });
 });
+
+describe("expected node", () => {
+  const line = (node: string | undefined) => {
+    const payload = {
+      type: "request" as const,
+      time: "2024-05-01T00:00:00.000Z",
+      node,
+      request: { id: "r1", operation: "read" as const, path: "sys/mounts", remote_address: "::1" },
+      auth: { accessor: "", display_name: "", policies: [] },
+    };
+    return chainRecord(payload, { seq: 0, hash: GENESIS_HASH }).line;
+  };
+
+  const cases: Array<[string, string | undefined, string | undefined]> = [
+    ["ok same node", "a", undefined],
+    ["fail other node", "b", 'record 1 names node "b", not node "a" whose chain it is in'],
+    ["fail no node", undefined, 'record 1 names no node, not node "a" whose chain it is in'],
+  ];
+  for (const [name, node, detail] of cases) {
+    it(name, async () => {
+      const result = await verifyAuditLog([line(node)], undefined, { expectedNode: "a" });
+      assert.equal(result.ok, detail === undefined);
+      if (!result.ok) {
+        assert.equal(result.firstBad.reason, "altered");
+        assert.equal(result.firstBad.seq, 1);
+        assert.equal(result.firstBad.detail, detail);
+      }
+    });
+  }
+
+  it("ok without the option", async () => {
+    const result = await verifyAuditLog([line("b")]);
+    assert.equal(result.ok, true);
+  });
+});

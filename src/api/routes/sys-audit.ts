@@ -121,12 +121,14 @@ export async function registerAuditRoutes(app: FastifyInstance, audit: AuditBrok
   app.get("/v1/sys/audit/search", {
     schema: {
       tags: ["sys"],
-      summary: "Search the records of a store audit device.",
+      summary:
+        "Search the records of a store audit device, merged by time over every node's chain.",
       querystring: {
         type: "object",
         additionalProperties: false,
         properties: {
           device: { type: "string" },
+          node: { type: "string" },
           from: { type: "string" },
           to: { type: "string" },
           accessor: { type: "string" },
@@ -147,7 +149,8 @@ export async function registerAuditRoutes(app: FastifyInstance, audit: AuditBrok
   app.get("/v1/sys/audit/verify", {
     schema: {
       tags: ["sys"],
-      summary: "Verify the hash chain and checkpoint signatures of a store audit device.",
+      summary:
+        "Verify the hash chains and checkpoint signatures of a store audit device, one result per node.",
       querystring: {
         type: "object",
         additionalProperties: false,

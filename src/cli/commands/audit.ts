@@ -1,6 +1,7 @@
 import { createReadStream, existsSync, readFileSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import type { Command } from "commander";
+import type { NodeChainResult, StoreVerifyResult } from "../../audit/store-verify.ts";
 import { type VerifyResult, verifyAuditLog } from "../../audit/verify.ts";
 import { print } from "../output.ts";
 import { addClientOptions, clientFrom, type GlobalOptions } from "./shared.ts";
@@ -69,12 +70,12 @@ function readPublicKey(value: string): string {
   return value.trimStart().startsWith("-----BEGIN") ? value : readFileSync(value, "utf8");
 }
 
-/** Prints a verification result and sets the exit status to 1 when the log was tampered with. */
 /** Formats `n` with `noun`, adding "s" unless `n` is 1. */
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
+/** Prints a verification result and sets the exit status to 1 when the log was tampered with. */
 export function reportVerification(format: GlobalOptions["format"], result: VerifyResult) {
   if (!result.ok) process.exitCode = EXIT_TAMPERED;
   if (format === "json") {
@@ -106,8 +107,61 @@ export function reportVerification(format: GlobalOptions["format"], result: Veri
   }
 }
 
+/** Names a store chain in the report: its node, or the legacy chain. */
+function chainLabel(node: string | null): string {
+  return node === null ? "legacy chain (written before per-node chains)" : `node ${node}`;
+}
+
+/** Describes one chain's verification in a line, without its label. */
+function describeChain(result: NodeChainResult): string {
+  if (!result.ok) {
+    const { firstBad } = result;
+    const record = firstBad.seq === undefined ? "" : ` record ${firstBad.seq}`;
+    return (
+      `TAMPERED:${record} at line ${firstBad.line}: ${firstBad.reason} (${firstBad.detail}); ` +
+      `verified before it: ${count(result.records, "record")}, ${count(result.checkpoints, "checkpoint")}`
+    );
+  }
+  const unsigned =
+    result.unsignedRecords === 0
+      ? ""
+      : `, ${count(result.unsignedRecords, "record")} after the last checkpoint`;
+  return `verified: ${count(result.records, "record")}, ${count(result.checkpoints, "checkpoint")}, last seq ${result.lastSeq}${unsigned}`;
+}
+
+/**
+ * Prints the verification of a store device, one line per node's chain,
+ * and sets the exit status to 1 when any chain was tampered with.
+ */
+export function reportStoreVerification(
+  format: GlobalOptions["format"],
+  result: StoreVerifyResult,
+) {
+  if (!result.ok) process.exitCode = EXIT_TAMPERED;
+  if (format === "json") {
+    print("json", result);
+    return;
+  }
+  const chains = count(result.nodes.length, "chain");
+  const firstBad = result.firstBad;
+  const verdict =
+    firstBad === undefined
+      ? `verified: ${chains}, ${count(result.records, "record")}, ${count(result.checkpoints, "checkpoint")}`
+      : `TAMPERED in ${chainLabel(firstBad.node)}${firstBad.seq === undefined ? "" : `, record ${firstBad.seq}`}: ${firstBad.reason}`;
+  const lines = [`Audit store device ${result.device}/ ${verdict}.`];
+  for (const chain of result.nodes)
+    lines.push(`  ${chainLabel(chain.node)}: ${describeChain(chain)}.`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+  if (!result.signaturesChecked) {
+    process.stderr.write(
+      "WARNING: the server checked no checkpoint signatures, so only the hash chains were verified.\n",
+    );
+  }
+}
+
 interface SearchFlags extends GlobalOptions {
   device?: string;
+  node?: string;
   from?: string;
   to?: string;
   accessor?: string;
@@ -122,6 +176,7 @@ function searchPath(flags: SearchFlags): string {
   const query = new URLSearchParams();
   const fields: Array<[string, string | undefined]> = [
     ["device", flags.device],
+    ["node", flags.node],
     ["from", flags.from],
     ["to", flags.to],
     ["accessor", flags.accessor],
@@ -139,6 +194,7 @@ function searchPath(flags: SearchFlags): string {
 interface RecordRow {
   seq: number;
   time: string;
+  node?: string;
   type: string;
   request?: { operation?: string; path?: string };
   auth?: { accessor?: string };
@@ -148,15 +204,16 @@ interface RecordRow {
 /** Renders search results as aligned columns, one record per line. */
 function renderRecords(records: RecordRow[]): string {
   const rows = records.map((record) => [
-    String(record.seq),
     record.time,
+    record.node ?? "",
+    String(record.seq),
     record.type,
     record.request?.operation ?? "",
     record.request?.path ?? "",
     record.auth?.accessor ?? "",
     record.response?.status === undefined ? "" : String(record.response.status),
   ]);
-  const header = ["Seq", "Time", "Type", "Operation", "Path", "Accessor", "Status"];
+  const header = ["Time", "Node", "Seq", "Type", "Operation", "Path", "Accessor", "Status"];
   const widths = header.map((title, column) =>
     Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)),
   );
@@ -234,7 +291,7 @@ export function registerAuditCommands(program: Command) {
   addClientOptions(
     audit
       .command("search")
-      .description("search the records of the store audit device")
+      .description("search the records of the store audit device, merged by time over every node")
       .option("--from <time>", "earliest record time, inclusive (ISO 8601)")
       .option("--to <time>", "latest record time, exclusive (ISO 8601)")
       .option("--accessor <accessor>", "token accessor")
@@ -243,7 +300,8 @@ export function registerAuditCommands(program: Command) {
       .option("--type <type>", "request, response or checkpoint (default: requests and responses)")
       .option("--limit <n>", "maximum records to print, 1 to 1000 (default 100)")
       .option("--offset <n>", "matching records to skip")
-      .option("--device <path>", "store device to search (default: the first one)"),
+      .option("--device <path>", "store device to search (default: the first one)")
+      .option("--node <id>", "only the records of this node's chain (default: every node)"),
   ).action(async (flags: SearchFlags) => {
     const { body } = await clientFrom(flags).request("GET", searchPath(flags));
     const data = (body as { data: { records: RecordRow[]; total: number } }).data;
@@ -259,7 +317,7 @@ export function registerAuditCommands(program: Command) {
     audit
       .command("verify")
       .description(
-        "verify an audit log file offline, or the store device through the server (--store); exit status 1 when tampered",
+        "verify an audit log file offline, or every node's chain of the store device through the server (--store); exit status 1 when tampered",
       )
       .argument(
         "[files...]",
@@ -291,7 +349,7 @@ export function registerAuditCommands(program: Command) {
         if (files.length > 0) throw new Error("give either files or --store, not both");
         const query = options.device ? `?device=${encodeURIComponent(options.device)}` : "";
         const { body } = await clientFrom(options).request("GET", `/v1/sys/audit/verify${query}`);
-        reportVerification(options.format, (body as { data: VerifyResult }).data);
+        reportStoreVerification(options.format, (body as { data: StoreVerifyResult }).data);
         return;
       }
       if (files.length === 0) throw new Error("give the audit log file to verify, or --store");
