@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { KeywardError } from "./errors.ts";
+import { NODE_ID_PATTERN } from "./storage/coordination.ts";
 import { parseStorageLocation } from "./storage/index.ts";
 
 /** Vault's default maximum request size: 32 MiB. */
@@ -36,6 +37,10 @@ export interface ServerConfig {
   readonly jobIntervalMs: number;
   /** The KMIP server's address and TLS files, when KMIP is enabled. */
   readonly kmip: KmipConfig | undefined;
+  /** This node's id among nodes sharing one database; generated and kept in the data directory when unset. */
+  readonly nodeId: string | undefined;
+  /** The URL other nodes and load balancers reach this node's API at; derived from the listen address when unset. */
+  readonly apiAddress: string | undefined;
 }
 
 /** The KMIP server's address and its mutual-TLS files (absolute paths). */
@@ -68,6 +73,8 @@ export interface ConfigSource {
   kmip_tls_cert_file?: string;
   kmip_tls_key_file?: string;
   kmip_client_ca_file?: string;
+  node_id?: string;
+  api_addr?: string;
 }
 
 const FILE_FIELDS = new Set<keyof ConfigSource>([
@@ -84,6 +91,8 @@ const FILE_FIELDS = new Set<keyof ConfigSource>([
   "kmip_tls_cert_file",
   "kmip_tls_key_file",
   "kmip_client_ca_file",
+  "node_id",
+  "api_addr",
 ]);
 
 /** Environment variables and the config fields they set. */
@@ -101,6 +110,8 @@ export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
   KEYWARD_KMIP_TLS_CERT_FILE: "kmip_tls_cert_file",
   KEYWARD_KMIP_TLS_KEY_FILE: "kmip_tls_key_file",
   KEYWARD_KMIP_CLIENT_CA_FILE: "kmip_client_ca_file",
+  KEYWARD_NODE_ID: "node_id",
+  KEYWARD_API_ADDR: "api_addr",
 };
 
 function configError(field: string, message: string): KeywardError {
@@ -232,7 +243,35 @@ export function resolveServerConfig(...sources: ConfigSource[]): ServerConfig {
     devRootToken: merged.dev_root_token,
     jobIntervalMs: toPositiveInteger("job_interval_ms", merged.job_interval_ms, 60_000),
     kmip: resolveKmipConfig(merged),
+    nodeId: merged.node_id === undefined ? undefined : checkNodeId(merged.node_id),
+    apiAddress: merged.api_addr === undefined ? undefined : checkApiAddress(merged.api_addr),
   });
+}
+
+function checkNodeId(nodeId: string): string {
+  if (!NODE_ID_PATTERN.test(nodeId)) {
+    throw configError(
+      "node_id",
+      `expected 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit, got "${nodeId}"`,
+    );
+  }
+  return nodeId;
+}
+
+function checkApiAddress(address: string): string {
+  let url: URL;
+  try {
+    url = new URL(address);
+  } catch {
+    throw configError("api_addr", `expected an http:// or https:// URL, got "${address}"`);
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.pathname !== "/") {
+    throw configError(
+      "api_addr",
+      `expected an http:// or https:// URL with no path, got "${address}"`,
+    );
+  }
+  return address.replace(/\/$/, "");
 }
 
 /**

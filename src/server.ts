@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { buildApp } from "./api/app.ts";
+import { resolveNodeId } from "./cluster/node-id.ts";
 import type { ServerConfig } from "./config.ts";
 import { type DevModeResult, startDevMode } from "./core/dev-mode.ts";
 import { Keyward } from "./core/keyward.ts";
@@ -40,15 +41,22 @@ export async function startServer(
   config: ServerConfig,
   logger = createLogger(config),
 ): Promise<RunningServer> {
+  const nodeId = resolveNodeId(config.nodeId, config.dataDir);
   const storage = await openStorage(config.storage, {
     logger,
+    nodeId,
     ...(config.storageCaFile === undefined ? {} : { caFile: config.storageCaFile }),
   });
+  // Known once the server listens; until then heartbeats report the configured one or none.
+  let apiAddress = config.apiAddress ?? "";
   const keyward = await Keyward.open({
     storage,
     logger,
     jobIntervalMs: config.jobIntervalMs,
     devMode: config.dev,
+    nodeId,
+    apiAddress: () => apiAddress,
+    version: VERSION,
   });
 
   let dev: DevModeResult | undefined;
@@ -71,9 +79,11 @@ export async function startServer(
   const port = typeof bound === "object" && bound ? bound.port : config.port;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const address = `${https ? "https" : "http"}://${host}:${port}`;
+  apiAddress = config.apiAddress ?? address;
   logger.info(
     {
       address,
+      nodeId,
       storage: storage.kind,
       storageLocation: describeStorageLocation(config.storage),
       dev: config.dev,

@@ -87,3 +87,38 @@ describe("server config kmip", () => {
     });
   }
 });
+
+describe("server config cluster", () => {
+  it("reads node id and api address", () => {
+    const env = readEnvironment({
+      KEYWARD_NODE_ID: "kw-1.dc_a",
+      KEYWARD_API_ADDR: "https://kw-1.internal:8200/",
+    });
+    const config = resolveServerConfig(env);
+    assert.equal(config.nodeId, "kw-1.dc_a");
+    assert.equal(config.apiAddress, "https://kw-1.internal:8200");
+  });
+
+  it("leaves both unset by default", () => {
+    const config = resolveServerConfig({});
+    assert.equal(config.nodeId, undefined);
+    assert.equal(config.apiAddress, undefined);
+  });
+
+  for (const [field, value] of [
+    ["node_id", "-leading-dash"],
+    ["node_id", "has space"],
+    ["node_id", "x".repeat(65)],
+    ["api_addr", "kw-1:8200"],
+    ["api_addr", "ftp://kw-1"],
+    ["api_addr", "https://kw-1/v1"],
+  ] as const) {
+    it(`fail ${field} ${JSON.stringify(value).slice(0, 20)}`, () => {
+      assert.throws(
+        () => resolveServerConfig({ [field]: value }),
+        (error) =>
+          error instanceof KeywardError && error.code === "invalid_field" && error.field === field,
+      );
+    });
+  }
+});

@@ -19,6 +19,7 @@ import { registerDeviceWireguardRoutes } from "./routes/devices-wireguard.ts";
 import { registerPkiMounts } from "./routes/pki.ts";
 import { registerSshMounts } from "./routes/ssh.ts";
 import { registerAuditHooks, registerAuditRoutes } from "./routes/sys-audit.ts";
+import { registerClusterRoutes } from "./routes/sys-cluster.ts";
 import { registerGenerateRootRoutes } from "./routes/sys-generate-root.ts";
 import { registerMountRoutes } from "./routes/sys-mounts.ts";
 import { registerOpenApiRoutes } from "./routes/sys-openapi.ts";
@@ -183,6 +184,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerAuthorization(app, keyward);
   registerAuditHooks(app, keyward.audit);
   await registerSealRoutes(app, keyward, options.version ?? "0.0.0");
+  await registerClusterRoutes(app, keyward);
   await registerGenerateRootRoutes(app, keyward.rootGenerator);
   await registerTokenRoutes(app, keyward.tokens);
   await registerAppRoleRoutes(app, keyward.approle, keyward.tokens);

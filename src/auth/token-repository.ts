@@ -4,6 +4,8 @@ import type { StorageWriter } from "../storage/storage.ts";
 import { freezeRecord, type TokenRecord } from "./token-record.ts";
 
 /** Token records by hash: `auth/token/id/<hash>`. */
+/** Storage prefix of everything the token store keeps. */
+export const TOKEN_STORAGE_PREFIX = "auth/token/";
 const ID_PREFIX = "auth/token/id/";
 /** Accessor index: `auth/token/accessor/<accessor>` contains the token's hash. */
 const ACCESSOR_PREFIX = "auth/token/accessor/";

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Keyward } from "./keyward.ts";
 
@@ -39,6 +39,8 @@ export async function startDevMode(
   const status = await keyward.seal.status();
 
   if (!status.initialized) {
+    // With PostgreSQL storage nothing else creates the data directory.
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const result = await keyward.init({ shares: 1, threshold: 1 }, rootToken);
     await writeSecretFile(unsealKeyPath, result.keysHex[0] ?? "");
     await writeSecretFile(rootTokenPath, result.rootToken);

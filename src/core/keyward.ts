@@ -1,13 +1,19 @@
 import type { Logger } from "pino";
-import { AuditBroker } from "../audit/index.ts";
+import { AUDIT_DEVICE_TABLE_KEY, AuditBroker } from "../audit/index.ts";
 import { AppRoleBackend } from "../auth/approle/backend.ts";
+import { APPROLE_STORAGE_PREFIX } from "../auth/approle/repository.ts";
 import { LoginRateLimiter, type LoginRateLimiterOptions } from "../auth/rate-limiter.ts";
 import { RootTokenGenerator } from "../auth/root-generation.ts";
+import { TOKEN_STORAGE_PREFIX } from "../auth/token-repository.ts";
 import { TokenStore } from "../auth/token-store.ts";
+import { Cluster } from "../cluster/cluster.ts";
+import { engineCaches } from "../cluster/invalidation.ts";
+import { APPLIED_FOLDER as DEVICE_APPLIED_FOLDER } from "../devices/applied.ts";
 import type { DeviceArtifactSource, DeviceChangeNotifier } from "../devices/artifacts.ts";
 import { DeviceCertificates } from "../devices/certificates.ts";
+import { DEVICE_REGISTRY_FOLDER } from "../devices/context.ts";
 import { DeviceService } from "../devices/service.ts";
-import { DeviceStore } from "../devices/store.ts";
+import { DEVICES_PREFIX, DeviceStore } from "../devices/store.ts";
 import { createPkiJobs, PkiService } from "../engines/pki/index.ts";
 import { DEFAULT_MOUNT_TTL_SECONDS } from "../engines/pki/validity.ts";
 import { SshService } from "../engines/ssh/index.ts";
@@ -19,14 +25,16 @@ import {
   WireguardService,
 } from "../engines/wireguard/index.ts";
 import { KeywardError } from "../errors.ts";
-import { Scheduler } from "../jobs/scheduler.ts";
+import { type JobRunHook, Scheduler } from "../jobs/scheduler.ts";
 import { registerTransitJobs } from "../jobs/transit-jobs.ts";
-import { PolicyStore } from "../policy/index.ts";
+import { POLICY_PREFIX, PolicyStore } from "../policy/index.ts";
+import { SEAL_RESERVED_PREFIX } from "../seal/barrier.ts";
 import { createSealManager } from "../seal/seal-manager.ts";
 import type { InitRequest, InitResult, SealManager } from "../seal/types.ts";
 import type { Storage } from "../storage/storage.ts";
 import {
   type EngineType,
+  MOUNT_TABLE_KEY,
   type MountConfig,
   type MountEntry,
   MountTable,
@@ -50,7 +58,20 @@ export interface KeywardOptions {
   deviceSources?: readonly DeviceArtifactSource[];
   /** Limits of failed device enrolments per source address; AppRole's defaults when absent. */
   enrolmentRateLimit?: LoginRateLimiterOptions;
+  /**
+   * This node's id among nodes sharing the storage. With PostgreSQL storage
+   * opened with the same id, the node joins the others: it follows their
+   * changes, competes for leadership and reports to `sys/ha-status`.
+   */
+  nodeId?: string;
+  /** The URL clients reach this node's API at, read at each heartbeat. */
+  apiAddress?: () => string;
+  /** The running version, reported to the other nodes. */
+  version?: string;
 }
+
+/** The node id of a server that shares its storage with no other. */
+const SINGLE_NODE_ID = "local";
 
 /** A mounted engine: its mount table entry and the service of its type. */
 interface MountedEngine {
@@ -82,6 +103,8 @@ export class Keyward {
   readonly rootGenerator: RootTokenGenerator;
   readonly policies: PolicyStore;
   readonly audit: AuditBroker;
+  /** This node among the nodes sharing the storage: leadership, their changes, the node table. */
+  readonly cluster: Cluster;
   readonly logger: Logger;
   readonly clock: () => Date;
   /** True when the server runs with `--dev`. */
@@ -104,7 +127,11 @@ export class Keyward {
   #devices: DeviceService | undefined;
   #mounts = new Map<string, MountedEngine>();
   #scheduler: Scheduler | undefined;
+  /** Listeners told of every scheduled job run on this node (`onJobRun`). */
+  readonly #jobRunListeners: JobRunHook[] = [];
   #sealed = true;
+  /** Applies other nodes' changes one batch at a time, in arrival order. */
+  #remoteChanges: Promise<void> = Promise.resolve();
 
   private constructor(options: KeywardOptions) {
     this.storage = options.storage;
@@ -141,8 +168,21 @@ export class Keyward {
     });
     this.rootGenerator = new RootTokenGenerator(this.seal, this.tokens);
     this.policies = new PolicyStore(this.seal.barrier);
+    const nodeId = options.nodeId ?? SINGLE_NODE_ID;
+    this.cluster = new Cluster({
+      nodeId,
+      ...(options.storage.openCoordination === undefined
+        ? {}
+        : { coordination: options.storage.openCoordination() }),
+      apiAddress: options.apiAddress ?? (() => ""),
+      version: options.version ?? "",
+      sealed: () => this.#sealed,
+      logger: options.logger.child({ component: "cluster" }),
+    });
+    this.cluster.onLeadershipChange((leader) => this.#leadershipChanged(leader));
     this.audit = new AuditBroker({
       barrier: this.seal.barrier,
+      nodeId,
       logger: options.logger.child({ component: "audit" }),
       clock: this.clock,
       ...(options.auditWriteTimeoutMs === undefined
@@ -168,7 +208,9 @@ export class Keyward {
   }
 
   static async open(options: KeywardOptions): Promise<Keyward> {
-    return new Keyward(options);
+    const keyward = new Keyward(options);
+    await keyward.cluster.start((keys) => keyward.#queueRemoteChanges(keys));
+    return keyward;
   }
 
   /**
@@ -299,7 +341,135 @@ export class Keyward {
   async close(): Promise<void> {
     if (this.audit.isOpen) await this.audit.close();
     await this.#stopEngines();
+    await this.cluster.close();
+    await this.#remoteChanges;
     await this.storage.close();
+  }
+
+  /**
+   * Registers a listener called after each run of a scheduled job on this
+   * node, with the job's name, outcome and duration in milliseconds. Jobs
+   * run only while this node leads.
+   */
+  onJobRun(listener: JobRunHook): void {
+    this.#jobRunListeners.push(listener);
+  }
+
+  /** Starts or stops the scheduled jobs as this node gains or loses leadership. */
+  #leadershipChanged(leader: boolean): void {
+    const scheduler = this.#scheduler;
+    if (scheduler === undefined) return;
+    if (leader) scheduler.start();
+    else
+      scheduler.stop().catch((error: unknown) => {
+        this.logger.error({ err: error }, "failed to stop the job scheduler");
+      });
+  }
+
+  #queueRemoteChanges(keys: readonly string[] | undefined): void {
+    this.#remoteChanges = this.#remoteChanges
+      .then(() => this.#applyRemoteChanges(keys))
+      .catch((error: unknown) => {
+        this.logger.error({ err: error }, "failed to apply changes made on another node");
+      });
+  }
+
+  /**
+   * Drops or reloads what this node keeps in memory of the storage keys
+   * another node changed; `undefined` means changes may have been missed,
+   * so everything is reloaded.
+   */
+  async #applyRemoteChanges(keys: readonly string[] | undefined): Promise<void> {
+    const touched = (prefix: string) =>
+      keys === undefined || keys.some((key) => key.startsWith(prefix));
+    if (touched(SEAL_RESERVED_PREFIX)) await this.seal.refresh();
+    if (this.#sealed) return;
+    if (touched(TOKEN_STORAGE_PREFIX)) this.tokens.clearCache();
+    if (touched(APPROLE_STORAGE_PREFIX)) this.approle.clearCache();
+    if (touched(POLICY_PREFIX)) this.policies.clearCache();
+    if (touched(AUDIT_DEVICE_TABLE_KEY)) await this.audit.refresh();
+    if (touched(MOUNT_TABLE_KEY)) await this.#reloadMounts();
+
+    const stale = new Set<string>();
+    for (const [path, mount] of this.#mounts) {
+      const prefix = `${path}/`;
+      const changed =
+        keys === undefined ||
+        keys.some(
+          (key) =>
+            key.startsWith(prefix) && engineCaches(mount.entry.type, key.slice(prefix.length)),
+        );
+      if (changed) stale.add(path);
+    }
+    for (const path of stale) this.#rebuildEngine(path);
+    this.#wakeDevices(keys, stale);
+  }
+
+  /** Makes the running engines match the stored mount table: new mounts start, removed ones stop, tuned ones take their new settings. */
+  async #reloadMounts(): Promise<void> {
+    const entries = (await this.#mountTable.load()) ?? [];
+    const stored = new Map(entries.map((entry) => [entry.path, entry]));
+    for (const [path, mount] of this.#mounts) {
+      if (stored.has(path)) continue;
+      this.#mounts.delete(path);
+      mount.wireguard?.close();
+      this.logger.info({ mount: path }, "secrets engine unmounted on another node");
+    }
+    for (const entry of entries) {
+      const mount = this.#mounts.get(entry.path);
+      if (mount === undefined) {
+        this.#mounts.set(entry.path, this.#createEngine(entry));
+        this.logger.info(
+          { mount: entry.path, type: entry.type },
+          "secrets engine mounted on another node",
+        );
+      } else if (mount.entry.type !== entry.type) {
+        mount.wireguard?.close();
+        this.#mounts.set(entry.path, this.#createEngine(entry));
+      } else {
+        mount.entry = entry;
+      }
+    }
+  }
+
+  /** Replaces a mount's engine with a new one, dropping everything it cached. */
+  #rebuildEngine(path: string): void {
+    const mount = this.#mounts.get(path);
+    if (mount === undefined) return;
+    mount.wireguard?.close();
+    this.#mounts.set(path, this.#createEngine(mount.entry));
+  }
+
+  /**
+   * Wakes the agents waiting on this node whose state another node may have
+   * changed: the device named by a changed registry record, or every agent
+   * for other registry changes and for changes in WireGuard and Wi-Fi
+   * mounts. Recorded applied versions change no device's state.
+   */
+  #wakeDevices(keys: readonly string[] | undefined, staleMounts: ReadonlySet<string>): void {
+    const devices = this.#devices;
+    if (devices === undefined) return;
+    const sharedMounts = [...staleMounts].some((path) => {
+      const type = this.#mounts.get(path)?.entry.type;
+      return type === "wireguard" || type === "wifi";
+    });
+    if (keys === undefined || sharedMounts) {
+      devices.waiters.wakeAll();
+      return;
+    }
+    const named: string[] = [];
+    for (const key of keys) {
+      if (!key.startsWith(DEVICES_PREFIX)) continue;
+      const rest = key.slice(DEVICES_PREFIX.length);
+      if (rest.startsWith(`${DEVICE_APPLIED_FOLDER}/`)) continue;
+      if (rest.startsWith(`${DEVICE_REGISTRY_FOLDER}/`)) {
+        named.push(rest.slice(DEVICE_REGISTRY_FOLDER.length + 1));
+        continue;
+      }
+      devices.waiters.wakeAll();
+      return;
+    }
+    if (named.length > 0) devices.waiters.changed(named);
   }
 
   #createEngine(entry: MountEntry): MountedEngine {
@@ -390,7 +560,12 @@ export class Keyward {
       enrolmentFailures: this.#enrolmentFailures,
     });
 
-    const scheduler = new Scheduler({ logger: this.logger.child({ component: "scheduler" }) });
+    const scheduler = new Scheduler({
+      logger: this.logger.child({ component: "scheduler" }),
+      onRun: (job, outcome, durationMs) => {
+        for (const listener of this.#jobRunListeners) listener(job, outcome, durationMs);
+      },
+    });
     registerTransitJobs(scheduler, {
       services: () => [...this.#mounts.values()].flatMap((mount) => mount.transit ?? []),
       intervalMs: this.#jobIntervalMs,
@@ -425,14 +600,18 @@ export class Keyward {
         await this.approle.tidy();
       },
     });
-    scheduler.start();
     this.#scheduler = scheduler;
+    // The jobs run on the leader only: at once on a single node, and on the
+    // node that takes the leader lock when several share the storage.
+    this.cluster.campaign();
+    if (this.cluster.isLeader) scheduler.start();
     this.logger.info({ mounts: entries.map((entry) => entry.path) }, "unsealed");
   }
 
   async #stopEngines(): Promise<void> {
     const scheduler = this.#scheduler;
     this.#scheduler = undefined;
+    await this.cluster.resign();
     if (scheduler) await scheduler.stop();
     if (this.#mounts.size > 0) this.logger.info("sealed");
     for (const mount of this.#mounts.values()) mount.wireguard?.close();

@@ -23,7 +23,7 @@ export interface MountConfig {
 }
 
 /** Storage key of the mount table, behind the barrier. */
-const MOUNT_TABLE_KEY = "sys/mounts";
+export const MOUNT_TABLE_KEY = "sys/mounts";
 
 /** Paths the API itself uses; an engine mounted there would shadow it. */
 const RESERVED_PATHS = new Set(["sys", "auth", "identity", "cubbyhole", "audit", "devices"]);

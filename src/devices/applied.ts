@@ -2,7 +2,9 @@ import type { AppliedVersion, AppliedVersionReader } from "./artifacts.ts";
 import { GroupCommit } from "./group-commit.ts";
 import type { DeviceStore, RecordWriter } from "./store.ts";
 
-const FOLDER = "applied";
+/** Folder of the device store that holds the versions each device applied. */
+export const APPLIED_FOLDER = "applied";
+const FOLDER = APPLIED_FOLDER;
 
 /** Returns the storage path of a device's applied versions. */
 export function appliedPath(device: string): string {

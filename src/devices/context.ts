@@ -22,9 +22,12 @@ export interface DeviceContext {
   lastSeenWrites: Map<string, number>;
 }
 
+/** Folder of the device store that holds one record per device. */
+export const DEVICE_REGISTRY_FOLDER = "registry";
+
 /** Returns the storage path of device `name`. */
 export function devicePath(name: string): string {
-  return `registry/${name}`;
+  return `${DEVICE_REGISTRY_FOLDER}/${name}`;
 }
 
 /** Returns the storage path of the serial index entry of identity certificate `serial` (hex). */

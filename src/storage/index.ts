@@ -47,6 +47,8 @@ export interface OpenStorageOptions {
   caFile?: string;
   /** PostgreSQL: receives warnings about the connection pool. */
   logger?: Logger;
+  /** PostgreSQL: this node's id, which enables the coordination of several nodes. */
+  nodeId?: string;
 }
 
 /**
@@ -69,6 +71,7 @@ export async function openStorage(
         url: parsed.url,
         ...(options.caFile === undefined ? {} : { caFile: options.caFile }),
         ...(options.logger === undefined ? {} : { logger: options.logger }),
+        ...(options.nodeId === undefined ? {} : { nodeId: options.nodeId }),
       });
   }
 }

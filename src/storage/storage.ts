@@ -1,3 +1,5 @@
+import type { Coordination } from "./coordination.ts";
+
 /**
  * The storage boundary.
  *
@@ -76,6 +78,12 @@ export interface Storage extends StorageWriter {
    * changes when it starts.
    */
   transaction<T>(work: (tx: StorageWriter) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * Opens the coordination of several nodes sharing this storage: present
+   * only on a backend that several processes can share (PostgreSQL). The
+   * caller closes it before closing the storage.
+   */
+  openCoordination?(): Coordination;
   /** Releases the backend's connections and files. */
   close(): Promise<void>;
 }

@@ -11,7 +11,7 @@ const DEFAULT_POLICY_PATHS =
  * authenticate devices themselves: EST, device enrolment and the device API.
  */
 const PUBLIC_PATHS =
-  /^(\/v1\/(sys\/(init|seal-status|unseal|health|rekey\/.*|generate-root\/.*)|auth\/approle\/login|devices\/enroll|devices\/self\/.*)|\/\.well-known\/est\/.*)$/;
+  /^(\/v1\/(sys\/(init|seal-status|unseal|health|leader|rekey\/.*|generate-root\/.*)|auth\/approle\/login|devices\/enroll|devices\/self\/.*)|\/\.well-known\/est\/.*)$/;
 
 /** Capabilities granted on every path, and the methods they must leave denied. */
 const MATRIX = [

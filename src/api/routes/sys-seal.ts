@@ -230,6 +230,11 @@ export async function registerSealRoutes(app: FastifyInstance, keyward: Keyward,
         server_time_utc: Math.floor(Date.now() / 1000),
         version,
         storage_type: status.storageType,
+        // Keyward's additions: every node serves requests (none is a
+        // standby); the leader also runs the scheduled jobs.
+        ha_enabled: keyward.cluster.haEnabled,
+        node_id: keyward.cluster.nodeId,
+        leader: keyward.cluster.isLeader,
       });
     },
   });

@@ -5,6 +5,8 @@ import type { AppRole } from "./role.ts";
 import type { SecretIdRecord } from "./secret-id.ts";
 
 /** Roles by name: `auth/approle/role/<name>`. */
+/** Storage prefix of everything the AppRole backend keeps. */
+export const APPROLE_STORAGE_PREFIX = "auth/approle/";
 const ROLE_PREFIX = "auth/approle/role/";
 /** Role ID index: `auth/approle/role-id/<HMAC of the role ID>` contains the role name. */
 const ROLE_ID_PREFIX = "auth/approle/role-id/";

@@ -24,6 +24,8 @@ interface ServerFlags {
   kmipTlsCertFile?: string;
   kmipTlsKeyFile?: string;
   kmipClientCaFile?: string;
+  nodeId?: string;
+  apiAddr?: string;
 }
 
 function flagsToSource(flags: ServerFlags): ConfigSource {
@@ -43,6 +45,8 @@ function flagsToSource(flags: ServerFlags): ConfigSource {
     kmip_tls_cert_file: flags.kmipTlsCertFile,
     kmip_tls_key_file: flags.kmipTlsKeyFile,
     kmip_client_ca_file: flags.kmipClientCaFile,
+    node_id: flags.nodeId,
+    api_addr: flags.apiAddr,
   };
 }
 
@@ -59,7 +63,7 @@ export function registerServerCommand(program: Command) {
     .description("start the Keyward server")
     .option(
       "--config <file>",
-      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file)",
+      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, node_id, api_addr)",
     )
     .option(
       "--listen <host:port>",
@@ -103,6 +107,14 @@ export function registerServerCommand(program: Command) {
     .option(
       "--job-interval-ms <ms>",
       "milliseconds between runs of the transit, PKI, WireGuard and Wi-Fi background jobs [env KEYWARD_JOB_INTERVAL_MS] (default 60000)",
+    )
+    .option(
+      "--node-id <id>",
+      "this node's id among nodes sharing one PostgreSQL database [env KEYWARD_NODE_ID] (default: generated once and kept in the data directory)",
+    )
+    .option(
+      "--api-addr <url>",
+      "URL at which other nodes and load balancers reach this node, reported by sys/ha-status [env KEYWARD_API_ADDR] (default: from --listen)",
     )
     .option(
       "--dev",

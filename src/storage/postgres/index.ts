@@ -2,10 +2,12 @@ import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
 import { isKeywardError, KeywardError } from "../../errors.ts";
+import { NODE_ID_PATTERN } from "../coordination.ts";
 import type { StorageDatabase } from "../sql/schema.ts";
 import { SqlStorage } from "../sql/sql-storage.ts";
 import type { Storage } from "../storage.ts";
 import { isLocalHost, type PostgresConnection, parsePostgresUrl } from "./connection.ts";
+import { PostgresCoordination } from "./coordination.ts";
 import { migratePostgres } from "./migrations.ts";
 
 export { describePostgresUrl, SSL_MODES, type SslMode } from "./connection.ts";
@@ -21,6 +23,12 @@ export interface PostgresStorageOptions {
   logger?: Logger;
   /** See `SqlStorageOptions.checkNestedCalls`. */
   checkNestedCalls?: boolean;
+  /**
+   * This node's id, set on every connection as the session setting
+   * `keyward.node_id`, so the change feed can tell this node's own changes
+   * from other nodes'. Without it the storage offers no coordination.
+   */
+  nodeId?: string;
 }
 
 /** The default maximum number of pooled connections per Keyward process. */
@@ -118,6 +126,16 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     );
   }
 
+  const nodeId = options.nodeId;
+  if (nodeId !== undefined) {
+    if (!NODE_ID_PATTERN.test(nodeId)) {
+      throw new KeywardError("invalid_request", `invalid node id ${JSON.stringify(nodeId)}`);
+    }
+    // The node id's characters need no quoting in the options string.
+    connection.config.options = [connection.config.options, `-c keyward.node_id=${nodeId}`]
+      .filter(Boolean)
+      .join(" ");
+  }
   const pool = new pg.Pool({
     ...connection.config,
     max: options.maxConnections ?? POSTGRES_POOL_SIZE,
@@ -153,5 +171,15 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
       : { checkNestedCalls: options.checkNestedCalls }),
     isolationLevel: "serializable",
     retry: { driverCodes: RETRYABLE_SQLSTATES, maxAttempts: POSTGRES_TRANSACTION_ATTEMPTS },
+    ...(nodeId === undefined
+      ? {}
+      : {
+          openCoordination: () =>
+            new PostgresCoordination(
+              connection.config,
+              nodeId,
+              logger?.child({ component: "coordination" }),
+            ),
+        }),
   });
 }

@@ -23,6 +23,51 @@ export const POSTGRES_MIGRATIONS: Record<string, Migration> = {
         .execute();
     },
   },
+  // PostgreSQL only: SQLite storage belongs to one process, which needs no
+  // change feed and no node table.
+  "0002_cluster": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Every committed change to an entry is announced on the channel as
+      // "<node id> <key>", the node id coming from the session setting
+      // `keyward.node_id` that each node sets on its connections. Audit
+      // records are left out: they are written with nearly every request
+      // and no node caches them. A key too long for a notification's
+      // payload is announced as "*", which makes every node drop its caches.
+      await sql`
+        create function keyward_notify_change() returns trigger language plpgsql as $body$
+        declare
+          changed text;
+        begin
+          if tg_op = 'DELETE' then changed := old.key; else changed := new.key; end if;
+          if changed like 'sys/audit/store/%' or changed like 'sys/audit/chain/%' then
+            return null;
+          end if;
+          if octet_length(changed) > 7000 then changed := '*'; end if;
+          perform pg_notify(
+            'keyward_changes',
+            coalesce(current_setting('keyward.node_id', true), '') || ' ' || changed
+          );
+          return null;
+        end
+        $body$
+      `.execute(db);
+      await sql`
+        create trigger entries_notify_change
+        after insert or update or delete on entries
+        for each row execute function keyward_notify_change()
+      `.execute(db);
+      await db.schema
+        .createTable("cluster_nodes")
+        .addColumn("node_id", "text", (column) => column.primaryKey().notNull())
+        .addColumn("api_address", "text", (column) => column.notNull())
+        .addColumn("version", "text", (column) => column.notNull())
+        .addColumn("started_at", "timestamptz", (column) => column.notNull())
+        .addColumn("heartbeat_at", "timestamptz", (column) => column.notNull())
+        .addColumn("sealed", "boolean", (column) => column.notNull())
+        .addColumn("leader", "boolean", (column) => column.notNull())
+        .execute();
+    },
+  },
 };
 
 /**

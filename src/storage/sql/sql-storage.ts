@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { CompiledQuery, type IsolationLevel, type Kysely, type Transaction } from "kysely";
 import { isKeywardError, KeywardError } from "../../errors.ts";
+import type { Coordination } from "../coordination.ts";
 import { validateKey, validatePrefix, validateScanOptions, validateValue } from "../keys.ts";
 import type { ScanOptions, Storage, StorageWriter, TransactionOptions } from "../storage.ts";
 import {
@@ -46,6 +47,8 @@ export interface SqlStorageOptions {
    * runner sets it.
    */
   checkNestedCalls?: boolean;
+  /** Opens the coordination of nodes sharing the database; only a shared backend has it. */
+  openCoordination?: () => Coordination;
 }
 
 /** The retry policy of `transaction()`: the failures it runs again, and how often. */
@@ -91,6 +94,7 @@ function translateError(kind: string, operation: string, error: unknown): Keywar
  */
 export class SqlStorage implements Storage {
   readonly kind: string;
+  readonly openCoordination?: () => Coordination;
   readonly #db: Kysely<StorageDatabase>;
   readonly #isolationLevel: IsolationLevel | undefined;
   readonly #retry: TransactionRetry | undefined;
@@ -102,6 +106,7 @@ export class SqlStorage implements Storage {
 
   constructor(options: SqlStorageOptions) {
     this.kind = options.kind;
+    if (options.openCoordination !== undefined) this.openCoordination = options.openCoordination;
     this.#db = options.db;
     this.#isolationLevel = options.isolationLevel;
     this.#retry = options.retry;

@@ -1,0 +1,55 @@
+/**
+ * What several Keyward nodes sharing one database use to work together: a
+ * feed of the storage keys other nodes changed, a leader lock for scheduled
+ * work, and a table of nodes with their last heartbeat. PostgreSQL storage
+ * offers it; SQLite, which one process holds alone, does not.
+ */
+export interface Coordination {
+  /** This node's id, as other nodes see it in the change feed and the node table. */
+  readonly nodeId: string;
+  /**
+   * Starts the change feed. `listener` receives the storage keys that other
+   * nodes wrote or deleted, in batches, soon after each commit; or
+   * `undefined` when changes may have been missed (after the feed's
+   * connection was lost and opened again), when every cache must go.
+   */
+  watch(listener: (keys: readonly string[] | undefined) => void): Promise<void>;
+  /** Tries to take the leader lock; true when this node holds it afterwards. */
+  tryLead(): Promise<boolean>;
+  /** Releases the leader lock if this node holds it. */
+  resign(): Promise<void>;
+  /** True while this node holds the leader lock. */
+  readonly leading: boolean;
+  /** Registers a listener called when this node loses the leader lock without resigning (its connection failed). */
+  onLeadershipLost(listener: () => void): void;
+  /** Records this node's state with the database's current time as its heartbeat. */
+  heartbeat(state: NodeState): Promise<void>;
+  /** Lists every node that has sent a heartbeat, with the age of its last one. */
+  members(): Promise<NodeRecord[]>;
+  /** Resigns, stops the feed and closes the connection. */
+  close(): Promise<void>;
+}
+
+/** What a node reports about itself with each heartbeat. */
+export interface NodeState {
+  /** The address clients reach this node's API at, such as `https://10.0.0.5:8200`. */
+  apiAddress: string;
+  version: string;
+  /** When this process started (ISO 8601). */
+  startedAt: string;
+  sealed: boolean;
+  /** True while the node holds the leader lock. */
+  leader: boolean;
+}
+
+/** One node as the node table records it. */
+export interface NodeRecord extends NodeState {
+  nodeId: string;
+  /** When the last heartbeat arrived, by the database's clock (ISO 8601). */
+  heartbeatAt: string;
+  /** Milliseconds since the last heartbeat, by the database's clock. */
+  heartbeatAgeMs: number;
+}
+
+/** Letters, digits, `.`, `_` and `-`, 1 to 64 characters, starting with a letter or digit. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
