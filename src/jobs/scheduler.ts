@@ -13,9 +13,17 @@ export interface Job {
   run(now: Date): Promise<void>;
 }
 
+/** How a job run ended: `failure` when `run` threw or rejected. */
+export type JobOutcome = "success" | "failure";
+
+/** Called after each run of a job with the job's name, its outcome and its duration in milliseconds. */
+export type JobRunHook = (job: string, outcome: JobOutcome, durationMs: number) => void;
+
 export interface SchedulerOptions {
   logger?: JobLogger;
   clock?: () => Date;
+  /** Called after every run, for metrics. An error it throws is logged and does not stop the job. */
+  onRun?: JobRunHook;
 }
 
 interface JobState {
@@ -39,11 +47,13 @@ export class Scheduler {
   readonly #jobs: JobState[] = [];
   readonly #logger: JobLogger;
   readonly #clock: () => Date;
+  readonly #onRun: JobRunHook | undefined;
   #started = false;
 
   constructor(options: SchedulerOptions = {}) {
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? (() => new Date());
+    this.#onRun = options.onRun;
   }
 
   /** Adds a job. Throws when the name is taken, the interval is not a positive integer, or the scheduler has started. */
@@ -96,6 +106,7 @@ export class Scheduler {
 
   async #runOnce(job: Job): Promise<void> {
     const startedAt = Date.now();
+    let outcome: JobOutcome = "success";
     try {
       await job.run(this.#clock());
       this.#logger.debug?.(
@@ -103,10 +114,21 @@ export class Scheduler {
         "job run finished",
       );
     } catch (error) {
+      outcome = "failure";
       this.#logger.error(
         { job: job.name, durationMs: Date.now() - startedAt, err: error },
         "job run failed",
       );
+    }
+    this.#reportRun(job.name, outcome, Date.now() - startedAt);
+  }
+
+  #reportRun(job: string, outcome: JobOutcome, durationMs: number): void {
+    if (this.#onRun === undefined) return;
+    try {
+      this.#onRun(job, outcome, durationMs);
+    } catch (error) {
+      this.#logger.error({ job, err: error }, "job run hook failed");
     }
   }
 }

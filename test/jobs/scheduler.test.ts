@@ -107,6 +107,35 @@ describe("Scheduler", () => {
     assert.ok(logger.messages("info").includes("job scheduler stopped"));
   });
 
+  it("reports each run to onRun", async () => {
+    const runs: [string, string, number][] = [];
+    const logger = new RecordingLogger();
+    const scheduler = new Scheduler({
+      logger,
+      onRun: (job, outcome, durationMs) => {
+        runs.push([job, outcome, durationMs]);
+        if (job === "failing") throw new Error("hook failed on purpose");
+      },
+    });
+    scheduler.register(countingJob("working", 60_000).job);
+    scheduler.register(countingJob("failing", 60_000, { fail: true }).job);
+    scheduler.start();
+    await flush();
+    await scheduler.stop();
+
+    assert.deepEqual(
+      runs.map(([job, outcome]) => [job, outcome]),
+      [
+        ["working", "success"],
+        ["failing", "failure"],
+      ],
+    );
+    for (const [, , durationMs] of runs) assert.ok(durationMs >= 0);
+    const hookErrors = logger.entries.filter((entry) => entry.message === "job run hook failed");
+    assert.equal(hookErrors.length, 1);
+    assert.equal(hookErrors[0]?.fields.job, "failing");
+  });
+
   it("stop waits for running jobs", async (t) => {
     t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
     const scheduler = new Scheduler();
