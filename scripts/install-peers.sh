@@ -28,6 +28,8 @@ peers=(
   "swanctl:strongswan-swanctl"
   "/usr/lib/ipsec/charon:strongswan-charon"
   "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so:libcharon-extra-plugins"
+  "softhsm2-util:softhsm2"
+  "pkcs11-tool:opensc"
 )
 
 missing=()
