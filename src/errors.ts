@@ -83,6 +83,8 @@ export const ERROR_CODES = {
   // 503: the server is sealed, not initialised, or still starting.
   sealed: 503,
   not_initialized: 503,
+  // 503: transit. A search needs a mount's key indexes, which are still being rebuilt after an upgrade.
+  index_rebuilding: 503,
   // 500: a failure that is not the caller's fault. The message sent is fixed.
   internal: 500,
   storage_failure: 500,

@@ -1,12 +1,23 @@
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Keyward } from "../core/keyward.ts";
+import { isKeywardError } from "../errors.ts";
 
 /** Latency buckets in seconds, from 1 ms to 5 s. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-/** How long a key count is reused before the keys are read again, in milliseconds. */
-const KEY_COUNT_MAX_AGE_MS = 30_000;
+/** The shortest time between the starts of two key counts, in milliseconds. */
+const KEY_COUNT_MIN_INTERVAL_MS = 30_000;
+
+/**
+ * A count starts no sooner than this many times the last count's duration
+ * after that count started, so counting many keys takes at most a tenth of
+ * the server's time.
+ */
+const KEY_COUNT_INTERVAL_FACTOR = 10;
+
+/** How long a scrape waits for the first count to finish before it reports none, in milliseconds. */
+const FIRST_COUNT_WAIT_MS = 2_000;
 
 /**
  * Prometheus metrics of one server: requests by route and status, latency,
@@ -42,6 +53,21 @@ export class Metrics {
         this.set(keyward.sealed ? 1 : 0);
       },
     });
+    new Gauge({
+      name: "keyward_cluster_leader",
+      help: "1 while this node is the leader, which runs the scheduled jobs; 0 otherwise.",
+      registers: [this.registry],
+      collect() {
+        this.set(keyward.cluster.isLeader ? 1 : 0);
+      },
+    });
+    const jobRuns = new Counter({
+      name: "keyward_job_runs_total",
+      help: "Runs of scheduled jobs on this node, by job name and outcome (success or failure).",
+      labelNames: ["job", "outcome"],
+      registers: [this.registry],
+    });
+    keyward.onJobRun((job, outcome) => jobRuns.inc({ job, outcome }));
     new Counter({
       name: "keyward_audit_writes_total",
       help: "Audit records written, by audit device, since the device was last opened.",
@@ -83,7 +109,7 @@ export class Metrics {
     });
     new Gauge({
       name: "keyward_keys",
-      help: "Managed keys by mount, key type and state.",
+      help: "Managed keys by mount, key type and state, from the last background count.",
       labelNames: ["mount", "type", "state"],
       registers: [this.registry],
       async collect() {
@@ -111,46 +137,94 @@ interface KeyCount {
   rotations: number;
 }
 
+/** The result of the last finished count. */
+interface CountResult {
+  startedAt: number;
+  durationMs: number;
+  counts: KeyCount[];
+}
+
 /**
- * Counts keys by reading every key's metadata through the transit engines,
- * at most once per KEY_COUNT_MAX_AGE_MS.
- * NOTE: a scrape that finds the cache stale reads every key; with very many
- * keys this wants counters kept as keys change instead.
+ * Counts keys by mount, type and state for the key gauges, in the
+ * background. A count reads every key of every transit mount, page by page
+ * and yielding between pages (`TransitService.countKeys`), so its time
+ * grows with the number of keys. A scrape therefore never counts: it serves
+ * the last count, and starts a new one in the background when the last is
+ * older than KEY_COUNT_MIN_INTERVAL_MS and ten times its own duration.
+ * Only the first scrape waits, up to FIRST_COUNT_WAIT_MS, so a small
+ * installation reports its keys at once.
+ *
+ * Counters kept up to date by every key write were the alternative. They
+ * would be exact at every scrape, but the state of a pre-active key changes
+ * with time and not with a write, and counters stored with the keys would
+ * make every key write of every node update the same record.
  */
 class KeyCounter {
   readonly #keyward: Keyward;
-  #cached: { at: number; counts: KeyCount[] } | undefined;
+  #last: CountResult | undefined;
+  #running: Promise<void> | undefined;
+  /** When the last count that failed started; a new count waits the minimum interval after it. */
+  #failedAt = Number.NEGATIVE_INFINITY;
 
   constructor(keyward: Keyward) {
     this.#keyward = keyward;
   }
 
+  /** Returns the last count, starting a new one in the background when it is due. */
   async read(): Promise<KeyCount[]> {
     if (this.#keyward.sealed) return [];
-    const now = Date.now();
-    if (this.#cached && now - this.#cached.at < KEY_COUNT_MAX_AGE_MS) return this.#cached.counts;
-    const totals = new Map<string, KeyCount>();
-    for (const mount of this.#keyward.mounts()) {
-      const service = this.#keyward.transit(mount.path);
-      if (!service) continue;
-      for (const name of await service.listKeys()) {
-        const info = await service.readKey(name);
-        const id = `${mount.path}\u0000${info.type}\u0000${info.state}`;
-        const total = totals.get(id) ?? {
-          mount: mount.path,
-          type: info.type,
-          state: info.state,
-          count: 0,
-          rotations: 0,
-        };
-        total.count += 1;
-        total.rotations += Math.max(0, info.latestVersion - 1);
-        totals.set(id, total);
-      }
+    if (this.#running === undefined && this.#countDue(Date.now())) {
+      this.#running = this.#count().finally(() => {
+        this.#running = undefined;
+      });
     }
-    const counts = [...totals.values()];
-    this.#cached = { at: now, counts };
-    return counts;
+    if (this.#last === undefined && this.#running !== undefined) {
+      await waitAtMost(this.#running, FIRST_COUNT_WAIT_MS);
+    }
+    return this.#last?.counts ?? [];
+  }
+
+  #countDue(now: number): boolean {
+    if (now - this.#failedAt < KEY_COUNT_MIN_INTERVAL_MS) return false;
+    const last = this.#last;
+    if (last === undefined) return true;
+    const interval = Math.max(
+      KEY_COUNT_MIN_INTERVAL_MS,
+      KEY_COUNT_INTERVAL_FACTOR * last.durationMs,
+    );
+    return now - last.startedAt >= interval;
+  }
+
+  async #count(): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      const counts: KeyCount[] = [];
+      for (const mount of this.#keyward.mounts()) {
+        const service = this.#keyward.transit(mount.path);
+        if (!service) continue;
+        for (const count of await service.countKeys()) counts.push({ mount: mount.path, ...count });
+      }
+      this.#last = { startedAt, durationMs: Date.now() - startedAt, counts };
+    } catch (error) {
+      this.#failedAt = startedAt;
+      // A seal during the count is expected; the gauges report nothing while sealed.
+      if (isKeywardError(error) && error.code === "sealed") return;
+      this.#keyward.logger.error({ err: error }, "key count for metrics failed");
+    }
+  }
+}
+
+/** Waits for `work` or for `milliseconds`, whichever ends first. `work` never rejects here. */
+async function waitAtMost(work: Promise<void>, milliseconds: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, milliseconds);
+    timer.unref();
+  });
+  try {
+    await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

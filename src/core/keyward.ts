@@ -127,7 +127,7 @@ export class Keyward {
   #devices: DeviceService | undefined;
   #mounts = new Map<string, MountedEngine>();
   #scheduler: Scheduler | undefined;
-  /** Listeners told of every scheduled job run on this node (`onJobRun`). */
+  /** Listeners called after every scheduled job run on this node (`onJobRun`). */
   readonly #jobRunListeners: JobRunHook[] = [];
   #sealed = true;
   /** Applies other nodes' changes one batch at a time, in arrival order. */
@@ -290,9 +290,13 @@ export class Keyward {
     const mount = this.#mounts.get(normalised);
     if (!mount)
       throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
-    const entry: MountEntry = { ...mount.entry, config: { ...mount.entry.config, ...changes } };
-    await this.#mountTable.save(
-      this.mounts().map((existing) => (existing.path === normalised ? entry : existing)),
+    let entry: MountEntry = mount.entry;
+    await this.#mountTable.update((stored) =>
+      (stored ?? this.mounts()).map((existing) => {
+        if (existing.path !== normalised) return existing;
+        entry = { ...existing, config: { ...existing.config, ...changes } };
+        return entry;
+      }),
     );
     mount.entry = entry;
     return entry;
@@ -309,17 +313,22 @@ export class Keyward {
     config?: MountConfig,
   ): Promise<MountEntry> {
     const normalised = normaliseMountPath(path);
-    if (this.#mounts.has(normalised)) {
-      throw new KeywardError(
+    const taken = () =>
+      new KeywardError(
         "already_exists",
         `a secrets engine is already mounted at "${normalised}/"`,
         {
           field: "path",
         },
       );
-    }
+    if (this.#mounts.has(normalised)) throw taken();
     const entry = MountTable.entry(normalised, type, description, this.clock(), config);
-    await this.#mountTable.save([...this.mounts(), entry]);
+    // The stored table is checked too: another node may have mounted the path a moment ago.
+    await this.#mountTable.update((stored) => {
+      const entries = stored ?? this.mounts();
+      if (entries.some((existing) => existing.path === normalised)) throw taken();
+      return [...entries, entry];
+    });
     this.#mounts.set(normalised, this.#createEngine(entry));
     this.logger.info({ mount: normalised, type }, "mounted secrets engine");
     return entry;
@@ -331,7 +340,9 @@ export class Keyward {
     const mount = this.#mounts.get(normalised);
     if (!mount)
       throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
-    await this.#mountTable.save(this.mounts().filter((entry) => entry.path !== normalised));
+    await this.#mountTable.update((stored) =>
+      (stored ?? this.mounts()).filter((entry) => entry.path !== normalised),
+    );
     this.#mounts.delete(normalised);
     mount.wireguard?.close();
     await this.#deleteTree(`${normalised}/`);
@@ -544,8 +555,13 @@ export class Keyward {
   async #startEngines(): Promise<void> {
     let entries = await this.#mountTable.load();
     if (entries === undefined) {
-      entries = [MountTable.entry("transit", "transit", "default transit engine", this.clock())];
-      await this.#mountTable.save(entries);
+      // In a transaction, so nodes unsealing a new installation together make one default table.
+      entries = await this.#mountTable.update(
+        (stored) =>
+          stored ?? [
+            MountTable.entry("transit", "transit", "default transit engine", this.clock()),
+          ],
+      );
     }
     this.#mounts.clear();
     for (const entry of entries) {

@@ -62,8 +62,24 @@ export class MountTable {
     return JSON.parse(Buffer.from(value).toString("utf8")) as MountEntry[];
   }
 
-  async save(entries: MountEntry[]): Promise<void> {
-    await this.#barrier.put(MOUNT_TABLE_KEY, Buffer.from(JSON.stringify(entries)));
+  /**
+   * Reads the table and writes what `change` makes of it in one
+   * transaction, so two nodes changing mounts at once never lose each
+   * other's change. `change` may run more than once (the storage retries a
+   * transaction after a conflict), and may throw to change nothing.
+   * Returns the table written.
+   */
+  async update(change: (entries: MountEntry[] | undefined) => MountEntry[]): Promise<MountEntry[]> {
+    return this.#barrier.transaction(async (tx) => {
+      const value = await tx.get(MOUNT_TABLE_KEY);
+      const stored =
+        value === undefined
+          ? undefined
+          : (JSON.parse(Buffer.from(value).toString("utf8")) as MountEntry[]);
+      const entries = change(stored);
+      await tx.put(MOUNT_TABLE_KEY, Buffer.from(JSON.stringify(entries)));
+      return entries;
+    });
   }
 
   static entry(

@@ -13,7 +13,7 @@ export interface Job {
   run(now: Date): Promise<void>;
 }
 
-/** How a job run ended: `failure` when `run` threw or rejected. */
+/** The outcome of a job run: `failure` when `run` threw or rejected. */
 export type JobOutcome = "success" | "failure";
 
 /** Called after each run of a job with the job's name, its outcome and its duration in milliseconds. */

@@ -1,3 +1,4 @@
+import type { SweepSummary } from "../engines/transit/lifecycle.ts";
 import type { TransitService } from "../engines/transit/service.ts";
 import type { Logger } from "../engines/transit/types.ts";
 import { isKeywardError } from "../errors.ts";
@@ -22,20 +23,31 @@ function isSealedError(error: unknown): boolean {
 /**
  * Runs `sweep` on every mount. A sealed mount is skipped quietly. Any other
  * failure is logged and the remaining mounts still run. The run then throws,
- * so the scheduler records the failure.
+ * so the scheduler records the failure. A mount whose keys changed gets one
+ * log line with the count and at most the first 100 names.
  */
 async function sweepMounts(
   job: string,
   options: TransitJobOptions,
-  sweep: (service: TransitJobTarget) => Promise<string[]>,
+  sweep: (service: TransitJobTarget) => Promise<SweepSummary>,
 ): Promise<void> {
   const failedMounts: string[] = [];
   let firstError: unknown;
   for (const service of options.services()) {
     try {
-      const keys = await sweep(service);
-      if (keys.length > 0)
-        options.logger?.info({ mount: service.mount, job, keys }, "job changed keys");
+      const summary = await sweep(service);
+      if (summary.count > 0 || summary.failed > 0) {
+        options.logger?.info(
+          {
+            mount: service.mount,
+            job,
+            count: summary.count,
+            failed: summary.failed,
+            keys: summary.names,
+          },
+          "job changed keys",
+        );
+      }
     } catch (error) {
       if (isSealedError(error)) {
         options.logger?.debug?.({ mount: service.mount, job }, "job skipped a sealed mount");

@@ -60,6 +60,41 @@ describe("several nodes on one postgresql", { skip: postgresSkipReason() }, () =
     assert.ok(delay !== undefined, "node-b kept encrypting with version 1");
   });
 
+  it("loses no concurrent rotation", async () => {
+    const a = cluster.node("node-a");
+    const b = cluster.node("node-b");
+    assert.equal((await call(a, "POST", "transit/keys/contended")).status, 200);
+    const rotations = Array.from({ length: 10 }, (_, i) =>
+      call(i % 2 === 0 ? a : b, "POST", "transit/keys/contended/rotate"),
+    );
+    for (const result of await Promise.all(rotations)) assert.equal(result.status, 200);
+    const { body } = await call(a, "GET", "transit/keys/contended");
+    assert.equal((body.data as { latest_version: number }).latest_version, 11);
+  });
+
+  it("keeps one key created on both nodes", async () => {
+    const a = cluster.node("node-a");
+    const b = cluster.node("node-b");
+    const plaintext = Buffer.from("same key").toString("base64");
+    for (let round = 0; round < 5; round++) {
+      const name = `raced-${round}`;
+      // Encrypt creates a missing key; both nodes race to create it.
+      const [fromA, fromB] = await Promise.all([
+        call(a, "POST", `transit/encrypt/${name}`, { plaintext }),
+        call(b, "POST", `transit/encrypt/${name}`, { plaintext }),
+      ]);
+      for (const [node, result] of [
+        [b, fromA],
+        [a, fromB],
+      ] as const) {
+        const ciphertext = (result.body.data as { ciphertext: string }).ciphertext;
+        const decrypted = await call(node, "POST", `transit/decrypt/${name}`, { ciphertext });
+        assert.equal(decrypted.status, 200, JSON.stringify(decrypted.body));
+        assert.equal((decrypted.body.data as { plaintext: string }).plaintext, plaintext);
+      }
+    }
+  });
+
   it("enforces a policy change made elsewhere", async () => {
     const a = cluster.node("node-a");
     const b = cluster.node("node-b");

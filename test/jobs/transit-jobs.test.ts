@@ -27,7 +27,10 @@ describe("transit jobs", () => {
     await rotation.run(new Date(first.clock.now().getTime() + HOUR_MS));
     assert.equal((await first.service.readKey("a")).latestVersion, 2);
     assert.equal((await second.service.readKey("b")).latestVersion, 1);
-    assert.ok(logger.messages("info").includes("job changed keys"));
+    const changed = logger.entries.find((entry) => entry.message === "job changed keys");
+    assert.ok(changed);
+    assert.equal(changed.fields.count, 1);
+    assert.deepEqual(changed.fields.keys, ["a"]);
   });
 
   it("delete keys whose date passed", async () => {
@@ -61,7 +64,7 @@ describe("transit jobs", () => {
       rotateDueKeys: async () => {
         throw new Error("storage unreachable");
       },
-      deleteDueKeys: async () => [],
+      deleteDueKeys: async () => ({ count: 0, names: [], failed: 0 }),
     };
     const logger = new RecordingLogger();
     const jobs = createTransitJobs({

@@ -60,4 +60,34 @@ describe("ReadCache", () => {
     assert.equal(await cache.read("a", async () => "reloaded"), "1");
     assert.equal(await cache.read("b", async () => "reloaded"), "reloaded");
   });
+
+  it("evicts by total length", async () => {
+    const cache = new ReadCache(100, 10);
+    await cache.read("a", async () => "aaaa");
+    await cache.read("b", async () => "bbbb");
+    await cache.read("c", async () => "cccc");
+    assert.equal(cache.size, 2);
+    assert.equal(cache.chars, 8);
+    assert.equal(await cache.read("a", async () => "storage"), "storage");
+  });
+
+  it("drops a value longer than the limit", async () => {
+    const cache = new ReadCache(100, 10);
+    await cache.read("a", async () => "aaaa");
+    await cache.read("big", async () => "x".repeat(11));
+    assert.equal(cache.size, 0);
+    assert.equal(cache.chars, 0);
+  });
+
+  it("refreshes only cached entries", async () => {
+    const cache = new ReadCache(10);
+    await cache.read("a", async () => "old");
+    cache.refreshed("a", "new");
+    cache.refreshed("b", "new");
+    assert.equal(cache.size, 1);
+    assert.equal(await cache.read("a", async () => "storage"), "new");
+    assert.equal(await cache.read("b", async () => "storage"), "storage");
+    cache.refreshed("a", undefined);
+    assert.equal(await cache.read("a", async () => "again"), "again");
+  });
 });

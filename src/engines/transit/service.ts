@@ -2,8 +2,11 @@ import { DEFAULT_DELETION_WINDOW_DAYS } from "../../config.ts";
 import { KeywardError } from "../../errors.ts";
 import type { OperationContext } from "./access.ts";
 import { singleResult } from "./batch.ts";
+import { KeyIndexState } from "./index-rebuild.ts";
+import { countKeys, type KeyCount } from "./key-counts.ts";
 import { describeKey } from "./key-info.ts";
-import { deleteDueKeys, rotateDueKeys } from "./lifecycle.ts";
+import { type KeySearchQuery, type KeySearchResult, searchKeys } from "./key-search.ts";
+import { deleteDueKeys, rotateDueKeys, type SweepSummary } from "./lifecycle.ts";
 import { MountConfigStore, validateDeletionWindow } from "./mount-config.ts";
 import {
   decryptItems,
@@ -77,6 +80,7 @@ const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 export class TransitService {
   readonly mount: string;
   readonly #store: KeyStore;
+  readonly #indexes: KeyIndexState;
   readonly #config: MountConfigStore;
   readonly #clock: () => Date;
   readonly #logger: Logger;
@@ -97,6 +101,7 @@ export class TransitService {
     });
     this.#clock = options.clock ?? (() => new Date());
     this.#logger = options.logger ?? silentLogger;
+    this.#indexes = new KeyIndexState(options.barrier, options.mount, this.#logger);
   }
 
   #context(): OperationContext {
@@ -123,9 +128,46 @@ export class TransitService {
     return describeKey(await this.#store.get(name), this.#clock());
   }
 
-  /** Lists key names in ascending order; empty when there are none. */
+  /**
+   * Lists every key name in ascending order; empty when there are none.
+   * The list is read from storage in pages but returned whole, as Vault's
+   * list is; `searchKeys` returns one page.
+   */
   async listKeys(): Promise<string[]> {
     return this.#store.list();
+  }
+
+  /**
+   * Returns one page of key names: after a cursor, by name prefix, or by
+   * the time of their scheduled deletion or next automatic rotation (see
+   * `KeySearchQuery`). Throws `invalid_field` naming the parameter at
+   * fault, and `index_rebuilding` for a time window while the mount's
+   * indexes are still being rebuilt after an upgrade.
+   */
+  async searchKeys(query: KeySearchQuery): Promise<KeySearchResult> {
+    return searchKeys(this.#store, this.#indexes, query);
+  }
+
+  /**
+   * Counts the keys by type and state, reading every key once (see
+   * `countKeys`); slow with many keys, so metrics run it in the background.
+   */
+  async countKeys(): Promise<KeyCount[]> {
+    return countKeys(this.#store, this.#clock());
+  }
+
+  /**
+   * Resolves once the mount's indexes cover every key, rebuilding them first
+   * when a Keyward version without indexes wrote keys. The sweeps call it,
+   * and the scheduler runs them at every unseal.
+   */
+  async prepareIndexes(): Promise<void> {
+    await this.#indexes.ensureComplete();
+  }
+
+  /** The number of keys in the cache and the total length of their JSON. */
+  get keyCacheUsage(): { entries: number; chars: number } {
+    return this.#store.cacheUsage;
   }
 
   /**
@@ -344,13 +386,21 @@ export class TransitService {
 
   // Jobs
 
-  /** Rotates every key whose automatic rotation is due at `now`; returns their names. */
-  async rotateDueKeys(now: Date = this.#clock()): Promise<string[]> {
-    return rotateDueKeys({ store: this.#store, logger: this.#logger, mount: this.mount }, now);
+  #sweepContext() {
+    return { store: this.#store, indexes: this.#indexes, logger: this.#logger, mount: this.mount };
   }
 
-  /** Deletes every key whose scheduled deletion is due at `now`; returns their names. */
-  async deleteDueKeys(now: Date = this.#clock()): Promise<string[]> {
-    return deleteDueKeys({ store: this.#store, logger: this.#logger, mount: this.mount }, now);
+  /**
+   * Rotates every key whose automatic rotation is due at `now`, found
+   * through the rotation index, in batches that let requests run between
+   * them. Returns how many keys changed and the first names.
+   */
+  async rotateDueKeys(now: Date = this.#clock()): Promise<SweepSummary> {
+    return rotateDueKeys(this.#sweepContext(), now);
+  }
+
+  /** Deletes every key whose scheduled deletion is due at `now`, as `rotateDueKeys` does. */
+  async deleteDueKeys(now: Date = this.#clock()): Promise<SweepSummary> {
+    return deleteDueKeys(this.#sweepContext(), now);
   }
 }

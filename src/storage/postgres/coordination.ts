@@ -7,6 +7,14 @@ import type { Coordination, NodeRecord, NodeState } from "../coordination.ts";
 export const CHANGE_CHANNEL = "keyward_changes";
 /** The advisory lock the leader holds: "keyward" folded into a bigint, the same for every node. */
 const LEADER_LOCK = "6b65797761726400";
+/**
+ * The same lock as `pg_locks` shows a bigint key: its high and low 32 bits
+ * in `classid` and `objid`, with `objsubid` 1.
+ */
+const LEADER_LOCK_HIGH = 0x6b657977;
+const LEADER_LOCK_LOW = 0x61726400;
+/** The application name of each node's coordination session, followed by the node id, so any node can tell who holds the leader lock. */
+const SESSION_NAME_PREFIX = "keyward-coordination:";
 /** How long one coordination query may take before the connection counts as lost, in milliseconds. */
 const QUERY_TIMEOUT_MS = 5_000;
 /** The wait before reconnecting after a failure; it doubles up to the maximum. */
@@ -58,7 +66,13 @@ export class PostgresCoordination implements Coordination {
   /** `config` is the storage's connection settings, `options` included, which carry the node id. */
   constructor(config: pg.ClientConfig, nodeId: string, logger?: Logger) {
     const options = [config.options, KEEPALIVE_OPTIONS].filter(Boolean).join(" ");
-    this.#config = { ...config, options, keepAlive: true, query_timeout: QUERY_TIMEOUT_MS };
+    this.#config = {
+      ...config,
+      options,
+      application_name: `${SESSION_NAME_PREFIX}${nodeId}`,
+      keepAlive: true,
+      query_timeout: QUERY_TIMEOUT_MS,
+    };
     this.nodeId = nodeId;
     this.#logger = logger;
   }
@@ -120,8 +134,25 @@ export class PostgresCoordination implements Coordination {
     );
   }
 
+  /**
+   * Lists the nodes. `leader` comes from the database's lock table, not
+   * from the heartbeats, so a leader that died stops being named at once.
+   */
   async members(): Promise<NodeRecord[]> {
     const client = await this.#session();
+    const holder = await this.#query<{ name: string }>(
+      client,
+      `select a.application_name as name
+         from pg_locks l join pg_stat_activity a on a.pid = l.pid
+        where l.locktype = 'advisory' and l.granted
+          and l.database = (select oid from pg_database where datname = current_database())
+          and l.classid = $1::oid and l.objid = $2::oid and l.objsubid = 1`,
+      [LEADER_LOCK_HIGH, LEADER_LOCK_LOW],
+    );
+    const holderName = holder.rows[0]?.name;
+    const leaderId = holderName?.startsWith(SESSION_NAME_PREFIX)
+      ? holderName.slice(SESSION_NAME_PREFIX.length)
+      : undefined;
     const result = await this.#query<NodeRow>(
       client,
       `select node_id, api_address, version, started_at, heartbeat_at, sealed, leader,
@@ -136,7 +167,7 @@ export class PostgresCoordination implements Coordination {
       heartbeatAt: row.heartbeat_at.toISOString(),
       heartbeatAgeMs: Number(row.age_ms),
       sealed: row.sealed,
-      leader: row.leader,
+      leader: row.node_id === leaderId,
     }));
   }
 

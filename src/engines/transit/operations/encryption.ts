@@ -155,9 +155,11 @@ async function findOrCreateEncryptionKey(
       { derived, convergentEncryption: options.convergentEncryption === true },
       context.now,
     );
-    await context.store.put(key);
-    context.logger.info({ mount: context.mount, key: name, type }, "key created by encrypt");
-    return key;
+    const stored = await context.store.create(key);
+    if (stored.created) {
+      context.logger.info({ mount: context.mount, key: name, type }, "key created by encrypt");
+    }
+    return stored.key;
   });
 }
 

@@ -104,7 +104,14 @@ export async function createNamedKey(
       },
       context.now,
     );
-    await context.store.put(key);
+    const stored = await context.store.create(key);
+    if (!stored.created) {
+      // Another node created the key between the check above and the write.
+      return {
+        value: describeKey(stored.key, context.now),
+        warnings: [`key "${name}" already exists; its settings were left unchanged`],
+      };
+    }
     log(context, { key: name, type }, "key created");
     return { value: describeKey(key, context.now), warnings: [] };
   });
@@ -325,7 +332,16 @@ export async function restoreNamedKey(
         `key "${key.name}" already exists; set force to replace it, or restore under another name`,
       );
     }
-    await context.store.put(key as ManagedKey);
+    if (request.force === true) {
+      await context.store.put(key as ManagedKey);
+      return;
+    }
+    if (!(await context.store.create(key as ManagedKey)).created) {
+      throw new KeywardError(
+        "already_exists",
+        `key "${key.name}" already exists; set force to replace it, or restore under another name`,
+      );
+    }
   });
   context.logger.warn(
     { mount: context.mount, key: key.name, replaced: request.force === true },

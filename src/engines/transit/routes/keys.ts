@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
 import { KeywardError } from "../../../errors.ts";
 import type { KeyType } from "../../../keys/types.ts";
-import { sendData, sendNoContent, sendOutcome } from "./reply.ts";
+import { type KeySearchQuery, type KeySearchResult, MAX_LIST_LIMIT } from "../key-search.ts";
+import { MAX_KEY_NAME_LENGTH } from "../store.ts";
+import { sendData, sendNoContent, sendOutcome, toWire } from "./reply.ts";
 import type { ServiceResolver } from "./resolver.ts";
 import {
   defaultEmptyBody,
@@ -57,10 +59,95 @@ const LIFECYCLE_NOTE =
 const TRUE_STRINGS = ["1", "t", "T", "TRUE", "true", "True"] as const;
 const FALSE_STRINGS = ["0", "f", "F", "FALSE", "false", "False"] as const;
 
+/** The list endpoint's query parameters (Keyward adds every one but `list`). */
+interface ListQuery {
+  list?: string;
+  after?: string;
+  prefix?: string;
+  limit?: number;
+  expires_after?: string;
+  expires_before?: string;
+  rotates_after?: string;
+  rotates_before?: string;
+}
+
+const timeParameter = (description: string) =>
+  ({ type: "string", minLength: 1, maxLength: 64, description }) as const;
+
+/** The query parameters of both list routes. Unknown parameters are ignored, as Vault ignores them. */
+const listQueryProperties = {
+  after: {
+    type: "string",
+    minLength: 1,
+    maxLength: 2 * MAX_KEY_NAME_LENGTH,
+    description:
+      "Start after this key name; for a time window, pass the `next_after` of the previous page.",
+  },
+  prefix: {
+    type: "string",
+    minLength: 1,
+    maxLength: MAX_KEY_NAME_LENGTH,
+    description: "Only keys whose name starts with this.",
+  },
+  limit: {
+    type: "integer",
+    minimum: 1,
+    maximum: MAX_LIST_LIMIT,
+    description: `At most this many keys (1 to ${MAX_LIST_LIMIT}); \`next_after\` is set when more follow. Without it, every match is returned.`,
+  },
+  expires_after: timeParameter(
+    "Keys whose scheduled deletion is at or after this ISO 8601 time, in time order.",
+  ),
+  expires_before: timeParameter("Keys whose scheduled deletion is before this ISO 8601 time."),
+  rotates_after: timeParameter(
+    "Keys whose automatic rotation falls due at or after this ISO 8601 time, in time order.",
+  ),
+  rotates_before: timeParameter(
+    "Keys whose automatic rotation falls due before this ISO 8601 time.",
+  ),
+} as const;
+
+const LIST_DESCRIPTION =
+  "Without other parameters, returns the names of all keys in ascending order and, like Vault, 404 when there are none. " +
+  "With `after`, `prefix`, `limit` or a time window (Keyward extensions), returns one page with status 200 even when it is empty, " +
+  "`next_after` when more keys follow, and for a time window `key_info` with each key's `deletion_date` or `next_rotation_date`. " +
+  "`prefix` cannot be combined with a time window, nor an expiry window with a rotation window.";
+
+/** Converts the query parameters to a search, or returns undefined for a plain Vault list. */
+function searchOf(query: ListQuery): KeySearchQuery | undefined {
+  const search: KeySearchQuery = {
+    after: query.after,
+    prefix: query.prefix,
+    limit: query.limit,
+    expiresAfter: query.expires_after,
+    expiresBefore: query.expires_before,
+    rotatesAfter: query.rotates_after,
+    rotatesBefore: query.rotates_before,
+  };
+  return Object.values(search).some((value) => value !== undefined) ? search : undefined;
+}
+
+/** The search result as the wire sends it: snake_case names, time info per key. */
+function wireSearchResult(result: KeySearchResult): Record<string, unknown> {
+  const data: Record<string, unknown> = { keys: result.keys };
+  if (result.keyInfo !== undefined) {
+    data.key_info = Object.fromEntries(
+      Object.entries(result.keyInfo).map(([name, info]) => [name, toWire(info)]),
+    );
+  }
+  if (result.nextAfter !== undefined) data.next_after = result.nextAfter;
+  return data;
+}
+
 /** Key management: create, read, list, configure, rotate and trim. */
 export async function registerKeyRoutes(app: FastifyInstance, serviceFor: ServiceResolver) {
   const listKeys = async (request: FastifyRequest, reply: FastifyReply) => {
-    const keys = await serviceFor(request).listKeys();
+    const service = serviceFor(request);
+    const search = searchOf((request.query ?? {}) as ListQuery);
+    if (search !== undefined) {
+      return sendData(request, reply, wireSearchResult(await service.searchKeys(search)));
+    }
+    const keys = await service.listKeys();
     // Vault returns 404 for an empty list.
     if (keys.length === 0) throw new KeywardError("not_found", "no keys found");
     return sendData(request, reply, { keys });
@@ -76,22 +163,21 @@ export async function registerKeyRoutes(app: FastifyInstance, serviceFor: Servic
       url: "/keys",
       schema: {
         tags: TAGS,
-        summary: "List key names.",
-        description:
-          "Returns the names of all keys in ascending order. Like Vault, returns 404 when there are none.",
+        summary: "List or search key names.",
+        description: LIST_DESCRIPTION,
+        querystring: { type: "object", properties: listQueryProperties },
       },
       handler: listKeys,
     });
   }
 
-  app.route<{ Querystring: { list?: string } }>({
+  app.route<{ Querystring: ListQuery }>({
     method: "GET",
     url: "/keys",
     schema: {
       tags: TAGS,
-      summary: "List key names (GET with list=true).",
-      description:
-        "Returns the names of all keys in ascending order, as Vault's `LIST /keys` does. Like Vault, returns 404 when there are none.",
+      summary: "List or search key names (GET with list=true).",
+      description: `Lists keys as Vault's \`LIST /keys\` does. ${LIST_DESCRIPTION}`,
       querystring: {
         type: "object",
         properties: {
@@ -100,6 +186,7 @@ export async function registerKeyRoutes(app: FastifyInstance, serviceFor: Servic
             enum: [...TRUE_STRINGS, ...FALSE_STRINGS],
             description: "Set to true (or 1) to list.",
           },
+          ...listQueryProperties,
         },
       },
     },
