@@ -1,4 +1,5 @@
 import type { PkiContext } from "./context.ts";
+import { putRevocation } from "./inventory.ts";
 import type { CertificateRecord, IssuerRecord, RevokedRecord } from "./types.ts";
 
 /** The outcome of revoking an issuer. */
@@ -39,7 +40,7 @@ export async function revokeIssuer(context: PkiContext, ref: string): Promise<Is
         revokedAt,
         notAfter: current.notAfter,
       };
-      await tx.put(`revoked/${current.serialHex}`, entry);
+      await putRevocation(tx, entry);
       const stored = await tx.get<CertificateRecord>(`certs/${current.serialHex}`);
       if (stored && stored.revokedAt === undefined) {
         await tx.put(`certs/${current.serialHex}`, { ...stored, revokedAt });

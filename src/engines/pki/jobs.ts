@@ -6,9 +6,13 @@ import type { PkiService } from "./service.ts";
 export type PkiJob = Job;
 
 /**
- * Creates the PKI engine's scheduled jobs: CRL rebuilds (before expiry with
- * `auto_rebuild`, delta CRLs at their interval, and any expired CRL) and
- * auto-tidy, on every PKI mount. A sealed mount is skipped; a failure on
+ * Creates the PKI engine's scheduled jobs, which run on every PKI mount at
+ * unseal and then at each interval. `pki-certificate-index` starts the
+ * index rebuild of a mount written before the index existed; the rebuild
+ * runs in the background, and the job does nothing once the index is
+ * complete. `pki-crl-rebuild` rebuilds CRLs (before expiry with
+ * `auto_rebuild`, delta CRLs at their interval, and any expired CRL), and
+ * `pki-auto-tidy` runs auto-tidy. A sealed mount is skipped; a failure on
  * one mount is logged and the other mounts still run.
  */
 export function createPkiJobs(options: {
@@ -18,6 +22,13 @@ export function createPkiJobs(options: {
 }): PkiJob[] {
   const { services, intervalMs, logger } = options;
   return [
+    createMountSweepJob({
+      name: "pki-certificate-index",
+      intervalMs,
+      services,
+      logger,
+      work: async (service) => service.inventory.index.start(),
+    }),
     createMountSweepJob({
       name: "pki-crl-rebuild",
       intervalMs,

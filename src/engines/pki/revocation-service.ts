@@ -3,6 +3,7 @@ import { KeywardError } from "../../errors.ts";
 import type { PkiContext } from "./context.ts";
 import { unixSeconds } from "./context.ts";
 import { CrlService } from "./crls.ts";
+import { putRevocation } from "./inventory.ts";
 import { revokeIssuer } from "./issuer-revocation.ts";
 import { pemDer } from "./issuers.ts";
 import { publicKeyOf, readPrivateKeyPem, serialHexOf } from "./key-pairs.ts";
@@ -57,17 +58,15 @@ export class RevocationService {
       );
     }
     const { inventory, issuers, store, clock } = this.#context;
+    const notFound = () =>
+      new KeywardError(
+        "not_found",
+        `certificate ${serialHex} not found; it was never issued here or was issued with no_store`,
+        { field: "serial_number" },
+      );
     const revoked = await store.withLock(`certs/${serialHex}`, async () => {
       const record = await inventory.find(serialHex);
-      if (!record) {
-        throw new KeywardError(
-          "not_found",
-          `certificate ${serialHex} not found; it was never issued here or was issued with no_store`,
-          {
-            field: "serial_number",
-          },
-        );
-      }
+      if (!record) throw notFound();
       if ((await issuers.list()).some((issuer) => issuer.serialHex === serialHex)) {
         throw new KeywardError(
           "invalid_request",
@@ -87,8 +86,12 @@ export class RevocationService {
         ...(reason ? { reason } : {}),
         notAfter: record.notAfter,
       };
-      await store.put(`revoked/${serialHex}`, entry);
-      await inventory.put(updated);
+      await store.transaction(async (tx) => {
+        // Tidy may have deleted the record meanwhile; it must not come back without its index entries.
+        if (!(await tx.get(`certs/${serialHex}`))) throw notFound();
+        await putRevocation(tx, entry);
+        await tx.put(`certs/${serialHex}`, updated);
+      });
       return { record: updated, changed: true };
     });
     if (revoked.changed) {

@@ -7,6 +7,7 @@ import {
   signIntermediate,
 } from "./ca-operations.ts";
 import type { PkiContext } from "./context.ts";
+import { deleteCertificate } from "./inventory.ts";
 import { issuerUsage } from "./issuers.ts";
 import type { PkiTransaction } from "./store.ts";
 import type { CertificateRecord, IssuerRecord } from "./types.ts";
@@ -213,6 +214,6 @@ export async function deleteCreated(
   if (createdKeyId !== "") await writer.delete(`keys/${createdKeyId}`);
   if (issuer) {
     const own = await writer.get<CertificateRecord>(`certs/${issuer.serialHex}`);
-    if (own?.issuerId === issuerId) await writer.delete(`certs/${issuer.serialHex}`);
+    if (own?.issuerId === issuerId) await deleteCertificate(writer, own);
   }
 }

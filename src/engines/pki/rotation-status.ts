@@ -1,4 +1,6 @@
+import { indexTime, issuerIndexSegment } from "./certificate-index.ts";
 import type { PkiContext } from "./context.ts";
+import { unrevokedEntries } from "./index-walk.ts";
 import type { Role } from "./roles.ts";
 import type { IssuerRecord, IssuerRotationRecord, RotationPhase } from "./types.ts";
 
@@ -50,24 +52,32 @@ export async function readRotationStatus(
   };
 }
 
-/** Counts each issuer's stored certificates that are unexpired and unrevoked, without the issuer's own certificate. */
+/**
+ * Counts each issuer's stored certificates that are unexpired and
+ * unrevoked, without the issuer's own certificate. It walks the keys of the
+ * expiry index from now on, page by page, and reads no certificate record.
+ */
 async function liveCertificates(
   context: PkiContext,
   issuerIds: string[],
 ): Promise<Map<string, number>> {
-  const ownSerials = new Map<string, string>();
+  // The issuer segment of index keys, mapped to the issuer's id and its own serial.
+  const issuers = new Map<string, { id: string; ownSerial: string }>();
   for (const id of issuerIds.filter((candidate) => candidate !== "")) {
     const issuer = await context.store.get<IssuerRecord>(`issuers/${id}`);
-    ownSerials.set(id, issuer?.serialHex ?? "");
+    issuers.set(issuerIndexSegment(id), { id, ownSerial: issuer?.serialHex ?? "" });
   }
   const counts = new Map<string, number>();
-  if (ownSerials.size === 0) return counts;
-  const now = context.clock().getTime();
-  for (const record of await context.inventory.all()) {
-    const ownSerial = ownSerials.get(record.issuerId);
-    if (ownSerial === undefined || record.serialHex === ownSerial) continue;
-    if (record.revokedAt !== undefined || Date.parse(record.notAfter) <= now) continue;
-    counts.set(record.issuerId, (counts.get(record.issuerId) ?? 0) + 1);
+  if (issuers.size === 0) return counts;
+  await context.inventory.index.ready();
+  const now = indexTime(context.clock());
+  for await (const entry of unrevokedEntries(context.store, { after: now })) {
+    const issuer = issuers.get(entry.issuer);
+    // A certificate that expires exactly now is expired.
+    if (issuer === undefined || entry.notAfter === now || entry.serialHex === issuer.ownSerial) {
+      continue;
+    }
+    counts.set(issuer.id, (counts.get(issuer.id) ?? 0) + 1);
   }
   return counts;
 }

@@ -80,7 +80,10 @@ export class PkiService {
       store,
       issuers: new IssuerRegistry(store, clock, options.transit),
       config: new PkiConfig(store),
-      inventory: new CertificateInventory(store),
+      inventory: new CertificateInventory(store, {
+        mount: options.mount,
+        ...(options.logger ? { logger: options.logger } : {}),
+      }),
       clock,
       mountTtls:
         options.mountTtls ??

@@ -1,6 +1,7 @@
 import { isKeywardError, KeywardError } from "../../errors.ts";
 import { sealedError } from "../../seal/keyring-store.ts";
 import type { Barrier } from "../../seal/types.ts";
+import type { ScanOptions, TransactionOptions } from "../../storage/storage.ts";
 import { KeyedLock } from "../../util/keyed-lock.ts";
 import { ReadCache } from "../../util/read-cache.ts";
 
@@ -20,13 +21,22 @@ const CACHED_LISTS = new Set(["issuers", "keys", "roles"]);
 /** The cached text of a record that is not stored. */
 const ABSENT = "";
 
-/** Most records one batched transaction writes. */
-const MAX_BATCH = 256;
+/**
+ * The maximum number of records one batched transaction writes, unless a
+ * single group of writes is larger and goes alone. It stays below the
+ * barrier's headroom of 1,000 encryptions per transaction.
+ */
+const MAX_BATCH_WRITES = 900;
 
-/** A write waiting for the next batched transaction. */
-interface QueuedWrite {
+/** One record of a group of writes. */
+export interface RecordWrite {
   path: string;
-  text: string;
+  value: unknown;
+}
+
+/** A group of writes waiting for the next batched transaction, stored together or not at all. */
+interface QueuedGroup {
+  writes: { path: string; text: string }[];
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -78,7 +88,7 @@ export class PkiStore {
   // NOTE: the cache assumes this process makes every change to the mount's
   // records. Several servers sharing one database must invalidate it.
   readonly #cache = new ReadCache(CACHE_ENTRIES);
-  #queue: QueuedWrite[] = [];
+  #queue: QueuedGroup[] = [];
   #draining = false;
 
   constructor(barrier: Barrier, mount: string) {
@@ -124,16 +134,29 @@ export class PkiStore {
   }
 
   /**
-   * Stores a record together with the other records queued in the same
+   * Lists one page of the record paths under `folder` (without the
+   * trailing slash), at every depth, relative to the folder, in ascending
+   * byte order (see `StorageReader.scan`).
+   */
+  async scan(folder: string, options: ScanOptions): Promise<string[]> {
+    return this.#barrier.scan(`${this.#prefix}${folder}/`, options);
+  }
+
+  /**
+   * Stores a group of records together with the groups queued in the same
    * event loop turn, in one transaction, and resolves once that
    * transaction has committed. Concurrent issuance then shares one commit
    * (and one sync to disk) instead of paying one each. When the
-   * transaction fails, every write in it is rejected.
+   * transaction fails, every group in it is rejected, so a group is always
+   * stored whole or not at all.
    */
-  async putBatched(path: string, value: unknown): Promise<void> {
-    const text = JSON.stringify(value);
+  async putBatched(writes: readonly RecordWrite[]): Promise<void> {
+    const encoded = writes.map((write) => ({
+      path: write.path,
+      text: JSON.stringify(write.value),
+    }));
     await new Promise<void>((resolve, reject) => {
-      this.#queue.push({ path, text, resolve, reject });
+      this.#queue.push({ writes: encoded, resolve, reject });
       if (!this.#draining) {
         this.#draining = true;
         setImmediate(() => void this.#drain());
@@ -141,29 +164,40 @@ export class PkiStore {
     });
   }
 
+  /** Removes the next batch from the queue: whole groups, up to `MAX_BATCH_WRITES` writes unless the first group is larger. */
+  #nextBatch(): QueuedGroup[] {
+    let count = 0;
+    let size = 0;
+    for (const group of this.#queue) {
+      if (count > 0 && size + group.writes.length > MAX_BATCH_WRITES) break;
+      count += 1;
+      size += group.writes.length;
+    }
+    return this.#queue.splice(0, count);
+  }
+
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, MAX_BATCH);
+      const batch = this.#nextBatch();
+      const writes = batch.flatMap((group) => group.writes);
       try {
         await this.#barrier.transaction(async (tx) => {
-          for (const write of batch) {
+          for (const write of writes) {
             await tx.put(this.#prefix + write.path, Buffer.from(write.text, "utf8"));
           }
         });
       } catch (error) {
-        for (const write of batch) this.#forget(write.path);
+        for (const write of writes) this.#forget(write.path);
         const failure = isKeywardError(error)
           ? error
           : new KeywardError("storage_failure", "failed to store PKI records in one transaction", {
               cause: error,
             });
-        for (const write of batch) write.reject(failure);
+        for (const group of batch) group.reject(failure);
         continue;
       }
-      for (const write of batch) {
-        this.#written(write.path, write.text);
-        write.resolve();
-      }
+      for (const write of writes) this.#written(write.path, write.text);
+      for (const group of batch) group.resolve();
     }
     this.#draining = false;
   }
@@ -191,9 +225,13 @@ export class PkiStore {
    * Runs `work` in one storage transaction, so every write it makes is
    * stored or none is. The storage may run `work` again after a conflict,
    * so `work` must change nothing outside the transaction. It takes no
-   * locks: callers hold the locks of the records they change.
+   * locks: callers hold the locks of the records they change. `options`
+   * go to the storage (see `TransactionOptions`).
    */
-  async transaction<T>(work: (tx: PkiTransaction) => Promise<T>): Promise<T> {
+  async transaction<T>(
+    work: (tx: PkiTransaction) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T> {
     // Paths written in any attempt; their cache entries are dropped once the transaction ends.
     const touched = new Set<string>();
     try {
@@ -210,7 +248,7 @@ export class PkiStore {
             return raw.delete(prefix + path);
           },
         });
-      });
+      }, options);
     } catch (error) {
       if (isKeywardError(error)) throw error;
       throw new KeywardError("storage_failure", "failed to store PKI records in one transaction", {

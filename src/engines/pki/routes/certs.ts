@@ -1,7 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { parseDuration } from "../../../auth/duration.ts";
 import { KeywardError } from "../../../errors.ts";
-import { parseSerial } from "../inventory.ts";
+import { MAX_SCAN_LIMIT } from "../../../storage/storage.ts";
+import { DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT } from "../certificate-search.ts";
+import { parseSerial, type SerialPage } from "../inventory.ts";
 import { colonSerial } from "../key-pairs.ts";
 import { splitList } from "../names.ts";
 import type { CertificateRecord } from "../types.ts";
@@ -58,10 +60,56 @@ function optionalDate(value: string | undefined, field: string): Date | undefine
 interface SearchQuery {
   subject?: string;
   san?: string;
+  name_prefix?: string;
   issuer_ref?: string;
   expires_after?: string;
   expires_before?: string;
   include_revoked?: boolean;
+  after?: string;
+  limit?: number;
+}
+
+/** The query of a paged `LIST`: Vault's `after` and `limit`. */
+const pagedListQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    ...listQuery.properties,
+    after: {
+      type: "string",
+      minLength: 1,
+      maxLength: 128,
+      description:
+        "List the serials after this one (any serial form). Pass the last serial of the previous page.",
+    },
+    limit: {
+      type: "integer",
+      minimum: 1,
+      maximum: MAX_SCAN_LIMIT,
+      description: `The maximum number of serials returned, from 1 to ${MAX_SCAN_LIMIT}. Without it every serial (after \`after\`) is returned.`,
+    },
+  },
+} as const;
+
+/**
+ * Lists serials from `list` in Vault's colon form: those after `after`, at
+ * most `limit` of them, or all of them when neither is given. A full page
+ * also returns `next_after`, its last serial.
+ */
+async function listSerials(
+  list: (page?: SerialPage) => Promise<string[]>,
+  query: { after?: string; limit?: number },
+  what: string,
+): Promise<{ keys: string[]; next_after?: string }> {
+  const after = query.after === undefined ? undefined : parseSerial(query.after, "after");
+  const serials = await list({ after, limit: query.limit });
+  if (serials.length === 0) {
+    const where = query.after === undefined ? "" : ` after ${query.after}`;
+    throw new KeywardError("not_found", `no ${what} found${where}`);
+  }
+  const keys = serials.map(colonSerial);
+  const full = query.limit !== undefined && keys.length === query.limit;
+  return full ? { keys, next_after: keys[keys.length - 1] } : { keys };
 }
 
 /** Certificate inventory: read by serial, list, search and the expiry report, plus `config/urls`. */
@@ -89,17 +137,42 @@ export async function registerCertificateRoutes(
     },
   });
 
-  app.get("/certs", {
+  app.get<{ Querystring: { after?: string; limit?: number } }>("/certs", {
     schema: {
       tags: TAGS,
       summary: "List serial numbers of issued certificates (GET with list=true).",
-      querystring: listQuery,
+      description:
+        "Serials are listed in ascending order of their plain hex form. `after` and `limit` return one page, and a full page also returns `next_after`.",
+      querystring: pagedListQuery,
     },
     handler: async (request, reply) => {
       requireList(request);
-      const serials = await serviceFor(request).inventory.serials();
-      if (serials.length === 0) throw new KeywardError("not_found", "no certificates found");
-      return sendData(request, reply, { keys: serials.map(colonSerial) });
+      const inventory = serviceFor(request).inventory;
+      return sendData(
+        request,
+        reply,
+        await listSerials((page) => inventory.serials(page), request.query, "certificates"),
+      );
+    },
+  });
+
+  app.get<{ Querystring: { after?: string; limit?: number } }>("/certs/revoked", {
+    schema: {
+      tags: TAGS,
+      summary: "List serial numbers of revoked certificates (GET with list=true).",
+      description:
+        "Serials are listed in ascending order of their plain hex form. `after` and `limit` return one page, and a full page also returns `next_after`.",
+      querystring: pagedListQuery,
+    },
+    handler: async (request, reply) => {
+      requireList(request);
+      const inventory = serviceFor(request).inventory;
+      const list = (page?: SerialPage) => inventory.revokedSerials(page);
+      return sendData(
+        request,
+        reply,
+        await listSerials(list, request.query, "revoked certificates"),
+      );
     },
   });
 
@@ -108,13 +181,20 @@ export async function registerCertificateRoutes(
       tags: TAGS,
       summary: "Search issued certificates (Keyward extension).",
       description:
-        "Every filter given must match. `subject` and `san` match substrings, case-insensitive; the expiry window compares notAfter. Results are sorted by notAfter.",
+        "Every filter given must match. `name_prefix` reads the name index and returns results in name order; otherwise results are in notAfter order. `subject` and `san` match substrings, case-insensitive, of the certificates read. A page holds at most `limit` results; while `next_after` is set, pass it as `after` for the next page.",
       querystring: {
         type: "object",
         additionalProperties: false,
         properties: {
           subject: shortString("Substring of the subject, such as CN=web."),
           san: shortString("Substring of any SAN, such as dns:web.example.com."),
+          name_prefix: {
+            type: "string",
+            minLength: 1,
+            maxLength: 1024,
+            description:
+              "Prefix of the common name or of a DNS, IP or email SAN, case-insensitive, such as web.example.",
+          },
           issuer_ref: shortString("Issuer id or name."),
           expires_after: shortString(
             "Only certificates whose notAfter is at or after this RFC 3339 time.",
@@ -123,6 +203,18 @@ export async function registerCertificateRoutes(
             "Only certificates whose notAfter is before this RFC 3339 time.",
           ),
           include_revoked: { type: "boolean", description: "Include revoked certificates." },
+          after: {
+            type: "string",
+            minLength: 1,
+            maxLength: 2048,
+            description: "The next_after value of the previous page of the same search.",
+          },
+          limit: {
+            type: "integer",
+            minimum: 1,
+            maximum: MAX_SEARCH_LIMIT,
+            description: `The maximum number of results, from 1 to ${MAX_SEARCH_LIMIT}. Default ${DEFAULT_SEARCH_LIMIT}.`,
+          },
         },
       },
     },
@@ -132,29 +224,44 @@ export async function registerCertificateRoutes(
       const issuerId = query.issuer_ref
         ? (await service.issuers.resolve(query.issuer_ref)).id
         : undefined;
-      const expiresAfter = optionalDate(query.expires_after, "expires_after");
-      const expiresBefore = optionalDate(query.expires_before, "expires_before");
-      const records = await service.inventory.search({
-        ...(query.subject !== undefined ? { subject: query.subject } : {}),
-        ...(query.san !== undefined ? { san: query.san } : {}),
-        ...(issuerId ? { issuerId } : {}),
-        ...(expiresAfter ? { expiresAfter } : {}),
-        ...(expiresBefore ? { expiresBefore } : {}),
-        includeRevoked: query.include_revoked ?? false,
+      const result = await service.inventory.search(
+        {
+          subject: query.subject,
+          san: query.san,
+          namePrefix: query.name_prefix,
+          issuerId,
+          expiresAfter: optionalDate(query.expires_after, "expires_after"),
+          expiresBefore: optionalDate(query.expires_before, "expires_before"),
+          includeRevoked: query.include_revoked ?? false,
+        },
+        { after: query.after, limit: query.limit ?? DEFAULT_SEARCH_LIMIT },
+      );
+      return sendData(request, reply, {
+        certificates: result.certificates.map(summary),
+        ...(result.nextAfter !== undefined ? { next_after: result.nextAfter } : {}),
       });
-      return sendData(request, reply, { certificates: records.map(summary) });
     },
   });
 
-  app.get<{ Querystring: { within?: string } }>("/certs/expiring", {
+  app.get<{ Querystring: { within?: string; limit?: number } }>("/certs/expiring", {
     schema: {
       tags: TAGS,
       summary:
         "Expiry report: unrevoked certificates that expire within a window (Keyward extension).",
+      description:
+        "The counts cover every certificate. Each list holds at most `limit` certificates, soonest expiry first; `expiring_next_after` and `expired_next_after` continue them as the `after` of `certs/search` over the same window.",
       querystring: {
         type: "object",
         additionalProperties: false,
-        properties: { within: duration("Window from now, such as 720h. Default 720h (30 days).") },
+        properties: {
+          within: duration("Window from now, such as 720h. Default 720h (30 days)."),
+          limit: {
+            type: "integer",
+            minimum: 1,
+            maximum: MAX_SEARCH_LIMIT,
+            description: `The maximum number of certificates in each list, from 1 to ${MAX_SEARCH_LIMIT}. Default ${DEFAULT_SEARCH_LIMIT}.`,
+          },
+        },
       },
     },
     handler: async (request, reply) => {
@@ -162,15 +269,24 @@ export async function registerCertificateRoutes(
       const within = parseDuration(request.query.within ?? "720h", "within");
       const now = service.context.clock();
       const until = new Date(now.getTime() + within * 1000);
-      const expiring = await service.inventory.search({ expiresAfter: now, expiresBefore: until });
-      const expired = await service.inventory.search({ expiresBefore: now });
+      const report = await service.inventory.expiryReport({
+        now,
+        until,
+        limit: request.query.limit ?? DEFAULT_SEARCH_LIMIT,
+      });
       return sendData(request, reply, {
         generated_at: now.toISOString(),
         window_end: until.toISOString(),
-        expiring_count: expiring.length,
-        expired_count: expired.length,
-        expiring: expiring.map(summary),
-        expired: expired.map(summary),
+        expiring_count: report.expiringCount,
+        expired_count: report.expiredCount,
+        expiring: report.expiring.map(summary),
+        expired: report.expired.map(summary),
+        ...(report.expiringNextAfter !== undefined
+          ? { expiring_next_after: report.expiringNextAfter }
+          : {}),
+        ...(report.expiredNextAfter !== undefined
+          ? { expired_next_after: report.expiredNextAfter }
+          : {}),
       });
     },
   });
