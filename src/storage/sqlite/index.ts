@@ -27,6 +27,11 @@ function openDatabase(path: string): SqliteDatabase.Database {
   createPrivateFile(path);
   const database = new SqliteDatabase(path, { timeout: SQLITE_BUSY_TIMEOUT_MS });
   try {
+    // 8 KiB pages keep a typical stored record (a barrier-encrypted PKI
+    // certificate record is about 1 KiB) inside its page of the WITHOUT
+    // ROWID table instead of spilling into an overflow page. It applies to
+    // a new, empty file only; an existing file keeps its page size.
+    database.pragma("page_size = 8192");
     // WAL lets readers run beside the writer; synchronous=FULL syncs the
     // WAL on every commit, so an acknowledged write survives SIGKILL and
     // power loss, not only a process crash.
