@@ -1,7 +1,9 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { KeywardError } from "./errors.ts";
+import { MAX_TOKEN_LABEL_BYTES } from "./hsm/labels.ts";
+import { DEFAULT_WRAPPING_KEY_LABEL } from "./seal/wrapped-root-key.ts";
 import { NODE_ID_PATTERN } from "./storage/coordination.ts";
 import { parseStorageLocation } from "./storage/index.ts";
 
@@ -41,6 +43,23 @@ export interface ServerConfig {
   readonly nodeId: string | undefined;
   /** The URL other nodes and load balancers reach this node's API at; derived from the listen address when unset. */
   readonly apiAddress: string | undefined;
+  /** The HSM that wraps the root key (auto-unseal), when the seal is PKCS#11 instead of Shamir. */
+  readonly sealPkcs11: SealPkcs11Config | undefined;
+}
+
+/** The PKCS#11 seal's library, token, key and PIN source. */
+export interface SealPkcs11Config {
+  /** Absolute path of the vendor's PKCS#11 library. */
+  readonly library: string;
+  readonly tokenLabel: string;
+  /** Label of the AES-256 key that wraps the root key; created at initialisation when absent. */
+  readonly keyLabel: string;
+  /**
+   * Returns the token's user PIN, read from `seal_pkcs11_pin_file` at each
+   * call or taken from KEYWARD_SEAL_PKCS11_PIN. A function, so that logging
+   * or serialising the configuration never shows the PIN.
+   */
+  readonly readPin: () => string;
 }
 
 /** The KMIP server's address and its mutual-TLS files (absolute paths). */
@@ -75,6 +94,12 @@ export interface ConfigSource {
   kmip_client_ca_file?: string;
   node_id?: string;
   api_addr?: string;
+  seal_pkcs11_library?: string;
+  seal_pkcs11_token_label?: string;
+  seal_pkcs11_key_label?: string;
+  seal_pkcs11_pin_file?: string;
+  /** The PIN itself: accepted only from the environment, never from a file or a flag. */
+  seal_pkcs11_pin?: string;
 }
 
 const FILE_FIELDS = new Set<keyof ConfigSource>([
@@ -93,6 +118,10 @@ const FILE_FIELDS = new Set<keyof ConfigSource>([
   "kmip_client_ca_file",
   "node_id",
   "api_addr",
+  "seal_pkcs11_library",
+  "seal_pkcs11_token_label",
+  "seal_pkcs11_key_label",
+  "seal_pkcs11_pin_file",
 ]);
 
 /** Environment variables and the config fields they set. */
@@ -112,6 +141,11 @@ export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
   KEYWARD_KMIP_CLIENT_CA_FILE: "kmip_client_ca_file",
   KEYWARD_NODE_ID: "node_id",
   KEYWARD_API_ADDR: "api_addr",
+  KEYWARD_SEAL_PKCS11_LIBRARY: "seal_pkcs11_library",
+  KEYWARD_SEAL_PKCS11_TOKEN_LABEL: "seal_pkcs11_token_label",
+  KEYWARD_SEAL_PKCS11_KEY_LABEL: "seal_pkcs11_key_label",
+  KEYWARD_SEAL_PKCS11_PIN_FILE: "seal_pkcs11_pin_file",
+  KEYWARD_SEAL_PKCS11_PIN: "seal_pkcs11_pin",
 };
 
 function configError(field: string, message: string): KeywardError {
@@ -140,6 +174,13 @@ export function readConfigFile(path: string): ConfigSource {
     throw new KeywardError("invalid_json", `config file ${path} must contain a JSON object`);
   }
   for (const field of Object.keys(parsed)) {
+    if (field === "seal_pkcs11_pin") {
+      throw new KeywardError(
+        "unknown_field",
+        `config file ${path} must not contain the PIN "seal_pkcs11_pin": put it in a file named by seal_pkcs11_pin_file, or in KEYWARD_SEAL_PKCS11_PIN`,
+        { field },
+      );
+    }
     if (!FILE_FIELDS.has(field as keyof ConfigSource)) {
       throw new KeywardError("unknown_field", `unknown field "${field}" in config file ${path}`, {
         field,
@@ -225,6 +266,14 @@ export function resolveServerConfig(...sources: ConfigSource[]): ServerConfig {
     throw configError("storage", (error as Error).message);
   }
 
+  const sealPkcs11 = resolveSealPkcs11Config(merged);
+  if (sealPkcs11 !== undefined && merged.dev === true) {
+    throw configError(
+      "dev",
+      "dev mode keeps an unseal key in the data directory and cannot run with a PKCS#11 seal; remove the seal_pkcs11_* settings or --dev",
+    );
+  }
+
   return Object.freeze({
     host,
     port,
@@ -245,6 +294,7 @@ export function resolveServerConfig(...sources: ConfigSource[]): ServerConfig {
     kmip: resolveKmipConfig(merged),
     nodeId: merged.node_id === undefined ? undefined : checkNodeId(merged.node_id),
     apiAddress: merged.api_addr === undefined ? undefined : checkApiAddress(merged.api_addr),
+    sealPkcs11,
   });
 }
 
@@ -313,4 +363,98 @@ function resolveKmipConfig(merged: ConfigSource): KmipConfig | undefined {
     tlsKeyFile: resolve(files.tlsKeyFile as string),
     clientCaFile: resolve(files.clientCaFile as string),
   });
+}
+
+const SEAL_PKCS11_FIELDS = [
+  "seal_pkcs11_token_label",
+  "seal_pkcs11_key_label",
+  "seal_pkcs11_pin_file",
+  "seal_pkcs11_pin",
+] as const;
+
+/** PKCS#11 key labels Keyward accepts: printable, without leading or trailing spaces. */
+const KEY_LABEL_PATTERN = /^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$/;
+
+/**
+ * Reads the PKCS#11 seal settings: none without `seal_pkcs11_library`,
+ * else a token label and exactly one PIN source. The PIN file is read when
+ * the server opens the token, not here.
+ */
+function resolveSealPkcs11Config(merged: ConfigSource): SealPkcs11Config | undefined {
+  const library = merged.seal_pkcs11_library;
+  if (library === undefined) {
+    const stray = SEAL_PKCS11_FIELDS.find((field) => merged[field] !== undefined);
+    if (stray !== undefined) {
+      throw configError(stray, "it needs seal_pkcs11_library to enable the PKCS#11 seal");
+    }
+    return undefined;
+  }
+  const libraryPath = resolve(library);
+  if (!existsSync(libraryPath)) {
+    throw configError(
+      "seal_pkcs11_library",
+      `the PKCS#11 library ${libraryPath} does not exist; give the path of the HSM vendor's .so file`,
+    );
+  }
+
+  const tokenLabel = merged.seal_pkcs11_token_label;
+  if (tokenLabel === undefined || tokenLabel === "") {
+    throw configError("seal_pkcs11_token_label", "the PKCS#11 seal needs the label of its token");
+  }
+  if (
+    Buffer.byteLength(tokenLabel, "utf8") > MAX_TOKEN_LABEL_BYTES ||
+    tokenLabel.trim() !== tokenLabel
+  ) {
+    throw configError(
+      "seal_pkcs11_token_label",
+      `expected at most ${MAX_TOKEN_LABEL_BYTES} bytes without leading or trailing spaces, got "${tokenLabel}"`,
+    );
+  }
+
+  const keyLabel = merged.seal_pkcs11_key_label ?? DEFAULT_WRAPPING_KEY_LABEL;
+  if (!KEY_LABEL_PATTERN.test(keyLabel)) {
+    throw configError(
+      "seal_pkcs11_key_label",
+      `expected 1 to 128 printable ASCII characters without leading or trailing spaces, got "${keyLabel}"`,
+    );
+  }
+
+  return Object.freeze({
+    library: libraryPath,
+    tokenLabel,
+    keyLabel,
+    readPin: pinReader(merged.seal_pkcs11_pin_file, merged.seal_pkcs11_pin),
+  });
+}
+
+function pinReader(pinFile: string | undefined, pin: string | undefined): () => string {
+  if (pinFile !== undefined && pin !== undefined) {
+    throw configError(
+      "seal_pkcs11_pin_file",
+      "set either seal_pkcs11_pin_file or KEYWARD_SEAL_PKCS11_PIN, not both",
+    );
+  }
+  if (pin !== undefined) return () => pin;
+  if (pinFile === undefined) {
+    throw configError(
+      "seal_pkcs11_pin_file",
+      "the PKCS#11 seal needs the token's user PIN: name a file that contains it with seal_pkcs11_pin_file, or set KEYWARD_SEAL_PKCS11_PIN",
+    );
+  }
+  const path = resolve(pinFile);
+  return () => {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (error) {
+      throw configError(
+        "seal_pkcs11_pin_file",
+        `cannot read the PIN file ${path}: ${(error as NodeJS.ErrnoException).code ?? "read failed"}`,
+      );
+    }
+    // Editors and `echo` end the file with a newline, which is not part of the PIN.
+    const value = text.replace(/\r?\n$/, "");
+    if (value === "") throw configError("seal_pkcs11_pin_file", `the PIN file ${path} is empty`);
+    return value;
+  };
 }

@@ -85,9 +85,17 @@ export const ERROR_CODES = {
   not_initialized: 503,
   // 503: transit. A search needs a mount's key indexes, which are still being rebuilt after an upgrade.
   index_rebuilding: 503,
+  // 503: the seal's HSM cannot be used: its PKCS#11 library or token is missing, or its key is gone.
+  hsm_unavailable: 503,
+  hsm_login_failed: 503,
+  hsm_key_not_found: 503,
+  // 503: the storage was initialised with another seal (Shamir or PKCS#11) or another HSM key than configured.
+  seal_mismatch: 503,
   // 500: a failure that is not the caller's fault. The message sent is fixed.
   internal: 500,
   storage_failure: 500,
+  // 500: an HSM operation failed for a reason other than the caller's input.
+  hsm_failure: 500,
   // 500: no enabled audit device recorded the request, so it was not served (fail closed).
   audit_failure: 500,
 } as const;

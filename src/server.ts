@@ -3,13 +3,17 @@ import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { buildApp } from "./api/app.ts";
 import { resolveNodeId } from "./cluster/node-id.ts";
-import type { ServerConfig } from "./config.ts";
+import type { SealPkcs11Config, ServerConfig } from "./config.ts";
 import { type DevModeResult, startDevMode } from "./core/dev-mode.ts";
 import { Keyward } from "./core/keyward.ts";
+import { KeywardError } from "./errors.ts";
 import { KmipDispatcher } from "./kmip/server/dispatcher.ts";
 import { type KmipServer, startKmipServer } from "./kmip/server/listener.ts";
 import { KmipObjectStore } from "./kmip/server/object-store.ts";
+import { createPkcs11SealManager } from "./seal/pkcs11-seal.ts";
+import type { RootKeyWrapper } from "./seal/wrapped-root-key.ts";
 import { describeStorageLocation, openStorage } from "./storage/index.ts";
+import type { Storage } from "./storage/storage.ts";
 import { VERSION } from "./version.ts";
 
 export interface RunningServer {
@@ -36,17 +40,69 @@ export function createLogger(config: Pick<ServerConfig, "logLevel">): Logger {
   });
 }
 
+/**
+ * Opens the PKCS#11 seal's token: loads the library, finds the token and
+ * logs in. The PKCS#11 code is imported here, so a server without a
+ * PKCS#11 seal never loads the native addon.
+ */
+async function openRootKeyWrapper(
+  config: SealPkcs11Config,
+  logger: Logger,
+): Promise<RootKeyWrapper> {
+  const { openHsmRootKeyWrapper } = await import("./seal/hsm-root-key-wrapper.ts");
+  const wrapper = await openHsmRootKeyWrapper({
+    library: config.library,
+    tokenLabel: config.tokenLabel,
+    keyLabel: config.keyLabel,
+    pin: config.readPin(),
+    logger: logger.child({ component: "hsm" }),
+  });
+  logger.info(
+    { library: config.library, tokenLabel: config.tokenLabel, keyLabel: config.keyLabel },
+    "logged in to the PKCS#11 seal's token",
+  );
+  return wrapper;
+}
+
+/**
+ * Checks that the storage was initialised with the configured seal type
+ * and, with a PKCS#11 seal, unseals with the root key the HSM unwraps.
+ * Other failures to read the seal status surface at the first request, as
+ * they always have.
+ */
+async function startSeal(keyward: Keyward): Promise<void> {
+  let initialised: boolean;
+  try {
+    initialised = (await keyward.seal.status()).initialized;
+  } catch (error) {
+    if (error instanceof KeywardError && error.code === "seal_mismatch") throw error;
+    return;
+  }
+  if (initialised && keyward.seal.autoUnseal !== undefined) await keyward.seal.autoUnseal();
+}
+
 /** Opens storage, builds the API and starts listening. */
 export async function startServer(
   config: ServerConfig,
   logger = createLogger(config),
 ): Promise<RunningServer> {
   const nodeId = resolveNodeId(config.nodeId, config.dataDir);
-  const storage = await openStorage(config.storage, {
-    logger,
-    nodeId,
-    ...(config.storageCaFile === undefined ? {} : { caFile: config.storageCaFile }),
-  });
+  // Opened before anything else, so a wrong PIN or a missing token stops the server at once.
+  const rootKeyWrapper =
+    config.sealPkcs11 === undefined
+      ? undefined
+      : await openRootKeyWrapper(config.sealPkcs11, logger);
+  let storage: Storage;
+  try {
+    storage = await openStorage(config.storage, {
+      logger,
+      nodeId,
+      ...(config.storageCaFile === undefined ? {} : { caFile: config.storageCaFile }),
+    });
+  } catch (error) {
+    await rootKeyWrapper?.close();
+    throw error;
+  }
   // Known once the server listens; until then heartbeats report the configured one or none.
   let apiAddress = config.apiAddress ?? "";
   const keyward = await Keyward.open({
@@ -57,7 +113,20 @@ export async function startServer(
     nodeId,
     apiAddress: () => apiAddress,
     version: VERSION,
+    ...(rootKeyWrapper === undefined
+      ? {}
+      : {
+          createSeal: (sealStorage, options) =>
+            createPkcs11SealManager(sealStorage, rootKeyWrapper, options),
+        }),
   });
+  try {
+    await startSeal(keyward);
+  } catch (error) {
+    await keyward.close();
+    await rootKeyWrapper?.close();
+    throw error;
+  }
 
   let dev: DevModeResult | undefined;
   if (config.dev) dev = await startDevMode(keyward, config.dataDir, config.devRootToken);
@@ -86,6 +155,7 @@ export async function startServer(
       nodeId,
       storage: storage.kind,
       storageLocation: describeStorageLocation(config.storage),
+      seal: keyward.seal.type,
       dev: config.dev,
     },
     "server started",
@@ -119,6 +189,8 @@ export async function startServer(
       await kmip?.close();
       await app.close();
       await keyward.close();
+      // Finalises the PKCS#11 library once every session is closed.
+      await rootKeyWrapper?.close();
       logger.info("server stopped");
     })();
     return closing;

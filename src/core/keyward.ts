@@ -29,7 +29,7 @@ import { type JobRunHook, Scheduler } from "../jobs/scheduler.ts";
 import { registerTransitJobs } from "../jobs/transit-jobs.ts";
 import { POLICY_PREFIX, PolicyStore } from "../policy/index.ts";
 import { SEAL_RESERVED_PREFIX } from "../seal/barrier.ts";
-import { createSealManager } from "../seal/seal-manager.ts";
+import { createSealManager, type SealManagerOptions } from "../seal/seal-manager.ts";
 import type { InitRequest, InitResult, SealManager } from "../seal/types.ts";
 import type { Storage } from "../storage/storage.ts";
 import {
@@ -68,6 +68,8 @@ export interface KeywardOptions {
   apiAddress?: () => string;
   /** The running version, reported to the other nodes. */
   version?: string;
+  /** Creates the seal manager, such as a PKCS#11 seal's; the Shamir seal when absent. */
+  createSeal?: (storage: Storage, options: SealManagerOptions) => SealManager;
 }
 
 /** The node id of a server that shares its storage with no other. */
@@ -145,7 +147,7 @@ export class Keyward {
       new WifiDeviceSource(() => this.#wifiServices()),
     ];
     this.#enrolmentFailures = new LoginRateLimiter(options.enrolmentRateLimit);
-    this.seal = createSealManager(options.storage, {
+    this.seal = (options.createSeal ?? createSealManager)(options.storage, {
       clock: this.clock,
       logger: options.logger.child({ component: "seal" }),
     });

@@ -1,4 +1,5 @@
 import type { StorageWriter, TransactionOptions } from "../storage/storage.ts";
+import type { SealType } from "./seal-config.ts";
 
 /**
  * The barrier: the only way the rest of Keyward reaches storage.
@@ -20,7 +21,7 @@ export interface Barrier extends StorageWriter {
 export interface SealStatus {
   initialized: boolean;
   sealed: boolean;
-  /** Shares needed to unseal. 0 before initialisation. */
+  /** Shares needed to unseal (recovery shares with a PKCS#11 seal). 0 before initialisation. */
   threshold: number;
   /** Shares issued at initialisation or the last rekey. 0 before initialisation. */
   shares: number;
@@ -38,7 +39,10 @@ export interface InitRequest {
 }
 
 export interface InitResult {
-  /** The unseal key shares, each hex-encoded. Shown once, never stored. */
+  /**
+   * The shares issued, each hex-encoded: unseal key shares with a Shamir
+   * seal, recovery key shares with a PKCS#11 seal. Shown once, never stored.
+   */
   keysHex: string[];
   /** The same shares, base64-encoded. */
   keysBase64: string[];
@@ -70,24 +74,36 @@ export interface RekeyStatus {
 }
 
 /**
- * Owns the root key, its Shamir shares and the barrier keyring.
+ * Owns the root key, its shares and the barrier keyring.
  *
- * The root key is split into shares at initialisation and never stored
- * whole; it is rebuilt in memory from `threshold` shares at unseal and
- * dropped at seal. It encrypts the keyring of barrier keys, which encrypts
- * everything else.
+ * With a Shamir seal the root key is split into shares at initialisation
+ * and never stored whole. It is rebuilt in memory from `threshold` shares
+ * at unseal and dropped at seal. With a PKCS#11 seal the root key is stored
+ * wrapped by a key in the HSM, and the shares are of a separate recovery
+ * key. Either way the root key encrypts the keyring of barrier keys, which
+ * encrypts everything else.
  */
 export interface SealManager {
   readonly barrier: Barrier;
+  /** The seal type this manager runs; storage initialised with another type is rejected with `seal_mismatch`. */
+  readonly type: SealType;
   status(): Promise<SealStatus>;
   /** Creates the root key and keyring and returns the shares. Leaves the server sealed. */
   init(request: InitRequest): Promise<InitResult>;
   /**
    * Adds one share (hex or base64) towards unsealing. When enough shares are
-   * in, the root key is rebuilt and the barrier opens. A wrong set of shares
-   * fails with `invalid_shares` and resets progress.
+   * in, the barrier opens: with a Shamir seal they rebuild the root key,
+   * with a PKCS#11 seal they must rebuild the recovery key, and the root key
+   * comes from the HSM. A wrong set of shares fails with `invalid_shares`
+   * and resets progress.
    */
   submitUnsealShare(share: string): Promise<SealStatus>;
+  /**
+   * Unseals without shares, with the root key that the seal's HSM unwraps.
+   * Present only on seals that can do so (PKCS#11). Does nothing before
+   * initialisation or while unsealed.
+   */
+  autoUnseal?(): Promise<SealStatus>;
   /** Discards the shares submitted so far. */
   resetUnseal(): Promise<SealStatus>;
   /** Drops the root key and keyring from memory; the barrier closes. */
@@ -95,16 +111,19 @@ export interface SealManager {
   /** Adds a new barrier key; new writes use it, old values stay readable. */
   rotate(): Promise<KeyStatus>;
   keyStatus(): Promise<KeyStatus>;
-  /** Starts issuing new shares; old shares are collected with `rekeyUpdate`. */
+  /**
+   * Starts issuing new shares; old shares are collected with `rekeyUpdate`.
+   * With a PKCS#11 seal the recovery key is replaced and the root key stays.
+   */
   rekeyInit(request: InitRequest): Promise<RekeyStatus>;
   rekeyUpdate(share: string, nonce: string): Promise<RekeyStatus>;
   rekeyStatus(): Promise<RekeyStatus>;
   rekeyCancel(): Promise<void>;
   /**
-   * Checks whether `shares` (hex or base64) rebuild the current root key,
-   * for operations that need a quorum of share holders, such as generating a
-   * root token. Fewer shares than the threshold return false without
-   * combining. Throws `invalid_field` on `key` for a malformed or repeated
+   * Checks whether `shares` (hex or base64) rebuild the current root key
+   * (the recovery key with a PKCS#11 seal), for operations that need a
+   * quorum of share holders, such as generating a root token. Fewer shares
+   * than the threshold return false without combining. Throws `invalid_field` on `key` for a malformed or repeated
    * share, and `sealed` while sealed. Keeps no state between calls.
    */
   verifyShares(shares: string[]): Promise<boolean>;

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { Keyward } from "../../core/keyward.ts";
-import { KeywardError, missingField } from "../../errors.ts";
-import type { RekeyStatus, SealStatus } from "../../seal/types.ts";
+import { invalidField, KeywardError, missingField } from "../../errors.ts";
+import type { InitRequest, RekeyStatus, SealManager, SealStatus } from "../../seal/types.ts";
 import { envelope } from "../envelope.ts";
 
 const WRITE = ["POST", "PUT"] as const;
@@ -28,10 +28,24 @@ const sharesBody = {
   },
 } as const;
 
+/** Share counts are checked in the handler, because which fields are required depends on the seal type. */
 const initBody = {
-  ...sharesBody,
+  type: "object",
+  additionalProperties: false,
   properties: {
     ...sharesBody.properties,
+    recovery_shares: {
+      type: "integer",
+      minimum: 1,
+      maximum: 255,
+      description: "With a PKCS#11 seal: how many recovery key shares to issue.",
+    },
+    recovery_threshold: {
+      type: "integer",
+      minimum: 1,
+      maximum: 255,
+      description: "With a PKCS#11 seal: how many recovery key shares authorise an operation.",
+    },
     root_token: {
       type: "string",
       minLength: 1,
@@ -41,10 +55,15 @@ const initBody = {
   },
 } as const;
 
-/** Vault's seal-status shape. */
-export function sealStatusBody(status: SealStatus, version: string) {
+/** Vault's seal-status shape. With a PKCS#11 seal, `t` and `n` count recovery key shares. */
+export function sealStatusBody(
+  status: SealStatus,
+  seal: Pick<SealManager, "type">,
+  version: string,
+) {
+  const recoverySeal = seal.type !== "shamir";
   return {
-    type: "shamir",
+    type: seal.type,
     initialized: status.initialized,
     sealed: status.sealed,
     t: status.threshold,
@@ -54,9 +73,43 @@ export function sealStatusBody(status: SealStatus, version: string) {
     version,
     build_date: "",
     migration: false,
-    recovery_seal: false,
+    recovery_seal: recoverySeal,
+    ...(recoverySeal ? { recovery_seal_type: "shamir" } : {}),
     storage_type: status.storageType,
   };
+}
+
+interface InitBody {
+  secret_shares?: number;
+  secret_threshold?: number;
+  recovery_shares?: number;
+  recovery_threshold?: number;
+  root_token?: string;
+}
+
+/**
+ * Reads the share counts of `sys/init`. A Shamir seal needs
+ * `secret_shares` and `secret_threshold` and rejects recovery counts. A
+ * PKCS#11 seal needs `recovery_shares` and `recovery_threshold`, and
+ * ignores the secret counts as Vault does with an auto-unseal seal.
+ */
+function initRequest(seal: SealManager, body: InitBody): InitRequest {
+  if (seal.type === "shamir") {
+    for (const field of ["recovery_shares", "recovery_threshold"] as const) {
+      if (body[field] !== undefined) {
+        throw invalidField(
+          field,
+          `${field} applies only to a PKCS#11 seal; this server has a Shamir seal, so use secret_shares and secret_threshold`,
+        );
+      }
+    }
+    if (body.secret_shares === undefined) throw missingField("secret_shares");
+    if (body.secret_threshold === undefined) throw missingField("secret_threshold");
+    return { shares: body.secret_shares, threshold: body.secret_threshold };
+  }
+  if (body.recovery_shares === undefined) throw missingField("recovery_shares");
+  if (body.recovery_threshold === undefined) throw missingField("recovery_threshold");
+  return { shares: body.recovery_shares, threshold: body.recovery_threshold };
 }
 
 function rekeyBody(status: RekeyStatus) {
@@ -104,7 +157,7 @@ function healthStatusCode(status: SealStatus, query: Record<string, string | und
 /** Routes of `sys/` that govern the seal: init, seal status, unseal, seal, health, rotate, rekey. */
 export async function registerSealRoutes(app: FastifyInstance, keyward: Keyward, version: string) {
   const seal = keyward.seal;
-  const statusBody = async () => sealStatusBody(await seal.status(), version);
+  const statusBody = async () => sealStatusBody(await seal.status(), seal, version);
 
   app.get("/v1/sys/init", {
     config: PUBLIC,
@@ -119,20 +172,36 @@ export async function registerSealRoutes(app: FastifyInstance, keyward: Keyward,
     schema: {
       tags: ["sys"],
       summary: "Initialise Keyward: create the root key, its unseal shares and the root token.",
-      description: "The shares and the root token are returned once and never stored.",
+      description:
+        "The shares and the root token are returned once and never stored. With a PKCS#11 seal the root key is wrapped by the HSM, the response carries recovery key shares, and the server unseals itself.",
       body: initBody,
     },
     handler: async (request) => {
-      const body = request.body as {
-        secret_shares: number;
-        secret_threshold: number;
-        root_token?: string;
+      const body = request.body as InitBody;
+      const result = await keyward.init(initRequest(seal, body), body.root_token);
+      if (seal.autoUnseal === undefined) {
+        return {
+          keys: result.keysHex,
+          keys_base64: result.keysBase64,
+          root_token: result.rootToken,
+        };
+      }
+      try {
+        await seal.autoUnseal();
+      } catch (error) {
+        // The shares and the root token exist only in this response, so it must still be sent.
+        request.log.error(
+          { err: error },
+          "failed to unseal with the HSM after initialisation; the server stays sealed until it restarts or is unsealed with recovery key shares",
+        );
+      }
+      return {
+        keys: [],
+        keys_base64: [],
+        recovery_keys: result.keysHex,
+        recovery_keys_base64: result.keysBase64,
+        root_token: result.rootToken,
       };
-      const result = await keyward.init(
-        { shares: body.secret_shares, threshold: body.secret_threshold },
-        body.root_token,
-      );
-      return { keys: result.keysHex, keys_base64: result.keysBase64, root_token: result.rootToken };
     },
   });
 
@@ -148,7 +217,8 @@ export async function registerSealRoutes(app: FastifyInstance, keyward: Keyward,
     config: PUBLIC,
     schema: {
       tags: ["sys"],
-      summary: "Submit one unseal key share, or reset the progress.",
+      summary:
+        "Submit one unseal key share (a recovery key share with a PKCS#11 seal), or reset the progress.",
       body: {
         type: "object",
         additionalProperties: false,

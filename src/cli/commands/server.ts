@@ -26,6 +26,10 @@ interface ServerFlags {
   kmipClientCaFile?: string;
   nodeId?: string;
   apiAddr?: string;
+  sealPkcs11Library?: string;
+  sealPkcs11TokenLabel?: string;
+  sealPkcs11KeyLabel?: string;
+  sealPkcs11PinFile?: string;
 }
 
 function flagsToSource(flags: ServerFlags): ConfigSource {
@@ -47,6 +51,10 @@ function flagsToSource(flags: ServerFlags): ConfigSource {
     kmip_client_ca_file: flags.kmipClientCaFile,
     node_id: flags.nodeId,
     api_addr: flags.apiAddr,
+    seal_pkcs11_library: flags.sealPkcs11Library,
+    seal_pkcs11_token_label: flags.sealPkcs11TokenLabel,
+    seal_pkcs11_key_label: flags.sealPkcs11KeyLabel,
+    seal_pkcs11_pin_file: flags.sealPkcs11PinFile,
   };
 }
 
@@ -63,7 +71,7 @@ export function registerServerCommand(program: Command) {
     .description("start the Keyward server")
     .option(
       "--config <file>",
-      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, node_id, api_addr)",
+      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, node_id, api_addr, seal_pkcs11_library, seal_pkcs11_token_label, seal_pkcs11_key_label, seal_pkcs11_pin_file)",
     )
     .option(
       "--listen <host:port>",
@@ -115,6 +123,22 @@ export function registerServerCommand(program: Command) {
     .option(
       "--api-addr <url>",
       "URL at which other nodes and load balancers reach this node, reported by sys/ha-status [env KEYWARD_API_ADDR] (default: from --listen)",
+    )
+    .option(
+      "--seal-pkcs11-library <file>",
+      "seal the root key with an HSM key through this PKCS#11 library, and unseal at start without shares [env KEYWARD_SEAL_PKCS11_LIBRARY]",
+    )
+    .option(
+      "--seal-pkcs11-token-label <label>",
+      "label of the HSM token holding the wrapping key [env KEYWARD_SEAL_PKCS11_TOKEN_LABEL]",
+    )
+    .option(
+      "--seal-pkcs11-key-label <label>",
+      "label of the AES-256 wrapping key, created at init when absent [env KEYWARD_SEAL_PKCS11_KEY_LABEL] (default keyward-root-wrapping-key)",
+    )
+    .option(
+      "--seal-pkcs11-pin-file <file>",
+      "file containing the token's user PIN [env KEYWARD_SEAL_PKCS11_PIN_FILE]; or put the PIN in env KEYWARD_SEAL_PKCS11_PIN",
     )
     .option(
       "--dev",

@@ -1,0 +1,215 @@
+import { randomBytes } from "node:crypto";
+import { endianness } from "node:os";
+import pkcs11js from "pkcs11js";
+import { decryptionFailed, KeywardError } from "../errors.ts";
+import {
+  findKey,
+  type KeyProtection,
+  type KeySelector,
+  readAttributes,
+  readKeyProtection,
+  requireKey,
+} from "./objects.ts";
+import { decryptionError, hsmOperationFailed } from "./pkcs11-errors.ts";
+import type { HsmToken, SessionContext } from "./token.ts";
+
+/** AES-256 key length in bytes. */
+export const AES_256_KEY_BYTES = 32;
+/** GCM IV length in bytes: 96 bits, the length GCM uses without hashing (NIST SP 800-38D). */
+export const GCM_IV_BYTES = 12;
+/** GCM tag length in bytes (128 bits). */
+export const GCM_TAG_BYTES = 16;
+
+/** The output of `HsmAesKey.encrypt`. */
+export interface HsmGcmCiphertext {
+  /** The 12-byte IV, random for each encryption. */
+  iv: Buffer;
+  /** The ciphertext followed by the 16-byte tag. */
+  ciphertext: Buffer;
+}
+
+function selector(label: string): KeySelector {
+  return {
+    objectClass: pkcs11js.CKO_SECRET_KEY,
+    keyType: pkcs11js.CKK_AES,
+    label,
+    kind: "AES key",
+  };
+}
+
+function gcmMechanism(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
+  return {
+    mechanism: pkcs11js.CKM_AES_GCM,
+    parameter: {
+      type: pkcs11js.CK_PARAMS_GCM,
+      iv,
+      ivBits: iv.length * 8,
+      aad: Buffer.from(aad),
+      tagBits: GCM_TAG_BYTES * 8,
+    } as pkcs11js.GcmParams,
+  };
+}
+
+/**
+ * An AES-256 key kept in a token and used with CKM_AES_GCM. The key value
+ * never leaves the token: it is generated there as sensitive and
+ * non-extractable, and found again by its label. Each call looks the
+ * handle up again, so a key deleted or replaced in the token is noticed.
+ */
+export class HsmAesKey {
+  readonly label: string;
+  readonly #token: HsmToken;
+
+  private constructor(token: HsmToken, label: string) {
+    this.#token = token;
+    this.label = label;
+  }
+
+  /**
+   * Returns the AES key labelled `label`, or undefined when the token has
+   * none. Throws `hsm_failure` when the key is not 256 bits long or several
+   * keys have the label.
+   */
+  static find(token: HsmToken, label: string): Promise<HsmAesKey | undefined> {
+    return token.run(
+      (context) => {
+        const handle = findKey(context, selector(label));
+        if (handle === undefined) return undefined;
+        checkKeyLength(context, handle, label);
+        return new HsmAesKey(token, label);
+      },
+      { retryOnLostSession: true },
+    );
+  }
+
+  /**
+   * Generates an AES-256 key in the token: a token object (it survives the
+   * session), private (usable only after login), sensitive and
+   * non-extractable, allowed to encrypt and decrypt and nothing else.
+   * Throws `already_exists` when a key with the label exists.
+   */
+  static generate(token: HsmToken, label: string): Promise<HsmAesKey> {
+    return token.run(async (context) => {
+      if (findKey(context, selector(label)) !== undefined) {
+        throw new KeywardError(
+          "already_exists",
+          `the token already has an AES key labelled "${label}"`,
+        );
+      }
+      const template: pkcs11js.Template = [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+        { type: pkcs11js.CKA_VALUE_LEN, value: AES_256_KEY_BYTES },
+        { type: pkcs11js.CKA_LABEL, value: label },
+        { type: pkcs11js.CKA_ID, value: randomBytes(16) },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+        { type: pkcs11js.CKA_ENCRYPT, value: true },
+        { type: pkcs11js.CKA_DECRYPT, value: true },
+        { type: pkcs11js.CKA_WRAP, value: false },
+        { type: pkcs11js.CKA_UNWRAP, value: false },
+        { type: pkcs11js.CKA_SIGN, value: false },
+        { type: pkcs11js.CKA_VERIFY, value: false },
+        { type: pkcs11js.CKA_DERIVE, value: false },
+      ];
+      try {
+        await context.module.C_GenerateKeyAsync(
+          context.session,
+          { mechanism: pkcs11js.CKM_AES_KEY_GEN },
+          template,
+        );
+      } catch (error) {
+        throw hsmOperationFailed(`generate the AES key "${label}"`, error);
+      }
+      return new HsmAesKey(token, label);
+    });
+  }
+
+  /**
+   * Encrypts `plaintext` with a fresh random IV, authenticating `aad` with it.
+   * NOTE: the IV comes from node:crypto. An HSM in a FIPS mode that insists
+   * on generating GCM IVs itself rejects it; such tokens are untested.
+   */
+  encrypt(plaintext: Uint8Array, aad: Uint8Array): Promise<HsmGcmCiphertext> {
+    return this.#token.run(
+      async (context) => {
+        const handle = requireKey(context, selector(this.label));
+        const iv = randomBytes(GCM_IV_BYTES);
+        const output = Buffer.alloc(plaintext.length + GCM_TAG_BYTES);
+        try {
+          context.module.C_EncryptInit(context.session, gcmMechanism(iv, aad), handle);
+          const ciphertext = await context.module.C_EncryptAsync(
+            context.session,
+            Buffer.from(plaintext),
+            output,
+          );
+          return { iv, ciphertext: Buffer.from(ciphertext) };
+        } catch (error) {
+          throw hsmOperationFailed(`encrypt with the AES key "${this.label}"`, error);
+        }
+      },
+      { retryOnLostSession: true },
+    );
+  }
+
+  /**
+   * Decrypts the output of `encrypt`. Throws `decryption_failed` when the
+   * tag does not verify (another key, IV or AAD, or modified bytes).
+   */
+  decrypt(input: HsmGcmCiphertext, aad: Uint8Array): Promise<Buffer> {
+    if (input.iv.length !== GCM_IV_BYTES || input.ciphertext.length < GCM_TAG_BYTES) {
+      return Promise.reject(decryptionFailed());
+    }
+    return this.#token.run(
+      async (context) => {
+        const handle = requireKey(context, selector(this.label));
+        const output = Buffer.alloc(input.ciphertext.length);
+        try {
+          context.module.C_DecryptInit(context.session, gcmMechanism(input.iv, aad), handle);
+          const plaintext = await context.module.C_DecryptAsync(
+            context.session,
+            input.ciphertext,
+            output,
+          );
+          const copy = Buffer.from(plaintext);
+          output.fill(0);
+          return copy;
+        } catch (error) {
+          output.fill(0);
+          throw decryptionError(`decrypt with the AES key "${this.label}"`, error);
+        }
+      },
+      { retryOnLostSession: true },
+    );
+  }
+
+  /** Reads whether the token keeps the key's value secret. */
+  protection(): Promise<KeyProtection> {
+    return this.#token.run(
+      (context) =>
+        readKeyProtection(context, requireKey(context, selector(this.label)), pkcs11js.CKA_VALUE),
+      { retryOnLostSession: true },
+    );
+  }
+}
+
+function checkKeyLength(context: SessionContext, handle: Buffer, label: string): void {
+  const [length] = readAttributes(context, handle, [pkcs11js.CKA_VALUE_LEN]);
+  const bytes = length === undefined || length.length === 0 ? 0 : Number(readUlong(length));
+  if (bytes !== AES_256_KEY_BYTES) {
+    throw new KeywardError(
+      "hsm_failure",
+      `the AES key labelled "${label}" is ${bytes * 8} bits long, but Keyward needs a 256-bit key: use another label`,
+    );
+  }
+}
+
+/** Decodes a CK_ULONG attribute value, which the library returns in the platform's byte order. */
+export function readUlong(value: Buffer): bigint {
+  const little = endianness() === "LE";
+  if (value.length === 8) return little ? value.readBigUInt64LE(0) : value.readBigUInt64BE(0);
+  if (value.length === 4) return BigInt(little ? value.readUInt32LE(0) : value.readUInt32BE(0));
+  return 0n;
+}

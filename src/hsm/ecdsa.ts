@@ -1,0 +1,222 @@
+import { createHash, createPublicKey, type KeyObject, randomBytes } from "node:crypto";
+import { p256 } from "@noble/curves/nist.js";
+import pkcs11js from "pkcs11js";
+import { KeywardError } from "../errors.ts";
+import {
+  findKey,
+  type KeyProtection,
+  type KeySelector,
+  readAttributes,
+  readKeyProtection,
+  requireKey,
+} from "./objects.ts";
+import { hsmOperationFailed } from "./pkcs11-errors.ts";
+import type { HsmToken } from "./token.ts";
+
+/** DER encoding of the P-256 (prime256v1) curve's object identifier 1.2.840.10045.3.1.7. */
+const P256_OID = Buffer.from("06082a8648ce3d030107", "hex");
+/** Bytes of one P-256 coordinate and of r and s. */
+const P256_FIELD_BYTES = 32;
+/** An uncompressed P-256 point: 0x04 || X || Y. */
+const P256_POINT_BYTES = 1 + 2 * P256_FIELD_BYTES;
+
+function privateSelector(label: string): KeySelector {
+  return {
+    objectClass: pkcs11js.CKO_PRIVATE_KEY,
+    keyType: pkcs11js.CKK_EC,
+    label,
+    kind: "EC private key",
+  };
+}
+
+function publicSelector(label: string): KeySelector {
+  return {
+    objectClass: pkcs11js.CKO_PUBLIC_KEY,
+    keyType: pkcs11js.CKK_EC,
+    label,
+    kind: "EC public key",
+  };
+}
+
+/**
+ * An ECDSA P-256 key pair kept in a token. The private key is generated
+ * there as sensitive and non-extractable, and it only signs. The public key
+ * is a token object too, so it can be read back at any time.
+ *
+ * Signing hashes the message with SHA-256 in Keyward and has the token sign
+ * the digest (CKM_ECDSA), which every token with EC support offers.
+ */
+export class HsmEcdsaKey {
+  readonly label: string;
+  readonly #token: HsmToken;
+
+  private constructor(token: HsmToken, label: string) {
+    this.#token = token;
+    this.label = label;
+  }
+
+  /** Returns the key pair labelled `label`, or undefined when the token has no such private key. */
+  static find(token: HsmToken, label: string): Promise<HsmEcdsaKey | undefined> {
+    return token.run(
+      (context) =>
+        findKey(context, privateSelector(label)) === undefined
+          ? undefined
+          : new HsmEcdsaKey(token, label),
+      { retryOnLostSession: true },
+    );
+  }
+
+  /**
+   * Generates a P-256 key pair in the token, both halves labelled `label`
+   * and sharing a random CKA_ID. Throws `already_exists` when an EC private
+   * key with the label exists.
+   */
+  static generate(token: HsmToken, label: string): Promise<HsmEcdsaKey> {
+    return token.run(async (context) => {
+      if (findKey(context, privateSelector(label)) !== undefined) {
+        throw new KeywardError(
+          "already_exists",
+          `the token already has an EC private key labelled "${label}"`,
+        );
+      }
+      const id = randomBytes(16);
+      const publicTemplate: pkcs11js.Template = [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+        { type: pkcs11js.CKA_EC_PARAMS, value: P256_OID },
+        { type: pkcs11js.CKA_LABEL, value: label },
+        { type: pkcs11js.CKA_ID, value: id },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: false },
+        { type: pkcs11js.CKA_VERIFY, value: true },
+      ];
+      const privateTemplate: pkcs11js.Template = [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+        { type: pkcs11js.CKA_LABEL, value: label },
+        { type: pkcs11js.CKA_ID, value: id },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+        { type: pkcs11js.CKA_SIGN, value: true },
+        { type: pkcs11js.CKA_DERIVE, value: false },
+      ];
+      try {
+        await context.module.C_GenerateKeyPairAsync(
+          context.session,
+          { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
+          publicTemplate,
+          privateTemplate,
+        );
+      } catch (error) {
+        throw hsmOperationFailed(`generate the EC key pair "${label}"`, error);
+      }
+      return new HsmEcdsaKey(token, label);
+    });
+  }
+
+  /** Reads the public key from the token. Throws `hsm_failure` when it is not on P-256. */
+  publicKey(): Promise<KeyObject> {
+    return this.#token.run(
+      (context) => {
+        const handle = requireKey(context, publicSelector(this.label));
+        const [params, point] = readAttributes(context, handle, [
+          pkcs11js.CKA_EC_PARAMS,
+          pkcs11js.CKA_EC_POINT,
+        ]);
+        if (params === undefined || !params.equals(P256_OID)) {
+          throw new KeywardError(
+            "hsm_failure",
+            `the EC key labelled "${this.label}" is not on the P-256 curve`,
+          );
+        }
+        return p256PublicKey(point ?? Buffer.alloc(0), this.label);
+      },
+      { retryOnLostSession: true },
+    );
+  }
+
+  /**
+   * Signs `message` with ECDSA over its SHA-256 digest and returns the
+   * signature DER-encoded (`Ecdsa-Sig-Value`, RFC 3279), as X.509 and TLS
+   * use it. The token returns r || s, which is converted here.
+   */
+  sign(message: Uint8Array): Promise<Buffer> {
+    const digest = createHash("sha256").update(message).digest();
+    return this.#token.run(
+      async (context) => {
+        const handle = requireKey(context, privateSelector(this.label));
+        let raw: Buffer;
+        try {
+          context.module.C_SignInit(context.session, { mechanism: pkcs11js.CKM_ECDSA }, handle);
+          raw = await context.module.C_SignAsync(
+            context.session,
+            digest,
+            Buffer.alloc(2 * P256_FIELD_BYTES),
+          );
+        } catch (error) {
+          throw hsmOperationFailed(`sign with the EC key "${this.label}"`, error);
+        }
+        return rawSignatureToDer(raw);
+      },
+      { retryOnLostSession: true },
+    );
+  }
+
+  /** Reads whether the token keeps the private key secret. */
+  protection(): Promise<KeyProtection> {
+    return this.#token.run(
+      (context) =>
+        readKeyProtection(
+          context,
+          requireKey(context, privateSelector(this.label)),
+          pkcs11js.CKA_VALUE,
+        ),
+      { retryOnLostSession: true },
+    );
+  }
+}
+
+/**
+ * Converts a raw P-256 signature (r || s, 32 bytes each, as CKM_ECDSA
+ * returns it) to DER. Throws `hsm_failure` when r or s is out of range.
+ */
+export function rawSignatureToDer(raw: Uint8Array): Buffer {
+  try {
+    return Buffer.from(p256.Signature.fromBytes(raw, "compact").toBytes("der"));
+  } catch (error) {
+    throw new KeywardError(
+      "hsm_failure",
+      `the HSM returned a malformed ECDSA signature of ${raw.length} bytes`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Builds a public key from CKA_EC_POINT. PKCS#11 stores the point as a DER
+ * OCTET STRING (0x04 0x41 || point), but some tokens return the bare point,
+ * so both are accepted.
+ */
+function p256PublicKey(value: Buffer, label: string): KeyObject {
+  let point = value;
+  if (value.length === P256_POINT_BYTES + 2 && value[0] === 0x04 && value[1] === P256_POINT_BYTES) {
+    point = value.subarray(2);
+  }
+  if (point.length !== P256_POINT_BYTES || point[0] !== 0x04) {
+    throw new KeywardError(
+      "hsm_failure",
+      `the EC public key labelled "${label}" has an unexpected point encoding of ${value.length} bytes`,
+    );
+  }
+  return createPublicKey({
+    key: {
+      kty: "EC",
+      crv: "P-256",
+      x: point.subarray(1, 1 + P256_FIELD_BYTES).toString("base64url"),
+      y: point.subarray(1 + P256_FIELD_BYTES).toString("base64url"),
+    },
+    format: "jwk",
+  });
+}

@@ -1,0 +1,139 @@
+import pkcs11js from "pkcs11js";
+import { KeywardError } from "../errors.ts";
+import { hsmOperationFailed, returnValueOf } from "./pkcs11-errors.ts";
+import type { SessionContext } from "./token.ts";
+
+/** Objects fetched per `C_FindObjects` call. */
+const FIND_BATCH = 16;
+
+/** Returns the handles of every object matching `template`. */
+export function findObjects(context: SessionContext, template: pkcs11js.Template): Buffer[] {
+  const { module, session } = context;
+  try {
+    module.C_FindObjectsInit(session, template);
+  } catch (error) {
+    throw hsmOperationFailed("search for objects", error);
+  }
+  const handles: Buffer[] = [];
+  try {
+    for (;;) {
+      const batch = module.C_FindObjects(session, FIND_BATCH);
+      handles.push(...batch);
+      if (batch.length < FIND_BATCH) break;
+    }
+  } catch (error) {
+    throw hsmOperationFailed("search for objects", error);
+  } finally {
+    try {
+      module.C_FindObjectsFinal(session);
+    } catch {
+      // The search is over either way; a failure here leaves nothing to undo.
+    }
+  }
+  return handles;
+}
+
+/** The class, key type and label that identify a key object. */
+export interface KeySelector {
+  objectClass: number;
+  keyType: number;
+  label: string;
+  /** Names the kind of key in messages, such as "AES key". */
+  kind: string;
+}
+
+/**
+ * Returns the handle of the one key matching `selector`, or undefined when
+ * there is none. Throws `hsm_failure` when several keys match, because
+ * using either could pick the wrong one.
+ */
+export function findKey(context: SessionContext, selector: KeySelector): Buffer | undefined {
+  const handles = findObjects(context, [
+    { type: pkcs11js.CKA_CLASS, value: selector.objectClass },
+    { type: pkcs11js.CKA_KEY_TYPE, value: selector.keyType },
+    { type: pkcs11js.CKA_LABEL, value: selector.label },
+  ]);
+  if (handles.length > 1) {
+    throw new KeywardError(
+      "hsm_failure",
+      `the token has ${handles.length} ${selector.kind}s labelled "${selector.label}": keep one and delete or relabel the others`,
+    );
+  }
+  return handles[0];
+}
+
+/** Like `findKey`, but throws `hsm_key_not_found` when the key is missing. */
+export function requireKey(context: SessionContext, selector: KeySelector): Buffer {
+  const handle = findKey(context, selector);
+  if (handle === undefined) {
+    throw new KeywardError(
+      "hsm_key_not_found",
+      `the token has no ${selector.kind} labelled "${selector.label}": check the key label, or whether the key was deleted from the HSM`,
+    );
+  }
+  return handle;
+}
+
+/** Reads attributes of one object, as buffers in the order asked. */
+export function readAttributes(context: SessionContext, handle: Buffer, types: number[]): Buffer[] {
+  try {
+    const result = context.module.C_GetAttributeValue(
+      context.session,
+      handle,
+      types.map((type) => ({ type })),
+    );
+    return result.map((attribute) => attribute.value as Buffer);
+  } catch (error) {
+    throw hsmOperationFailed("read key attributes", error);
+  }
+}
+
+/** The protection a token gives a key's secret value. */
+export interface KeyProtection {
+  /** CKA_SENSITIVE: the token never reveals the value in plaintext. */
+  sensitive: boolean;
+  /** CKA_EXTRACTABLE: the value may leave the token wrapped by another key. */
+  extractable: boolean;
+  /** True when the token returned the secret value on request, which it must refuse for a sensitive key. */
+  valueReadable: boolean;
+}
+
+/**
+ * Reads the protection of a secret or private key. `valueAttribute` is the
+ * attribute that contains the secret (CKA_VALUE, or CKA_PRIVATE_EXPONENT for
+ * RSA). The token is asked for it, and any bytes it returns are zeroed at once.
+ */
+export function readKeyProtection(
+  context: SessionContext,
+  handle: Buffer,
+  valueAttribute: number,
+): KeyProtection {
+  const [sensitive, extractable] = readAttributes(context, handle, [
+    pkcs11js.CKA_SENSITIVE,
+    pkcs11js.CKA_EXTRACTABLE,
+  ]);
+  let valueReadable = false;
+  try {
+    const [value] = context.module.C_GetAttributeValue(context.session, handle, [
+      { type: valueAttribute },
+    ]);
+    const bytes = value?.value;
+    valueReadable = Buffer.isBuffer(bytes) && bytes.length > 0;
+    if (Buffer.isBuffer(bytes)) bytes.fill(0);
+  } catch (error) {
+    const code = returnValueOf(error);
+    if (code !== pkcs11js.CKR_ATTRIBUTE_SENSITIVE && code !== pkcs11js.CKR_ATTRIBUTE_TYPE_INVALID) {
+      throw hsmOperationFailed("read key attributes", error);
+    }
+  }
+  return {
+    sensitive: readBoolean(sensitive),
+    extractable: readBoolean(extractable),
+    valueReadable,
+  };
+}
+
+/** Decodes a CK_BBOOL attribute value. */
+export function readBoolean(value: Buffer | undefined): boolean {
+  return value !== undefined && value.length > 0 && value[0] !== 0;
+}

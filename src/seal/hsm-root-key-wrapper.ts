@@ -1,0 +1,99 @@
+import type { Logger } from "pino";
+import { KeywardError } from "../errors.ts";
+import { HsmAesKey } from "../hsm/aes-gcm.ts";
+import { HsmToken } from "../hsm/token.ts";
+import type { RootKeyWrapper } from "./wrapped-root-key.ts";
+
+/*
+ * The root key wrapper over a PKCS#11 token. It is the only seal file that
+ * loads the PKCS#11 addon, so a server without a PKCS#11 seal never loads it.
+ */
+
+export interface HsmRootKeyWrapperOptions {
+  /** Path of the PKCS#11 library. */
+  library: string;
+  tokenLabel: string;
+  /** The user PIN; never logged. */
+  pin: string;
+  /** The label of the AES-256 wrapping key, found or created in the token. */
+  keyLabel: string;
+  logger?: Logger;
+}
+
+/**
+ * Opens the token (load the library, find the token, log in) and returns a
+ * wrapper over its AES key. Throws `hsm_unavailable` or `hsm_login_failed`
+ * at once, so a server with a wrong PIN or a missing token fails to start.
+ */
+export async function openHsmRootKeyWrapper(
+  options: HsmRootKeyWrapperOptions,
+): Promise<RootKeyWrapper> {
+  const token = await HsmToken.open({
+    library: options.library,
+    tokenLabel: options.tokenLabel,
+    pin: options.pin,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  });
+  return new HsmRootKeyWrapper(token, options.keyLabel, options.logger);
+}
+
+/** The root key wrapper over an AES-256 key in a PKCS#11 token, used with CKM_AES_GCM. */
+class HsmRootKeyWrapper implements RootKeyWrapper {
+  readonly keyLabel: string;
+  readonly #token: HsmToken;
+  readonly #logger: Logger | undefined;
+
+  constructor(token: HsmToken, keyLabel: string, logger: Logger | undefined) {
+    this.#token = token;
+    this.keyLabel = keyLabel;
+    this.#logger = logger;
+  }
+
+  get location(): string {
+    return this.#token.description;
+  }
+
+  async wrap(
+    rootKey: Uint8Array,
+    aad: Uint8Array,
+  ): Promise<{ iv: Buffer; ciphertext: Buffer; created: boolean }> {
+    let key = await HsmAesKey.find(this.#token, this.keyLabel);
+    const created = key === undefined;
+    if (key === undefined) {
+      key = await HsmAesKey.generate(this.#token, this.keyLabel);
+      this.#logger?.info(
+        { tokenLabel: this.#token.tokenLabel, keyLabel: this.keyLabel },
+        "generated the root key wrapping key in the HSM",
+      );
+    } else {
+      await this.#warnIfExposed(key);
+    }
+    const { iv, ciphertext } = await key.encrypt(rootKey, aad);
+    return { iv, ciphertext, created };
+  }
+
+  async unwrap(iv: Buffer, ciphertext: Buffer, aad: Uint8Array): Promise<Buffer> {
+    const key = await HsmAesKey.find(this.#token, this.keyLabel);
+    if (key === undefined) {
+      throw new KeywardError(
+        "hsm_key_not_found",
+        `${this.location} has no AES key labelled "${this.keyLabel}", which wraps the root key: check seal_pkcs11_key_label and seal_pkcs11_token_label, or whether the key was deleted from the HSM`,
+      );
+    }
+    return key.decrypt({ iv, ciphertext }, aad);
+  }
+
+  close(): Promise<void> {
+    return this.#token.close();
+  }
+
+  /** Logs a warning when a key found in the token, made outside Keyward, can leave it. */
+  async #warnIfExposed(key: HsmAesKey): Promise<void> {
+    const protection = await key.protection();
+    if (protection.sensitive && !protection.extractable && !protection.valueReadable) return;
+    this.#logger?.warn(
+      { tokenLabel: this.#token.tokenLabel, keyLabel: this.keyLabel, ...protection },
+      "the HSM key that wraps the root key can leave the HSM (it is not sensitive, or it is extractable); replace it with a sensitive, non-extractable key",
+    );
+  }
+}

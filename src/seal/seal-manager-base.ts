@@ -1,0 +1,499 @@
+import type { Logger } from "pino";
+import { invalidField, isKeywardError, KeywardError } from "../errors.ts";
+import type { Storage } from "../storage/storage.ts";
+import { Mutex } from "../util/mutex.ts";
+import { AesGcmBarrier } from "./barrier.ts";
+import { decryptKeyring, encryptKeyring, KEYRING_KEY, Keyring } from "./keyring.ts";
+import { KeyringStore } from "./keyring-store.ts";
+import { decodeRootKeyShare, generateRootKey, rebuildRootKey } from "./root-key.ts";
+import {
+  encodeSealConfig,
+  readSealConfig,
+  SEAL_CONFIG_KEY,
+  type SealConfig,
+  type SealType,
+  validateShareCounts,
+} from "./seal-config.ts";
+import { ShareCollector } from "./share-collector.ts";
+import type {
+  Barrier,
+  InitRequest,
+  InitResult,
+  KeyStatus,
+  RekeyStatus,
+  SealManager,
+  SealStatus,
+} from "./types.ts";
+
+export interface SealManagerOptions {
+  /** The source of install times for barrier keys; tests fix it. */
+  clock?: () => Date;
+  /** Receives errors the manager handles without throwing, such as a failed count write at seal. */
+  logger?: Logger;
+}
+
+type ChangeListener = (sealed: boolean) => void | Promise<void>;
+
+/** A rekey in progress: the new share counts and the old shares collected so far. */
+interface RekeyAttempt {
+  shares: number;
+  threshold: number;
+  collector: ShareCollector;
+}
+
+/** The configuration, shares and records a seal type creates at initialisation; `SealManagerBase.init` stores them in one transaction. */
+export interface CreatedSeal {
+  config: SealConfig;
+  /** The shares to hand out. */
+  result: InitResult;
+  /** Records to store besides the seal configuration and the keyring, such as a wrapped root key. */
+  records: Array<[key: string, value: Uint8Array]>;
+}
+
+/** The outcome of a completed rekey: the new configuration, stored, and the new shares. */
+export interface ReplacedShares {
+  config: SealConfig;
+  result: InitResult;
+}
+
+export function notInitialized(): KeywardError {
+  return new KeywardError("not_initialized", "the server is not initialised: initialise it first");
+}
+
+function alreadyInitialized(): KeywardError {
+  return new KeywardError("already_initialized", "the server is already initialised");
+}
+
+const SEAL_DESCRIPTIONS: Record<SealType, string> = {
+  shamir: "a Shamir seal (unseal key shares)",
+  pkcs11: "a PKCS#11 seal (a root key wrapped by an HSM key)",
+};
+
+const SEAL_MISMATCH_ADVICE: Record<SealType, string> = {
+  shamir:
+    "remove the seal_pkcs11_* settings to start it with its unseal key shares; Keyward does not migrate between seal types",
+  pkcs11:
+    "configure the PKCS#11 seal (seal_pkcs11_library, seal_pkcs11_token_label and the PIN) to start it",
+};
+
+function sealMismatch(stored: SealType, configured: SealType): KeywardError {
+  return new KeywardError(
+    "seal_mismatch",
+    `the storage was initialised with ${SEAL_DESCRIPTIONS[stored]}, but this server runs ${SEAL_DESCRIPTIONS[configured]}: ${SEAL_MISMATCH_ADVICE[stored]}`,
+  );
+}
+
+/**
+ * The state machine every seal type shares: seal status, collecting
+ * shares for unseal and rekey, opening and closing the barrier with a root
+ * key, rotation, listeners, and following changes made by other nodes.
+ * A subclass decides what the shares are of and where the root key comes
+ * from.
+ *
+ * State changes (init, unseal, seal, rotate, rekey) run one at a time under
+ * a mutex. Change listeners run inside that lock, so a listener must not
+ * call a state-changing method of this manager: it would wait forever.
+ */
+export abstract class SealManagerBase implements SealManager {
+  abstract readonly type: SealType;
+  /** Names for messages: the key the shares are of ("unseal key", "recovery key") and the secret they rebuild ("root key", "recovery key"). */
+  protected abstract readonly shareNames: { shares: string; secret: string };
+
+  protected readonly storage: Storage;
+  protected readonly clock: () => Date;
+  protected readonly logger: Logger | undefined;
+  protected readonly mutex = new Mutex();
+  readonly #barrier: AesGcmBarrier;
+  readonly #listeners: ChangeListener[] = [];
+  /** The seal configuration, cached once read; it changes only by init and rekey. */
+  #config: SealConfig | undefined;
+  #unseal: ShareCollector | undefined;
+  #rekey: RekeyAttempt | undefined;
+
+  constructor(storage: Storage, options: SealManagerOptions) {
+    this.storage = storage;
+    this.clock = options.clock ?? (() => new Date());
+    this.logger = options.logger;
+    this.#barrier = new AesGcmBarrier(storage);
+  }
+
+  /** Checks the counts of an init request; throws `invalid_field` naming the request's fields. */
+  protected abstract validateInitRequest(request: InitRequest): void;
+
+  /** Creates the shares and the seal's records for a new root key; stores nothing itself. */
+  protected abstract createSeal(rootKey: Buffer, request: InitRequest): Promise<CreatedSeal>;
+
+  /**
+   * Returns the root key to unseal with, given the secret that a full set
+   * of shares rebuilt. Takes ownership of `secret` and zeroes it. Throws the
+   * result of `wrongShares` when the secret is not the right one.
+   */
+  protected abstract rootKeyFromShares(secret: Buffer, config: SealConfig): Promise<Buffer>;
+
+  /** Returns the error for a root key that does not decrypt the stored keyring. */
+  protected abstract keyringNotDecrypted(cause: unknown): unknown;
+
+  /** True when `secret`, rebuilt from shares, is the current one. Does not zero it. */
+  protected abstract secretMatches(
+    secret: Buffer,
+    config: SealConfig,
+    store: KeyringStore,
+  ): boolean;
+
+  /** Issues new shares of `shares` and `threshold` at the end of a rekey and stores what changes. */
+  protected abstract replaceShares(
+    store: KeyringStore,
+    shares: number,
+    threshold: number,
+  ): Promise<ReplacedShares>;
+
+  get barrier(): Barrier {
+    return this.#barrier;
+  }
+
+  async status(): Promise<SealStatus> {
+    const config = await this.loadConfig();
+    return {
+      initialized: config !== undefined,
+      sealed: this.#barrier.sealed,
+      threshold: config?.threshold ?? 0,
+      shares: config?.shares ?? 0,
+      progress: this.#unseal?.progress ?? 0,
+      nonce: this.#unseal?.nonce ?? "",
+      storageType: this.storage.kind,
+    };
+  }
+
+  init(request: InitRequest): Promise<InitResult> {
+    return this.mutex.run(async () => {
+      this.validateInitRequest(request);
+      if ((await this.loadConfig()) !== undefined) throw alreadyInitialized();
+
+      const rootKey = generateRootKey();
+      const keyring = Keyring.create(this.clock());
+      try {
+        // Create the shares before storing anything, because an installation
+        // stored as initialised with no shares handed out could never be unsealed.
+        const created = await this.createSeal(rootKey, request);
+        const record = encryptKeyring(keyring, rootKey, () => 0);
+        await this.storage.transaction(async (tx) => {
+          if ((await tx.get(SEAL_CONFIG_KEY)) !== undefined) throw alreadyInitialized();
+          await tx.put(SEAL_CONFIG_KEY, encodeSealConfig(created.config));
+          for (const [key, value] of created.records) await tx.put(key, value);
+          await tx.put(KEYRING_KEY, record);
+        });
+        this.#config = created.config;
+        return created.result;
+      } finally {
+        rootKey.fill(0);
+        keyring.destroy();
+      }
+    });
+  }
+
+  submitUnsealShare(share: string): Promise<SealStatus> {
+    return this.mutex.run(async () => {
+      const config = await this.requireConfig();
+      if (!this.#barrier.sealed) return this.status();
+
+      const decoded = decodeRootKeyShare(share, config);
+      this.#unseal ??= new ShareCollector();
+      this.#unseal.add(decoded);
+      if (this.#unseal.progress < config.threshold) return this.status();
+
+      // Enough shares: the attempt ends here whether or not the shares are right.
+      const shares = this.#unseal.take();
+      this.#unseal = undefined;
+      const next = "the unseal attempt was reset; submit the shares again";
+      const secret = await rebuildRootKey(shares).catch((error: unknown) => {
+        throw this.wrongShares(error, next);
+      });
+      const rootKey = await this.rootKeyFromShares(secret, config);
+      await this.openBarrier(rootKey, (cause) => this.keyringNotDecrypted(cause));
+      return this.status();
+    });
+  }
+
+  resetUnseal(): Promise<SealStatus> {
+    return this.mutex.run(async () => {
+      this.clearUnsealProgress();
+      return this.status();
+    });
+  }
+
+  seal(): Promise<void> {
+    return this.mutex.run(async () => {
+      this.clearUnsealProgress();
+      this.#rekey?.collector.clear();
+      this.#rekey = undefined;
+      if (this.#barrier.sealed) return;
+
+      // Listeners run first, while the barrier is still open, and sealing
+      // goes ahead even when one fails.
+      const listenerError = await this.#notify(true);
+      const store = this.#barrier.close();
+      const writeError = await store?.close();
+      if (writeError !== undefined) {
+        this.logger?.warn(
+          { err: writeError },
+          "failed to store barrier encryption counts at seal; the stored counts stay at their last, higher reservation",
+        );
+      }
+      if (listenerError !== undefined) throw listenerError;
+    });
+  }
+
+  async refresh(): Promise<void> {
+    await this.mutex.run(async () => {
+      this.#config = undefined;
+    });
+    if (this.#barrier.sealed) return;
+    try {
+      await this.#barrier.openStore().reload();
+    } catch (error) {
+      // Sealed meanwhile, or by the reload itself when the root key changed.
+      if (!isKeywardError(error) || error.code !== "sealed") throw error;
+    }
+  }
+
+  /** Seals this node once the keyring turns out to be encrypted under another node's new root key. */
+  #sealForForeignRootKey(): void {
+    this.logger?.error(
+      {},
+      "the stored keyring is encrypted under a root key this node does not hold, because another node rekeyed: sealing; unseal with the new key shares",
+    );
+    setImmediate(() => {
+      this.seal().catch((error: unknown) => {
+        this.logger?.error({ err: error }, "failed to seal after the root key changed");
+      });
+    });
+  }
+
+  rotate(): Promise<KeyStatus> {
+    return this.mutex.run(async () => {
+      await this.#barrier.openStore().rotate(this.clock());
+      return this.keyStatus();
+    });
+  }
+
+  async keyStatus(): Promise<KeyStatus> {
+    const active = this.#barrier.openStore().keyring.active;
+    return { term: active.term, installTime: active.installTime, encryptions: active.encryptions };
+  }
+
+  rekeyInit(request: InitRequest): Promise<RekeyStatus> {
+    return this.mutex.run(async () => {
+      this.#barrier.openStore();
+      validateShareCounts(request.shares, request.threshold);
+      if (this.#rekey !== undefined) {
+        throw new KeywardError(
+          "invalid_state",
+          "a rekey is already in progress: finish or cancel it before starting another",
+        );
+      }
+      this.#rekey = {
+        shares: request.shares,
+        threshold: request.threshold,
+        collector: new ShareCollector(),
+      };
+      return this.rekeyStatus();
+    });
+  }
+
+  rekeyUpdate(share: string, nonce: string): Promise<RekeyStatus> {
+    return this.mutex.run(async () => {
+      const store = this.#barrier.openStore();
+      const config = await this.requireConfig();
+      const rekey = this.#rekey;
+      if (rekey === undefined) {
+        throw new KeywardError("invalid_state", "no rekey is in progress: start one first");
+      }
+      if (nonce !== rekey.collector.nonce) {
+        throw invalidField("nonce", "the nonce does not match the rekey in progress");
+      }
+
+      rekey.collector.add(decodeRootKeyShare(share, config));
+      if (rekey.collector.progress < config.threshold) return this.rekeyStatus();
+
+      // Enough old shares. A wrong set resets progress but keeps the rekey.
+      const next = "the rekey's progress was reset; submit the current shares again";
+      const secret = await rebuildRootKey(rekey.collector.take()).catch((error: unknown) => {
+        throw this.wrongShares(error, next);
+      });
+      const matches = this.secretMatches(secret, config, store);
+      secret.fill(0);
+      if (!matches) throw this.wrongShares(undefined, next);
+
+      const replaced = await this.replaceShares(store, rekey.shares, rekey.threshold);
+      this.#config = replaced.config;
+      this.#rekey = undefined;
+      return {
+        started: false,
+        nonce: rekey.collector.nonce,
+        progress: 0,
+        required: replaced.config.threshold,
+        shares: replaced.config.shares,
+        threshold: replaced.config.threshold,
+        complete: replaced.result,
+      };
+    });
+  }
+
+  async rekeyStatus(): Promise<RekeyStatus> {
+    this.#barrier.openStore();
+    const config = await this.requireConfig();
+    const rekey = this.#rekey;
+    return {
+      started: rekey !== undefined,
+      nonce: rekey?.collector.nonce ?? "",
+      progress: rekey?.collector.progress ?? 0,
+      required: config.threshold,
+      shares: rekey?.shares ?? 0,
+      threshold: rekey?.threshold ?? 0,
+    };
+  }
+
+  rekeyCancel(): Promise<void> {
+    return this.mutex.run(async () => {
+      this.#barrier.openStore();
+      this.#rekey?.collector.clear();
+      this.#rekey = undefined;
+    });
+  }
+
+  verifyShares(shares: string[]): Promise<boolean> {
+    return this.mutex.run(async () => {
+      const store = this.#barrier.openStore();
+      const config = await this.requireConfig();
+      const collector = new ShareCollector();
+      try {
+        for (const share of shares) collector.add(decodeRootKeyShare(share, config));
+      } catch (error) {
+        collector.clear();
+        throw error;
+      }
+      if (collector.progress < config.threshold) {
+        collector.clear();
+        return false;
+      }
+
+      let secret: Buffer;
+      try {
+        secret = await rebuildRootKey(collector.take());
+      } catch (error) {
+        // Shares that cannot be combined are a wrong set, the same as shares that rebuild another key.
+        if (
+          error instanceof KeywardError &&
+          (error.code === "decryption_failed" || error.code === "invalid_shares")
+        ) {
+          return false;
+        }
+        throw error;
+      }
+      const matches = this.secretMatches(secret, config, store);
+      secret.fill(0);
+      return matches;
+    });
+  }
+
+  onChange(listener: ChangeListener): void {
+    this.#listeners.push(listener);
+  }
+
+  /**
+   * Returns the error for a set of shares that does not rebuild the current
+   * secret. Other errors (storage failures) pass through unchanged.
+   */
+  protected wrongShares(cause: unknown, next: string): unknown {
+    if (
+      cause !== undefined &&
+      !(cause instanceof KeywardError && cause.code === "decryption_failed")
+    ) {
+      return cause;
+    }
+    return new KeywardError(
+      "invalid_shares",
+      `the submitted ${this.shareNames.shares} shares do not rebuild the ${this.shareNames.secret}; ${next}`,
+      { cause },
+    );
+  }
+
+  /**
+   * Decrypts the stored keyring with `rootKey` and opens the barrier, then
+   * notifies the listeners. Takes ownership of `rootKey`: the barrier keeps it,
+   * or it is zeroed on failure. A key that does not decrypt the keyring
+   * throws what `wrongRootKey` returns. Call it under the mutex.
+   */
+  protected async openBarrier(
+    rootKey: Buffer,
+    wrongRootKey: (cause: unknown) => unknown,
+  ): Promise<void> {
+    let keyring: Keyring;
+    try {
+      const record = await this.storage.get(KEYRING_KEY);
+      if (record === undefined) {
+        throw new KeywardError(
+          "storage_failure",
+          `the keyring at ${KEYRING_KEY} is missing although the seal configuration exists: the storage data is corrupted`,
+        );
+      }
+      keyring = decryptKeyring(record, rootKey);
+    } catch (error) {
+      rootKey.fill(0);
+      if (error instanceof KeywardError && error.code === "decryption_failed") {
+        throw wrongRootKey(error);
+      }
+      throw error;
+    }
+
+    this.#barrier.open(
+      new KeyringStore(this.storage, rootKey, keyring, () => this.#sealForForeignRootKey()),
+    );
+    const listenerError = await this.#notify(false);
+    if (listenerError !== undefined) throw listenerError;
+  }
+
+  /** Zeroes and drops the unseal shares submitted so far. */
+  protected clearUnsealProgress(): void {
+    this.#unseal?.clear();
+    this.#unseal = undefined;
+  }
+
+  /**
+   * Reads the seal configuration, once. Throws `seal_mismatch` when the
+   * storage was initialised with another seal type.
+   */
+  protected async loadConfig(): Promise<SealConfig | undefined> {
+    if (this.#config === undefined) {
+      const stored = await readSealConfig(this.storage);
+      if (stored !== undefined && stored.type !== this.type) {
+        throw sealMismatch(stored.type, this.type);
+      }
+      this.#config = stored;
+    }
+    return this.#config;
+  }
+
+  protected async requireConfig(): Promise<SealConfig> {
+    const config = await this.loadConfig();
+    if (config === undefined) throw notInitialized();
+    return config;
+  }
+
+  /**
+   * Calls every listener in registration order, even after one fails, and
+   * returns the first error so the caller can re-throw it once the state
+   * change is complete.
+   */
+  async #notify(sealed: boolean): Promise<unknown> {
+    let firstError: unknown;
+    for (const listener of this.#listeners) {
+      try {
+        await listener(sealed);
+      } catch (error) {
+        firstError ??= error;
+      }
+    }
+    return firstError;
+  }
+}

@@ -1,0 +1,299 @@
+import assert from "node:assert/strict";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it, type TestContext } from "node:test";
+import { decodeRootToken } from "../../src/auth/root-generation.ts";
+import { requirePeer } from "../helpers/peers.ts";
+import { type PlainServerProcess, startServerProcess } from "../helpers/server-process.ts";
+import { requireSoftHsm, SOFTHSM_LIBRARY, SoftHsm, softHsmInstalled } from "../hsm/softhsm.ts";
+
+const TOKEN = "keyward-server";
+const EMPTY_TOKEN = "keyward-empty";
+const PIN = "server-pin-2468";
+const WRONG_PIN = "wrong-pin-9753";
+const KEY_LABEL = "keyward-root-wrapping-key";
+
+async function call(address: string, method: string, path: string, body?: unknown, token?: string) {
+  const response = await fetch(`${address}/v1/${path}`, {
+    method,
+    headers: {
+      "content-type": "application/json",
+      ...(token === undefined ? {} : { "x-vault-token": token }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
+}
+
+/** Expects `start` to fail because the server exited non-zero, and returns its output. */
+async function startFails(start: Promise<PlainServerProcess>): Promise<string> {
+  let output = "";
+  await assert.rejects(start, (error: unknown) => {
+    output = (error as Error).message;
+    assert.match(output, /server exited with status [1-9]/);
+    return true;
+  });
+  return output;
+}
+
+describe("keyward server with a PKCS#11 seal", () => {
+  let hsm: SoftHsm | undefined;
+  const folder = mkdtempSync(join(tmpdir(), "keyward-pkcs11-server-"));
+  const dataDir = join(folder, "data");
+  const pinFile = join(folder, "pin");
+  const wrongPinFile = join(folder, "wrong-pin");
+  let server: PlainServerProcess | undefined;
+  let rootToken = "";
+  let recoveryKeys: string[] = [];
+  let ciphertext = "";
+  const plaintext = Buffer.from("encrypted before the restart").toString("base64");
+
+  before(() => {
+    if (!softHsmInstalled()) return;
+    hsm = SoftHsm.create();
+    hsm.initToken(TOKEN, PIN);
+    hsm.initToken(EMPTY_TOKEN, PIN);
+    writeFileSync(pinFile, `${PIN}\n`, { mode: 0o600 });
+    writeFileSync(wrongPinFile, `${WRONG_PIN}\n`, { mode: 0o600 });
+  });
+
+  after(async () => {
+    await server?.stop();
+    hsm?.remove();
+    rmSync(folder, { recursive: true, force: true });
+  });
+
+  function sealFlags(tokenLabel = TOKEN, pin = pinFile): string[] {
+    return [
+      "--seal-pkcs11-library",
+      SOFTHSM_LIBRARY,
+      "--seal-pkcs11-token-label",
+      tokenLabel,
+      "--seal-pkcs11-pin-file",
+      pin,
+    ];
+  }
+
+  function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<PlainServerProcess> {
+    return startServerProcess(["--log-level", "info", ...args], { ...hsm!.env, ...env });
+  }
+
+  function ready(t: TestContext): boolean {
+    return requireSoftHsm(t) && hsm !== undefined;
+  }
+
+  it("init returns recovery shares and unseals", async (t) => {
+    if (!ready(t)) return;
+    server = await start(["--data-dir", dataDir, ...sealFlags()]);
+    const initial = await call(server.address, "GET", "sys/seal-status");
+    assert.equal(initial.body.type, "pkcs11");
+    assert.equal(initial.body.recovery_seal, true);
+    assert.equal(initial.body.initialized, false);
+
+    const shamirFields = await call(server.address, "PUT", "sys/init", {
+      secret_shares: 3,
+      secret_threshold: 2,
+    });
+    assert.equal(shamirFields.status, 400, "recovery counts are required");
+    assert.equal(shamirFields.body.field, "recovery_shares");
+
+    const init = await call(server.address, "PUT", "sys/init", {
+      recovery_shares: 3,
+      recovery_threshold: 2,
+    });
+    assert.equal(init.status, 200, JSON.stringify(init.body));
+    assert.deepEqual(init.body.keys, []);
+    assert.equal(init.body.recovery_keys.length, 3);
+    assert.equal(init.body.recovery_keys_base64.length, 3);
+    recoveryKeys = init.body.recovery_keys;
+    rootToken = init.body.root_token;
+
+    const status = await call(server.address, "GET", "sys/seal-status");
+    assert.equal(status.body.sealed, false, "the server unseals itself after init");
+    assert.equal(status.body.t, 2);
+    assert.equal(status.body.n, 3);
+    assert.equal(status.body.recovery_seal_type, "shamir");
+  });
+
+  it("transit encrypts", async (t) => {
+    if (!ready(t) || !server) return;
+    const created = await call(server.address, "POST", "transit/keys/ledger", {}, rootToken);
+    assert.ok(created.status < 300, JSON.stringify(created.body));
+    const encrypted = await call(
+      server.address,
+      "POST",
+      "transit/encrypt/ledger",
+      { plaintext },
+      rootToken,
+    );
+    assert.equal(encrypted.status, 200, JSON.stringify(encrypted.body));
+    ciphertext = encrypted.body.data.ciphertext;
+  });
+
+  it("pkcs11-tool lists the wrapping key", (t) => {
+    if (!ready(t) || !requirePeer(t, "pkcs11-tool")) return;
+    const listed = hsm!.pkcs11Tool([
+      "--token-label",
+      TOKEN,
+      "--login",
+      "--pin",
+      PIN,
+      "--list-objects",
+    ]);
+    assert.equal(listed.status, 0, listed.output);
+    assert.match(listed.output, /Secret Key Object; AES length 32/);
+    assert.match(listed.output, new RegExp(`label:\\s+${KEY_LABEL}`));
+    assert.match(listed.output, /never extractable/);
+  });
+
+  it("generate-root with recovery shares", async (t) => {
+    if (!ready(t) || !server) return;
+    const started = await call(server.address, "PUT", "sys/generate-root/attempt", {});
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const { nonce, otp } = started.body;
+    assert.equal(started.body.required, 2);
+    await call(server.address, "PUT", "sys/generate-root/update", { key: recoveryKeys[0], nonce });
+    const done = await call(server.address, "PUT", "sys/generate-root/update", {
+      key: recoveryKeys[2],
+      nonce,
+    });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.equal(done.body.complete, true);
+    const newRoot = decodeRootToken(done.body.encoded_token, otp);
+    const lookup = await call(server.address, "GET", "auth/token/lookup-self", undefined, newRoot);
+    assert.equal(lookup.status, 200, JSON.stringify(lookup.body));
+  });
+
+  it("rekey replaces the recovery shares", async (t) => {
+    if (!ready(t) || !server) return;
+    const started = await call(server.address, "PUT", "sys/rekey/init", {
+      secret_shares: 2,
+      secret_threshold: 2,
+    });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const nonce = started.body.nonce;
+    await call(server.address, "PUT", "sys/rekey/update", { key: recoveryKeys[1], nonce });
+    const done = await call(server.address, "PUT", "sys/rekey/update", {
+      key: recoveryKeys[2],
+      nonce,
+    });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.equal(done.body.complete, true);
+    assert.equal(done.body.keys.length, 2);
+    recoveryKeys = done.body.keys;
+    const status = await call(server.address, "GET", "sys/seal-status");
+    assert.equal(status.body.n, 2);
+    assert.equal(status.body.t, 2);
+  });
+
+  it("operator seal and recovery unseal", async (t) => {
+    if (!ready(t) || !server) return;
+    const sealed = await call(server.address, "PUT", "sys/seal", {}, rootToken);
+    assert.equal(sealed.status, 204, JSON.stringify(sealed.body));
+    assert.equal((await call(server.address, "GET", "sys/seal-status")).body.sealed, true);
+    const refused = await call(server.address, "GET", "transit/keys/ledger", undefined, rootToken);
+    assert.equal(refused.status, 503);
+
+    for (const key of recoveryKeys) {
+      const result = await call(server.address, "PUT", "sys/unseal", { key });
+      assert.equal(result.status, 200, JSON.stringify(result.body));
+    }
+    assert.equal((await call(server.address, "GET", "sys/seal-status")).body.sealed, false);
+  });
+
+  it("restart unseals and decrypts", async (t) => {
+    if (!ready(t) || !server) return;
+    await call(server.address, "PUT", "sys/seal", {}, rootToken);
+    assert.equal(await server.stop(), 0);
+    const output = server.output();
+    assert.ok(!output.includes(PIN), "the log must not contain the PIN");
+
+    // The PIN comes from the environment this time.
+    const flags = sealFlags().slice(0, 4);
+    server = await start(["--data-dir", dataDir, ...flags], { KEYWARD_SEAL_PKCS11_PIN: PIN });
+    const status = await call(server.address, "GET", "sys/seal-status");
+    assert.equal(status.body.sealed, false, "the server unseals itself at start");
+    const decrypted = await call(
+      server.address,
+      "POST",
+      "transit/decrypt/ledger",
+      { ciphertext },
+      rootToken,
+    );
+    assert.equal(decrypted.status, 200, JSON.stringify(decrypted.body));
+    assert.equal(decrypted.body.data.plaintext, plaintext);
+    assert.equal(await server.stop(), 0);
+    assert.ok(!server.output().includes(PIN), "the log must not contain the PIN");
+    server = undefined;
+  });
+
+  it("wrong PIN stops the server", async (t) => {
+    if (!ready(t)) return;
+    const output = await startFails(
+      start(["--data-dir", join(folder, "wrong-pin-data"), ...sealFlags(TOKEN, wrongPinFile)]),
+    );
+    assert.match(output, /login to token "keyward-server" .* failed: the user PIN is incorrect/);
+    assert.ok(!output.includes(WRONG_PIN), "the output must not contain the PIN");
+  });
+
+  it("missing token stops the server", async (t) => {
+    if (!ready(t)) return;
+    const output = await startFails(
+      start(["--data-dir", join(folder, "missing-token-data"), ...sealFlags("no-such-token")]),
+    );
+    assert.match(output, /no token labelled "no-such-token"/);
+  });
+
+  it("storage copy needs the HSM", async (t) => {
+    if (!ready(t) || rootToken === "") return;
+    const copy = join(folder, "copy");
+    cpSync(dataDir, copy, { recursive: true });
+
+    const withoutHsm = await startFails(start(["--data-dir", copy]));
+    assert.match(withoutHsm, /initialised with a PKCS#11 seal/);
+
+    // Another token has no wrapping key, so it cannot unwrap the copied root key.
+    const otherToken = await startFails(start(["--data-dir", copy, ...sealFlags(EMPTY_TOKEN)]));
+    assert.match(otherToken, /has no AES key labelled "keyward-root-wrapping-key"/);
+  });
+
+  it("Shamir storage refuses the HSM seal", async (t) => {
+    if (!ready(t)) return;
+    const shamirDir = join(folder, "shamir-data");
+    const shamir = await start(["--data-dir", shamirDir]);
+    const init = await call(shamir.address, "PUT", "sys/init", {
+      secret_shares: 1,
+      secret_threshold: 1,
+    });
+    assert.equal(init.status, 200, JSON.stringify(init.body));
+    const recovery = await call(shamir.address, "GET", "sys/seal-status");
+    assert.equal(recovery.body.type, "shamir");
+    assert.equal(recovery.body.recovery_seal, false);
+    await shamir.stop();
+
+    const output = await startFails(start(["--data-dir", shamirDir, ...sealFlags()]));
+    assert.match(output, /initialised with a Shamir seal/);
+  });
+
+  it("incomplete settings name the field", async (t) => {
+    if (!ready(t)) return;
+    const withoutPin = await startFails(
+      start([
+        "--data-dir",
+        join(folder, "settings-data"),
+        "--seal-pkcs11-library",
+        SOFTHSM_LIBRARY,
+        "--seal-pkcs11-token-label",
+        TOKEN,
+      ]),
+    );
+    assert.match(withoutPin, /invalid configuration "seal_pkcs11_pin_file"/);
+
+    const withoutLibrary = await startFails(
+      start(["--data-dir", join(folder, "settings-data"), "--seal-pkcs11-token-label", TOKEN]),
+    );
+    assert.match(withoutLibrary, /invalid configuration "seal_pkcs11_token_label"/);
+  });
+});
