@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { decodeRootToken } from "../../src/auth/root-generation.ts";
 import { requirePeer } from "../helpers/peers.ts";
-import { type PlainServerProcess, startServerProcess } from "../helpers/server-process.ts";
+import { cli, type PlainServerProcess, startServerProcess } from "../helpers/server-process.ts";
 import { requireSoftHsm, SOFTHSM_LIBRARY, SoftHsm, softHsmInstalled } from "../hsm/softhsm.ts";
 
 const TOKEN = "keyward-server";
@@ -275,6 +275,26 @@ describe("keyward server with a PKCS#11 seal", () => {
 
     const output = await startFails(start(["--data-dir", shamirDir, ...sealFlags()]));
     assert.match(output, /initialised with a Shamir seal/);
+  });
+
+  it("CLI init prints recovery shares", async (t) => {
+    if (!ready(t)) return;
+    const other = await start(["--data-dir", join(folder, "cli-init"), ...sealFlags()]);
+    try {
+      const result = await cli(
+        ["operator", "init", "--recovery-shares", "4", "--recovery-threshold", "2"],
+        { KEYWARD_ADDR: other.address },
+      );
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, /^Recovery Key 4: /m);
+      assert.doesNotMatch(result.stdout, /Unseal Key/);
+      assert.match(result.stdout, /Initial Root Token: /);
+      const status = await call(other.address, "GET", "sys/seal-status");
+      assert.equal(status.body.sealed, false);
+      assert.equal(status.body.n, 4);
+    } finally {
+      await other.stop();
+    }
   });
 
   it("incomplete settings name the field", async (t) => {

@@ -31,8 +31,11 @@ function printShares(
     print("json", body);
     return;
   }
-  const keys = (body.keys ?? []) as string[];
-  const lines = keys.map((key, index) => `Unseal Key ${index + 1}: ${key}`);
+  // A server with an HSM seal unseals itself and issues recovery shares instead.
+  const recovery = Array.isArray(body.recovery_keys) && body.recovery_keys.length > 0;
+  const keys = (recovery ? body.recovery_keys : (body.keys ?? [])) as string[];
+  const label = recovery ? "Recovery Key" : "Unseal Key";
+  const lines = keys.map((key, index) => `${label} ${index + 1}: ${key}`);
   if (typeof body.root_token === "string") lines.push("", `Initial Root Token: ${body.root_token}`);
   lines.push(
     "",
@@ -58,19 +61,49 @@ export function registerOperatorCommands(program: Command) {
         "shares needed to unseal",
         positiveInteger("--key-threshold"),
         3,
+      )
+      .option(
+        "--recovery-shares <n>",
+        "with an HSM seal: number of recovery key shares",
+        positiveInteger("--recovery-shares"),
+        5,
+      )
+      .option(
+        "--recovery-threshold <n>",
+        "with an HSM seal: recovery shares needed for generate-root and rekey",
+        positiveInteger("--recovery-threshold"),
+        3,
       ),
-  ).action(async (options: GlobalOptions & { keyShares: number; keyThreshold: number }) => {
-    const { body } = await clientFrom(options).request("PUT", "/v1/sys/init", {
-      secret_shares: options.keyShares,
-      secret_threshold: options.keyThreshold,
-    });
-    printShares(
-      options.format,
-      body as Record<string, unknown>,
-      options.keyThreshold,
-      "initialised",
-    );
-  });
+  ).action(
+    async (
+      options: GlobalOptions & {
+        keyShares: number;
+        keyThreshold: number;
+        recoveryShares: number;
+        recoveryThreshold: number;
+      },
+    ) => {
+      const client = clientFrom(options);
+      const { body: status } = await client.request("GET", "/v1/sys/seal-status");
+      const recovery = (status as Record<string, unknown>).recovery_seal === true;
+      const { body } = await client.request(
+        "PUT",
+        "/v1/sys/init",
+        recovery
+          ? {
+              recovery_shares: options.recoveryShares,
+              recovery_threshold: options.recoveryThreshold,
+            }
+          : { secret_shares: options.keyShares, secret_threshold: options.keyThreshold },
+      );
+      printShares(
+        options.format,
+        body as Record<string, unknown>,
+        recovery ? options.recoveryThreshold : options.keyThreshold,
+        "initialised",
+      );
+    },
+  );
 
   addClientOptions(
     operator
