@@ -86,6 +86,37 @@ export class TokenRepository {
     this.#remember(record);
   }
 
+  /**
+   * Counts one use of a use-limited token in a transaction that reads the
+   * stored record, so nodes sharing the storage never grant more uses than
+   * the limit between them. The last use deletes the record in the same
+   * transaction (the caller then removes the descendants). Returns the
+   * record after the use, with `last` set on the last use, or undefined
+   * when the token is gone or used up.
+   */
+  async takeUse(hash: string): Promise<{ record: TokenRecord; last: boolean } | undefined> {
+    let result: { record: TokenRecord; last: boolean } | undefined;
+    await this.#barrier.transaction(async (tx) => {
+      // A storage that retries a conflicting transaction runs this again from the start.
+      result = undefined;
+      const current = await this.#readIn(tx, hash);
+      if (current === undefined) return;
+      if (current.numUses === 0) {
+        result = { record: current, last: false };
+        return;
+      }
+      const record = freezeRecord({ ...current, numUses: current.numUses - 1 });
+      const last = record.numUses === 0;
+      if (last) await this.#deleteRecord(tx, current);
+      else await tx.put(ID_PREFIX + hash, encode(record));
+      result = { record, last };
+    });
+    const taken = result as { record: TokenRecord; last: boolean } | undefined;
+    if (taken === undefined || taken.last) this.#cache.delete(hash);
+    else this.#remember(taken.record);
+    return taken;
+  }
+
   /** Hashes of the direct children of a token. */
   async children(hash: string): Promise<string[]> {
     const entries = await this.#barrier.list(`${PARENT_PREFIX}${hash}/`);

@@ -399,16 +399,21 @@ export class TokenStore {
   /** Counts one use of a use-limited token and revokes it at its last use. */
   #consumeUse(hash: string): Promise<TokenRecord> {
     return this.#writes.run(async () => {
-      const current = await this.#repository.load(hash);
-      if (current === undefined) throw permissionDenied();
-      const record = freezeRecord({ ...current, numUses: current.numUses - 1 });
-      if (record.numUses > 0) {
-        await this.#repository.update(record);
-        return record;
-      }
-      // The last use: revoke now, and let this request act with the record it was granted.
-      await this.#revokeTree(hash, "use limit reached");
-      return freezeRecord({ ...record, numUses: 0 });
+      const taken = await this.#repository.takeUse(hash);
+      if (taken === undefined) throw permissionDenied();
+      if (!taken.last) return taken.record;
+      // The last use deleted the token's record; its descendants go now, and
+      // this request acts with the record it was granted.
+      const descendants = await this.#repository.deleteTree(hash);
+      this.#logger.info(
+        {
+          accessor: taken.record.accessor,
+          reason: "use limit reached",
+          descendants: descendants.length,
+        },
+        "revoked token",
+      );
+      return taken.record;
     });
   }
 

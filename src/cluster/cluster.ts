@@ -1,10 +1,17 @@
 import type { Logger } from "pino";
+import { KeywardError } from "../errors.ts";
 import type { Coordination, NodeRecord } from "../storage/coordination.ts";
 
 /** Time between heartbeats, and between attempts to take the leader lock, in milliseconds. */
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 /** A node whose last heartbeat is older than this counts as down in `members()`, in milliseconds. */
 export const NODE_DOWN_AFTER_MS = 10_000;
+/**
+ * A leader whose last heartbeat is older than this loses its lock to the
+ * next node that tries to take it, in milliseconds. It covers a leader
+ * that stopped (a paused process) while its connection stays open.
+ */
+export const STALE_LEADER_MS = 15_000;
 
 export interface ClusterOptions {
   nodeId: string;
@@ -83,7 +90,9 @@ export class Cluster {
     try {
       await this.#coordination.watch(onChanges);
     } catch (error) {
-      // The heartbeat keeps trying to open the session.
+      // A node id already in use cannot be fixed by waiting: the server must not start.
+      if (error instanceof KeywardError && error.field === "node_id") throw error;
+      // Otherwise the heartbeat keeps trying to open the session.
       this.#logger.warn({ err: error }, "failed to start the change feed; retrying");
     }
     const interval = this.#options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
@@ -109,6 +118,16 @@ export class Cluster {
         "failed to release the leader lock; it goes with the session",
       );
     });
+  }
+
+  /**
+   * Confirms with the database that this node leads, right before work
+   * meant for the leader alone. A single node leads while it campaigns.
+   */
+  async confirmLeadership(): Promise<boolean> {
+    if (!this.#leader) return false;
+    if (this.#coordination === undefined) return true;
+    return this.#coordination.confirmLeadership();
   }
 
   /** Lists the nodes sharing the storage, this one first. */
@@ -162,6 +181,7 @@ export class Cluster {
     this.#ticking = (async () => {
       try {
         if (this.#campaigning && !coordination.leading) {
+          await coordination.evictStaleLeader(STALE_LEADER_MS);
           const locked = await coordination.tryLead();
           // A seal while the lock was being taken gives it back.
           if (locked && !this.#campaigning) await coordination.resign();

@@ -24,6 +24,12 @@ export interface SchedulerOptions {
   clock?: () => Date;
   /** Called after every run, for metrics. An error it throws is logged and does not stop the job. */
   onRun?: JobRunHook;
+  /**
+   * Called before every run; the run is skipped (and the job keeps its
+   * schedule) unless it resolves true. A node checks here that it still
+   * leads. A rejection counts as false and is logged.
+   */
+  beforeRun?: () => Promise<boolean>;
 }
 
 interface JobState {
@@ -48,12 +54,14 @@ export class Scheduler {
   readonly #logger: JobLogger;
   readonly #clock: () => Date;
   readonly #onRun: JobRunHook | undefined;
+  readonly #beforeRun: (() => Promise<boolean>) | undefined;
   #started = false;
 
   constructor(options: SchedulerOptions = {}) {
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? (() => new Date());
     this.#onRun = options.onRun;
+    this.#beforeRun = options.beforeRun;
   }
 
   /** Adds a job. Throws when the name is taken, the interval is not a positive integer, or the scheduler has started. */
@@ -105,6 +113,7 @@ export class Scheduler {
   }
 
   async #runOnce(job: Job): Promise<void> {
+    if (!(await this.#mayRun(job))) return;
     const startedAt = Date.now();
     let outcome: JobOutcome = "success";
     try {
@@ -121,6 +130,21 @@ export class Scheduler {
       );
     }
     this.#reportRun(job.name, outcome, Date.now() - startedAt);
+  }
+
+  async #mayRun(job: Job): Promise<boolean> {
+    if (this.#beforeRun === undefined) return true;
+    try {
+      if (await this.#beforeRun()) return true;
+      this.#logger.debug?.({ job: job.name }, "job run skipped: this node does not lead");
+      return false;
+    } catch (error) {
+      this.#logger.error(
+        { job: job.name, err: error },
+        "job run skipped: the check before it failed",
+      );
+      return false;
+    }
   }
 
   #reportRun(job: string, outcome: JobOutcome, durationMs: number): void {

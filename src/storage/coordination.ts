@@ -18,6 +18,19 @@ export interface Coordination {
   tryLead(): Promise<boolean>;
   /** Releases the leader lock if this node holds it. */
   resign(): Promise<void>;
+  /**
+   * Checks with the database that this node still holds the leader lock,
+   * so work meant for the leader alone starts only while it does. A node
+   * paused long enough for another to take over learns it here.
+   */
+  confirmLeadership(): Promise<boolean>;
+  /**
+   * Ends the coordination session of a leader whose last heartbeat is older
+   * than `maxAgeMs`, which frees the lock for another node. A leader that
+   * stopped without losing its connection (a paused process) would
+   * otherwise keep the lock. Returns the node id evicted, if any.
+   */
+  evictStaleLeader(maxAgeMs: number): Promise<string | undefined>;
   /** True while this node holds the leader lock. */
   readonly leading: boolean;
   /** Registers a listener called when this node loses the leader lock without resigning (its connection failed). */

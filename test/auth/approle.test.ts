@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { AppRoleBackend } from "../../src/auth/approle/backend.ts";
 import { TokenStore } from "../../src/auth/token-store.ts";
 import { KeywardError } from "../../src/errors.ts";
+import type { StorageWriter } from "../../src/storage/storage.ts";
 import { MemoryBarrier } from "../helpers/memory-barrier.ts";
 import { FixedClock, keywardError, RecordingLogger } from "./fixtures.ts";
 
@@ -15,6 +16,20 @@ class PrefixFailingBarrier extends MemoryBarrier {
       throw new KeywardError("storage_failure", "storage write failed (test switch)");
     }
     return super.put(key, value);
+  }
+
+  override transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+    return super.transaction((tx) =>
+      work({
+        ...tx,
+        put: (key, value) => {
+          if (this.failPrefix !== undefined && key.startsWith(this.failPrefix)) {
+            throw new KeywardError("storage_failure", "storage write failed (test switch)");
+          }
+          return tx.put(key, value);
+        },
+      }),
+    );
   }
 }
 

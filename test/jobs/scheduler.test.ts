@@ -136,6 +136,39 @@ describe("Scheduler", () => {
     assert.equal(hookErrors[0]?.fields.job, "failing");
   });
 
+  it("skips runs beforeRun refuses", async () => {
+    const logger = new RecordingLogger();
+    const answers = [false, true];
+    let checks = 0;
+    const scheduler = new Scheduler({
+      logger,
+      beforeRun: async () => {
+        checks += 1;
+        if (checks === 3) throw new Error("check failed on purpose");
+        return answers.shift() ?? false;
+      },
+    });
+    const refused = countingJob("refused", 60_000);
+    const allowed = countingJob("allowed", 60_000);
+    const failedCheck = countingJob("failed-check", 60_000);
+    scheduler.register(refused.job);
+    scheduler.register(allowed.job);
+    scheduler.register(failedCheck.job);
+    scheduler.start();
+    await flush();
+    await flush();
+    await scheduler.stop();
+
+    assert.equal(checks, 3);
+    assert.equal(refused.runs.length, 0);
+    assert.equal(allowed.runs.length, 1);
+    assert.equal(failedCheck.runs.length, 0);
+    const errors = logger.entries.filter(
+      (entry) => entry.message === "job run skipped: the check before it failed",
+    );
+    assert.equal(errors.length, 1);
+  });
+
   it("stop waits for running jobs", async (t) => {
     t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
     const scheduler = new Scheduler();

@@ -382,12 +382,9 @@ export class AppRoleBackend {
    */
   async #consumeSecretIdUse(secret: SecretIdRecord, issued: IssuedToken): Promise<void> {
     try {
-      if (secret.numUses === 1) {
-        await this.#repository.deleteSecretId(secret);
-      } else {
-        await this.#repository.updateSecretId(
-          Object.freeze({ ...secret, numUses: secret.numUses - 1, lastUpdatedAt: this.#now() }),
-        );
+      if (!(await this.#repository.takeSecretIdUse(secret, this.#now()))) {
+        // Another node took the last use between the check and now.
+        throw new LoginFailure("unknown secret_id", secret.roleName, secret.accessor);
       }
     } catch (error) {
       await this.#tokens.revoke(issued.record).catch((revokeError: unknown) => {

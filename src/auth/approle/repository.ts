@@ -123,8 +123,27 @@ export class AppRoleRepository {
     });
   }
 
-  async updateSecretId(record: SecretIdRecord): Promise<void> {
-    await this.#barrier.put(`${SECRET_ID_PREFIX}${record.roleName}/${record.hmac}`, encode(record));
+  /**
+   * Counts one use of a use-limited secret ID in a transaction that reads
+   * the stored record, deleting it at its last use, so nodes sharing the
+   * storage never grant more logins than its limit between them. Returns
+   * false when the secret ID is gone (used up or deleted meanwhile).
+   */
+  async takeSecretIdUse(record: SecretIdRecord, now: number): Promise<boolean> {
+    const key = `${SECRET_ID_PREFIX}${record.roleName}/${record.hmac}`;
+    return this.#barrier.transaction(async (tx) => {
+      const value = await tx.get(key);
+      if (value === undefined) return false;
+      const current = decode<SecretIdRecord>(key, value);
+      if (current.numUses === 0) return true;
+      if (current.numUses === 1) {
+        await this.#deleteSecretIdIn(tx, current);
+        return true;
+      }
+      const used = Object.freeze({ ...current, numUses: current.numUses - 1, lastUpdatedAt: now });
+      await tx.put(key, encode(used));
+      return true;
+    });
   }
 
   async deleteSecretId(record: SecretIdRecord): Promise<void> {

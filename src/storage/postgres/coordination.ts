@@ -62,6 +62,8 @@ export class PostgresCoordination implements Coordination {
   #flushScheduled = false;
   #leading = false;
   #closed = false;
+  /** True once a session has opened; only the first one checks that the node id is free. */
+  #opened = false;
 
   /** `config` is the storage's connection settings, `options` included, which carry the node id. */
   constructor(config: pg.ClientConfig, nodeId: string, logger?: Logger) {
@@ -106,6 +108,53 @@ export class PostgresCoordination implements Coordination {
     await this.#query(client, "select pg_advisory_unlock($1::bigint)", [
       BigInt(`0x${LEADER_LOCK}`).toString(),
     ]);
+  }
+
+  async confirmLeadership(): Promise<boolean> {
+    if (!this.#leading || this.#client === undefined) return false;
+    const client = this.#client;
+    try {
+      const result = await this.#query<{ held: boolean }>(
+        client,
+        `select exists(
+           select 1 from pg_locks
+            where pid = pg_backend_pid() and locktype = 'advisory' and granted
+              and classid = $1::oid and objid = $2::oid and objsubid = 1
+         ) as held`,
+        [LEADER_LOCK_HIGH, LEADER_LOCK_LOW],
+      );
+      if (result.rows[0]?.held === true) return true;
+    } catch {
+      // The session failed, which ended the leadership (see #lose).
+      return false;
+    }
+    this.#loseLeadership();
+    return false;
+  }
+
+  async evictStaleLeader(maxAgeMs: number): Promise<string | undefined> {
+    const client = await this.#session();
+    const result = await this.#query<{ node_id: string }>(
+      client,
+      `select n.node_id, pg_terminate_backend(a.pid) as terminated
+         from pg_locks l
+         join pg_stat_activity a on a.pid = l.pid
+         join cluster_nodes n on a.application_name = $3 || n.node_id
+        where l.locktype = 'advisory' and l.granted
+          and l.database = (select oid from pg_database where datname = current_database())
+          and l.classid = $1::oid and l.objid = $2::oid and l.objsubid = 1
+          and a.pid <> pg_backend_pid()
+          and n.heartbeat_at < now() - ($4::double precision * interval '1 millisecond')`,
+      [LEADER_LOCK_HIGH, LEADER_LOCK_LOW, SESSION_NAME_PREFIX, maxAgeMs],
+    );
+    const evicted = result.rows[0]?.node_id;
+    if (evicted !== undefined) {
+      this.#logger?.warn(
+        { evicted, maxAgeMs },
+        "ended the coordination session of a leader that stopped sending heartbeats",
+      );
+    }
+    return evicted;
   }
 
   onLeadershipLost(listener: () => void): void {
@@ -204,6 +253,28 @@ export class PostgresCoordination implements Coordination {
       throw translate(error, "open the coordination session");
     }
     const reconnected = this.#reconnectDelayMs > RECONNECT_MIN_MS;
+    if (!this.#opened) {
+      // Another running node with this id would share the change feed's
+      // filter and the audit chains, so the first session checks for one.
+      const twins = await client
+        .query<{ count: string }>(
+          "select count(*) as count from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid()",
+          [`${SESSION_NAME_PREFIX}${this.nodeId}`],
+        )
+        .catch(async (error: unknown) => {
+          await client.end().catch(() => {});
+          throw translate(error, "check the node id");
+        });
+      if (Number(twins.rows[0]?.count ?? 0) > 0) {
+        await client.end().catch(() => {});
+        throw new KeywardError(
+          "invalid_field",
+          `node id "${this.nodeId}" is in use by another running node; give each node its own --node-id (after a crash, wait about 15 s for the old session to end)`,
+          { field: "node_id" },
+        );
+      }
+      this.#opened = true;
+    }
     this.#client = client;
     this.#reconnectDelayMs = RECONNECT_MIN_MS;
     // Changes committed while no session listened were not announced here.
@@ -221,12 +292,15 @@ export class PostgresCoordination implements Coordination {
       { reason: error?.message ?? "connection ended", leading: this.#leading },
       "coordination session with postgresql lost; reconnecting",
     );
-    if (this.#leading) {
-      this.#leading = false;
-      for (const listener of this.#lostListeners) listener();
-    }
+    this.#loseLeadership();
     this.#listener?.(undefined);
     this.#scheduleReconnect();
+  }
+
+  #loseLeadership(): void {
+    if (!this.#leading) return;
+    this.#leading = false;
+    for (const listener of this.#lostListeners) listener();
   }
 
   #scheduleReconnect(): void {

@@ -146,6 +146,18 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
   // An idle connection that the server or network closes emits "error" on
   // the pool, which removes the connection. Without a listener the event
   // would end the process.
+  // A connection that fails while checked out (the server ended its
+  // session, say) emits "error" on its client, where the pool keeps no
+  // listener: without one the event would end the process. The query in
+  // flight fails on its own and the pool drops the broken connection.
+  pool.on("connect", (client) => {
+    client.on("error", (error: Error & { code?: string }) => {
+      logger?.warn(
+        { database: connection.description, driverCode: error.code, reason: error.message },
+        "postgresql connection failed while in use; the pool opens a new one when needed",
+      );
+    });
+  });
   pool.on("error", (error: Error & { code?: string }) => {
     logger?.warn(
       { database: connection.description, driverCode: error.code, reason: error.message },
