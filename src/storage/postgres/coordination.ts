@@ -310,8 +310,13 @@ export class PostgresCoordination implements Coordination {
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       this.#session().catch((error: unknown) => {
+        const cause = (error as { cause?: unknown }).cause;
         this.#logger?.warn(
-          { reason: error instanceof Error ? error.message : String(error) },
+          {
+            reason: error instanceof Error ? error.message : String(error),
+            cause: cause instanceof Error ? cause.message : undefined,
+            driverCode: (error as { details?: { driverCode?: string } }).details?.driverCode,
+          },
           "failed to reopen the coordination session with postgresql; retrying",
         );
         this.#scheduleReconnect();
