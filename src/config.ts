@@ -45,21 +45,28 @@ export interface ServerConfig {
   readonly apiAddress: string | undefined;
   /** The HSM that wraps the root key (auto-unseal), when the seal is PKCS#11 instead of Shamir. */
   readonly sealPkcs11: SealPkcs11Config | undefined;
+  /** The HSM that engines keep keys in (transit keys created with `hsm: true`), when one is configured. */
+  readonly hsmPkcs11: Pkcs11TokenConfig | undefined;
 }
 
-/** The PKCS#11 seal's library, token, key and PIN source. */
-export interface SealPkcs11Config {
+/** A PKCS#11 token: its library, its label and where its user PIN comes from. */
+export interface Pkcs11TokenConfig {
   /** Absolute path of the vendor's PKCS#11 library. */
   readonly library: string;
   readonly tokenLabel: string;
-  /** Label of the AES-256 key that wraps the root key; created at initialisation when absent. */
-  readonly keyLabel: string;
   /**
-   * Returns the token's user PIN, read from `seal_pkcs11_pin_file` at each
-   * call or taken from KEYWARD_SEAL_PKCS11_PIN. A function, so that logging
-   * or serialising the configuration never shows the PIN.
+   * Returns the token's user PIN, read from the PIN file at each call or
+   * taken from the PIN variable (KEYWARD_SEAL_PKCS11_PIN or
+   * KEYWARD_HSM_PKCS11_PIN). A function, so that logging or serialising
+   * the configuration never shows the PIN.
    */
   readonly readPin: () => string;
+}
+
+/** The PKCS#11 seal's library, token, key and PIN source. */
+export interface SealPkcs11Config extends Pkcs11TokenConfig {
+  /** Label of the AES-256 key that wraps the root key; created at initialisation when absent. */
+  readonly keyLabel: string;
 }
 
 /** The KMIP server's address and its mutual-TLS files (absolute paths). */
@@ -100,6 +107,11 @@ export interface ConfigSource {
   seal_pkcs11_pin_file?: string;
   /** The PIN itself: accepted only from the environment, never from a file or a flag. */
   seal_pkcs11_pin?: string;
+  hsm_pkcs11_library?: string;
+  hsm_pkcs11_token_label?: string;
+  hsm_pkcs11_pin_file?: string;
+  /** The PIN itself: accepted only from the environment, never from a file or a flag. */
+  hsm_pkcs11_pin?: string;
 }
 
 const FILE_FIELDS = new Set<keyof ConfigSource>([
@@ -122,6 +134,9 @@ const FILE_FIELDS = new Set<keyof ConfigSource>([
   "seal_pkcs11_token_label",
   "seal_pkcs11_key_label",
   "seal_pkcs11_pin_file",
+  "hsm_pkcs11_library",
+  "hsm_pkcs11_token_label",
+  "hsm_pkcs11_pin_file",
 ]);
 
 /** Environment variables and the config fields they set. */
@@ -146,6 +161,10 @@ export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
   KEYWARD_SEAL_PKCS11_KEY_LABEL: "seal_pkcs11_key_label",
   KEYWARD_SEAL_PKCS11_PIN_FILE: "seal_pkcs11_pin_file",
   KEYWARD_SEAL_PKCS11_PIN: "seal_pkcs11_pin",
+  KEYWARD_HSM_PKCS11_LIBRARY: "hsm_pkcs11_library",
+  KEYWARD_HSM_PKCS11_TOKEN_LABEL: "hsm_pkcs11_token_label",
+  KEYWARD_HSM_PKCS11_PIN_FILE: "hsm_pkcs11_pin_file",
+  KEYWARD_HSM_PKCS11_PIN: "hsm_pkcs11_pin",
 };
 
 function configError(field: string, message: string): KeywardError {
@@ -174,10 +193,11 @@ export function readConfigFile(path: string): ConfigSource {
     throw new KeywardError("invalid_json", `config file ${path} must contain a JSON object`);
   }
   for (const field of Object.keys(parsed)) {
-    if (field === "seal_pkcs11_pin") {
+    const token = PKCS11_TOKENS.find((fields) => fields.pin === field);
+    if (token !== undefined) {
       throw new KeywardError(
         "unknown_field",
-        `config file ${path} must not contain the PIN "seal_pkcs11_pin": put it in a file named by seal_pkcs11_pin_file, or in KEYWARD_SEAL_PKCS11_PIN`,
+        `config file ${path} must not contain the PIN "${field}": put it in a file named by ${token.pinFile}, or in ${token.pinVariable}`,
         { field },
       );
     }
@@ -295,25 +315,39 @@ export function resolveServerConfig(...sources: ConfigSource[]): ServerConfig {
     nodeId: merged.node_id === undefined ? undefined : checkNodeId(merged.node_id),
     apiAddress: merged.api_addr === undefined ? undefined : checkApiAddress(merged.api_addr),
     sealPkcs11,
+    hsmPkcs11: resolveHsmPkcs11Config(merged),
   });
 }
 
-function checkNodeId(nodeId: string): string {
-  if (!NODE_ID_PATTERN.test(nodeId)) {
+function checkNodeId(nodeId: unknown): string {
+  if (typeof nodeId !== "string" || !NODE_ID_PATTERN.test(nodeId)) {
     throw configError(
       "node_id",
-      `expected 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit, got "${nodeId}"`,
+      `expected 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit, got ${JSON.stringify(nodeId)}`,
     );
   }
   return nodeId;
 }
 
-function checkApiAddress(address: string): string {
+function checkApiAddress(address: unknown): string {
+  if (typeof address !== "string") {
+    throw configError(
+      "api_addr",
+      `expected an http:// or https:// URL, got ${JSON.stringify(address)}`,
+    );
+  }
   let url: URL;
   try {
     url = new URL(address);
   } catch {
     throw configError("api_addr", `expected an http:// or https:// URL, got "${address}"`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    // The address is published by the unauthenticated sys/leader, so it must carry no credentials.
+    throw configError("api_addr", "the URL must not contain a user name or password");
+  }
+  if (url.search !== "" || url.hash !== "" || address.includes("?") || address.includes("#")) {
+    throw configError("api_addr", `expected a URL without a query or fragment, got "${address}"`);
   }
   if ((url.protocol !== "http:" && url.protocol !== "https:") || url.pathname !== "/") {
     throw configError(
@@ -365,51 +399,103 @@ function resolveKmipConfig(merged: ConfigSource): KmipConfig | undefined {
   });
 }
 
-const SEAL_PKCS11_FIELDS = [
-  "seal_pkcs11_token_label",
-  "seal_pkcs11_key_label",
-  "seal_pkcs11_pin_file",
-  "seal_pkcs11_pin",
-] as const;
+/** The settings of one PKCS#11 token, named by their config fields. */
+interface Pkcs11TokenFields {
+  readonly library: "seal_pkcs11_library" | "hsm_pkcs11_library";
+  readonly tokenLabel: "seal_pkcs11_token_label" | "hsm_pkcs11_token_label";
+  readonly pinFile: "seal_pkcs11_pin_file" | "hsm_pkcs11_pin_file";
+  readonly pin: "seal_pkcs11_pin" | "hsm_pkcs11_pin";
+  /** The environment variable that carries the PIN. */
+  readonly pinVariable: string;
+  /** Further fields that need the library to be set. */
+  readonly others: readonly (keyof ConfigSource)[];
+  /** The token's purpose as messages name it, such as "the PKCS#11 seal". */
+  readonly user: string;
+}
+
+const SEAL_PKCS11_TOKEN: Pkcs11TokenFields = {
+  library: "seal_pkcs11_library",
+  tokenLabel: "seal_pkcs11_token_label",
+  pinFile: "seal_pkcs11_pin_file",
+  pin: "seal_pkcs11_pin",
+  pinVariable: "KEYWARD_SEAL_PKCS11_PIN",
+  others: ["seal_pkcs11_key_label"],
+  user: "the PKCS#11 seal",
+};
+
+const HSM_PKCS11_TOKEN: Pkcs11TokenFields = {
+  library: "hsm_pkcs11_library",
+  tokenLabel: "hsm_pkcs11_token_label",
+  pinFile: "hsm_pkcs11_pin_file",
+  pin: "hsm_pkcs11_pin",
+  pinVariable: "KEYWARD_HSM_PKCS11_PIN",
+  others: [],
+  user: "the engines' HSM",
+};
+
+const PKCS11_TOKENS = [SEAL_PKCS11_TOKEN, HSM_PKCS11_TOKEN] as const;
 
 /** PKCS#11 key labels Keyward accepts: printable, without leading or trailing spaces. */
 const KEY_LABEL_PATTERN = /^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$/;
 
 /**
- * Reads the PKCS#11 seal settings: none without `seal_pkcs11_library`,
- * else a token label and exactly one PIN source. The PIN file is read when
- * the server opens the token, not here.
+ * Reads one PKCS#11 token's settings: none without its library field, else
+ * a token label and exactly one PIN source. The PIN file is read when the
+ * server opens the token, not here.
  */
-function resolveSealPkcs11Config(merged: ConfigSource): SealPkcs11Config | undefined {
-  const library = merged.seal_pkcs11_library;
+function resolvePkcs11Token(
+  merged: ConfigSource,
+  fields: Pkcs11TokenFields,
+): Pkcs11TokenConfig | undefined {
+  // A config file may hold any JSON value, so each field is checked to be text.
+  for (const field of [fields.library, fields.tokenLabel, fields.pinFile, fields.pin]) {
+    const value: unknown = merged[field];
+    if (value !== undefined && typeof value !== "string") {
+      throw configError(field, `expected a string, got ${JSON.stringify(value)}`);
+    }
+  }
+  const library = merged[fields.library];
   if (library === undefined) {
-    const stray = SEAL_PKCS11_FIELDS.find((field) => merged[field] !== undefined);
+    const dependent = [fields.tokenLabel, fields.pinFile, fields.pin, ...fields.others];
+    const stray = dependent.find((field) => merged[field] !== undefined);
     if (stray !== undefined) {
-      throw configError(stray, "it needs seal_pkcs11_library to enable the PKCS#11 seal");
+      throw configError(stray, `it needs ${fields.library} to enable ${fields.user}`);
     }
     return undefined;
   }
   const libraryPath = resolve(library);
   if (!existsSync(libraryPath)) {
     throw configError(
-      "seal_pkcs11_library",
+      fields.library,
       `the PKCS#11 library ${libraryPath} does not exist; give the path of the HSM vendor's .so file`,
     );
   }
 
-  const tokenLabel = merged.seal_pkcs11_token_label;
+  const tokenLabel = merged[fields.tokenLabel];
   if (tokenLabel === undefined || tokenLabel === "") {
-    throw configError("seal_pkcs11_token_label", "the PKCS#11 seal needs the label of its token");
+    throw configError(fields.tokenLabel, `${fields.user} needs the label of its token`);
   }
   if (
     Buffer.byteLength(tokenLabel, "utf8") > MAX_TOKEN_LABEL_BYTES ||
     tokenLabel.trim() !== tokenLabel
   ) {
     throw configError(
-      "seal_pkcs11_token_label",
+      fields.tokenLabel,
       `expected at most ${MAX_TOKEN_LABEL_BYTES} bytes without leading or trailing spaces, got "${tokenLabel}"`,
     );
   }
+
+  return {
+    library: libraryPath,
+    tokenLabel,
+    readPin: pinReader(merged[fields.pinFile], merged[fields.pin], fields),
+  };
+}
+
+/** Reads the PKCS#11 seal settings: the token's (see `resolvePkcs11Token`) and the wrapping key label. */
+function resolveSealPkcs11Config(merged: ConfigSource): SealPkcs11Config | undefined {
+  const token = resolvePkcs11Token(merged, SEAL_PKCS11_TOKEN);
+  if (token === undefined) return undefined;
 
   const keyLabel = merged.seal_pkcs11_key_label ?? DEFAULT_WRAPPING_KEY_LABEL;
   if (!KEY_LABEL_PATTERN.test(keyLabel)) {
@@ -418,27 +504,31 @@ function resolveSealPkcs11Config(merged: ConfigSource): SealPkcs11Config | undef
       `expected 1 to 128 printable ASCII characters without leading or trailing spaces, got "${keyLabel}"`,
     );
   }
-
-  return Object.freeze({
-    library: libraryPath,
-    tokenLabel,
-    keyLabel,
-    readPin: pinReader(merged.seal_pkcs11_pin_file, merged.seal_pkcs11_pin),
-  });
+  return Object.freeze({ ...token, keyLabel });
 }
 
-function pinReader(pinFile: string | undefined, pin: string | undefined): () => string {
+/** Reads the settings of the HSM that engines keep keys in (see `resolvePkcs11Token`). */
+function resolveHsmPkcs11Config(merged: ConfigSource): Pkcs11TokenConfig | undefined {
+  const token = resolvePkcs11Token(merged, HSM_PKCS11_TOKEN);
+  return token === undefined ? undefined : Object.freeze(token);
+}
+
+function pinReader(
+  pinFile: string | undefined,
+  pin: string | undefined,
+  fields: Pkcs11TokenFields,
+): () => string {
   if (pinFile !== undefined && pin !== undefined) {
     throw configError(
-      "seal_pkcs11_pin_file",
-      "set either seal_pkcs11_pin_file or KEYWARD_SEAL_PKCS11_PIN, not both",
+      fields.pinFile,
+      `set either ${fields.pinFile} or ${fields.pinVariable}, not both`,
     );
   }
   if (pin !== undefined) return () => pin;
   if (pinFile === undefined) {
     throw configError(
-      "seal_pkcs11_pin_file",
-      "the PKCS#11 seal needs the token's user PIN: name a file that contains it with seal_pkcs11_pin_file, or set KEYWARD_SEAL_PKCS11_PIN",
+      fields.pinFile,
+      `${fields.user} needs the token's user PIN: name a file that contains it with ${fields.pinFile}, or set ${fields.pinVariable}`,
     );
   }
   const path = resolve(pinFile);
@@ -448,13 +538,13 @@ function pinReader(pinFile: string | undefined, pin: string | undefined): () => 
       text = readFileSync(path, "utf8");
     } catch (error) {
       throw configError(
-        "seal_pkcs11_pin_file",
+        fields.pinFile,
         `cannot read the PIN file ${path}: ${(error as NodeJS.ErrnoException).code ?? "read failed"}`,
       );
     }
     // Editors and `echo` end the file with a newline, which is not part of the PIN.
     const value = text.replace(/\r?\n$/, "");
-    if (value === "") throw configError("seal_pkcs11_pin_file", `the PIN file ${path} is empty`);
+    if (value === "") throw configError(fields.pinFile, `the PIN file ${path} is empty`);
     return value;
   };
 }

@@ -80,6 +80,8 @@ export const ERROR_CODES = {
   name_not_allowed: 400,
   // 400: PKI. A requested TTL or notAfter is beyond the role's maximum or the issuer's expiry.
   ttl_too_long: 400,
+  // 400: a request needs the HSM for engine keys (hsm=true), but the server has none configured.
+  hsm_not_configured: 400,
   // 503: the server is sealed, not initialised, or still starting.
   sealed: 503,
   not_initialized: 503,

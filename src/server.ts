@@ -3,10 +3,11 @@ import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { buildApp } from "./api/app.ts";
 import { resolveNodeId } from "./cluster/node-id.ts";
-import type { SealPkcs11Config, ServerConfig } from "./config.ts";
+import type { Pkcs11TokenConfig, SealPkcs11Config, ServerConfig } from "./config.ts";
 import { type DevModeResult, startDevMode } from "./core/dev-mode.ts";
 import { Keyward } from "./core/keyward.ts";
 import { KeywardError } from "./errors.ts";
+import type { HsmToken } from "./hsm/token.ts";
 import { KmipDispatcher } from "./kmip/server/dispatcher.ts";
 import { type KmipServer, startKmipServer } from "./kmip/server/listener.ts";
 import { KmipObjectStore } from "./kmip/server/object-store.ts";
@@ -65,6 +66,25 @@ async function openRootKeyWrapper(
 }
 
 /**
+ * Opens the token that engines keep HSM-held keys in: loads the library,
+ * finds the token and logs in, as for the seal, whose token it may be.
+ */
+async function openEngineHsm(config: Pkcs11TokenConfig, logger: Logger): Promise<HsmToken> {
+  const { HsmToken } = await import("./hsm/token.ts");
+  const token = await HsmToken.open({
+    library: config.library,
+    tokenLabel: config.tokenLabel,
+    pin: config.readPin(),
+    logger: logger.child({ component: "hsm" }),
+  });
+  logger.info(
+    { library: config.library, tokenLabel: config.tokenLabel },
+    "logged in to the engines' HSM token",
+  );
+  return token;
+}
+
+/**
  * Checks that the storage was initialised with the configured seal type
  * and, with a PKCS#11 seal, unseals with the root key the HSM unwraps.
  * Other failures to read the seal status surface at the first request, as
@@ -92,15 +112,23 @@ export async function startServer(
     config.sealPkcs11 === undefined
       ? undefined
       : await openRootKeyWrapper(config.sealPkcs11, logger);
+  let engineHsm: HsmToken | undefined;
+  const closeHsms = async () => {
+    await engineHsm?.close();
+    await rootKeyWrapper?.close();
+  };
   let storage: Storage;
   try {
+    if (config.hsmPkcs11 !== undefined) {
+      engineHsm = await openEngineHsm(config.hsmPkcs11, logger);
+    }
     storage = await openStorage(config.storage, {
       logger,
       nodeId,
       ...(config.storageCaFile === undefined ? {} : { caFile: config.storageCaFile }),
     });
   } catch (error) {
-    await rootKeyWrapper?.close();
+    await closeHsms();
     throw error;
   }
   // Known once the server listens; until then heartbeats report the configured one or none.
@@ -113,6 +141,7 @@ export async function startServer(
     nodeId,
     apiAddress: () => apiAddress,
     version: VERSION,
+    ...(engineHsm === undefined ? {} : { hsm: engineHsm }),
     ...(rootKeyWrapper === undefined
       ? {}
       : {
@@ -124,7 +153,7 @@ export async function startServer(
     await startSeal(keyward);
   } catch (error) {
     await keyward.close();
-    await rootKeyWrapper?.close();
+    await closeHsms();
     throw error;
   }
 
@@ -164,9 +193,15 @@ export async function startServer(
   let kmip: KmipServer | undefined;
   if (config.kmip !== undefined) {
     // The store reads through the barrier, so while sealed every KMIP request gets an error response.
+    const store = new KmipObjectStore(keyward.seal.barrier);
+    // Key material leaves memory at seal, with the barrier keys.
+    keyward.seal.onChange((sealed) => {
+      if (sealed) store.clear();
+    });
     const dispatcher = new KmipDispatcher({
-      store: new KmipObjectStore(keyward.seal.barrier),
+      store,
       logger: logger.child({ component: "kmip" }),
+      audit: keyward.audit,
     });
     kmip = await startKmipServer({
       dispatcher,
@@ -190,7 +225,7 @@ export async function startServer(
       await app.close();
       await keyward.close();
       // Finalises the PKCS#11 library once every session is closed.
-      await rootKeyWrapper?.close();
+      await closeHsms();
       logger.info("server stopped");
     })();
     return closing;

@@ -112,10 +112,16 @@ describe("server config cluster", () => {
     ["api_addr", "kw-1:8200"],
     ["api_addr", "ftp://kw-1"],
     ["api_addr", "https://kw-1/v1"],
+    ["api_addr", "http://user:secret@127.0.0.1:8200"],
+    ["api_addr", "http://127.0.0.1:8200/?q=1"],
+    ["api_addr", "http://127.0.0.1:8200/#top"],
+    ["node_id", null],
+    ["node_id", 12],
+    ["api_addr", null],
   ] as const) {
     it(`fail ${field} ${JSON.stringify(value).slice(0, 20)}`, () => {
       assert.throws(
-        () => resolveServerConfig({ [field]: value }),
+        () => resolveServerConfig({ [field]: value } as Record<string, string>),
         (error) =>
           error instanceof KeywardError && error.code === "invalid_field" && error.field === field,
       );

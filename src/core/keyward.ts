@@ -25,6 +25,7 @@ import {
   WireguardService,
 } from "../engines/wireguard/index.ts";
 import { KeywardError } from "../errors.ts";
+import type { HsmToken } from "../hsm/token.ts";
 import { type JobRunHook, Scheduler } from "../jobs/scheduler.ts";
 import { registerTransitJobs } from "../jobs/transit-jobs.ts";
 import { POLICY_PREFIX, PolicyStore } from "../policy/index.ts";
@@ -70,6 +71,8 @@ export interface KeywardOptions {
   version?: string;
   /** Creates the seal manager, such as a PKCS#11 seal's; the Shamir seal when absent. */
   createSeal?: (storage: Storage, options: SealManagerOptions) => SealManager;
+  /** The HSM token engines keep keys in (transit keys created with `hsm: true`); the caller closes it. */
+  hsm?: HsmToken;
 }
 
 /** The node id of a server that shares its storage with no other. */
@@ -118,6 +121,7 @@ export class Keyward {
   readonly deviceCertificates: DeviceCertificates;
   /** Failed enrolments per source address; kept across seal and unseal, as AppRole's limits are. */
   readonly #enrolmentFailures: LoginRateLimiter;
+  readonly #hsm: HsmToken | undefined;
   /**
    * Wakes agents waiting on the device registry of the moment. Sources keep
    * this one object across seal and unseal, while the registry behind it is
@@ -147,6 +151,7 @@ export class Keyward {
       new WifiDeviceSource(() => this.#wifiServices()),
     ];
     this.#enrolmentFailures = new LoginRateLimiter(options.enrolmentRateLimit);
+    this.#hsm = options.hsm;
     this.seal = (options.createSeal ?? createSealManager)(options.storage, {
       clock: this.clock,
       logger: options.logger.child({ component: "seal" }),
@@ -551,6 +556,7 @@ export class Keyward {
       mount,
       clock: this.clock,
       logger: this.logger.child({ mount }),
+      ...(this.#hsm === undefined ? {} : { hsm: this.#hsm }),
     });
   }
 
@@ -580,6 +586,9 @@ export class Keyward {
 
     const scheduler = new Scheduler({
       logger: this.logger.child({ component: "scheduler" }),
+      // Confirmed with the database before each run, so a node that lost the
+      // leader lock while paused runs no job when it resumes.
+      beforeRun: () => this.cluster.confirmLeadership(),
       onRun: (job, outcome, durationMs) => {
         for (const listener of this.#jobRunListeners) listener(job, outcome, durationMs);
       },

@@ -3,6 +3,7 @@ import { endianness } from "node:os";
 import pkcs11js from "pkcs11js";
 import { decryptionFailed, KeywardError } from "../errors.ts";
 import {
+  describeSelector,
   findKey,
   type KeyProtection,
   type KeySelector,
@@ -28,11 +29,12 @@ export interface HsmGcmCiphertext {
   ciphertext: Buffer;
 }
 
-function selector(label: string): KeySelector {
+function selector(label: string, id?: Buffer): KeySelector {
   return {
     objectClass: pkcs11js.CKO_SECRET_KEY,
     keyType: pkcs11js.CKK_AES,
     label,
+    ...(id === undefined ? {} : { id }),
     kind: "AES key",
   };
 }
@@ -53,30 +55,34 @@ function gcmMechanism(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
 /**
  * An AES-256 key kept in a token and used with CKM_AES_GCM. The key value
  * never leaves the token: it is generated there as sensitive and
- * non-extractable, and found again by its label. Each call looks the
+ * non-extractable, and found again by its label, or by its label and
+ * CKA_ID when it was found or generated with an ID. Each call looks the
  * handle up again, so a key deleted or replaced in the token is noticed.
  */
 export class HsmAesKey {
   readonly label: string;
+  /** The CKA_ID that selects the key together with its label; absent when the label alone does. */
+  readonly id: Buffer | undefined;
   readonly #token: HsmToken;
 
-  private constructor(token: HsmToken, label: string) {
+  private constructor(token: HsmToken, label: string, id: Buffer | undefined) {
     this.#token = token;
     this.label = label;
+    this.id = id;
   }
 
   /**
-   * Returns the AES key labelled `label`, or undefined when the token has
-   * none. Throws `hsm_failure` when the key is not 256 bits long or several
-   * keys have the label.
+   * Returns the AES key labelled `label` (and with CKA_ID `id`, when given),
+   * or undefined when the token has none. Throws `hsm_failure` when the key
+   * is not 256 bits long or several keys match.
    */
-  static find(token: HsmToken, label: string): Promise<HsmAesKey | undefined> {
+  static find(token: HsmToken, label: string, id?: Buffer): Promise<HsmAesKey | undefined> {
     return token.run(
       (context) => {
-        const handle = findKey(context, selector(label));
+        const handle = findKey(context, selector(label, id));
         if (handle === undefined) return undefined;
         checkKeyLength(context, handle, label);
-        return new HsmAesKey(token, label);
+        return new HsmAesKey(token, label, id);
       },
       { retryOnLostSession: true },
     );
@@ -86,14 +92,15 @@ export class HsmAesKey {
    * Generates an AES-256 key in the token: a token object (it survives the
    * session), private (usable only after login), sensitive and
    * non-extractable, allowed to encrypt and decrypt and nothing else.
-   * Throws `already_exists` when a key with the label exists.
+   * Its CKA_ID is `id`, or random when absent. Throws `already_exists`
+   * when a key with the label (and that ID, when given) exists.
    */
-  static generate(token: HsmToken, label: string): Promise<HsmAesKey> {
+  static generate(token: HsmToken, label: string, id?: Buffer): Promise<HsmAesKey> {
     return token.run(async (context) => {
-      if (findKey(context, selector(label)) !== undefined) {
+      if (findKey(context, selector(label, id)) !== undefined) {
         throw new KeywardError(
           "already_exists",
-          `the token already has an AES key labelled "${label}"`,
+          `the token already has an AES key ${describeSelector(selector(label, id))}`,
         );
       }
       const template: pkcs11js.Template = [
@@ -101,7 +108,7 @@ export class HsmAesKey {
         { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
         { type: pkcs11js.CKA_VALUE_LEN, value: AES_256_KEY_BYTES },
         { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: randomBytes(16) },
+        { type: pkcs11js.CKA_ID, value: id ?? randomBytes(16) },
         { type: pkcs11js.CKA_TOKEN, value: true },
         { type: pkcs11js.CKA_PRIVATE, value: true },
         { type: pkcs11js.CKA_SENSITIVE, value: true },
@@ -123,7 +130,7 @@ export class HsmAesKey {
       } catch (error) {
         throw hsmOperationFailed(`generate the AES key "${label}"`, error);
       }
-      return new HsmAesKey(token, label);
+      return new HsmAesKey(token, label, id);
     });
   }
 
@@ -135,7 +142,7 @@ export class HsmAesKey {
   encrypt(plaintext: Uint8Array, aad: Uint8Array): Promise<HsmGcmCiphertext> {
     return this.#token.run(
       async (context) => {
-        const handle = requireKey(context, selector(this.label));
+        const handle = requireKey(context, selector(this.label, this.id));
         const iv = randomBytes(GCM_IV_BYTES);
         const output = Buffer.alloc(plaintext.length + GCM_TAG_BYTES);
         try {
@@ -164,7 +171,7 @@ export class HsmAesKey {
     }
     return this.#token.run(
       async (context) => {
-        const handle = requireKey(context, selector(this.label));
+        const handle = requireKey(context, selector(this.label, this.id));
         const output = Buffer.alloc(input.ciphertext.length);
         try {
           context.module.C_DecryptInit(context.session, gcmMechanism(input.iv, aad), handle);
@@ -189,7 +196,11 @@ export class HsmAesKey {
   protection(): Promise<KeyProtection> {
     return this.#token.run(
       (context) =>
-        readKeyProtection(context, requireKey(context, selector(this.label)), pkcs11js.CKA_VALUE),
+        readKeyProtection(
+          context,
+          requireKey(context, selector(this.label, this.id)),
+          pkcs11js.CKA_VALUE,
+        ),
       { retryOnLostSession: true },
     );
   }

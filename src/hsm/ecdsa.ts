@@ -3,6 +3,7 @@ import { p256 } from "@noble/curves/nist.js";
 import pkcs11js from "pkcs11js";
 import { KeywardError } from "../errors.ts";
 import {
+  describeSelector,
   findKey,
   type KeyProtection,
   type KeySelector,
@@ -20,20 +21,22 @@ const P256_FIELD_BYTES = 32;
 /** An uncompressed P-256 point: 0x04 || X || Y. */
 const P256_POINT_BYTES = 1 + 2 * P256_FIELD_BYTES;
 
-function privateSelector(label: string): KeySelector {
+function privateSelector(label: string, id?: Buffer): KeySelector {
   return {
     objectClass: pkcs11js.CKO_PRIVATE_KEY,
     keyType: pkcs11js.CKK_EC,
     label,
+    ...(id === undefined ? {} : { id }),
     kind: "EC private key",
   };
 }
 
-function publicSelector(label: string): KeySelector {
+function publicSelector(label: string, id?: Buffer): KeySelector {
   return {
     objectClass: pkcs11js.CKO_PUBLIC_KEY,
     keyType: pkcs11js.CKK_EC,
     label,
+    ...(id === undefined ? {} : { id }),
     kind: "EC public key",
   };
 }
@@ -43,49 +46,56 @@ function publicSelector(label: string): KeySelector {
  * there as sensitive and non-extractable, and it only signs. The public key
  * is a token object too, so it can be read back at any time.
  *
- * Signing hashes the message with SHA-256 in Keyward and has the token sign
- * the digest (CKM_ECDSA), which every token with EC support offers.
+ * Signing hashes the message in Keyward and has the token sign the digest
+ * (CKM_ECDSA), which every token with EC support offers.
  */
 export class HsmEcdsaKey {
   readonly label: string;
+  /** The CKA_ID that selects the key pair together with its label; absent when the label alone does. */
+  readonly id: Buffer | undefined;
   readonly #token: HsmToken;
 
-  private constructor(token: HsmToken, label: string) {
+  private constructor(token: HsmToken, label: string, id: Buffer | undefined) {
     this.#token = token;
     this.label = label;
+    this.id = id;
   }
 
-  /** Returns the key pair labelled `label`, or undefined when the token has no such private key. */
-  static find(token: HsmToken, label: string): Promise<HsmEcdsaKey | undefined> {
+  /**
+   * Returns the key pair labelled `label` (and with CKA_ID `id`, when
+   * given), or undefined when the token has no such private key.
+   */
+  static find(token: HsmToken, label: string, id?: Buffer): Promise<HsmEcdsaKey | undefined> {
     return token.run(
       (context) =>
-        findKey(context, privateSelector(label)) === undefined
+        findKey(context, privateSelector(label, id)) === undefined
           ? undefined
-          : new HsmEcdsaKey(token, label),
+          : new HsmEcdsaKey(token, label, id),
       { retryOnLostSession: true },
     );
   }
 
   /**
    * Generates a P-256 key pair in the token, both halves labelled `label`
-   * and sharing a random CKA_ID. Throws `already_exists` when an EC private
-   * key with the label exists.
+   * and sharing the CKA_ID `id`, or a random one when absent. Throws
+   * `already_exists` when an EC private key with the label (and that ID,
+   * when given) exists.
    */
-  static generate(token: HsmToken, label: string): Promise<HsmEcdsaKey> {
+  static generate(token: HsmToken, label: string, id?: Buffer): Promise<HsmEcdsaKey> {
     return token.run(async (context) => {
-      if (findKey(context, privateSelector(label)) !== undefined) {
+      if (findKey(context, privateSelector(label, id)) !== undefined) {
         throw new KeywardError(
           "already_exists",
-          `the token already has an EC private key labelled "${label}"`,
+          `the token already has an EC private key ${describeSelector(privateSelector(label, id))}`,
         );
       }
-      const id = randomBytes(16);
+      const objectId = id ?? randomBytes(16);
       const publicTemplate: pkcs11js.Template = [
         { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
         { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
         { type: pkcs11js.CKA_EC_PARAMS, value: P256_OID },
         { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: id },
+        { type: pkcs11js.CKA_ID, value: objectId },
         { type: pkcs11js.CKA_TOKEN, value: true },
         { type: pkcs11js.CKA_PRIVATE, value: false },
         { type: pkcs11js.CKA_VERIFY, value: true },
@@ -94,7 +104,7 @@ export class HsmEcdsaKey {
         { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
         { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
         { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: id },
+        { type: pkcs11js.CKA_ID, value: objectId },
         { type: pkcs11js.CKA_TOKEN, value: true },
         { type: pkcs11js.CKA_PRIVATE, value: true },
         { type: pkcs11js.CKA_SENSITIVE, value: true },
@@ -112,7 +122,7 @@ export class HsmEcdsaKey {
       } catch (error) {
         throw hsmOperationFailed(`generate the EC key pair "${label}"`, error);
       }
-      return new HsmEcdsaKey(token, label);
+      return new HsmEcdsaKey(token, label, id);
     });
   }
 
@@ -120,7 +130,7 @@ export class HsmEcdsaKey {
   publicKey(): Promise<KeyObject> {
     return this.#token.run(
       (context) => {
-        const handle = requireKey(context, publicSelector(this.label));
+        const handle = requireKey(context, publicSelector(this.label, this.id));
         const [params, point] = readAttributes(context, handle, [
           pkcs11js.CKA_EC_PARAMS,
           pkcs11js.CKA_EC_POINT,
@@ -142,23 +152,36 @@ export class HsmEcdsaKey {
    * signature DER-encoded (`Ecdsa-Sig-Value`, RFC 3279), as X.509 and TLS
    * use it. The token returns r || s, which is converted here.
    */
-  sign(message: Uint8Array): Promise<Buffer> {
+  async sign(message: Uint8Array): Promise<Buffer> {
     const digest = createHash("sha256").update(message).digest();
+    return rawSignatureToDer(await this.signDigest(digest));
+  }
+
+  /**
+   * Signs a message digest with CKM_ECDSA and returns the raw signature,
+   * r || s of 32 bytes each (IEEE P1363). A digest longer than 32 bytes is
+   * cut to its leftmost 32 bytes here, because some tokens reject longer
+   * input, and ECDSA itself uses only as many leftmost bits of a hash as
+   * the curve order has (256 for P-256). Throws `hsm_failure` when the
+   * token returns anything but a valid signature.
+   */
+  signDigest(digest: Uint8Array): Promise<Buffer> {
+    const input = Buffer.from(digest.subarray(0, P256_FIELD_BYTES));
     return this.#token.run(
       async (context) => {
-        const handle = requireKey(context, privateSelector(this.label));
+        const handle = requireKey(context, privateSelector(this.label, this.id));
         let raw: Buffer;
         try {
           context.module.C_SignInit(context.session, { mechanism: pkcs11js.CKM_ECDSA }, handle);
           raw = await context.module.C_SignAsync(
             context.session,
-            digest,
+            input,
             Buffer.alloc(2 * P256_FIELD_BYTES),
           );
         } catch (error) {
           throw hsmOperationFailed(`sign with the EC key "${this.label}"`, error);
         }
-        return rawSignatureToDer(raw);
+        return checkRawSignature(raw);
       },
       { retryOnLostSession: true },
     );
@@ -170,7 +193,7 @@ export class HsmEcdsaKey {
       (context) =>
         readKeyProtection(
           context,
-          requireKey(context, privateSelector(this.label)),
+          requireKey(context, privateSelector(this.label, this.id)),
           pkcs11js.CKA_VALUE,
         ),
       { retryOnLostSession: true },
@@ -186,12 +209,26 @@ export function rawSignatureToDer(raw: Uint8Array): Buffer {
   try {
     return Buffer.from(p256.Signature.fromBytes(raw, "compact").toBytes("der"));
   } catch (error) {
-    throw new KeywardError(
-      "hsm_failure",
-      `the HSM returned a malformed ECDSA signature of ${raw.length} bytes`,
-      { cause: error },
-    );
+    throw malformedSignature(raw, error);
   }
+}
+
+/** Returns `raw` when it is a P-256 signature r || s with r and s in range; throws `hsm_failure` otherwise. */
+function checkRawSignature(raw: Buffer): Buffer {
+  try {
+    p256.Signature.fromBytes(raw, "compact");
+  } catch (error) {
+    throw malformedSignature(raw, error);
+  }
+  return Buffer.from(raw);
+}
+
+function malformedSignature(raw: Uint8Array, cause: unknown): KeywardError {
+  return new KeywardError(
+    "hsm_failure",
+    `the HSM returned a malformed ECDSA signature of ${raw.length} bytes`,
+    { cause },
+  );
 }
 
 /**

@@ -1,7 +1,7 @@
 import pkcs11js from "pkcs11js";
 import { KeywardError } from "../errors.ts";
 import { hsmOperationFailed, returnValueOf } from "./pkcs11-errors.ts";
-import type { SessionContext } from "./token.ts";
+import type { HsmToken, SessionContext } from "./token.ts";
 
 /** Objects fetched per `C_FindObjects` call. */
 const FIND_BATCH = 16;
@@ -33,13 +33,21 @@ export function findObjects(context: SessionContext, template: pkcs11js.Template
   return handles;
 }
 
-/** The class, key type and label that identify a key object. */
+/** The class, key type, label and optional CKA_ID that identify a key object. */
 export interface KeySelector {
   objectClass: number;
   keyType: number;
   label: string;
+  /** CKA_ID; when set, only the object with this ID and label matches. */
+  id?: Buffer;
   /** Names the kind of key in messages, such as "AES key". */
   kind: string;
+}
+
+/** Describes the selected object in messages: its label, and its CKA_ID in hex when the selector has one. */
+export function describeSelector(selector: Pick<KeySelector, "label" | "id">): string {
+  const id = selector.id === undefined ? "" : ` with ID ${selector.id.toString("hex")}`;
+  return `labelled "${selector.label}"${id}`;
 }
 
 /**
@@ -48,15 +56,17 @@ export interface KeySelector {
  * using either could pick the wrong one.
  */
 export function findKey(context: SessionContext, selector: KeySelector): Buffer | undefined {
-  const handles = findObjects(context, [
+  const template: pkcs11js.Template = [
     { type: pkcs11js.CKA_CLASS, value: selector.objectClass },
     { type: pkcs11js.CKA_KEY_TYPE, value: selector.keyType },
     { type: pkcs11js.CKA_LABEL, value: selector.label },
-  ]);
+  ];
+  if (selector.id !== undefined) template.push({ type: pkcs11js.CKA_ID, value: selector.id });
+  const handles = findObjects(context, template);
   if (handles.length > 1) {
     throw new KeywardError(
       "hsm_failure",
-      `the token has ${handles.length} ${selector.kind}s labelled "${selector.label}": keep one and delete or relabel the others`,
+      `the token has ${handles.length} ${selector.kind}s ${describeSelector(selector)}: keep one and delete or relabel the others`,
     );
   }
   return handles[0];
@@ -68,10 +78,39 @@ export function requireKey(context: SessionContext, selector: KeySelector): Buff
   if (handle === undefined) {
     throw new KeywardError(
       "hsm_key_not_found",
-      `the token has no ${selector.kind} labelled "${selector.label}": check the key label, or whether the key was deleted from the HSM`,
+      `the token has no ${selector.kind} ${describeSelector(selector)}: check the key label, or whether the key was deleted from the HSM`,
     );
   }
   return handle;
+}
+
+/**
+ * Destroys every object with this label and CKA_ID, whatever its class
+ * (the secret key, or both halves of a key pair), and returns how many
+ * there were. Finding none is not an error, so a repeated call is harmless.
+ */
+export function destroyObjects(context: SessionContext, label: string, id: Buffer): number {
+  const handles = findObjects(context, [
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: id },
+  ]);
+  for (const handle of handles) {
+    try {
+      context.module.C_DestroyObject(context.session, handle);
+    } catch (error) {
+      throw hsmOperationFailed(`destroy the object ${describeSelector({ label, id })}`, error);
+    }
+  }
+  return handles.length;
+}
+
+/**
+ * Destroys the key objects with this label and CKA_ID in the token (see
+ * `destroyObjects`) and returns how many there were. Safe to repeat, so it
+ * is retried once after a lost session.
+ */
+export function destroyKeyObjects(token: HsmToken, label: string, id: Buffer): Promise<number> {
+  return token.run((context) => destroyObjects(context, label, id), { retryOnLostSession: true });
 }
 
 /** Reads attributes of one object, as buffers in the order asked. */

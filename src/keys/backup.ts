@@ -1,5 +1,6 @@
 import { KeywardError } from "../errors.ts";
 import { isCanonicalBase64 } from "../util/base64.ts";
+import { rejectHsmMaterialUse } from "./hsm.ts";
 import { assertAllowed } from "./lifecycle.ts";
 import { validateKeyName } from "./names.ts";
 import type { ManagedKey } from "./types.ts";
@@ -20,9 +21,10 @@ interface BackupDocument {
 /**
  * Returns a plaintext backup of the key: base64 of a versioned JSON document
  * holding every version's material. The key must be exportable and allow
- * plaintext backups, as in Vault.
+ * plaintext backups, as in Vault, and not be held in an HSM.
  */
 export function backupKey(key: ManagedKey, now: Date): string {
+  rejectHsmMaterialUse(key, "plaintext backups");
   if (!key.exportable || !key.allowPlaintextBackup) {
     throw new KeywardError(
       "invalid_state",

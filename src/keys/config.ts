@@ -1,4 +1,5 @@
 import { KeywardError } from "../errors.ts";
+import { checkHsmKeyOptions } from "./hsm.ts";
 import { validateAutoRotatePeriod, validateBoolean } from "./settings.ts";
 import type { ManagedKey } from "./types.ts";
 
@@ -36,10 +37,17 @@ function oneWayFlag(field: string, current: boolean, requested: unknown): boolea
 
 /**
  * Applies configuration changes and returns the new key.
- * Throws `invalid_field` naming the first field that is out of range.
+ * Throws `invalid_field` naming the first field that is out of range, or
+ * that an HSM-held key cannot have.
  */
 export function configureKey(key: ManagedKey, changes: KeyConfigChanges, now: Date): ManagedKey {
   const next = structuredClone(key);
+  if (key.hsm === true) {
+    checkHsmKeyOptions(key.type, {
+      exportable: changes.exportable,
+      allowPlaintextBackup: changes.allowPlaintextBackup,
+    });
+  }
 
   if (changes.minDecryptionVersion !== undefined) {
     next.minDecryptionVersion = checkVersionNumber(

@@ -1,4 +1,6 @@
 import { KeywardError } from "../errors.ts";
+import { checkHsmKeyOptions } from "./hsm.ts";
+import type { VersionMaterial } from "./key-types/definition.ts";
 import { DEFAULT_HMAC_KEY_SIZE } from "./key-types/hmac.ts";
 import { keyTypeDefinition } from "./key-types/index.ts";
 import { assertAllowed, effectiveState } from "./lifecycle.ts";
@@ -19,6 +21,12 @@ export interface CreateKeyOptions {
   keySize?: number;
   /** The key stays pre-active until this time. */
   activationDate?: Date;
+  /**
+   * Every version is held in an HSM: the caller creates the HSM objects and
+   * passes each version's reference as its material. Only the types in
+   * `HSM_KEY_TYPES`, and never exportable, backed up, derived or convergent.
+   */
+  hsm?: boolean;
 }
 
 function invalid(field: string, message: string): KeywardError {
@@ -34,6 +42,7 @@ function checkOptions(type: KeyType, options: CreateKeyOptions): void {
   );
   validateBoolean("exportable", options.exportable ?? false);
   validateBoolean("allow_plaintext_backup", options.allowPlaintextBackup ?? false);
+  if (validateBoolean("hsm", options.hsm ?? false)) checkHsmKeyOptions(type, options);
 
   if (derived && !definition.derivation) {
     throw invalid("derived", `${type} keys cannot be derived`);
@@ -56,26 +65,31 @@ function checkOptions(type: KeyType, options: CreateKeyOptions): void {
   }
 }
 
-/** Generates a new version's material for `key`'s type. */
+/**
+ * Builds a new version: with `material` when given, which an HSM-held key
+ * needs, and otherwise with material generated for the key's type.
+ */
 function newVersion(
-  key: Pick<ManagedKey, "type" | "keySize">,
+  key: Pick<ManagedKey, "name" | "type" | "keySize" | "hsm">,
   version: number,
   now: Date,
+  material: VersionMaterial | undefined,
 ): KeyVersion {
-  const material = keyTypeDefinition(key.type).generateVersion(key.keySize);
-  return { version, createdAt: now.toISOString(), ...material };
+  if (key.hsm === true && material?.hsmObject === undefined) {
+    throw new KeywardError("internal", "internal error", {
+      details: { key: key.name, version, reason: "an HSM-held key version needs its HSM object" },
+    });
+  }
+  const created = material ?? keyTypeDefinition(key.type).generateVersion(key.keySize);
+  return { version, createdAt: now.toISOString(), ...created };
 }
 
 /**
- * Creates a managed key with version 1. It is pre-active when
- * `activationDate` is after `now`, and active otherwise.
+ * Checks a new key's name, type and options as `createKey` does, without
+ * creating it. An engine calls it before it makes anything outside the
+ * key, such as HSM objects.
  */
-export function createKey(
-  name: string,
-  type: KeyType,
-  options: CreateKeyOptions,
-  now: Date,
-): ManagedKey {
+export function validateKeyOptions(name: string, type: KeyType, options: CreateKeyOptions): void {
   validateKeyName(name);
   if (!(KEY_TYPES as readonly string[]).includes(type)) {
     throw invalid(
@@ -84,15 +98,32 @@ export function createKey(
     );
   }
   checkOptions(type, options);
+}
+
+/**
+ * Creates a managed key with version 1. It is pre-active when
+ * `activationDate` is after `now`, and active otherwise. `material` is the
+ * first version's material, required for an HSM-held key and generated
+ * otherwise.
+ */
+export function createKey(
+  name: string,
+  type: KeyType,
+  options: CreateKeyOptions,
+  now: Date,
+  material?: VersionMaterial,
+): ManagedKey {
+  validateKeyOptions(name, type, options);
 
   const timestamp = now.toISOString();
   const keySize = type === "hmac" ? options.keySize || DEFAULT_HMAC_KEY_SIZE : undefined;
   const preActive = options.activationDate !== undefined && options.activationDate > now;
+  const hsm = options.hsm === true ? { hsm: true } : {};
   const key: ManagedKey = {
     name,
     type,
     state: preActive ? "pre-active" : "active",
-    versions: { "1": newVersion({ type, keySize }, 1, now) },
+    versions: { "1": newVersion({ name, type, keySize, ...hsm }, 1, now, material) },
     latestVersion: 1,
     minDecryptionVersion: 1,
     minEncryptionVersion: 0,
@@ -103,6 +134,7 @@ export function createKey(
     autoRotatePeriod: options.autoRotatePeriod ?? 0,
     derived: options.derived ?? false,
     convergentEncryption: options.convergentEncryption ?? false,
+    ...hsm,
     createdAt: timestamp,
     updatedAt: timestamp,
     lastRotatedAt: timestamp,
@@ -113,12 +145,15 @@ export function createKey(
   return key;
 }
 
-/** Adds a new latest version with fresh material; the key must be active. */
-export function rotateKey(key: ManagedKey, now: Date): ManagedKey {
+/**
+ * Adds a new latest version, with `material` when given (required for an
+ * HSM-held key) or fresh material otherwise; the key must be active.
+ */
+export function rotateKey(key: ManagedKey, now: Date, material?: VersionMaterial): ManagedKey {
   assertAllowed(key, "rotate", now);
   const next = structuredClone(key);
   const version = key.latestVersion + 1;
-  next.versions[String(version)] = newVersion(key, version, now);
+  next.versions[String(version)] = newVersion(key, version, now, material);
   next.latestVersion = version;
   next.updatedAt = now.toISOString();
   next.lastRotatedAt = now.toISOString();

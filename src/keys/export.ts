@@ -1,5 +1,6 @@
 import { privateKeyDerToPem } from "../crypto/asymmetric-keys.ts";
 import { KeywardError, notFound } from "../errors.ts";
+import { rejectHsmMaterialUse } from "./hsm.ts";
 import { keyTypeDefinition } from "./key-types/index.ts";
 import { assertAllowed } from "./lifecycle.ts";
 import { EXPORT_KINDS, type ExportKind, type KeyVersion, type ManagedKey } from "./types.ts";
@@ -65,7 +66,7 @@ function material(key: ManagedKey, version: KeyVersion, kind: ExportKind): strin
  *
  * Symmetric keys and HMAC keys come as base64, asymmetric private keys as
  * PKCS#8 PEM, public keys as SPKI PEM. Everything except `public-key` needs
- * an exportable key whose state allows export: at `now` when given,
+ * an exportable key that is not held in an HSM, whose state allows export: at `now` when given,
  * otherwise by its stored state. `version` selects one version; absent
  * means every version the key still has.
  */
@@ -76,7 +77,10 @@ export function exportKey(
   now?: Date,
 ): Record<string, string> {
   requireKind(key, kind);
-  if (kind !== "public-key") requireExportable(key, now);
+  if (kind !== "public-key") {
+    rejectHsmMaterialUse(key, `export of its ${kind}`);
+    requireExportable(key, now);
+  }
   const exported: Record<string, string> = {};
   for (const selected of selectVersions(key, version)) {
     exported[String(selected.version)] = material(key, selected, kind);

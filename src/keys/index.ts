@@ -9,9 +9,29 @@ export { HASH_ALGORITHMS, type HashAlgorithm } from "../crypto/hash.ts";
 export type { PssSaltLength, RsaSignaturePadding } from "../crypto/rsa.ts";
 export { backupKey, restoreKey } from "./backup.ts";
 export { configureKey, type KeyConfigChanges, trimKey } from "./config.ts";
-export { type CreateKeyOptions, createKey, rotateKey, rotationDue } from "./create.ts";
+export {
+  type CreateKeyOptions,
+  createKey,
+  rotateKey,
+  rotationDue,
+  validateKeyOptions,
+} from "./create.ts";
 export { exportKey, publicKeyInfo, type VersionInfo } from "./export.ts";
-export type { MarshalingAlgorithm } from "./key-types/index.ts";
+export {
+  checkHsmKeyOptions,
+  droppedHsmObjects,
+  HSM_KEY_TYPES,
+  hsmObjectsOf,
+  rejectHsmMaterialUse,
+} from "./hsm.ts";
+export { checkPrehashedInput } from "./key-types/asymmetric.ts";
+export type {
+  DecryptParams,
+  EncryptParams,
+  MarshalingAlgorithm,
+  SignParams,
+  VersionMaterial,
+} from "./key-types/index.ts";
 export { supports } from "./key-types/index.ts";
 export { assertAllowed, effectiveState, legalTransitions, transitionState } from "./lifecycle.ts";
 export { MAX_KEY_NAME_LENGTH, validateKeyName } from "./names.ts";
@@ -22,9 +42,17 @@ export {
   type EncryptRequest,
   encrypt,
   generateDataKey,
+  newDataKey,
+  type PreparedDecryption,
+  type PreparedEncryption,
+  prepareDecryption,
+  prepareEncryption,
 } from "./operations/encrypt.ts";
 export { type HmacRequest, type HmacVerifyRequest, hmac, verifyHmac } from "./operations/hmac.ts";
 export {
+  formatSignature,
+  type PreparedSignature,
+  prepareSignature,
   type SignatureOptions,
   type SignRequest,
   sign,

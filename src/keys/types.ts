@@ -58,6 +58,16 @@ export type KeyOperation = (typeof KEY_OPERATIONS)[number];
 export const EXPORT_KINDS = ["encryption-key", "signing-key", "hmac-key", "public-key"] as const;
 export type ExportKind = (typeof EXPORT_KINDS)[number];
 
+/**
+ * The location of one version of an HSM-held key in the token: the label
+ * and CKA_ID of its objects (the secret key, or both halves of a key pair).
+ */
+export interface HsmObjectRef {
+  label: string;
+  /** CKA_ID, hex-encoded. */
+  id: string;
+}
+
 /** One version of a managed key. Secret fields are absent once destroyed or trimmed. */
 export interface KeyVersion {
   version: number;
@@ -76,6 +86,11 @@ export interface KeyVersion {
   hmacKey?: string;
   /** SubjectPublicKeyInfo PEM for asymmetric types. */
   publicKeyPem?: string;
+  /**
+   * The HSM objects of a version of an HSM-held key, which then has no
+   * `secret` and no `hmacKey`. Kept after the key is destroyed, as metadata.
+   */
+  hsmObject?: HsmObjectRef;
 }
 
 export interface ManagedKey {
@@ -100,6 +115,11 @@ export interface ManagedKey {
   derived: boolean;
   /** Convergent encryption: the same plaintext and context give the same ciphertext. */
   convergentEncryption: boolean;
+  /**
+   * True when every version's key material is a non-extractable object in
+   * an HSM (see `hsmObject`); absent for keys held in storage.
+   */
+  hsm?: boolean;
   /** Key size for `hmac` keys, in bytes. */
   keySize?: number;
   createdAt: string;

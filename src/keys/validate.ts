@@ -191,6 +191,10 @@ function checkMaterial(key: ManagedKey, version: KeyVersion, path: string): void
 }
 
 function parseKey(value: unknown): ManagedKey {
+  // An HSM-held key has no material to restore: its versions are objects in one HSM.
+  if (typeof value === "object" && value !== null && "hsm" in value) {
+    throw new ShapeError("key.hsm", "an HSM-held key cannot be restored from a document");
+  }
   const fields = object(value, "key", KEY_FIELDS);
   const type: KeyType = oneOf(fields.type, "key.type", KEY_TYPES);
   const state: KeyState = oneOf(fields.state, "key.state", KEY_STATES);

@@ -30,6 +30,9 @@ interface ServerFlags {
   sealPkcs11TokenLabel?: string;
   sealPkcs11KeyLabel?: string;
   sealPkcs11PinFile?: string;
+  hsmPkcs11Library?: string;
+  hsmPkcs11TokenLabel?: string;
+  hsmPkcs11PinFile?: string;
 }
 
 function flagsToSource(flags: ServerFlags): ConfigSource {
@@ -55,6 +58,9 @@ function flagsToSource(flags: ServerFlags): ConfigSource {
     seal_pkcs11_token_label: flags.sealPkcs11TokenLabel,
     seal_pkcs11_key_label: flags.sealPkcs11KeyLabel,
     seal_pkcs11_pin_file: flags.sealPkcs11PinFile,
+    hsm_pkcs11_library: flags.hsmPkcs11Library,
+    hsm_pkcs11_token_label: flags.hsmPkcs11TokenLabel,
+    hsm_pkcs11_pin_file: flags.hsmPkcs11PinFile,
   };
 }
 
@@ -71,7 +77,7 @@ export function registerServerCommand(program: Command) {
     .description("start the Keyward server")
     .option(
       "--config <file>",
-      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, node_id, api_addr, seal_pkcs11_library, seal_pkcs11_token_label, seal_pkcs11_key_label, seal_pkcs11_pin_file)",
+      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, node_id, api_addr, seal_pkcs11_library, seal_pkcs11_token_label, seal_pkcs11_key_label, seal_pkcs11_pin_file, hsm_pkcs11_library, hsm_pkcs11_token_label, hsm_pkcs11_pin_file)",
     )
     .option(
       "--listen <host:port>",
@@ -139,6 +145,18 @@ export function registerServerCommand(program: Command) {
     .option(
       "--seal-pkcs11-pin-file <file>",
       "file containing the token's user PIN [env KEYWARD_SEAL_PKCS11_PIN_FILE]; or put the PIN in env KEYWARD_SEAL_PKCS11_PIN",
+    )
+    .option(
+      "--hsm-pkcs11-library <file>",
+      "keep engine keys created with hsm: true in an HSM through this PKCS#11 library [env KEYWARD_HSM_PKCS11_LIBRARY]",
+    )
+    .option(
+      "--hsm-pkcs11-token-label <label>",
+      "label of the HSM token for engine keys; may be the seal's token [env KEYWARD_HSM_PKCS11_TOKEN_LABEL]",
+    )
+    .option(
+      "--hsm-pkcs11-pin-file <file>",
+      "file containing that token's user PIN [env KEYWARD_HSM_PKCS11_PIN_FILE]; or put the PIN in env KEYWARD_HSM_PKCS11_PIN",
     )
     .option(
       "--dev",

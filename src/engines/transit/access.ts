@@ -1,15 +1,18 @@
 import { KeywardError, missingField } from "../../errors.ts";
-import { assertAllowed, supports } from "../../keys/index.ts";
+import { assertAllowed, rejectHsmMaterialUse, supports } from "../../keys/index.ts";
 import type { KeyOperation, ManagedKey } from "../../keys/types.ts";
+import type { TransitHsm } from "./hsm/access.ts";
 import type { KeyStore } from "./store.ts";
 import type { Logger } from "./types.ts";
 
-/** Context of one operation: the key store, the request's time, the logger and the mount. */
+/** Context of one operation: the key store, the request's time, the logger, the mount and its HSM. */
 export interface OperationContext {
   store: KeyStore;
   logger: Logger;
   mount: string;
   now: Date;
+  /** The HSM for HSM-held keys; absent when the server has none. */
+  hsm?: TransitHsm;
 }
 
 const OPERATION_VERBS: Record<KeyOperation, string> = {
@@ -23,13 +26,20 @@ const OPERATION_VERBS: Record<KeyOperation, string> = {
   rotate: "rotation",
 };
 
-/** Throws `unsupported_operation` unless the key's type supports `operation`. */
+/**
+ * Throws `unsupported_operation` unless the key's type supports `operation`,
+ * and for HMACs and export with an HSM-held key, which has no HMAC key and
+ * whose material never leaves the HSM.
+ */
 export function assertSupported(key: ManagedKey, operation: KeyOperation): void {
   if (!supports(key.type, operation)) {
     throw new KeywardError(
       "unsupported_operation",
       `key "${key.name}" of type ${key.type} does not support ${OPERATION_VERBS[operation]}`,
     );
+  }
+  if (operation === "hmac" || operation === "hmac-verify" || operation === "export") {
+    rejectHsmMaterialUse(key, OPERATION_VERBS[operation]);
   }
 }
 

@@ -24,18 +24,33 @@ export function runBatch<I extends { reference?: string }, R extends object>(
   context: Record<string, unknown>,
 ): BatchItemResult<R>[] {
   return items.map((item, index) => {
-    const reference = item.reference === undefined ? {} : { reference: item.reference };
     try {
-      return { ok: true as const, ...process(item, index), ...reference };
+      return { ok: true as const, ...process(item, index), ...referenceOf(item) };
     } catch (error) {
-      if (isKeywardError(error) && error.isClientError) {
-        return { ok: false as const, error: error.message, code: error.code, ...reference };
-      }
-      logger.error({ ...context, item: index, err: error }, "batch item failed");
-      const code = isKeywardError(error) ? error.code : "internal";
-      return { ok: false as const, error: INTERNAL_ITEM_MESSAGE, code, ...reference };
+      return failedItem(item, index, error, logger, context);
     }
   });
+}
+
+function referenceOf(item: { reference?: string }): { reference?: string } {
+  return item.reference === undefined ? {} : { reference: item.reference };
+}
+
+/** Returns the result of an item that threw: its own error for a caller's error, else a fixed message. */
+function failedItem(
+  item: { reference?: string },
+  index: number,
+  error: unknown,
+  logger: Logger,
+  context: Record<string, unknown>,
+): BatchItemResult<never> {
+  const reference = referenceOf(item);
+  if (isKeywardError(error) && error.isClientError) {
+    return { ok: false as const, error: error.message, code: error.code, ...reference };
+  }
+  logger.error({ ...context, item: index, err: error }, "batch item failed");
+  const code = isKeywardError(error) ? error.code : "internal";
+  return { ok: false as const, error: INTERNAL_ITEM_MESSAGE, code, ...reference };
 }
 
 /**
@@ -121,4 +136,36 @@ export function singleResult<R extends object>(results: BatchItemResult<R>[]): R
   }
   const { ok: _ok, reference: _reference, ...value } = result;
   return value as unknown as R;
+}
+
+/**
+ * Processes a request's items as `runItems` does, with an asynchronous
+ * `process`, one item after the other: the work goes to one HSM session,
+ * which runs one operation at a time anyway.
+ */
+export async function runItemsAsync<I extends { reference?: string }, R extends object>(
+  items: I[],
+  batch: boolean,
+  process: (item: I, index: number | undefined) => Promise<R>,
+  logger: Logger,
+  context: Record<string, unknown>,
+): Promise<BatchItemResult<R>[]> {
+  if (!batch) {
+    const [item] = items;
+    if (item === undefined || items.length !== 1) {
+      throw new KeywardError("internal", "internal error", {
+        details: { reason: "a single request must have exactly one item" },
+      });
+    }
+    return [{ ok: true, ...(await process(item, undefined)) }];
+  }
+  const results: BatchItemResult<R>[] = [];
+  for (const [index, item] of items.entries()) {
+    try {
+      results.push({ ok: true as const, ...(await process(item, index)), ...referenceOf(item) });
+    } catch (error) {
+      results.push(failedItem(item, index, error, logger, context));
+    }
+  }
+  return results;
 }

@@ -54,6 +54,7 @@ export function describeKey(key: ManagedKey, now: Date): KeyInfo {
     supportsDerivation: DERIVATION_TYPES.includes(key.type),
     supportsSigning: supports(key.type, "sign"),
     imported: false,
+    hsm: key.hsm === true,
     autoRotatePeriod: key.autoRotatePeriod,
     state: effectiveState(key, now),
     activationDate: key.activationDate ?? null,

@@ -1,6 +1,8 @@
 import { isKeywardError, KeywardError } from "../../errors.ts";
-import { rotateKey, rotationDue } from "../../keys/index.ts";
+import { hsmObjectsOf, rotateKey, rotationDue } from "../../keys/index.ts";
 import type { ManagedKey } from "../../keys/types.ts";
+import type { TransitHsm } from "./hsm/access.ts";
+import { destroyHsmObjects, discardUnused, generateHsmVersion } from "./hsm/operations.ts";
 import { type KeyIndexState, yieldToEventLoop } from "./index-rebuild.ts";
 import { indexPrefix, type KeyIndexName, parseIndexEntry } from "./key-index.ts";
 import type { KeyBatchChange, KeyStore } from "./store.ts";
@@ -49,6 +51,8 @@ interface SweepContext {
   indexes: KeyIndexState;
   logger: Logger;
   mount: string;
+  /** The HSM of HSM-held keys; absent when the server has none. */
+  hsm?: TransitHsm;
 }
 
 /** The outcome of one sweep over a mount. */
@@ -68,9 +72,14 @@ interface SweepKind {
   index: KeyIndexName;
   due: (key: ManagedKey, now: Date) => boolean;
   /** Computes the key to store, or undefined to delete it. Throws to skip the key. */
-  change: (key: ManagedKey, now: Date) => ManagedKey | undefined;
+  change: (key: ManagedKey, now: Date) => Promise<ManagedKey | undefined>;
   /** Logs one change once it is stored. */
   logChange: (key: ManagedKey, next: ManagedKey | undefined) => void;
+  /**
+   * Finishes a change after its batch was written or skipped: the HSM
+   * objects it made or dropped. Logs its own failures and never throws.
+   */
+  settle?: (change: PlannedChange, written: boolean) => Promise<void>;
 }
 
 /**
@@ -141,7 +150,7 @@ async function sweepBatch(
           await context.store.repairIndex(name, indexKeys);
           continue;
         }
-        const next = kind.change(stored.key, now);
+        const next = await kind.change(stored.key, now);
         planned.push({ name, basedOn: stored.text, next, key: stored.key });
       } catch (error) {
         if (stopsSweep(error)) throw error;
@@ -170,6 +179,7 @@ async function sweepBatch(
       }
     }
     for (const change of planned) {
+      await kind.settle?.(change, written.includes(change.name));
       if (!written.includes(change.name)) continue;
       kind.logChange(change.key, change.next);
       summary.count += 1;
@@ -192,13 +202,26 @@ function recordFailure(
   );
 }
 
-/** Rotates every key whose automatic rotation is due at `now`. */
+/**
+ * Rotates every key whose automatic rotation is due at `now`. An HSM-held
+ * key gets new HSM objects, which are destroyed again when its change is
+ * not stored.
+ */
 export function rotateDueKeys(context: SweepContext, now: Date): Promise<SweepSummary> {
   return sweep(context, now, {
     job: "auto-rotation",
     index: "rotation",
     due: isRotationDue,
-    change: (key) => rotateKey(key, now),
+    change: async (key) => {
+      if (key.hsm !== true) return rotateKey(key, now);
+      const material = await generateHsmVersion(context, key, key.latestVersion + 1);
+      return rotateKey(key, now, material);
+    },
+    settle: async (change, written) => {
+      if (written || change.next?.hsm !== true) return;
+      const added = change.next.versions[String(change.next.latestVersion)]?.hsmObject;
+      if (added !== undefined) await discardUnused(context, [added], change.key);
+    },
     logChange: (key, next) =>
       context.logger.info(
         { mount: context.mount, key: key.name, version: next?.latestVersion },
@@ -207,17 +230,26 @@ export function rotateDueKeys(context: SweepContext, now: Date): Promise<SweepSu
   });
 }
 
-/** Deletes every key whose scheduled deletion is due at `now`. */
+/**
+ * Deletes every key whose scheduled deletion is due at `now`, and then the
+ * HSM objects of an HSM-held key. The key is deleted first, so a failure
+ * in the HSM leaves objects no key refers to (logged with their labels),
+ * never a key whose objects are gone.
+ */
 export function deleteDueKeys(context: SweepContext, now: Date): Promise<SweepSummary> {
   return sweep(context, now, {
     job: "scheduled deletion",
     index: "deletion",
     due: isDeletionDue,
-    change: (key) => {
+    change: async (key) => {
       if (!key.deletionAllowed) {
         throw new KeywardError("deletion_not_allowed", `key "${key.name}" does not allow deletion`);
       }
       return undefined;
+    },
+    settle: async (change, written) => {
+      if (!written) return;
+      await destroyHsmObjects(context, hsmObjectsOf(change.key), change.name, "key deleted");
     },
     logChange: (key) =>
       context.logger.info(

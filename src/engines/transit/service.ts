@@ -2,6 +2,7 @@ import { DEFAULT_DELETION_WINDOW_DAYS } from "../../config.ts";
 import { KeywardError } from "../../errors.ts";
 import type { OperationContext } from "./access.ts";
 import { singleResult } from "./batch.ts";
+import { TransitHsm } from "./hsm/access.ts";
 import { KeyIndexState } from "./index-rebuild.ts";
 import { countKeys, type KeyCount } from "./key-counts.ts";
 import { describeKey } from "./key-info.ts";
@@ -84,6 +85,7 @@ export class TransitService {
   readonly #config: MountConfigStore;
   readonly #clock: () => Date;
   readonly #logger: Logger;
+  readonly #hsm: TransitHsm | undefined;
 
   constructor(options: TransitServiceOptions) {
     if (!/^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/.test(options.mount)) {
@@ -102,10 +104,17 @@ export class TransitService {
     this.#clock = options.clock ?? (() => new Date());
     this.#logger = options.logger ?? silentLogger;
     this.#indexes = new KeyIndexState(options.barrier, options.mount, this.#logger);
+    this.#hsm = options.hsm === undefined ? undefined : new TransitHsm(options.hsm, options.mount);
   }
 
   #context(): OperationContext {
-    return { store: this.#store, logger: this.#logger, mount: this.mount, now: this.#clock() };
+    return {
+      store: this.#store,
+      logger: this.#logger,
+      mount: this.mount,
+      now: this.#clock(),
+      ...(this.#hsm === undefined ? {} : { hsm: this.#hsm }),
+    };
   }
 
   #log(fields: Record<string, unknown>, message: string): void {
@@ -387,7 +396,13 @@ export class TransitService {
   // Jobs
 
   #sweepContext() {
-    return { store: this.#store, indexes: this.#indexes, logger: this.#logger, mount: this.mount };
+    return {
+      store: this.#store,
+      indexes: this.#indexes,
+      logger: this.#logger,
+      mount: this.mount,
+      ...(this.#hsm === undefined ? {} : { hsm: this.#hsm }),
+    };
   }
 
   /**

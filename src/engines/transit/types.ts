@@ -1,4 +1,5 @@
 import type { ErrorCode } from "../../errors.ts";
+import type { HsmToken } from "../../hsm/token.ts";
 import type { VersionInfo } from "../../keys/index.ts";
 import type { KeyState, KeyType } from "../../keys/types.ts";
 import type { Barrier } from "../../seal/types.ts";
@@ -22,6 +23,8 @@ export interface TransitServiceOptions {
    * stored configuration sets a window. Defaults to 30.
    */
   deletionWindowDays?: number;
+  /** The token that keys created with `hsm: true` live in; without it, such keys are rejected. */
+  hsm?: HsmToken;
 }
 
 /** A result together with the warnings to return beside it. */
@@ -74,6 +77,8 @@ export interface KeyInfo {
   supportsDerivation: boolean;
   supportsSigning: boolean;
   imported: boolean;
+  /** True when the key's versions are non-extractable objects in the HSM (Keyward extension). */
+  hsm: boolean;
   /** Seconds between automatic rotations; 0 when disabled. */
   autoRotatePeriod: number;
   keySize?: number;
@@ -95,6 +100,8 @@ export interface CreateKeyRequest {
   keySize?: number;
   /** ISO 8601 time at which the key becomes active; the key is `pre-active` until then. */
   activationDate?: string;
+  /** Keep every version as a non-extractable object in the HSM (Keyward extension). */
+  hsm?: boolean;
 }
 
 export interface ConfigureKeyRequest {

@@ -3,8 +3,8 @@ import type { HashAlgorithm } from "../../crypto/hash.ts";
 import type { PssSaltLength, RsaSignaturePadding } from "../../crypto/rsa.ts";
 import type { ExportKind, KeyType, KeyVersion } from "../types.ts";
 
-/** The key material of one new version. */
-export type VersionMaterial = Pick<KeyVersion, "secret" | "hmacKey" | "publicKeyPem">;
+/** The key material of one new version, or for an HSM-held key the reference to its HSM objects. */
+export type VersionMaterial = Pick<KeyVersion, "secret" | "hmacKey" | "publicKeyPem" | "hsmObject">;
 
 export interface EncryptParams {
   plaintext: Buffer;

@@ -52,4 +52,5 @@ export type {
   MarshalingAlgorithm,
   SignOutput,
   SignParams,
+  VersionMaterial,
 } from "./definition.ts";

@@ -1,9 +1,9 @@
 import { randomBytes } from "../../crypto/random.ts";
 import { KeywardError } from "../../errors.ts";
-import type { Encryptor } from "../key-types/definition.ts";
+import type { DecryptParams, Encryptor, EncryptParams } from "../key-types/definition.ts";
 import { keyTypeDefinition } from "../key-types/index.ts";
 import { assertAllowed } from "../lifecycle.ts";
-import type { ManagedKey } from "../types.ts";
+import type { KeyVersion, ManagedKey } from "../types.ts";
 import { formatVersionedValue, parseVersionedValue } from "../versioned-value.ts";
 import { versionForProcessing, versionForProtection } from "../versions.ts";
 import { requestContext, requireSupport } from "./checks.ts";
@@ -49,6 +49,44 @@ function rejectNonce(nonce: Buffer | undefined): void {
   }
 }
 
+/** A checked encryption: the version that encrypts and the parameters for its key type. */
+export interface PreparedEncryption {
+  version: KeyVersion;
+  params: EncryptParams;
+}
+
+/** A checked decryption: the version the ciphertext names and the parameters for its key type. */
+export interface PreparedDecryption {
+  version: KeyVersion;
+  params: DecryptParams;
+}
+
+/**
+ * Checks an encryption request as `encrypt` does and returns the version
+ * and parameters, for an engine that encrypts outside this process (an
+ * HSM-held key) and formats the result with `formatVersionedValue`.
+ */
+export function prepareEncryption(
+  key: ManagedKey,
+  request: EncryptRequest,
+  now: Date,
+): PreparedEncryption {
+  requireSupport(key, "encrypt");
+  assertAllowed(key, "encrypt", now);
+  const version = versionForProtection(key, request.keyVersion);
+  const context = requestContext(key, request.context);
+  rejectNonce(request.nonce);
+  return {
+    version,
+    params: {
+      plaintext: request.plaintext,
+      associatedData: request.associatedData,
+      context,
+      convergent: key.convergentEncryption,
+    },
+  };
+}
+
 /**
  * Encrypts `plaintext` with version `keyVersion` (default: latest) and returns
  * `keyward:v<N>:<base64>`.
@@ -59,20 +97,31 @@ export function encrypt(
   now: Date,
 ): { ciphertext: string; keyVersion: number } {
   const encryptor = encryptorOf(key, "encrypt");
-  assertAllowed(key, "encrypt", now);
-  const version = versionForProtection(key, request.keyVersion);
-  const context = requestContext(key, request.context);
-  rejectNonce(request.nonce);
-
-  const payload = encryptor.encrypt(version, {
-    plaintext: request.plaintext,
-    associatedData: request.associatedData,
-    context,
-    convergent: key.convergentEncryption,
-  });
+  const { version, params } = prepareEncryption(key, request, now);
+  const payload = encryptor.encrypt(version, params);
   return {
     ciphertext: formatVersionedValue(version.version, payload),
     keyVersion: version.version,
+  };
+}
+
+/**
+ * Checks a decryption request as `decrypt` does: parses the ciphertext and
+ * returns the version it names and the parameters (see `prepareEncryption`).
+ */
+export function prepareDecryption(
+  key: ManagedKey,
+  request: DecryptRequest,
+  now: Date,
+): PreparedDecryption {
+  requireSupport(key, "decrypt");
+  assertAllowed(key, "decrypt", now);
+  const parsed = parseVersionedValue(request.ciphertext, "ciphertext", "invalid_ciphertext");
+  const version = versionForProcessing(key, parsed.version, "ciphertext", "invalid_ciphertext");
+  const context = requestContext(key, request.context);
+  return {
+    version,
+    params: { payload: parsed.bytes, associatedData: request.associatedData, context },
   };
 }
 
@@ -89,16 +138,8 @@ export function decrypt(
   now: Date,
 ): { plaintext: Buffer; keyVersion: number } {
   const encryptor = encryptorOf(key, "decrypt");
-  assertAllowed(key, "decrypt", now);
-  const parsed = parseVersionedValue(request.ciphertext, "ciphertext", "invalid_ciphertext");
-  const version = versionForProcessing(key, parsed.version, "ciphertext", "invalid_ciphertext");
-  const context = requestContext(key, request.context);
-
-  const plaintext = encryptor.decrypt(version, {
-    payload: parsed.bytes,
-    associatedData: request.associatedData,
-    context,
-  });
+  const { version, params } = prepareDecryption(key, request, now);
+  const plaintext = encryptor.decrypt(version, params);
   return { plaintext, keyVersion: version.version };
 }
 
@@ -111,10 +152,7 @@ export function generateDataKey(
   request: DataKeyRequest,
   now: Date,
 ): { plaintext: Buffer; ciphertext: string; keyVersion: number } {
-  if (!DATA_KEY_BITS.includes(request.bits)) {
-    throw new KeywardError("invalid_field", "bits must be 128, 256 or 512", { field: "bits" });
-  }
-  const plaintext = randomBytes(request.bits / 8);
+  const plaintext = newDataKey(request.bits);
   const { ciphertext, keyVersion } = encrypt(
     key,
     {
@@ -126,4 +164,12 @@ export function generateDataKey(
     now,
   );
   return { plaintext, ciphertext, keyVersion };
+}
+
+/** Returns a random data key of `bits` bits; throws `invalid_field` ("bits") for another size. */
+export function newDataKey(bits: number): Buffer {
+  if (!DATA_KEY_BITS.includes(bits)) {
+    throw new KeywardError("invalid_field", "bits must be 128, 256 or 512", { field: "bits" });
+  }
+  return randomBytes(bits / 8);
 }

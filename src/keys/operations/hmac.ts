@@ -5,6 +5,7 @@ import {
   isHashAlgorithm,
 } from "../../crypto/hash.ts";
 import { KeywardError } from "../../errors.ts";
+import { rejectHsmMaterialUse } from "../hsm.ts";
 import { hmacKeyBytes } from "../key-types/material.ts";
 import { assertAllowed } from "../lifecycle.ts";
 import type { ManagedKey } from "../types.ts";
@@ -34,12 +35,13 @@ function hashOf(algorithm: HashAlgorithm | undefined): HashAlgorithm {
   return resolved;
 }
 
-/** Computes the HMAC of `input` with a version's HMAC key; every key type has one. */
+/** Computes the HMAC of `input` with a version's HMAC key, which every key not held in an HSM has. */
 export function hmac(
   key: ManagedKey,
   request: HmacRequest,
   now: Date,
 ): { hmac: string; keyVersion: number } {
+  rejectHsmMaterialUse(key, "HMAC");
   assertAllowed(key, "hmac", now);
   const algorithm = hashOf(request.algorithm);
   const version = versionForProtection(key, request.keyVersion);
@@ -56,6 +58,7 @@ export function verifyHmac(
   request: HmacVerifyRequest,
   now: Date,
 ): { valid: boolean; keyVersion: number } {
+  rejectHsmMaterialUse(key, "HMAC");
   assertAllowed(key, "hmac-verify", now);
   const algorithm = hashOf(request.algorithm);
   const parsed = parseVersionedValue(request.hmac, "hmac", "invalid_signature");

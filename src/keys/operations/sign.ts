@@ -4,7 +4,7 @@ import { KeywardError } from "../../errors.ts";
 import type { MarshalingAlgorithm, Signer, SignParams } from "../key-types/definition.ts";
 import { keyTypeDefinition } from "../key-types/index.ts";
 import { assertAllowed } from "../lifecycle.ts";
-import type { ManagedKey } from "../types.ts";
+import type { KeyVersion, ManagedKey } from "../types.ts";
 import {
   formatVersionedValue,
   parseVersionedValue,
@@ -89,6 +89,37 @@ function signatureEncoding(params: SignParams): ValueEncoding {
   return params.marshalingAlgorithm === "jws" ? "base64url" : "base64";
 }
 
+/** A checked signing request: the version that signs and the parameters for its key type. */
+export interface PreparedSignature {
+  version: KeyVersion;
+  params: SignParams;
+}
+
+/**
+ * Checks a signing request as `sign` does and returns the version and
+ * parameters, for an engine that signs outside this process (an HSM-held
+ * key) and formats the result with `formatSignature`.
+ */
+export function prepareSignature(
+  key: ManagedKey,
+  request: SignRequest,
+  now: Date,
+): PreparedSignature {
+  requireSupport(key, "sign");
+  assertAllowed(key, "sign", now);
+  const version = versionForProtection(key, request.keyVersion);
+  return { version, params: signParams(key, request) };
+}
+
+/** Returns `keyward:v<N>:<signature>`, base64url-encoded for JWS marshaling and base64 otherwise. */
+export function formatSignature(
+  version: KeyVersion,
+  signature: Uint8Array,
+  params: SignParams,
+): string {
+  return formatVersionedValue(version.version, signature, signatureEncoding(params));
+}
+
 /**
  * Signs `input` with version `keyVersion` (default: latest) and returns
  * `keyward:v<N>:<signature>`. Derived ed25519 keys also return the public key
@@ -100,16 +131,10 @@ export function sign(
   now: Date,
 ): { signature: string; keyVersion: number; publicKeyPem?: string } {
   const signer = signerOf(key, "sign");
-  assertAllowed(key, "sign", now);
-  const version = versionForProtection(key, request.keyVersion);
-  const params = signParams(key, request);
+  const { version, params } = prepareSignature(key, request, now);
 
   const output = signer.sign(version, params);
-  const signature = formatVersionedValue(
-    version.version,
-    output.signature,
-    signatureEncoding(params),
-  );
+  const signature = formatSignature(version, output.signature, params);
   return output.publicKeyPem === undefined
     ? { signature, keyVersion: version.version }
     : { signature, keyVersion: version.version, publicKeyPem: output.publicKeyPem };

@@ -1,9 +1,19 @@
 import { KeywardError, notFound } from "../../../errors.ts";
-import { createKey, decrypt, encrypt, generateDataKey, supports } from "../../../keys/index.ts";
+import {
+  createKey,
+  type DecryptRequest,
+  decrypt,
+  type EncryptRequest,
+  encrypt,
+  generateDataKey,
+  newDataKey,
+  supports,
+} from "../../../keys/index.ts";
 import type { KeyType, ManagedKey } from "../../../keys/types.ts";
 import { checkKeyUse, loadKeyFor, type OperationContext, requireValue } from "../access.ts";
-import { assertBatchSize, batchStatus, itemField, runItems } from "../batch.ts";
+import { assertBatchSize, batchStatus, itemField, runItems, runItemsAsync } from "../batch.ts";
 import { decodeBase64, decodeOptionalBase64 } from "../encoding.ts";
+import { hsmDecrypt, hsmEncrypt } from "../hsm/operations.ts";
 import type {
   BatchOptions,
   BatchOutcome,
@@ -21,28 +31,43 @@ import type {
 /** Data key sizes the datakey endpoint accepts, in bits. */
 export const DATA_KEY_BITS = [128, 256, 512] as const;
 
+/** Decodes an encrypt item's fields, naming the item's fields in errors. */
+function encryptRequestOf(item: EncryptItem, index: number | undefined): EncryptRequest {
+  const field = (name: string) => itemField(index, name);
+  const plaintext = decodeBase64(
+    requireValue(item.plaintext, field("plaintext")),
+    field("plaintext"),
+  );
+  return {
+    plaintext,
+    context: decodeOptionalBase64(item.context, field("context")),
+    nonce: decodeOptionalBase64(item.nonce, field("nonce")),
+    associatedData: decodeOptionalBase64(item.associatedData, field("associated_data")),
+    keyVersion: item.keyVersion || undefined,
+  };
+}
+
+/** Decodes a decrypt item's fields, naming the item's fields in errors. */
+function decryptRequestOf(item: DecryptItem, index: number | undefined): DecryptRequest {
+  const field = (name: string) => itemField(index, name);
+  const ciphertext = requireValue(item.ciphertext, field("ciphertext"));
+  // Vault reads `nonce` on decrypt only for keys made by Vault 0.6.1. Keyward
+  // ciphertexts carry their nonce, so the field is validated and otherwise unused.
+  decodeOptionalBase64(item.nonce, field("nonce"));
+  return {
+    ciphertext,
+    context: decodeOptionalBase64(item.context, field("context")),
+    associatedData: decodeOptionalBase64(item.associatedData, field("associated_data")),
+  };
+}
+
 function encryptOne(
   context: OperationContext,
   key: ManagedKey,
   item: EncryptItem,
   index: number | undefined,
 ): EncryptResult {
-  const field = (name: string) => itemField(index, name);
-  const plaintext = decodeBase64(
-    requireValue(item.plaintext, field("plaintext")),
-    field("plaintext"),
-  );
-  return encrypt(
-    key,
-    {
-      plaintext,
-      context: decodeOptionalBase64(item.context, field("context")),
-      nonce: decodeOptionalBase64(item.nonce, field("nonce")),
-      associatedData: decodeOptionalBase64(item.associatedData, field("associated_data")),
-      keyVersion: item.keyVersion || undefined,
-    },
-    context.now,
-  );
+  return encrypt(key, encryptRequestOf(item, index), context.now);
 }
 
 function decryptOne(
@@ -51,21 +76,23 @@ function decryptOne(
   item: DecryptItem,
   index: number | undefined,
 ): DecryptResult {
+  const result = decrypt(key, decryptRequestOf(item, index), context.now);
+  return { plaintext: result.plaintext.toString("base64") };
+}
+
+/** Decodes a rewrap item: the ciphertext to decrypt and the request that encrypts it again. */
+function rewrapRequestsOf(
+  item: RewrapItem,
+  index: number | undefined,
+): { decryption: DecryptRequest; encryption: Omit<EncryptRequest, "plaintext"> } {
   const field = (name: string) => itemField(index, name);
   const ciphertext = requireValue(item.ciphertext, field("ciphertext"));
-  // Vault reads `nonce` on decrypt only for keys made by Vault 0.6.1. Keyward
-  // ciphertexts carry their nonce, so the field is validated and otherwise unused.
-  decodeOptionalBase64(item.nonce, field("nonce"));
-  const result = decrypt(
-    key,
-    {
-      ciphertext,
-      context: decodeOptionalBase64(item.context, field("context")),
-      associatedData: decodeOptionalBase64(item.associatedData, field("associated_data")),
-    },
-    context.now,
-  );
-  return { plaintext: result.plaintext.toString("base64") };
+  const derivationContext = decodeOptionalBase64(item.context, field("context"));
+  const nonce = decodeOptionalBase64(item.nonce, field("nonce"));
+  return {
+    decryption: { ciphertext, context: derivationContext },
+    encryption: { context: derivationContext, nonce, keyVersion: item.keyVersion || undefined },
+  };
 }
 
 function rewrapOne(
@@ -74,17 +101,39 @@ function rewrapOne(
   item: RewrapItem,
   index: number | undefined,
 ): EncryptResult {
-  const field = (name: string) => itemField(index, name);
-  const ciphertext = requireValue(item.ciphertext, field("ciphertext"));
-  const derivationContext = decodeOptionalBase64(item.context, field("context"));
-  const nonce = decodeOptionalBase64(item.nonce, field("nonce"));
-  const { plaintext } = decrypt(key, { ciphertext, context: derivationContext }, context.now);
+  const { decryption, encryption } = rewrapRequestsOf(item, index);
+  const { plaintext } = decrypt(key, decryption, context.now);
   try {
-    return encrypt(
-      key,
-      { plaintext, context: derivationContext, nonce, keyVersion: item.keyVersion || undefined },
-      context.now,
-    );
+    return encrypt(key, { ...encryption, plaintext }, context.now);
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+async function hsmDecryptOne(
+  context: OperationContext,
+  key: ManagedKey,
+  item: DecryptItem,
+  index: number | undefined,
+): Promise<DecryptResult> {
+  const plaintext = await hsmDecrypt(context, key, decryptRequestOf(item, index));
+  try {
+    return { plaintext: plaintext.toString("base64") };
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+async function hsmRewrapOne(
+  context: OperationContext,
+  key: ManagedKey,
+  item: RewrapItem,
+  index: number | undefined,
+): Promise<EncryptResult> {
+  const { decryption, encryption } = rewrapRequestsOf(item, index);
+  const plaintext = await hsmDecrypt(context, key, decryption);
+  try {
+    return await hsmEncrypt(context, key, { ...encryption, plaintext });
   } finally {
     plaintext.fill(0);
   }
@@ -181,17 +230,23 @@ export async function encryptItems(
   const key = await findOrCreateEncryptionKey(context, name, items, options, batch);
   const warnings: string[] = [];
   checkKeyUse(context, key, "encrypt", warnings);
-  const results = runItems(
-    items,
-    batch,
-    (item, index) => encryptOne(context, key, item, index),
-    context.logger,
-    {
-      mount: context.mount,
-      key: name,
-      operation: "encrypt",
-    },
-  );
+  const logFields = { mount: context.mount, key: name, operation: "encrypt" };
+  const results =
+    key.hsm === true
+      ? await runItemsAsync(
+          items,
+          batch,
+          (item, index) => hsmEncrypt(context, key, encryptRequestOf(item, index)),
+          context.logger,
+          logFields,
+        )
+      : runItems(
+          items,
+          batch,
+          (item, index) => encryptOne(context, key, item, index),
+          context.logger,
+          logFields,
+        );
   const status = batchStatus(results, options.partialFailureResponseCode, warnings);
   return { results, status, warnings };
 }
@@ -206,17 +261,23 @@ export async function decryptItems(
   if (batch) assertBatchSize(items);
   const warnings: string[] = [];
   const key = await loadKeyFor(context, name, "decrypt", warnings);
-  const results = runItems(
-    items,
-    batch,
-    (item, index) => decryptOne(context, key, item, index),
-    context.logger,
-    {
-      mount: context.mount,
-      key: name,
-      operation: "decrypt",
-    },
-  );
+  const logFields = { mount: context.mount, key: name, operation: "decrypt" };
+  const results =
+    key.hsm === true
+      ? await runItemsAsync(
+          items,
+          batch,
+          (item, index) => hsmDecryptOne(context, key, item, index),
+          context.logger,
+          logFields,
+        )
+      : runItems(
+          items,
+          batch,
+          (item, index) => decryptOne(context, key, item, index),
+          context.logger,
+          logFields,
+        );
   const status = batchStatus(results, options.partialFailureResponseCode, warnings);
   return { results, status, warnings };
 }
@@ -233,17 +294,23 @@ export async function rewrapItems(
   const warnings: string[] = [];
   const key = await loadKeyFor(context, name, "decrypt", warnings);
   checkKeyUse(context, key, "encrypt", warnings);
-  const results = runItems(
-    items,
-    batch,
-    (item, index) => rewrapOne(context, key, item, index),
-    context.logger,
-    {
-      mount: context.mount,
-      key: name,
-      operation: "rewrap",
-    },
-  );
+  const logFields = { mount: context.mount, key: name, operation: "rewrap" };
+  const results =
+    key.hsm === true
+      ? await runItemsAsync(
+          items,
+          batch,
+          (item, index) => hsmRewrapOne(context, key, item, index),
+          context.logger,
+          logFields,
+        )
+      : runItems(
+          items,
+          batch,
+          (item, index) => rewrapOne(context, key, item, index),
+          context.logger,
+          logFields,
+        );
   const status = batchStatus(results, options.partialFailureResponseCode, warnings);
   return { results, status, warnings };
 }
@@ -262,16 +329,16 @@ export async function generateDataKeyFor(
   }
   const warnings: string[] = [];
   const key = await loadKeyFor(context, name, "encrypt", warnings);
-  const generated = generateDataKey(
-    key,
-    {
-      bits: bits as (typeof DATA_KEY_BITS)[number],
-      context: decodeOptionalBase64(request.context, "context"),
-      nonce: decodeOptionalBase64(request.nonce, "nonce"),
-      keyVersion: request.keyVersion || undefined,
-    },
-    context.now,
-  );
+  const dataKeyRequest = {
+    bits: bits as (typeof DATA_KEY_BITS)[number],
+    context: decodeOptionalBase64(request.context, "context"),
+    nonce: decodeOptionalBase64(request.nonce, "nonce"),
+    keyVersion: request.keyVersion || undefined,
+  };
+  const generated =
+    key.hsm === true
+      ? await hsmDataKey(context, key, dataKeyRequest)
+      : generateDataKey(key, dataKeyRequest, context.now);
   const value: DataKeyResult = {
     ciphertext: generated.ciphertext,
     keyVersion: generated.keyVersion,
@@ -279,4 +346,21 @@ export async function generateDataKeyFor(
   if (request.kind === "plaintext") value.plaintext = generated.plaintext.toString("base64");
   generated.plaintext.fill(0);
   return { value, warnings };
+}
+
+/** Generates a data key and encrypts it in the HSM, as `generateDataKey` does in this process. */
+async function hsmDataKey(
+  context: OperationContext,
+  key: ManagedKey,
+  request: Omit<EncryptRequest, "plaintext"> & { bits: number },
+): Promise<{ plaintext: Buffer; ciphertext: string; keyVersion: number }> {
+  const { bits, ...encryption } = request;
+  const plaintext = newDataKey(bits);
+  try {
+    const encrypted = await hsmEncrypt(context, key, { ...encryption, plaintext });
+    return { plaintext, ...encrypted };
+  } catch (error) {
+    plaintext.fill(0);
+    throw error;
+  }
 }

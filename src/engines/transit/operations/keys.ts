@@ -1,19 +1,27 @@
 import { KeywardError } from "../../../errors.ts";
 import {
   backupKey,
+  type CreateKeyOptions,
   configureKey,
   createKey,
+  droppedHsmObjects,
   EXPORT_KINDS,
   exportKey,
+  hsmObjectsOf,
   MIN_AUTO_ROTATE_PERIOD,
+  rejectHsmMaterialUse,
   restoreKey,
   rotateKey,
   transitionState,
   trimKey,
+  type VersionMaterial,
+  validateKeyOptions,
 } from "../../../keys/index.ts";
-import type { ManagedKey } from "../../../keys/types.ts";
+import type { HsmObjectRef, KeyType, ManagedKey } from "../../../keys/types.ts";
 import { assertNotPendingDeletion, checkKeyUse, type OperationContext } from "../access.ts";
 import { parseDurationSeconds } from "../encoding.ts";
+import { requireHsm } from "../hsm/access.ts";
+import { destroyHsmObjects, discardUnused, generateHsmVersion } from "../hsm/operations.ts";
 import { describeKey } from "../key-info.ts";
 import { deletionDateAfter } from "../lifecycle.ts";
 import { validateKeyName } from "../store.ts";
@@ -70,50 +78,61 @@ function log(context: OperationContext, fields: Record<string, unknown>, message
   context.logger.info({ mount: context.mount, ...fields }, message);
 }
 
+function alreadyExists(context: OperationContext, key: ManagedKey): Outcome<KeyInfo> {
+  return {
+    value: describeKey(key, context.now),
+    warnings: [`key "${key.name}" already exists; its settings were left unchanged`],
+  };
+}
+
 /**
  * Creates key `name`. When it exists, nothing changes and the outcome
- * carries a warning, as Vault's create does.
+ * carries a warning, as Vault's create does. With `hsm`, the first
+ * version's objects are generated in the HSM before the key is stored, and
+ * destroyed again when the key is not stored.
  */
 export async function createNamedKey(
   context: OperationContext,
   name: string,
   request: CreateKeyRequest,
 ): Promise<Outcome<KeyInfo>> {
-  const autoRotatePeriod = parseAutoRotatePeriod(request.autoRotatePeriod);
-  const activationDate = parseActivationDate(request.activationDate);
+  const type: KeyType = request.type ?? "aes256-gcm96";
+  const options: CreateKeyOptions = {
+    derived: request.derived,
+    convergentEncryption: request.convergentEncryption,
+    exportable: request.exportable,
+    allowPlaintextBackup: request.allowPlaintextBackup,
+    autoRotatePeriod: parseAutoRotatePeriod(request.autoRotatePeriod),
+    keySize: request.keySize,
+    activationDate: parseActivationDate(request.activationDate),
+    ...(request.hsm === undefined ? {} : { hsm: request.hsm }),
+  };
+  if (options.hsm === true) {
+    // Checked before the HSM makes anything, so a bad request leaves no object behind.
+    validateKeyOptions(name, type, options);
+    requireHsm(context.hsm);
+  }
   return context.store.withLock(name, async () => {
     const existing = await context.store.find(name);
-    if (existing !== undefined) {
-      return {
-        value: describeKey(existing, context.now),
-        warnings: [`key "${name}" already exists; its settings were left unchanged`],
-      };
+    if (existing !== undefined) return alreadyExists(context, existing);
+
+    let material: VersionMaterial | undefined;
+    if (options.hsm === true) material = await generateHsmVersion(context, { name, type }, 1);
+    const created = material?.hsmObject === undefined ? [] : [material.hsmObject];
+    let stored: { key: ManagedKey; created: boolean };
+    try {
+      stored = await context.store.create(createKey(name, type, options, context.now, material));
+    } catch (error) {
+      await discardUnused(context, created, undefined);
+      throw error;
     }
-    const type = request.type ?? "aes256-gcm96";
-    const key = createKey(
-      name,
-      type,
-      {
-        derived: request.derived,
-        convergentEncryption: request.convergentEncryption,
-        exportable: request.exportable,
-        allowPlaintextBackup: request.allowPlaintextBackup,
-        autoRotatePeriod,
-        keySize: request.keySize,
-        activationDate,
-      },
-      context.now,
-    );
-    const stored = await context.store.create(key);
     if (!stored.created) {
       // Another node created the key between the check above and the write.
-      return {
-        value: describeKey(stored.key, context.now),
-        warnings: [`key "${name}" already exists; its settings were left unchanged`],
-      };
+      await discardUnused(context, created, stored.key);
+      return alreadyExists(context, stored.key);
     }
-    log(context, { key: name, type }, "key created");
-    return { value: describeKey(key, context.now), warnings: [] };
+    log(context, { key: name, type, hsm: options.hsm === true }, "key created");
+    return { value: describeKey(stored.key, context.now), warnings: [] };
   });
 }
 
@@ -152,16 +171,31 @@ export async function configureNamedKey(
   return { value: describeKey(key, context.now), warnings };
 }
 
-/** Adds a new key version; new encryptions and signatures use it. */
+/**
+ * Adds a new key version; new encryptions and signatures use it. An
+ * HSM-held key gets new HSM objects for the version, and objects made for
+ * an attempt that was not stored are destroyed again.
+ */
 export async function rotateNamedKey(
   context: OperationContext,
   name: string,
 ): Promise<Outcome<KeyInfo>> {
   const warnings: string[] = [];
-  const key = await context.store.update(name, (current) => {
-    checkKeyUse(context, current, "rotate", warnings);
-    return rotateKey(current, context.now);
-  });
+  const created: HsmObjectRef[] = [];
+  let key: ManagedKey;
+  try {
+    key = await context.store.update(name, async (current) => {
+      checkKeyUse(context, current, "rotate", warnings);
+      if (current.hsm !== true) return rotateKey(current, context.now);
+      const material = await generateHsmVersion(context, current, current.latestVersion + 1);
+      if (material.hsmObject !== undefined) created.push(material.hsmObject);
+      return rotateKey(current, context.now, material);
+    });
+  } catch (error) {
+    await discardUnused(context, created, undefined);
+    throw error;
+  }
+  await discardUnused(context, created, key);
   log(context, { key: name, version: key.latestVersion }, "key rotated");
   return { value: describeKey(key, context.now), warnings };
 }
@@ -190,6 +224,10 @@ export async function setNamedKeyState(
   if (state === "compromised" || state === "destroyed")
     context.logger.warn(fields, "key state changed");
   else context.logger.info(fields, "key state changed");
+  // A destroyed key keeps its references as metadata; the objects themselves go.
+  if (key.state === "destroyed" && from !== "destroyed") {
+    await destroyHsmObjects(context, hsmObjectsOf(key), name, "key destroyed");
+  }
   return { value: describeKey(key, context.now), warnings: [] };
 }
 
@@ -199,8 +237,14 @@ export async function trimNamedKey(
   name: string,
   minAvailableVersion: number,
 ): Promise<void> {
-  await context.store.update(name, (current) => trimKey(current, minAvailableVersion, context.now));
+  let dropped: HsmObjectRef[] = [];
+  await context.store.update(name, (current) => {
+    const trimmed = trimKey(current, minAvailableVersion, context.now);
+    dropped = droppedHsmObjects(current, trimmed);
+    return trimmed;
+  });
   log(context, { key: name, minAvailableVersion }, "key trimmed");
+  await destroyHsmObjects(context, dropped, name, "versions trimmed");
 }
 
 /**
@@ -283,6 +327,7 @@ export async function exportNamedKey(
   const parsedVersion = parseExportVersion(version);
   const warnings: string[] = [];
   const key = await context.store.get(name);
+  if (kind !== "public-key") rejectHsmMaterialUse(key, `export of its ${kind}`, "type");
   // A public key is not secret, so exporting it needs no export permission.
   if (kind === "public-key") assertNotPendingDeletion(key);
   else checkKeyUse(context, key, "export", warnings);
@@ -326,6 +371,13 @@ export async function restoreNamedKey(
   const { deletionDate: _dropped, ...key } = restored;
   await context.store.withLock(key.name, async () => {
     const existing = await context.store.find(key.name);
+    if (existing?.hsm === true) {
+      // Replacing it would leave its HSM objects behind, or destroy them on a mistaken force.
+      throw new KeywardError(
+        "invalid_state",
+        `key "${key.name}" is held in the HSM, so a restore cannot replace it; restore under another name, or delete the key first`,
+      );
+    }
     if (existing !== undefined && request.force !== true) {
       throw new KeywardError(
         "already_exists",

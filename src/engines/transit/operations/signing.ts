@@ -3,14 +3,16 @@ import {
   HASH_ALGORITHMS,
   type HashAlgorithm,
   hmac,
+  type SignRequest,
   sign,
   verify,
   verifyHmac,
 } from "../../../keys/index.ts";
 import type { ManagedKey } from "../../../keys/types.ts";
 import { loadKeyFor, type OperationContext, requireValue } from "../access.ts";
-import { assertBatchSize, itemField, runItems } from "../batch.ts";
+import { assertBatchSize, itemField, runItems, runItemsAsync } from "../batch.ts";
 import { decodeBase64, decodeOptionalBase64 } from "../encoding.ts";
+import { hsmSign } from "../hsm/operations.ts";
 import type {
   BatchOutcome,
   HmacItem,
@@ -92,6 +94,24 @@ function parseSignatureOptions(options: SignatureOptions): ParsedSignatureOption
   return parsed;
 }
 
+function signRequestOf(
+  options: ParsedSignatureOptions,
+  keyVersion: number | undefined,
+  item: SignItem,
+  index: number | undefined,
+): SignRequest {
+  const input = decodeBase64(
+    requireValue(item.input, itemField(index, "input")),
+    itemField(index, "input"),
+  );
+  return {
+    input,
+    ...options,
+    keyVersion,
+    context: decodeOptionalBase64(item.context, itemField(index, "context")),
+  };
+}
+
 function signOne(
   context: OperationContext,
   key: ManagedKey,
@@ -100,20 +120,7 @@ function signOne(
   item: SignItem,
   index: number | undefined,
 ): SignResult {
-  const input = decodeBase64(
-    requireValue(item.input, itemField(index, "input")),
-    itemField(index, "input"),
-  );
-  const result = sign(
-    key,
-    {
-      input,
-      ...options,
-      keyVersion,
-      context: decodeOptionalBase64(item.context, itemField(index, "context")),
-    },
-    context.now,
-  );
+  const result = sign(key, signRequestOf(options, keyVersion, item, index), context.now);
   const value: SignResult = { signature: result.signature, keyVersion: result.keyVersion };
   if (result.publicKeyPem !== undefined) value.publicKey = result.publicKeyPem;
   return value;
@@ -131,13 +138,23 @@ export async function signItems(
   const warnings: string[] = [];
   const key = await loadKeyFor(context, name, "sign", warnings);
   const keyVersion = options.keyVersion || undefined;
-  const results = runItems(
-    items,
-    batch,
-    (item, index) => signOne(context, key, parsed, keyVersion, item, index),
-    context.logger,
-    { mount: context.mount, key: name, operation: "sign" },
-  );
+  const logFields = { mount: context.mount, key: name, operation: "sign" };
+  const results =
+    key.hsm === true
+      ? await runItemsAsync(
+          items,
+          batch,
+          (item, index) => hsmSign(context, key, signRequestOf(parsed, keyVersion, item, index)),
+          context.logger,
+          logFields,
+        )
+      : runItems(
+          items,
+          batch,
+          (item, index) => signOne(context, key, parsed, keyVersion, item, index),
+          context.logger,
+          logFields,
+        );
   // Vault's sign endpoint returns 200 even when items fail, with the errors in the results.
   return { results, status: 200, warnings };
 }

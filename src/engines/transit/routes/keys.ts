@@ -38,6 +38,7 @@ interface CreateBody {
   auto_rotate_period?: number | string;
   key_size?: number;
   activation_date?: string;
+  hsm?: boolean;
 }
 
 interface ConfigBody {
@@ -223,7 +224,7 @@ export async function registerKeyRoutes(app: FastifyInstance, serviceFor: Servic
       tags: TAGS,
       summary: "Create a key.",
       description:
-        "Creates a named key of the given type. Creating a key that exists changes nothing and returns it with a warning, as Vault does. Set `activation_date` to create a `pre-active` key that becomes active at that time (Keyward extension).",
+        "Creates a named key of the given type. Creating a key that exists changes nothing and returns it with a warning, as Vault does. Set `activation_date` to create a `pre-active` key that becomes active at that time (Keyward extension). Set `hsm` to keep every version as a non-extractable object in the server's HSM (Keyward extension).",
       params: nameParams,
       body: {
         type: "object",
@@ -259,6 +260,11 @@ export async function registerKeyRoutes(app: FastifyInstance, serviceFor: Servic
             maxLength: 64,
             description: "ISO 8601 time when the key becomes active (Keyward extension).",
           },
+          hsm: {
+            type: "boolean",
+            description:
+              "Keep every version in the HSM set by --hsm-pkcs11-library, where encryption, decryption and signing run (Keyward extension). Types aes256-gcm96 and ecdsa-p256 only; not with exportable, allow_plaintext_backup, derived or convergent_encryption.",
+          },
         },
       },
     },
@@ -273,6 +279,7 @@ export async function registerKeyRoutes(app: FastifyInstance, serviceFor: Servic
         autoRotatePeriod: body.auto_rotate_period,
         keySize: body.key_size,
         activationDate: body.activation_date,
+        hsm: body.hsm,
       });
       return sendOutcome(request, reply, outcome);
     },
