@@ -76,7 +76,12 @@ function invalid(field: string, message: string): KeywardError {
 
 function parseTime(value: string, field: string): number {
   const time = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(time)) {
+  const date = /^(\d{4})-(\d{2})-(\d{2})T/.exec(value);
+  // Date.parse rolls a day past the month's end into the next month, so the day is checked too.
+  const daysInMonth = date
+    ? new Date(Date.UTC(Number(date[1]), Number(date[2]), 0)).getUTCDate()
+    : 0;
+  if (date === null || Number.isNaN(time) || Number(date[3]) > daysInMonth) {
     throw invalid(field, `"${field}" must be an ISO 8601 time such as 2030-01-31T00:00:00Z`);
   }
   return time;

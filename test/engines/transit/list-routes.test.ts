@@ -70,6 +70,8 @@ describe("transit key list parameters", () => {
       ["after=a%20b", "after"],
       ["expires_after=tomorrow", "expires_after"],
       ["rotates_before=2030-01-01", "rotates_before"],
+      ["expires_after=2030-02-30T00:00:00Z", "expires_after"],
+      ["expires_before=2031-04-31T00:00:00Z", "expires_before"],
       ["expires_after=2030-01-01T00:00:00Z&rotates_after=2030-01-01T00:00:00Z", "rotates_after"],
     ];
     for (const [query, field] of cases) {
