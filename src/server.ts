@@ -10,7 +10,7 @@ import { KeywardError } from "./errors.ts";
 import type { HsmToken } from "./hsm/token.ts";
 import { KmipDispatcher } from "./kmip/server/dispatcher.ts";
 import { type KmipServer, startKmipServer } from "./kmip/server/listener.ts";
-import { KmipObjectStore } from "./kmip/server/object-store.ts";
+import { KMIP_OBJECTS_PREFIX, KmipObjectStore } from "./kmip/server/object-store.ts";
 import { createPkcs11SealManager } from "./seal/pkcs11-seal.ts";
 import type { RootKeyWrapper } from "./seal/wrapped-root-key.ts";
 import { describeStorageLocation, openStorage } from "./storage/index.ts";
@@ -197,6 +197,17 @@ export async function startServer(
     // Key material leaves memory at seal, with the barrier keys.
     keyward.seal.onChange((sealed) => {
       if (sealed) store.clear();
+    });
+    // Objects another node sharing the storage changed are read again.
+    keyward.onRemoteChanges((keys) => {
+      if (keys === undefined) {
+        store.clear();
+        return;
+      }
+      for (const key of keys) {
+        if (key.startsWith(KMIP_OBJECTS_PREFIX))
+          store.forget(key.slice(KMIP_OBJECTS_PREFIX.length));
+      }
     });
     const dispatcher = new KmipDispatcher({
       store,

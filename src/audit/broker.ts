@@ -332,6 +332,15 @@ export class AuditBroker {
   }
 
   /**
+   * Returns `hmac-sha256:<hex>` of `input` under the audit HMAC key, as
+   * records carry sensitive values, for callers that redact their own
+   * entries (the KMIP server). Throws `sealed` while the broker is not open.
+   */
+  hmac(input: string): string {
+    return hmacValue(this.#requireOpen().hmacKey, input);
+  }
+
+  /**
    * Reopens every device that writes a file, after a log rotator renamed
    * the files. Each old file ends with a checkpoint and each chain
    * continues in the new file. A device that fails is logged and skipped.

@@ -43,6 +43,7 @@ function partsOf(entry: AuditRequestEntry, settings: RedactionSettings): Payload
       remote_address: request.remoteAddress,
       key_name: request.keyName,
       data: redactData(request.data, settings),
+      protocol: request.protocol,
     },
     auth: {
       client_token:

@@ -25,6 +25,8 @@ export interface AuditRequest {
   keyName?: string;
   /** The request body. Sensitive fields are replaced by their HMAC before writing. */
   data?: unknown;
+  /** The protocol of a request that did not come over the HTTP API; absent for HTTP. */
+  protocol?: "kmip";
 }
 
 /** The caller's identity, once the token is checked. */
@@ -66,6 +68,8 @@ export interface AuditPayload {
     remote_address: string;
     key_name?: string;
     data?: unknown;
+    /** `kmip` for a KMIP request message; absent for HTTP requests. */
+    protocol?: "kmip";
   };
   auth: {
     /** `hmac-sha256:<hex>` of the token; absent when the request carried none. */

@@ -135,6 +135,8 @@ export class Keyward {
   #scheduler: Scheduler | undefined;
   /** Listeners called after every scheduled job run on this node (`onJobRun`). */
   readonly #jobRunListeners: JobRunHook[] = [];
+  /** Listeners of the keys other nodes changed (`onRemoteChanges`). */
+  readonly #remoteChangeListeners: ((keys: readonly string[] | undefined) => void)[] = [];
   #sealed = true;
   /** Applies other nodes' changes one batch at a time, in arrival order. */
   #remoteChanges: Promise<void> = Promise.resolve();
@@ -365,6 +367,15 @@ export class Keyward {
   }
 
   /**
+   * Registers a listener of the storage keys other nodes changed, for caches
+   * kept outside the engines (the KMIP object store). `undefined` means
+   * changes may have been missed, so everything cached must go.
+   */
+  onRemoteChanges(listener: (keys: readonly string[] | undefined) => void): void {
+    this.#remoteChangeListeners.push(listener);
+  }
+
+  /**
    * Registers a listener called after each run of a scheduled job on this
    * node, with the job's name, outcome and duration in milliseconds. Jobs
    * run only while this node leads.
@@ -398,6 +409,7 @@ export class Keyward {
    * so everything is reloaded.
    */
   async #applyRemoteChanges(keys: readonly string[] | undefined): Promise<void> {
+    for (const listener of this.#remoteChangeListeners) listener(keys);
     const touched = (prefix: string) =>
       keys === undefined || keys.some((key) => key.startsWith(prefix));
     if (touched(SEAL_RESERVED_PREFIX)) await this.seal.refresh();

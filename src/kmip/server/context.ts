@@ -1,5 +1,5 @@
 import type { KmipItem, StructureItem } from "../item.ts";
-import type { KmipObjectStore } from "./object-store.ts";
+import type { KmipTransaction } from "./object-store.ts";
 
 /** The KMIP protocol version of a request; responses carry the same one. */
 export interface ProtocolVersion {
@@ -7,10 +7,19 @@ export interface ProtocolVersion {
   readonly minor: number;
 }
 
+/** The client a request message came from, for the audit log. */
+export interface KmipClient {
+  /** The client certificate's subject CN; absent in process. */
+  readonly identity?: string | undefined;
+  /** The client's IP address; absent in process. */
+  readonly remoteAddress?: string | undefined;
+}
+
 /** The request state an operation uses besides its payload. */
 export interface OperationContext {
   readonly version: ProtocolVersion;
-  readonly store: KmipObjectStore;
+  /** The request message's reads and staged writes of KMIP objects. */
+  readonly store: KmipTransaction;
   /** The client's identity (its certificate's subject CN), or undefined in process. */
   readonly identity: string | undefined;
   /** The request's time, in seconds since the Unix epoch. */

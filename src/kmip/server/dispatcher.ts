@@ -2,14 +2,19 @@
  * The KMIP request dispatcher: decodes a Request Message, runs each Batch
  * Item's operation against the object store, and builds the Response
  * Message in the request's protocol version. Every failure becomes a KMIP
- * error response; nothing a client sends makes it throw.
+ * error response; nothing a client sends makes it throw. With an audit
+ * log, each message is audited before its operations run and before its
+ * response is returned (see audit.ts).
  */
 
+import { isKeywardError } from "../../errors.ts";
 import { isKmipDecodeError } from "../errors.ts";
 import type { KmipItem, StructureItem } from "../item.ts";
 import { decodeTtlv, encodeTtlv, type TtlvDecodeOptions } from "../ttlv.ts";
+import { type KmipAuditLog, KmipAuditRecord } from "./audit.ts";
 import {
   atLeast,
+  type KmipClient,
   type OperationContext,
   type ProtocolVersion,
   SUPPORTED_VERSIONS,
@@ -32,7 +37,7 @@ import {
   tag,
   text,
 } from "./items.ts";
-import type { KmipObjectStore } from "./object-store.ts";
+import type { KmipObjectStore, KmipTransaction } from "./object-store.ts";
 import { operationHandler, operationIntroducedIn } from "./operations/index.ts";
 import { resultReasonItem } from "./result-reason.ts";
 
@@ -49,6 +54,11 @@ export interface KmipLogger {
 export interface KmipDispatcherOptions {
   store: KmipObjectStore;
   logger?: KmipLogger;
+  /**
+   * The audit log, such as Keyward's `AuditBroker`. Without it, requests
+   * are not audited, which only tests and tools should do.
+   */
+  audit?: KmipAuditLog;
   /** The clock; tests may fix it. */
   now?: () => Date;
 }
@@ -62,11 +72,13 @@ export function isSupportedVersion(version: ProtocolVersion): boolean {
 export class KmipDispatcher {
   readonly store: KmipObjectStore;
   readonly #logger: KmipLogger | undefined;
+  readonly #audit: KmipAuditLog | undefined;
   readonly #now: () => Date;
 
   constructor(options: KmipDispatcherOptions) {
     this.store = options.store;
     this.#logger = options.logger;
+    this.#audit = options.audit;
     this.#now = options.now ?? (() => new Date());
   }
 
@@ -76,7 +88,7 @@ export class KmipDispatcher {
    */
   async handleTtlv(
     message: Uint8Array,
-    identity?: string,
+    client: KmipClient = {},
     limits: TtlvDecodeOptions = {},
   ): Promise<Buffer> {
     let request: KmipItem;
@@ -84,13 +96,68 @@ export class KmipDispatcher {
       request = decodeTtlv(message, limits);
     } catch (error) {
       if (!isKmipDecodeError(error)) throw error;
-      return encodeTtlv(this.errorMessage(FALLBACK_VERSION, error.resultReason, error.message));
+      return encodeTtlv(await this.rejectMessage(client, error.resultReason, error.message));
     }
-    return encodeTtlv(await this.handleMessage(request, identity));
+    return encodeTtlv(await this.handleMessage(request, client));
   }
 
-  /** Handles one decoded Request Message and returns the Response Message. */
-  async handleMessage(request: KmipItem, identity?: string): Promise<KmipItem> {
+  /**
+   * Handles one decoded Request Message and returns the Response Message.
+   * When the audit log cannot record the request, no operation runs and
+   * the response is a General Failure. When it cannot record the
+   * response, the response is replaced by that failure, although the
+   * operations have run.
+   */
+  async handleMessage(request: KmipItem, client: KmipClient = {}): Promise<KmipItem> {
+    const record = this.#audit && new KmipAuditRecord(this.#audit, client, request);
+    if (record !== undefined) {
+      try {
+        await record.logRequest();
+      } catch (error) {
+        return this.#auditFailure(requestVersion(request), client, error);
+      }
+    }
+    const response = await this.#process(request, client.identity);
+    if (record !== undefined) {
+      try {
+        await record.logResponse(response);
+      } catch (error) {
+        return this.#auditFailure(requestVersion(request), client, error);
+      }
+    }
+    return response;
+  }
+
+  /**
+   * Returns the error response to a message that could not be decoded or
+   * framed, audited like any other message. The message's protocol version
+   * is unknown, so the response uses 1.0.
+   */
+  async rejectMessage(client: KmipClient, reason: string, message: string): Promise<KmipItem> {
+    const response = this.errorMessage(FALLBACK_VERSION, reason, message);
+    if (this.#audit === undefined) return response;
+    const record = new KmipAuditRecord(this.#audit, client, undefined);
+    try {
+      await record.logRequest();
+      await record.logResponse(response);
+    } catch (error) {
+      return this.#auditFailure(FALLBACK_VERSION, client, error);
+    }
+    return response;
+  }
+
+  /** Logs an audit failure and returns the General Failure response that replaces the request's own. */
+  #auditFailure(version: ProtocolVersion, client: KmipClient, error: unknown): KmipItem {
+    const ids = { identity: client.identity, remoteAddress: client.remoteAddress };
+    if (isKeywardError(error) && error.code === "audit_failure") {
+      this.#logger?.warn({ ...ids, err: error.message }, "KMIP request rejected: audit failure");
+      return this.errorMessage(version, "GeneralFailure", `audit failure: ${error.message}`);
+    }
+    this.#logger?.error({ ...ids, err: error }, "KMIP request failed in the audit log");
+    return this.errorMessage(version, "GeneralFailure", "internal error");
+  }
+
+  async #process(request: KmipItem, identity: string | undefined): Promise<KmipItem> {
     let version = FALLBACK_VERSION;
     try {
       if (request.tag !== tag("RequestMessage")) {
@@ -136,15 +203,12 @@ export class KmipDispatcher {
     }
     const continuation = optionalEnum(header, "BatchErrorContinuationOption") ?? "Stop";
     const now = BigInt(Math.floor(this.#now().getTime() / 1000));
-    const context: OperationContext = {
-      version,
-      store: this.store,
-      identity,
-      now,
-      idPlaceholder: undefined,
-    };
-    const responses = await this.store.exclusive(() =>
-      this.#runBatchItems(batchItems, context, continuation),
+    const responses = await this.store.exclusive((store) =>
+      this.#runBatchItems(
+        batchItems,
+        { version, store, identity, now, idPlaceholder: undefined },
+        continuation,
+      ),
     );
     const responseMessage = this.#responseMessage(version, now, responses);
     const maximum = child(header, "MaximumResponseSize");
@@ -168,8 +232,9 @@ export class KmipDispatcher {
     context: OperationContext,
     continuation: string,
   ): Promise<KmipItem[]> {
+    const store: KmipTransaction = context.store;
     const undo = continuation === "Undo";
-    if (undo) this.store.startJournal();
+    if (undo) store.startJournal();
     try {
       const responses: KmipItem[] = [];
       let failed = false;
@@ -182,10 +247,10 @@ export class KmipDispatcher {
         }
       }
       if (!undo || !failed) return responses;
-      await this.store.rollBack();
+      await store.rollBack();
       return responses.map((item) => markUndone(item as StructureItem));
     } finally {
-      this.store.endJournal();
+      store.endJournal();
     }
   }
 
@@ -298,6 +363,17 @@ function tooLarge(item: StructureItem, version: ProtocolVersion): KmipItem {
     resultReasonItem("ResponseTooLarge", version),
     text("ResultMessage", "the response exceeds the request's Maximum Response Size"),
   ]);
+}
+
+/** Returns the protocol version of a request when it is readable and supported, else 1.0. */
+function requestVersion(request: KmipItem): ProtocolVersion {
+  try {
+    const message = asStructure(request, "RequestMessage");
+    const version = readVersion(asStructure(child(message, "RequestHeader"), "RequestHeader"));
+    return isSupportedVersion(version) ? version : FALLBACK_VERSION;
+  } catch {
+    return FALLBACK_VERSION;
+  }
 }
 
 function readVersion(header: StructureItem): ProtocolVersion {

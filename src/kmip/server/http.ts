@@ -23,6 +23,8 @@ export interface KmipHttpResponse {
 export interface KmipHttpOptions {
   /** The client's identity, as the listener passes it. */
   identity?: string;
+  /** The client's IP address, for the audit log. */
+  remoteAddress?: string;
   /** Largest body accepted, in bytes. Default 1 MiB, as for TTLV. */
   maxMessageBytes?: number;
 }
@@ -41,9 +43,6 @@ const RESPONSE_TYPES: Readonly<Record<Encoding, string>> = {
   xml: "text/xml; charset=utf-8",
   json: "application/json; charset=utf-8",
 };
-
-/** Protocol version of the error response to a body that was never decoded. */
-const UNDECODED_VERSION = { major: 1, minor: 0 };
 
 function encodingOf(contentType: string | undefined): Encoding | undefined {
   const mediaType = contentType?.split(";")[0]?.trim().toLowerCase();
@@ -80,8 +79,9 @@ export async function handleKmipHttp(
       : Buffer.from(encoding === "xml" ? encodeXml(item) : encodeJson(item), "utf8"),
   });
 
+  const client = { identity: options.identity, remoteAddress: options.remoteAddress };
   if (encoding === "ttlv") {
-    return respond(await dispatcher.handleTtlv(body, options.identity, { maxMessageBytes }));
+    return respond(await dispatcher.handleTtlv(body, client, { maxMessageBytes }));
   }
   let request: KmipItem;
   try {
@@ -92,7 +92,7 @@ export async function handleKmipHttp(
         : decodeJson(text, { maxLength: maxMessageBytes });
   } catch (error) {
     if (!isKmipDecodeError(error)) throw error;
-    return respond(dispatcher.errorMessage(UNDECODED_VERSION, error.resultReason, error.message));
+    return respond(await dispatcher.rejectMessage(client, error.resultReason, error.message));
   }
-  return respond(await dispatcher.handleMessage(request, options.identity));
+  return respond(await dispatcher.handleMessage(request, client));
 }

@@ -2,8 +2,8 @@
  * The KMIP listener: binary TTLV over mutual TLS (KMIP's TCP binding, port
  * 5696 by convention). Each connection carries any number of request
  * messages, one after another, and each response is written before the next
- * request is read. The client certificate's subject CN is passed to the
- * dispatcher as the identity.
+ * request is read. The client certificate's subject CN and the client's
+ * address are passed to the dispatcher, which audits each message.
  *
  * A frame that cannot be a Request Message (wrong first tag or type, or a
  * length above the limit) gets an Invalid Message response and the
@@ -47,9 +47,6 @@ export interface KmipServer {
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
-
-/** Protocol version of the error response to a frame that was never decoded. */
-const FRAME_ERROR_VERSION = { major: 1, minor: 0 };
 
 const STRUCTURE_TYPE = 0x01;
 
@@ -114,6 +111,7 @@ function serveConnection(
   idleTimeoutMs: number,
 ): void {
   const identity = identityOf(socket);
+  const client = { identity, remoteAddress: socket.remoteAddress };
   const log = { remoteAddress: socket.remoteAddress, identity };
   let buffered: Buffer = Buffer.alloc(0);
   let processing = false;
@@ -132,8 +130,16 @@ function serveConnection(
     closing = true;
     buffered = Buffer.alloc(0);
     options.logger.warn({ ...log, reason: message }, "KMIP frame rejected; closing the connection");
-    const response = options.dispatcher.errorMessage(FRAME_ERROR_VERSION, reason, message);
-    socket.end(encodeTtlv(response));
+    options.dispatcher
+      .rejectMessage(client, reason, message)
+      .then((response) => socket.end(encodeTtlv(response)))
+      .catch((error: unknown) => {
+        options.logger.error(
+          { ...log, err: error },
+          "failed to build the KMIP error response; closing the connection",
+        );
+        socket.destroy();
+      });
   };
 
   /** Returns the next complete frame, or undefined until more bytes arrive. */
@@ -163,7 +169,7 @@ function serveConnection(
     processing = true;
     try {
       for (let frame = nextFrame(); frame !== undefined && !closing; frame = nextFrame()) {
-        const response = await options.dispatcher.handleTtlv(frame, identity, { maxMessageBytes });
+        const response = await options.dispatcher.handleTtlv(frame, client, { maxMessageBytes });
         if (socket.destroyed) return;
         socket.write(response);
       }

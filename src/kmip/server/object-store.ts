@@ -6,11 +6,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { isKeywardError, KeywardError } from "../../errors.ts";
+import { sealedError } from "../../seal/keyring-store.ts";
 import type { Barrier } from "../../seal/types.ts";
-import { KeyedLock } from "../../util/keyed-lock.ts";
 import type { KmipItem } from "../item.ts";
 import { decodeTtlv, encodeTtlv } from "../ttlv.ts";
 import type { KmipAttribute } from "./attributes.ts";
+import { copyObject, KmipObjectCache } from "./object-cache.ts";
 
 /** A managed object: its identifier, type, attributes and content. */
 export interface KmipObject {
@@ -22,6 +23,37 @@ export interface KmipObject {
   readonly content?: KmipItem;
 }
 
+/**
+ * The reads and writes of one `exclusive` work, such as one request
+ * message. Reads see the writes of this work and of the works before it in
+ * the same group. Writes are staged, and `exclusive` resolves only once
+ * they are committed.
+ */
+export interface KmipTransaction {
+  /** Returns a fresh unique identifier (see `KmipObjectStore.newUid`). */
+  newUid(): string;
+  find(uid: string): Promise<KmipObject | undefined>;
+  /** Lists every object identifier in ascending order. */
+  list(): Promise<string[]>;
+  /** Stages a write of the object, replacing any object with its identifier. */
+  put(object: KmipObject): Promise<void>;
+  /** Stages the removal of an object; removing a missing object is not an error. */
+  delete(uid: string): Promise<void>;
+  /** Starts recording the state that later writes of this work replace. */
+  startJournal(): void;
+  /** Stops recording and drops the recorded state. */
+  endJournal(): void;
+  /** Puts back the state recorded since `startJournal`, then stops recording. */
+  rollBack(): Promise<void>;
+}
+
+export interface KmipObjectStoreOptions {
+  /** Decoded objects kept in memory; `DEFAULT_CACHE_ENTRIES` when absent. */
+  cacheEntries?: number;
+  /** Stored JSON size of the objects kept in memory, in bytes; `DEFAULT_CACHE_BYTES` when absent. */
+  cacheBytes?: number;
+}
+
 interface StoredObject {
   uid: string;
   objectType: string;
@@ -29,7 +61,34 @@ interface StoredObject {
   content?: string;
 }
 
-const PREFIX = "kmip/objects/";
+/** Storage prefix of every KMIP object, followed by its unique identifier. */
+export const KMIP_OBJECTS_PREFIX = "kmip/objects/";
+const PREFIX = KMIP_OBJECTS_PREFIX;
+
+/**
+ * The maximum number of writes one commit holds. It stays below the
+ * barrier's headroom of 1,000 encryptions per transaction.
+ */
+const MAX_COMMIT_WRITES = 900;
+
+/** The staged state of an object: the object, or null once deleted. */
+type Staged = KmipObject | null;
+
+/** A journal entry for an object that had no staged state when the journal recorded it. */
+const NOT_STAGED = Symbol("not staged");
+
+interface QueuedWork {
+  run: (tx: KmipTransaction) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** Resolves after the I/O callbacks of the current event-loop turn have run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 function toBase64(item: KmipItem): string {
   return encodeTtlv(item).toString("base64");
@@ -39,22 +98,93 @@ function fromBase64(text: string): KmipItem {
   return decodeTtlv(Buffer.from(text, "base64"));
 }
 
+function encodeObject(object: KmipObject): string {
+  const stored: StoredObject = {
+    uid: object.uid,
+    objectType: object.objectType,
+    attributes: object.attributes.map((attribute) => ({
+      name: attribute.name,
+      value: toBase64(attribute.value),
+    })),
+    ...(object.content === undefined ? {} : { content: toBase64(object.content) }),
+  };
+  return JSON.stringify(stored);
+}
+
+function decodeObject(uid: string, value: Uint8Array): KmipObject {
+  try {
+    const stored = JSON.parse(Buffer.from(value).toString("utf8")) as StoredObject;
+    return {
+      uid: stored.uid,
+      objectType: stored.objectType,
+      attributes: stored.attributes.map((attribute) => ({
+        name: attribute.name,
+        value: fromBase64(attribute.value),
+      })),
+      ...(stored.content === undefined ? {} : { content: fromBase64(stored.content) }),
+    };
+  } catch (error) {
+    throw new KeywardError("internal", "internal error", {
+      cause: error,
+      details: { uid, reason: "stored KMIP object cannot be read" },
+    });
+  }
+}
+
 /**
- * The store of KMIP objects. The dispatcher runs each request message inside
- * `exclusive`, so requests from different connections never interleave and
- * cannot lose each other's writes. A journal records the values a batch
- * overwrites, so a batch with the Undo option can put them back.
+ * The store of KMIP objects.
+ *
+ * Every read and write runs inside `exclusive`, one work at a time, so
+ * request messages never interleave and cannot lose each other's writes.
+ * Works queued while a group runs join it, and a group that writes waits
+ * for the rest of the event-loop turn before its commit, so the works of
+ * requests that arrived together join it as well. The works of a group
+ * run one after another, and their writes are committed together in one
+ * barrier transaction (group commit). So concurrent clients share one
+ * synced commit instead of paying one each. Each work's promise resolves
+ * only after that commit. When the commit
+ * fails, every work of the group fails with its error, because later works
+ * may have read what earlier ones wrote. A work that throws leaves none of
+ * its writes behind.
+ *
+ * Decoded objects are cached in memory, bounded by count and size. The
+ * cache contains committed state only and assumes that this process makes
+ * every change to `kmip/objects/`. When another node changes an object,
+ * call `forget(uid)`, or `clear()` when the changes are unknown. While the
+ * barrier is sealed, reads fail and the cache is dropped.
  */
 export class KmipObjectStore {
   readonly #barrier: Barrier;
-  readonly #lock = new KeyedLock();
-  /** Values before the journaled batch first changed them, by storage key; undefined when absent. */
-  #journal: Map<string, Uint8Array | undefined> | undefined;
+  readonly #cache: KmipObjectCache;
+  readonly #queue: QueuedWork[] = [];
+  #draining = false;
+  /** Writes of the running group, by identifier; undefined between groups. */
+  #staged: Map<string, Staged> | undefined;
+  /** Staged state of each object before the running work first wrote it, to drop a failed work's writes. */
+  #workUndo = new Map<string, Staged | typeof NOT_STAGED>();
+  /** Staged state of each object before the journaled batch first wrote it. */
+  #journal: Map<string, Staged | typeof NOT_STAGED> | undefined;
   #lastMillis = 0;
   #sequence = 0;
+  readonly #transaction: KmipTransaction;
 
-  constructor(barrier: Barrier) {
+  constructor(barrier: Barrier, options: KmipObjectStoreOptions = {}) {
     this.#barrier = barrier;
+    this.#cache = new KmipObjectCache(options.cacheEntries, options.cacheBytes);
+    this.#transaction = {
+      newUid: () => this.newUid(),
+      find: (uid) => this.#find(uid),
+      list: () => this.#list(),
+      put: async (object) => this.#stage(object.uid, copyObject(object)),
+      delete: async (uid) => this.#stage(uid, null),
+      startJournal: () => {
+        this.#journal = new Map();
+      },
+      endJournal: () => {
+        this.#journal = undefined;
+      },
+      rollBack: async () => this.#rollBack(),
+    };
   }
 
   /**
@@ -74,88 +204,192 @@ export class KmipObjectStore {
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   }
 
-  async find(uid: string): Promise<KmipObject | undefined> {
+  /**
+   * Runs `work` after every earlier work has finished, in the next group,
+   * and resolves with its result once the group's writes are committed.
+   */
+  exclusive<T>(work: (tx: KmipTransaction) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ run: work, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.#draining) {
+        this.#draining = true;
+        queueMicrotask(() => void this.#drain());
+      }
+    });
+  }
+
+  /** Reads one object as its own work. */
+  find(uid: string): Promise<KmipObject | undefined> {
+    return this.exclusive((tx) => tx.find(uid));
+  }
+
+  /** Lists every object identifier in ascending order, as its own work. */
+  list(): Promise<string[]> {
+    return this.exclusive((tx) => tx.list());
+  }
+
+  /** Stores an object as its own work; resolves once it is committed. */
+  put(object: KmipObject): Promise<void> {
+    return this.exclusive((tx) => tx.put(object));
+  }
+
+  /** Removes an object as its own work; resolves once the removal is committed. */
+  delete(uid: string): Promise<void> {
+    return this.exclusive((tx) => tx.delete(uid));
+  }
+
+  /** Drops one object from the cache, for a change that another node made. */
+  forget(uid: string): void {
+    this.#cache.delete(uid);
+  }
+
+  /** Drops every cached object: at seal, or when another node's changes are unknown. */
+  clear(): void {
+    this.#cache.clear();
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const staged = new Map<string, Staged>();
+      this.#staged = staged;
+      const group: { work: QueuedWork; outcome: Outcome }[] = [];
+      let waited = false;
+      for (;;) {
+        let work = this.#queue.shift();
+        while (work !== undefined) {
+          group.push({ work, outcome: await this.#run(work) });
+          work = staged.size < MAX_COMMIT_WRITES ? this.#queue.shift() : undefined;
+        }
+        // A group without writes ends at once. One with writes first waits
+        // for the rest of this event-loop turn, so that the works of
+        // requests that arrived with it join the commit.
+        if (staged.size === 0 || staged.size >= MAX_COMMIT_WRITES || waited) break;
+        await nextTurn();
+        waited = true;
+      }
+      this.#staged = undefined;
+      let failure: { error: unknown } | undefined;
+      try {
+        await this.#commit(staged);
+      } catch (error) {
+        failure = { error };
+      }
+      for (const { work, outcome } of group) {
+        if (!outcome.ok) work.reject(outcome.error);
+        else if (failure !== undefined) work.reject(failure.error);
+        else work.resolve(outcome.value);
+      }
+    }
+    this.#draining = false;
+  }
+
+  /** Runs one work of the running group; a work that throws has its staged writes dropped. */
+  async #run(work: QueuedWork): Promise<Outcome> {
+    this.#workUndo = new Map();
+    this.#journal = undefined;
+    try {
+      return { ok: true, value: await work.run(this.#transaction) };
+    } catch (error) {
+      this.#restore(this.#workUndo);
+      return { ok: false, error };
+    } finally {
+      this.#journal = undefined;
+    }
+  }
+
+  /**
+   * Writes the staged objects in transactions of at most
+   * `MAX_COMMIT_WRITES` writes, and updates the cache once they are stored.
+   */
+  async #commit(staged: Map<string, Staged>): Promise<void> {
+    if (staged.size === 0) return;
+    const writes = [...staged].map(([uid, object]) => ({
+      uid,
+      object,
+      text: object === null ? undefined : encodeObject(object),
+    }));
+    // NOTE: a group with more writes than one transaction takes (one
+    // message with hundreds of Creates) is committed in several, so a
+    // failure can leave the earlier transactions stored.
+    for (let start = 0; start < writes.length; start += MAX_COMMIT_WRITES) {
+      const chunk = writes.slice(start, start + MAX_COMMIT_WRITES);
+      try {
+        await this.#barrier.transaction(async (tx) => {
+          for (const write of chunk) {
+            if (write.text === undefined) await tx.delete(PREFIX + write.uid);
+            else await tx.put(PREFIX + write.uid, Buffer.from(write.text, "utf8"));
+          }
+        });
+      } catch (error) {
+        for (const write of writes) this.#cache.delete(write.uid);
+        if (isKeywardError(error)) throw error;
+        throw new KeywardError("storage_failure", "failed to store KMIP objects", {
+          cause: error,
+        });
+      }
+    }
+    for (const write of writes) {
+      if (write.object === null || write.text === undefined) this.#cache.delete(write.uid);
+      else this.#cache.set(write.object, write.text.length);
+    }
+  }
+
+  async #find(uid: string): Promise<KmipObject | undefined> {
     if (uid.length === 0 || uid.includes("/")) return undefined;
+    const staged = this.#staged?.get(uid);
+    if (staged !== undefined) return staged === null ? undefined : copyObject(staged);
+    if (this.#barrier.sealed) {
+      this.#cache.clear();
+      throw sealedError();
+    }
+    const cached = this.#cache.get(uid);
+    if (cached !== undefined) return cached;
+    const generation = this.#cache.generation;
     const value = await this.#barrier.get(PREFIX + uid);
     if (value === undefined) return undefined;
-    try {
-      const stored = JSON.parse(Buffer.from(value).toString("utf8")) as StoredObject;
-      return {
-        uid: stored.uid,
-        objectType: stored.objectType,
-        attributes: stored.attributes.map((attribute) => ({
-          name: attribute.name,
-          value: fromBase64(attribute.value),
-        })),
-        ...(stored.content === undefined ? {} : { content: fromBase64(stored.content) }),
-      };
-    } catch (error) {
-      throw new KeywardError("internal", "internal error", {
-        cause: error,
-        details: { uid, reason: "stored KMIP object cannot be read" },
-      });
+    const object = decodeObject(uid, value);
+    // A forget or clear during the read may mean that the value is already stale.
+    if (this.#cache.generation === generation) this.#cache.set(object, value.length);
+    return object;
+  }
+
+  async #list(): Promise<string[]> {
+    const names = (await this.#barrier.list(PREFIX)).filter((name) => !name.endsWith("/"));
+    const staged = this.#staged;
+    if (staged === undefined || staged.size === 0) return names;
+    const uids = new Set(names);
+    for (const [uid, object] of staged) {
+      if (object === null) uids.delete(uid);
+      else uids.add(uid);
     }
+    // Identifiers are lower-case hex and hyphens, so code-unit order is byte order.
+    return [...uids].sort();
   }
 
-  async #remember(uid: string): Promise<void> {
-    const key = PREFIX + uid;
-    if (this.#journal === undefined || this.#journal.has(key)) return;
-    this.#journal.set(key, await this.#barrier.get(key));
-  }
-
-  async put(object: KmipObject): Promise<void> {
-    await this.#remember(object.uid);
-    const stored: StoredObject = {
-      uid: object.uid,
-      objectType: object.objectType,
-      attributes: object.attributes.map((attribute) => ({
-        name: attribute.name,
-        value: toBase64(attribute.value),
-      })),
-      ...(object.content === undefined ? {} : { content: toBase64(object.content) }),
-    };
-    try {
-      await this.#barrier.put(PREFIX + object.uid, Buffer.from(JSON.stringify(stored), "utf8"));
-    } catch (error) {
-      if (isKeywardError(error)) throw error;
-      throw new KeywardError("storage_failure", "failed to store a KMIP object", { cause: error });
+  #stage(uid: string, object: Staged): void {
+    const staged = this.#staged;
+    if (staged === undefined) {
+      throw new KeywardError("internal", "a KMIP object was written outside exclusive work");
     }
+    const before = staged.has(uid) ? (staged.get(uid) as Staged) : NOT_STAGED;
+    if (!this.#workUndo.has(uid)) this.#workUndo.set(uid, before);
+    if (this.#journal !== undefined && !this.#journal.has(uid)) this.#journal.set(uid, before);
+    staged.set(uid, object);
   }
 
-  async delete(uid: string): Promise<void> {
-    await this.#remember(uid);
-    await this.#barrier.delete(PREFIX + uid);
-  }
-
-  /** Starts recording the values that later writes overwrite. */
-  startJournal(): void {
-    this.#journal = new Map();
-  }
-
-  /** Stops recording and drops the recorded values. */
-  endJournal(): void {
-    this.#journal = undefined;
-  }
-
-  /** Writes back every value recorded since startJournal, then stops recording. */
-  async rollBack(): Promise<void> {
+  #rollBack(): void {
     const journal = this.#journal;
     this.#journal = undefined;
-    if (journal === undefined) return;
-    for (const [key, value] of journal) {
-      if (value === undefined) await this.#barrier.delete(key);
-      else await this.#barrier.put(key, value);
+    if (journal !== undefined) this.#restore(journal);
+  }
+
+  /** Puts the recorded staged states back. */
+  #restore(recorded: Map<string, Staged | typeof NOT_STAGED>): void {
+    const staged = this.#staged;
+    if (staged === undefined) return;
+    for (const [uid, before] of recorded) {
+      if (before === NOT_STAGED) staged.delete(uid);
+      else staged.set(uid, before);
     }
-  }
-
-  /** Lists every object identifier in ascending order. */
-  async list(): Promise<string[]> {
-    const names = await this.#barrier.list(PREFIX);
-    return names.filter((name) => !name.endsWith("/"));
-  }
-
-  /** Runs `work` after every earlier `exclusive` work has finished. */
-  async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    return this.#lock.run("store", work);
   }
 }

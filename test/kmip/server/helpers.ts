@@ -42,7 +42,9 @@ export async function send(
   dispatcher: KmipDispatcher,
   request: KmipItem,
 ): Promise<StructureItem[]> {
-  const response = decodeTtlv(await dispatcher.handleTtlv(encodeTtlv(request), "test-client"));
+  const response = decodeTtlv(
+    await dispatcher.handleTtlv(encodeTtlv(request), { identity: "test-client" }),
+  );
   if (response.type !== "Structure") throw new Error("response is not a structure");
   return children(response, "BatchItem") as StructureItem[];
 }

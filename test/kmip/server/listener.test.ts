@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { connect, type TLSSocket } from "node:tls";
 import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
+import type { KmipClient } from "../../../src/kmip/server/context.ts";
 import { KmipDispatcher } from "../../../src/kmip/server/dispatcher.ts";
 import { child, children, enumItem, enumName, textOf } from "../../../src/kmip/server/items.ts";
 import { type KmipServer, startKmipServer } from "../../../src/kmip/server/listener.ts";
@@ -19,9 +20,13 @@ const silentLogger = { error() {}, warn() {}, info() {} };
 class RecordingDispatcher extends KmipDispatcher {
   readonly identities: (string | undefined)[] = [];
 
-  override async handleTtlv(message: Uint8Array, identity?: string, limits = {}): Promise<Buffer> {
-    this.identities.push(identity);
-    return super.handleTtlv(message, identity, limits);
+  override async handleTtlv(
+    message: Uint8Array,
+    client: KmipClient = {},
+    limits = {},
+  ): Promise<Buffer> {
+    this.identities.push(client.identity);
+    return super.handleTtlv(message, client, limits);
   }
 }
 

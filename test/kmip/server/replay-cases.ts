@@ -80,7 +80,9 @@ export async function replayCase(file: CaseFile): Promise<CaseResult> {
     } catch (error) {
       return { name, failure: `step ${step.index}: ${(error as Error).message}` };
     }
-    const responseBytes = await dispatcher.handleTtlv(encodeTtlv(request), "conformance");
+    const responseBytes = await dispatcher.handleTtlv(encodeTtlv(request), {
+      identity: "conformance",
+    });
     const actual = withoutServerCorrelation(decodeTtlv(responseBytes));
     const mismatch = session.checkResponse(withoutServerCorrelation(step.expected), actual);
     if (mismatch !== undefined) {

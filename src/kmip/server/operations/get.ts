@@ -31,6 +31,8 @@ export async function get(payload: StructureItem, context: OperationContext): Pr
   const format = optionalEnum(payload, "KeyFormatType");
   const content = contentInFormat(object, format);
   // Fresh turns false once the key material has left the server.
+  // NOTE: no object has Fresh yet, because the server does not set it at
+  // creation and clients may not set it, so this write never runs today.
   if (attributeScalar(object, "Fresh") === true) {
     await context.store.put(
       replaceAttribute(object, "Fresh", scalarAttribute("Fresh", "Boolean", false)),
