@@ -85,7 +85,7 @@ describe("postgresql storage", { skip }, () => {
         url,
         "select name from schema_migrations order by name",
       );
-      assert.deepEqual(applied, [{ name: "0001_create_entries" }]);
+      assert.deepEqual(applied, [{ name: "0001_create_entries" }, { name: "0002_cluster" }]);
     });
 
     it("key column uses byte collation", async () => {

@@ -149,15 +149,16 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
   // A connection that fails while checked out (the server ended its
   // session, say) emits "error" on its client, where the pool keeps no
   // listener: without one the event would end the process. The query in
-  // flight fails on its own and the pool drops the broken connection.
-  pool.on("connect", (client) => {
-    client.on("error", (error: Error & { code?: string }) => {
-      logger?.warn(
-        { database: connection.description, driverCode: error.code, reason: error.message },
-        "postgresql connection failed while in use; the pool opens a new one when needed",
-      );
-    });
-  });
+  // flight fails on its own and the pool drops the broken connection. An
+  // idle connection's failure reaches the pool's own "error" event below.
+  const inUseFailure = (error: Error & { code?: string }) => {
+    logger?.warn(
+      { database: connection.description, driverCode: error.code, reason: error.message },
+      "postgresql connection failed while in use; the pool opens a new one when needed",
+    );
+  };
+  pool.on("acquire", (client) => client.on("error", inUseFailure));
+  pool.on("release", (_error, client) => client.off("error", inUseFailure));
   pool.on("error", (error: Error & { code?: string }) => {
     logger?.warn(
       { database: connection.description, driverCode: error.code, reason: error.message },
