@@ -23,7 +23,7 @@ export function sealedError(): KeywardError {
   return new KeywardError("sealed", "the server is sealed: unseal it with its key shares first");
 }
 
-/** What one keyring write stores: the keyring and the encryption count of each term. */
+/** The content of one keyring write: the keyring and the encryption count of each term. */
 interface KeyringWrite {
   keyring: Keyring;
   counts: Map<KeyringTerm, number>;
@@ -239,7 +239,7 @@ export class KeyringStore {
   }
 }
 
-/** The count another node stored for `term`, or 0. */
+/** Returns the count another node stored for `term`, or 0. */
 function storedCountOf(stored: Keyring | undefined, term: KeyringTerm): number {
   return stored?.term(term.term)?.storedEncryptions ?? 0;
 }

@@ -3,7 +3,7 @@ import type { ClusterMember } from "../../cluster/cluster.ts";
 import type { Keyward } from "../../core/keyward.ts";
 import { envelope } from "../envelope.ts";
 
-/** One node in Vault's `sys/ha-status` shape, with Keyward's additions. */
+/** Converts one node to Vault's `sys/ha-status` shape, with Keyward's additions. */
 function nodeView(member: ClusterMember) {
   return {
     hostname: member.nodeId,
@@ -12,7 +12,7 @@ function nodeView(member: ClusterMember) {
     cluster_address: "",
     active_node: member.leader && member.up,
     leader: member.leader && member.up,
-    // As Vault does, the answering node reports no echo of its own.
+    // As in Vault, the responding node reports no echo of its own.
     last_echo: member.self ? null : member.heartbeatAt,
     heartbeat_age_ms: member.heartbeatAgeMs,
     up: member.up,
