@@ -36,6 +36,9 @@ const REJECTED: Case[] = [
   { name: "fail empty", text: "" },
 ];
 
+/** How long one `wg` command may run before the test fails instead of hanging the file. */
+const WG_TIMEOUT_MS = 10_000;
+
 describe("wireguard key text", () => {
   it("ok canonical key", () => {
     assert.equal(decodeKey(valid, "public_key").length, 32);
@@ -88,7 +91,9 @@ describe("wireguard key text", () => {
       const result = spawnSync("wg", ["pubkey"], {
         input: `${pair.privateKey}\n`,
         encoding: "utf8",
+        timeout: WG_TIMEOUT_MS,
       });
+      assert.equal(result.error, undefined, `wg pubkey failed: ${result.error}`);
       assert.equal(result.status, 0, result.stderr);
       assert.equal(result.stdout.trim(), pair.publicKey);
     }
@@ -96,8 +101,15 @@ describe("wireguard key text", () => {
 
   it("accepts keys from wg genkey", (t) => {
     if (!requirePeer(t, "wg")) return;
-    const privateKey = spawnSync("wg", ["genkey"], { encoding: "utf8" }).stdout.trim();
-    const publicKey = spawnSync("wg", ["pubkey"], { input: privateKey, encoding: "utf8" });
+    const generated = spawnSync("wg", ["genkey"], { encoding: "utf8", timeout: WG_TIMEOUT_MS });
+    assert.equal(generated.error, undefined, `wg genkey failed: ${generated.error}`);
+    const privateKey = generated.stdout.trim();
+    const publicKey = spawnSync("wg", ["pubkey"], {
+      input: privateKey,
+      encoding: "utf8",
+      timeout: WG_TIMEOUT_MS,
+    });
+    assert.equal(publicKey.error, undefined, `wg pubkey failed: ${publicKey.error}`);
     assert.equal(validatePublicKey(publicKey.stdout.trim()), publicKey.stdout.trim());
     assert.equal(publicKeyOf(privateKey), publicKey.stdout.trim());
   });
