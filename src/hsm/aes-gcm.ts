@@ -3,6 +3,7 @@ import { endianness } from "node:os";
 import pkcs11js from "pkcs11js";
 import { decryptionFailed, KeywardError } from "../errors.ts";
 import {
+  decryptToCopy,
   describeSelector,
   findKey,
   type KeyProtection,
@@ -11,7 +12,7 @@ import {
   readKeyProtection,
   requireKey,
 } from "./objects.ts";
-import { decryptionError, hsmOperationFailed } from "./pkcs11-errors.ts";
+import { hsmOperationFailed } from "./pkcs11-errors.ts";
 import type { HsmToken, SessionContext } from "./token.ts";
 
 /** AES-256 key length in bytes. */
@@ -172,21 +173,14 @@ export class HsmAesKey {
     return this.#token.run(
       async (context) => {
         const handle = requireKey(context, selector(this.label, this.id));
-        const output = Buffer.alloc(input.ciphertext.length);
-        try {
-          context.module.C_DecryptInit(context.session, gcmMechanism(input.iv, aad), handle);
-          const plaintext = await context.module.C_DecryptAsync(
-            context.session,
-            input.ciphertext,
-            output,
-          );
-          const copy = Buffer.from(plaintext);
-          output.fill(0);
-          return copy;
-        } catch (error) {
-          output.fill(0);
-          throw decryptionError(`decrypt with the AES key "${this.label}"`, error);
-        }
+        return decryptToCopy(
+          context,
+          gcmMechanism(input.iv, aad),
+          handle,
+          input.ciphertext,
+          input.ciphertext.length,
+          `decrypt with the AES key "${this.label}"`,
+        );
       },
       { retryOnLostSession: true },
     );

@@ -1,6 +1,6 @@
 import pkcs11js from "pkcs11js";
 import { KeywardError } from "../errors.ts";
-import { hsmOperationFailed, returnValueOf } from "./pkcs11-errors.ts";
+import { decryptionError, hsmOperationFailed, returnValueOf } from "./pkcs11-errors.ts";
 import type { HsmToken, SessionContext } from "./token.ts";
 
 /** Objects fetched per `C_FindObjects` call. */
@@ -175,4 +175,31 @@ export function readKeyProtection(
 /** Decodes a CK_BBOOL attribute value. */
 export function readBoolean(value: Buffer | undefined): boolean {
   return value !== undefined && value.length > 0 && value[0] !== 0;
+}
+
+/**
+ * Decrypts `ciphertext` with the key `handle` under `mechanism` into a
+ * scratch buffer of `outputLength` bytes and returns a copy of the
+ * plaintext. The scratch buffer is zeroed whether or not decryption
+ * succeeds. Throws what `decryptionError` makes of a failure, naming
+ * `operation`.
+ */
+export async function decryptToCopy(
+  context: SessionContext,
+  mechanism: pkcs11js.Mechanism,
+  handle: Buffer,
+  ciphertext: Buffer,
+  outputLength: number,
+  operation: string,
+): Promise<Buffer> {
+  const output = Buffer.alloc(outputLength);
+  try {
+    context.module.C_DecryptInit(context.session, mechanism, handle);
+    const plaintext = await context.module.C_DecryptAsync(context.session, ciphertext, output);
+    return Buffer.from(plaintext);
+  } catch (error) {
+    throw decryptionError(operation, error);
+  } finally {
+    output.fill(0);
+  }
 }

@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject, randomBytes } from "node:crypto";
 import pkcs11js from "pkcs11js";
 import { invalidField, KeywardError } from "../errors.ts";
 import {
+  decryptToCopy,
   findKey,
   type KeyProtection,
   type KeySelector,
@@ -9,7 +10,7 @@ import {
   readKeyProtection,
   requireKey,
 } from "./objects.ts";
-import { decryptionError, hsmOperationFailed } from "./pkcs11-errors.ts";
+import { hsmOperationFailed } from "./pkcs11-errors.ts";
 import type { HsmToken } from "./token.ts";
 
 /** RSA modulus sizes Keyward generates, in bits. */
@@ -162,7 +163,6 @@ export class HsmRsaKey {
       async (context) => {
         const handle = requireKey(context, privateSelector(this.label));
         const [modulus] = readAttributes(context, handle, [pkcs11js.CKA_MODULUS]);
-        const output = Buffer.alloc(modulus?.length ?? ciphertext.length);
         const mechanism: pkcs11js.Mechanism = {
           mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
           parameter: {
@@ -175,20 +175,14 @@ export class HsmRsaKey {
               : { sourceData: Buffer.from(label) }),
           } as pkcs11js.RsaOAEP,
         };
-        try {
-          context.module.C_DecryptInit(context.session, mechanism, handle);
-          const plaintext = await context.module.C_DecryptAsync(
-            context.session,
-            Buffer.from(ciphertext),
-            output,
-          );
-          const copy = Buffer.from(plaintext);
-          output.fill(0);
-          return copy;
-        } catch (error) {
-          output.fill(0);
-          throw decryptionError(`decrypt with the RSA key "${this.label}"`, error);
-        }
+        return decryptToCopy(
+          context,
+          mechanism,
+          handle,
+          Buffer.from(ciphertext),
+          modulus?.length ?? ciphertext.length,
+          `decrypt with the RSA key "${this.label}"`,
+        );
       },
       { retryOnLostSession: true },
     );
