@@ -404,8 +404,8 @@ export class Keyward {
   }
 
   /**
-   * Drops or reloads what this node keeps in memory of the storage keys
-   * another node changed; `undefined` means changes may have been missed,
+   * Drops or reloads this node's in-memory copies of the storage keys that
+   * another node changed. `undefined` means changes may have been missed,
    * so everything is reloaded.
    */
   async #applyRemoteChanges(keys: readonly string[] | undefined): Promise<void> {

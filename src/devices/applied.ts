@@ -2,7 +2,7 @@ import type { AppliedVersion, AppliedVersionReader } from "./artifacts.ts";
 import { GroupCommit } from "./group-commit.ts";
 import type { DeviceStore, RecordWriter } from "./store.ts";
 
-/** Folder of the device store that holds the versions each device applied. */
+/** Folder of the device store with the versions each device applied. */
 export const APPLIED_FOLDER = "applied";
 const FOLDER = APPLIED_FOLDER;
 

@@ -22,7 +22,7 @@ export interface DeviceContext {
   lastSeenWrites: Map<string, number>;
 }
 
-/** Folder of the device store that holds one record per device. */
+/** Folder of the device store with one record per device. */
 export const DEVICE_REGISTRY_FOLDER = "registry";
 
 /** Returns the storage path of device `name`. */

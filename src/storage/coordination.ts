@@ -2,16 +2,16 @@
  * What several Keyward nodes sharing one database use to work together: a
  * feed of the storage keys other nodes changed, a leader lock for scheduled
  * work, and a table of nodes with their last heartbeat. PostgreSQL storage
- * offers it; SQLite, which one process holds alone, does not.
+ * offers it. SQLite does not, because one process opens the file exclusively.
  */
 export interface Coordination {
   /** This node's id, as other nodes see it in the change feed and the node table. */
   readonly nodeId: string;
   /**
-   * Starts the change feed. `listener` receives the storage keys that other
-   * nodes wrote or deleted, in batches, soon after each commit; or
-   * `undefined` when changes may have been missed (after the feed's
-   * connection was lost and opened again), when every cache must go.
+   * Starts the change feed. `listener` receives, in batches soon after each
+   * commit, the storage keys that other nodes wrote or deleted. It receives
+   * `undefined` after the feed's connection was lost and opened again,
+   * because changes may have been missed and every cache must go.
    */
   watch(listener: (keys: readonly string[] | undefined) => void): Promise<void>;
   /** Tries to take the leader lock; true when this node holds it afterwards. */
@@ -43,7 +43,7 @@ export interface Coordination {
   close(): Promise<void>;
 }
 
-/** What a node reports about itself with each heartbeat. */
+/** The state a node reports about itself with each heartbeat. */
 export interface NodeState {
   /** The address clients reach this node's API at, such as `https://10.0.0.5:8200`. */
   apiAddress: string;

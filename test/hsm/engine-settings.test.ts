@@ -4,20 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { readConfigFile, readEnvironment, resolveServerConfig } from "../../src/config.ts";
-import { KeywardError } from "../../src/errors.ts";
+import { configError } from "./config-error.ts";
 
 /** Any existing file: the settings check only that the library exists. */
 const LIBRARY = process.execPath;
 const PIN = "engine-settings-pin-5511";
-
-function configError(field: string, pattern?: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof KeywardError, `expected a KeywardError, got ${String(error)}`);
-    assert.equal(error.field, field, error.message);
-    if (pattern !== undefined) assert.match(error.message, pattern);
-    return true;
-  };
-}
 
 describe("engine HSM settings", () => {
   const folder = mkdtempSync(join(tmpdir(), "keyward-engine-hsm-settings-"));

@@ -217,11 +217,11 @@ export class KeyStore {
   }
 
   /**
-   * Writes several key changes in one transaction, for sweeps. Each change
-   * names the stored JSON it was computed from, and is skipped when the
-   * key stored now differs, so a change made meanwhile is never lost.
-   * Returns the names written. The cache is updated only for keys it holds
-   * already. Callers hold the keys' locks.
+   * Writes key changes in one transaction, for sweeps and for `update`.
+   * Each change names the stored JSON it was computed from, and is skipped
+   * when the key stored now differs, so a change made meanwhile (on this
+   * node or another) is never lost. Returns the names written. Only keys
+   * already in the cache are refreshed there. Callers own the keys' locks.
    */
   async writeBatch(changes: readonly KeyBatchChange[]): Promise<string[]> {
     const written: string[] = [];
