@@ -1,6 +1,6 @@
 /**
- * What several Keyward nodes sharing one database use to work together: a
- * feed of the storage keys other nodes changed, a leader lock for scheduled
+ * The coordination of Keyward nodes sharing one database: a feed of the
+ * storage keys other nodes changed, a leader lock for scheduled
  * work, and a table of nodes with their last heartbeat. PostgreSQL storage
  * offers it. SQLite does not, because one process opens the file exclusively.
  */
