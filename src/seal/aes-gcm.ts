@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { randomBytes } from "../crypto/random.ts";
 
 /** AES-256-GCM key length in bytes. */
 export const AES_KEY_BYTES = 32;

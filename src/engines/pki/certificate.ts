@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes } from "../../crypto/random.ts";
 import { KeywardError } from "../../errors.ts";
 import type { DataSigner } from "./data-signer.ts";
 import { bitString, contextTag, element, sequence, time, unsignedInteger } from "./der-writer.ts";

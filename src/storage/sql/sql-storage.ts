@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { CompiledQuery, type IsolationLevel, type Kysely, type Transaction } from "kysely";
+import type { IsolationLevel, Kysely, Transaction } from "kysely";
 import { isKeywardError, KeywardError } from "../../errors.ts";
 import type { Coordination } from "../coordination.ts";
 import { validateKey, validatePrefix, validateScanOptions, validateValue } from "../keys.ts";
@@ -33,11 +33,15 @@ export interface SqlStorageOptions {
    */
   retry?: TransactionRetry;
   /**
-   * Statements that switch the connection to commits that are not synced
-   * to the disk and back, for transactions run with `syncToDisk: false`.
-   * Without them that option is ignored.
+   * Makes the commits made so far durable. A backend whose connection
+   * commits without waiting for the disk (SQLite with `synchronous =
+   * NORMAL`) sets it, and every write except a transaction run with
+   * `syncToDisk: false` waits for it before it resolves. Without it every
+   * commit is durable when it returns.
    */
-  unsyncedCommits?: { enter: string; leave: string };
+  syncCommits?: () => Promise<void>;
+  /** Called by `close()` after the database is closed, to release what `syncCommits` holds. */
+  onClose?: () => Promise<void>;
   /**
    * Rejects calls made on the storage itself from inside one of its
    * transactions (see the class). The check tracks the async context of
@@ -99,7 +103,8 @@ export class SqlStorage implements Storage {
   readonly #isolationLevel: IsolationLevel | undefined;
   readonly #retry: TransactionRetry | undefined;
   readonly #statements: PointStatements;
-  readonly #unsyncedCommits: { enter: CompiledQuery; leave: CompiledQuery } | undefined;
+  readonly #syncCommits: (() => Promise<void>) | undefined;
+  readonly #onClose: (() => Promise<void>) | undefined;
   readonly #transactionContext: AsyncLocalStorage<TransactionState> | undefined;
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
@@ -113,11 +118,8 @@ export class SqlStorage implements Storage {
     this.#statements = compilePointStatements(options.db);
     const checkNestedCalls = options.checkNestedCalls ?? process.env.KEYWARD_STORAGE_CHECKS === "1";
     this.#transactionContext = checkNestedCalls ? new AsyncLocalStorage() : undefined;
-    const unsynced = options.unsyncedCommits;
-    this.#unsyncedCommits = unsynced && {
-      enter: CompiledQuery.raw(unsynced.enter),
-      leave: CompiledQuery.raw(unsynced.leave),
-    };
+    this.#syncCommits = options.syncCommits;
+    this.#onClose = options.onClose;
   }
 
   get(key: string): Promise<Uint8Array | undefined> {
@@ -146,14 +148,14 @@ export class SqlStorage implements Storage {
     return this.#call("write a value", () => {
       validateKey(key);
       validateValue(value);
-      return upsertValue(this.#db, this.#statements, key, value);
+      return this.#synced(upsertValue(this.#db, this.#statements, key, value));
     });
   }
 
   delete(key: string): Promise<void> {
     return this.#call("delete a value", () => {
       validateKey(key);
-      return deleteValue(this.#db, this.#statements, key);
+      return this.#synced(deleteValue(this.#db, this.#statements, key));
     });
   }
 
@@ -161,57 +163,39 @@ export class SqlStorage implements Storage {
     work: (tx: StorageWriter) => Promise<T>,
     options: TransactionOptions = {},
   ): Promise<T> {
-    const unsynced = options.syncToDisk === false ? this.#unsyncedCommits : undefined;
     // No operation name: the transaction translates driver errors itself
     // and must re-throw the work's own errors unchanged.
     return this.#call(undefined, async () => {
       const maxAttempts = this.#retry?.maxAttempts ?? 1;
       for (let attempt = 1; ; attempt++) {
+        let result: T;
         try {
-          return unsynced === undefined
-            ? await this.#runTransaction(this.#db, work)
-            : await this.#runUnsynced(unsynced, work);
+          result = await this.#runTransaction(this.#db, work);
         } catch (error) {
           if (attempt >= maxAttempts || !this.#isRetryable(error)) throw error;
           // A random wait spreads out transactions that conflicted together,
           // so they do not collide again on the next attempt.
           const bound = RETRY_BASE_DELAY_MS * 2 ** (attempt - 1);
           await new Promise((resolve) => setTimeout(resolve, Math.random() * bound));
+          continue;
         }
+        if (options.syncToDisk !== false) await this.#synced(Promise.resolve());
+        return result;
       }
     });
   }
 
-  /**
-   * Runs a transaction on one connection switched to unsynced commits, and
-   * switches the connection back however the transaction ends.
-   */
-  #runUnsynced<T>(
-    statements: { enter: CompiledQuery; leave: CompiledQuery },
-    work: (tx: StorageWriter) => Promise<T>,
-  ): Promise<T> {
-    return this.#db.connection().execute(async (connection) => {
+  /** Resolves with `write`'s result once its commit is durable, when the backend commits without waiting for the disk. */
+  async #synced<T>(write: Promise<T>): Promise<T> {
+    const result = await write;
+    if (this.#syncCommits !== undefined) {
       try {
-        await connection.executeQuery(statements.enter);
+        await this.#syncCommits();
       } catch (error) {
-        throw translateError(this.kind, "start a transaction", error);
+        throw translateError(this.kind, "sync a commit to the disk", error);
       }
-      let outcome: { value: T } | { error: unknown };
-      try {
-        outcome = { value: await this.#runTransaction(connection, work) };
-      } catch (error) {
-        outcome = { error };
-      }
-      try {
-        await connection.executeQuery(statements.leave);
-      } catch (error) {
-        // A connection left unsynced would weaken every later commit, so
-        // this failure outweighs the transaction's own outcome.
-        throw translateError(this.kind, "restore synced commits", error);
-      }
-      if ("error" in outcome) throw outcome.error;
-      return outcome.value;
-    });
+    }
+    return result;
   }
 
   async #runTransaction<T>(
@@ -266,6 +250,7 @@ export class SqlStorage implements Storage {
     await Promise.allSettled([...this.#pending]);
     try {
       await this.#db.destroy();
+      await this.#onClose?.();
     } catch (error) {
       throw translateError(this.kind, "close the database", error);
     }

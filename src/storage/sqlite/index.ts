@@ -6,6 +6,7 @@ import type { StorageDatabase } from "../sql/schema.ts";
 import { SqlStorage } from "../sql/sql-storage.ts";
 import type { Storage } from "../storage.ts";
 import { migrateSqlite } from "./migrations.ts";
+import { WalSync } from "./wal-sync.ts";
 
 export interface SqliteStorageOptions {
   /** The database file. It is created with mode 0600 when missing. */
@@ -32,11 +33,12 @@ function openDatabase(path: string): SqliteDatabase.Database {
     // ROWID table instead of spilling into an overflow page. It applies to
     // a new, empty file only; an existing file keeps its page size.
     database.pragma("page_size = 8192");
-    // WAL lets readers run beside the writer; synchronous=FULL syncs the
-    // WAL on every commit, so an acknowledged write survives SIGKILL and
-    // power loss, not only a process crash.
+    // WAL lets readers run beside the writer. Under synchronous=NORMAL a
+    // commit is in the WAL file when it returns, so it survives a killed
+    // process. WalSync flushes the file off the event loop before a write
+    // is acknowledged, so it survives power loss too.
     database.pragma("journal_mode = WAL");
-    database.pragma("synchronous = FULL");
+    database.pragma("synchronous = NORMAL");
     // One process owns the file: the exclusive lock taken here is held until
     // the database is closed (the OS releases it if the process dies), so a
     // second server on the same data directory fails at start instead of
@@ -113,15 +115,16 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
       cause: error,
     });
   }
+  // An in-memory database has no file to flush.
+  const walSync = options.path === ":memory:" ? undefined : new WalSync(options.path);
   return new SqlStorage({
     kind: "sqlite",
     db,
     ...(options.checkNestedCalls === undefined
       ? {}
       : { checkNestedCalls: options.checkNestedCalls }),
-    // In WAL mode a commit under synchronous=NORMAL is in the WAL file, so
-    // it survives a killed process, and the next synchronous=FULL commit's
-    // sync covers it too.
-    unsyncedCommits: { enter: "pragma synchronous = normal", leave: "pragma synchronous = full" },
+    ...(walSync === undefined
+      ? {}
+      : { syncCommits: () => walSync.sync(), onClose: () => walSync.close() }),
   });
 }
