@@ -37,7 +37,7 @@ export interface ServerConfig {
   readonly devRootToken: string | undefined;
   /** Scheduler tick for rotation and deletion jobs, in milliseconds. */
   readonly jobIntervalMs: number;
-  /** The KMIP server's address and TLS files, when KMIP is enabled. */
+  /** The KMIP server's address and TLS settings, when KMIP is enabled. */
   readonly kmip: KmipConfig | undefined;
   /** This node's id among nodes sharing one database; generated and kept in the data directory when unset. */
   readonly nodeId: string | undefined;
@@ -69,14 +69,24 @@ export interface SealPkcs11Config extends Pkcs11TokenConfig {
   readonly keyLabel: string;
 }
 
-/** The KMIP server's address and its mutual-TLS files (absolute paths). */
+/**
+ * The KMIP server's address and where its mutual-TLS certificates come
+ * from. The three files are all set or all undefined, and when they are
+ * undefined Keyward issues the server certificate from its own KMIP CA.
+ */
 export interface KmipConfig {
   readonly host: string;
   readonly port: number;
-  readonly tlsCertFile: string;
-  readonly tlsKeyFile: string;
+  /** The server certificate chain (absolute path). */
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
   /** CA bundle that client certificates must chain to. */
-  readonly clientCaFile: string;
+  readonly clientCaFile: string | undefined;
+  /**
+   * Extra DNS names and IP addresses for the server certificate that Keyward
+   * issues itself, besides the listen host, `localhost`, 127.0.0.1 and ::1.
+   */
+  readonly serverHostnames: readonly string[];
 }
 
 /** KMIP's registered port, used when `kmip_listen` names only a host. */
@@ -99,6 +109,8 @@ export interface ConfigSource {
   kmip_tls_cert_file?: string;
   kmip_tls_key_file?: string;
   kmip_client_ca_file?: string;
+  /** Comma-separated DNS names and IP addresses, or a list in a config file. */
+  kmip_server_hostnames?: string | string[];
   node_id?: string;
   api_addr?: string;
   seal_pkcs11_library?: string;
@@ -128,6 +140,7 @@ const FILE_FIELDS = new Set<keyof ConfigSource>([
   "kmip_tls_cert_file",
   "kmip_tls_key_file",
   "kmip_client_ca_file",
+  "kmip_server_hostnames",
   "node_id",
   "api_addr",
   "seal_pkcs11_library",
@@ -154,6 +167,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
   KEYWARD_KMIP_TLS_CERT_FILE: "kmip_tls_cert_file",
   KEYWARD_KMIP_TLS_KEY_FILE: "kmip_tls_key_file",
   KEYWARD_KMIP_CLIENT_CA_FILE: "kmip_client_ca_file",
+  KEYWARD_KMIP_SERVER_HOSTNAMES: "kmip_server_hostnames",
   KEYWARD_NODE_ID: "node_id",
   KEYWARD_API_ADDR: "api_addr",
   KEYWARD_SEAL_PKCS11_LIBRARY: "seal_pkcs11_library",
@@ -359,15 +373,17 @@ function checkApiAddress(address: unknown): string {
 }
 
 /**
- * Reads the KMIP settings: none without `kmip_listen`, else all three TLS
- * files, since KMIP clients authenticate with certificates.
+ * Reads the KMIP settings: none without `kmip_listen`. The three TLS files
+ * come together or not at all: without them Keyward issues the server
+ * certificate from its own KMIP CA.
  */
 function resolveKmipConfig(merged: ConfigSource): KmipConfig | undefined {
   const listen = merged.kmip_listen;
+  const fileFields = ["kmip_tls_cert_file", "kmip_tls_key_file", "kmip_client_ca_file"] as const;
   if (listen === undefined) {
-    const stray = (
-      ["kmip_tls_cert_file", "kmip_tls_key_file", "kmip_client_ca_file"] as const
-    ).find((field) => merged[field] !== undefined);
+    const stray = [...fileFields, "kmip_server_hostnames" as const].find(
+      (field) => merged[field] !== undefined,
+    );
     if (stray !== undefined) throw configError(stray, "it needs kmip_listen to enable KMIP");
     return undefined;
   }
@@ -377,26 +393,55 @@ function resolveKmipConfig(merged: ConfigSource): KmipConfig | undefined {
   } catch {
     throw configError("kmip_listen", `expected HOST or HOST:PORT, got "${listen}"`);
   }
-  const files = {
-    tlsCertFile: merged.kmip_tls_cert_file,
-    tlsKeyFile: merged.kmip_tls_key_file,
-    clientCaFile: merged.kmip_client_ca_file,
-  };
-  for (const [name, field] of [
-    ["tlsCertFile", "kmip_tls_cert_file"],
-    ["tlsKeyFile", "kmip_tls_key_file"],
-    ["clientCaFile", "kmip_client_ca_file"],
-  ] as const) {
-    if (files[name] === undefined) {
-      throw configError(field, "KMIP needs a server certificate, its key and a client CA file");
-    }
+  const givenFiles = fileFields.filter((field) => merged[field] !== undefined);
+  const missing = fileFields.find((field) => merged[field] === undefined);
+  if (givenFiles.length > 0 && missing !== undefined) {
+    throw configError(
+      missing,
+      `${givenFiles.join(" and ")} also needs ${missing}: give the server certificate, its key and the client CA file together, or none of them to use Keyward's own KMIP CA`,
+    );
   }
+  const hostnames = readKmipServerHostnames(merged.kmip_server_hostnames);
+  if (givenFiles.length > 0 && hostnames.length > 0) {
+    throw configError(
+      "kmip_server_hostnames",
+      "it applies only to the certificate Keyward issues itself; leave it out when the KMIP TLS files are given",
+    );
+  }
+  const absolute = (path: string | undefined) => (path === undefined ? undefined : resolve(path));
   return Object.freeze({
     ...address,
-    tlsCertFile: resolve(files.tlsCertFile as string),
-    tlsKeyFile: resolve(files.tlsKeyFile as string),
-    clientCaFile: resolve(files.clientCaFile as string),
+    tlsCertFile: absolute(merged.kmip_tls_cert_file),
+    tlsKeyFile: absolute(merged.kmip_tls_key_file),
+    clientCaFile: absolute(merged.kmip_client_ca_file),
+    serverHostnames: Object.freeze(hostnames),
   });
+}
+
+/** Longest DNS name accepted, in characters (RFC 1035). */
+const MAX_HOSTNAME_LENGTH = 253;
+const HOSTNAME_PATTERN =
+  /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** Splits `kmip_server_hostnames` and checks that each entry is a DNS name or an IP address. */
+function readKmipServerHostnames(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const entries = (Array.isArray(value) ? value : [value])
+    .flatMap((entry) => String(entry).split(","))
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  for (const entry of entries) {
+    if (
+      isIP(entry) === 0 &&
+      (entry.length > MAX_HOSTNAME_LENGTH || !HOSTNAME_PATTERN.test(entry))
+    ) {
+      throw configError(
+        "kmip_server_hostnames",
+        `"${entry}" is neither a DNS name nor an IP address`,
+      );
+    }
+  }
+  return [...new Set(entries.map((entry) => (isIP(entry) === 0 ? entry.toLowerCase() : entry)))];
 }
 
 /** The settings of one PKCS#11 token, named by their config fields. */

@@ -8,9 +8,7 @@ import { type DevModeResult, startDevMode } from "./core/dev-mode.ts";
 import { Keyward } from "./core/keyward.ts";
 import { KeywardError } from "./errors.ts";
 import type { HsmToken } from "./hsm/token.ts";
-import { KmipDispatcher } from "./kmip/server/dispatcher.ts";
-import { type KmipServer, startKmipServer } from "./kmip/server/listener.ts";
-import { KMIP_OBJECTS_PREFIX, KmipObjectStore } from "./kmip/server/object-store.ts";
+import { createKmipService, type KmipService } from "./kmip/server/service.ts";
 import { createPkcs11SealManager } from "./seal/pkcs11-seal.ts";
 import type { RootKeyWrapper } from "./seal/wrapped-root-key.ts";
 import { describeStorageLocation, openStorage } from "./storage/index.ts";
@@ -160,6 +158,11 @@ export async function startServer(
   let dev: DevModeResult | undefined;
   if (config.dev) dev = await startDevMode(keyward, config.dataDir, config.devRootToken);
 
+  const kmip: KmipService | undefined =
+    config.kmip === undefined
+      ? undefined
+      : createKmipService({ keyward, config: config.kmip, nodeId, logger, hsm: engineHsm });
+
   const https =
     config.tlsCertFile && config.tlsKeyFile
       ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
@@ -170,6 +173,7 @@ export async function startServer(
     maxRequestBytes: config.maxRequestBytes,
     version: VERSION,
     ...(https ? { https } : {}),
+    ...(kmip === undefined ? {} : { kmip: kmip.credentials }),
   });
 
   await app.listen({ host: config.host, port: config.port });
@@ -190,42 +194,17 @@ export async function startServer(
     "server started",
   );
 
-  let kmip: KmipServer | undefined;
-  if (config.kmip !== undefined) {
-    // The store reads through the barrier, so while sealed every KMIP request gets an error response.
-    const store = new KmipObjectStore(keyward.seal.barrier);
-    // Key material leaves memory at seal, with the barrier keys.
-    keyward.seal.onChange((sealed) => {
-      if (sealed) store.clear();
-    });
-    // Objects another node sharing the storage changed are read again.
-    keyward.onRemoteChanges((keys) => {
-      if (keys === undefined) {
-        store.clear();
-        return;
-      }
-      for (const key of keys) {
-        if (key.startsWith(KMIP_OBJECTS_PREFIX))
-          store.forget(key.slice(KMIP_OBJECTS_PREFIX.length));
-      }
-    });
-    const dispatcher = new KmipDispatcher({
-      store,
-      logger: logger.child({ component: "kmip" }),
-      audit: keyward.audit,
-    });
-    kmip = await startKmipServer({
-      dispatcher,
-      host: config.kmip.host,
-      port: config.kmip.port,
-      tls: {
-        cert: readFileSync(config.kmip.tlsCertFile),
-        key: readFileSync(config.kmip.tlsKeyFile),
-        ca: readFileSync(config.kmip.clientCaFile),
+  let kmipPort: number | undefined;
+  if (kmip !== undefined && config.kmip !== undefined) {
+    kmipPort = await kmip.start();
+    logger.info(
+      {
+        host: config.kmip.host,
+        port: kmipPort,
+        certificates: config.kmip.tlsCertFile === undefined ? "keyward-ca" : "files",
       },
-      logger: logger.child({ component: "kmip" }),
-    });
-    logger.info({ host: config.kmip.host, port: kmip.port }, "KMIP server started");
+      "KMIP server started",
+    );
   }
 
   let closing: Promise<void> | undefined;
@@ -247,6 +226,6 @@ export async function startServer(
     address,
     close,
     ...(dev ? { dev } : {}),
-    ...(kmip ? { kmipPort: kmip.port } : {}),
+    ...(kmipPort === undefined ? {} : { kmipPort }),
   };
 }

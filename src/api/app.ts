@@ -6,6 +6,7 @@ import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import type { Keyward } from "../core/keyward.ts";
 import { estTlsOptions } from "../engines/pki/est/tls.ts";
 import { KeywardError } from "../errors.ts";
+import type { KmipCredentials } from "../kmip/server/credentials.ts";
 import { registerAuthentication } from "./authentication.ts";
 import { registerAuthorization } from "./authorization.ts";
 import { addEngineConstraint } from "./engine-constraint.ts";
@@ -21,6 +22,7 @@ import { registerSshMounts } from "./routes/ssh.ts";
 import { registerAuditHooks, registerAuditRoutes } from "./routes/sys-audit.ts";
 import { registerClusterRoutes } from "./routes/sys-cluster.ts";
 import { registerGenerateRootRoutes } from "./routes/sys-generate-root.ts";
+import { registerKmipRoutes } from "./routes/sys-kmip.ts";
 import { registerMountRoutes } from "./routes/sys-mounts.ts";
 import { registerOpenApiRoutes } from "./routes/sys-openapi.ts";
 import { registerPolicyRoutes } from "./routes/sys-policies.ts";
@@ -42,6 +44,8 @@ export interface AppOptions {
   https?: { cert: Buffer; key: Buffer };
   /** Value of the `version` field in health and seal-status responses. */
   version?: string;
+  /** The KMIP roles and credentials, served under `sys/kmip/` when the KMIP server is enabled. */
+  kmip?: KmipCredentials;
 }
 
 /**
@@ -192,6 +196,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     lookupPolicies: async (token) => (await keyward.tokens.lookup(token))?.policies,
   });
   await registerAuditRoutes(app, keyward.audit);
+  if (options.kmip !== undefined) await registerKmipRoutes(app, options.kmip);
   await registerMountRoutes(app, options.keyward);
   await registerOpenApiRoutes(app);
   await registerMetricsRoutes(app, metrics);

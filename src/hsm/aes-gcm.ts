@@ -40,7 +40,14 @@ function selector(label: string, id?: Buffer): KeySelector {
   };
 }
 
-function gcmMechanism(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
+/** AES key lengths a token key may have, in bytes. */
+export const AES_KEY_BYTES = [16, 24, 32] as const;
+export type AesKeyBytes = (typeof AES_KEY_BYTES)[number];
+
+/** AES block length in bytes, the CBC IV length. */
+export const AES_BLOCK_BYTES = 16;
+
+function gcmMechanism(iv: Buffer, aad: Uint8Array, tagBytes = GCM_TAG_BYTES): pkcs11js.Mechanism {
   return {
     mechanism: pkcs11js.CKM_AES_GCM,
     parameter: {
@@ -48,13 +55,19 @@ function gcmMechanism(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
       iv,
       ivBits: iv.length * 8,
       aad: Buffer.from(aad),
-      tagBits: GCM_TAG_BYTES * 8,
+      tagBits: tagBytes * 8,
     } as pkcs11js.GcmParams,
   };
 }
 
+/** CKM_AES_CBC_PAD (PKCS#7 padding, which KMIP calls PKCS5) or CKM_AES_CBC (no padding). */
+function cbcMechanism(iv: Buffer, pad: boolean): pkcs11js.Mechanism {
+  return { mechanism: pad ? pkcs11js.CKM_AES_CBC_PAD : pkcs11js.CKM_AES_CBC, parameter: iv };
+}
+
 /**
- * An AES-256 key kept in a token and used with CKM_AES_GCM. The key value
+ * An AES key kept in a token, 256 bits long unless created with another
+ * length, and used with CKM_AES_GCM, or CKM_AES_CBC(_PAD). The key value
  * never leaves the token: it is generated there as sensitive and
  * non-extractable, and found again by its label, or by its label and
  * CKA_ID when it was found or generated with an ID. Each call looks the
@@ -75,14 +88,19 @@ export class HsmAesKey {
   /**
    * Returns the AES key labelled `label` (and with CKA_ID `id`, when given),
    * or undefined when the token has none. Throws `hsm_failure` when the key
-   * is not 256 bits long or several keys match.
+   * is not `lengthBytes` long (default 32, AES-256) or several keys match.
    */
-  static find(token: HsmToken, label: string, id?: Buffer): Promise<HsmAesKey | undefined> {
+  static find(
+    token: HsmToken,
+    label: string,
+    id?: Buffer,
+    lengthBytes: AesKeyBytes = AES_256_KEY_BYTES,
+  ): Promise<HsmAesKey | undefined> {
     return token.run(
       (context) => {
         const handle = findKey(context, selector(label, id));
         if (handle === undefined) return undefined;
-        checkKeyLength(context, handle, label);
+        checkKeyLength(context, handle, label, lengthBytes);
         return new HsmAesKey(token, label, id);
       },
       { retryOnLostSession: true },
@@ -90,13 +108,19 @@ export class HsmAesKey {
   }
 
   /**
-   * Generates an AES-256 key in the token: a token object (it survives the
-   * session), private (usable only after login), sensitive and
-   * non-extractable, allowed to encrypt and decrypt and nothing else.
-   * Its CKA_ID is `id`, or random when absent. Throws `already_exists`
-   * when a key with the label (and that ID, when given) exists.
+   * Generates an AES key of `lengthBytes` (default 32, AES-256) in the
+   * token: a token object (it survives the session), private (usable only
+   * after login), sensitive and non-extractable, allowed to encrypt and
+   * decrypt and nothing else. Its CKA_ID is `id`, or random when absent.
+   * Throws `already_exists` when a key with the label (and that ID, when
+   * given) exists.
    */
-  static generate(token: HsmToken, label: string, id?: Buffer): Promise<HsmAesKey> {
+  static generate(
+    token: HsmToken,
+    label: string,
+    id?: Buffer,
+    lengthBytes: AesKeyBytes = AES_256_KEY_BYTES,
+  ): Promise<HsmAesKey> {
     return token.run(async (context) => {
       if (findKey(context, selector(label, id)) !== undefined) {
         throw new KeywardError(
@@ -107,7 +131,7 @@ export class HsmAesKey {
       const template: pkcs11js.Template = [
         { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
         { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-        { type: pkcs11js.CKA_VALUE_LEN, value: AES_256_KEY_BYTES },
+        { type: pkcs11js.CKA_VALUE_LEN, value: lengthBytes },
         { type: pkcs11js.CKA_LABEL, value: label },
         { type: pkcs11js.CKA_ID, value: id ?? randomBytes(16) },
         { type: pkcs11js.CKA_TOKEN, value: true },
@@ -186,6 +210,89 @@ export class HsmAesKey {
     );
   }
 
+  /**
+   * Encrypts with AES-GCM under a caller's IV and returns ciphertext || tag
+   * (`tagBytes` long). The caller must never repeat an IV under one key.
+   */
+  encryptGcm(
+    iv: Buffer,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+    tagBytes: number,
+  ): Promise<Buffer> {
+    return this.#encrypt(
+      gcmMechanism(iv, aad, tagBytes),
+      plaintext,
+      plaintext.length + tagBytes,
+      "GCM",
+    );
+  }
+
+  /** Decrypts ciphertext || tag of `encryptGcm`; throws `decryption_failed` when the tag does not verify. */
+  decryptGcm(iv: Buffer, input: Uint8Array, aad: Uint8Array, tagBytes: number): Promise<Buffer> {
+    if (input.length < tagBytes) return Promise.reject(decryptionFailed());
+    return this.#decrypt(gcmMechanism(iv, aad, tagBytes), input);
+  }
+
+  /**
+   * Encrypts with AES-CBC under a 16-byte IV, with PKCS#7 padding when `pad`
+   * is true. Without padding the input must be whole blocks, or the token
+   * fails the call (`hsm_failure`).
+   */
+  encryptCbc(iv: Buffer, plaintext: Uint8Array, pad: boolean): Promise<Buffer> {
+    const length = pad
+      ? (Math.floor(plaintext.length / AES_BLOCK_BYTES) + 1) * AES_BLOCK_BYTES
+      : plaintext.length;
+    return this.#encrypt(cbcMechanism(iv, pad), plaintext, length, "CBC");
+  }
+
+  /** Decrypts `encryptCbc` output; throws `decryption_failed` when the padding is invalid. */
+  decryptCbc(iv: Buffer, ciphertext: Uint8Array, pad: boolean): Promise<Buffer> {
+    return this.#decrypt(cbcMechanism(iv, pad), ciphertext);
+  }
+
+  #encrypt(
+    mechanism: pkcs11js.Mechanism,
+    plaintext: Uint8Array,
+    outputLength: number,
+    mode: string,
+  ): Promise<Buffer> {
+    return this.#token.run(
+      async (context) => {
+        const handle = requireKey(context, selector(this.label, this.id));
+        try {
+          context.module.C_EncryptInit(context.session, mechanism, handle);
+          const output = await context.module.C_EncryptAsync(
+            context.session,
+            Buffer.from(plaintext),
+            Buffer.alloc(outputLength),
+          );
+          return Buffer.from(output);
+        } catch (error) {
+          throw hsmOperationFailed(`encrypt (${mode}) with the AES key "${this.label}"`, error);
+        }
+      },
+      { retryOnLostSession: true },
+    );
+  }
+
+  #decrypt(mechanism: pkcs11js.Mechanism, input: Uint8Array): Promise<Buffer> {
+    return this.#token.run(
+      async (context) => {
+        const handle = requireKey(context, selector(this.label, this.id));
+        return decryptToCopy(
+          context,
+          mechanism,
+          handle,
+          Buffer.from(input),
+          input.length,
+          `decrypt with the AES key "${this.label}"`,
+        );
+      },
+      { retryOnLostSession: true },
+    );
+  }
+
   /** Reads whether the token keeps the key's value secret. */
   protection(): Promise<KeyProtection> {
     return this.#token.run(
@@ -200,13 +307,18 @@ export class HsmAesKey {
   }
 }
 
-function checkKeyLength(context: SessionContext, handle: Buffer, label: string): void {
+function checkKeyLength(
+  context: SessionContext,
+  handle: Buffer,
+  label: string,
+  expectedBytes: number,
+): void {
   const [length] = readAttributes(context, handle, [pkcs11js.CKA_VALUE_LEN]);
   const bytes = length === undefined || length.length === 0 ? 0 : Number(readUlong(length));
-  if (bytes !== AES_256_KEY_BYTES) {
+  if (bytes !== expectedBytes) {
     throw new KeywardError(
       "hsm_failure",
-      `the AES key labelled "${label}" is ${bytes * 8} bits long, but Keyward needs a 256-bit key: use another label`,
+      `the AES key labelled "${label}" is ${bytes * 8} bits long, but Keyward needs a ${expectedBytes * 8}-bit key: use another label`,
     );
   }
 }

@@ -21,8 +21,10 @@ export {
   checkHsmKeyOptions,
   droppedHsmObjects,
   HSM_KEY_TYPES,
+  HSM_RSA_OAEP_HASH,
   hsmObjectsOf,
   rejectHsmMaterialUse,
+  rsaOaepHashOf,
 } from "./hsm.ts";
 export { checkPrehashedInput } from "./key-types/asymmetric.ts";
 export type {
@@ -33,6 +35,11 @@ export type {
   VersionMaterial,
 } from "./key-types/index.ts";
 export { supports } from "./key-types/index.ts";
+export {
+  rejectAssociatedData,
+  rsaOaepEncryptVersion,
+  rsaSignOptions,
+} from "./key-types/rsa.ts";
 export { assertAllowed, effectiveState, legalTransitions, transitionState } from "./lifecycle.ts";
 export { MAX_KEY_NAME_LENGTH, validateKeyName } from "./names.ts";
 export {

@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { KeywardError } from "../../src/errors.ts";
 import { HsmAesKey } from "../../src/hsm/aes-gcm.ts";
 import { HsmEcdsaKey, rawSignatureToDer } from "../../src/hsm/ecdsa.ts";
-import { HsmRsaKey } from "../../src/hsm/rsa-oaep.ts";
+import { HsmRsaKey } from "../../src/hsm/rsa.ts";
 import { HsmToken } from "../../src/hsm/token.ts";
 import { requirePeer } from "../helpers/peers.ts";
 import { requireSoftHsm, SOFTHSM_LIBRARY, SoftHsm, softHsmInstalled } from "./softhsm.ts";

@@ -46,7 +46,7 @@ describe("HSM-held keys", () => {
   it("rejects settings that need the material", () => {
     const cases: Array<[string, object, string]> = [
       ["ed25519", { type: "ed25519" }, "hsm"],
-      ["rsa-2048", { type: "rsa-2048" }, "hsm"],
+      ["ecdsa-p384", { type: "ecdsa-p384" }, "hsm"],
       ["hmac", { type: "hmac" }, "hsm"],
       ["exportable", { exportable: true }, "exportable"],
       ["backup", { allowPlaintextBackup: true }, "allow_plaintext_backup"],

@@ -24,6 +24,7 @@ interface ServerFlags {
   kmipTlsCertFile?: string;
   kmipTlsKeyFile?: string;
   kmipClientCaFile?: string;
+  kmipServerHostnames?: string;
   nodeId?: string;
   apiAddr?: string;
   sealPkcs11Library?: string;
@@ -52,6 +53,7 @@ function flagsToSource(flags: ServerFlags): ConfigSource {
     kmip_tls_cert_file: flags.kmipTlsCertFile,
     kmip_tls_key_file: flags.kmipTlsKeyFile,
     kmip_client_ca_file: flags.kmipClientCaFile,
+    kmip_server_hostnames: flags.kmipServerHostnames,
     node_id: flags.nodeId,
     api_addr: flags.apiAddr,
     seal_pkcs11_library: flags.sealPkcs11Library,
@@ -77,7 +79,7 @@ export function registerServerCommand(program: Command) {
     .description("start the Keyward server")
     .option(
       "--config <file>",
-      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, node_id, api_addr, seal_pkcs11_library, seal_pkcs11_token_label, seal_pkcs11_key_label, seal_pkcs11_pin_file, hsm_pkcs11_library, hsm_pkcs11_token_label, hsm_pkcs11_pin_file)",
+      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, kmip_server_hostnames, node_id, api_addr, seal_pkcs11_library, seal_pkcs11_token_label, seal_pkcs11_key_label, seal_pkcs11_pin_file, hsm_pkcs11_library, hsm_pkcs11_token_label, hsm_pkcs11_pin_file)",
     )
     .option(
       "--listen <host:port>",
@@ -94,7 +96,7 @@ export function registerServerCommand(program: Command) {
     )
     .option(
       "--kmip-listen <host[:port]>",
-      "serve KMIP over mutual TLS at this address, port 5696 unless given [env KEYWARD_KMIP_LISTEN]",
+      "serve KMIP over mutual TLS at this address, port 5696 unless given; without KMIP TLS files the certificates come from Keyward's own KMIP CA [env KEYWARD_KMIP_LISTEN]",
     )
     .option(
       "--kmip-tls-cert-file <file>",
@@ -107,6 +109,10 @@ export function registerServerCommand(program: Command) {
     .option(
       "--kmip-client-ca-file <file>",
       "CA bundle KMIP client certificates must chain to, PEM [env KEYWARD_KMIP_CLIENT_CA_FILE]",
+    )
+    .option(
+      "--kmip-server-hostnames <names>",
+      "comma-separated DNS names and IP addresses for the KMIP server certificate Keyward issues when no KMIP TLS files are given [env KEYWARD_KMIP_SERVER_HOSTNAMES]",
     )
     .option("--tls-cert-file <file>", "TLS certificate chain, PEM [env KEYWARD_TLS_CERT_FILE]")
     .option("--tls-key-file <file>", "TLS private key, PEM [env KEYWARD_TLS_KEY_FILE]")

@@ -1,4 +1,4 @@
-import { effectiveState, publicKeyInfo, supports } from "../../keys/index.ts";
+import { effectiveState, publicKeyInfo, rsaOaepHashOf, supports } from "../../keys/index.ts";
 import type { KeyType, ManagedKey } from "../../keys/types.ts";
 import type { KeyInfo } from "./types.ts";
 
@@ -64,5 +64,6 @@ export function describeKey(key: ManagedKey, now: Date): KeyInfo {
   // Vault reports the key derivation function only for derived keys.
   if (key.derived) info.kdf = "hkdf_sha256";
   if (key.keySize !== undefined) info.keySize = key.keySize;
+  if (key.type.startsWith("rsa-")) info.rsaOaepHash = rsaOaepHashOf(key);
   return info;
 }

@@ -1,6 +1,6 @@
 import type { ErrorCode } from "../../errors.ts";
 import type { HsmToken } from "../../hsm/token.ts";
-import type { VersionInfo } from "../../keys/index.ts";
+import type { HashAlgorithm, VersionInfo } from "../../keys/index.ts";
 import type { KeyState, KeyType } from "../../keys/types.ts";
 import type { Barrier } from "../../seal/types.ts";
 
@@ -82,6 +82,11 @@ export interface KeyInfo {
   /** Seconds between automatic rotations; 0 when disabled. */
   autoRotatePeriod: number;
   keySize?: number;
+  /**
+   * The hash RSA-OAEP uses for the label hash and MGF1, for RSA keys only:
+   * "sha2-256", or "sha1" for an HSM-held key (Keyward extension).
+   */
+  rsaOaepHash?: HashAlgorithm;
   state: KeyState;
   activationDate: string | null;
   deletionDate: string | null;

@@ -1,5 +1,6 @@
 import type { KeyObject } from "node:crypto";
 import { loadPrivateKey, loadPublicKey } from "../../crypto/asymmetric-keys.ts";
+import type { HashAlgorithm } from "../../crypto/hash.ts";
 import {
   maxOaepPlaintextLength,
   maxPssSaltLength,
@@ -10,20 +11,25 @@ import {
   rsaVerify,
 } from "../../crypto/rsa.ts";
 import { KeywardError } from "../../errors.ts";
-import type { KeyType } from "../types.ts";
+import type { KeyType, KeyVersion } from "../types.ts";
 import {
   checkAsymmetricSecret,
   checkPrehashedInput,
   generateAsymmetricVersion,
   rejectJwsMarshaling,
 } from "./asymmetric.ts";
-import type { KeyTypeDefinition, SignParams } from "./definition.ts";
+import type { EncryptParams, KeyTypeDefinition, SignParams } from "./definition.ts";
 import { publicKeyPem, secretBytes } from "./material.ts";
 
 /** RSA keys encrypt with RSAES-OAEP, SHA-256 for both the label hash and MGF1, as Vault does. */
-const OAEP_HASH = "sha2-256";
+export const RSA_OAEP_HASH: HashAlgorithm = "sha2-256";
 
-function signOptions(type: KeyType, key: KeyObject, params: SignParams): RsaSignOptions {
+/**
+ * Checks the signing options of a request for an RSA key and returns them
+ * as `rsaSign` takes them. Throws `invalid_field` or `unsupported_operation`
+ * naming the field at fault.
+ */
+export function rsaSignOptions(type: KeyType, key: KeyObject, params: SignParams): RsaSignOptions {
   rejectJwsMarshaling(type, params);
   checkPrehashedInput(params);
   if (params.prehashed && params.signatureAlgorithm === "pss") {
@@ -65,46 +71,62 @@ export function rsaKeyType(type: KeyType, bits: number): KeyTypeDefinition {
     generateVersion: () => generateAsymmetricVersion(spec),
     checkSecret: (version) => checkAsymmetricSecret(version, spec),
     encryptor: {
-      encrypt(version, params) {
-        if (params.associatedData !== undefined) {
-          throw new KeywardError(
-            "invalid_field",
-            `${type} keys encrypt with RSA-OAEP, which takes no associated_data`,
-            { field: "associated_data" },
-          );
-        }
-        const publicKey = loadPublicKey(publicKeyPem(version));
-        const max = maxOaepPlaintextLength(publicKey, OAEP_HASH);
-        if (params.plaintext.length > max) {
-          throw new KeywardError(
-            "invalid_field",
-            `plaintext must be at most ${max} bytes for a ${type} key (RSA-OAEP with SHA-256)`,
-            { field: "plaintext" },
-          );
-        }
-        return rsaOaepEncrypt(publicKey, params.plaintext, OAEP_HASH);
-      },
+      encrypt: (version, params) => rsaOaepEncryptVersion(type, version, params, RSA_OAEP_HASH),
       decrypt(version, params) {
-        if (params.associatedData !== undefined) {
-          throw new KeywardError(
-            "invalid_field",
-            `${type} keys encrypt with RSA-OAEP, which takes no associated_data`,
-            { field: "associated_data" },
-          );
-        }
-        return rsaOaepDecrypt(loadPrivateKey(secretBytes(version)), params.payload, OAEP_HASH);
+        rejectAssociatedData(type, params.associatedData);
+        return rsaOaepDecrypt(loadPrivateKey(secretBytes(version)), params.payload, RSA_OAEP_HASH);
       },
     },
     signer: {
       sign(version, params) {
         const privateKey = loadPrivateKey(secretBytes(version));
-        const options = signOptions(type, privateKey, params);
+        const options = rsaSignOptions(type, privateKey, params);
         return { signature: rsaSign(privateKey, params.input, options) };
       },
       verify(version, params, signature) {
         const publicKey = loadPublicKey(publicKeyPem(version));
-        return rsaVerify(publicKey, params.input, signature, signOptions(type, publicKey, params));
+        return rsaVerify(
+          publicKey,
+          params.input,
+          signature,
+          rsaSignOptions(type, publicKey, params),
+        );
       },
     },
   };
+}
+
+/** Throws `invalid_field` ("associated_data") when a request for an RSA key carries associated data. */
+export function rejectAssociatedData(type: KeyType, associatedData: Buffer | undefined): void {
+  if (associatedData !== undefined) {
+    throw new KeywardError(
+      "invalid_field",
+      `${type} keys encrypt with RSA-OAEP, which takes no associated_data`,
+      { field: "associated_data" },
+    );
+  }
+}
+
+/**
+ * Encrypts with the version's public key under RSAES-OAEP, `hash` for both
+ * the label hash and MGF1. Throws `invalid_field` naming `plaintext` when
+ * it is too long for the key and hash, or `associated_data` when present.
+ */
+export function rsaOaepEncryptVersion(
+  type: KeyType,
+  version: KeyVersion,
+  params: EncryptParams,
+  hash: HashAlgorithm,
+): Buffer {
+  rejectAssociatedData(type, params.associatedData);
+  const publicKey = loadPublicKey(publicKeyPem(version));
+  const max = maxOaepPlaintextLength(publicKey, hash);
+  if (params.plaintext.length > max) {
+    throw new KeywardError(
+      "invalid_field",
+      `plaintext must be at most ${max} bytes for a ${type} key (RSA-OAEP with ${hash})`,
+      { field: "plaintext" },
+    );
+  }
+  return rsaOaepEncrypt(publicKey, params.plaintext, hash);
 }

@@ -67,7 +67,17 @@ const SERVER_ONLY = new Set([
   "Always Sensitive",
   "Never Extractable",
   "Random Number Generator",
+  "Lease Time",
+  "X.509 Certificate Identifier",
+  "X.509 Certificate Subject",
+  "X.509 Certificate Issuer",
+  "Short Unique Identifier",
 ]);
+
+/** True for the name components the server reads from a certificate ("Certificate Subject CN"). */
+function isCertificateNameComponent(name: string): boolean {
+  return name.startsWith("Certificate Subject ") || name.startsWith("Certificate Issuer ");
+}
 
 /** Attributes the server sets even when a client creates or registers an object. */
 const SERVER_SET_AT_CREATION = new Set([
@@ -92,6 +102,11 @@ const TEMPLATE_CONTAINERS = new Set([
 /** Attributes newer than KMIP 1.0, by the version that added them; older clients never see them. */
 const ATTRIBUTE_SINCE: Readonly<Record<string, readonly [number, number]>> = {
   Fresh: [1, 1],
+  "Certificate Length": [1, 1],
+  "Digital Signature Algorithm": [1, 1],
+  "X.509 Certificate Identifier": [1, 1],
+  "X.509 Certificate Subject": [1, 1],
+  "X.509 Certificate Issuer": [1, 1],
   Sensitive: [1, 4],
   "Always Sensitive": [1, 4],
   Extractable: [1, 4],
@@ -101,10 +116,13 @@ const ATTRIBUTE_SINCE: Readonly<Record<string, readonly [number, number]>> = {
   "Key Format Type": [2, 0],
   "Short Unique Identifier": [2, 0],
   "Protection Storage Masks": [2, 0],
+  "Protection Storage Mask": [2, 0],
 };
 
 /** True when the attribute exists in the protocol version. */
 export function attributeInVersion(name: string, major: number, minor: number): boolean {
+  // The name components of a certificate are separate attributes only in 2.x.
+  if (isCertificateNameComponent(name)) return major >= 2;
   const since = ATTRIBUTE_SINCE[name];
   return since === undefined || major > since[0] || (major === since[0] && minor >= since[1]);
 }
@@ -119,7 +137,7 @@ export function isCustom(name: string): boolean {
 
 /** Checks that a client may change the attribute after creation. */
 export function checkClientModifiable(name: string): void {
-  if (SERVER_ONLY.has(name)) {
+  if (SERVER_ONLY.has(name) || isCertificateNameComponent(name)) {
     throw new KmipOperationError("AttributeReadOnly", `attribute ${name} is set by the server`);
   }
 }

@@ -7,8 +7,12 @@
  * is `kmip/` followed by the message's distinct operations, joined by
  * commas (`kmip/Create`, `kmip/Create,Get`), or `kmip` alone for a message
  * whose operations cannot be read. Its operation is `update` and its
- * protocol `kmip`. `auth.display_name` is the client certificate's subject
- * CN. The request and response messages are the records' data, as JSON in
+ * protocol `kmip`. `auth.display_name` is `<role>/<CN>` for a client
+ * certificate that maps to a KMIP role, else the certificate's subject CN.
+ * `auth.policies` are the role's policies, and `auth.accessor` is the
+ * serial number of a credential that Keyward issued (`kmip-credential:`
+ * and the hex serial), else empty. The request and response messages are
+ * the records' data, as JSON in
  * which the value of every sensitive tag, and of every tag outside the
  * KMIP registry, is replaced by its HMAC.
  */
@@ -24,6 +28,7 @@ import {
   type ValueContext,
 } from "../text-values.ts";
 import type { KmipClient } from "./context.ts";
+import type { KmipPrincipal } from "./identity.ts";
 
 /** The part of the audit broker that KMIP uses. */
 export type KmipAuditLog = Pick<AuditBroker, "isOpen" | "hmac" | "logRequest" | "logResponse">;
@@ -162,6 +167,22 @@ function firstFailure(response: KmipItem): string | undefined {
   return undefined;
 }
 
+/** Returns the `auth` part of a record (see the file comment); none without a certificate. */
+function auditAuth(client: KmipClient, principal: KmipPrincipal | undefined) {
+  if (principal !== undefined) {
+    return {
+      auth: {
+        accessor:
+          principal.credential === undefined ? "" : `kmip-credential:${principal.credential}`,
+        displayName: principal.displayName,
+        policies: [...principal.policies],
+      },
+    };
+  }
+  if (client.identity === undefined) return {};
+  return { auth: { accessor: "", displayName: client.identity, policies: [] } };
+}
+
 /**
  * The audit records of one request message. `logRequest` writes the
  * request record and `logResponse` the response record. Both throw
@@ -172,8 +193,16 @@ export class KmipAuditRecord {
   readonly #entry: AuditRequestEntry;
   readonly #request: KmipItem | undefined;
 
-  /** `request` is undefined for a message that could not be decoded. */
-  constructor(log: KmipAuditLog, client: KmipClient, request: KmipItem | undefined) {
+  /**
+   * `request` is undefined for a message that could not be decoded.
+   * `principal` is the identity the client certificate maps to, when known.
+   */
+  constructor(
+    log: KmipAuditLog,
+    client: KmipClient,
+    request: KmipItem | undefined,
+    principal?: KmipPrincipal,
+  ) {
     this.#log = log;
     this.#request = request;
     this.#entry = {
@@ -184,9 +213,7 @@ export class KmipAuditRecord {
         remoteAddress: client.remoteAddress ?? "",
         protocol: "kmip",
       },
-      ...(client.identity === undefined
-        ? {}
-        : { auth: { accessor: "", displayName: client.identity, policies: [] } }),
+      ...auditAuth(client, principal),
     };
   }
 

@@ -1,4 +1,6 @@
+import type { HsmToken } from "../../hsm/token.ts";
 import type { KmipItem, StructureItem } from "../item.ts";
+import type { KmipPeerCertificate } from "./identity.ts";
 import type { KmipTransaction } from "./object-store.ts";
 
 /** The KMIP protocol version of a request; responses carry the same one. */
@@ -7,12 +9,14 @@ export interface ProtocolVersion {
   readonly minor: number;
 }
 
-/** The client a request message came from, for the audit log. */
+/** The client a request message came from, for authentication and the audit log. */
 export interface KmipClient {
   /** The client certificate's subject CN; absent in process. */
   readonly identity?: string | undefined;
   /** The client's IP address; absent in process. */
   readonly remoteAddress?: string | undefined;
+  /** The client certificate, which a dispatcher with an identity resolver maps to a role. */
+  readonly certificate?: KmipPeerCertificate | undefined;
 }
 
 /** The request state an operation uses besides its payload. */
@@ -24,6 +28,8 @@ export interface OperationContext {
   readonly identity: string | undefined;
   /** The request's time, in seconds since the Unix epoch. */
   readonly now: bigint;
+  /** The token that non-extractable keys are generated in; absent when the server has none. */
+  readonly hsm?: HsmToken | undefined;
   /**
    * The ID Placeholder of the batch: the Unique Identifier the previous
    * batch item returned, used when an operation omits its own.

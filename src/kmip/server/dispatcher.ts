@@ -4,10 +4,14 @@
  * Message in the request's protocol version. Every failure becomes a KMIP
  * error response; nothing a client sends makes it throw. With an audit
  * log, each message is audited before its operations run and before its
- * response is returned (see audit.ts).
+ * response is returned (see audit.ts). With an identity resolver, each
+ * message's client certificate must map to a Keyward identity, and each
+ * Batch Item's operation must be allowed by that identity's policies
+ * (see identity.ts).
  */
 
 import { isKeywardError } from "../../errors.ts";
+import type { HsmToken } from "../../hsm/token.ts";
 import { isKmipDecodeError } from "../errors.ts";
 import type { KmipItem, StructureItem } from "../item.ts";
 import { decodeTtlv, encodeTtlv, type TtlvDecodeOptions } from "../ttlv.ts";
@@ -23,6 +27,14 @@ import {
 export { SUPPORTED_VERSIONS };
 
 import { isKmipOperationError, KmipOperationError } from "./errors.ts";
+import {
+  type KmipAuthentication,
+  type KmipPeerCertificate,
+  type KmipPrincipal,
+  kmipPolicyPath,
+  operationCapability,
+  UNCHECKED_OPERATIONS,
+} from "./identity.ts";
 import {
   asStructure,
   child,
@@ -59,8 +71,24 @@ export interface KmipDispatcherOptions {
    * are not audited, which only tests and tools should do.
    */
   audit?: KmipAuditLog;
+  /**
+   * Maps client certificates to identities, such as `KmipIdentityResolver`.
+   * Without it, every client may use every operation, which only tests,
+   * tools and servers without roles should do.
+   */
+  identities?: KmipAuthenticator;
+  /**
+   * The token that keys created with Extractable false are generated in
+   * (see hsm-objects.ts). Without it, Keyward holds such keys itself.
+   */
+  hsm?: HsmToken;
   /** The clock; tests may fix it. */
   now?: () => Date;
+}
+
+/** The part of `KmipIdentityResolver` that the dispatcher uses. */
+export interface KmipAuthenticator {
+  authenticate(certificate: KmipPeerCertificate | undefined): Promise<KmipAuthentication>;
 }
 
 export function isSupportedVersion(version: ProtocolVersion): boolean {
@@ -73,13 +101,17 @@ export class KmipDispatcher {
   readonly store: KmipObjectStore;
   readonly #logger: KmipLogger | undefined;
   readonly #audit: KmipAuditLog | undefined;
+  readonly #identities: KmipAuthenticator | undefined;
   readonly #now: () => Date;
+  readonly #hsm: HsmToken | undefined;
 
   constructor(options: KmipDispatcherOptions) {
     this.store = options.store;
     this.#logger = options.logger;
     this.#audit = options.audit;
+    this.#identities = options.identities;
     this.#now = options.now ?? (() => new Date());
+    this.#hsm = options.hsm;
   }
 
   /**
@@ -103,13 +135,23 @@ export class KmipDispatcher {
 
   /**
    * Handles one decoded Request Message and returns the Response Message.
-   * When the audit log cannot record the request, no operation runs and
-   * the response is a General Failure. When it cannot record the
-   * response, the response is replaced by that failure, although the
-   * operations have run.
+   * A client whose certificate maps to no identity gets an Authentication
+   * Not Successful response, and no operation runs. When the audit log
+   * cannot record the request, no operation runs and the response is a
+   * General Failure. When it cannot record the response, the response is
+   * replaced by that failure, although the operations have run.
    */
   async handleMessage(request: KmipItem, client: KmipClient = {}): Promise<KmipItem> {
-    const record = this.#audit && new KmipAuditRecord(this.#audit, client, request);
+    let authentication: KmipAuthentication | undefined;
+    if (this.#identities !== undefined) {
+      try {
+        authentication = await this.#identities.authenticate(client.certificate);
+      } catch (error) {
+        return this.#authenticationFailure(requestVersion(request), client, error);
+      }
+    }
+    const principal = authentication?.ok === true ? authentication.principal : undefined;
+    const record = this.#audit && new KmipAuditRecord(this.#audit, client, request, principal);
     if (record !== undefined) {
       try {
         await record.logRequest();
@@ -117,7 +159,24 @@ export class KmipDispatcher {
         return this.#auditFailure(requestVersion(request), client, error);
       }
     }
-    const response = await this.#process(request, client.identity);
+    let response: KmipItem;
+    if (authentication?.ok === false) {
+      this.#logger?.warn(
+        {
+          identity: client.identity,
+          remoteAddress: client.remoteAddress,
+          reason: authentication.message,
+        },
+        "KMIP request rejected: the client certificate maps to no identity",
+      );
+      response = this.errorMessage(
+        requestVersion(request),
+        "AuthenticationNotSuccessful",
+        authentication.message,
+      );
+    } else {
+      response = await this.#process(request, client.identity, principal);
+    }
     if (record !== undefined) {
       try {
         await record.logResponse(response);
@@ -126,6 +185,17 @@ export class KmipDispatcher {
       }
     }
     return response;
+  }
+
+  /** Logs a failure to read the client's identity and returns the General Failure response. */
+  #authenticationFailure(version: ProtocolVersion, client: KmipClient, error: unknown): KmipItem {
+    const ids = { identity: client.identity, remoteAddress: client.remoteAddress };
+    if (isKeywardError(error) && error.code === "sealed") {
+      this.#logger?.info(ids, "KMIP request rejected: Keyward is sealed");
+      return this.errorMessage(version, "GeneralFailure", "Keyward is sealed");
+    }
+    this.#logger?.error({ ...ids, err: error }, "failed to read the KMIP client's identity");
+    return this.errorMessage(version, "GeneralFailure", "internal error");
   }
 
   /**
@@ -157,7 +227,11 @@ export class KmipDispatcher {
     return this.errorMessage(version, "GeneralFailure", "internal error");
   }
 
-  async #process(request: KmipItem, identity: string | undefined): Promise<KmipItem> {
+  async #process(
+    request: KmipItem,
+    identity: string | undefined,
+    principal: KmipPrincipal | undefined,
+  ): Promise<KmipItem> {
     let version = FALLBACK_VERSION;
     try {
       if (request.tag !== tag("RequestMessage")) {
@@ -174,7 +248,7 @@ export class KmipDispatcher {
           `protocol version ${requested.major}.${requested.minor} is not supported`,
         );
       }
-      return await this.#handleBatch(message, header, version, identity);
+      return await this.#handleBatch(message, header, version, identity, principal);
     } catch (error) {
       if (isKmipOperationError(error)) {
         return this.errorMessage(version, error.resultReason, error.message);
@@ -189,6 +263,7 @@ export class KmipDispatcher {
     header: StructureItem,
     version: ProtocolVersion,
     identity: string | undefined,
+    principal: KmipPrincipal | undefined,
   ): Promise<KmipItem> {
     const batchItems = children(message, "BatchItem");
     const countItem = child(header, "BatchCount");
@@ -206,8 +281,9 @@ export class KmipDispatcher {
     const responses = await this.store.exclusive((store) =>
       this.#runBatchItems(
         batchItems,
-        { version, store, identity, now, idPlaceholder: undefined },
+        { version, store, identity, now, idPlaceholder: undefined, hsm: this.#hsm },
         continuation,
+        principal,
       ),
     );
     const responseMessage = this.#responseMessage(version, now, responses);
@@ -231,6 +307,7 @@ export class KmipDispatcher {
     batchItems: readonly KmipItem[],
     context: OperationContext,
     continuation: string,
+    principal: KmipPrincipal | undefined,
   ): Promise<KmipItem[]> {
     const store: KmipTransaction = context.store;
     const undo = continuation === "Undo";
@@ -239,7 +316,7 @@ export class KmipDispatcher {
       const responses: KmipItem[] = [];
       let failed = false;
       for (const item of batchItems) {
-        const response = await this.#handleBatchItem(item, context);
+        const response = await this.#handleBatchItem(item, context, principal);
         responses.push(response.item);
         if (!response.ok) {
           failed = true;
@@ -257,6 +334,7 @@ export class KmipDispatcher {
   async #handleBatchItem(
     item: KmipItem,
     context: OperationContext,
+    principal: KmipPrincipal | undefined,
   ): Promise<{ item: KmipItem; ok: boolean }> {
     const batchItem = asStructure(item, "BatchItem");
     const operationItem = child(batchItem, "Operation");
@@ -280,6 +358,7 @@ export class KmipDispatcher {
         );
       }
       const payload = asStructure(child(batchItem, "RequestPayload"), "RequestPayload");
+      if (principal !== undefined) this.#authorize(principal, operation, payload, context);
       const result = await handler(payload, context);
       return {
         ok: true,
@@ -311,6 +390,32 @@ export class KmipDispatcher {
         ]),
       };
     }
+  }
+
+  /**
+   * Throws Permission Denied unless the principal's policies grant the
+   * operation's capability on its policy path (see identity.ts).
+   */
+  #authorize(
+    principal: KmipPrincipal,
+    operation: string,
+    payload: StructureItem,
+    context: OperationContext,
+  ): void {
+    if (principal.acl === undefined || UNCHECKED_OPERATIONS.has(operation)) return;
+    const uidItem = child(payload, "UniqueIdentifier");
+    const uid = uidItem?.type === "TextString" ? uidItem.value : context.idPlaceholder;
+    const path = kmipPolicyPath(operation, uid);
+    const capability = operationCapability(operation);
+    if (principal.acl.check({ path, operation: capability }).allowed) return;
+    this.#logger?.warn(
+      { identity: principal.displayName, role: principal.role, path, capability },
+      "KMIP operation denied by policy",
+    );
+    throw new KmipOperationError(
+      "PermissionDenied",
+      `permission denied: the policies of role ${principal.role ?? "(none)"} do not grant ${capability} on ${path}`,
+    );
   }
 
   #responseMessage(version: ProtocolVersion, now: bigint, batchItems: KmipItem[]): KmipItem {

@@ -2,8 +2,13 @@
  * The KMIP listener: binary TTLV over mutual TLS (KMIP's TCP binding, port
  * 5696 by convention). Each connection carries any number of request
  * messages, one after another, and each response is written before the next
- * request is read. The client certificate's subject CN and the client's
- * address are passed to the dispatcher, which audits each message.
+ * request is read. The client certificate and the client's address are
+ * passed to the dispatcher, which maps the certificate to an identity and
+ * audits each message.
+ *
+ * The server certificate can change while the listener runs (`setTls`).
+ * Without one, every handshake fails with a handshake-failure alert, which
+ * is how the listener rejects clients while Keyward is sealed.
  *
  * A frame that cannot be a Request Message (wrong first tag or type, or a
  * length above the limit) gets an Invalid Message response and the
@@ -11,8 +16,9 @@
  * connection idle for longer than the idle timeout, including one that
  * stops in the middle of a frame, is closed.
  */
+import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { createServer, type TLSSocket } from "node:tls";
+import { createServer, type DetailedPeerCertificate, type TLSSocket } from "node:tls";
 import { isKmipDecodeError } from "../errors.ts";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -20,7 +26,9 @@ import {
   TTLV_HEADER_BYTES,
   ttlvMessageLength,
 } from "../ttlv.ts";
+import type { KmipClient } from "./context.ts";
 import type { KmipDispatcher, KmipLogger } from "./dispatcher.ts";
+import type { KmipPeerCertificate } from "./identity.ts";
 import { tag } from "./items.ts";
 
 export interface KmipServerOptions {
@@ -28,8 +36,12 @@ export interface KmipServerOptions {
   host: string;
   /** 0 picks a free port; the result carries the port bound. */
   port: number;
-  /** PEM server certificate and key, and the CA bundle that client certificates must chain to. */
-  tls: { cert: Buffer; key: Buffer; ca: Buffer };
+  /**
+   * PEM server certificate and key, and the CA bundle that client
+   * certificates must chain to. Without them the listener rejects every
+   * handshake until `setTls` gives them.
+   */
+  tls?: KmipListenerTls | undefined;
   logger: KmipLogger;
   /** Largest request message accepted, in bytes. Default 1 MiB, the TTLV decoder's default. */
   maxMessageBytes?: number;
@@ -39,8 +51,21 @@ export interface KmipServerOptions {
   maxConnections?: number;
 }
 
+/** The listener's certificate chain and key, and the client CA bundle, PEM. */
+export interface KmipListenerTls {
+  cert: Buffer | string;
+  key: Buffer | string;
+  ca: Buffer | string;
+}
+
 export interface KmipServer {
   readonly port: number;
+  /**
+   * Replaces the server certificate, key and client CA for new
+   * connections; undefined makes every new handshake fail. Open
+   * connections keep theirs.
+   */
+  setTls(tls: KmipListenerTls | undefined): void;
   /** Stops accepting connections and closes the open ones. */
   close(): Promise<void>;
 }
@@ -49,19 +74,19 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 const STRUCTURE_TYPE = 0x01;
+const MIN_TLS_VERSION = "TLSv1.2";
 
 export async function startKmipServer(options: KmipServerOptions): Promise<KmipServer> {
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const sockets = new Set<TLSSocket>();
+  let hasCertificate = options.tls !== undefined;
   const server = createServer(
     {
-      cert: options.tls.cert,
-      key: options.tls.key,
-      ca: options.tls.ca,
+      ...(options.tls ?? {}),
       requestCert: true,
       rejectUnauthorized: true,
-      minVersion: "TLSv1.2",
+      minVersion: MIN_TLS_VERSION,
     },
     (socket) => {
       sockets.add(socket);
@@ -71,6 +96,13 @@ export async function startKmipServer(options: KmipServerOptions): Promise<KmipS
   );
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   server.on("tlsClientError", (error, socket) => {
+    if (!hasCertificate) {
+      options.logger.info(
+        { remoteAddress: socket.remoteAddress },
+        "KMIP TLS handshake rejected: no server certificate is loaded while Keyward is sealed",
+      );
+      return;
+    }
     options.logger.warn(
       { err: error.message, remoteAddress: socket.remoteAddress },
       "KMIP TLS handshake failed",
@@ -87,6 +119,11 @@ export async function startKmipServer(options: KmipServerOptions): Promise<KmipS
   options.logger.info({ host: options.host, port }, "KMIP listener started");
   return {
     port,
+    setTls(tls) {
+      // An empty context has no certificate, so OpenSSL fails every handshake.
+      server.setSecureContext({ ...(tls ?? {}), minVersion: MIN_TLS_VERSION });
+      hasCertificate = tls !== undefined;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();
@@ -98,10 +135,23 @@ export async function startKmipServer(options: KmipServerOptions): Promise<KmipS
   };
 }
 
-function identityOf(socket: TLSSocket): string | undefined {
-  const subject = socket.getPeerCertificate()?.subject as { CN?: string | string[] } | undefined;
-  const cn = subject?.CN;
-  return Array.isArray(cn) ? cn[0] : cn;
+function asList(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/** Reads the client certificate of an authorised connection, or undefined when there is none. */
+export function peerCertificateOf(socket: TLSSocket): KmipPeerCertificate | undefined {
+  const peer = socket.getPeerCertificate() as DetailedPeerCertificate | Record<string, never>;
+  if (peer === null || !("raw" in peer) || peer.raw === undefined) return undefined;
+  const subject = peer.subject as unknown as Record<string, string | string[] | undefined>;
+  const serial = (peer.serialNumber ?? "").toLowerCase().replace(/^(00)+(?=[0-9a-f]{2})/, "");
+  return {
+    commonName: asList(subject?.CN)[0],
+    organizationalUnits: asList(subject?.OU),
+    serialNumber: serial.length % 2 === 1 ? `0${serial}` : serial,
+    fingerprint: createHash("sha256").update(peer.raw).digest("hex"),
+  };
 }
 
 function serveConnection(
@@ -110,8 +160,9 @@ function serveConnection(
   maxMessageBytes: number,
   idleTimeoutMs: number,
 ): void {
-  const identity = identityOf(socket);
-  const client = { identity, remoteAddress: socket.remoteAddress };
+  const certificate = peerCertificateOf(socket);
+  const identity = certificate?.commonName;
+  const client: KmipClient = { identity, remoteAddress: socket.remoteAddress, certificate };
   const log = { remoteAddress: socket.remoteAddress, identity };
   let buffered: Buffer = Buffer.alloc(0);
   let processing = false;

@@ -46,6 +46,24 @@ export function symmetricKeyContent(
   ]);
 }
 
+/**
+ * Builds the content of a key generated in the HSM: a Key Block with the
+ * algorithm and length but no Key Value, because the record keeps only a
+ * reference to the token object.
+ */
+export function hsmKeyContent(
+  objectType: "SymmetricKey" | "PrivateKey",
+  algorithm: string,
+  lengthBits: number,
+): StructureItem {
+  return struct(objectType, [
+    struct("KeyBlock", [
+      enumItem("CryptographicAlgorithm", algorithm),
+      integer("CryptographicLength", lengthBits),
+    ]),
+  ]);
+}
+
 /** Returns the Key Block of an object's content, or undefined for objects without one. */
 export function keyBlockOf(content: KmipItem | undefined): StructureItem | undefined {
   if (content === undefined || content.type !== "Structure") return undefined;
@@ -54,6 +72,13 @@ export function keyBlockOf(content: KmipItem | undefined): StructureItem | undef
 }
 
 function requireContent(object: KmipObject): KmipItem {
+  // An HSM-held key's record has no key material, and the token never releases it.
+  if (object.hsmObject !== undefined) {
+    throw new KmipOperationError(
+      "NotExtractable",
+      "the object's key material is held in the HSM and never leaves it",
+    );
+  }
   if (object.content === undefined) {
     throw new KmipOperationError("ObjectDestroyed", "the object's key material was destroyed");
   }
@@ -126,6 +151,14 @@ export function privateKeyOf(object: KmipObject): KeyObject {
 
 /** Returns the public key of an object (a Public Key, or the public half of a Private Key). */
 export function publicKeyOf(object: KmipObject): KeyObject {
+  const hsmPublicKey = object.hsmObject?.publicKey;
+  if (hsmPublicKey !== undefined) {
+    return createPublicKey({
+      key: Buffer.from(hsmPublicKey, "base64"),
+      format: "der",
+      type: "spki",
+    });
+  }
   if (object.objectType === "PrivateKey") return createPublicKey(privateKeyOf(object));
   const { format, material } = keyMaterialOf(object);
   if (material.type !== "ByteString") {

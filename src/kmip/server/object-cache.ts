@@ -33,6 +33,7 @@ export function copyObject(object: KmipObject): KmipObject {
       value: copyItem(attribute.value),
     })),
     ...(object.content === undefined ? {} : { content: copyItem(object.content) }),
+    ...(object.hsmObject === undefined ? {} : { hsmObject: { ...object.hsmObject } }),
   };
 }
 

@@ -21,6 +21,16 @@ export interface KmipObject {
   readonly attributes: readonly KmipAttribute[];
   /** The object structure (such as Symmetric Key); absent once destroyed. */
   readonly content?: KmipItem;
+  /** The HSM objects holding the key material, for a key generated in the HSM (see hsm-objects.ts). */
+  readonly hsmObject?: KmipHsmObjectRef;
+}
+
+/** Where an HSM-held object's key lives: the CKA_LABEL and CKA_ID (hex) of its token objects. */
+export interface KmipHsmObjectRef {
+  readonly label: string;
+  readonly id: string;
+  /** For a private key, its public key as base64 DER SubjectPublicKeyInfo. */
+  readonly publicKey?: string;
 }
 
 /**
@@ -59,6 +69,7 @@ interface StoredObject {
   objectType: string;
   attributes: { name: string; value: string }[];
   content?: string;
+  hsmObject?: KmipHsmObjectRef;
 }
 
 /** Storage prefix of every KMIP object, followed by its unique identifier. */
@@ -107,6 +118,7 @@ function encodeObject(object: KmipObject): string {
       value: toBase64(attribute.value),
     })),
     ...(object.content === undefined ? {} : { content: toBase64(object.content) }),
+    ...(object.hsmObject === undefined ? {} : { hsmObject: object.hsmObject }),
   };
   return JSON.stringify(stored);
 }
@@ -122,6 +134,7 @@ function decodeObject(uid: string, value: Uint8Array): KmipObject {
         value: fromBase64(attribute.value),
       })),
       ...(stored.content === undefined ? {} : { content: fromBase64(stored.content) }),
+      ...(stored.hsmObject === undefined ? {} : { hsmObject: { ...stored.hsmObject } }),
     };
   } catch (error) {
     throw new KeywardError("internal", "internal error", {

@@ -15,7 +15,14 @@ const ATTRIBUTE_VALUE = () => tag("AttributeValue");
 /** Builds an attribute from a scalar value. */
 export function scalarAttribute(
   name: string,
-  type: "Enumeration" | "Integer" | "TextString" | "DateTime" | "Boolean" | "LongInteger",
+  type:
+    | "Enumeration"
+    | "Integer"
+    | "TextString"
+    | "DateTime"
+    | "Boolean"
+    | "LongInteger"
+    | "Interval",
   value: number | string | bigint | boolean,
 ): KmipAttribute {
   return { name, value: { tag: ATTRIBUTE_VALUE(), type, value } as KmipItem };

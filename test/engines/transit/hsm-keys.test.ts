@@ -332,7 +332,7 @@ describe("transit keys held in an HSM", () => {
     if (!ready(t)) return;
     const cases: Array<[string, object, string]> = [
       ["ed25519", { type: "ed25519", hsm: true }, "hsm"],
-      ["rsa-2048", { type: "rsa-2048", hsm: true }, "hsm"],
+      ["ecdsa-p384", { type: "ecdsa-p384", hsm: true }, "hsm"],
       ["chacha20", { type: "chacha20-poly1305", hsm: true }, "hsm"],
       ["exportable", { hsm: true, exportable: true }, "exportable"],
       ["backup", { hsm: true, allow_plaintext_backup: true }, "allow_plaintext_backup"],

@@ -4,15 +4,19 @@ import { decryptionFailed, KeywardError } from "../../../errors.ts";
 import { GCM_IV_BYTES, GCM_TAG_BYTES, HsmAesKey } from "../../../hsm/aes-gcm.ts";
 import { HsmEcdsaKey, rawSignatureToDer } from "../../../hsm/ecdsa.ts";
 import { destroyKeyObjects } from "../../../hsm/objects.ts";
+import { HsmRsaKey, type RsaModulusBits } from "../../../hsm/rsa.ts";
 import type { HsmToken } from "../../../hsm/token.ts";
 import {
   checkPrehashedInput,
   type DecryptParams,
   type EncryptParams,
+  HSM_RSA_OAEP_HASH,
+  rejectAssociatedData,
   type SignParams,
   type VersionMaterial,
 } from "../../../keys/index.ts";
 import type { HsmObjectRef, KeyType } from "../../../keys/types.ts";
+import { signRsaInHsm, tokenHash } from "./rsa-signing.ts";
 
 /*
  * The transit engine's only module that loads the PKCS#11 code. `access.ts`
@@ -35,6 +39,13 @@ function unsupportedType(type: KeyType): KeywardError {
   });
 }
 
+/** Modulus sizes of the RSA key types. */
+const RSA_BITS: Partial<Record<KeyType, RsaModulusBits>> = {
+  "rsa-2048": 2048,
+  "rsa-3072": 3072,
+  "rsa-4096": 4096,
+};
+
 function objectId(reference: HsmObjectRef): Buffer {
   return Buffer.from(reference.id, "hex");
 }
@@ -48,6 +59,7 @@ export class HsmKeyObjects {
   readonly #token: HsmToken;
   readonly #aesKeys = new Map<string, HsmAesKey>();
   readonly #ecdsaKeys = new Map<string, HsmEcdsaKey>();
+  readonly #rsaKeys = new Map<string, HsmRsaKey>();
 
   constructor(token: HsmToken) {
     this.#token = token;
@@ -67,8 +79,12 @@ export class HsmKeyObjects {
       await HsmAesKey.generate(this.#token, label, id);
       return { hsmObject };
     }
-    if (type !== "ecdsa-p256") throw unsupportedType(type);
-    const pair = await HsmEcdsaKey.generate(this.#token, label, id);
+    const rsaBits = RSA_BITS[type];
+    if (type !== "ecdsa-p256" && rsaBits === undefined) throw unsupportedType(type);
+    const pair =
+      rsaBits === undefined
+        ? await HsmEcdsaKey.generate(this.#token, label, id)
+        : await HsmRsaKey.generate(this.#token, label, rsaBits, id);
     try {
       const publicKey = await pair.publicKey();
       return {
@@ -92,8 +108,17 @@ export class HsmKeyObjects {
     return Buffer.concat([sealed.iv, sealed.ciphertext]);
   }
 
-  /** Decrypts a payload of `encrypt`; throws `decryption_failed` when it does not authenticate. */
+  /**
+   * Decrypts a payload of `encrypt`, or for an RSA key an RSA-OAEP
+   * ciphertext with SHA-1 (`HSM_RSA_OAEP_HASH`). Throws `decryption_failed`
+   * when it does not authenticate or decode.
+   */
   async decrypt(type: KeyType, reference: HsmObjectRef, params: DecryptParams): Promise<Buffer> {
+    if (RSA_BITS[type] !== undefined) {
+      rejectAssociatedData(type, params.associatedData);
+      const pair = await this.#rsaKey(reference);
+      return pair.decryptOaep(params.payload, tokenHash(HSM_RSA_OAEP_HASH) ?? "sha1");
+    }
     if (type !== "aes256-gcm96") throw unsupportedType(type);
     if (params.payload.length < GCM_IV_BYTES + GCM_TAG_BYTES) throw decryptionFailed();
     const key = await this.#aesKey(reference);
@@ -107,11 +132,21 @@ export class HsmKeyObjects {
   }
 
   /**
-   * Signs with ECDSA P-256 in the token: Keyward hashes the input (unless
-   * it is prehashed) and the token signs the digest. Returns DER
-   * (`asn1` marshaling) or r || s (`jws`), as a software key does.
+   * Signs in the token: Keyward hashes the input (unless it is prehashed)
+   * and the token signs the digest. ECDSA P-256 returns DER (`asn1`
+   * marshaling) or r || s (`jws`), as a software key does. RSA keys sign
+   * with PKCS#1 v1.5 or PSS (see `signRsaInHsm`) and need the version's
+   * `publicKeyPem`, which gives the modulus size for the salt length.
    */
-  async sign(type: KeyType, reference: HsmObjectRef, params: SignParams): Promise<Buffer> {
+  async sign(
+    type: KeyType,
+    reference: HsmObjectRef,
+    params: SignParams,
+    publicKeyPem?: string,
+  ): Promise<Buffer> {
+    if (RSA_BITS[type] !== undefined && publicKeyPem !== undefined) {
+      return signRsaInHsm(type, await this.#rsaKey(reference), publicKeyPem, params);
+    }
     if (type !== "ecdsa-p256") throw unsupportedType(type);
     checkPrehashedInput(params);
     const pair = await findCached(this.#ecdsaKeys, reference, (label, id) =>
@@ -126,7 +161,14 @@ export class HsmKeyObjects {
   destroy(reference: HsmObjectRef): Promise<number> {
     this.#aesKeys.delete(cacheKey(reference));
     this.#ecdsaKeys.delete(cacheKey(reference));
+    this.#rsaKeys.delete(cacheKey(reference));
     return destroyKeyObjects(this.#token, reference.label, objectId(reference));
+  }
+
+  #rsaKey(reference: HsmObjectRef): Promise<HsmRsaKey> {
+    return findCached(this.#rsaKeys, reference, (label, id) =>
+      HsmRsaKey.find(this.#token, label, id),
+    );
   }
 
   #aesKey(reference: HsmObjectRef): Promise<HsmAesKey> {

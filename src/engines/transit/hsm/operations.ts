@@ -3,9 +3,11 @@ import {
   type EncryptRequest,
   formatSignature,
   formatVersionedValue,
+  HSM_RSA_OAEP_HASH,
   prepareDecryption,
   prepareEncryption,
   prepareSignature,
+  rsaOaepEncryptVersion,
   type SignRequest,
   type VersionMaterial,
 } from "../../../keys/index.ts";
@@ -21,15 +23,24 @@ import { hsmObjectOf, requireHsm } from "./access.ts";
  * `keyward:v<N>:` format.
  */
 
-/** Encrypts with an HSM-held key; the ciphertext has the format of a software key's. */
+/**
+ * Encrypts with an HSM-held key; the ciphertext has the format of a
+ * software key's. An RSA key encrypts with its public key in Keyward
+ * (RSA-OAEP with `HSM_RSA_OAEP_HASH`), so that needs no HSM.
+ */
 export async function hsmEncrypt(
   context: OperationContext,
   key: ManagedKey,
   request: EncryptRequest,
 ): Promise<EncryptResult> {
   const { version, params } = prepareEncryption(key, request, context.now);
-  const objects = await requireHsm(context.hsm, key).objects();
-  const payload = await objects.encrypt(key.type, hsmObjectOf(key, version), params);
+  let payload: Buffer;
+  if (isRsaType(key.type)) {
+    payload = rsaOaepEncryptVersion(key.type, version, params, HSM_RSA_OAEP_HASH);
+  } else {
+    const objects = await requireHsm(context.hsm, key).objects();
+    payload = await objects.encrypt(key.type, hsmObjectOf(key, version), params);
+  }
   return {
     ciphertext: formatVersionedValue(version.version, payload),
     keyVersion: version.version,
@@ -47,6 +58,10 @@ export async function hsmDecrypt(
   return objects.decrypt(key.type, hsmObjectOf(key, version), params);
 }
 
+function isRsaType(type: KeyType): boolean {
+  return type === "rsa-2048" || type === "rsa-3072" || type === "rsa-4096";
+}
+
 /** Signs with an HSM-held key; the signature has the format of a software key's. */
 export async function hsmSign(
   context: OperationContext,
@@ -55,7 +70,12 @@ export async function hsmSign(
 ): Promise<SignResult> {
   const { version, params } = prepareSignature(key, request, context.now);
   const objects = await requireHsm(context.hsm, key).objects();
-  const signature = await objects.sign(key.type, hsmObjectOf(key, version), params);
+  const signature = await objects.sign(
+    key.type,
+    hsmObjectOf(key, version),
+    params,
+    version.publicKeyPem,
+  );
   return { signature: formatSignature(version, signature, params), keyVersion: version.version };
 }
 

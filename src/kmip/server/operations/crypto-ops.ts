@@ -1,6 +1,7 @@
 /**
- * Encrypt and Decrypt, in one request each. The streaming Init and Final
- * Indicators are not supported.
+ * Encrypt and Decrypt, in one request each, or streamed over several
+ * requests (Init Indicator, Correlation Value, Final Indicator; see
+ * streams.ts).
  *
  * Creating data (encrypt) needs an Active object before its Protect Stop
  * Date. Processing data (decrypt) also accepts Deactivated and Compromised
@@ -11,9 +12,11 @@ import type { KmipItem, StructureItem } from "../../item.ts";
 import type { OperationContext } from "../context.ts";
 import { type CryptoParameters, cryptoParameters } from "../crypto-params.ts";
 import { KmipOperationError } from "../errors.ts";
+import { type HsmCipherInput, hsmDecrypt, hsmEncrypt } from "../hsm-crypto.ts";
 import { bytes } from "../items.ts";
 import { privateKeyOf, publicKeyOf, secretBytes } from "../material.ts";
 import type { KmipObject } from "../object-store.ts";
+import { isStreamRequest, runStreamRequest } from "../streams.ts";
 import { requestObject, uidItem } from "./common.ts";
 import {
   algorithmOf,
@@ -23,9 +26,18 @@ import {
   data,
   nodeHash,
   optionalBuffer,
-  rejectStreaming,
 } from "./crypto-checks.ts";
 import { symmetricDecrypt, symmetricEncrypt } from "./symmetric-crypto.ts";
+
+/** Reads the data, IV, additional data and tag of an Encrypt or Decrypt request. */
+function cipherInput(payload: StructureItem): HsmCipherInput {
+  return {
+    data: data(payload),
+    iv: optionalBuffer(payload, "IVCounterNonce"),
+    aad: optionalBuffer(payload, "AuthenticatedEncryptionAdditionalData"),
+    tag: optionalBuffer(payload, "AuthenticatedEncryptionTag"),
+  };
+}
 
 function isAsymmetric(object: KmipObject): boolean {
   return object.objectType === "PublicKey" || object.objectType === "PrivateKey";
@@ -50,7 +62,7 @@ export async function encrypt(
   payload: StructureItem,
   context: OperationContext,
 ): Promise<KmipItem[]> {
-  rejectStreaming(payload);
+  if (isStreamRequest(payload)) return runStreamRequest(payload, context, "Encrypt");
   const object = await requestObject(payload, context);
   checkCreateUse(object, "Encrypt", context.now);
   await consumeUsage(object, data(payload).length, context);
@@ -65,15 +77,18 @@ export async function encrypt(
     }
     return [uidItem(object.uid), bytes("Data", output)];
   }
-  const result = symmetricEncrypt({
-    algorithm: algorithmOf(object, parameters),
-    key: secretBytes(object),
-    parameters,
-    data: data(payload),
-    iv: optionalBuffer(payload, "IVCounterNonce"),
-    aad: optionalBuffer(payload, "AuthenticatedEncryptionAdditionalData"),
-    tag: undefined,
-  });
+  const result =
+    object.hsmObject === undefined
+      ? symmetricEncrypt({
+          algorithm: algorithmOf(object, parameters),
+          key: secretBytes(object),
+          parameters,
+          data: data(payload),
+          iv: optionalBuffer(payload, "IVCounterNonce"),
+          aad: optionalBuffer(payload, "AuthenticatedEncryptionAdditionalData"),
+          tag: undefined,
+        })
+      : await hsmEncrypt(object, object.hsmObject, parameters, cipherInput(payload), context);
   const items = [uidItem(object.uid), bytes("Data", result.data)];
   if (result.generatedIv !== undefined) items.push(bytes("IVCounterNonce", result.generatedIv));
   if (result.tag !== undefined) items.push(bytes("AuthenticatedEncryptionTag", result.tag));
@@ -84,10 +99,20 @@ export async function decrypt(
   payload: StructureItem,
   context: OperationContext,
 ): Promise<KmipItem[]> {
-  rejectStreaming(payload);
+  if (isStreamRequest(payload)) return runStreamRequest(payload, context, "Decrypt");
   const object = await requestObject(payload, context);
   checkProcessUse(object, "Decrypt", context.now);
   const parameters = cryptoParameters(payload, object);
+  if (object.hsmObject !== undefined) {
+    const output = await hsmDecrypt(
+      object,
+      object.hsmObject,
+      parameters,
+      cipherInput(payload),
+      context,
+    );
+    return [uidItem(object.uid), bytes("Data", output)];
+  }
   if (isAsymmetric(object)) {
     if (object.objectType !== "PrivateKey")
       throw new KmipOperationError("InvalidObjectType", "Decrypt needs a private key");

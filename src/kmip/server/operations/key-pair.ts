@@ -2,15 +2,17 @@
  * Create Key Pair (RSA and elliptic curve keys) and Re-key (a new symmetric
  * key with the old key's attributes, linked to it).
  */
-import { generateKeyPair, randomBytes } from "node:crypto";
+import { createPublicKey, generateKeyPair, randomBytes } from "node:crypto";
 import { promisify } from "node:util";
+import type { RsaModulusBits } from "../../../hsm/rsa.ts";
 import type { KmipItem, StructureItem } from "../../item.ts";
 import { enumerationForTag } from "../../tags.ts";
 import type { KmipAttribute } from "../attributes.ts";
 import type { OperationContext } from "../context.ts";
 import { KmipOperationError } from "../errors.ts";
+import { generatesInHsm, hsmKeyAttributes, hsmKeys, inHsm } from "../hsm-objects.ts";
 import { bytes, enumItem, struct, tag, text } from "../items.ts";
-import { keyBlock, secretBytes, symmetricKeyContent } from "../material.ts";
+import { hsmKeyContent, keyBlock, secretBytes, symmetricKeyContent } from "../material.ts";
 import { attributeScalar, replaceAttribute } from "../objects.ts";
 import { requestObject, uidItem } from "./common.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
@@ -110,6 +112,9 @@ export async function createKeyPair(
     "PublicKeyTemplateAttribute",
     "PublicKeyAttributes",
   );
+  if (generatesInHsm(context, [...common, ...privateOnly])) {
+    return createKeyPairInHsm(common, privateOnly, publicOnly, context);
+  }
   const generated = await generate([...common, ...privateOnly]);
   const privateContent = struct("PrivateKey", [
     keyBlock(
@@ -168,6 +173,105 @@ export async function createKeyPair(
   ];
 }
 
+/** Key pairs the HSM generates, by Cryptographic Algorithm: the lengths in bits each takes. */
+const HSM_PAIR_LENGTHS: Readonly<Record<string, readonly number[]>> = {
+  RSA: [2048, 3072, 4096],
+  EC: [256],
+  ECDSA: [256],
+};
+
+/** Attributes of a Create Key Pair's common set that describe the private key only. */
+const PRIVATE_PROTECTION = new Set(["Extractable", "Sensitive"]);
+
+/**
+ * Generates a key pair in the HSM (see hsm-objects.ts): an RSA key of
+ * 2048, 3072 or 4096 bits or an EC key on P-256. The private key's record
+ * keeps the token reference and the public key; the public key is an
+ * ordinary object whose material Keyward stores. Extractable and Sensitive
+ * from the common attributes apply to the private key only, so Get still
+ * returns the public key.
+ */
+async function createKeyPairInHsm(
+  common: readonly KmipAttribute[],
+  privateOnly: readonly KmipAttribute[],
+  publicOnly: readonly KmipAttribute[],
+  context: OperationContext,
+): Promise<KmipItem[]> {
+  const privateAttributes = [...common, ...privateOnly];
+  const algorithm = enumNameOf(
+    "CryptographicAlgorithm",
+    scalarOf(privateAttributes, "Cryptographic Algorithm"),
+  );
+  const curve = enumNameOf("RecommendedCurve", scalarOf(privateAttributes, "Recommended Curve"));
+  const requested = scalarOf(privateAttributes, "Cryptographic Length");
+  const length = curve === undefined ? requested : curve === "P_256" ? 256 : undefined;
+  const lengths = algorithm === undefined ? undefined : HSM_PAIR_LENGTHS[algorithm];
+  if (lengths === undefined || typeof length !== "number" || !lengths.includes(length)) {
+    throw new KmipOperationError(
+      "InvalidField",
+      "key pairs with Extractable false are generated in the HSM, which makes RSA keys of 2048, 3072 or 4096 bits and EC keys on P-256",
+    );
+  }
+  const isRsa = algorithm === "RSA";
+  const privateUid = context.store.newUid();
+  const publicUid = context.store.newUid();
+  const keys = await hsmKeys(context);
+  const hsmObject = await inHsm(() =>
+    keys.generatePair(privateUid, isRsa ? "RSA" : "EC", length as RsaModulusBits | 256),
+  );
+  const spki = createPublicKey({
+    key: Buffer.from(hsmObject.publicKey ?? "", "base64"),
+    format: "der",
+    type: "spki",
+  });
+  const privateContent = hsmKeyContent("PrivateKey", algorithm!, length);
+  const publicContent = struct("PublicKey", [
+    keyBlock(
+      isRsa ? "PKCS_1" : "X_509",
+      bytes("KeyMaterial", spki.export({ format: "der", type: isRsa ? "pkcs1" : "spki" })),
+      algorithm!,
+      length,
+    ),
+  ]);
+  await context.store.put({
+    uid: privateUid,
+    objectType: "PrivateKey",
+    attributes: [
+      ...initialAttributes(
+        privateUid,
+        "PrivateKey",
+        hsmKeyAttributes(privateAttributes),
+        privateContent,
+        context.now,
+      ),
+      linkAttribute("PublicKeyLink", publicUid),
+    ],
+    content: privateContent,
+    hsmObject,
+  });
+  const publicCommon = common.filter((attribute) => !PRIVATE_PROTECTION.has(attribute.name));
+  await context.store.put({
+    uid: publicUid,
+    objectType: "PublicKey",
+    attributes: [
+      ...initialAttributes(
+        publicUid,
+        "PublicKey",
+        [...publicCommon, ...publicOnly],
+        publicContent,
+        context.now,
+      ),
+      linkAttribute("PrivateKeyLink", privateUid),
+    ],
+    content: publicContent,
+  });
+  context.idPlaceholder = privateUid;
+  return [
+    text("PrivateKeyUniqueIdentifier", privateUid),
+    text("PublicKeyUniqueIdentifier", publicUid),
+  ];
+}
+
 /** Attributes Re-key does not copy: the server sets them afresh for the new key. */
 const NOT_COPIED = new Set([
   "Unique Identifier",
@@ -191,6 +295,13 @@ export async function reKey(
   const old = await requestObject(payload, context);
   if (old.objectType !== "SymmetricKey") {
     throw new KmipOperationError("InvalidObjectType", "Re-key replaces symmetric keys only");
+  }
+  if (old.hsmObject !== undefined) {
+    // TODO: generate the replacement in the HSM too.
+    throw new KmipOperationError(
+      "FeatureNotSupported",
+      "Re-key of a key held in the HSM is not supported; Create a new key with Extractable false instead",
+    );
   }
   const algorithm =
     enumNameOf("CryptographicAlgorithm", attributeScalar(old, "Cryptographic Algorithm")) ?? "AES";

@@ -11,10 +11,12 @@
  * Active object must be revoked before it can be destroyed.
  */
 import { randomBytes } from "node:crypto";
+import type { AesKeyBytes } from "../../../hsm/aes-gcm.ts";
 import type { KmipItem, StructureItem } from "../../item.ts";
 import type { KmipAttribute } from "../attributes.ts";
 import type { OperationContext } from "../context.ts";
 import { invalidField, KmipOperationError, wrongState } from "../errors.ts";
+import { generatesInHsm, hsmKeyAttributes, hsmKeys, inHsm } from "../hsm-objects.ts";
 import {
   asStructure,
   child,
@@ -26,7 +28,7 @@ import {
   optionalInteger,
   tag,
 } from "../items.ts";
-import { symmetricKeyContent } from "../material.ts";
+import { hsmKeyContent, symmetricKeyContent } from "../material.ts";
 import { dateAttribute, enumAttribute, stateOf, withAttributes } from "../objects.ts";
 import { requestObject, requireUniqueNames, uidItem } from "./common.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
@@ -98,6 +100,9 @@ export async function create(
     throw new KmipOperationError("GeneralFailure", "a quantum-safe key needs AES with 256 bits");
   }
   await requireUniqueNames(context, attributes);
+  if (generatesInHsm(context, attributes)) {
+    return createInHsm(algorithm, length, attributes, context);
+  }
   const content = symmetricKeyContent(algorithm, randomBytes(byteLength), length);
   const uid = context.store.newUid();
   await context.store.put({
@@ -111,6 +116,39 @@ export async function create(
   });
   context.idPlaceholder = uid;
   return [enumItem("ObjectType", objectType), uidItem(uid)];
+}
+
+/**
+ * Generates a Create's key in the HSM as a non-extractable AES key (see
+ * hsm-objects.ts). The HSM generates AES keys only, so another algorithm
+ * with Extractable false gets Feature Not Supported on a server with an HSM.
+ */
+async function createInHsm(
+  algorithm: string,
+  length: number,
+  attributes: readonly KmipAttribute[],
+  context: OperationContext,
+): Promise<KmipItem[]> {
+  if (algorithm !== "AES") {
+    throw new KmipOperationError(
+      "FeatureNotSupported",
+      `keys with Extractable false are generated in the HSM, which makes AES keys only, not ${algorithm}`,
+    );
+  }
+  const keyAttributes = hsmKeyAttributes(attributes);
+  const uid = context.store.newUid();
+  const keys = await hsmKeys(context);
+  const hsmObject = await inHsm(() => keys.generateAes(uid, (length / 8) as AesKeyBytes));
+  const content = hsmKeyContent("SymmetricKey", algorithm, length);
+  await context.store.put({
+    uid,
+    objectType: "SymmetricKey",
+    attributes: initialAttributes(uid, "SymmetricKey", keyAttributes, content, context.now),
+    content,
+    hsmObject,
+  });
+  context.idPlaceholder = uid;
+  return [enumItem("ObjectType", "SymmetricKey"), uidItem(uid)];
 }
 
 /** Object types Register stores, by the tag of their structure. */
@@ -221,7 +259,16 @@ export async function destroy(
     enumAttribute("State", next),
     dateAttribute("Destroy Date", context.now),
   ]);
-  const { content: _erased, ...metadata } = destroyed;
+  // The token objects go first: if the record's write then fails, a repeated
+  // Destroy finds no token object, which is not an error.
+  // NOTE: a batch with Undo that fails after this item restores the record,
+  // but not the destroyed token objects.
+  const hsmObject = object.hsmObject;
+  if (hsmObject !== undefined) {
+    const keys = await hsmKeys(context);
+    await inHsm(() => keys.destroy(hsmObject));
+  }
+  const { content: _erased, hsmObject: _reference, ...metadata } = destroyed;
   await context.store.put(metadata);
   return [uidItem(object.uid)];
 }

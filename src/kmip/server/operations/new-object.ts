@@ -9,6 +9,7 @@ import {
   type KmipAttribute,
   parseAttributeContainer,
 } from "../attributes.ts";
+import { withServerDefaults } from "../default-attributes.ts";
 import { bytes, child, enumItem, integer, struct, tag } from "../items.ts";
 import { keyBlockOf, materialDigest } from "../material.ts";
 import type { KmipObject } from "../object-store.ts";
@@ -104,6 +105,7 @@ export function initialAttributes(
       ],
     };
   }
+  object = withServerDefaults(object, content);
   object = withProtectionHistory(object, true);
   const activation = attributeScalar(object, "Activation Date");
   const active = typeof activation === "bigint" && activation <= now;

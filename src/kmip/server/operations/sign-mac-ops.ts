@@ -14,6 +14,7 @@ import type { KmipItem, StructureItem } from "../../item.ts";
 import type { OperationContext } from "../context.ts";
 import { type CryptoParameters, cryptoParameters } from "../crypto-params.ts";
 import { invalidField, KmipOperationError } from "../errors.ts";
+import { hsmSign } from "../hsm-crypto.ts";
 import { bytes, bytesOf, child, enumItem, enumName, requireChild } from "../items.ts";
 import { privateKeyOf, publicKeyOf, secretBytes } from "../material.ts";
 import type { KmipObject } from "../object-store.ts";
@@ -27,8 +28,16 @@ import {
   rejectStreaming,
 } from "./crypto-checks.ts";
 
-/** Node sign/verify options for an RSA or EC key and the parameters. */
-function signatureOptions(key: KeyObject, parameters: CryptoParameters, signing: boolean) {
+/**
+ * Reads the hash and RSA padding of a signing request: the Hashing
+ * Algorithm and Padding Method, or a Digital Signature Algorithm that
+ * names both (such as SHA256WithRSAEncryption or RSASSA-PSS).
+ */
+function signatureChoice(parameters: CryptoParameters): {
+  hashName: string | undefined;
+  pss: boolean;
+  saltLength: number | undefined;
+} {
   let hash = parameters.hashingAlgorithm;
   let padding = parameters.paddingMethod;
   const dsa = parameters.digitalSignatureAlgorithm;
@@ -37,7 +46,14 @@ function signatureOptions(key: KeyObject, parameters: CryptoParameters, signing:
     if (match !== null) hash = `SHA_${match[1]}`;
     if (/PSS/i.test(dsa)) padding = "PSS";
   }
-  const nodeHashName = nodeHash(hash);
+  return { hashName: hash, pss: padding === "PSS", saltLength: parameters.saltLength };
+}
+
+/** Node sign/verify options for an RSA or EC key and the parameters. */
+function signatureOptions(key: KeyObject, parameters: CryptoParameters, signing: boolean) {
+  const choice = signatureChoice(parameters);
+  const padding = choice.pss ? "PSS" : parameters.paddingMethod;
+  const nodeHashName = nodeHash(choice.hashName);
   if (key.asymmetricKeyType === "rsa" || key.asymmetricKeyType === "rsa-pss") {
     if (padding === "PSS") {
       return {
@@ -64,6 +80,16 @@ export async function sign(payload: StructureItem, context: OperationContext): P
   checkCreateUse(object, "Sign", context.now);
   if (object.objectType !== "PrivateKey")
     throw new KmipOperationError("InvalidObjectType", "Sign needs a private key");
+  if (object.hsmObject !== undefined) {
+    const signature = await hsmSign(
+      object,
+      object.hsmObject,
+      signatureChoice(cryptoParameters(payload, object)),
+      data(payload),
+      context,
+    );
+    return [uidItem(object.uid), bytes("SignatureData", signature)];
+  }
   const key = privateKeyOf(object);
   const { hash, options } = signatureOptions(key, cryptoParameters(payload, object), true);
   try {

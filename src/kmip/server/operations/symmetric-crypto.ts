@@ -69,14 +69,15 @@ function ivLengthFor(algorithm: string, mode: string): number {
  * initial state: block counter, then nonce. A 12-byte nonce (RFC 8439) or an
  * 8-byte nonce (the original 64-bit-counter variant) gets a zero counter.
  */
-function nodeIv(algorithm: string, iv: Buffer): Buffer {
+export function nodeIv(algorithm: string, iv: Buffer): Buffer {
   if (algorithm === "ChaCha20" && (iv.length === 12 || iv.length === 8)) {
     return Buffer.concat([Buffer.alloc(16 - iv.length), iv]);
   }
   return iv;
 }
 
-function setup(input: SymmetricInput, encrypt: boolean) {
+/** Checks the input and chooses the node:crypto cipher, IV and padding; streams.ts uses it too. */
+export function setup(input: SymmetricInput, encrypt: boolean) {
   const mode =
     input.parameters.blockCipherMode ??
     (input.algorithm === "AES" || input.algorithm === "DES3" ? "ECB" : "None");

@@ -1,0 +1,171 @@
+/**
+ * Assembles the KMIP server of `keyward server`: the object store, the
+ * roles and credentials, the dispatcher and the listener, and keeps the
+ * listener's certificate in step with the seal.
+ *
+ * With the three TLS files, the listener uses them from the start and
+ * client certificates map to roles by their CN. Without them, the server
+ * certificate comes from Keyward's KMIP CA: the listener is bound at start
+ * but rejects every handshake until an unseal loads the certificate
+ * (making the CA and the certificate when needed), and again after seal.
+ * While unsealed, the certificate is checked every hour and replaced
+ * inside its renewal window.
+ */
+import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
+import type { KmipConfig } from "../../config.ts";
+import type { Keyward } from "../../core/keyward.ts";
+import type { HsmToken } from "../../hsm/token.ts";
+import {
+  KMIP_TLS_PREFIX,
+  KmipCertificateAuthority,
+  serverCertificateNames,
+} from "./certificate-authority.ts";
+import { KmipCredentials } from "./credentials.ts";
+import { KmipDispatcher } from "./dispatcher.ts";
+import { KmipIdentityResolver } from "./identity.ts";
+import { KMIP_CREDENTIALS_PREFIX, KMIP_ROLES_PREFIX, KmipIdentityStore } from "./identity-store.ts";
+import { type KmipListenerTls, type KmipServer, startKmipServer } from "./listener.ts";
+import { KMIP_OBJECTS_PREFIX, KmipObjectStore } from "./object-store.ts";
+
+/** How often the server certificate's expiry is checked while unsealed. */
+const RENEWAL_CHECK_MS = 60 * 60 * 1000;
+
+export interface KmipServiceOptions {
+  keyward: Keyward;
+  config: KmipConfig;
+  /** This node's id; each node keeps its own server certificate. */
+  nodeId: string;
+  logger: Logger;
+  /** The engines' HSM, where keys created with Extractable false are generated. */
+  hsm?: HsmToken | undefined;
+}
+
+export interface KmipService {
+  /** The roles and credentials, for the `sys/kmip/` routes. */
+  readonly credentials: KmipCredentials;
+  /** Binds the listener and returns the port bound. */
+  start(): Promise<number>;
+  /** Stops the listener and the renewal checks. */
+  close(): Promise<void>;
+}
+
+/** Builds the KMIP server's parts; `start` binds the listener. */
+export function createKmipService(options: KmipServiceOptions): KmipService {
+  const { keyward, config, logger } = options;
+  const barrier = keyward.seal.barrier;
+  const files =
+    config.tlsCertFile !== undefined &&
+    config.tlsKeyFile !== undefined &&
+    config.clientCaFile !== undefined
+      ? { cert: config.tlsCertFile, key: config.tlsKeyFile, ca: config.clientCaFile }
+      : undefined;
+
+  // The store reads through the barrier, so while sealed every KMIP request gets an error response.
+  const store = new KmipObjectStore(barrier);
+  const identities = new KmipIdentityStore(barrier);
+  const ca = files === undefined ? new KmipCertificateAuthority(barrier) : undefined;
+  const credentials = new KmipCredentials({ store: identities, ca });
+  const dispatcher = new KmipDispatcher({
+    store,
+    logger: logger.child({ component: "kmip" }),
+    audit: keyward.audit,
+    hsm: options.hsm,
+    identities: new KmipIdentityResolver({
+      store: identities,
+      policies: keyward.policies,
+      source: files === undefined ? "keyward" : "external",
+    }),
+  });
+
+  // Key material leaves memory at seal, with the barrier keys.
+  keyward.seal.onChange((sealed) => {
+    if (sealed) store.clear();
+  });
+  // Objects and roles another node sharing the storage changed are read again.
+  keyward.onRemoteChanges((keys) => {
+    if (keys === undefined) {
+      store.clear();
+      identities.invalidate();
+      ca?.forget();
+      return;
+    }
+    for (const key of keys) {
+      if (key.startsWith(KMIP_OBJECTS_PREFIX)) store.forget(key.slice(KMIP_OBJECTS_PREFIX.length));
+      if (key.startsWith(KMIP_ROLES_PREFIX) || key.startsWith(KMIP_CREDENTIALS_PREFIX)) {
+        identities.invalidate();
+      }
+      if (key.startsWith(KMIP_TLS_PREFIX)) ca?.forget();
+    }
+  });
+
+  let server: KmipServer | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let loadedCertificate: string | undefined;
+  const names = serverCertificateNames(config.host, config.serverHostnames);
+
+  /** Loads (and when needed issues) the server certificate, and gives it to the listener. */
+  const refresh = async () => {
+    if (ca === undefined || server === undefined || barrier.sealed) return;
+    try {
+      const { credentials: tls, renewAt } = await ca.serverCredentials(options.nodeId, names);
+      if (tls.cert !== loadedCertificate) {
+        server.setTls(tls);
+        loadedCertificate = tls.cert;
+        logger.info(
+          { names, renewAt: renewAt.toISOString() },
+          "KMIP server certificate loaded from Keyward's KMIP CA",
+        );
+      }
+    } catch (error) {
+      logger.error(
+        { err: error },
+        "failed to load the KMIP server certificate; KMIP handshakes fail until the next check",
+      );
+    }
+  };
+
+  const unload = () => {
+    ca?.forget();
+    server?.setTls(undefined);
+    loadedCertificate = undefined;
+  };
+
+  if (ca !== undefined) {
+    keyward.seal.onChange(async (sealed) => {
+      if (sealed) unload();
+      else await refresh();
+    });
+  }
+
+  return {
+    credentials,
+    async start() {
+      const tls: KmipListenerTls | undefined =
+        files === undefined
+          ? undefined
+          : {
+              cert: readFileSync(files.cert),
+              key: readFileSync(files.key),
+              ca: readFileSync(files.ca),
+            };
+      server = await startKmipServer({
+        dispatcher,
+        host: config.host,
+        port: config.port,
+        tls,
+        logger: logger.child({ component: "kmip" }),
+      });
+      if (ca !== undefined) {
+        await refresh();
+        timer = setInterval(() => void refresh(), RENEWAL_CHECK_MS);
+        timer.unref();
+      }
+      return server.port;
+    },
+    async close() {
+      if (timer !== undefined) clearInterval(timer);
+      await server?.close();
+    },
+  };
+}
