@@ -117,7 +117,14 @@ function peerKeys(config: string | undefined): string[] {
 
 const ALPHA = "wireguard:wireguard:office:alpha";
 
-describe("wireguard device source", () => {
+/**
+ * Limit of each suite below. A test that hangs then fails within a minute
+ * and is named in the report, instead of the whole file timing out without
+ * output.
+ */
+const SUITE_LIMIT = { timeout: 60_000 };
+
+describe("wireguard device source", SUITE_LIMIT, () => {
   let f: Fixture;
   beforeEach(async () => {
     f = await createFixture();
@@ -288,7 +295,7 @@ describe("wireguard device source", () => {
   });
 });
 
-describe("wireguard change notification", () => {
+describe("wireguard change notification", SUITE_LIMIT, () => {
   let f: Fixture;
   beforeEach(async () => {
     f = await createFixture();
