@@ -66,6 +66,6 @@ export const TRUE_STRINGS = ["1", "t", "T", "TRUE", "true", "True"];
 export function requireList(request: FastifyRequest): void {
   const list = (request.query as { list?: string } | undefined)?.list;
   if (list === undefined || !TRUE_STRINGS.includes(list)) {
-    throw new KeywardError("method_not_allowed", "listing needs LIST or GET with list=true");
+    throw new KeywardError("method_not_allowed", "listing needs GET with list=true");
   }
 }

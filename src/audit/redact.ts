@@ -58,13 +58,27 @@ export function redact(data: unknown, sensitiveFields: Iterable<string>, key: Ui
   return redactValue(data, fields as ReadonlySet<string>, key, false);
 }
 
+/** Strings longer than this are recorded as their HMAC whatever their field, so one request cannot make a huge record. */
+export const MAX_CLEAR_STRING_LENGTH = 64 * 1024;
+
+/**
+ * True for a string that must not appear in the clear under any field: a
+ * PEM private key (pasted into the wrong field, for example), or one
+ * longer than `MAX_CLEAR_STRING_LENGTH`.
+ */
+function alwaysHidden(value: string): boolean {
+  return value.length > MAX_CLEAR_STRING_LENGTH || value.includes("PRIVATE KEY-----");
+}
+
 function redactValue(
   value: unknown,
   fields: ReadonlySet<string>,
   key: Uint8Array,
   sensitive: boolean,
 ): unknown {
-  if (typeof value === "string") return sensitive ? hmacValue(key, value) : value;
+  if (typeof value === "string") {
+    return sensitive || alwaysHidden(value) ? hmacValue(key, value) : value;
+  }
   if (Array.isArray(value)) return value.map((item) => redactValue(item, fields, key, sensitive));
   if (value !== null && typeof value === "object") {
     // Object.fromEntries defines own properties, so a `__proto__` key from

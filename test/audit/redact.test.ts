@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
 import { buildPayload } from "../../src/audit/payload.ts";
-import { DEFAULT_SENSITIVE_FIELDS, hmacValue, redact } from "../../src/audit/redact.ts";
+import {
+  DEFAULT_SENSITIVE_FIELDS,
+  hmacValue,
+  MAX_CLEAR_STRING_LENGTH,
+  redact,
+} from "../../src/audit/redact.ts";
 
 const KEY = Buffer.alloc(32, 7);
 
@@ -43,6 +48,21 @@ describe("redact", () => {
     assert.deepEqual(redacted.keys, [hmacValue(KEY, "share-1"), hmacValue(KEY, "share-2")]);
     assert.equal(redacted.export.keys["1"], hmacValue(KEY, "a2V5"));
     assert.equal(redacted.export.keys["2"], 7);
+  });
+
+  it("hides private keys under any field", () => {
+    const pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n";
+    const redacted = redact({ csr: pem, common_name: "a" }, fields, KEY) as Record<string, string>;
+    assert.equal(redacted.csr, hmacValue(KEY, pem));
+    assert.equal(redacted.common_name, "a");
+  });
+
+  it("hides long strings under any field", () => {
+    const long = "x".repeat(MAX_CLEAR_STRING_LENGTH + 1);
+    const limit = "y".repeat(MAX_CLEAR_STRING_LENGTH);
+    const redacted = redact({ csr: long, note: limit }, fields, KEY) as Record<string, string>;
+    assert.equal(redacted.csr, hmacValue(KEY, long));
+    assert.equal(redacted.note, limit);
   });
 
   it("leaves the input unchanged", () => {

@@ -87,7 +87,7 @@ export function registerListRoute(
     handler: async (request, reply) => {
       const flag = request.query.list;
       if (flag === undefined || !TRUE_STRINGS.includes(flag)) {
-        throw new KeywardError("method_not_allowed", "this path needs LIST or GET with list=true");
+        throw new KeywardError("method_not_allowed", "this path needs GET with list=true");
       }
       return handler(request, reply);
     },

@@ -132,7 +132,7 @@ function rejectUnlessListing(list: string | undefined) {
   if (list === undefined || !TRUE_STRINGS.includes(list)) {
     throw new KeywardError(
       "method_not_allowed",
-      "listing policies needs LIST or GET with list=true",
+      "listing policies needs GET with list=true",
     );
   }
 }

@@ -24,12 +24,23 @@ export interface OperationContext {
   readonly version: ProtocolVersion;
   /** The request message's reads and staged writes of KMIP objects. */
   readonly store: KmipTransaction;
-  /** The client's identity (its certificate's subject CN), or undefined in process. */
+  /**
+   * The key that tells clients apart: the SHA-256 fingerprint of the client
+   * certificate, or the identity the caller gave without one (undefined
+   * in process).
+   */
   readonly identity: string | undefined;
   /** The request's time, in seconds since the Unix epoch. */
   readonly now: bigint;
   /** The token that non-extractable keys are generated in; absent when the server has none. */
   readonly hsm?: HsmToken | undefined;
+  /**
+   * Throws Permission Denied unless the client's policies allow
+   * `operation` on the object `uid`, for an operation that uses a second
+   * object (such as the wrapping key of a Get). Absent when no policies
+   * apply.
+   */
+  readonly authorize?: ((operation: string, uid: string | undefined) => void) | undefined;
   /**
    * The ID Placeholder of the batch: the Unique Identifier the previous
    * batch item returned, used when an operation omits its own.

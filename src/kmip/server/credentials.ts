@@ -104,7 +104,12 @@ function policyNames(input: KmipRoleInput): string[] | undefined {
 }
 
 function commonNamePatterns(input: KmipRoleInput): string[] | undefined {
-  const patterns = listField(input.allowed_common_names, "allowed_common_names");
+  const value = input.allowed_common_names;
+  // An empty entry would be dropped, and a list left empty allows every name.
+  if (Array.isArray(value) && value.some((entry) => entry.trim() === "")) {
+    throw invalid("allowed_common_names", `"allowed_common_names" entries must not be empty`);
+  }
+  const patterns = listField(value, "allowed_common_names");
   for (const pattern of patterns ?? []) {
     if (pattern.length > MAX_PATTERN_LENGTH) {
       throw invalid(

@@ -52,6 +52,7 @@ import {
 import type { KmipObjectStore, KmipTransaction } from "./object-store.ts";
 import { operationHandler, operationIntroducedIn } from "./operations/index.ts";
 import { resultReasonItem } from "./result-reason.ts";
+import { streamObjectOf } from "./streams.ts";
 
 /** The version of an error response to a message whose own version is unreadable. */
 const FALLBACK_VERSION: ProtocolVersion = { major: 1, minor: 0 };
@@ -175,7 +176,12 @@ export class KmipDispatcher {
         authentication.message,
       );
     } else {
-      response = await this.#process(request, client.identity, principal);
+      // Streams and per-client limits tell clients apart by certificate, since CNs repeat across roles.
+      response = await this.#process(
+        request,
+        client.certificate?.fingerprint ?? client.identity,
+        principal,
+      );
     }
     if (record !== undefined) {
       try {
@@ -281,7 +287,18 @@ export class KmipDispatcher {
     const responses = await this.store.exclusive((store) =>
       this.#runBatchItems(
         batchItems,
-        { version, store, identity, now, idPlaceholder: undefined, hsm: this.#hsm },
+        {
+          version,
+          store,
+          identity,
+          now,
+          idPlaceholder: undefined,
+          hsm: this.#hsm,
+          authorize:
+            principal === undefined
+              ? undefined
+              : (operation, uid) => this.#check(principal, operation, uid),
+        },
         continuation,
         principal,
       ),
@@ -402,9 +419,18 @@ export class KmipDispatcher {
     payload: StructureItem,
     context: OperationContext,
   ): void {
-    if (principal.acl === undefined || UNCHECKED_OPERATIONS.has(operation)) return;
+    if (UNCHECKED_OPERATIONS.has(operation)) return;
     const uidItem = child(payload, "UniqueIdentifier");
-    const uid = uidItem?.type === "TextString" ? uidItem.value : context.idPlaceholder;
+    const uid =
+      uidItem?.type === "TextString"
+        ? uidItem.value
+        : (streamObjectOf(operation, payload) ?? context.idPlaceholder);
+    this.#check(principal, operation, uid);
+  }
+
+  /** Throws Permission Denied unless the principal's policies grant `operation` on the object `uid`. */
+  #check(principal: KmipPrincipal, operation: string, uid: string | undefined): void {
+    if (principal.acl === undefined) return;
     const path = kmipPolicyPath(operation, uid);
     const capability = operationCapability(operation);
     if (principal.acl.check({ path, operation: capability }).allowed) return;

@@ -236,5 +236,15 @@ export async function hsmSign(
   if (!signature.pss) return inHsm(() => keys.signRsaPkcs1(reference, digestInfo(hash, digest)));
   const tokenHash = tokenHashOf(signature.hashName, "sha256");
   const saltLength = signature.saltLength ?? hashLength(hash);
+  // RFC 8017 section 9.1.1: the encoded message holds the hash, the salt and two more bytes.
+  const bits = attributeScalar(object, "Cryptographic Length");
+  const maxSalt =
+    typeof bits === "number" ? Math.ceil((bits - 1) / 8) - hashLength(hash) - 2 : undefined;
+  if (saltLength < 0 || (maxSalt !== undefined && saltLength > maxSalt)) {
+    throw new KmipOperationError(
+      "InvalidField",
+      `Salt Length ${saltLength} does not fit the key: it must be between 0 and ${maxSalt ?? "the maximum"}`,
+    );
+  }
   return inHsm(() => keys.signRsaPss(reference, digest, tokenHash, saltLength));
 }

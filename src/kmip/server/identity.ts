@@ -195,6 +195,8 @@ export const UNCHECKED_OPERATIONS: ReadonlySet<string> = new Set(["DiscoverVersi
 
 /** Operations that act on one existing object, named by its Unique Identifier or the ID Placeholder. */
 const OBJECT_OPERATIONS: ReadonlySet<string> = new Set([
+  // Not a KMIP operation: the use of a key to wrap another in a Get, checked on the wrapping key.
+  "WrapKey",
   "ReKey",
   "ReKeyKeyPair",
   "Certify",
@@ -248,15 +250,16 @@ const CAPABILITIES: Readonly<Record<string, Operation>> = {
 };
 
 /** The path segment of each operation: its spec name in lower case, words joined by `-`. */
-const PATH_SEGMENTS: ReadonlyMap<string, string> = new Map(
-  (SPEC_ENUMERATIONS.Operation ?? []).map(([specName]) => [
+const PATH_SEGMENTS: ReadonlyMap<string, string> = new Map([
+  ...(SPEC_ENUMERATIONS.Operation ?? []).map(([specName]): [string, string] => [
     normalizeName(specName),
     specName
       .toLowerCase()
       .replace(/[^a-z0-9]+/g, "-")
       .replace(/^-|-$/g, ""),
   ]),
-);
+  ["WrapKey", "wrap-key"],
+]);
 
 /** Returns the capability an operation needs (see the file comment). */
 export function operationCapability(operation: string): Operation {

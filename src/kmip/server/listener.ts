@@ -87,6 +87,8 @@ export async function startKmipServer(options: KmipServerOptions): Promise<KmipS
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: MIN_TLS_VERSION,
+      // A client may send its last request and then end its side; the responses still go out.
+      allowHalfOpen: true,
     },
     (socket) => {
       sockets.add(socket);
@@ -215,6 +217,16 @@ function serveConnection(
     return frame;
   };
 
+  /** Closes the connection once the client has ended its side and every complete request is answered. */
+  let peerEnded = false;
+  const endAfterPeer = () => {
+    if (buffered.length > 0) {
+      fail("InvalidMessage", "the connection ended inside a TTLV message");
+      return;
+    }
+    socket.end();
+  };
+
   const drain = async () => {
     if (processing) return;
     processing = true;
@@ -230,6 +242,7 @@ function serveConnection(
     } finally {
       processing = false;
     }
+    if (peerEnded && !closing && !socket.destroyed) endAfterPeer();
   };
 
   socket.on("data", (chunk: Buffer) => {
@@ -239,10 +252,7 @@ function serveConnection(
   });
   socket.on("end", () => {
     if (closing) return;
-    if (buffered.length > 0 && !processing) {
-      fail("InvalidMessage", "the connection ended inside a TTLV message");
-      return;
-    }
-    socket.end();
+    peerEnded = true;
+    if (!processing) endAfterPeer();
   });
 }

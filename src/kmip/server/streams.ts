@@ -131,6 +131,11 @@ export class CryptoStreamTable {
     return stream;
   }
 
+  /** Returns the Unique Identifier of the stream a Correlation Value names, whoever opened it. */
+  objectOf(correlation: Uint8Array): string | undefined {
+    return this.#streams.get(Buffer.from(correlation).toString("hex"))?.uid;
+  }
+
   close(correlation: Uint8Array): void {
     this.#streams.delete(Buffer.from(correlation).toString("hex"));
   }
@@ -138,6 +143,16 @@ export class CryptoStreamTable {
 
 /** The process's stream table, which the Encrypt and Decrypt operations use. */
 export const cryptoStreams = new CryptoStreamTable();
+
+/**
+ * Returns the object that a request continuing a stream works on, so that
+ * its policy check names that object, or undefined for any other request.
+ */
+export function streamObjectOf(operation: string, payload: StructureItem): string | undefined {
+  if (operation !== "Encrypt" && operation !== "Decrypt") return undefined;
+  const correlation = optionalBytes(payload, "CorrelationValue");
+  return correlation === undefined ? undefined : cryptoStreams.objectOf(correlation);
+}
 
 function indicator(payload: StructureItem, name: string): boolean {
   const item = child(payload, name);

@@ -416,6 +416,16 @@ describe("KMIP keys held in an HSM", () => {
       bytes("Data", message),
     ]);
     assert.equal(resultReason(pssSha3), "InvalidField");
+    const pssLongSalt = await call(dispatcher, "Sign", [
+      id(privateUid),
+      parameters(
+        enumItem("HashingAlgorithm", "SHA_256"),
+        enumItem("PaddingMethod", "PSS"),
+        integer("SaltLength", 10_000),
+      ),
+      bytes("Data", message),
+    ]);
+    assert.equal(resultReason(pssLongSalt), "InvalidField");
 
     const blocks = tokenObjects(t, privateUid);
     if (blocks === undefined) return;

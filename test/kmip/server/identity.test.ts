@@ -18,6 +18,8 @@ import {
 } from "../../../src/kmip/server/identity.ts";
 import { KmipIdentityStore } from "../../../src/kmip/server/identity-store.ts";
 import {
+  boolean,
+  bytes,
   child,
   children,
   enumItem,
@@ -67,7 +69,10 @@ interface Setup {
   records: (AuditRequestEntry | AuditResponseEntry)[];
 }
 
-function setup(source: KmipClientCaSource): Setup {
+function setup(
+  source: KmipClientCaSource,
+  policies: Record<string, string> = { "create-get": CREATE_AND_GET },
+): Setup {
   const barrier = new MemoryBarrier();
   const identities = new KmipIdentityStore(barrier);
   const records: (AuditRequestEntry | AuditResponseEntry)[] = [];
@@ -75,7 +80,7 @@ function setup(source: KmipClientCaSource): Setup {
     store: new KmipObjectStore(barrier),
     identities: new KmipIdentityResolver({
       store: identities,
-      policies: policyStore({ "create-get": CREATE_AND_GET }),
+      policies: policyStore(policies),
       source,
     }),
     audit: {
@@ -150,6 +155,7 @@ describe("kmip policy paths", () => {
     ["MACVerify", "m1", "kmip/mac-verify/m1"],
     ["RNGRetrieve", undefined, "kmip/rng-retrieve"],
     ["Locate", undefined, "kmip/locate"],
+    ["WrapKey", "w1", "kmip/wrap-key/w1"],
   ];
   for (const [operation, uid, path] of cases) {
     it(`maps ${operation} to ${path}`, () => {
@@ -423,6 +429,14 @@ describe("sys/kmip routes", () => {
   const badRequests: [string, string, string, object | undefined, string, string][] = [
     ["role name", "POST", "/v1/sys/kmip/roles/bad%20name", {}, "invalid_field", "name"],
     [
+      "empty common name pattern",
+      "POST",
+      "/v1/sys/kmip/roles/app",
+      { allowed_common_names: [""] },
+      "invalid_field",
+      "allowed_common_names",
+    ],
+    [
       "unknown role field",
       "POST",
       "/v1/sys/kmip/roles/app",
@@ -574,4 +588,138 @@ describe("sys/kmip routes", () => {
       if (field !== "") assert.equal(body.field, field, response.body);
     });
   }
+});
+
+describe("kmip streams and policies", () => {
+  const policies = {
+    owner: `path "kmip/*" { capabilities = ["create", "read", "update"] }`,
+    "encrypt-any": `path "kmip/encrypt" { capabilities = ["update"] }`,
+    getter: `path "kmip/get/*" { capabilities = ["read"] }`,
+  };
+
+  /** Issues a credential of `roleName` with CN `shared`, told apart by its serial and fingerprint. */
+  async function credential(state: Setup, roleName: string, serial: string) {
+    await state.identities.writeRole(role(roleName, { policies: [roleName] }));
+    const peer = certificate({
+      commonName: "shared",
+      organizationalUnits: [roleName],
+      serialNumber: serial,
+      fingerprint: serial.repeat(32),
+    });
+    await state.identities.writeCredential({
+      serialNumber: serial,
+      role: roleName,
+      commonName: "shared",
+      fingerprint: peer.fingerprint,
+      issuedAt: new Date().toISOString(),
+      notAfter: new Date(Date.now() + 3_600_000).toISOString(),
+    });
+    return peer;
+  }
+
+  /** Creates an active AES key as `peer` and opens a CBC encryption stream on it. */
+  async function openStream(state: Setup, peer: KmipPeerCertificate) {
+    const [created] = await batch(state.dispatcher, peer, [
+      [
+        "Create",
+        [
+          enumItem("ObjectType", "SymmetricKey"),
+          struct("Attributes", [
+            enumItem("CryptographicAlgorithm", "AES"),
+            integer("CryptographicLength", 256),
+            integer("CryptographicUsageMask", 0x4),
+          ]),
+        ],
+      ],
+      ["Activate", []],
+    ]);
+    const uid = uidOf(created!);
+    const [opened] = await batch(state.dispatcher, peer, [
+      [
+        "Encrypt",
+        [
+          text("UniqueIdentifier", uid),
+          struct("CryptographicParameters", [
+            enumItem("BlockCipherMode", "CBC"),
+            enumItem("PaddingMethod", "PKCS5"),
+          ]),
+          bytes("Data", Buffer.alloc(16, 1)),
+          bytes("IVCounterNonce", Buffer.alloc(16, 2)),
+          boolean("InitIndicator", true),
+        ],
+      ],
+    ]);
+    assert.equal(statusOf(opened!), "Success");
+    const payload = child(opened!, "ResponsePayload") as StructureItem;
+    return { uid, correlation: child(payload, "CorrelationValue")! };
+  }
+
+  it("keeps a stream to its certificate", async () => {
+    const state = setup("keyward", policies);
+    const owner = await credential(state, "owner", "0a");
+    const { correlation } = await openStream(state, owner);
+    // Another role's credential with the same CN and a grant on the object may not continue it.
+    const other = await credential(state, "owner", "0b");
+    const [continued] = await batch(state.dispatcher, other, [
+      ["Encrypt", [bytes("Data", Buffer.alloc(16, 3)), correlation]],
+    ]);
+    assert.equal(reasonOf(continued!), "InvalidCorrelationValue");
+  });
+
+  it("checks a continuation against the stream's object", async () => {
+    const state = setup("keyward", policies);
+    const owner = await credential(state, "owner", "0c");
+    const { uid, correlation } = await openStream(state, owner);
+    const [continued] = await batch(state.dispatcher, owner, [
+      ["Encrypt", [bytes("Data", Buffer.alloc(16, 3)), correlation]],
+    ]);
+    assert.equal(statusOf(continued!), "Success");
+
+    const encryptAny = await credential(state, "encrypt-any", "0d");
+    const [denied] = await batch(state.dispatcher, encryptAny, [
+      ["Encrypt", [bytes("Data", Buffer.alloc(16, 3)), correlation]],
+    ]);
+    assert.equal(reasonOf(denied!), "PermissionDenied");
+    const message = child(denied!, "ResultMessage");
+    assert.ok(message !== undefined && textOf(message).includes(`kmip/encrypt/${uid}`));
+  });
+
+  it("checks the wrapping key of a get", async () => {
+    const state = setup("keyward", policies);
+    const owner = await credential(state, "owner", "0e");
+    const [target, wrapping] = await batch(state.dispatcher, owner, [
+      ["Create", createPayload],
+      [
+        "Create",
+        [
+          enumItem("ObjectType", "SymmetricKey"),
+          struct("Attributes", [
+            enumItem("CryptographicAlgorithm", "AES"),
+            integer("CryptographicLength", 256),
+            integer("CryptographicUsageMask", 0x10),
+          ]),
+        ],
+      ],
+    ]);
+    const wrappingUid = uidOf(wrapping!);
+    const getter = await credential(state, "getter", "0f");
+    const [denied] = await batch(state.dispatcher, getter, [
+      [
+        "Get",
+        [
+          text("UniqueIdentifier", uidOf(target!)),
+          struct("KeyWrappingSpecification", [
+            enumItem("WrappingMethod", "Encrypt"),
+            struct("EncryptionKeyInformation", [
+              text("UniqueIdentifier", wrappingUid),
+              struct("CryptographicParameters", [enumItem("BlockCipherMode", "NISTKeyWrap")]),
+            ]),
+          ]),
+        ],
+      ],
+    ]);
+    assert.equal(reasonOf(denied!), "PermissionDenied");
+    const message = child(denied!, "ResultMessage");
+    assert.ok(message !== undefined && textOf(message).includes(`kmip/wrap-key/${wrappingUid}`));
+  });
 });

@@ -139,6 +139,27 @@ describe("KMIP TLS listener", { skip: !hasProgram("openssl") && process.env.CI !
     socket.end();
   });
 
+  it("answers before a half-close", async (t) => {
+    requirePeer(t, "openssl");
+    const { socket, reader } = await open();
+    socket.write(Buffer.concat([QUERY, QUERY]));
+    socket.end();
+    assert.deepEqual(resultOf(await reader.next()), { status: "Success" });
+    assert.deepEqual(resultOf(await reader.next()), { status: "Success" });
+    assert.equal(await reader.next(), undefined);
+  });
+
+  it("fail half-close inside a message", async (t) => {
+    requirePeer(t, "openssl");
+    const { socket, reader } = await open();
+    socket.write(QUERY.subarray(0, QUERY.length - 3));
+    socket.end();
+    assert.deepEqual(resultOf(await reader.next()), {
+      status: "OperationFailed",
+      reason: "InvalidMessage",
+    });
+  });
+
   it("fail client without certificate", async (t) => {
     requirePeer(t, "openssl");
     const attempt = async () => {

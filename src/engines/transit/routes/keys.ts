@@ -196,7 +196,7 @@ export async function registerKeyRoutes(app: FastifyInstance, serviceFor: Servic
       if (list === undefined || !(TRUE_STRINGS as readonly string[]).includes(list)) {
         throw new KeywardError(
           "method_not_allowed",
-          "listing keys needs LIST or GET with list=true",
+          "listing keys needs GET with list=true",
         );
       }
       return listKeys(request, reply);

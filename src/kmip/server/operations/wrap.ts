@@ -151,6 +151,8 @@ export async function wrapContent(
       "only objects with a Key Block can be wrapped",
     );
   }
+  // Wrapping uses a second key, which the client's policies must allow too.
+  context.authorize?.("WrapKey", textOf(uidItem));
   const key = await wrappingKey(textOf(uidItem), context);
   if (key.hsmObject !== undefined) {
     throw unsupported("a wrapping key kept in an HSM cannot wrap keys yet");
