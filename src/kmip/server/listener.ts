@@ -217,8 +217,8 @@ function serveConnection(
     return frame;
   };
 
-  /** Closes the connection once the client has ended its side and every complete request is answered. */
   let peerEnded = false;
+  /** Closes the connection after the client ended its side, once every complete request has its response. */
   const endAfterPeer = () => {
     if (buffered.length > 0) {
       fail("InvalidMessage", "the connection ended inside a TTLV message");
