@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
+import { normaliseMountPath } from "./core/mounts.ts";
 import { KeywardError } from "./errors.ts";
 import { MAX_TOKEN_LABEL_BYTES } from "./hsm/labels.ts";
 import { DEFAULT_WRAPPING_KEY_LABEL } from "./seal/wrapped-root-key.ts";
@@ -87,7 +88,16 @@ export interface KmipConfig {
    * issues itself, besides the listen host, `localhost`, 127.0.0.1 and ::1.
    */
   readonly serverHostnames: readonly string[];
+  /**
+   * The transit mount that keeps the keys of KMIP objects as managed keys
+   * (`DEFAULT_KMIP_KEYS_MOUNT` unless set); mounted at the first unseal
+   * when missing.
+   */
+  readonly keysMount: string;
 }
+
+/** The transit mount KMIP objects' keys go to unless `kmip_keys_mount` names another. */
+export const DEFAULT_KMIP_KEYS_MOUNT = "kmip-keys";
 
 /** KMIP's registered port, used when `kmip_listen` names only a host. */
 export const DEFAULT_KMIP_PORT = 5696;
@@ -111,6 +121,7 @@ export interface ConfigSource {
   kmip_client_ca_file?: string;
   /** Comma-separated DNS names and IP addresses, or a list in a config file. */
   kmip_server_hostnames?: string | string[];
+  kmip_keys_mount?: string;
   node_id?: string;
   api_addr?: string;
   seal_pkcs11_library?: string;
@@ -141,6 +152,7 @@ const FILE_FIELDS = new Set<keyof ConfigSource>([
   "kmip_tls_key_file",
   "kmip_client_ca_file",
   "kmip_server_hostnames",
+  "kmip_keys_mount",
   "node_id",
   "api_addr",
   "seal_pkcs11_library",
@@ -168,6 +180,7 @@ export const ENVIRONMENT_VARIABLES: Record<string, keyof ConfigSource> = {
   KEYWARD_KMIP_TLS_KEY_FILE: "kmip_tls_key_file",
   KEYWARD_KMIP_CLIENT_CA_FILE: "kmip_client_ca_file",
   KEYWARD_KMIP_SERVER_HOSTNAMES: "kmip_server_hostnames",
+  KEYWARD_KMIP_KEYS_MOUNT: "kmip_keys_mount",
   KEYWARD_NODE_ID: "node_id",
   KEYWARD_API_ADDR: "api_addr",
   KEYWARD_SEAL_PKCS11_LIBRARY: "seal_pkcs11_library",
@@ -381,9 +394,11 @@ function resolveKmipConfig(merged: ConfigSource): KmipConfig | undefined {
   const listen = merged.kmip_listen;
   const fileFields = ["kmip_tls_cert_file", "kmip_tls_key_file", "kmip_client_ca_file"] as const;
   if (listen === undefined) {
-    const stray = [...fileFields, "kmip_server_hostnames" as const].find(
-      (field) => merged[field] !== undefined,
-    );
+    const stray = [
+      ...fileFields,
+      "kmip_server_hostnames" as const,
+      "kmip_keys_mount" as const,
+    ].find((field) => merged[field] !== undefined);
     if (stray !== undefined) throw configError(stray, "it needs kmip_listen to enable KMIP");
     return undefined;
   }
@@ -415,7 +430,19 @@ function resolveKmipConfig(merged: ConfigSource): KmipConfig | undefined {
     tlsKeyFile: absolute(merged.kmip_tls_key_file),
     clientCaFile: absolute(merged.kmip_client_ca_file),
     serverHostnames: Object.freeze(hostnames),
+    keysMount: readKmipKeysMount(merged.kmip_keys_mount),
   });
+}
+
+/** Checks `kmip_keys_mount` as a mount path, without the trailing slash. */
+function readKmipKeysMount(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_KMIP_KEYS_MOUNT;
+  try {
+    return normaliseMountPath(String(value));
+  } catch (error) {
+    const reason = error instanceof KeywardError ? error.message : String(error);
+    throw configError("kmip_keys_mount", reason);
+  }
 }
 
 /** Longest DNS name accepted, in characters (RFC 1035). */

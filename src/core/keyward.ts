@@ -349,6 +349,14 @@ export class Keyward {
     const mount = this.#mounts.get(normalised);
     if (!mount)
       throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
+    // A transit key that a KMIP object uses has a reference record; unmounting would destroy the object's key.
+    const references = await this.seal.barrier.scan(`${normalised}/references/`, { limit: 1 });
+    if (references.length > 0) {
+      throw new KeywardError(
+        "deletion_not_allowed",
+        `the mount "${normalised}/" holds keys of KMIP objects; destroy those objects through KMIP before unmounting`,
+      );
+    }
     await this.#mountTable.update((stored) =>
       (stored ?? this.mounts()).filter((entry) => entry.path !== normalised),
     );

@@ -26,7 +26,16 @@ export interface MountConfig {
 export const MOUNT_TABLE_KEY = "sys/mounts";
 
 /** Paths the API itself uses; an engine mounted there would shadow it. */
-const RESERVED_PATHS = new Set(["sys", "auth", "identity", "cubbyhole", "audit", "devices"]);
+// `kmip/` keeps the KMIP server's objects, roles and CA, so no engine may mount there.
+const RESERVED_PATHS = new Set([
+  "sys",
+  "auth",
+  "identity",
+  "cubbyhole",
+  "audit",
+  "devices",
+  "kmip",
+]);
 
 const MOUNT_PATH = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 

@@ -2,17 +2,17 @@ import { randomBytes } from "node:crypto";
 import { endianness } from "node:os";
 import pkcs11js from "pkcs11js";
 import { decryptionFailed, KeywardError } from "../errors.ts";
+import { HsmKeyObject } from "./key-object.ts";
 import {
   decryptToCopy,
-  describeSelector,
   findKey,
+  type KeyObjectType,
   type KeyProtection,
-  type KeySelector,
+  keySelector,
   readAttributes,
-  readKeyProtection,
-  requireKey,
 } from "./objects.ts";
-import { hsmOperationFailed } from "./pkcs11-errors.ts";
+import { emptyInput, hsmOperationFailed } from "./pkcs11-errors.ts";
+import { generateSecretKey } from "./templates.ts";
 import type { HsmToken, SessionContext } from "./token.ts";
 
 /** AES-256 key length in bytes. */
@@ -30,15 +30,11 @@ export interface HsmGcmCiphertext {
   ciphertext: Buffer;
 }
 
-function selector(label: string, id?: Buffer): KeySelector {
-  return {
-    objectClass: pkcs11js.CKO_SECRET_KEY,
-    keyType: pkcs11js.CKK_AES,
-    label,
-    ...(id === undefined ? {} : { id }),
-    kind: "AES key",
-  };
-}
+const SECRET_KEY: KeyObjectType = {
+  objectClass: pkcs11js.CKO_SECRET_KEY,
+  keyType: pkcs11js.CKK_AES,
+  kind: "AES key",
+};
 
 /** AES key lengths a token key may have, in bytes. */
 export const AES_KEY_BYTES = [16, 24, 32] as const;
@@ -73,18 +69,7 @@ function cbcMechanism(iv: Buffer, pad: boolean): pkcs11js.Mechanism {
  * CKA_ID when it was found or generated with an ID. Each call looks the
  * handle up again, so a key deleted or replaced in the token is noticed.
  */
-export class HsmAesKey {
-  readonly label: string;
-  /** The CKA_ID that selects the key together with its label; absent when the label alone does. */
-  readonly id: Buffer | undefined;
-  readonly #token: HsmToken;
-
-  private constructor(token: HsmToken, label: string, id: Buffer | undefined) {
-    this.#token = token;
-    this.label = label;
-    this.id = id;
-  }
-
+export class HsmAesKey extends HsmKeyObject {
   /**
    * Returns the AES key labelled `label` (and with CKA_ID `id`, when given),
    * or undefined when the token has none. Throws `hsm_failure` when the key
@@ -98,7 +83,7 @@ export class HsmAesKey {
   ): Promise<HsmAesKey | undefined> {
     return token.run(
       (context) => {
-        const handle = findKey(context, selector(label, id));
+        const handle = findKey(context, keySelector(SECRET_KEY, label, id));
         if (handle === undefined) return undefined;
         checkKeyLength(context, handle, label, lengthBytes);
         return new HsmAesKey(token, label, id);
@@ -115,48 +100,32 @@ export class HsmAesKey {
    * Throws `already_exists` when a key with the label (and that ID, when
    * given) exists.
    */
-  static generate(
+  static async generate(
     token: HsmToken,
     label: string,
     id?: Buffer,
     lengthBytes: AesKeyBytes = AES_256_KEY_BYTES,
   ): Promise<HsmAesKey> {
-    return token.run(async (context) => {
-      if (findKey(context, selector(label, id)) !== undefined) {
-        throw new KeywardError(
-          "already_exists",
-          `the token already has an AES key ${describeSelector(selector(label, id))}`,
-        );
-      }
-      const template: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-        { type: pkcs11js.CKA_VALUE_LEN, value: lengthBytes },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: id ?? randomBytes(16) },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: true },
-        { type: pkcs11js.CKA_SENSITIVE, value: true },
-        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-        { type: pkcs11js.CKA_ENCRYPT, value: true },
-        { type: pkcs11js.CKA_DECRYPT, value: true },
-        { type: pkcs11js.CKA_WRAP, value: false },
-        { type: pkcs11js.CKA_UNWRAP, value: false },
-        { type: pkcs11js.CKA_SIGN, value: false },
-        { type: pkcs11js.CKA_VERIFY, value: false },
-        { type: pkcs11js.CKA_DERIVE, value: false },
-      ];
-      try {
-        await context.module.C_GenerateKeyAsync(
-          context.session,
-          { mechanism: pkcs11js.CKM_AES_KEY_GEN },
-          template,
-        );
-      } catch (error) {
-        throw hsmOperationFailed(`generate the AES key "${label}"`, error);
-      }
-      return new HsmAesKey(token, label, id);
+    await generateSecretKey(token, {
+      mechanism: pkcs11js.CKM_AES_KEY_GEN,
+      name: "AES key",
+      label,
+      id,
+      key: {
+        type: SECRET_KEY,
+        attributes: [{ type: pkcs11js.CKA_VALUE_LEN, value: lengthBytes }],
+        usage: {
+          encrypt: true,
+          decrypt: true,
+          wrap: false,
+          unwrap: false,
+          sign: false,
+          verify: false,
+          derive: false,
+        },
+      },
     });
+    return new HsmAesKey(token, label, id);
   }
 
   /**
@@ -165,25 +134,22 @@ export class HsmAesKey {
    * on generating GCM IVs itself rejects it; such tokens are untested.
    */
   encrypt(plaintext: Uint8Array, aad: Uint8Array): Promise<HsmGcmCiphertext> {
-    return this.#token.run(
-      async (context) => {
-        const handle = requireKey(context, selector(this.label, this.id));
-        const iv = randomBytes(GCM_IV_BYTES);
-        const output = Buffer.alloc(plaintext.length + GCM_TAG_BYTES);
-        try {
-          context.module.C_EncryptInit(context.session, gcmMechanism(iv, aad), handle);
-          const ciphertext = await context.module.C_EncryptAsync(
-            context.session,
-            Buffer.from(plaintext),
-            output,
-          );
-          return { iv, ciphertext: Buffer.from(ciphertext) };
-        } catch (error) {
-          throw hsmOperationFailed(`encrypt with the AES key "${this.label}"`, error);
-        }
-      },
-      { retryOnLostSession: true },
-    );
+    if (plaintext.length === 0) return Promise.reject(emptyInput("plaintext"));
+    return this.withObject(SECRET_KEY, async (context, handle) => {
+      const iv = randomBytes(GCM_IV_BYTES);
+      const output = Buffer.alloc(plaintext.length + GCM_TAG_BYTES);
+      try {
+        context.module.C_EncryptInit(context.session, gcmMechanism(iv, aad), handle);
+        const ciphertext = await context.module.C_EncryptAsync(
+          context.session,
+          Buffer.from(plaintext),
+          output,
+        );
+        return { iv, ciphertext: Buffer.from(ciphertext) };
+      } catch (error) {
+        throw hsmOperationFailed(`encrypt with the AES key "${this.label}"`, error);
+      }
+    });
   }
 
   /**
@@ -194,20 +160,7 @@ export class HsmAesKey {
     if (input.iv.length !== GCM_IV_BYTES || input.ciphertext.length < GCM_TAG_BYTES) {
       return Promise.reject(decryptionFailed());
     }
-    return this.#token.run(
-      async (context) => {
-        const handle = requireKey(context, selector(this.label, this.id));
-        return decryptToCopy(
-          context,
-          gcmMechanism(input.iv, aad),
-          handle,
-          input.ciphertext,
-          input.ciphertext.length,
-          `decrypt with the AES key "${this.label}"`,
-        );
-      },
-      { retryOnLostSession: true },
-    );
+    return this.#decrypt(gcmMechanism(input.iv, aad), input.ciphertext);
   }
 
   /**
@@ -257,53 +210,39 @@ export class HsmAesKey {
     outputLength: number,
     mode: string,
   ): Promise<Buffer> {
-    return this.#token.run(
-      async (context) => {
-        const handle = requireKey(context, selector(this.label, this.id));
-        try {
-          context.module.C_EncryptInit(context.session, mechanism, handle);
-          const output = await context.module.C_EncryptAsync(
-            context.session,
-            Buffer.from(plaintext),
-            Buffer.alloc(outputLength),
-          );
-          return Buffer.from(output);
-        } catch (error) {
-          throw hsmOperationFailed(`encrypt (${mode}) with the AES key "${this.label}"`, error);
-        }
-      },
-      { retryOnLostSession: true },
-    );
+    if (plaintext.length === 0) return Promise.reject(emptyInput("plaintext"));
+    return this.withObject(SECRET_KEY, async (context, handle) => {
+      try {
+        context.module.C_EncryptInit(context.session, mechanism, handle);
+        const output = await context.module.C_EncryptAsync(
+          context.session,
+          Buffer.from(plaintext),
+          Buffer.alloc(outputLength),
+        );
+        return Buffer.from(output);
+      } catch (error) {
+        throw hsmOperationFailed(`encrypt (${mode}) with the AES key "${this.label}"`, error);
+      }
+    });
   }
 
   #decrypt(mechanism: pkcs11js.Mechanism, input: Uint8Array): Promise<Buffer> {
-    return this.#token.run(
-      async (context) => {
-        const handle = requireKey(context, selector(this.label, this.id));
-        return decryptToCopy(
-          context,
-          mechanism,
-          handle,
-          Buffer.from(input),
-          input.length,
-          `decrypt with the AES key "${this.label}"`,
-        );
-      },
-      { retryOnLostSession: true },
+    if (input.length === 0) return Promise.reject(emptyInput("ciphertext"));
+    return this.withObject(SECRET_KEY, (context, handle) =>
+      decryptToCopy(
+        context,
+        mechanism,
+        handle,
+        Buffer.from(input),
+        input.length,
+        `decrypt with the AES key "${this.label}"`,
+      ),
     );
   }
 
   /** Reads whether the token keeps the key's value secret. */
   protection(): Promise<KeyProtection> {
-    return this.#token.run(
-      (context) =>
-        readKeyProtection(
-          context,
-          requireKey(context, selector(this.label, this.id)),
-          pkcs11js.CKA_VALUE,
-        ),
-      { retryOnLostSession: true },
-    );
+    return this.readProtection(SECRET_KEY, pkcs11js.CKA_VALUE);
   }
 }
 

@@ -1,17 +1,17 @@
-import { createHash, createPublicKey, type KeyObject, randomBytes } from "node:crypto";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
 import pkcs11js from "pkcs11js";
 import { KeywardError } from "../errors.ts";
+import { HsmKeyObject } from "./key-object.ts";
 import {
-  describeSelector,
-  findKey,
+  hasKey,
   type KeyProtection,
-  type KeySelector,
+  keyPairTypes,
+  keySelector,
   readAttributes,
-  readKeyProtection,
-  requireKey,
 } from "./objects.ts";
 import { hsmOperationFailed } from "./pkcs11-errors.ts";
+import { generateKeyPair } from "./templates.ts";
 import type { HsmToken } from "./token.ts";
 
 /** DER encoding of the P-256 (prime256v1) curve's object identifier 1.2.840.10045.3.1.7. */
@@ -21,25 +21,7 @@ const P256_FIELD_BYTES = 32;
 /** An uncompressed P-256 point: 0x04 || X || Y. */
 const P256_POINT_BYTES = 1 + 2 * P256_FIELD_BYTES;
 
-function privateSelector(label: string, id?: Buffer): KeySelector {
-  return {
-    objectClass: pkcs11js.CKO_PRIVATE_KEY,
-    keyType: pkcs11js.CKK_EC,
-    label,
-    ...(id === undefined ? {} : { id }),
-    kind: "EC private key",
-  };
-}
-
-function publicSelector(label: string, id?: Buffer): KeySelector {
-  return {
-    objectClass: pkcs11js.CKO_PUBLIC_KEY,
-    keyType: pkcs11js.CKK_EC,
-    label,
-    ...(id === undefined ? {} : { id }),
-    kind: "EC public key",
-  };
-}
+const { privateKey: PRIVATE_KEY, publicKey: PUBLIC_KEY } = keyPairTypes(pkcs11js.CKK_EC, "EC");
 
 /**
  * An ECDSA P-256 key pair kept in a token. The private key is generated
@@ -49,30 +31,14 @@ function publicSelector(label: string, id?: Buffer): KeySelector {
  * Signing hashes the message in Keyward and has the token sign the digest
  * (CKM_ECDSA), which every token with EC support offers.
  */
-export class HsmEcdsaKey {
-  readonly label: string;
-  /** The CKA_ID that selects the key pair together with its label; absent when the label alone does. */
-  readonly id: Buffer | undefined;
-  readonly #token: HsmToken;
-
-  private constructor(token: HsmToken, label: string, id: Buffer | undefined) {
-    this.#token = token;
-    this.label = label;
-    this.id = id;
-  }
-
+export class HsmEcdsaKey extends HsmKeyObject {
   /**
    * Returns the key pair labelled `label` (and with CKA_ID `id`, when
    * given), or undefined when the token has no such private key.
    */
-  static find(token: HsmToken, label: string, id?: Buffer): Promise<HsmEcdsaKey | undefined> {
-    return token.run(
-      (context) =>
-        findKey(context, privateSelector(label, id)) === undefined
-          ? undefined
-          : new HsmEcdsaKey(token, label, id),
-      { retryOnLostSession: true },
-    );
+  static async find(token: HsmToken, label: string, id?: Buffer): Promise<HsmEcdsaKey | undefined> {
+    const found = await hasKey(token, keySelector(PRIVATE_KEY, label, id));
+    return found ? new HsmEcdsaKey(token, label, id) : undefined;
   }
 
   /**
@@ -81,70 +47,37 @@ export class HsmEcdsaKey {
    * `already_exists` when an EC private key with the label (and that ID,
    * when given) exists.
    */
-  static generate(token: HsmToken, label: string, id?: Buffer): Promise<HsmEcdsaKey> {
-    return token.run(async (context) => {
-      if (findKey(context, privateSelector(label, id)) !== undefined) {
-        throw new KeywardError(
-          "already_exists",
-          `the token already has an EC private key ${describeSelector(privateSelector(label, id))}`,
-        );
-      }
-      const objectId = id ?? randomBytes(16);
-      const publicTemplate: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
-        { type: pkcs11js.CKA_EC_PARAMS, value: P256_OID },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: objectId },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: false },
-        { type: pkcs11js.CKA_VERIFY, value: true },
-      ];
-      const privateTemplate: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: objectId },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: true },
-        { type: pkcs11js.CKA_SENSITIVE, value: true },
-        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-        { type: pkcs11js.CKA_SIGN, value: true },
-        { type: pkcs11js.CKA_DERIVE, value: false },
-      ];
-      try {
-        await context.module.C_GenerateKeyPairAsync(
-          context.session,
-          { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-          publicTemplate,
-          privateTemplate,
-        );
-      } catch (error) {
-        throw hsmOperationFailed(`generate the EC key pair "${label}"`, error);
-      }
-      return new HsmEcdsaKey(token, label, id);
+  static async generate(token: HsmToken, label: string, id?: Buffer): Promise<HsmEcdsaKey> {
+    await generateKeyPair(token, {
+      mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN,
+      name: "EC key pair",
+      label,
+      id,
+      publicKey: {
+        type: PUBLIC_KEY,
+        attributes: [{ type: pkcs11js.CKA_EC_PARAMS, value: P256_OID }],
+        usage: { verify: true },
+      },
+      privateKey: { type: PRIVATE_KEY, usage: { sign: true, derive: false } },
     });
+    return new HsmEcdsaKey(token, label, id);
   }
 
   /** Reads the public key from the token. Throws `hsm_failure` when it is not on P-256. */
   publicKey(): Promise<KeyObject> {
-    return this.#token.run(
-      (context) => {
-        const handle = requireKey(context, publicSelector(this.label, this.id));
-        const [params, point] = readAttributes(context, handle, [
-          pkcs11js.CKA_EC_PARAMS,
-          pkcs11js.CKA_EC_POINT,
-        ]);
-        if (params === undefined || !params.equals(P256_OID)) {
-          throw new KeywardError(
-            "hsm_failure",
-            `the EC key labelled "${this.label}" is not on the P-256 curve`,
-          );
-        }
-        return p256PublicKey(point ?? Buffer.alloc(0), this.label);
-      },
-      { retryOnLostSession: true },
-    );
+    return this.withObject(PUBLIC_KEY, (context, handle) => {
+      const [params, point] = readAttributes(context, handle, [
+        pkcs11js.CKA_EC_PARAMS,
+        pkcs11js.CKA_EC_POINT,
+      ]);
+      if (params === undefined || !params.equals(P256_OID)) {
+        throw new KeywardError(
+          "hsm_failure",
+          `the EC key labelled "${this.label}" is not on the P-256 curve`,
+        );
+      }
+      return p256PublicKey(point ?? Buffer.alloc(0), this.label);
+    });
   }
 
   /**
@@ -167,37 +100,25 @@ export class HsmEcdsaKey {
    */
   signDigest(digest: Uint8Array): Promise<Buffer> {
     const input = Buffer.from(digest.subarray(0, P256_FIELD_BYTES));
-    return this.#token.run(
-      async (context) => {
-        const handle = requireKey(context, privateSelector(this.label, this.id));
-        let raw: Buffer;
-        try {
-          context.module.C_SignInit(context.session, { mechanism: pkcs11js.CKM_ECDSA }, handle);
-          raw = await context.module.C_SignAsync(
-            context.session,
-            input,
-            Buffer.alloc(2 * P256_FIELD_BYTES),
-          );
-        } catch (error) {
-          throw hsmOperationFailed(`sign with the EC key "${this.label}"`, error);
-        }
-        return checkRawSignature(raw);
-      },
-      { retryOnLostSession: true },
-    );
+    return this.withObject(PRIVATE_KEY, async (context, handle) => {
+      let raw: Buffer;
+      try {
+        context.module.C_SignInit(context.session, { mechanism: pkcs11js.CKM_ECDSA }, handle);
+        raw = await context.module.C_SignAsync(
+          context.session,
+          input,
+          Buffer.alloc(2 * P256_FIELD_BYTES),
+        );
+      } catch (error) {
+        throw hsmOperationFailed(`sign with the EC key "${this.label}"`, error);
+      }
+      return checkRawSignature(raw);
+    });
   }
 
   /** Reads whether the token keeps the private key secret. */
   protection(): Promise<KeyProtection> {
-    return this.#token.run(
-      (context) =>
-        readKeyProtection(
-          context,
-          requireKey(context, privateSelector(this.label, this.id)),
-          pkcs11js.CKA_VALUE,
-        ),
-      { retryOnLostSession: true },
-    );
+    return this.readProtection(PRIVATE_KEY, pkcs11js.CKA_VALUE);
   }
 }
 

@@ -44,6 +44,33 @@ export interface KeySelector {
   kind: string;
 }
 
+/** The class, key type and message name of a kind of key object, which is a `KeySelector` without label and ID. */
+export type KeyObjectType = Omit<KeySelector, "label" | "id">;
+
+/**
+ * Returns the object types of the two halves of a key pair of `keyType`
+ * (CKK_RSA, CKK_EC), named "`algorithm` private key" and "`algorithm`
+ * public key" in messages.
+ */
+export function keyPairTypes(
+  keyType: number,
+  algorithm: string,
+): { privateKey: KeyObjectType; publicKey: KeyObjectType } {
+  return {
+    privateKey: {
+      objectClass: pkcs11js.CKO_PRIVATE_KEY,
+      keyType,
+      kind: `${algorithm} private key`,
+    },
+    publicKey: { objectClass: pkcs11js.CKO_PUBLIC_KEY, keyType, kind: `${algorithm} public key` },
+  };
+}
+
+/** Builds the selector of the `type` object labelled `label`, and with CKA_ID `id` when given. */
+export function keySelector(type: KeyObjectType, label: string, id?: Buffer): KeySelector {
+  return { ...type, label, ...(id === undefined ? {} : { id }) };
+}
+
 /** Describes the selected object in messages: its label, and its CKA_ID in hex when the selector has one. */
 export function describeSelector(selector: Pick<KeySelector, "label" | "id">): string {
   const id = selector.id === undefined ? "" : ` with ID ${selector.id.toString("hex")}`;
@@ -70,6 +97,17 @@ export function findKey(context: SessionContext, selector: KeySelector): Buffer 
     );
   }
   return handles[0];
+}
+
+/**
+ * Returns whether the token has the one key matching `selector`, with the
+ * errors of `findKey`. Safe to repeat, so it is retried once after a lost
+ * session.
+ */
+export function hasKey(token: HsmToken, selector: KeySelector): Promise<boolean> {
+  return token.run((context) => findKey(context, selector) !== undefined, {
+    retryOnLostSession: true,
+  });
 }
 
 /** Like `findKey`, but throws `hsm_key_not_found` when the key is missing. */

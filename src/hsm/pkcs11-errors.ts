@@ -32,6 +32,34 @@ export function isSessionLost(error: unknown): boolean {
   return code !== undefined && SESSION_LOST.has(code);
 }
 
+/**
+ * Return values after which an operation may still be active on the
+ * session: SoftHSM 2.6 returns CKR_ARGUMENTS_BAD from C_Encrypt and
+ * C_Decrypt for empty input without ending the operation that the Init
+ * call started, and every later call on that session then fails with
+ * CKR_OPERATION_ACTIVE.
+ */
+const OPERATION_LEFT_ACTIVE = new Set<number>([
+  pkcs11js.CKR_ARGUMENTS_BAD,
+  pkcs11js.CKR_OPERATION_ACTIVE,
+]);
+
+/** Returns true when `error` (or the library error it wraps) may have left an operation active on the session. */
+export function mayLeaveOperationActive(error: unknown): boolean {
+  const code =
+    returnValueOf(error) ??
+    (error instanceof KeywardError ? returnValueOf(error.cause) : undefined);
+  return code !== undefined && OPERATION_LEFT_ACTIVE.has(code);
+}
+
+/** Returns true when `error` (or the library error it wraps) says that another operation is still active. */
+export function isOperationActive(error: unknown): boolean {
+  const code =
+    returnValueOf(error) ??
+    (error instanceof KeywardError ? returnValueOf(error.cause) : undefined);
+  return code === pkcs11js.CKR_OPERATION_ACTIVE;
+}
+
 /** Return values of a decryption whose input or tag is wrong, as different tokens report it. */
 const DECRYPTION_REJECTED = new Set<number>([
   pkcs11js.CKR_ENCRYPTED_DATA_INVALID,
@@ -61,6 +89,13 @@ export function hsmOperationFailed(operation: string, error: unknown): KeywardEr
     `the HSM failed to ${operation}: ${describePkcs11Error(error)}`,
     { cause: error },
   );
+}
+
+/** Returns the error for empty input, which PKCS#11 tokens reject (SoftHSM 2.6 with CKR_ARGUMENTS_BAD). */
+export function emptyInput(field: string): KeywardError {
+  return new KeywardError("invalid_field", `${field} must not be empty for a key held in the HSM`, {
+    field,
+  });
 }
 
 /** Returns the error for a library or token that cannot be used at all. */

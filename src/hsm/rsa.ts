@@ -1,17 +1,17 @@
-import { createPublicKey, type KeyObject, randomBytes } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import pkcs11js from "pkcs11js";
 import { invalidField, KeywardError } from "../errors.ts";
+import { HsmKeyObject } from "./key-object.ts";
 import {
   decryptToCopy,
-  describeSelector,
-  findKey,
+  hasKey,
   type KeyProtection,
-  type KeySelector,
+  keyPairTypes,
+  keySelector,
   readAttributes,
-  readKeyProtection,
-  requireKey,
 } from "./objects.ts";
-import { hsmOperationFailed } from "./pkcs11-errors.ts";
+import { emptyInput, hsmOperationFailed } from "./pkcs11-errors.ts";
+import { generateKeyPair } from "./templates.ts";
 import type { HsmToken } from "./token.ts";
 
 /** RSA modulus sizes Keyward generates in a token, in bits. */
@@ -38,25 +38,7 @@ export interface RsaKeyUsage {
   sign?: boolean;
 }
 
-function privateSelector(label: string, id?: Buffer): KeySelector {
-  return {
-    objectClass: pkcs11js.CKO_PRIVATE_KEY,
-    keyType: pkcs11js.CKK_RSA,
-    label,
-    ...(id === undefined ? {} : { id }),
-    kind: "RSA private key",
-  };
-}
-
-function publicSelector(label: string, id?: Buffer): KeySelector {
-  return {
-    objectClass: pkcs11js.CKO_PUBLIC_KEY,
-    keyType: pkcs11js.CKK_RSA,
-    label,
-    ...(id === undefined ? {} : { id }),
-    kind: "RSA public key",
-  };
-}
+const { privateKey: PRIVATE_KEY, publicKey: PUBLIC_KEY } = keyPairTypes(pkcs11js.CKK_RSA, "RSA");
 
 /**
  * An RSA key pair kept in a token. The private key is generated there as
@@ -65,30 +47,14 @@ function publicSelector(label: string, id?: Buffer): KeySelector {
  * Encryption and verification need only the public key, so they run
  * outside the token.
  */
-export class HsmRsaKey {
-  readonly label: string;
-  /** The CKA_ID that selects the key pair together with its label; absent when the label alone does. */
-  readonly id: Buffer | undefined;
-  readonly #token: HsmToken;
-
-  private constructor(token: HsmToken, label: string, id: Buffer | undefined) {
-    this.#token = token;
-    this.label = label;
-    this.id = id;
-  }
-
+export class HsmRsaKey extends HsmKeyObject {
   /**
    * Returns the key pair labelled `label` (and with CKA_ID `id`, when
    * given), or undefined when the token has no such private key.
    */
-  static find(token: HsmToken, label: string, id?: Buffer): Promise<HsmRsaKey | undefined> {
-    return token.run(
-      (context) =>
-        findKey(context, privateSelector(label, id)) === undefined
-          ? undefined
-          : new HsmRsaKey(token, label, id),
-      { retryOnLostSession: true },
-    );
+  static async find(token: HsmToken, label: string, id?: Buffer): Promise<HsmRsaKey | undefined> {
+    const found = await hasKey(token, keySelector(PRIVATE_KEY, label, id));
+    return found ? new HsmRsaKey(token, label, id) : undefined;
   }
 
   /**
@@ -98,7 +64,7 @@ export class HsmRsaKey {
    * and `already_exists` when an RSA private key with the label (and that
    * ID, when given) exists.
    */
-  static generate(
+  static async generate(
     token: HsmToken,
     label: string,
     bits: RsaModulusBits,
@@ -106,89 +72,55 @@ export class HsmRsaKey {
     usage: RsaKeyUsage = {},
   ): Promise<HsmRsaKey> {
     if (!RSA_MODULUS_BITS.includes(bits)) {
-      return Promise.reject(
-        invalidField("bits", `bits must be one of ${RSA_MODULUS_BITS.join(", ")}`),
-      );
+      throw invalidField("bits", `bits must be one of ${RSA_MODULUS_BITS.join(", ")}`);
     }
     const decrypt = usage.decrypt ?? true;
     const sign = usage.sign ?? true;
-    return token.run(async (context) => {
-      if (findKey(context, privateSelector(label, id)) !== undefined) {
-        throw new KeywardError(
-          "already_exists",
-          `the token already has an RSA private key ${describeSelector(privateSelector(label, id))}`,
-        );
-      }
-      const objectId = id ?? randomBytes(16);
-      const publicTemplate: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
-        { type: pkcs11js.CKA_MODULUS_BITS, value: bits },
-        { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([0x01, 0x00, 0x01]) },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: objectId },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: false },
-        { type: pkcs11js.CKA_ENCRYPT, value: decrypt },
-        { type: pkcs11js.CKA_VERIFY, value: sign },
-        { type: pkcs11js.CKA_WRAP, value: false },
-      ];
-      const privateTemplate: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: objectId },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: true },
-        { type: pkcs11js.CKA_SENSITIVE, value: true },
-        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-        { type: pkcs11js.CKA_DECRYPT, value: decrypt },
-        { type: pkcs11js.CKA_SIGN, value: sign },
-        { type: pkcs11js.CKA_UNWRAP, value: false },
-        { type: pkcs11js.CKA_DERIVE, value: false },
-      ];
-      try {
-        await context.module.C_GenerateKeyPairAsync(
-          context.session,
-          { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
-          publicTemplate,
-          privateTemplate,
-        );
-      } catch (error) {
-        throw hsmOperationFailed(`generate the RSA key pair "${label}"`, error);
-      }
-      return new HsmRsaKey(token, label, id);
+    await generateKeyPair(token, {
+      mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN,
+      name: "RSA key pair",
+      label,
+      id,
+      publicKey: {
+        type: PUBLIC_KEY,
+        attributes: [
+          { type: pkcs11js.CKA_MODULUS_BITS, value: bits },
+          { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([0x01, 0x00, 0x01]) },
+        ],
+        usage: { encrypt: decrypt, verify: sign, wrap: false },
+      },
+      privateKey: {
+        type: PRIVATE_KEY,
+        usage: { decrypt, sign, unwrap: false, derive: false },
+      },
     });
+    return new HsmRsaKey(token, label, id);
   }
 
   /** Reads the public key (modulus and exponent) from the token. */
   publicKey(): Promise<KeyObject> {
-    return this.#token.run(
-      (context) => {
-        const handle = requireKey(context, publicSelector(this.label, this.id));
-        const [modulus, exponent] = readAttributes(context, handle, [
-          pkcs11js.CKA_MODULUS,
-          pkcs11js.CKA_PUBLIC_EXPONENT,
-        ]);
-        try {
-          return createPublicKey({
-            key: {
-              kty: "RSA",
-              n: (modulus ?? Buffer.alloc(0)).toString("base64url"),
-              e: (exponent ?? Buffer.alloc(0)).toString("base64url"),
-            },
-            format: "jwk",
-          });
-        } catch (error) {
-          throw new KeywardError(
-            "hsm_failure",
-            `the RSA public key labelled "${this.label}" has an invalid modulus or exponent`,
-            { cause: error },
-          );
-        }
-      },
-      { retryOnLostSession: true },
-    );
+    return this.withObject(PUBLIC_KEY, (context, handle) => {
+      const [modulus, exponent] = readAttributes(context, handle, [
+        pkcs11js.CKA_MODULUS,
+        pkcs11js.CKA_PUBLIC_EXPONENT,
+      ]);
+      try {
+        return createPublicKey({
+          key: {
+            kty: "RSA",
+            n: (modulus ?? Buffer.alloc(0)).toString("base64url"),
+            e: (exponent ?? Buffer.alloc(0)).toString("base64url"),
+          },
+          format: "jwk",
+        });
+      } catch (error) {
+        throw new KeywardError(
+          "hsm_failure",
+          `the RSA public key labelled "${this.label}" has an invalid modulus or exponent`,
+          { cause: error },
+        );
+      }
+    });
   }
 
   /**
@@ -199,34 +131,29 @@ export class HsmRsaKey {
    * (`hsm_failure`) and a label with CKR_GENERAL_ERROR (`decryption_failed`).
    */
   decryptOaep(ciphertext: Uint8Array, hash: RsaTokenHash, label?: Uint8Array): Promise<Buffer> {
+    if (ciphertext.length === 0) return Promise.reject(emptyInput("ciphertext"));
     const parameters = HASH_MECHANISMS[hash];
-    return this.#token.run(
-      async (context) => {
-        const handle = requireKey(context, privateSelector(this.label, this.id));
-        const [modulus] = readAttributes(context, handle, [pkcs11js.CKA_MODULUS]);
-        const mechanism: pkcs11js.Mechanism = {
-          mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
-          parameter: {
-            type: pkcs11js.CK_PARAMS_RSA_OAEP,
-            hashAlg: parameters.hashAlg,
-            mgf: parameters.mgf,
-            source: CKZ_DATA_SPECIFIED,
-            ...(label === undefined || label.length === 0
-              ? {}
-              : { sourceData: Buffer.from(label) }),
-          } as pkcs11js.RsaOAEP,
-        };
-        return decryptToCopy(
-          context,
-          mechanism,
-          handle,
-          Buffer.from(ciphertext),
-          modulus?.length ?? ciphertext.length,
-          `decrypt with the RSA key "${this.label}"`,
-        );
-      },
-      { retryOnLostSession: true },
-    );
+    return this.withObject(PRIVATE_KEY, async (context, handle) => {
+      const [modulus] = readAttributes(context, handle, [pkcs11js.CKA_MODULUS]);
+      const mechanism: pkcs11js.Mechanism = {
+        mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
+        parameter: {
+          type: pkcs11js.CK_PARAMS_RSA_OAEP,
+          hashAlg: parameters.hashAlg,
+          mgf: parameters.mgf,
+          source: CKZ_DATA_SPECIFIED,
+          ...(label === undefined || label.length === 0 ? {} : { sourceData: Buffer.from(label) }),
+        } as pkcs11js.RsaOAEP,
+      };
+      return decryptToCopy(
+        context,
+        mechanism,
+        handle,
+        Buffer.from(ciphertext),
+        modulus?.length ?? ciphertext.length,
+        `decrypt with the RSA key "${this.label}"`,
+      );
+    });
   }
 
   /**
@@ -270,35 +197,23 @@ export class HsmRsaKey {
 
   /** Reads whether the token keeps the private key secret. */
   protection(): Promise<KeyProtection> {
-    return this.#token.run(
-      (context) =>
-        readKeyProtection(
-          context,
-          requireKey(context, privateSelector(this.label, this.id)),
-          pkcs11js.CKA_PRIVATE_EXPONENT,
-        ),
-      { retryOnLostSession: true },
-    );
+    return this.readProtection(PRIVATE_KEY, pkcs11js.CKA_PRIVATE_EXPONENT);
   }
 
   #sign(mechanism: pkcs11js.Mechanism, input: Uint8Array): Promise<Buffer> {
-    return this.#token.run(
-      async (context) => {
-        const handle = requireKey(context, privateSelector(this.label, this.id));
-        const [modulus] = readAttributes(context, handle, [pkcs11js.CKA_MODULUS]);
-        try {
-          context.module.C_SignInit(context.session, mechanism, handle);
-          const signature = await context.module.C_SignAsync(
-            context.session,
-            Buffer.from(input),
-            Buffer.alloc(modulus?.length ?? 512),
-          );
-          return Buffer.from(signature);
-        } catch (error) {
-          throw hsmOperationFailed(`sign with the RSA key "${this.label}"`, error);
-        }
-      },
-      { retryOnLostSession: true },
-    );
+    return this.withObject(PRIVATE_KEY, async (context, handle) => {
+      const [modulus] = readAttributes(context, handle, [pkcs11js.CKA_MODULUS]);
+      try {
+        context.module.C_SignInit(context.session, mechanism, handle);
+        const signature = await context.module.C_SignAsync(
+          context.session,
+          Buffer.from(input),
+          Buffer.alloc(modulus?.length ?? 512),
+        );
+        return Buffer.from(signature);
+      } catch (error) {
+        throw hsmOperationFailed(`sign with the RSA key "${this.label}"`, error);
+      }
+    });
   }
 }

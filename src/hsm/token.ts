@@ -7,7 +7,9 @@ import {
   describePkcs11Error,
   hsmOperationFailed,
   hsmUnavailable,
+  isOperationActive,
   isSessionLost,
+  mayLeaveOperationActive,
   returnValueOf,
 } from "./pkcs11-errors.ts";
 
@@ -97,14 +99,19 @@ export class HsmToken {
       try {
         return await work(context);
       } catch (error) {
-        if (!this.#lostSession(error)) throw error;
+        const lost = this.#lostSession(error);
+        if (!lost && !mayLeaveOperationActive(error)) throw error;
         this.#logger?.warn(
           { err: error, tokenLabel: this.tokenLabel },
-          "the HSM session was lost: opening a new session and logging in again",
+          lost
+            ? "the HSM session was lost: opening a new session and logging in again"
+            : "an HSM call failed with an operation possibly still active: opening a new session",
         );
         this.#closeSessionQuietly();
         this.#session = this.#openSession();
-        if (options.retryOnLostSession !== true) throw error;
+        // A call that failed on its own arguments is not run again; one that found the session busy is.
+        const retry = lost || isOperationActive(error);
+        if (!retry || options.retryOnLostSession !== true) throw error;
         return await work(this.#context());
       }
     });

@@ -5,8 +5,9 @@ import { KeywardError } from "../../src/errors.ts";
 import { HsmAesKey } from "../../src/hsm/aes-gcm.ts";
 import { HsmEcdsaKey } from "../../src/hsm/ecdsa.ts";
 import { destroyKeyObjects } from "../../src/hsm/objects.ts";
-import { HsmToken } from "../../src/hsm/token.ts";
-import { requireSoftHsm, SOFTHSM_LIBRARY, SoftHsm, softHsmInstalled } from "./softhsm.ts";
+import type { HsmToken } from "../../src/hsm/token.ts";
+import { requireSoftHsm, softHsmInstalled } from "./softhsm.ts";
+import { openSoftHsmToken, type SoftHsmToken } from "./softhsm-token.ts";
 
 const TOKEN = "keyward-key-objects";
 const PIN = "objects-pin-2718";
@@ -20,28 +21,19 @@ function keywardError(code: string) {
 }
 
 describe("PKCS#11 key objects by label and ID", () => {
-  let hsm: SoftHsm | undefined;
-  let token: HsmToken | undefined;
-  const previousConfig = process.env.SOFTHSM2_CONF;
+  let softHsm: SoftHsmToken | undefined;
 
   before(async () => {
-    if (!softHsmInstalled()) return;
-    hsm = SoftHsm.create();
-    hsm.initToken(TOKEN, PIN);
-    process.env.SOFTHSM2_CONF = hsm.configFile;
-    token = await HsmToken.open({ library: SOFTHSM_LIBRARY, tokenLabel: TOKEN, pin: PIN });
+    if (softHsmInstalled()) softHsm = await openSoftHsmToken([TOKEN], PIN);
   });
 
   after(async () => {
-    await token?.close();
-    hsm?.remove();
-    if (previousConfig === undefined) delete process.env.SOFTHSM2_CONF;
-    else process.env.SOFTHSM2_CONF = previousConfig;
+    await softHsm?.close();
   });
 
   function ready(t: TestContext): HsmToken | undefined {
     if (!requireSoftHsm(t)) return undefined;
-    return token;
+    return softHsm?.token;
   }
 
   it("ID picks one of two keys sharing a label", async (t) => {

@@ -7,7 +7,8 @@ import { HsmEcdsaKey, rawSignatureToDer } from "../../src/hsm/ecdsa.ts";
 import { HsmRsaKey } from "../../src/hsm/rsa.ts";
 import { HsmToken } from "../../src/hsm/token.ts";
 import { requirePeer } from "../helpers/peers.ts";
-import { requireSoftHsm, SOFTHSM_LIBRARY, SoftHsm, softHsmInstalled } from "./softhsm.ts";
+import { requireSoftHsm, SOFTHSM_LIBRARY, softHsmInstalled } from "./softhsm.ts";
+import { openSoftHsmToken, type SoftHsmToken } from "./softhsm-token.ts";
 
 const TOKEN = "keyward-hsm-test";
 const PIN = "user-pin-4821";
@@ -21,30 +22,19 @@ function keywardError(code: string) {
 }
 
 describe("PKCS#11 layer on SoftHSM2", () => {
-  let hsm: SoftHsm | undefined;
-  let token: HsmToken | undefined;
-  const previousConfig = process.env.SOFTHSM2_CONF;
+  let softHsm: SoftHsmToken | undefined;
 
   before(async () => {
-    if (!softHsmInstalled()) return;
-    hsm = SoftHsm.create();
-    hsm.initToken(TOKEN, PIN);
-    hsm.initToken("second-token", PIN);
-    // SoftHSM reads its config when the library initialises, in this process.
-    process.env.SOFTHSM2_CONF = hsm.configFile;
-    token = await HsmToken.open({ library: SOFTHSM_LIBRARY, tokenLabel: TOKEN, pin: PIN });
+    if (softHsmInstalled()) softHsm = await openSoftHsmToken([TOKEN, "second-token"], PIN);
   });
 
   after(async () => {
-    await token?.close();
-    hsm?.remove();
-    if (previousConfig === undefined) delete process.env.SOFTHSM2_CONF;
-    else process.env.SOFTHSM2_CONF = previousConfig;
+    await softHsm?.close();
   });
 
   function ready(t: Parameters<typeof requireSoftHsm>[0]): HsmToken | undefined {
     if (!requireSoftHsm(t)) return undefined;
-    return token;
+    return softHsm?.token;
   }
 
   it("missing library is unavailable", async () => {
@@ -61,7 +51,7 @@ describe("PKCS#11 layer on SoftHSM2", () => {
   it("file that is no library is unavailable", async (t) => {
     if (!ready(t)) return;
     await assert.rejects(
-      HsmToken.open({ library: hsm!.configFile, tokenLabel: TOKEN, pin: PIN }),
+      HsmToken.open({ library: softHsm!.hsm.configFile, tokenLabel: TOKEN, pin: PIN }),
       (error: unknown) => {
         keywardError("hsm_unavailable")(error);
         assert.match((error as Error).message, /failed to load the PKCS#11 library/);
@@ -242,9 +232,9 @@ describe("PKCS#11 layer on SoftHSM2", () => {
 
   it("pkcs11-tool cannot read the AES key", async (t) => {
     const session = ready(t);
-    if (!session || !hsm || !requirePeer(t, "pkcs11-tool")) return;
+    if (!session || !softHsm || !requirePeer(t, "pkcs11-tool")) return;
     await HsmAesKey.generate(session, "aes-read-by-tool");
-    const read = hsm.pkcs11Tool([
+    const read = softHsm.hsm.pkcs11Tool([
       "--token-label",
       TOKEN,
       "--login",

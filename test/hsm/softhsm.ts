@@ -27,6 +27,22 @@ export function requireSoftHsm(t: TestContext): boolean {
 }
 
 /**
+ * Writes the user PIN and a wrong PIN to `pin` and `wrong-pin` in `folder`,
+ * each readable by its owner only, as a server's PIN file must be.
+ */
+export function writePinFiles(
+  folder: string,
+  pin: string,
+  wrongPin: string,
+): { pinFile: string; wrongPinFile: string } {
+  const pinFile = join(folder, "pin");
+  const wrongPinFile = join(folder, "wrong-pin");
+  writeFileSync(pinFile, `${pin}\n`, { mode: 0o600 });
+  writeFileSync(wrongPinFile, `${wrongPin}\n`, { mode: 0o600 });
+  return { pinFile, wrongPinFile };
+}
+
+/**
  * A private SoftHSM2 installation: a config file whose token folder is a
  * new temporary folder. `env` points SoftHSM at it; tokens made here never
  * touch the system's token folder.
@@ -34,6 +50,8 @@ export function requireSoftHsm(t: TestContext): boolean {
 export class SoftHsm {
   readonly dir: string;
   readonly configFile: string;
+  /** Restores SOFTHSM2_CONF after `useInProcess`. `remove` calls it. */
+  #restoreEnvironment: (() => void) | undefined;
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -56,6 +74,13 @@ export class SoftHsm {
     return new SoftHsm(mkdtempSync(join(tmpdir(), "keyward-softhsm-")));
   }
 
+  /** Creates an installation with a token for each label, all with the user PIN `pin`. */
+  static withTokens(labels: string[], pin: string): SoftHsm {
+    const hsm = SoftHsm.create();
+    for (const label of labels) hsm.initToken(label, pin);
+    return hsm;
+  }
+
   /** The environment that makes the SoftHSM library and tools use this installation. */
   get env(): { SOFTHSM2_CONF: string } {
     return { SOFTHSM2_CONF: this.configFile };
@@ -68,6 +93,20 @@ export class SoftHsm {
       ["--init-token", "--free", "--label", label, "--so-pin", soPin, "--pin", pin],
       { env: { ...process.env, ...this.env }, stdio: "pipe" },
     );
+  }
+
+  /**
+   * Points this process's SOFTHSM2_CONF at this installation, for the
+   * PKCS#11 library loaded in the test process, because SoftHSM reads the
+   * variable when the library initialises. `remove` restores the old value.
+   */
+  useInProcess(): void {
+    const previous = process.env.SOFTHSM2_CONF;
+    process.env.SOFTHSM2_CONF = this.configFile;
+    this.#restoreEnvironment ??= () => {
+      if (previous === undefined) delete process.env.SOFTHSM2_CONF;
+      else process.env.SOFTHSM2_CONF = previous;
+    };
   }
 
   /** Runs pkcs11-tool against this installation and returns its output. */
@@ -87,7 +126,27 @@ export class SoftHsm {
     }
   }
 
+  /** Lists the objects of the token `tokenLabel` with pkcs11-tool, logged in with `pin`, and with `args` appended. */
+  listObjects(
+    tokenLabel: string,
+    pin: string,
+    args: string[] = [],
+  ): { status: number | null; output: string } {
+    return this.pkcs11Tool([
+      "--token-label",
+      tokenLabel,
+      "--login",
+      "--pin",
+      pin,
+      "--list-objects",
+      ...args,
+    ]);
+  }
+
+  /** Removes the installation, and restores SOFTHSM2_CONF when `useInProcess` set it. */
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
+    this.#restoreEnvironment?.();
+    this.#restoreEnvironment = undefined;
   }
 }

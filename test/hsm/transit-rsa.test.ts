@@ -7,18 +7,16 @@ import {
   verify as verifySignature,
   X509Certificate,
 } from "node:crypto";
-import { after, before, describe, it, type TestContext } from "node:test";
-import { transitDataSigner } from "../../src/engines/pki/ca-transit.ts";
-import { signCertificate } from "../../src/engines/pki/certificate.ts";
-import * as x509 from "../../src/engines/pki/x509.ts";
+import { after, describe, it, type TestContext } from "node:test";
 import { run, tempFiles } from "../engines/pki/fixtures.ts";
 import {
-  createHsmTestApp,
+  accessFlags,
   type HsmTestApp,
   objectsLabelled,
+  useHsmTestApp,
 } from "../engines/transit/hsm-fixture.ts";
 import { requirePeer } from "../helpers/peers.ts";
-import { requireSoftHsm, softHsmInstalled } from "./softhsm.ts";
+import { issueLeafFromTransitRoot, selfSignTransitCa } from "../helpers/transit-ca.ts";
 
 function base64(text: string): string {
   return Buffer.from(text).toString("base64");
@@ -29,40 +27,18 @@ function payloadOf(value: string, encoding: BufferEncoding = "base64"): Buffer {
   return Buffer.from(value.split(":")[2] ?? "", encoding);
 }
 
-/** Returns the flags of an object's `Access:` line in pkcs11-tool's listing, such as "never extractable". */
-function accessFlags(block: string): string[] {
-  const line = /Access:\s+(.*)/.exec(block)?.[1] ?? "";
-  return line.split(",").map((flag) => flag.trim());
-}
-
 describe("transit RSA keys held in an HSM", () => {
-  let fixture: HsmTestApp | undefined;
+  const hsmApp = useHsmTestApp();
   const files = tempFiles();
 
-  before(async () => {
-    if (softHsmInstalled()) fixture = await createHsmTestApp();
-  });
-
-  after(async () => {
-    await fixture?.close();
-    files.cleanup();
-  });
+  after(() => files.cleanup());
 
   function ready(t: TestContext): HsmTestApp | undefined {
-    if (!requireSoftHsm(t)) return undefined;
-    return fixture;
+    return hsmApp.ready(t);
   }
 
-  async function call(method: "GET" | "POST" | "DELETE", url: string, payload?: object) {
-    const response = await fixture!.request({
-      method,
-      url: `/v1/${url}`,
-      ...(payload === undefined ? {} : { payload }),
-    });
-    return {
-      status: response.statusCode,
-      body: response.body === "" ? undefined : response.json(),
-    };
+  function call(method: "GET" | "POST" | "DELETE", url: string, payload?: object) {
+    return hsmApp.app.call(method, url, payload);
   }
 
   async function ok(method: "GET" | "POST" | "DELETE", url: string, payload?: object) {
@@ -326,7 +302,7 @@ describe("transit RSA keys held in an HSM", () => {
   it("token lists the private key as non-extractable", async (t) => {
     if (!ready(t) || !requirePeer(t, "pkcs11-tool")) return;
     await ok("POST", "transit/keys/rsa-listed", { type: "rsa-2048", hsm: true });
-    const listed = fixture!.listObjects();
+    const listed = hsmApp.app.listObjects();
     assert.equal(listed.status, 0, listed.output);
     const pair = objectsLabelled(listed.output, "keyward/transit/rsa-listed/v1");
     assert.equal(pair.length, 2, "the private key and its public key");
@@ -361,51 +337,16 @@ describe("transit RSA keys held in an HSM", () => {
   it("root CA key signs a leaf openssl verifies", async (t) => {
     if (!ready(t) || !requirePeer(t, "openssl")) return;
     const key = await ok("POST", "transit/keys/rsa-root", { type: "rsa-2048", hsm: true });
-    const rsaSpec = { type: "rsa", bits: 2048 } as const;
-    const transit = fixture!.keyward.transit("transit");
+    const transit = hsmApp.app.keyward.transit("transit");
     assert.ok(transit);
-    const spki = createPublicKey(key.keys["1"].public_key).export({ format: "der", type: "spki" });
-    const root = await signCertificate(
-      {
-        subject: [{ CN: ["Keyward RSA HSM Root"] }],
-        publicKey: spki,
-        serialHex: "02a2b3c4d5e6f708",
-        notBefore: new Date(Date.now() - 60_000),
-        notAfter: new Date(Date.now() + 365 * 24 * 3600 * 1000),
-        ca: {},
-        keyUsage: x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        extKeyUsageOids: [],
-        altNames: [],
-        policyOids: [],
-        issuingCertificateUrls: [],
-        ocspServers: [],
-        crlDistributionPoints: [],
-      },
-      {
-        selfSigner: transitDataSigner(
-          transit,
-          { mount: "transit", name: "rsa-root", version: 1 },
-          rsaSpec,
-        ),
-        keySpec: rsaSpec,
-      },
-    );
-    const rootPem = root.toString("pem");
-
-    await ok("POST", "sys/mounts/pki", { type: "pki", config: { max_lease_ttl: "87600h" } });
-    const imported = await ok("POST", "pki/issuers/import/transit", {
-      certificate: rootPem,
-      transit_key: "rsa-root",
+    const rootPem = await selfSignTransitCa(transit, {
+      name: "rsa-root",
+      publicKeyPem: key.keys["1"].public_key,
+      keySpec: { type: "rsa", bits: 2048 },
+      commonName: "Keyward RSA HSM Root",
+      serialHex: "02a2b3c4d5e6f708",
     });
-    await ok("POST", "pki/roles/web", {
-      allowed_domains: "example.test",
-      allow_subdomains: true,
-      key_type: "ec",
-      ttl: "1h",
-    });
-    const issued = await ok("POST", `pki/issuer/${imported.issuer_id}/issue/web`, {
-      common_name: "www.example.test",
-    });
+    const { issued } = await issueLeafFromTransitRoot(hsmApp.app, rootPem, "rsa-root");
     const leaf = new X509Certificate(issued.certificate);
     assert.equal(leaf.verify(new X509Certificate(rootPem).publicKey), true);
 

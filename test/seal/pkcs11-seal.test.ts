@@ -22,22 +22,17 @@ describe("PKCS#11 seal on SoftHSM2", () => {
   let hsm: SoftHsm | undefined;
   const wrappers: RootKeyWrapper[] = [];
   const fixtures: SealFixture[] = [];
-  const previousConfig = process.env.SOFTHSM2_CONF;
 
   before(() => {
     if (!softHsmInstalled()) return;
-    hsm = SoftHsm.create();
-    hsm.initToken(TOKEN, PIN);
-    hsm.initToken(OTHER_TOKEN, PIN);
-    process.env.SOFTHSM2_CONF = hsm.configFile;
+    hsm = SoftHsm.withTokens([TOKEN, OTHER_TOKEN], PIN);
+    hsm.useInProcess();
   });
 
   after(async () => {
     for (const wrapper of wrappers) await wrapper.close();
     for (const fixture of fixtures) await fixture.remove();
     hsm?.remove();
-    if (previousConfig === undefined) delete process.env.SOFTHSM2_CONF;
-    else process.env.SOFTHSM2_CONF = previousConfig;
   });
 
   async function wrapper(keyLabel: string, tokenLabel = TOKEN): Promise<RootKeyWrapper> {
@@ -344,16 +339,7 @@ describe("PKCS#11 seal on SoftHSM2", () => {
     await first.seal.autoUnseal!();
     await second.seal.autoUnseal!();
 
-    const listed = hsm!.pkcs11Tool([
-      "--token-label",
-      TOKEN,
-      "--login",
-      "--pin",
-      PIN,
-      "--list-objects",
-      "--type",
-      "secrkey",
-    ]);
+    const listed = hsm!.listObjects(TOKEN, PIN, ["--type", "secrkey"]);
     assert.equal(listed.status, 0, listed.output);
     const labels = listed.output.match(
       new RegExp(`label:\\s+${DEFAULT_WRAPPING_KEY_LABEL}\\n`, "g"),

@@ -1,31 +1,25 @@
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { decodeRootToken } from "../../src/auth/root-generation.ts";
+import { callServer } from "../helpers/http.ts";
 import { requirePeer } from "../helpers/peers.ts";
 import { cli, type PlainServerProcess, startServerProcess } from "../helpers/server-process.ts";
-import { requireSoftHsm, SOFTHSM_LIBRARY, SoftHsm, softHsmInstalled } from "../hsm/softhsm.ts";
+import {
+  requireSoftHsm,
+  SOFTHSM_LIBRARY,
+  SoftHsm,
+  softHsmInstalled,
+  writePinFiles,
+} from "../hsm/softhsm.ts";
 
 const TOKEN = "keyward-server";
 const EMPTY_TOKEN = "keyward-empty";
 const PIN = "server-pin-2468";
 const WRONG_PIN = "wrong-pin-9753";
 const KEY_LABEL = "keyward-root-wrapping-key";
-
-async function call(address: string, method: string, path: string, body?: unknown, token?: string) {
-  const response = await fetch(`${address}/v1/${path}`, {
-    method,
-    headers: {
-      "content-type": "application/json",
-      ...(token === undefined ? {} : { "x-vault-token": token }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
-}
 
 /** Expects `start` to fail because the server exited non-zero, and returns its output. */
 async function startFails(start: Promise<PlainServerProcess>): Promise<string> {
@@ -42,8 +36,7 @@ describe("keyward server with a PKCS#11 seal", () => {
   let hsm: SoftHsm | undefined;
   const folder = mkdtempSync(join(tmpdir(), "keyward-pkcs11-server-"));
   const dataDir = join(folder, "data");
-  const pinFile = join(folder, "pin");
-  const wrongPinFile = join(folder, "wrong-pin");
+  const { pinFile, wrongPinFile } = writePinFiles(folder, PIN, WRONG_PIN);
   let server: PlainServerProcess | undefined;
   let rootToken = "";
   let recoveryKeys: string[] = [];
@@ -51,12 +44,7 @@ describe("keyward server with a PKCS#11 seal", () => {
   const plaintext = Buffer.from("encrypted before the restart").toString("base64");
 
   before(() => {
-    if (!softHsmInstalled()) return;
-    hsm = SoftHsm.create();
-    hsm.initToken(TOKEN, PIN);
-    hsm.initToken(EMPTY_TOKEN, PIN);
-    writeFileSync(pinFile, `${PIN}\n`, { mode: 0o600 });
-    writeFileSync(wrongPinFile, `${WRONG_PIN}\n`, { mode: 0o600 });
+    if (softHsmInstalled()) hsm = SoftHsm.withTokens([TOKEN, EMPTY_TOKEN], PIN);
   });
 
   after(async () => {
@@ -87,19 +75,19 @@ describe("keyward server with a PKCS#11 seal", () => {
   it("init returns recovery shares and unseals", async (t) => {
     if (!ready(t)) return;
     server = await start(["--data-dir", dataDir, ...sealFlags()]);
-    const initial = await call(server.address, "GET", "sys/seal-status");
+    const initial = await callServer(server.address, "GET", "sys/seal-status");
     assert.equal(initial.body.type, "pkcs11");
     assert.equal(initial.body.recovery_seal, true);
     assert.equal(initial.body.initialized, false);
 
-    const shamirFields = await call(server.address, "PUT", "sys/init", {
+    const shamirFields = await callServer(server.address, "PUT", "sys/init", {
       secret_shares: 3,
       secret_threshold: 2,
     });
     assert.equal(shamirFields.status, 400, "recovery counts are required");
     assert.equal(shamirFields.body.field, "recovery_shares");
 
-    const init = await call(server.address, "PUT", "sys/init", {
+    const init = await callServer(server.address, "PUT", "sys/init", {
       recovery_shares: 3,
       recovery_threshold: 2,
     });
@@ -110,7 +98,7 @@ describe("keyward server with a PKCS#11 seal", () => {
     recoveryKeys = init.body.recovery_keys;
     rootToken = init.body.root_token;
 
-    const status = await call(server.address, "GET", "sys/seal-status");
+    const status = await callServer(server.address, "GET", "sys/seal-status");
     assert.equal(status.body.sealed, false, "the server unseals itself after init");
     assert.equal(status.body.t, 2);
     assert.equal(status.body.n, 3);
@@ -119,9 +107,9 @@ describe("keyward server with a PKCS#11 seal", () => {
 
   it("transit encrypts", async (t) => {
     if (!ready(t) || !server) return;
-    const created = await call(server.address, "POST", "transit/keys/ledger", {}, rootToken);
+    const created = await callServer(server.address, "POST", "transit/keys/ledger", {}, rootToken);
     assert.ok(created.status < 300, JSON.stringify(created.body));
-    const encrypted = await call(
+    const encrypted = await callServer(
       server.address,
       "POST",
       "transit/encrypt/ledger",
@@ -134,14 +122,7 @@ describe("keyward server with a PKCS#11 seal", () => {
 
   it("pkcs11-tool lists the wrapping key", (t) => {
     if (!ready(t) || !requirePeer(t, "pkcs11-tool")) return;
-    const listed = hsm!.pkcs11Tool([
-      "--token-label",
-      TOKEN,
-      "--login",
-      "--pin",
-      PIN,
-      "--list-objects",
-    ]);
+    const listed = hsm!.listObjects(TOKEN, PIN);
     assert.equal(listed.status, 0, listed.output);
     assert.match(listed.output, /Secret Key Object; AES length 32/);
     assert.match(listed.output, new RegExp(`label:\\s+${KEY_LABEL}`));
@@ -150,32 +131,41 @@ describe("keyward server with a PKCS#11 seal", () => {
 
   it("generate-root with recovery shares", async (t) => {
     if (!ready(t) || !server) return;
-    const started = await call(server.address, "PUT", "sys/generate-root/attempt", {});
+    const started = await callServer(server.address, "PUT", "sys/generate-root/attempt", {});
     assert.equal(started.status, 200, JSON.stringify(started.body));
     const { nonce, otp } = started.body;
     assert.equal(started.body.required, 2);
-    await call(server.address, "PUT", "sys/generate-root/update", { key: recoveryKeys[0], nonce });
-    const done = await call(server.address, "PUT", "sys/generate-root/update", {
+    await callServer(server.address, "PUT", "sys/generate-root/update", {
+      key: recoveryKeys[0],
+      nonce,
+    });
+    const done = await callServer(server.address, "PUT", "sys/generate-root/update", {
       key: recoveryKeys[2],
       nonce,
     });
     assert.equal(done.status, 200, JSON.stringify(done.body));
     assert.equal(done.body.complete, true);
     const newRoot = decodeRootToken(done.body.encoded_token, otp);
-    const lookup = await call(server.address, "GET", "auth/token/lookup-self", undefined, newRoot);
+    const lookup = await callServer(
+      server.address,
+      "GET",
+      "auth/token/lookup-self",
+      undefined,
+      newRoot,
+    );
     assert.equal(lookup.status, 200, JSON.stringify(lookup.body));
   });
 
   it("rekey replaces the recovery shares", async (t) => {
     if (!ready(t) || !server) return;
-    const started = await call(server.address, "PUT", "sys/rekey/init", {
+    const started = await callServer(server.address, "PUT", "sys/rekey/init", {
       secret_shares: 2,
       secret_threshold: 2,
     });
     assert.equal(started.status, 200, JSON.stringify(started.body));
     const nonce = started.body.nonce;
-    await call(server.address, "PUT", "sys/rekey/update", { key: recoveryKeys[1], nonce });
-    const done = await call(server.address, "PUT", "sys/rekey/update", {
+    await callServer(server.address, "PUT", "sys/rekey/update", { key: recoveryKeys[1], nonce });
+    const done = await callServer(server.address, "PUT", "sys/rekey/update", {
       key: recoveryKeys[2],
       nonce,
     });
@@ -183,29 +173,35 @@ describe("keyward server with a PKCS#11 seal", () => {
     assert.equal(done.body.complete, true);
     assert.equal(done.body.keys.length, 2);
     recoveryKeys = done.body.keys;
-    const status = await call(server.address, "GET", "sys/seal-status");
+    const status = await callServer(server.address, "GET", "sys/seal-status");
     assert.equal(status.body.n, 2);
     assert.equal(status.body.t, 2);
   });
 
   it("operator seal and recovery unseal", async (t) => {
     if (!ready(t) || !server) return;
-    const sealed = await call(server.address, "PUT", "sys/seal", {}, rootToken);
+    const sealed = await callServer(server.address, "PUT", "sys/seal", {}, rootToken);
     assert.equal(sealed.status, 204, JSON.stringify(sealed.body));
-    assert.equal((await call(server.address, "GET", "sys/seal-status")).body.sealed, true);
-    const refused = await call(server.address, "GET", "transit/keys/ledger", undefined, rootToken);
+    assert.equal((await callServer(server.address, "GET", "sys/seal-status")).body.sealed, true);
+    const refused = await callServer(
+      server.address,
+      "GET",
+      "transit/keys/ledger",
+      undefined,
+      rootToken,
+    );
     assert.equal(refused.status, 503);
 
     for (const key of recoveryKeys) {
-      const result = await call(server.address, "PUT", "sys/unseal", { key });
+      const result = await callServer(server.address, "PUT", "sys/unseal", { key });
       assert.equal(result.status, 200, JSON.stringify(result.body));
     }
-    assert.equal((await call(server.address, "GET", "sys/seal-status")).body.sealed, false);
+    assert.equal((await callServer(server.address, "GET", "sys/seal-status")).body.sealed, false);
   });
 
   it("restart unseals and decrypts", async (t) => {
     if (!ready(t) || !server) return;
-    await call(server.address, "PUT", "sys/seal", {}, rootToken);
+    await callServer(server.address, "PUT", "sys/seal", {}, rootToken);
     assert.equal(await server.stop(), 0);
     const output = server.output();
     assert.ok(!output.includes(PIN), "the log must not contain the PIN");
@@ -213,9 +209,9 @@ describe("keyward server with a PKCS#11 seal", () => {
     // The PIN comes from the environment this time.
     const flags = sealFlags().slice(0, 4);
     server = await start(["--data-dir", dataDir, ...flags], { KEYWARD_SEAL_PKCS11_PIN: PIN });
-    const status = await call(server.address, "GET", "sys/seal-status");
+    const status = await callServer(server.address, "GET", "sys/seal-status");
     assert.equal(status.body.sealed, false, "the server unseals itself at start");
-    const decrypted = await call(
+    const decrypted = await callServer(
       server.address,
       "POST",
       "transit/decrypt/ledger",
@@ -263,12 +259,12 @@ describe("keyward server with a PKCS#11 seal", () => {
     if (!ready(t)) return;
     const shamirDir = join(folder, "shamir-data");
     const shamir = await start(["--data-dir", shamirDir]);
-    const init = await call(shamir.address, "PUT", "sys/init", {
+    const init = await callServer(shamir.address, "PUT", "sys/init", {
       secret_shares: 1,
       secret_threshold: 1,
     });
     assert.equal(init.status, 200, JSON.stringify(init.body));
-    const recovery = await call(shamir.address, "GET", "sys/seal-status");
+    const recovery = await callServer(shamir.address, "GET", "sys/seal-status");
     assert.equal(recovery.body.type, "shamir");
     assert.equal(recovery.body.recovery_seal, false);
     await shamir.stop();
@@ -289,7 +285,7 @@ describe("keyward server with a PKCS#11 seal", () => {
       assert.match(result.stdout, /^Recovery Key 4: /m);
       assert.doesNotMatch(result.stdout, /Unseal Key/);
       assert.match(result.stdout, /Initial Root Token: /);
-      const status = await call(other.address, "GET", "sys/seal-status");
+      const status = await callServer(other.address, "GET", "sys/seal-status");
       assert.equal(status.body.sealed, false);
       assert.equal(status.body.n, 4);
     } finally {

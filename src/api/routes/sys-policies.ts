@@ -130,10 +130,7 @@ function sendLegacyData(request: FastifyRequest, reply: FastifyReply, data: obje
 
 function rejectUnlessListing(list: string | undefined) {
   if (list === undefined || !TRUE_STRINGS.includes(list)) {
-    throw new KeywardError(
-      "method_not_allowed",
-      "listing policies needs GET with list=true",
-    );
+    throw new KeywardError("method_not_allowed", "listing policies needs GET with list=true");
   }
 }
 

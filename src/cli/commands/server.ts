@@ -25,6 +25,7 @@ interface ServerFlags {
   kmipTlsKeyFile?: string;
   kmipClientCaFile?: string;
   kmipServerHostnames?: string;
+  kmipKeysMount?: string;
   nodeId?: string;
   apiAddr?: string;
   sealPkcs11Library?: string;
@@ -54,6 +55,7 @@ function flagsToSource(flags: ServerFlags): ConfigSource {
     kmip_tls_key_file: flags.kmipTlsKeyFile,
     kmip_client_ca_file: flags.kmipClientCaFile,
     kmip_server_hostnames: flags.kmipServerHostnames,
+    kmip_keys_mount: flags.kmipKeysMount,
     node_id: flags.nodeId,
     api_addr: flags.apiAddr,
     seal_pkcs11_library: flags.sealPkcs11Library,
@@ -79,7 +81,7 @@ export function registerServerCommand(program: Command) {
     .description("start the Keyward server")
     .option(
       "--config <file>",
-      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, kmip_server_hostnames, node_id, api_addr, seal_pkcs11_library, seal_pkcs11_token_label, seal_pkcs11_key_label, seal_pkcs11_pin_file, hsm_pkcs11_library, hsm_pkcs11_token_label, hsm_pkcs11_pin_file)",
+      "JSON config file (fields: listen, data_dir, storage, storage_ca, tls_cert_file, tls_key_file, log_level, max_request_size, job_interval_ms, kmip_listen, kmip_tls_cert_file, kmip_tls_key_file, kmip_client_ca_file, kmip_server_hostnames, kmip_keys_mount, node_id, api_addr, seal_pkcs11_library, seal_pkcs11_token_label, seal_pkcs11_key_label, seal_pkcs11_pin_file, hsm_pkcs11_library, hsm_pkcs11_token_label, hsm_pkcs11_pin_file)",
     )
     .option(
       "--listen <host:port>",
@@ -113,6 +115,10 @@ export function registerServerCommand(program: Command) {
     .option(
       "--kmip-server-hostnames <names>",
       "comma-separated DNS names and IP addresses for the KMIP server certificate Keyward issues when no KMIP TLS files are given [env KEYWARD_KMIP_SERVER_HOSTNAMES]",
+    )
+    .option(
+      "--kmip-keys-mount <path>",
+      "transit mount that keeps the keys of KMIP objects, default kmip-keys [env KEYWARD_KMIP_KEYS_MOUNT]",
     )
     .option("--tls-cert-file <file>", "TLS certificate chain, PEM [env KEYWARD_TLS_CERT_FILE]")
     .option("--tls-key-file <file>", "TLS private key, PEM [env KEYWARD_TLS_KEY_FILE]")

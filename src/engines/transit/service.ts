@@ -107,6 +107,14 @@ export class TransitService {
     this.#hsm = options.hsm === undefined ? undefined : new TransitHsm(options.hsm, options.mount);
   }
 
+  /**
+   * The mount's key store, for the KMIP server, whose objects are managed
+   * keys of its transit mount and which reads and changes them directly.
+   */
+  get keyStore(): KeyStore {
+    return this.#store;
+  }
+
   #context(): OperationContext {
     return {
       store: this.#store,

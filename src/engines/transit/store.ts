@@ -40,6 +40,11 @@ export const MAX_KEY_NAME_LENGTH = 128;
  */
 const KEY_NAME_PATTERN = /^\w(?:[\w.-]*\w)?$/;
 
+/** Storage path of the record naming what refers to key `name` of `mount`. */
+function referencePath(mount: string, name: string): string {
+  return `${mount}/references/${name}`;
+}
+
 /** Throws `invalid_field` naming `field` unless `name` is a valid key name. */
 export function validateKeyName(name: string, field = "name"): void {
   if (name.length === 0 || name.length > MAX_KEY_NAME_LENGTH || !KEY_NAME_PATTERN.test(name)) {
@@ -127,6 +132,25 @@ export class KeyStore {
    */
   async load(name: string): Promise<StoredKey | undefined> {
     return readStoredKey(this.#barrier, this.#mount, name);
+  }
+
+  /**
+   * Records that `holder` (such as "kmip") refers to key `name`, so the
+   * key's deletion, replacement by a restore and export settings are left
+   * to the holder. The record is written outside the key's transaction and
+   * never removed: it stays with the key until the mount is removed.
+   */
+  async markReferenced(name: string, holder: string): Promise<void> {
+    await this.#translate(
+      () => this.#barrier.put(referencePath(this.#mount, name), Buffer.from(holder, "utf8")),
+      [],
+    );
+  }
+
+  /** Returns the holder that refers to key `name` (see `markReferenced`), or undefined. */
+  async referenceOf(name: string): Promise<string | undefined> {
+    const value = await this.#barrier.get(referencePath(this.#mount, name));
+    return value === undefined ? undefined : Buffer.from(value).toString("utf8");
   }
 
   /** Lists every key name in ascending order, reading storage in pages. */

@@ -34,6 +34,7 @@ export function copyObject(object: KmipObject): KmipObject {
     })),
     ...(object.content === undefined ? {} : { content: copyItem(object.content) }),
     ...(object.hsmObject === undefined ? {} : { hsmObject: { ...object.hsmObject } }),
+    ...(object.managedKey === undefined ? {} : { managedKey: { ...object.managedKey } }),
   };
 }
 

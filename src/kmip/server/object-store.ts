@@ -8,9 +8,11 @@ import { randomBytes } from "node:crypto";
 import { isKeywardError, KeywardError } from "../../errors.ts";
 import { sealedError } from "../../seal/keyring-store.ts";
 import type { Barrier } from "../../seal/types.ts";
+import { validateKey } from "../../storage/keys.ts";
 import type { KmipItem } from "../item.ts";
 import { decodeTtlv, encodeTtlv } from "../ttlv.ts";
 import type { KmipAttribute } from "./attributes.ts";
+import type { KmipManagedKeyScope, KmipManagedKeys } from "./managed-keys.ts";
 import { copyObject, KmipObjectCache } from "./object-cache.ts";
 
 /** A managed object: its identifier, type, attributes and content. */
@@ -23,6 +25,25 @@ export interface KmipObject {
   readonly content?: KmipItem;
   /** The HSM objects holding the key material, for a key generated in the HSM (see hsm-objects.ts). */
   readonly hsmObject?: KmipHsmObjectRef;
+  /**
+   * The managed key holding the key material, for a key stored as a
+   * transit key (see managed-keys.ts). Its record's content then has a Key
+   * Block without Key Value.
+   */
+  readonly managedKey?: KmipManagedKeyRef;
+}
+
+/** The location of a managed-key object's key material: one version of a transit key. */
+export interface KmipManagedKeyRef {
+  readonly mount: string;
+  /** The transit key's name: the Unique Identifier of the object that made it. */
+  readonly name: string;
+  readonly version: number;
+  /**
+   * True when the object keeps its State in its record instead of sharing
+   * the managed key's: an object that a Re-key replaced.
+   */
+  readonly ownState?: boolean;
 }
 
 /** Where an HSM-held object's key lives: the CKA_LABEL and CKA_ID (hex) of its token objects. */
@@ -62,6 +83,12 @@ export interface KmipObjectStoreOptions {
   cacheEntries?: number;
   /** Stored JSON size of the objects kept in memory, in bytes; `DEFAULT_CACHE_BYTES` when absent. */
   cacheBytes?: number;
+  /**
+   * Keeps the key material of new AES keys and RSA and EC key pairs in the
+   * managed keys of a transit mount (see managed-keys.ts). Without it,
+   * every object's record contains its own material.
+   */
+  managedKeys?: KmipManagedKeys;
 }
 
 interface StoredObject {
@@ -70,6 +97,7 @@ interface StoredObject {
   attributes: { name: string; value: string }[];
   content?: string;
   hsmObject?: KmipHsmObjectRef;
+  managedKey?: KmipManagedKeyRef;
 }
 
 /** Storage prefix of every KMIP object, followed by its unique identifier. */
@@ -119,6 +147,7 @@ function encodeObject(object: KmipObject): string {
     })),
     ...(object.content === undefined ? {} : { content: toBase64(object.content) }),
     ...(object.hsmObject === undefined ? {} : { hsmObject: object.hsmObject }),
+    ...(object.managedKey === undefined ? {} : { managedKey: object.managedKey }),
   };
   return JSON.stringify(stored);
 }
@@ -135,6 +164,7 @@ function decodeObject(uid: string, value: Uint8Array): KmipObject {
       })),
       ...(stored.content === undefined ? {} : { content: fromBase64(stored.content) }),
       ...(stored.hsmObject === undefined ? {} : { hsmObject: { ...stored.hsmObject } }),
+      ...(stored.managedKey === undefined ? {} : { managedKey: { ...stored.managedKey } }),
     };
   } catch (error) {
     throw new KeywardError("internal", "internal error", {
@@ -180,21 +210,46 @@ export class KmipObjectStore {
   #lastMillis = 0;
   #sequence = 0;
   readonly #transaction: KmipTransaction;
+  readonly #managed: KmipManagedKeys | undefined;
+  /** The managed-key changes of the journaled batch, which `rollBack` undoes with its records. */
+  #managedJournal: KmipManagedKeyScope | undefined;
 
   constructor(barrier: Barrier, options: KmipObjectStoreOptions = {}) {
     this.#barrier = barrier;
     this.#cache = new KmipObjectCache(options.cacheEntries, options.cacheBytes);
+    const managed = options.managedKeys;
+    this.#managed = managed;
+    // With managed keys, reads see the material and State of the managed
+    // key, and writes move State changes to it and store the record without
+    // the material. Managed keys are written at once, so Undo, a failed
+    // work and a failed commit put their earlier values back.
+    const find = async (uid: string) => {
+      const stored = await this.#find(uid);
+      return stored === undefined || managed === undefined ? stored : managed.view(stored);
+    };
+    const put = async (object: KmipObject) => {
+      let record = object;
+      if (managed !== undefined) {
+        const stored = await this.#find(object.uid);
+        const previous = stored === undefined ? undefined : await managed.view(stored, false);
+        record = await managed.record(object, previous, find);
+      }
+      this.#stage(record.uid, copyObject(record));
+    };
     this.#transaction = {
       newUid: () => this.newUid(),
-      find: (uid) => this.#find(uid),
+      find,
       list: () => this.#list(),
-      put: async (object) => this.#stage(object.uid, copyObject(object)),
+      put,
       delete: async (uid) => this.#stage(uid, null),
       startJournal: () => {
         this.#journal = new Map();
+        this.#closeManagedJournal();
+        this.#managedJournal = managed?.open();
       },
       endJournal: () => {
         this.#journal = undefined;
+        this.#closeManagedJournal();
       },
       rollBack: async () => this.#rollBack(),
     };
@@ -265,6 +320,7 @@ export class KmipObjectStore {
     while (this.#queue.length > 0) {
       const staged = new Map<string, Staged>();
       this.#staged = staged;
+      const managedScope = this.#managed?.open();
       const group: { work: QueuedWork; outcome: Outcome }[] = [];
       let waited = false;
       for (;;) {
@@ -287,6 +343,11 @@ export class KmipObjectStore {
       } catch (error) {
         failure = { error };
       }
+      if (managedScope !== undefined) {
+        // The records of the group are not stored, so neither are its managed-key changes.
+        if (failure !== undefined) await this.#revertManaged(managedScope);
+        else this.#managed?.close(managedScope);
+      }
       for (const { work, outcome } of group) {
         if (!outcome.ok) work.reject(outcome.error);
         else if (failure !== undefined) work.reject(failure.error);
@@ -300,14 +361,37 @@ export class KmipObjectStore {
   async #run(work: QueuedWork): Promise<Outcome> {
     this.#workUndo = new Map();
     this.#journal = undefined;
+    const managedScope = this.#managed?.open();
+    this.#managed?.beginWork();
     try {
-      return { ok: true, value: await work.run(this.#transaction) };
+      const value = await work.run(this.#transaction);
+      if (managedScope !== undefined) this.#managed?.close(managedScope);
+      return { ok: true, value };
     } catch (error) {
       this.#restore(this.#workUndo);
+      if (managedScope !== undefined) await this.#revertManaged(managedScope);
       return { ok: false, error };
     } finally {
       this.#journal = undefined;
+      this.#closeManagedJournal();
     }
+  }
+
+  /**
+   * Puts back the managed keys a scope recorded. A failure to do so is
+   * not raised, because the caller is already reporting a failure.
+   */
+  async #revertManaged(scope: KmipManagedKeyScope): Promise<void> {
+    try {
+      await this.#managed?.revert(scope);
+    } catch {
+      // NOTE: the managed keys then keep the changes of a work whose records were dropped.
+    }
+  }
+
+  #closeManagedJournal(): void {
+    if (this.#managedJournal !== undefined) this.#managed?.close(this.#managedJournal);
+    this.#managedJournal = undefined;
   }
 
   /**
@@ -348,7 +432,8 @@ export class KmipObjectStore {
   }
 
   async #find(uid: string): Promise<KmipObject | undefined> {
-    if (uid.length === 0 || uid.includes("/")) return undefined;
+    // A Unique Identifier that cannot be a storage key (too long, a NUL) names no object.
+    if (uid.length === 0 || uid.includes("/") || !isStorageKey(PREFIX + uid)) return undefined;
     const staged = this.#staged?.get(uid);
     if (staged !== undefined) return staged === null ? undefined : copyObject(staged);
     if (this.#barrier.sealed) {
@@ -390,10 +475,13 @@ export class KmipObjectStore {
     staged.set(uid, object);
   }
 
-  #rollBack(): void {
+  async #rollBack(): Promise<void> {
     const journal = this.#journal;
     this.#journal = undefined;
     if (journal !== undefined) this.#restore(journal);
+    const managedJournal = this.#managedJournal;
+    this.#managedJournal = undefined;
+    if (managedJournal !== undefined) await this.#managed?.revert(managedJournal);
   }
 
   /** Puts the recorded staged states back. */
@@ -404,5 +492,15 @@ export class KmipObjectStore {
       if (before === NOT_STAGED) staged.delete(uid);
       else staged.set(uid, before);
     }
+  }
+}
+
+/** Returns true when `key` passes the storage's key rules. */
+function isStorageKey(key: string): boolean {
+  try {
+    validateKey(key);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { KmipConfig } from "../../config.ts";
 import type { Keyward } from "../../core/keyward.ts";
+import { KeywardError } from "../../errors.ts";
 import type { HsmToken } from "../../hsm/token.ts";
 import {
   KMIP_TLS_PREFIX,
@@ -23,9 +24,11 @@ import {
 } from "./certificate-authority.ts";
 import { KmipCredentials } from "./credentials.ts";
 import { KmipDispatcher } from "./dispatcher.ts";
+import { KmipOperationError } from "./errors.ts";
 import { KmipIdentityResolver } from "./identity.ts";
 import { KMIP_CREDENTIALS_PREFIX, KMIP_ROLES_PREFIX, KmipIdentityStore } from "./identity-store.ts";
 import { type KmipListenerTls, type KmipServer, startKmipServer } from "./listener.ts";
+import { type KmipKeyMounts, KmipManagedKeys } from "./managed-keys.ts";
 import { KMIP_OBJECTS_PREFIX, KmipObjectStore } from "./object-store.ts";
 
 /** How often the server certificate's expiry is checked while unsealed. */
@@ -61,8 +64,11 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
       ? { cert: config.tlsCertFile, key: config.tlsKeyFile, ca: config.clientCaFile }
       : undefined;
 
+  const keyMounts = transitKeyMounts(keyward, config.keysMount, logger);
   // The store reads through the barrier, so while sealed every KMIP request gets an error response.
-  const store = new KmipObjectStore(barrier);
+  const store = new KmipObjectStore(barrier, {
+    managedKeys: new KmipManagedKeys(keyMounts, keyward.clock),
+  });
   const identities = new KmipIdentityStore(barrier);
   const ca = files === undefined ? new KmipCertificateAuthority(barrier) : undefined;
   const credentials = new KmipCredentials({ store: identities, ca });
@@ -79,9 +85,12 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
   });
 
   // Key material leaves memory at seal, with the barrier keys.
-  keyward.seal.onChange((sealed) => {
+  keyward.seal.onChange(async (sealed) => {
     if (sealed) store.clear();
+    else await keyMounts.prepare();
   });
+  // A server unsealed before this service existed (dev mode) mounts it now.
+  if (!barrier.sealed) void keyMounts.prepare();
   // Objects and roles another node sharing the storage changed are read again.
   keyward.onRemoteChanges((keys) => {
     if (keys === undefined) {
@@ -166,6 +175,69 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
     async close() {
       if (timer !== undefined) clearInterval(timer);
       await server?.close();
+    },
+  };
+}
+
+/**
+ * Builds the access to the transit mount of KMIP objects' keys. `prepare`
+ * and the first use mount a transit engine there when none is.
+ */
+function transitKeyMounts(
+  keyward: Keyward,
+  mount: string,
+  logger: Logger,
+): KmipKeyMounts & { prepare(): Promise<void> } {
+  let mounting: Promise<void> | undefined;
+
+  /** Mounts a transit engine at `mount` unless one is there; throws when another engine is. */
+  const ensure = async (): Promise<void> => {
+    const type = keyward.engineType(mount);
+    if (type === "transit") return;
+    if (type !== undefined) {
+      throw new KmipOperationError(
+        "GeneralFailure",
+        `the mount "${mount}" that keeps KMIP objects' keys is a ${type} mount; unmount it, or set kmip_keys_mount to a free path or a transit mount`,
+      );
+    }
+    try {
+      await keyward.mount(mount, "transit", "keys of KMIP objects");
+      logger.info({ mount }, "mounted the transit engine of KMIP objects' keys");
+    } catch (error) {
+      // Another node, or a concurrent request, mounted it first.
+      if (!(error instanceof KeywardError && error.code === "already_exists")) throw error;
+    }
+  };
+
+  const ensureOnce = (): Promise<void> => {
+    mounting ??= ensure().finally(() => {
+      mounting = undefined;
+    });
+    return mounting;
+  };
+
+  return {
+    mount,
+    async keyStore(path) {
+      if (path === mount) await ensureOnce();
+      const transit = keyward.transit(path);
+      if (transit === undefined) {
+        throw new KmipOperationError(
+          "GeneralFailure",
+          `the transit mount "${path}" that keeps this object's key is missing`,
+        );
+      }
+      return transit.keyStore;
+    },
+    async prepare() {
+      try {
+        await ensureOnce();
+      } catch (error) {
+        logger.error(
+          { err: error, mount },
+          "failed to mount the transit engine of KMIP objects' keys; KMIP requests that create keys fail until it exists",
+        );
+      }
     },
   };
 }

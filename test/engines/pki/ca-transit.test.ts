@@ -1,30 +1,22 @@
 import assert from "node:assert/strict";
-import { createPublicKey, X509Certificate } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
-import { transitDataSigner } from "../../../src/engines/pki/ca-transit.ts";
-import { signCertificate } from "../../../src/engines/pki/certificate.ts";
 import { PkiService } from "../../../src/engines/pki/service.ts";
 import * as x509 from "../../../src/engines/pki/x509.ts";
 import { TransitService } from "../../../src/engines/transit/service.ts";
 import type { KeyType } from "../../../src/keys/types.ts";
 import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
+import { selfSignTransitCa } from "../../helpers/transit-ca.ts";
 import { keywardError } from "../../seal/fixtures.ts";
 
 const TEN_YEARS_SECONDS = 87_600 * 3600;
 
-/**
- * Makes a self-signed CA certificate for a transit key by signing through
- * transit itself, as an operator would with an external tool.
- */
+/** Creates the transit key `name` and returns a self-signed CA certificate for it. */
 async function caForTransitKey(transit: TransitService, name: string, type: KeyType) {
   await transit.createKey(name, { type });
   const info = await transit.readKey(name);
   const entry = info.keys[String(info.latestVersion)];
-  const spki = createPublicKey((entry as { public_key: string }).public_key).export({
-    format: "der",
-    type: "spki",
-  });
-  const spec =
+  const keySpec =
     type === "rsa-2048"
       ? ({ type: "rsa", bits: 2048 } as const)
       : type === "ed25519"
@@ -32,28 +24,13 @@ async function caForTransitKey(transit: TransitService, name: string, type: KeyT
         : type === "ecdsa-p384"
           ? ({ type: "ec", bits: 384 } as const)
           : ({ type: "ec", bits: 256 } as const);
-  const certificate = await signCertificate(
-    {
-      subject: [{ CN: [`External ${name}`] }],
-      publicKey: spki,
-      serialHex: "0123456789abcdef",
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 365 * 24 * 3600 * 1000),
-      ca: {},
-      keyUsage: x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-      extKeyUsageOids: [],
-      altNames: [],
-      policyOids: [],
-      issuingCertificateUrls: [],
-      ocspServers: [],
-      crlDistributionPoints: [],
-    },
-    {
-      selfSigner: transitDataSigner(transit, { mount: "transit", name, version: 1 }, spec),
-      keySpec: spec,
-    },
-  );
-  return certificate.toString("pem");
+  return selfSignTransitCa(transit, {
+    name,
+    publicKeyPem: (entry as { public_key: string }).public_key,
+    keySpec,
+    commonName: `External ${name}`,
+    serialHex: "0123456789abcdef",
+  });
 }
 
 describe("PKI issuers with transit keys", () => {

@@ -3,47 +3,23 @@ import { createHash, createPublicKey, verify as verifySignature } from "node:cry
 import { after, before, describe, it, type TestContext } from "node:test";
 import { createTestApp, type TestApp } from "../../helpers/app.ts";
 import { requirePeer } from "../../helpers/peers.ts";
-import { requireSoftHsm, softHsmInstalled } from "../../hsm/softhsm.ts";
-import { createHsmTestApp, type HsmTestApp, objectsLabelled } from "./hsm-fixture.ts";
+import { accessFlags, type HsmTestApp, objectsLabelled, useHsmTestApp } from "./hsm-fixture.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-/** Returns the flags of an object's `Access:` line in pkcs11-tool's listing, such as "never extractable". */
-function accessFlags(block: string): string[] {
-  const line = /Access:\s+(.*)/.exec(block)?.[1] ?? "";
-  return line.split(",").map((flag) => flag.trim());
-}
 
 function base64(text: string): string {
   return Buffer.from(text).toString("base64");
 }
 
 describe("transit keys held in an HSM", () => {
-  let fixture: HsmTestApp | undefined;
-
-  before(async () => {
-    if (softHsmInstalled()) fixture = await createHsmTestApp();
-  });
-
-  after(async () => {
-    await fixture?.close();
-  });
+  const hsmApp = useHsmTestApp();
 
   function ready(t: TestContext): HsmTestApp | undefined {
-    if (!requireSoftHsm(t)) return undefined;
-    return fixture;
+    return hsmApp.ready(t);
   }
 
-  async function call(method: "GET" | "POST" | "DELETE", url: string, payload?: object) {
-    const response = await fixture!.request({
-      method,
-      url: `/v1/transit/${url}`,
-      ...(payload === undefined ? {} : { payload }),
-    });
-    return {
-      status: response.statusCode,
-      body: response.body === "" ? undefined : response.json(),
-    };
+  function call(method: "GET" | "POST" | "DELETE", url: string, payload?: object) {
+    return hsmApp.app.call(method, `transit/${url}`, payload);
   }
 
   async function ok(method: "GET" | "POST" | "DELETE", url: string, payload?: object) {
@@ -55,7 +31,7 @@ describe("transit keys held in an HSM", () => {
   /** Lists the token's objects and returns the blocks labelled `label`. */
   function objects(t: TestContext, label: string): string[] | undefined {
     if (!requirePeer(t, "pkcs11-tool")) return undefined;
-    const listed = fixture!.listObjects();
+    const listed = hsmApp.app.listObjects();
     assert.equal(listed.status, 0, listed.output);
     return objectsLabelled(listed.output, label);
   }
@@ -107,6 +83,16 @@ describe("transit keys held in an HSM", () => {
     const short = await call("POST", "decrypt/ledger", { ciphertext: "keyward:v1:AAAA" });
     assert.equal(short.status, 400);
     assert.equal(short.body.code, "decryption_failed");
+  });
+
+  it("rejects empty plaintext and keeps working", async (t) => {
+    if (!ready(t)) return;
+    await ok("POST", "keys/empty-input", { hsm: true });
+    const empty = await call("POST", "encrypt/empty-input", { plaintext: "" });
+    assert.equal(empty.status, 400, JSON.stringify(empty.body));
+    assert.equal(empty.body.code, "invalid_field");
+    const encrypted = await ok("POST", "encrypt/empty-input", { plaintext: base64("after") });
+    assert.match(encrypted.ciphertext, /^keyward:v1:/);
   });
 
   it("batch encrypt and decrypt", async (t) => {
@@ -167,7 +153,7 @@ describe("transit keys held in an HSM", () => {
   it("automatic rotation makes a new object", async (t) => {
     if (!ready(t)) return;
     await ok("POST", "keys/scheduled", { type: "ecdsa-p256", hsm: true, auto_rotate_period: "1h" });
-    const transit = fixture!.keyward.transit("transit");
+    const transit = hsmApp.app.keyward.transit("transit");
     assert.ok(transit);
     const summary = await transit.rotateDueKeys(new Date(Date.now() + 2 * 3600 * 1000));
     assert.ok(summary.names.includes("scheduled"), JSON.stringify(summary));
@@ -349,7 +335,7 @@ describe("transit keys held in an HSM", () => {
     }
 
     if (!requirePeer(t, "pkcs11-tool")) return;
-    const listed = fixture!.listObjects();
+    const listed = hsmApp.app.listObjects();
     assert.doesNotMatch(listed.output, /keyward\/transit\/bad-/);
   });
 
@@ -374,7 +360,7 @@ describe("transit keys held in an HSM", () => {
     await ok("POST", "keys/doomed/config", { deletion_allowed: true });
     const scheduled = await ok("DELETE", "keys/doomed?deletion_window=7");
     assert.ok(scheduled.deletion_date);
-    const transit = fixture!.keyward.transit("transit");
+    const transit = hsmApp.app.keyward.transit("transit");
     assert.ok(transit);
     const summary = await transit.deleteDueKeys(new Date(Date.now() + 8 * DAY_MS));
     assert.deepEqual(summary.names, ["doomed"]);

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
+import { callServer } from "../../helpers/http.ts";
 import { requirePeer } from "../../helpers/peers.ts";
 import {
   type PlainServerProcess,
@@ -10,7 +11,13 @@ import {
   startDevServer,
   startServerProcess,
 } from "../../helpers/server-process.ts";
-import { requireSoftHsm, SOFTHSM_LIBRARY, SoftHsm, softHsmInstalled } from "../../hsm/softhsm.ts";
+import {
+  requireSoftHsm,
+  SOFTHSM_LIBRARY,
+  SoftHsm,
+  softHsmInstalled,
+  writePinFiles,
+} from "../../hsm/softhsm.ts";
 import { objectsLabelled } from "./hsm-fixture.ts";
 
 const TOKEN = "keyward-engine-keys";
@@ -18,22 +25,9 @@ const SHARED_TOKEN = "keyward-shared";
 const PIN = "server-engine-pin-8642";
 const WRONG_PIN = "wrong-engine-pin-1357";
 
-async function call(address: string, method: string, path: string, body?: unknown, token?: string) {
-  const response = await fetch(`${address}/v1/${path}`, {
-    method,
-    headers: {
-      "content-type": "application/json",
-      ...(token === undefined ? {} : { "x-vault-token": token }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
-}
-
 /** Sends a request and returns `data` of a 2xx response, failing with the body otherwise. */
 async function ok(server: ServerProcess, method: string, path: string, body?: unknown) {
-  const response = await call(server.address, method, path, body, server.rootToken);
+  const response = await callServer(server.address, method, path, body, server.rootToken);
   assert.ok(response.status < 300, `${method} ${path}: ${JSON.stringify(response.body)}`);
   return response.body?.data;
 }
@@ -42,8 +36,7 @@ describe("keyward server with an HSM for engine keys", () => {
   let hsm: SoftHsm | undefined;
   const folder = mkdtempSync(join(tmpdir(), "keyward-hsm-server-"));
   const dataDir = join(folder, "data");
-  const pinFile = join(folder, "pin");
-  const wrongPinFile = join(folder, "wrong-pin");
+  const { pinFile, wrongPinFile } = writePinFiles(folder, PIN, WRONG_PIN);
   let server: ServerProcess | undefined;
   let sealed: PlainServerProcess | undefined;
   const plaintext = Buffer.from("encrypted before the restart").toString("base64");
@@ -52,12 +45,7 @@ describe("keyward server with an HSM for engine keys", () => {
   let signature = "";
 
   before(() => {
-    if (!softHsmInstalled()) return;
-    hsm = SoftHsm.create();
-    hsm.initToken(TOKEN, PIN);
-    hsm.initToken(SHARED_TOKEN, PIN);
-    writeFileSync(pinFile, `${PIN}\n`, { mode: 0o600 });
-    writeFileSync(wrongPinFile, `${WRONG_PIN}\n`, { mode: 0o600 });
+    if (softHsmInstalled()) hsm = SoftHsm.withTokens([TOKEN, SHARED_TOKEN], PIN);
   });
 
   after(async () => {
@@ -83,14 +71,7 @@ describe("keyward server with an HSM for engine keys", () => {
   }
 
   function listObjects(tokenLabel: string): string {
-    const listed = hsm!.pkcs11Tool([
-      "--token-label",
-      tokenLabel,
-      "--login",
-      "--pin",
-      PIN,
-      "--list-objects",
-    ]);
+    const listed = hsm!.listObjects(tokenLabel, PIN);
     assert.equal(listed.status, 0, listed.output);
     return listed.output;
   }
@@ -196,15 +177,21 @@ describe("keyward server with an HSM for engine keys", () => {
       ],
       hsm!.env,
     );
-    const init = await call(sealed.address, "PUT", "sys/init", {
+    const init = await callServer(sealed.address, "PUT", "sys/init", {
       recovery_shares: 1,
       recovery_threshold: 1,
     });
     assert.equal(init.status, 200, JSON.stringify(init.body));
     const root = init.body.root_token;
-    const created = await call(sealed.address, "POST", "transit/keys/shared", { hsm: true }, root);
+    const created = await callServer(
+      sealed.address,
+      "POST",
+      "transit/keys/shared",
+      { hsm: true },
+      root,
+    );
     assert.equal(created.status, 200, JSON.stringify(created.body));
-    const encrypted = await call(
+    const encrypted = await callServer(
       sealed.address,
       "POST",
       "transit/encrypt/shared",
@@ -212,7 +199,7 @@ describe("keyward server with an HSM for engine keys", () => {
       root,
     );
     assert.equal(encrypted.status, 200, JSON.stringify(encrypted.body));
-    const decrypted = await call(
+    const decrypted = await callServer(
       sealed.address,
       "POST",
       "transit/decrypt/shared",

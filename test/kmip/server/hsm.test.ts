@@ -323,6 +323,36 @@ describe("KMIP keys held in an HSM", () => {
     assert.equal(resultReason(reKey), "FeatureNotSupported");
   });
 
+  it("rejects empty data and keeps working", async (t) => {
+    if (!ready(t)) return;
+    const uid = await createAes();
+    const gcm = [parameters(enumItem("BlockCipherMode", "GCM"))];
+    const cbc = [
+      parameters(enumItem("BlockCipherMode", "CBC"), enumItem("PaddingMethod", "PKCS5")),
+      bytes("IVCounterNonce", Buffer.alloc(16)),
+    ];
+    const cases: Array<[string, string, KmipItem[]]> = [
+      ["Encrypt", "GCM", gcm],
+      ["Encrypt", "CBC", cbc],
+      ["Decrypt", "CBC", cbc],
+    ];
+    for (const [operation, mode, extra] of cases) {
+      const item = await call(dispatcher, operation, [
+        id(uid),
+        ...extra,
+        bytes("Data", Buffer.alloc(0)),
+      ]);
+      assert.equal(resultReason(item), "InvalidField", `${operation} ${mode}`);
+    }
+    // The token session is still usable afterwards.
+    const encrypted = await call(dispatcher, "Encrypt", [
+      id(uid),
+      parameters(enumItem("BlockCipherMode", "GCM")),
+      bytes("Data", Buffer.from("after empty input")),
+    ]);
+    assert.equal(resultStatus(encrypted), "Success");
+  });
+
   it("RSA key pair signs, verifies and decrypts", async (t) => {
     if (!ready(t)) return;
     const { privateUid, publicUid } = await createPair("RSA", 2048);

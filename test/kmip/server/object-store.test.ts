@@ -56,6 +56,15 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+describe("KMIP object store lookups", () => {
+  it("finds nothing for identifiers storage cannot hold", async () => {
+    const store = new KmipObjectStore(new MemoryBarrier());
+    for (const uid of ["x".repeat(100_000), "a\u0000b", "", "a/b"]) {
+      assert.equal(await store.find(uid), undefined, JSON.stringify(uid.slice(0, 10)));
+    }
+  });
+});
+
 describe("KMIP object store cache", () => {
   it("serves repeated reads from memory", async () => {
     const barrier = new CountingBarrier();

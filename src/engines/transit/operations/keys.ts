@@ -146,6 +146,14 @@ export async function configureNamedKey(
   request: ConfigureKeyRequest,
 ): Promise<Outcome<KeyInfo>> {
   const autoRotatePeriod = parseAutoRotatePeriod(request.autoRotatePeriod);
+  if (request.exportable !== undefined || request.allowPlaintextBackup !== undefined) {
+    await rejectIfReferenced(
+      context,
+      name,
+      "configure",
+      "KMIP's Extractable and Sensitive attributes decide whether it is exportable",
+    );
+  }
   const warnings: string[] = [];
   const key = await context.store.update(name, (current) => {
     const configured = configureKey(
@@ -248,6 +256,33 @@ export async function trimNamedKey(
 }
 
 /**
+ * Throws `deletion_not_allowed` (for a deletion) or `invalid_state` when
+ * another part of Keyward refers to key `name` (see
+ * `KeyStore.markReferenced`): a KMIP object's key follows KMIP's
+ * attributes and lifecycle. A deletion is allowed once the key is
+ * destroyed, because nothing can use it any more. `remedy` is the next
+ * step that the error message names.
+ */
+async function rejectIfReferenced(
+  context: OperationContext,
+  name: string,
+  action: "delete" | "replace" | "configure",
+  remedy: string,
+): Promise<void> {
+  const holder = await context.store.referenceOf(name);
+  if (holder === undefined) return;
+  const deletion = action === "delete";
+  if (deletion && (await context.store.find(name))?.state === "destroyed") return;
+  const owner = holder === "kmip" ? "the key of a KMIP object" : `used by ${holder}`;
+  const what =
+    action === "configure" ? "change its exportable or allow_plaintext_backup" : `${action} it`;
+  throw new KeywardError(
+    deletion ? "deletion_not_allowed" : "invalid_state",
+    `key "${name}" is ${owner}, so transit cannot ${what}; ${remedy}`,
+  );
+}
+
+/**
  * Schedules the deletion of a key that allows deletion, to run `days` days
  * from now. A key already scheduled keeps its date and the outcome carries a
  * warning.
@@ -258,6 +293,7 @@ export async function scheduleKeyDeletion(
   days: number,
 ): Promise<Outcome<DeletionSchedule>> {
   const warnings: string[] = [];
+  await rejectIfReferenced(context, name, "delete", "revoke and destroy its KMIP objects first");
   const key = await context.store.update(name, (current) => {
     if (!current.deletionAllowed) {
       throw new KeywardError(
@@ -377,6 +413,9 @@ export async function restoreNamedKey(
         "invalid_state",
         `key "${key.name}" is held in the HSM, so a restore cannot replace it; restore under another name, or delete the key first`,
       );
+    }
+    if (existing !== undefined) {
+      await rejectIfReferenced(context, key.name, "replace", "restore under another name");
     }
     if (existing !== undefined && request.force !== true) {
       throw new KeywardError(

@@ -194,10 +194,7 @@ export async function registerKeyRoutes(app: FastifyInstance, serviceFor: Servic
     handler: async (request, reply) => {
       const list = request.query.list;
       if (list === undefined || !(TRUE_STRINGS as readonly string[]).includes(list)) {
-        throw new KeywardError(
-          "method_not_allowed",
-          "listing keys needs GET with list=true",
-        );
+        throw new KeywardError("method_not_allowed", "listing keys needs GET with list=true");
       }
       return listKeys(request, reply);
     },
