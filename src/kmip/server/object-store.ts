@@ -66,8 +66,14 @@ export interface KmipTransaction {
   find(uid: string): Promise<KmipObject | undefined>;
   /** Lists every object identifier in ascending order. */
   list(): Promise<string[]>;
-  /** Stages a write of the object, replacing any object with its identifier. */
-  put(object: KmipObject): Promise<void>;
+  /**
+   * Stages a write of the object, replacing any object with its
+   * identifier. With `durable: false` the write may be lost to a power
+   * failure (not to a crash of Keyward): a group whose writes are all such
+   * commits without waiting for the disk. Get's change of Fresh to false
+   * is one.
+   */
+  put(object: KmipObject, options?: { durable?: boolean }): Promise<void>;
   /** Stages the removal of an object; removing a missing object is not an error. */
   delete(uid: string): Promise<void>;
   /** Starts recording the state that later writes of this work replace. */
@@ -203,6 +209,8 @@ export class KmipObjectStore {
   #draining = false;
   /** Writes of the running group, by identifier; undefined between groups. */
   #staged: Map<string, Staged> | undefined;
+  /** True once the running group staged a write that must survive a power failure. */
+  #groupDurable = false;
   /** Staged state of each object before the running work first wrote it, to drop a failed work's writes. */
   #workUndo = new Map<string, Staged | typeof NOT_STAGED>();
   /** Staged state of each object before the journaled batch first wrote it. */
@@ -227,7 +235,8 @@ export class KmipObjectStore {
       const stored = await this.#find(uid);
       return stored === undefined || managed === undefined ? stored : managed.view(stored);
     };
-    const put = async (object: KmipObject) => {
+    const put = async (object: KmipObject, options: { durable?: boolean } = {}) => {
+      if (options.durable !== false) this.#groupDurable = true;
       let record = object;
       if (managed !== undefined) {
         const stored = await this.#find(object.uid);
@@ -241,7 +250,10 @@ export class KmipObjectStore {
       find,
       list: () => this.#list(),
       put,
-      delete: async (uid) => this.#stage(uid, null),
+      delete: async (uid) => {
+        this.#groupDurable = true;
+        this.#stage(uid, null);
+      },
       startJournal: () => {
         this.#journal = new Map();
         this.#closeManagedJournal();
@@ -320,6 +332,7 @@ export class KmipObjectStore {
     while (this.#queue.length > 0) {
       const staged = new Map<string, Staged>();
       this.#staged = staged;
+      this.#groupDurable = false;
       const managedScope = this.#managed?.open();
       const group: { work: QueuedWork; outcome: Outcome }[] = [];
       let waited = false;
@@ -339,7 +352,7 @@ export class KmipObjectStore {
       this.#staged = undefined;
       let failure: { error: unknown } | undefined;
       try {
-        await this.#commit(staged);
+        await this.#commit(staged, this.#groupDurable);
       } catch (error) {
         failure = { error };
       }
@@ -398,7 +411,7 @@ export class KmipObjectStore {
    * Writes the staged objects in transactions of at most
    * `MAX_COMMIT_WRITES` writes, and updates the cache once they are stored.
    */
-  async #commit(staged: Map<string, Staged>): Promise<void> {
+  async #commit(staged: Map<string, Staged>, durable: boolean): Promise<void> {
     if (staged.size === 0) return;
     const writes = [...staged].map(([uid, object]) => ({
       uid,
@@ -411,12 +424,15 @@ export class KmipObjectStore {
     for (let start = 0; start < writes.length; start += MAX_COMMIT_WRITES) {
       const chunk = writes.slice(start, start + MAX_COMMIT_WRITES);
       try {
-        await this.#barrier.transaction(async (tx) => {
-          for (const write of chunk) {
-            if (write.text === undefined) await tx.delete(PREFIX + write.uid);
-            else await tx.put(PREFIX + write.uid, Buffer.from(write.text, "utf8"));
-          }
-        });
+        await this.#barrier.transaction(
+          async (tx) => {
+            for (const write of chunk) {
+              if (write.text === undefined) await tx.delete(PREFIX + write.uid);
+              else await tx.put(PREFIX + write.uid, Buffer.from(write.text, "utf8"));
+            }
+          },
+          { syncToDisk: durable },
+        );
       } catch (error) {
         for (const write of writes) this.#cache.delete(write.uid);
         if (isKeywardError(error)) throw error;

@@ -4,13 +4,15 @@ import { KeywardError } from "../../../src/errors.ts";
 import { bytes, struct } from "../../../src/kmip/server/items.ts";
 import { type KmipObject, KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
 import { scalarAttribute } from "../../../src/kmip/server/objects.ts";
-import type { StorageWriter } from "../../../src/storage/storage.ts";
+import type { StorageWriter, TransactionOptions } from "../../../src/storage/storage.ts";
 import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
 
 /** A memory barrier that counts reads and transactions, and can hold a transaction open. */
 class CountingBarrier extends MemoryBarrier {
   reads = 0;
   transactions = 0;
+  /** The `syncToDisk` option of each transaction, in order. */
+  syncs: (boolean | undefined)[] = [];
   /** When set, each transaction waits for this promise before it commits. */
   gate: Promise<void> | undefined;
 
@@ -19,8 +21,12 @@ class CountingBarrier extends MemoryBarrier {
     return super.get(key);
   }
 
-  override async transaction<T>(work: (tx: StorageWriter) => Promise<T>): Promise<T> {
+  override async transaction<T>(
+    work: (tx: StorageWriter) => Promise<T>,
+    options: TransactionOptions = {},
+  ): Promise<T> {
     this.transactions += 1;
+    this.syncs.push(options.syncToDisk);
     const gate = this.gate;
     return super.transaction(async (tx) => {
       const result = await work(tx);
@@ -62,6 +68,20 @@ describe("KMIP object store lookups", () => {
     for (const uid of ["x".repeat(100_000), "a\u0000b", "", "a/b"]) {
       assert.equal(await store.find(uid), undefined, JSON.stringify(uid.slice(0, 10)));
     }
+  });
+});
+
+describe("KMIP object store durability", () => {
+  it("syncs unless every write may be lost", async () => {
+    const barrier = new CountingBarrier();
+    const store = new KmipObjectStore(barrier);
+    await store.put(keyObject("k1"));
+    await store.exclusive((tx) => tx.put(keyObject("k1", 2), { durable: false }));
+    await store.exclusive(async (tx) => {
+      await tx.put(keyObject("k1", 3), { durable: false });
+      await tx.put(keyObject("k2"));
+    });
+    assert.deepEqual(barrier.syncs, [true, false, true]);
   });
 });
 

@@ -31,10 +31,12 @@ export async function get(payload: StructureItem, context: OperationContext): Pr
   const format = optionalEnum(payload, "KeyFormatType");
   let content = contentInFormat(object, format);
   if (wrapping !== undefined) content = await wrapContent(content, wrapping, context);
-  // Fresh turns false once the key material has left the server.
+  // Fresh turns false once the key material has left the server. Losing
+  // that change to a power failure only shows the object as Fresh again.
   if (attributeScalar(object, "Fresh") === true) {
     await context.store.put(
       replaceAttribute(object, "Fresh", scalarAttribute("Fresh", "Boolean", false)),
+      { durable: false },
     );
   }
   return [enumItem("ObjectType", object.objectType), uidItem(object.uid), content];
