@@ -3,21 +3,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { callServer } from "../helpers/http.ts";
 import { type PostgresServer, postgresSkipReason, startPostgres } from "../helpers/postgres.ts";
 import { cli, startServerProcess } from "../helpers/server-process.ts";
-
-async function call(address: string, method: string, path: string, body?: unknown, token?: string) {
-  const response = await fetch(`${address}/v1/${path}`, {
-    method,
-    headers: {
-      "content-type": "application/json",
-      ...(token === undefined ? {} : { "x-vault-token": token }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
-}
 
 /** Starts a sealed server on `storage`, unseals it with `shares` and returns it. */
 async function startUnsealed(dataDir: string, storage: string, shares: string[]) {
@@ -30,16 +18,16 @@ async function startUnsealed(dataDir: string, storage: string, shares: string[])
     "warn",
   ]);
   for (const key of shares) {
-    const result = await call(server.address, "PUT", "sys/unseal", { key });
+    const result = await callServer(server.address, "PUT", "sys/unseal", { key });
     assert.equal(result.status, 200, JSON.stringify(result.body));
   }
-  const status = await call(server.address, "GET", "sys/seal-status");
+  const status = await callServer(server.address, "GET", "sys/seal-status");
   assert.equal(status.body.sealed, false, "the original shares unseal the copy");
   return { server, storageType: status.body.storage_type as string };
 }
 
 async function decrypt(address: string, token: string, key: string, ciphertext: string) {
-  const result = await call(address, "POST", `transit/decrypt/${key}`, { ciphertext }, token);
+  const result = await callServer(address, "POST", `transit/decrypt/${key}`, { ciphertext }, token);
   assert.equal(result.status, 200, JSON.stringify(result.body));
   return result.body.data.plaintext as string;
 }
@@ -68,7 +56,7 @@ describe("operator migrate", { skip: postgresSkipReason() }, () => {
   it("prepares a SQLite installation", async () => {
     const server = await startServerProcess(["--data-dir", sqliteDir, "--log-level", "warn"]);
     try {
-      const init = await call(server.address, "PUT", "sys/init", {
+      const init = await callServer(server.address, "PUT", "sys/init", {
         secret_shares: 3,
         secret_threshold: 2,
       });
@@ -76,11 +64,11 @@ describe("operator migrate", { skip: postgresSkipReason() }, () => {
       shares = init.body.keys;
       rootToken = init.body.root_token;
       for (const key of shares.slice(0, 2)) {
-        await call(server.address, "PUT", "sys/unseal", { key });
+        await callServer(server.address, "PUT", "sys/unseal", { key });
       }
-      await call(server.address, "POST", "transit/keys/ledger", {}, rootToken);
-      await call(server.address, "POST", "transit/keys/ledger/rotate", {}, rootToken);
-      const encrypted = await call(
+      await callServer(server.address, "POST", "transit/keys/ledger", {}, rootToken);
+      await callServer(server.address, "POST", "transit/keys/ledger/rotate", {}, rootToken);
+      const encrypted = await callServer(
         server.address,
         "POST",
         "transit/encrypt/ledger",
@@ -135,7 +123,7 @@ describe("operator migrate", { skip: postgresSkipReason() }, () => {
     try {
       assert.equal(storageType, "postgresql");
       assert.equal(await decrypt(server.address, rootToken, "ledger", ciphertext), plaintext);
-      const encrypted = await call(
+      const encrypted = await callServer(
         server.address,
         "POST",
         "transit/encrypt/ledger",

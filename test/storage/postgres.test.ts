@@ -15,6 +15,7 @@ import {
   type PostgresStorageOptions,
 } from "../../src/storage/postgres/index.ts";
 import type { Storage } from "../../src/storage/storage.ts";
+import { callServer } from "../helpers/http.ts";
 import { type PostgresServer, postgresSkipReason, startPostgres } from "../helpers/postgres.ts";
 import { startServerProcess } from "../helpers/server-process.ts";
 import { runStorageContract } from "./contract.ts";
@@ -523,31 +524,12 @@ describe("postgresql storage", { skip }, () => {
       for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
     });
 
-    async function call(
-      address: string,
-      method: string,
-      path: string,
-      body?: unknown,
-      token?: string,
-    ) {
-      const response = await fetch(`${address}/v1/${path}`, {
-        method,
-        headers: {
-          "content-type": "application/json",
-          ...(token === undefined ? {} : { "x-vault-token": token }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
-    }
-
     async function unseal(address: string, shares: string[]) {
       for (const key of shares) {
-        const result = await call(address, "PUT", "sys/unseal", { key });
+        const result = await callServer(address, "PUT", "sys/unseal", { key });
         assert.equal(result.status, 200, JSON.stringify(result.body));
       }
-      const status = await call(address, "GET", "sys/seal-status");
+      const status = await callServer(address, "GET", "sys/seal-status");
       assert.equal(status.body.sealed, false);
       return status.body;
     }
@@ -568,7 +550,7 @@ describe("postgresql storage", { skip }, () => {
       const plaintext = Buffer.from("stored in postgresql").toString("base64");
       let ciphertext: string;
       try {
-        const initialised = await call(first.address, "PUT", "sys/init", {
+        const initialised = await callServer(first.address, "PUT", "sys/init", {
           secret_shares: 3,
           secret_threshold: 2,
         });
@@ -578,9 +560,15 @@ describe("postgresql storage", { skip }, () => {
         const status = await unseal(first.address, shares.slice(0, 2));
         assert.equal(status.storage_type, "postgresql");
 
-        const created = await call(first.address, "POST", "transit/keys/orders", {}, rootToken);
+        const created = await callServer(
+          first.address,
+          "POST",
+          "transit/keys/orders",
+          {},
+          rootToken,
+        );
         assert.ok(created.status < 300, JSON.stringify(created.body));
-        const encrypted = await call(
+        const encrypted = await callServer(
           first.address,
           "POST",
           "transit/encrypt/orders",
@@ -589,7 +577,7 @@ describe("postgresql storage", { skip }, () => {
         );
         assert.equal(encrypted.status, 200);
         ciphertext = encrypted.body.data.ciphertext;
-        const decrypted = await call(
+        const decrypted = await callServer(
           first.address,
           "POST",
           "transit/decrypt/orders",
@@ -614,11 +602,11 @@ describe("postgresql storage", { skip }, () => {
         "warn",
       ]);
       try {
-        const sealed = await call(second.address, "GET", "sys/seal-status");
+        const sealed = await callServer(second.address, "GET", "sys/seal-status");
         assert.equal(sealed.body.initialized, true);
         assert.equal(sealed.body.sealed, true);
         await unseal(second.address, shares.slice(1, 3));
-        const decrypted = await call(
+        const decrypted = await callServer(
           second.address,
           "POST",
           "transit/decrypt/orders",

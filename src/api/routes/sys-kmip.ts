@@ -105,6 +105,23 @@ function issuedData(credential: IssuedCredential) {
   };
 }
 
+/** Registers `roles/:name/credential/<action>`, which issues a client credential through `kmip[action]`. */
+function registerIssueRoute(
+  app: FastifyInstance,
+  kmip: KmipCredentials,
+  action: "generate" | "sign",
+  summary: string,
+  body: unknown,
+) {
+  app.route<NameRequest<CredentialRequest>>({
+    method: WRITE_METHODS,
+    url: `${PREFIX}/roles/:name/credential/${action}`,
+    schema: { tags: TAGS, summary, params: nameParams, body },
+    handler: async (request, reply) =>
+      sendData(request, reply, issuedData(await kmip[action](request.params.name, request.body))),
+  });
+}
+
 /**
  * Registers the KMIP roles and credentials under `/v1/sys/kmip/`, which
  * the server does when KMIP is enabled. `ca` and `ca/pem` are public, because the CA
@@ -162,31 +179,20 @@ export async function registerKmipRoutes(app: FastifyInstance, kmip: KmipCredent
     },
   });
 
-  app.route<NameRequest<CredentialRequest>>({
-    method: WRITE_METHODS,
-    url: `${PREFIX}/roles/:name/credential/generate`,
-    schema: {
-      tags: TAGS,
-      summary: "Issue a client certificate and its new private key.",
-      params: nameParams,
-      body: generateBody,
-    },
-    handler: async (request, reply) =>
-      sendData(request, reply, issuedData(await kmip.generate(request.params.name, request.body))),
-  });
-
-  app.route<NameRequest<CredentialRequest>>({
-    method: WRITE_METHODS,
-    url: `${PREFIX}/roles/:name/credential/sign`,
-    schema: {
-      tags: TAGS,
-      summary: "Issue a client certificate for the key of a CSR.",
-      params: nameParams,
-      body: signBody,
-    },
-    handler: async (request, reply) =>
-      sendData(request, reply, issuedData(await kmip.sign(request.params.name, request.body))),
-  });
+  registerIssueRoute(
+    app,
+    kmip,
+    "generate",
+    "Issue a client certificate and its new private key.",
+    generateBody,
+  );
+  registerIssueRoute(
+    app,
+    kmip,
+    "sign",
+    "Issue a client certificate for the key of a CSR.",
+    signBody,
+  );
 
   registerListRoute(
     app,

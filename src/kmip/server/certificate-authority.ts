@@ -7,7 +7,11 @@
  */
 import { createHash, createPrivateKey, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
-import { buildCertificate, newSerialHex } from "../../engines/pki/certificate.ts";
+import {
+  buildCertificate,
+  type CertificateTemplate,
+  newSerialHex,
+} from "../../engines/pki/certificate.ts";
 import { keyObjectSigner } from "../../engines/pki/data-signer.ts";
 import { certificateNames } from "../../engines/pki/der.ts";
 import { generateKeyPair, type KeySpec } from "../../engines/pki/key-pairs.ts";
@@ -53,6 +57,12 @@ interface StoredServerCertificate extends StoredKeyPair {
   /** The names the certificate was issued for, sorted; a change of configuration reissues it. */
   names: string[];
 }
+
+/** The fields of a leaf certificate that differ between the server and the client certificates. */
+type LeafFields = Pick<
+  CertificateTemplate,
+  "subject" | "publicKey" | "serialHex" | "notAfter" | "keyUsage" | "extKeyUsageOids" | "altNames"
+>;
 
 /** The PEM certificate, key and CA bundle of the listener. */
 export interface KmipTlsCredentials {
@@ -246,24 +256,15 @@ export class KmipCertificateAuthority {
     const pair = await generateKeyPair(EC_P256);
     const now = this.#clock().getTime();
     const notAfter = Math.min(now + SERVER_LIFETIME_DAYS * DAY_MS, ca.notAfter.getTime());
-    const der = await buildCertificate(
-      {
-        subject: buildSubject({ common_name: "Keyward KMIP server", organization: ORGANIZATION }),
-        publicKey: pair.spki,
-        serialHex: newSerialHex(),
-        notBefore: new Date(now - BACKDATE_MS),
-        notAfter: new Date(notAfter),
-        keyUsage: x509.KeyUsageFlags.digitalSignature,
-        extKeyUsageOids: [SERVER_AUTH],
-        altNames: names.map(altName),
-        policyOids: [],
-        leafBasicConstraints: true,
-        issuingCertificateUrls: [],
-        ocspServers: [],
-        crlDistributionPoints: [],
-      },
-      this.#signer(ca),
-    );
+    const der = await this.#signLeaf(ca, now, {
+      subject: buildSubject({ common_name: "Keyward KMIP server", organization: ORGANIZATION }),
+      publicKey: pair.spki,
+      serialHex: newSerialHex(),
+      notAfter: new Date(notAfter),
+      keyUsage: x509.KeyUsageFlags.digitalSignature,
+      extKeyUsageOids: [SERVER_AUTH],
+      altNames: names.map(altName),
+    });
     return {
       certificate: toPem(der, "CERTIFICATE"),
       privateKey: pair.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
@@ -292,28 +293,19 @@ export class KmipCertificateAuthority {
     const serialHex = newSerialHex();
     let keyUsage = x509.KeyUsageFlags.digitalSignature;
     if (request.keySpec.type === "rsa") keyUsage |= x509.KeyUsageFlags.keyEncipherment;
-    const der = await buildCertificate(
-      {
-        subject: buildSubject({
-          common_name: request.commonName,
-          organization: ORGANIZATION,
-          ou: [request.role],
-        }),
-        publicKey: request.publicKey,
-        serialHex,
-        notBefore: new Date(now - BACKDATE_MS),
-        notAfter: new Date(notAfter),
-        keyUsage,
-        extKeyUsageOids: [CLIENT_AUTH],
-        altNames: [],
-        policyOids: [],
-        leafBasicConstraints: true,
-        issuingCertificateUrls: [],
-        ocspServers: [],
-        crlDistributionPoints: [],
-      },
-      this.#signer(ca),
-    );
+    const der = await this.#signLeaf(ca, now, {
+      subject: buildSubject({
+        common_name: request.commonName,
+        organization: ORGANIZATION,
+        ou: [request.role],
+      }),
+      publicKey: request.publicKey,
+      serialHex,
+      notAfter: new Date(notAfter),
+      keyUsage,
+      extKeyUsageOids: [CLIENT_AUTH],
+      altNames: [],
+    });
     return {
       certificate: toPem(der, "CERTIFICATE"),
       serialNumber: serialHex,
@@ -325,6 +317,26 @@ export class KmipCertificateAuthority {
   /** Returns the CA certificate, PEM, making the CA when none is stored. */
   async ensureCa(): Promise<string> {
     return (await this.#loadCa()).pem;
+  }
+
+  /**
+   * Signs a leaf certificate with the CA, valid from BACKDATE_MS before
+   * `now`, with basic constraints CA:FALSE and no policies, AIA or CRL
+   * distribution points.
+   */
+  #signLeaf(ca: LoadedCa, now: number, fields: LeafFields): Promise<Buffer> {
+    return buildCertificate(
+      {
+        ...fields,
+        notBefore: new Date(now - BACKDATE_MS),
+        policyOids: [],
+        leafBasicConstraints: true,
+        issuingCertificateUrls: [],
+        ocspServers: [],
+        crlDistributionPoints: [],
+      },
+      this.#signer(ca),
+    );
   }
 
   #signer(ca: LoadedCa) {

@@ -18,24 +18,24 @@ import {
   bytesOf,
   child,
   children,
-  dateTime,
   enumItem,
   enumName,
   integer,
   struct,
   text,
-  textOf,
 } from "../../../src/kmip/server/items.ts";
 import { CryptoStreamTable } from "../../../src/kmip/server/streams.ts";
 import { tagDisplayName } from "../../../src/kmip/tags.ts";
 import { decodeTtlv, encodeTtlv } from "../../../src/kmip/ttlv.ts";
 import {
+  activeSince,
   call,
   newDispatcher,
   payloadOf,
   requestMessage,
   resultReason,
   resultStatus,
+  uidOf,
 } from "./helpers.ts";
 
 type Dispatcher = ReturnType<typeof newDispatcher>;
@@ -43,14 +43,6 @@ type Dispatcher = ReturnType<typeof newDispatcher>;
 const ENCRYPT = 0x4;
 const DECRYPT = 0x8;
 const WRAP_KEY = 0x10;
-
-function uidOf(payload: StructureItem): string {
-  return textOf(child(payload, "UniqueIdentifier")!);
-}
-
-function activeNow(): KmipItem {
-  return dateTime("ActivationDate", BigInt(Math.floor(Date.now() / 1000) - 60));
-}
 
 async function registerAes(
   dispatcher: Dispatcher,
@@ -61,7 +53,7 @@ async function registerAes(
   const payload = payloadOf(
     await call(dispatcher, "Register", [
       enumItem("ObjectType", "SymmetricKey"),
-      struct("Attributes", [integer("CryptographicUsageMask", mask), activeNow(), ...extra]),
+      struct("Attributes", [integer("CryptographicUsageMask", mask), activeSince(), ...extra]),
       struct("SymmetricKey", [
         struct("KeyBlock", [
           enumItem("KeyFormatType", "Raw"),
@@ -330,7 +322,7 @@ describe("KMIP key wrapping", () => {
       payloadOf(
         await call(dispatcher, "Register", [
           enumItem("ObjectType", "PublicKey"),
-          struct("Attributes", [integer("CryptographicUsageMask", WRAP_KEY), activeNow()]),
+          struct("Attributes", [integer("CryptographicUsageMask", WRAP_KEY), activeSince()]),
           struct("PublicKey", [
             struct("KeyBlock", [
               enumItem("KeyFormatType", "PKCS_1"),

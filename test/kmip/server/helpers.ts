@@ -3,10 +3,12 @@ import { KmipDispatcher } from "../../../src/kmip/server/dispatcher.ts";
 import {
   child,
   children,
+  dateTime,
   enumItem,
   enumName,
   integer,
   struct,
+  textOf,
 } from "../../../src/kmip/server/items.ts";
 import { KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
 import { decodeTtlv, encodeTtlv } from "../../../src/kmip/ttlv.ts";
@@ -76,4 +78,14 @@ export function payloadOf(item: StructureItem): StructureItem {
     throw new Error(`operation failed: ${resultReason(item)} ${message?.value as string}`);
   }
   return child(item, "ResponsePayload") as StructureItem;
+}
+
+/** Returns the Unique Identifier of a response payload. */
+export function uidOf(payload: StructureItem): string {
+  return textOf(child(payload, "UniqueIdentifier")!);
+}
+
+/** Builds an Activation Date a minute in the past, so the new object is Active at once. */
+export function activeSince(): KmipItem {
+  return dateTime("ActivationDate", BigInt(Math.floor(Date.now() / 1000) - 60));
 }

@@ -15,7 +15,6 @@ import {
   bytes,
   child,
   children,
-  dateTime,
   enumItem,
   enumName,
   integer,
@@ -26,8 +25,17 @@ import {
 import { KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
 import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
 import { requirePeer } from "../../helpers/peers.ts";
-import { requireSoftHsm, SOFTHSM_LIBRARY, SoftHsm, softHsmInstalled } from "../../hsm/softhsm.ts";
-import { call, newDispatcher, payloadOf, resultReason, resultStatus } from "./helpers.ts";
+import { requireSoftHsm, SOFTHSM_LIBRARY, softHsmInstalled } from "../../hsm/softhsm.ts";
+import { openSoftHsmToken, type SoftHsmToken } from "../../hsm/softhsm-token.ts";
+import {
+  activeSince,
+  call,
+  newDispatcher,
+  payloadOf,
+  resultReason,
+  resultStatus,
+  uidOf,
+} from "./helpers.ts";
 
 const TOKEN = "keyward-kmip";
 const PIN = "kmip-pin-2718";
@@ -36,14 +44,6 @@ const SIGN = 1;
 const VERIFY = 2;
 const ENCRYPT = 4;
 const DECRYPT = 8;
-
-function activeSince(): KmipItem {
-  return dateTime("ActivationDate", BigInt(Math.floor(Date.now() / 1000) - 60));
-}
-
-function uidOf(payload: StructureItem): string {
-  return textOf(child(payload, "UniqueIdentifier")!);
-}
 
 function id(uid: string): KmipItem {
   return text("UniqueIdentifier", uid);
@@ -64,28 +64,24 @@ function attributeValue(payload: StructureItem, tagName: string): unknown {
 }
 
 describe("KMIP keys held in an HSM", () => {
-  let hsm: SoftHsm | undefined;
+  let softHsm: SoftHsmToken | undefined;
+  /** The open session: the one `openSoftHsmToken` opened, or the one a test reopened. */
   let token: HsmToken | undefined;
   let barrier: MemoryBarrier;
   let dispatcher: KmipDispatcher;
-  let previousConfig: string | undefined;
 
   before(async () => {
     if (!softHsmInstalled()) return;
-    hsm = SoftHsm.create();
-    hsm.initToken(TOKEN, PIN);
-    previousConfig = process.env.SOFTHSM2_CONF;
-    process.env.SOFTHSM2_CONF = hsm.configFile;
-    token = await HsmToken.open({ library: SOFTHSM_LIBRARY, tokenLabel: TOKEN, pin: PIN });
+    softHsm = await openSoftHsmToken([TOKEN], PIN);
+    token = softHsm.token;
     barrier = new MemoryBarrier();
     dispatcher = new KmipDispatcher({ store: new KmipObjectStore(barrier), hsm: token });
   });
 
   after(async () => {
+    // Closing a token twice is harmless, so this also covers a test that reopened it.
     await token?.close();
-    hsm?.remove();
-    if (previousConfig === undefined) delete process.env.SOFTHSM2_CONF;
-    else process.env.SOFTHSM2_CONF = previousConfig;
+    await softHsm?.close();
   });
 
   function ready(t: TestContext): boolean {
@@ -95,14 +91,7 @@ describe("KMIP keys held in an HSM", () => {
   /** Lists the token's objects labelled `keyward/kmip/<uid>` with pkcs11-tool. */
   function tokenObjects(t: TestContext, uid: string): string[] | undefined {
     if (!requirePeer(t, "pkcs11-tool")) return undefined;
-    const listed = hsm!.pkcs11Tool([
-      "--token-label",
-      TOKEN,
-      "--login",
-      "--pin",
-      PIN,
-      "--list-objects",
-    ]);
+    const listed = softHsm!.hsm.listObjects(TOKEN, PIN);
     assert.equal(listed.status, 0, listed.output);
     return listed.output
       .split(/\n(?=\S[^\n]*Object;)/)

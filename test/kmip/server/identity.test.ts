@@ -23,7 +23,6 @@ import {
   child,
   children,
   enumItem,
-  enumName,
   integer,
   struct,
   text,
@@ -33,7 +32,7 @@ import { KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
 import { Acl } from "../../../src/policy/acl.ts";
 import { parsePolicy } from "../../../src/policy/parse.ts";
 import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
-import { requestMessage } from "./helpers.ts";
+import { requestMessage, resultReason, resultStatus } from "./helpers.ts";
 
 const CREATE_AND_GET = `
 path "kmip/create" { capabilities = ["create"] }
@@ -131,13 +130,25 @@ async function batch(
   return children(response, "BatchItem") as StructureItem[];
 }
 
-function statusOf(item: StructureItem): string {
-  return enumName(child(item, "ResultStatus")!);
-}
-
-function reasonOf(item: StructureItem): string | undefined {
-  const reason = child(item, "ResultReason");
-  return reason === undefined ? undefined : enumName(reason);
+/**
+ * Stores a credential of `roleName` that Keyward's CA issued to `peer`,
+ * valid for the next hour and revoked at `revokedAt` when given.
+ */
+async function writeIssuedCredential(
+  state: Setup,
+  peer: KmipPeerCertificate,
+  roleName: string,
+  revokedAt?: string,
+): Promise<void> {
+  await state.identities.writeCredential({
+    serialNumber: peer.serialNumber,
+    role: roleName,
+    commonName: peer.commonName!,
+    fingerprint: peer.fingerprint,
+    issuedAt: new Date().toISOString(),
+    notAfter: new Date(Date.now() + 3_600_000).toISOString(),
+    ...(revokedAt === undefined ? {} : { revokedAt }),
+  });
 }
 
 function uidOf(item: StructureItem): string {
@@ -176,15 +187,7 @@ describe("kmip identities with keyward's CA", () => {
   async function issued(state: Setup, revokedAt?: string): Promise<KmipPeerCertificate> {
     await state.identities.writeRole(role("app"));
     const peer = certificate({ organizationalUnits: ["app"], serialNumber: "7f01" });
-    await state.identities.writeCredential({
-      serialNumber: "7f01",
-      role: "app",
-      commonName: "client-1",
-      fingerprint: peer.fingerprint,
-      issuedAt: new Date().toISOString(),
-      notAfter: new Date(Date.now() + 3_600_000).toISOString(),
-      ...(revokedAt === undefined ? {} : { revokedAt }),
-    });
+    await writeIssuedCredential(state, peer, "app", revokedAt);
     return peer;
   }
 
@@ -192,10 +195,10 @@ describe("kmip identities with keyward's CA", () => {
     const state = setup("keyward");
     const peer = await issued(state);
     const [created] = await batch(state.dispatcher, peer, [["Create", createPayload]]);
-    assert.equal(statusOf(created!), "Success");
+    assert.equal(resultStatus(created!), "Success");
     const uid = uidOf(created!);
     const [got] = await batch(state.dispatcher, peer, [["Get", [text("UniqueIdentifier", uid)]]]);
-    assert.equal(statusOf(got!), "Success");
+    assert.equal(resultStatus(got!), "Success");
   });
 
   it("denies destroy with permission denied", async () => {
@@ -206,8 +209,8 @@ describe("kmip identities with keyward's CA", () => {
     const [destroyed] = await batch(state.dispatcher, peer, [
       ["Destroy", [text("UniqueIdentifier", uid)]],
     ]);
-    assert.equal(statusOf(destroyed!), "OperationFailed");
-    assert.equal(reasonOf(destroyed!), "PermissionDenied");
+    assert.equal(resultStatus(destroyed!), "OperationFailed");
+    assert.equal(resultReason(destroyed!), "PermissionDenied");
     assert.match(textOf(child(destroyed!, "ResultMessage")!), /kmip\/destroy\//);
     assert.ok(state.barrier.values.has(`kmip/objects/${uid}`));
   });
@@ -225,8 +228,8 @@ describe("kmip identities with keyward's CA", () => {
       ],
       [enumItem("BatchErrorContinuationOption", "Continue")],
     );
-    assert.deepEqual(items.map(statusOf), ["Success", "OperationFailed", "Success"]);
-    assert.equal(reasonOf(items[1]!), "PermissionDenied");
+    assert.deepEqual(items.map(resultStatus), ["Success", "OperationFailed", "Success"]);
+    assert.equal(resultReason(items[1]!), "PermissionDenied");
   });
 
   it("stops a batch at a denied item", async () => {
@@ -237,33 +240,26 @@ describe("kmip identities with keyward's CA", () => {
       ["Activate", []],
       ["Get", []],
     ]);
-    assert.deepEqual(items.map(statusOf), ["Success", "OperationFailed"]);
+    assert.deepEqual(items.map(resultStatus), ["Success", "OperationFailed"]);
   });
 
   it("allows query without a policy", async () => {
     const state = setup("keyward");
     await state.identities.writeRole(role("none", { policies: [] }));
     const peer = certificate({ organizationalUnits: ["none"], serialNumber: "02" });
-    await state.identities.writeCredential({
-      serialNumber: "02",
-      role: "none",
-      commonName: "client-1",
-      fingerprint: peer.fingerprint,
-      issuedAt: new Date().toISOString(),
-      notAfter: new Date(Date.now() + 3_600_000).toISOString(),
-    });
+    await writeIssuedCredential(state, peer, "none");
     const items = await batch(state.dispatcher, peer, [
       ["Query", [enumItem("QueryFunction", "QueryOperations")]],
       ["DiscoverVersions", []],
     ]);
-    assert.deepEqual(items.map(statusOf), ["Success", "Success"]);
+    assert.deepEqual(items.map(resultStatus), ["Success", "Success"]);
   });
 
   it("rejects a revoked credential", async () => {
     const state = setup("keyward");
     const peer = await issued(state, new Date().toISOString());
     const [item] = await batch(state.dispatcher, peer, [["Create", createPayload]]);
-    assert.equal(reasonOf(item!), "AuthenticationNotSuccessful");
+    assert.equal(resultReason(item!), "AuthenticationNotSuccessful");
     assert.match(textOf(child(item!, "ResultMessage")!), /revoked/);
   });
 
@@ -272,7 +268,7 @@ describe("kmip identities with keyward's CA", () => {
     await issued(state);
     const stranger = certificate({ organizationalUnits: ["app"], fingerprint: "11".repeat(32) });
     const [item] = await batch(state.dispatcher, stranger, [["Query", []]]);
-    assert.equal(reasonOf(item!), "AuthenticationNotSuccessful");
+    assert.equal(resultReason(item!), "AuthenticationNotSuccessful");
   });
 
   it("rejects a credential after its role is deleted", async () => {
@@ -280,7 +276,7 @@ describe("kmip identities with keyward's CA", () => {
     const peer = await issued(state);
     await state.identities.deleteRole("app");
     const [item] = await batch(state.dispatcher, peer, [["Query", []]]);
-    assert.equal(reasonOf(item!), "AuthenticationNotSuccessful");
+    assert.equal(resultReason(item!), "AuthenticationNotSuccessful");
   });
 
   it("audits the identity and policies", async () => {
@@ -306,7 +302,7 @@ describe("kmip identities with an external CA", () => {
   it("allows everything without roles", async () => {
     const state = setup("external");
     const [item] = await batch(state.dispatcher, certificate(), [["Create", createPayload]]);
-    assert.equal(statusOf(item!), "Success");
+    assert.equal(resultStatus(item!), "Success");
     assert.equal(state.records[0]?.auth?.displayName, "client-1");
   });
 
@@ -315,11 +311,11 @@ describe("kmip identities with an external CA", () => {
     await state.identities.writeRole(role("db", { allowedCommonNames: ["db-*"] }));
     const peer = certificate({ commonName: "db-7" });
     const [created] = await batch(state.dispatcher, peer, [["Create", createPayload]]);
-    assert.equal(statusOf(created!), "Success");
+    assert.equal(resultStatus(created!), "Success");
     const [destroyed] = await batch(state.dispatcher, peer, [
       ["Destroy", [text("UniqueIdentifier", uidOf(created!))]],
     ]);
-    assert.equal(reasonOf(destroyed!), "PermissionDenied");
+    assert.equal(resultReason(destroyed!), "PermissionDenied");
   });
 
   it("rejects an unmatched common name", async () => {
@@ -328,7 +324,7 @@ describe("kmip identities with an external CA", () => {
     const [item] = await batch(state.dispatcher, certificate({ commonName: "web-1" }), [
       ["Query", []],
     ]);
-    assert.equal(reasonOf(item!), "AuthenticationNotSuccessful");
+    assert.equal(resultReason(item!), "AuthenticationNotSuccessful");
   });
 });
 
@@ -606,14 +602,7 @@ describe("kmip streams and policies", () => {
       serialNumber: serial,
       fingerprint: serial.repeat(32),
     });
-    await state.identities.writeCredential({
-      serialNumber: serial,
-      role: roleName,
-      commonName: "shared",
-      fingerprint: peer.fingerprint,
-      issuedAt: new Date().toISOString(),
-      notAfter: new Date(Date.now() + 3_600_000).toISOString(),
-    });
+    await writeIssuedCredential(state, peer, roleName);
     return peer;
   }
 
@@ -649,7 +638,7 @@ describe("kmip streams and policies", () => {
         ],
       ],
     ]);
-    assert.equal(statusOf(opened!), "Success");
+    assert.equal(resultStatus(opened!), "Success");
     const payload = child(opened!, "ResponsePayload") as StructureItem;
     return { uid, correlation: child(payload, "CorrelationValue")! };
   }
@@ -663,7 +652,7 @@ describe("kmip streams and policies", () => {
     const [continued] = await batch(state.dispatcher, other, [
       ["Encrypt", [bytes("Data", Buffer.alloc(16, 3)), correlation]],
     ]);
-    assert.equal(reasonOf(continued!), "InvalidCorrelationValue");
+    assert.equal(resultReason(continued!), "InvalidCorrelationValue");
   });
 
   it("checks a continuation against the stream's object", async () => {
@@ -673,13 +662,13 @@ describe("kmip streams and policies", () => {
     const [continued] = await batch(state.dispatcher, owner, [
       ["Encrypt", [bytes("Data", Buffer.alloc(16, 3)), correlation]],
     ]);
-    assert.equal(statusOf(continued!), "Success");
+    assert.equal(resultStatus(continued!), "Success");
 
     const encryptAny = await credential(state, "encrypt-any", "0d");
     const [denied] = await batch(state.dispatcher, encryptAny, [
       ["Encrypt", [bytes("Data", Buffer.alloc(16, 3)), correlation]],
     ]);
-    assert.equal(reasonOf(denied!), "PermissionDenied");
+    assert.equal(resultReason(denied!), "PermissionDenied");
     const message = child(denied!, "ResultMessage");
     assert.ok(message !== undefined && textOf(message).includes(`kmip/encrypt/${uid}`));
   });
@@ -718,7 +707,7 @@ describe("kmip streams and policies", () => {
         ],
       ],
     ]);
-    assert.equal(reasonOf(denied!), "PermissionDenied");
+    assert.equal(resultReason(denied!), "PermissionDenied");
     const message = child(denied!, "ResultMessage");
     assert.ok(message !== undefined && textOf(message).includes(`kmip/wrap-key/${wrappingUid}`));
   });

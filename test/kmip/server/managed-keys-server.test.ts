@@ -1,90 +1,24 @@
 import assert from "node:assert/strict";
 import { createDecipheriv, randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { connect } from "node:tls";
 import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
 import {
   bytes,
   child,
-  dateTime,
   enumItem,
   enumName,
   integer,
   struct,
   text,
-  textOf,
 } from "../../../src/kmip/server/items.ts";
-import { decodeTtlv, encodeTtlv, ttlvMessageLength } from "../../../src/kmip/ttlv.ts";
-import { type ServerProcess, startDevServer } from "../../helpers/server-process.ts";
-import { requestMessage } from "./helpers.ts";
+import { callServer } from "../../helpers/http.ts";
+import type { ServerProcess } from "../../helpers/server-process.ts";
+import { activeSince, payloadOf, uidOf } from "./helpers.ts";
+import { type ClientCredential, callTls, freePort, startKmipDevServer } from "./server-helpers.ts";
 
 const EVERY_KMIP_OPERATION = `
 path "kmip/*" { capabilities = ["create", "read", "update", "delete", "list"] }
 `;
-
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
-interface ClientCredential {
-  cert: string;
-  key: string;
-  ca: string;
-}
-
-/** Sends one operation over mutual TLS and returns its Batch Item. */
-async function kmip(
-  port: number,
-  credential: ClientCredential,
-  operation: string,
-  payload: readonly KmipItem[],
-): Promise<StructureItem> {
-  const socket = connect({
-    host: "127.0.0.1",
-    port,
-    ca: credential.ca,
-    cert: credential.cert,
-    key: credential.key,
-    servername: "localhost",
-  });
-  const request = encodeTtlv(requestMessage([2, 1], [[operation, payload]]));
-  try {
-    let buffer = Buffer.alloc(0);
-    const response = await new Promise<StructureItem>((resolve, reject) => {
-      socket.on("secureConnect", () => socket.write(request));
-      socket.on("data", (chunk: Buffer) => {
-        buffer = Buffer.concat([buffer, chunk]);
-        if (buffer.length >= 8 && buffer.length >= ttlvMessageLength(buffer)) {
-          resolve(decodeTtlv(buffer.subarray(0, ttlvMessageLength(buffer))) as StructureItem);
-        }
-      });
-      socket.on("error", reject);
-      socket.on("close", () => reject(new Error("connection closed before a response")));
-    });
-    return child(response, "BatchItem") as StructureItem;
-  } finally {
-    socket.destroy();
-  }
-}
-
-/** Returns the response payload, failing with the Result Reason and Message otherwise. */
-function payloadOf(item: StructureItem): StructureItem {
-  const status = enumName(child(item, "ResultStatus")!);
-  if (status !== "Success") {
-    const reason = child(item, "ResultReason");
-    const message = child(item, "ResultMessage");
-    assert.fail(
-      `KMIP operation failed: ${reason === undefined ? "" : enumName(reason)} ${message === undefined ? "" : textOf(message)}`,
-    );
-  }
-  return child(item, "ResponsePayload") as StructureItem;
-}
 
 describe("keyward server with KMIP objects as transit keys", () => {
   let server: ServerProcess | undefined;
@@ -92,24 +26,15 @@ describe("keyward server with KMIP objects as transit keys", () => {
   let credential: ClientCredential;
 
   async function api(method: string, path: string, body?: object) {
-    const response = await fetch(`${server!.address}/v1/${path}`, {
-      method,
-      headers: { "x-vault-token": server!.rootToken, "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
+    return callServer(server!.address, method, path, body, server!.rootToken);
   }
 
   async function start(dataDir?: string): Promise<void> {
-    server = await startDevServer({
-      ...(dataDir === undefined ? {} : { dataDir }),
-      args: ["--kmip-listen", `127.0.0.1:${kmipPort}`],
-    });
+    server = await startKmipDevServer(kmipPort, dataDir === undefined ? {} : { dataDir });
   }
 
   async function call(operation: string, payload: readonly KmipItem[]) {
-    return kmip(kmipPort, credential, operation, payload);
+    return callTls(kmipPort, credential, operation, payload);
   }
 
   async function createActiveAes(): Promise<string> {
@@ -120,11 +45,11 @@ describe("keyward server with KMIP objects as transit keys", () => {
           enumItem("CryptographicAlgorithm", "AES"),
           integer("CryptographicLength", 256),
           integer("CryptographicUsageMask", 4 | 8),
-          dateTime("ActivationDate", BigInt(Math.floor(Date.now() / 1000) - 60)),
+          activeSince(),
         ]),
       ]),
     );
-    return textOf(child(created, "UniqueIdentifier")!);
+    return uidOf(created);
   }
 
   async function kmipState(uid: string): Promise<string> {

@@ -17,7 +17,6 @@ import {
   bytes,
   child,
   children,
-  dateTime,
   enumItem,
   enumName,
   integer,
@@ -29,7 +28,15 @@ import { type KmipKeyMounts, KmipManagedKeys } from "../../../src/kmip/server/ma
 import { KMIP_OBJECTS_PREFIX, KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
 import { replaceAttribute, scalarAttribute } from "../../../src/kmip/server/objects.ts";
 import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
-import { call, payloadOf, requestMessage, resultReason, resultStatus, send } from "./helpers.ts";
+import {
+  activeSince,
+  call,
+  payloadOf,
+  requestMessage,
+  resultReason,
+  resultStatus,
+  send,
+} from "./helpers.ts";
 
 const ENCRYPT = 4;
 const DECRYPT = 8;
@@ -53,10 +60,6 @@ function bridged(barrier = new MemoryBarrier()) {
 
 function id(uid: string): KmipItem {
   return text("UniqueIdentifier", uid);
-}
-
-function activeSince(): KmipItem {
-  return dateTime("ActivationDate", BigInt(Math.floor(Date.now() / 1000) - 60));
 }
 
 async function createAes(

@@ -16,7 +16,15 @@ import {
   textOf,
 } from "../../../src/kmip/server/items.ts";
 import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
-import { call, newDispatcher, payloadOf, resultReason, resultStatus } from "./helpers.ts";
+import {
+  activeSince,
+  call,
+  newDispatcher,
+  payloadOf,
+  resultReason,
+  resultStatus,
+  uidOf,
+} from "./helpers.ts";
 
 const AES_KEY = Buffer.from("000102030405060708090a0b0c0d0e0f", "hex");
 
@@ -38,10 +46,6 @@ const VERIFY = 2;
 const MAC_GENERATE = 0x80;
 const MAC_VERIFY = 0x100;
 
-function uidOf(payload: StructureItem): string {
-  return textOf(child(payload, "UniqueIdentifier")!);
-}
-
 async function registerAes(
   dispatcher: ReturnType<typeof newDispatcher>,
   key: Buffer,
@@ -51,8 +55,7 @@ async function registerAes(
   extra: readonly KmipItem[] = [],
 ): Promise<string> {
   const attributes: KmipItem[] = [usage(mask), ...extra];
-  if (activate)
-    attributes.push(dateTime("ActivationDate", BigInt(Math.floor(Date.now() / 1000) - 60)));
+  if (activate) attributes.push(activeSince());
   const payload = payloadOf(
     await call(dispatcher, "Register", [
       enumItem("ObjectType", "SymmetricKey"),

@@ -1,19 +1,18 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { connect } from "node:tls";
 import { fileURLToPath } from "node:url";
 import type { StructureItem } from "../../../src/kmip/item.ts";
-import { child, enumItem, enumName, textOf } from "../../../src/kmip/server/items.ts";
-import { decodeTtlv, encodeTtlv, ttlvMessageLength } from "../../../src/kmip/ttlv.ts";
+import { child, enumItem, textOf } from "../../../src/kmip/server/items.ts";
+import { callServer } from "../../helpers/http.ts";
 import { hasProgram, IN_CI, requirePeer } from "../../helpers/peers.ts";
-import { type ServerProcess, startDevServer } from "../../helpers/server-process.ts";
+import type { ServerProcess } from "../../helpers/server-process.ts";
 import { makeTestPki, type TestPki } from "./certs.ts";
-import { requestMessage } from "./helpers.ts";
+import { resultReason, resultStatus } from "./helpers.ts";
+import { type ClientCredential, callTls, freePort, startKmipDevServer } from "./server-helpers.ts";
 
 /** Debian's python3-pykmip installs into the system Python, which may not be first on PATH. */
 const SYSTEM_PYTHON = "/usr/bin/python3";
@@ -36,62 +35,20 @@ function requirePyKmip(t: TestContext): boolean {
   return false;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
-interface ClientCredential {
-  cert: string;
-  key: string;
-  ca: string;
-}
-
 /**
- * Sends one Query over mutual TLS and returns the decoded response, or
- * rejects with the TLS error when the handshake fails.
+ * Sends one Query over mutual TLS and returns its Batch Item, or rejects
+ * with the TLS error when the handshake fails.
  */
 async function query(port: number, credential: ClientCredential): Promise<StructureItem> {
-  const socket = connect({
-    host: "127.0.0.1",
-    port,
-    ca: credential.ca,
-    cert: credential.cert,
-    key: credential.key,
-    servername: "localhost",
-  });
-  const request = encodeTtlv(
-    requestMessage([2, 0], [["Query", [enumItem("QueryFunction", "QueryOperations")]]]),
-  );
-  try {
-    let buffer = Buffer.alloc(0);
-    return await new Promise<StructureItem>((resolve, reject) => {
-      socket.on("secureConnect", () => socket.write(request));
-      socket.on("data", (chunk: Buffer) => {
-        buffer = Buffer.concat([buffer, chunk]);
-        if (buffer.length >= 8 && buffer.length >= ttlvMessageLength(buffer)) {
-          resolve(decodeTtlv(buffer.subarray(0, ttlvMessageLength(buffer))) as StructureItem);
-        }
-      });
-      socket.on("error", reject);
-      socket.on("close", () => reject(new Error("connection closed before a response")));
-    });
-  } finally {
-    socket.destroy();
-  }
+  return callTls(port, credential, "Query", [enumItem("QueryFunction", "QueryOperations")], [2, 0]);
 }
 
-function resultOf(response: StructureItem): { status: string; reason?: string; message?: string } {
-  const item = child(response, "BatchItem") as StructureItem;
-  const reason = child(item, "ResultReason");
+function resultOf(item: StructureItem): { status: string; reason?: string; message?: string } {
+  const reason = resultReason(item);
   const message = child(item, "ResultMessage");
   return {
-    status: enumName(child(item, "ResultStatus")!),
-    ...(reason === undefined ? {} : { reason: enumName(reason) }),
+    status: resultStatus(item),
+    ...(reason === undefined ? {} : { reason }),
     ...(message === undefined ? {} : { message: textOf(message) }),
   };
 }
@@ -104,13 +61,7 @@ describe("keyward server with keyward's KMIP CA", () => {
 
   /** Sends an HTTP request with the root token and returns the status and parsed body. */
   async function api(method: string, path: string, body?: object) {
-    const response = await fetch(`${server!.address}/v1/${path}`, {
-      method,
-      headers: { "x-vault-token": server!.rootToken, "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
+    return callServer(server!.address, method, path, body, server!.rootToken);
   }
 
   async function generate(role: string): Promise<ClientCredential & { serial: string }> {
@@ -123,13 +74,8 @@ describe("keyward server with keyward's KMIP CA", () => {
   before(async () => {
     kmipPort = await freePort();
     dir = mkdtempSync(join(tmpdir(), "keyward-kmip-ca-"));
-    server = await startDevServer({
-      args: [
-        "--kmip-listen",
-        `127.0.0.1:${kmipPort}`,
-        "--kmip-server-hostnames",
-        "kmip.example.test,10.9.8.7",
-      ],
+    server = await startKmipDevServer(kmipPort, {
+      args: ["--kmip-server-hostnames", "kmip.example.test,10.9.8.7"],
     });
     const ca = await fetch(`${server.address}/v1/sys/kmip/ca/pem`);
     assert.equal(ca.status, 200);

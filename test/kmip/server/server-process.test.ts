@@ -3,7 +3,6 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { connect } from "node:tls";
 import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
 import {
   bytes,
@@ -16,82 +15,37 @@ import {
   text,
   textOf,
 } from "../../../src/kmip/server/items.ts";
-import { decodeTtlv, encodeTtlv, ttlvMessageLength } from "../../../src/kmip/ttlv.ts";
+import { callServer } from "../../helpers/http.ts";
 import { hasProgram, requirePeer } from "../../helpers/peers.ts";
-import { cli, type ServerProcess, startDevServer } from "../../helpers/server-process.ts";
+import { cli, type ServerProcess } from "../../helpers/server-process.ts";
 import { makeTestPki, type TestPki } from "./certs.ts";
-import { requestMessage } from "./helpers.ts";
-
-/** Sends one TTLV request over mutual TLS and returns the decoded response. */
-async function exchange(pki: TestPki, port: number, request: Buffer): Promise<StructureItem> {
-  const socket = connect({
-    host: "127.0.0.1",
-    port,
-    ca: pki.ca,
-    cert: pki.clientCert,
-    key: pki.clientKey,
-    servername: "127.0.0.1",
-  });
-  try {
-    let buffer = Buffer.alloc(0);
-    return await new Promise<StructureItem>((resolve, reject) => {
-      socket.on("secureConnect", () => socket.write(request));
-      socket.on("data", (chunk: Buffer) => {
-        buffer = Buffer.concat([buffer, chunk]);
-        if (buffer.length >= 8 && buffer.length >= ttlvMessageLength(buffer)) {
-          resolve(decodeTtlv(buffer.subarray(0, ttlvMessageLength(buffer))) as StructureItem);
-        }
-      });
-      socket.on("error", reject);
-      socket.on("close", () => reject(new Error("connection closed before a response")));
-    });
-  } finally {
-    socket.destroy();
-  }
-}
-
-/** Returns the Response Payload of a one-item response, failing with the Result Message otherwise. */
-function payloadOf(response: StructureItem): StructureItem {
-  const item = child(response, "BatchItem") as StructureItem;
-  const status = enumName(child(item, "ResultStatus")!);
-  const message = child(item, "ResultMessage");
-  assert.equal(status, "Success", message === undefined ? status : textOf(message));
-  return child(item, "ResponsePayload") as StructureItem;
-}
+import { payloadOf } from "./helpers.ts";
+import { type ClientCredential, callTls, freePort, startKmipDevServer } from "./server-helpers.ts";
 
 /** Sends an HTTP request with the root token and returns the parsed `data` of the response. */
 async function api(server: ServerProcess, method: string, path: string, body?: object) {
-  const response = await fetch(`${server.address}/v1/${path}`, {
-    method,
-    headers: { "x-vault-token": server.rootToken, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path} failed with ${response.status}: ${text}`);
-  return text === "" ? undefined : (JSON.parse(text) as { data?: unknown }).data;
+  const response = await callServer(server.address, method, path, body, server.rootToken);
+  assert.ok(
+    response.status >= 200 && response.status < 300,
+    `${method} ${path} failed with ${response.status}: ${JSON.stringify(response.body)}`,
+  );
+  return (response.body as { data?: unknown } | undefined)?.data;
 }
 
 describe("keyward server with --kmip-listen", () => {
   let pki: TestPki;
   let server: ServerProcess | undefined;
   let kmipPort = 0;
+  let credential: ClientCredential;
 
   before(async () => {
     // The test itself reports a missing openssl through requirePeer.
     if (!hasProgram("openssl")) return;
     pki = makeTestPki();
-    // A free port: bind 0 in a throwaway server, then give it to Keyward.
-    const { createServer } = await import("node:net");
-    kmipPort = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, "127.0.0.1", () => {
-        const address = probe.address();
-        probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-      });
-    });
-    server = await startDevServer({
+    credential = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey, servername: "127.0.0.1" };
+    kmipPort = await freePort();
+    server = await startKmipDevServer(kmipPort, {
       args: [
-        "--kmip-listen",
-        `127.0.0.1:${kmipPort}`,
         "--kmip-tls-cert-file",
         pki.serverCertPath,
         "--kmip-tls-key-file",
@@ -109,14 +63,13 @@ describe("keyward server with --kmip-listen", () => {
 
   it("answers a KMIP query over mutual TLS", async (t) => {
     if (!requirePeer(t, "openssl")) return;
-    const response = await exchange(
-      pki,
+    const item = await callTls(
       kmipPort,
-      encodeTtlv(
-        requestMessage([2, 0], [["Query", [enumItem("QueryFunction", "QueryOperations")]]]),
-      ),
+      credential,
+      "Query",
+      [enumItem("QueryFunction", "QueryOperations")],
+      [2, 0],
     );
-    const item = child(response, "BatchItem") as StructureItem;
     assert.equal(enumName(child(item, "ResultStatus")!), "Success");
   });
 
@@ -125,9 +78,7 @@ describe("keyward server with --kmip-listen", () => {
     const logPath = join(server.dataDir, "kmip-audit.log");
     await api(server, "PUT", "sys/audit/file", { type: "file", options: { file_path: logPath } });
     const send = async (operation: string, payload: KmipItem[]) =>
-      payloadOf(
-        await exchange(pki, kmipPort, encodeTtlv(requestMessage([2, 0], [[operation, payload]]))),
-      );
+      payloadOf(await callTls(kmipPort, credential, operation, payload, [2, 0]));
 
     const created = await send("Create", [
       enumItem("ObjectType", "SymmetricKey"),

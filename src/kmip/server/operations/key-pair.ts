@@ -13,6 +13,7 @@ import { KmipOperationError } from "../errors.ts";
 import { generatesInHsm, hsmKeyAttributes, hsmKeys, inHsm } from "../hsm-objects.ts";
 import { bytes, enumItem, struct, tag, text } from "../items.ts";
 import { hsmKeyContent, keyBlock, secretBytes, symmetricKeyContent } from "../material.ts";
+import type { KmipHsmObjectRef, KmipObject } from "../object-store.ts";
 import { attributeScalar, replaceAttribute } from "../objects.ts";
 import { requestObject, uidItem } from "./common.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
@@ -132,44 +133,71 @@ export async function createKeyPair(
       generated.length,
     ),
   ]);
-  const privateUid = context.store.newUid();
-  const publicUid = context.store.newUid();
-  await context.store.put({
-    uid: privateUid,
-    objectType: "PrivateKey",
+  return storeKeyPair(
+    context,
+    {
+      uid: context.store.newUid(),
+      requested: [...common, ...privateOnly],
+      content: privateContent,
+      extra: [RANDOM_NUMBER_GENERATOR],
+    },
+    {
+      uid: context.store.newUid(),
+      requested: [...common, ...publicOnly],
+      content: publicContent,
+      extra: [RANDOM_NUMBER_GENERATOR],
+    },
+  );
+}
+
+/** One key of a new pair, before the server's initial attributes and the Link are added. */
+interface NewPairKey {
+  uid: string;
+  /** The attributes of the request that apply to this key. */
+  requested: readonly KmipAttribute[];
+  content: KmipItem;
+  /** Attributes stored after the Link, such as Random Number Generator. */
+  extra?: readonly KmipAttribute[];
+  hsmObject?: KmipHsmObjectRef;
+}
+
+/** Builds the stored object of one key of a new pair, with a Link to the other key, `linkedUid`. */
+function pairKeyObject(
+  key: NewPairKey,
+  objectType: "PrivateKey" | "PublicKey",
+  linkedUid: string,
+  now: bigint,
+): KmipObject {
+  const linkType = objectType === "PrivateKey" ? "PublicKeyLink" : "PrivateKeyLink";
+  return {
+    uid: key.uid,
+    objectType,
     attributes: [
-      ...initialAttributes(
-        privateUid,
-        "PrivateKey",
-        [...common, ...privateOnly],
-        privateContent,
-        context.now,
-      ),
-      linkAttribute("PublicKeyLink", publicUid),
-      RANDOM_NUMBER_GENERATOR,
+      ...initialAttributes(key.uid, objectType, key.requested, key.content, now),
+      linkAttribute(linkType, linkedUid),
+      ...(key.extra ?? []),
     ],
-    content: privateContent,
-  });
-  await context.store.put({
-    uid: publicUid,
-    objectType: "PublicKey",
-    attributes: [
-      ...initialAttributes(
-        publicUid,
-        "PublicKey",
-        [...common, ...publicOnly],
-        publicContent,
-        context.now,
-      ),
-      linkAttribute("PrivateKeyLink", privateUid),
-      RANDOM_NUMBER_GENERATOR,
-    ],
-    content: publicContent,
-  });
-  context.idPlaceholder = privateUid;
+    content: key.content,
+    ...(key.hsmObject === undefined ? {} : { hsmObject: key.hsmObject }),
+  };
+}
+
+/**
+ * Stores the private key and then the public key of a new pair, makes the
+ * private key the ID Placeholder and returns the Create Key Pair response
+ * payload.
+ */
+async function storeKeyPair(
+  context: OperationContext,
+  privateKey: NewPairKey,
+  publicKey: NewPairKey,
+): Promise<KmipItem[]> {
+  await context.store.put(pairKeyObject(privateKey, "PrivateKey", publicKey.uid, context.now));
+  await context.store.put(pairKeyObject(publicKey, "PublicKey", privateKey.uid, context.now));
+  context.idPlaceholder = privateKey.uid;
   return [
-    text("PrivateKeyUniqueIdentifier", privateUid),
-    text("PublicKeyUniqueIdentifier", publicUid),
+    text("PrivateKeyUniqueIdentifier", privateKey.uid),
+    text("PublicKeyUniqueIdentifier", publicKey.uid),
   ];
 }
 
@@ -233,43 +261,17 @@ async function createKeyPairInHsm(
       length,
     ),
   ]);
-  await context.store.put({
-    uid: privateUid,
-    objectType: "PrivateKey",
-    attributes: [
-      ...initialAttributes(
-        privateUid,
-        "PrivateKey",
-        hsmKeyAttributes(privateAttributes),
-        privateContent,
-        context.now,
-      ),
-      linkAttribute("PublicKeyLink", publicUid),
-    ],
-    content: privateContent,
-    hsmObject,
-  });
   const publicCommon = common.filter((attribute) => !PRIVATE_PROTECTION.has(attribute.name));
-  await context.store.put({
-    uid: publicUid,
-    objectType: "PublicKey",
-    attributes: [
-      ...initialAttributes(
-        publicUid,
-        "PublicKey",
-        [...publicCommon, ...publicOnly],
-        publicContent,
-        context.now,
-      ),
-      linkAttribute("PrivateKeyLink", privateUid),
-    ],
-    content: publicContent,
-  });
-  context.idPlaceholder = privateUid;
-  return [
-    text("PrivateKeyUniqueIdentifier", privateUid),
-    text("PublicKeyUniqueIdentifier", publicUid),
-  ];
+  return storeKeyPair(
+    context,
+    {
+      uid: privateUid,
+      requested: hsmKeyAttributes(privateAttributes),
+      content: privateContent,
+      hsmObject,
+    },
+    { uid: publicUid, requested: [...publicCommon, ...publicOnly], content: publicContent },
+  );
 }
 
 /** Attributes Re-key does not copy: the server sets them afresh for the new key. */
