@@ -63,11 +63,19 @@ describe("several nodes on one postgresql", { skip: postgresSkipReason() }, () =
   it("loses no concurrent rotation", async () => {
     const a = cluster.node("node-a");
     const b = cluster.node("node-b");
-    assert.equal((await call(a, "POST", "transit/keys/contended")).status, 200);
+    const created = await call(a, "POST", "transit/keys/contended");
+    // A failure names the error and shows the end of the node's log.
+    assert.equal(
+      created.status,
+      200,
+      `${JSON.stringify(created.body)}\n${a.output().slice(-3000)}`,
+    );
     const rotations = Array.from({ length: 10 }, (_, i) =>
       call(i % 2 === 0 ? a : b, "POST", "transit/keys/contended/rotate"),
     );
-    for (const result of await Promise.all(rotations)) assert.equal(result.status, 200);
+    for (const result of await Promise.all(rotations)) {
+      assert.equal(result.status, 200, JSON.stringify(result.body));
+    }
     const { body } = await call(a, "GET", "transit/keys/contended");
     assert.equal((body.data as { latest_version: number }).latest_version, 11);
   });
