@@ -349,12 +349,10 @@ export class Keyward {
     const mount = this.#mounts.get(normalised);
     if (!mount)
       throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
-    // A transit key that a KMIP object uses has a reference record; unmounting would destroy the object's key.
-    const references = await this.seal.barrier.scan(`${normalised}/references/`, { limit: 1 });
-    if (references.length > 0) {
+    if (await this.#holdsKmipKeys(normalised, mount.transit)) {
       throw new KeywardError(
         "deletion_not_allowed",
-        `the mount "${normalised}/" holds keys of KMIP objects; destroy those objects through KMIP before unmounting`,
+        `the mount "${normalised}/" holds keys of KMIP objects that are not destroyed; destroy those objects through KMIP before unmounting`,
       );
     }
     await this.#mountTable.update((stored) =>
@@ -666,6 +664,30 @@ export class Keyward {
     // Waiting agents wake, find the barrier sealed and get 503.
     this.#devices?.close();
     this.#devices = undefined;
+  }
+
+  /**
+   * True when a transit mount holds a key that a KMIP object refers to (it
+   * has a reference record at `<mount>/references/<name>`) and that is not
+   * destroyed, so that unmounting would destroy the object's key material.
+   */
+  async #holdsKmipKeys(path: string, transit: TransitService | undefined): Promise<boolean> {
+    if (transit === undefined) return false;
+    const prefix = `${path}/references/`;
+    const pageSize = 500;
+    let after: string | undefined;
+    for (;;) {
+      const names = await this.seal.barrier.scan(prefix, {
+        ...(after === undefined ? {} : { after }),
+        limit: pageSize,
+      });
+      for (const name of names) {
+        const key = await transit.keyStore.find(name);
+        if (key !== undefined && key.state !== "destroyed") return true;
+      }
+      if (names.length < pageSize) return false;
+      after = names.at(-1);
+    }
   }
 
   async #deleteTree(prefix: string): Promise<void> {

@@ -191,4 +191,20 @@ describe("keyward server with KMIP objects as transit keys", () => {
     assert.equal(read.status, 200);
     assert.equal(read.body.data.state, "deactivated");
   });
+
+  it("unmount waits until the keys are destroyed", async () => {
+    await createActiveAes();
+    const listed = await api("GET", "kmip-keys/keys?list=true");
+    const names = listed.body.data.keys as string[];
+    assert.ok(names.length > 0);
+    assert.equal((await api("DELETE", "sys/mounts/kmip-keys")).status, 409);
+    for (const name of names) {
+      // The key may already be deactivated or compromised, from which it moves straight on.
+      await api("POST", `kmip-keys/keys/${name}/state`, { state: "deactivated" });
+      const destroyed = await api("POST", `kmip-keys/keys/${name}/state`, { state: "destroyed" });
+      assert.equal(destroyed.status, 200, JSON.stringify(destroyed.body));
+    }
+    const unmounted = await api("DELETE", "sys/mounts/kmip-keys");
+    assert.ok(unmounted.status < 300, JSON.stringify(unmounted.body));
+  });
 });
