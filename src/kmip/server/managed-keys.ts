@@ -309,6 +309,16 @@ function contentWithMaterial(
   return { ...skeleton, value: [full] };
 }
 
+/**
+ * Returns the managed key if it still holds the version the reference
+ * was made for, else undefined: the version was trimmed, or the key was
+ * deleted and another key took its name.
+ */
+function boundKey(key: ManagedKey | undefined, ref: KmipManagedKeyRef): ManagedKey | undefined {
+  if (key === undefined || ref.createdAt === undefined) return key;
+  return key.versions[String(ref.version)]?.createdAt === ref.createdAt ? key : undefined;
+}
+
 /** True when the object keeps its State in its record (see the file comment). */
 function keepsOwnState(object: KmipObject, ref: KmipManagedKeyRef): boolean {
   return ref.ownState === true || object.objectType === "PublicKey";
@@ -431,7 +441,7 @@ export class KmipManagedKeys {
     const ref = stored.managedKey;
     if (ref === undefined) return stored;
     const now = this.#clock();
-    const key = await (await this.#mounts.keyStore(ref.mount)).find(ref.name);
+    const key = boundKey(await (await this.#mounts.keyStore(ref.mount)).find(ref.name), ref);
     const state = keepsOwnState(stored, ref)
       ? ownState(stored, key, now)
       : key === undefined
@@ -478,7 +488,7 @@ export class KmipManagedKeys {
       const adopted = await this.#adopt(object, find);
       return adopted === undefined ? object : this.#stripped(object, adopted);
     }
-    return this.#stripped(object, await this.#update(object, previous, ref));
+    return this.#stripped(object, await this.#update(object, previous, ref, find));
   }
 
   #stripped(object: KmipObject, ref: KmipManagedKeyRef): KmipObject {
@@ -494,6 +504,13 @@ export class KmipManagedKeys {
     const replacedUid = linkedUid(object, "ReplacedObjectLink");
     const replaced = replacedUid === undefined ? undefined : await find(replacedUid);
     if (replaced?.managedKey !== undefined) {
+      // The versions of one managed key form one line, so an object is replaced once.
+      const replacement = linkedUid(replaced, "ReplacementObjectLink");
+      if (replacement !== undefined) {
+        throw wrongState(
+          `object ${replaced.uid} was already replaced by ${replacement}; re-key the replacement instead`,
+        );
+      }
       return this.#rotate(object, replaced.managedKey, adoptable);
     }
     const now = this.#clock();
@@ -516,7 +533,7 @@ export class KmipManagedKeys {
     const result = await keys.create(created);
     // A transit key of that name existed already; the object keeps its material in its record.
     if (!result.created) return undefined;
-    return { mount, name: object.uid, version: 1 };
+    return { mount, name: object.uid, version: 1, createdAt: created.versions["1"]?.createdAt };
   }
 
   /** Adds the replacement's key as a new version of the replaced object's managed key. */
@@ -543,10 +560,16 @@ export class KmipManagedKeys {
         throw error;
       }
       next = withInitialState(next, object, now);
-      next.exportable = exportableFor(object);
+      // Every version is exported together, so one object that must not leave keeps them all in.
+      next.exportable = key.exportable && exportableFor(object);
       return next;
     });
-    return { mount: replaced.mount, name: replaced.name, version: rotated.latestVersion };
+    return {
+      mount: replaced.mount,
+      name: replaced.name,
+      version: rotated.latestVersion,
+      createdAt: rotated.versions[String(rotated.latestVersion)]?.createdAt,
+    };
   }
 
   /** Refers a new public key to its private key's managed key, when they hold the same key pair. */
@@ -579,16 +602,22 @@ export class KmipManagedKeys {
     const original = keyMaterialOf(object).material;
     if (rebuilt?.type !== "ByteString" || original.type !== "ByteString") return undefined;
     if (!Buffer.from(rebuilt.value).equals(Buffer.from(original.value))) return undefined;
-    return { mount: ref.mount, name: ref.name, version: ref.version };
+    return {
+      mount: ref.mount,
+      name: ref.name,
+      version: ref.version,
+      ...(ref.createdAt === undefined ? {} : { createdAt: ref.createdAt }),
+    };
   }
 
   async #update(
     object: KmipObject,
     previous: KmipObject | undefined,
     ref: KmipManagedKeyRef,
+    find: FindObject,
   ): Promise<KmipManagedKeyRef> {
     const keys = await this.#mounts.keyStore(ref.mount);
-    const key = await keys.find(ref.name);
+    const key = boundKey(await keys.find(ref.name), ref);
     if (key === undefined) return ref;
     const now = this.#clock();
     const target = stateOf(object);
@@ -602,6 +631,14 @@ export class KmipManagedKeys {
           withoutVersion(current, ref.version, now),
         );
       }
+      // A replaced object that must not leave the server keeps every version in too.
+      if (object.objectType !== "PublicKey" && key.exportable && !exportableFor(object)) {
+        await this.#change(keys, ref.mount, ref.name, (current) => ({
+          ...structuredClone(current),
+          exportable: false,
+          updatedAt: now.toISOString(),
+        }));
+      }
       return ref;
     }
     // A Re-key made a newer version for the replacement: from now on this
@@ -612,7 +649,19 @@ export class KmipManagedKeys {
     ) {
       return { ...ref, ownState: true };
     }
-    const exportable = exportableFor(object);
+    // Destroying the replacement would destroy the whole managed key, with
+    // the versions of the objects it replaced.
+    const replacedUid = linkedUid(object, "ReplacedObjectLink");
+    if (DESTROYED_STATES.has(target) && replacedUid !== undefined) {
+      const replaced = await find(replacedUid);
+      if (replaced !== undefined && !DESTROYED_STATES.has(stateOf(replaced))) {
+        throw wrongState(
+          `object ${object.uid} shares its managed key with the object it replaced, ${replacedUid}, which is not destroyed; destroy that object first`,
+        );
+      }
+    }
+    // Once one object of the managed key must not leave the server, transit exports none of its versions.
+    const exportable = key.exportable && exportableFor(object);
     const shown = this.#shownStates.get(object.uid) ?? (previous && stateOf(previous));
     const stateChange = target !== shown && kmipStateOf(key, now) !== target;
     this.#shownStates.set(object.uid, target);

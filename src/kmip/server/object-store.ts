@@ -44,6 +44,14 @@ export interface KmipManagedKeyRef {
    * the managed key's: an object that a Re-key replaced.
    */
   readonly ownState?: boolean;
+  /**
+   * The creation time of the version, as the managed key records it. A
+   * managed key whose version has another time (or none) is not the one
+   * the object was made with: the version was trimmed, or the key was
+   * deleted and a new one took its name. Absent in records from before
+   * this field.
+   */
+  readonly createdAt?: string;
 }
 
 /** Where an HSM-held object's key lives: the CKA_LABEL and CKA_ID (hex) of its token objects. */

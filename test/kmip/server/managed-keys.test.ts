@@ -25,7 +25,11 @@ import {
   textOf,
 } from "../../../src/kmip/server/items.ts";
 import { type KmipKeyMounts, KmipManagedKeys } from "../../../src/kmip/server/managed-keys.ts";
-import { KMIP_OBJECTS_PREFIX, KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
+import {
+  KMIP_OBJECTS_PREFIX,
+  type KmipManagedKeyRef,
+  KmipObjectStore,
+} from "../../../src/kmip/server/object-store.ts";
 import { replaceAttribute, scalarAttribute } from "../../../src/kmip/server/objects.ts";
 import { MemoryBarrier } from "../../helpers/memory-barrier.ts";
 import {
@@ -43,6 +47,13 @@ const DECRYPT = 8;
 const SIGN = 1;
 const VERIFY = 2;
 const MOUNT = "kmip-keys";
+
+/** Returns a managed-key reference without its version's creation time, which differs per run. */
+function withoutTime(ref: unknown): Omit<KmipManagedKeyRef, "createdAt"> | undefined {
+  if (ref === undefined) return undefined;
+  const { createdAt: _createdAt, ...rest } = ref as KmipManagedKeyRef;
+  return rest;
+}
 
 /** Builds a KMIP dispatcher whose objects' keys are managed keys of transit mount `kmip`, over one barrier. */
 function bridged(barrier = new MemoryBarrier()) {
@@ -175,7 +186,8 @@ describe("KMIP objects as managed keys", () => {
     const material = Buffer.from(exported.value.keys["1"]!, "base64");
     assert.deepEqual(await kmipKeyBytes(dispatcher, uid), material);
     const record = storedRecord(barrier, uid);
-    assert.deepEqual(record.managedKey, { mount: MOUNT, name: uid, version: 1 });
+    assert.deepEqual(withoutTime(record.managedKey), { mount: MOUNT, name: uid, version: 1 });
+    assert.equal(typeof (record.managedKey as KmipManagedKeyRef | undefined)?.createdAt, "string");
     const recordText = Buffer.from(barrier.values.get(KMIP_OBJECTS_PREFIX + uid)!).toString();
     const contentBytes = Buffer.from(record.content as string, "base64");
     assert.equal(contentBytes.includes(material), false, "the record holds the key material");
@@ -343,7 +355,7 @@ describe("KMIP objects as managed keys", () => {
       const info = await transit.readKey(privateUid);
       assert.equal(info.type, type);
       assert.deepEqual(await transit.listKeys(), [privateUid]);
-      assert.deepEqual(storedRecord(barrier, publicUid).managedKey, {
+      assert.deepEqual(withoutTime(storedRecord(barrier, publicUid).managedKey), {
         mount: MOUNT,
         name: privateUid,
         version: 1,
@@ -399,6 +411,52 @@ describe("KMIP objects as managed keys", () => {
     assert.equal((await transit.readKey(privateUid)).state, "deactivated");
   });
 
+  it("keeps every version in once one object is not extractable", async () => {
+    const { transit, dispatcher } = bridged();
+    const oldUid = await createAes(dispatcher, [activeSince()]);
+    const rekeyed = payloadOf(await call(dispatcher, "ReKey", [id(oldUid)]));
+    const newUid = textOf(child(rekeyed, "UniqueIdentifier")!);
+    payloadOf(await call(dispatcher, "Activate", [id(newUid)]));
+    payloadOf(
+      await call(dispatcher, "SetAttribute", [
+        id(oldUid),
+        struct("NewAttribute", [boolean("Extractable", false)]),
+      ]),
+    );
+    assert.equal(await errorCode(transit.exportKey(oldUid, "encryption-key")), "invalid_state");
+    // Making the replacement extractable again does not let the replaced version out.
+    payloadOf(
+      await call(dispatcher, "SetAttribute", [
+        id(newUid),
+        struct("NewAttribute", [boolean("Extractable", true)]),
+      ]),
+    );
+    assert.equal(await errorCode(transit.exportKey(oldUid, "encryption-key")), "invalid_state");
+  });
+
+  it("destroys no replaced object through its replacement", async () => {
+    const { transit, dispatcher } = bridged();
+    const oldUid = await createAes(dispatcher, [activeSince()]);
+    const rekeyed = payloadOf(await call(dispatcher, "ReKey", [id(oldUid)]));
+    const newUid = textOf(child(rekeyed, "UniqueIdentifier")!);
+    const destroyed = await call(dispatcher, "Destroy", [id(newUid)]);
+    assert.equal(resultReason(destroyed), "WrongKeyLifecycleState");
+    assert.equal(await kmipState(dispatcher, oldUid), "Active");
+    assert.equal((await transit.readKey(oldUid)).latestVersion, 2);
+    const again = await call(dispatcher, "ReKey", [id(oldUid)]);
+    assert.equal(resultReason(again), "WrongKeyLifecycleState");
+  });
+
+  it("shows a trimmed version as destroyed", async () => {
+    const { transit, dispatcher } = bridged();
+    const uid = await createAes(dispatcher, [activeSince()]);
+    await transit.rotateKey(uid);
+    await transit.rotateKey(uid);
+    await transit.configureKey(uid, { minDecryptionVersion: 3, minEncryptionVersion: 3 });
+    await transit.trimKey(uid, 3);
+    assert.equal(await kmipState(dispatcher, uid), "Destroyed");
+  });
+
   it("re-key adds a version and links objects", async () => {
     const { barrier, transit, dispatcher } = bridged();
     const oldUid = await createAes(dispatcher, [activeSince()]);
@@ -408,7 +466,7 @@ describe("KMIP objects as managed keys", () => {
     assert.deepEqual(await transit.listKeys(), [oldUid]);
     const info = await transit.readKey(oldUid);
     assert.equal(info.latestVersion, 2);
-    assert.deepEqual(storedRecord(barrier, newUid).managedKey, {
+    assert.deepEqual(withoutTime(storedRecord(barrier, newUid).managedKey), {
       mount: MOUNT,
       name: oldUid,
       version: 2,
