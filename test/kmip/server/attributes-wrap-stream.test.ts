@@ -49,6 +49,7 @@ async function registerAes(
   key: Buffer,
   mask: number,
   extra: readonly KmipItem[] = [],
+  algorithm = "AES",
 ): Promise<string> {
   const payload = payloadOf(
     await call(dispatcher, "Register", [
@@ -58,7 +59,7 @@ async function registerAes(
         struct("KeyBlock", [
           enumItem("KeyFormatType", "Raw"),
           struct("KeyValue", [bytes("KeyMaterial", key)]),
-          enumItem("CryptographicAlgorithm", "AES"),
+          enumItem("CryptographicAlgorithm", algorithm),
           integer("CryptographicLength", key.length * 8),
         ]),
       ]),
@@ -296,9 +297,10 @@ describe("KMIP key wrapping", () => {
   it("AES Key Wrap with Padding wraps odd lengths", async () => {
     const dispatcher = newDispatcher();
     const kek = randomBytes(32);
+    // A 20-byte HMAC-SHA1 key: AES keys have no length that needs padding.
     const secret = randomBytes(20);
     const kekUid = await registerAes(dispatcher, kek, WRAP_KEY);
-    const uid = await registerAes(dispatcher, secret, ENCRYPT);
+    const uid = await registerAes(dispatcher, secret, ENCRYPT, [], "HMAC_SHA1");
     const payload = payloadOf(
       await call(dispatcher, "Get", [
         text("UniqueIdentifier", uid),

@@ -30,6 +30,7 @@ import {
 } from "../items.ts";
 import { hsmKeyContent, symmetricKeyContent } from "../material.ts";
 import { dateAttribute, enumAttribute, stateOf, withAttributes } from "../objects.ts";
+import { checkRegisteredKey } from "../register-checks.ts";
 import { requestObject, requireUniqueNames, uidItem } from "./common.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
 
@@ -177,12 +178,14 @@ export async function register(
   const attributes = requestAttributes(payload, "TemplateAttribute", "Attributes");
   await requireUniqueNames(context, attributes);
   const uid = context.store.newUid();
-  await context.store.put({
+  const object = {
     uid,
     objectType,
     attributes: initialAttributes(uid, objectType, attributes, content, context.now),
     content,
-  });
+  };
+  checkRegisteredKey(object);
+  await context.store.put(object);
   context.idPlaceholder = uid;
   return [uidItem(uid)];
 }

@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import type { KmipItem } from "../../../src/kmip/item.ts";
+import { bytes, enumItem, integer, struct } from "../../../src/kmip/server/items.ts";
+import { call, newDispatcher, resultReason, resultStatus } from "./helpers.ts";
+
+/** Registers `objectType` with one Key Block and returns the Batch Item. */
+function register(
+  objectType: string,
+  format: string,
+  material: Buffer,
+  algorithm: string,
+  length: number,
+) {
+  const block: KmipItem[] = [
+    enumItem("KeyFormatType", format),
+    struct("KeyValue", [bytes("KeyMaterial", material)]),
+    enumItem("CryptographicAlgorithm", algorithm),
+    integer("CryptographicLength", length),
+  ];
+  return call(newDispatcher(), "Register", [
+    enumItem("ObjectType", objectType),
+    struct("Attributes", [integer("CryptographicUsageMask", 0x4)]),
+    struct(objectType, [struct("KeyBlock", block)]),
+  ]);
+}
+
+describe("KMIP Register checks", () => {
+  const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const ecPkcs8 = ec.privateKey.export({ format: "der", type: "pkcs8" });
+  const rsaPkcs1 = rsa.privateKey.export({ format: "der", type: "pkcs1" });
+
+  const rejected: [string, string, string, Buffer, string, number][] = [
+    ["AES of 20 bytes", "SymmetricKey", "Raw", randomBytes(20), "AES", 160],
+    ["AES of no bytes", "SymmetricKey", "Raw", Buffer.alloc(0), "AES", 0],
+    ["AES length mismatch", "SymmetricKey", "Raw", randomBytes(32), "AES", 128],
+    ["random PKCS#1 key", "PrivateKey", "PKCS_1", randomBytes(64), "RSA", 2048],
+    ["random PKCS#8 key", "PrivateKey", "PKCS_8", randomBytes(64), "EC", 256],
+    ["EC key named RSA", "PrivateKey", "PKCS_8", ecPkcs8, "RSA", 2048],
+    ["RSA length mismatch", "PrivateKey", "PKCS_1", rsaPkcs1, "RSA", 4096],
+  ];
+  for (const [name, objectType, format, material, algorithm, length] of rejected) {
+    it(`rejects ${name}`, async () => {
+      const item = await register(objectType, format, material, algorithm, length);
+      assert.equal(resultReason(item), "InvalidField");
+    });
+  }
+
+  it("accepts keys that fit", async () => {
+    const aes = await register("SymmetricKey", "Raw", randomBytes(24), "AES", 192);
+    assert.equal(resultStatus(aes), "Success");
+    const rsaKey = await register("PrivateKey", "PKCS_1", rsaPkcs1, "RSA", 2048);
+    assert.equal(resultStatus(rsaKey), "Success");
+    const ecKey = await register("PrivateKey", "PKCS_8", ecPkcs8, "EC", 256);
+    assert.equal(resultStatus(ecKey), "Success");
+  });
+});
