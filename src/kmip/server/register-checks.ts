@@ -1,6 +1,6 @@
 /**
  * Checks of key material that a client registers, so that a key that
- * cannot be what its attributes say fails at Register with Invalid Field
+ * does not match its attributes fails at Register with Invalid Field
  * instead of at its first use. Formats Keyward does not read (wrapped
  * keys, transparent asymmetric keys, other algorithms) are left alone.
  */
@@ -63,8 +63,9 @@ function checkAsymmetricKey(object: KmipObject): void {
     return;
   }
   const algorithm = algorithmOf(object);
-  const expected =
-    algorithm === "RSA" ? "rsa" : algorithm === "EC" || algorithm === "ECDSA" ? "ec" : undefined;
+  let expected: string | undefined;
+  if (algorithm === "RSA") expected = "rsa";
+  else if (algorithm === "EC" || algorithm === "ECDSA") expected = "ec";
   if (expected !== undefined && key.asymmetricKeyType !== expected) {
     throw invalid(
       `Cryptographic Algorithm is ${algorithm}, but the key material is a ${key.asymmetricKeyType} key`,
