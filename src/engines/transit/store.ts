@@ -135,19 +135,11 @@ export class KeyStore {
   }
 
   /**
-   * Records that `holder` (such as "kmip") refers to key `name`, so the
-   * key's deletion, replacement by a restore and export settings are left
-   * to the holder. The record is written outside the key's transaction and
-   * never removed: it stays with the key until the mount is removed.
+   * Returns the holder (such as "kmip") that refers to key `name`, or
+   * undefined. `create` with `referencedBy` records it, and it stays until
+   * the mount is removed: the key's deletion, replacement by a restore and
+   * export settings are left to the holder.
    */
-  async markReferenced(name: string, holder: string): Promise<void> {
-    await this.#translate(
-      () => this.#barrier.put(referencePath(this.#mount, name), Buffer.from(holder, "utf8")),
-      [],
-    );
-  }
-
-  /** Returns the holder that refers to key `name` (see `markReferenced`), or undefined. */
   async referenceOf(name: string): Promise<string | undefined> {
     const value = await this.#barrier.get(referencePath(this.#mount, name));
     return value === undefined ? undefined : Buffer.from(value).toString("utf8");
@@ -207,15 +199,23 @@ export class KeyStore {
    * no ciphertext is made under a key that is then replaced. Returns the
    * key stored afterwards: `key`, or the one that existed.
    */
-  async create(key: ManagedKey): Promise<{ key: ManagedKey; created: boolean }> {
+  async create(
+    key: ManagedKey,
+    options: { referencedBy?: string } = {},
+  ): Promise<{ key: ManagedKey; created: boolean }> {
     const text = JSON.stringify(key);
     let existing: { key: ManagedKey; text: string } | undefined;
+    const holder = options.referencedBy;
     await this.#translate(
       () =>
         this.#barrier.transaction(async (tx) => {
           existing = await readStoredKey(tx, this.#mount, key.name);
           if (existing !== undefined) return;
           await applyKeyChange(tx, this.#mount, key.name, undefined, key, text);
+          // A new key that a holder uses gets its reference record in the same commit.
+          if (holder !== undefined) {
+            await tx.put(referencePath(this.#mount, key.name), Buffer.from(holder, "utf8"));
+          }
         }),
       [key.name],
     );

@@ -32,7 +32,7 @@ import { keyBlockOf, keyMaterialOf, privateKeyOf, publicKeyOf, secretBytes } fro
 import type { KmipManagedKeyRef, KmipObject } from "./object-store.ts";
 import { attributeScalar, enumAttribute, replaceAttribute, stateOf } from "./objects.ts";
 
-/** The holder name transit records for the keys KMIP objects refer to (see `KeyStore.markReferenced`). */
+/** The holder name transit records for the keys KMIP objects refer to (see `KeyStore.referenceOf`). */
 export const KMIP_KEY_HOLDER = "kmip";
 
 /** The transit mounts KMIP objects keep their keys in. */
@@ -527,10 +527,9 @@ export class KmipManagedKeys {
       object,
       now,
     );
-    // The reference goes first: a reference without a key blocks nothing.
-    await keys.markReferenced(object.uid, KMIP_KEY_HOLDER);
     await this.#remember(keys, mount, object.uid);
-    const result = await keys.create(created);
+    // The key and its reference record are written in one commit.
+    const result = await keys.create(created, { referencedBy: KMIP_KEY_HOLDER });
     // A transit key of that name existed already; the object keeps its material in its record.
     if (!result.created) return undefined;
     return { mount, name: object.uid, version: 1, createdAt: created.versions["1"]?.createdAt };

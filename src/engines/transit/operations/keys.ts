@@ -258,7 +258,7 @@ export async function trimNamedKey(
 /**
  * Throws `deletion_not_allowed` (for a deletion) or `invalid_state` when
  * another part of Keyward refers to key `name` (see
- * `KeyStore.markReferenced`): a KMIP object's key follows KMIP's
+ * `KeyStore.referenceOf`): a KMIP object's key follows KMIP's
  * attributes and lifecycle. A deletion is allowed once the key is
  * destroyed, because nothing can use it any more. `remedy` is the next
  * step that the error message names.
