@@ -52,7 +52,7 @@ export function mayLeaveOperationActive(error: unknown): boolean {
   return code !== undefined && OPERATION_LEFT_ACTIVE.has(code);
 }
 
-/** Returns true when `error` (or the library error it wraps) says that another operation is still active. */
+/** Returns true when `error` (or the library error it wraps) reports that another operation is still active. */
 export function isOperationActive(error: unknown): boolean {
   const code =
     returnValueOf(error) ??

@@ -32,7 +32,7 @@ const HASH_MECHANISMS: Record<RsaTokenHash, { hashAlg: number; mgf: number; byte
   sha512: { hashAlg: pkcs11js.CKM_SHA512, mgf: pkcs11js.CKG_MGF1_SHA512, bytes: 64 },
 };
 
-/** What the private key of a new pair may do; both default to true. */
+/** The uses allowed for the private key of a new pair. Both default to true. */
 export interface RsaKeyUsage {
   decrypt?: boolean;
   sign?: boolean;

@@ -25,7 +25,7 @@ export interface OperationContext {
   /** The request message's reads and staged writes of KMIP objects. */
   readonly store: KmipTransaction;
   /**
-   * The key that tells clients apart: the SHA-256 fingerprint of the client
+   * The key that distinguishes clients: the SHA-256 fingerprint of the client
    * certificate, or the identity the caller gave without one (undefined
    * in process).
    */

@@ -383,7 +383,7 @@ export class KmipCredentials {
   }
 }
 
-/** A random common name for a credential whose request names none: `<role>-<16 hex digits>`, cut to 64 characters. */
+/** Returns a random common name for a credential whose request names none: `<role>-<16 hex digits>`, cut to 64 characters. */
 function defaultCommonName(role: KmipRole): string {
   const suffix = randomBytes(8).toString("hex");
   return `${role.name.slice(0, MAX_COMMON_NAME_LENGTH - suffix.length - 1)}-${suffix}`;

@@ -80,7 +80,7 @@ export interface KmipDispatcherOptions {
   identities?: KmipAuthenticator;
   /**
    * The token that keys created with Extractable false are generated in
-   * (see hsm-objects.ts). Without it, Keyward holds such keys itself.
+   * (see hsm-objects.ts). Without it, Keyward keeps such keys itself.
    */
   hsm?: HsmToken;
   /** The clock; tests may fix it. */

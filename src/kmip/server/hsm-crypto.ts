@@ -87,7 +87,9 @@ function aesCall(
   let chosenIv = iv;
   if (chosenIv === undefined) {
     if (!encrypt) throw new KmipOperationError("InvalidMessage", "IV/Counter/Nonce is missing");
-    const ivBytes = mode === "CBC" ? 16 : parameters.ivLength ? parameters.ivLength / 8 : 12;
+    let ivBytes = 12;
+    if (mode === "CBC") ivBytes = 16;
+    else if (parameters.ivLength) ivBytes = parameters.ivLength / 8;
     chosenIv = randomBytes(ivBytes);
     generatedIv = chosenIv;
   }
@@ -236,7 +238,7 @@ export async function hsmSign(
   if (!signature.pss) return inHsm(() => keys.signRsaPkcs1(reference, digestInfo(hash, digest)));
   const tokenHash = tokenHashOf(signature.hashName, "sha256");
   const saltLength = signature.saltLength ?? hashLength(hash);
-  // RFC 8017 section 9.1.1: the encoded message holds the hash, the salt and two more bytes.
+  // RFC 8017 section 9.1.1: the encoded message contains the hash, the salt and two more bytes.
   const bits = attributeScalar(object, "Cryptographic Length");
   const maxSalt =
     typeof bits === "number" ? Math.ceil((bits - 1) / 8) - hashLength(hash) - 2 : undefined;

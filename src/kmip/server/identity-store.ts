@@ -28,7 +28,7 @@ export interface KmipRole {
   allowedCommonNames: string[];
   /** Default lifetime of an issued credential, in seconds. */
   ttlSeconds: number;
-  /** Longest lifetime a credential request may ask for, in seconds. */
+  /** Maximum lifetime of a credential, in seconds. */
   maxTtlSeconds: number;
   /** Key type and size of the private keys `credential/generate` makes. */
   keyType: "ec" | "rsa";

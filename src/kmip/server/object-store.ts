@@ -54,7 +54,7 @@ export interface KmipManagedKeyRef {
   readonly createdAt?: string;
 }
 
-/** Where an HSM-held object's key lives: the CKA_LABEL and CKA_ID (hex) of its token objects. */
+/** The location of an HSM-held object's key: the CKA_LABEL and CKA_ID (hex) of its token objects. */
 export interface KmipHsmObjectRef {
   readonly label: string;
   readonly id: string;

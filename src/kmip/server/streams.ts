@@ -131,7 +131,7 @@ export class CryptoStreamTable {
     return stream;
   }
 
-  /** Returns the Unique Identifier of the stream a Correlation Value names, whoever opened it. */
+  /** Returns the Unique Identifier of the stream a Correlation Value names, without checking its owner. */
   objectOf(correlation: Uint8Array): string | undefined {
     return this.#streams.get(Buffer.from(correlation).toString("hex"))?.uid;
   }

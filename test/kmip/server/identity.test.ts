@@ -593,7 +593,7 @@ describe("kmip streams and policies", () => {
     getter: `path "kmip/get/*" { capabilities = ["read"] }`,
   };
 
-  /** Issues a credential of `roleName` with CN `shared`, told apart by its serial and fingerprint. */
+  /** Issues a credential of `roleName` with CN `shared`, distinguished by its serial and fingerprint. */
   async function credential(state: Setup, roleName: string, serial: string) {
     await state.identities.writeRole(role(roleName, { policies: [roleName] }));
     const peer = certificate({
@@ -670,7 +670,8 @@ describe("kmip streams and policies", () => {
     ]);
     assert.equal(resultReason(denied!), "PermissionDenied");
     const message = child(denied!, "ResultMessage");
-    assert.ok(message !== undefined && textOf(message).includes(`kmip/encrypt/${uid}`));
+    assert.ok(message !== undefined);
+    assert.ok(textOf(message).includes(`kmip/encrypt/${uid}`));
   });
 
   it("checks the wrapping key of a get", async () => {
@@ -709,6 +710,7 @@ describe("kmip streams and policies", () => {
     ]);
     assert.equal(resultReason(denied!), "PermissionDenied");
     const message = child(denied!, "ResultMessage");
-    assert.ok(message !== undefined && textOf(message).includes(`kmip/wrap-key/${wrappingUid}`));
+    assert.ok(message !== undefined);
+    assert.ok(textOf(message).includes(`kmip/wrap-key/${wrappingUid}`));
   });
 });

@@ -232,7 +232,9 @@ async function createKeyPairInHsm(
   );
   const curve = enumNameOf("RecommendedCurve", scalarOf(privateAttributes, "Recommended Curve"));
   const requested = scalarOf(privateAttributes, "Cryptographic Length");
-  const length = curve === undefined ? requested : curve === "P_256" ? 256 : undefined;
+  // A curve fixes the length: only P-256 is generated in the HSM.
+  let length = requested;
+  if (curve !== undefined) length = curve === "P_256" ? 256 : undefined;
   const lengths = algorithm === undefined ? undefined : HSM_PAIR_LENGTHS[algorithm];
   if (lengths === undefined || typeof length !== "number" || !lengths.includes(length)) {
     throw new KmipOperationError(
