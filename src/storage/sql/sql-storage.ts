@@ -148,14 +148,14 @@ export class SqlStorage implements Storage {
     return this.#call("write a value", () => {
       validateKey(key);
       validateValue(value);
-      return this.#synced(upsertValue(this.#db, this.#statements, key, value));
+      return upsertValue(this.#db, this.#statements, key, value).then(() => this.#flush());
     });
   }
 
   delete(key: string): Promise<void> {
     return this.#call("delete a value", () => {
       validateKey(key);
-      return this.#synced(deleteValue(this.#db, this.#statements, key));
+      return deleteValue(this.#db, this.#statements, key).then(() => this.#flush());
     });
   }
 
@@ -179,23 +179,20 @@ export class SqlStorage implements Storage {
           await new Promise((resolve) => setTimeout(resolve, Math.random() * bound));
           continue;
         }
-        if (options.syncToDisk !== false) await this.#synced(Promise.resolve());
+        if (options.syncToDisk !== false) await this.#flush();
         return result;
       }
     });
   }
 
-  /** Resolves with `write`'s result once its commit is durable, when the backend commits without waiting for the disk. */
-  async #synced<T>(write: Promise<T>): Promise<T> {
-    const result = await write;
-    if (this.#syncCommits !== undefined) {
-      try {
-        await this.#syncCommits();
-      } catch (error) {
-        throw translateError(this.kind, "sync a commit to the disk", error);
-      }
+  /** Makes the commits so far durable, when the backend commits without waiting for the disk. */
+  async #flush(): Promise<void> {
+    if (this.#syncCommits === undefined) return;
+    try {
+      await this.#syncCommits();
+    } catch (error) {
+      throw translateError(this.kind, "sync a commit to the disk", error);
     }
-    return result;
   }
 
   async #runTransaction<T>(
