@@ -45,6 +45,13 @@ import {
 /** How often expired tokens and secret IDs are removed from storage. */
 const TOKEN_TIDY_INTERVAL_MS = 60 * 60 * 1000;
 
+/**
+ * A listener of transit keys that may have new versions (see
+ * `Keyward.onTransitKeyChanges`); `names` undefined means any key of the
+ * mount.
+ */
+export type TransitKeyListener = (mount: string, names: readonly string[] | undefined) => void;
+
 export interface KeywardOptions {
   storage: Storage;
   logger: Logger;
@@ -137,6 +144,8 @@ export class Keyward {
   readonly #jobRunListeners: JobRunHook[] = [];
   /** Listeners of the keys other nodes changed (`onRemoteChanges`). */
   readonly #remoteChangeListeners: ((keys: readonly string[] | undefined) => void)[] = [];
+  /** Listeners of rotated or changed transit keys (`onTransitKeyChanges`). */
+  readonly #transitKeyListeners: TransitKeyListener[] = [];
   #sealed = true;
   /** Applies other nodes' changes one batch at a time, in arrival order. */
   #remoteChanges: Promise<void> = Promise.resolve();
@@ -382,6 +391,29 @@ export class Keyward {
   }
 
   /**
+   * Registers a listener of transit keys that may have new versions: the
+   * keys this node rotates (through the API or automatic rotation), and
+   * the keys of transit mounts that another node changed, once this node
+   * has dropped its cached copies. `names` undefined means that another
+   * node's changes may have been missed, so any key of the mount may have
+   * changed. The KMIP server uses it to show new versions of its keys. A
+   * listener must not throw.
+   */
+  onTransitKeyChanges(listener: TransitKeyListener): void {
+    this.#transitKeyListeners.push(listener);
+  }
+
+  #transitKeysChanged(mount: string, names: readonly string[] | undefined): void {
+    for (const listener of this.#transitKeyListeners) {
+      try {
+        listener(mount, names);
+      } catch (error) {
+        this.logger.error({ err: error, mount }, "transit key change listener failed");
+      }
+    }
+  }
+
+  /**
    * Registers a listener called after each run of a scheduled job on this
    * node, with the job's name, outcome and duration in milliseconds. Jobs
    * run only while this node leads.
@@ -439,6 +471,14 @@ export class Keyward {
     }
     for (const path of stale) this.#rebuildEngine(path);
     this.#wakeDevices(keys, stale);
+    for (const path of stale) {
+      if (this.#mounts.get(path)?.transit === undefined) continue;
+      const prefix = `${path}/keys/`;
+      const names = keys
+        ?.filter((key) => key.startsWith(prefix))
+        .map((key) => key.slice(prefix.length));
+      if (names === undefined || names.length > 0) this.#transitKeysChanged(path, names);
+    }
   }
 
   /** Makes the running engines match the stored mount table: new mounts start, removed ones stop, tuned ones take their new settings. */
@@ -569,13 +609,15 @@ export class Keyward {
   }
 
   #createTransit(mount: string): TransitService {
-    return new TransitService({
+    const transit = new TransitService({
       barrier: this.seal.barrier,
       mount,
       clock: this.clock,
       logger: this.logger.child({ mount }),
       ...(this.#hsm === undefined ? {} : { hsm: this.#hsm }),
     });
+    transit.onRotation((names) => this.#transitKeysChanged(mount, names));
+    return transit;
   }
 
   async #startEngines(): Promise<void> {

@@ -53,6 +53,8 @@ interface SweepContext {
   mount: string;
   /** The HSM of HSM-held keys; absent when the server has none. */
   hsm?: TransitHsm;
+  /** Called with the name of each key that a rotation sweep rotated, once the key is stored. */
+  onRotated?: (names: readonly string[]) => void;
 }
 
 /** The outcome of one sweep over a mount. */
@@ -222,11 +224,13 @@ export function rotateDueKeys(context: SweepContext, now: Date): Promise<SweepSu
       const added = change.next.versions[String(change.next.latestVersion)]?.hsmObject;
       if (added !== undefined) await discardUnused(context, [added], change.key);
     },
-    logChange: (key, next) =>
+    logChange: (key, next) => {
       context.logger.info(
         { mount: context.mount, key: key.name, version: next?.latestVersion },
         "key rotated automatically",
-      ),
+      );
+      context.onRotated?.([key.name]);
+    },
   });
 }
 

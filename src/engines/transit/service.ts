@@ -86,6 +86,7 @@ export class TransitService {
   readonly #clock: () => Date;
   readonly #logger: Logger;
   readonly #hsm: TransitHsm | undefined;
+  readonly #rotationListeners: ((names: readonly string[]) => void)[] = [];
 
   constructor(options: TransitServiceOptions) {
     if (!/^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/.test(options.mount)) {
@@ -199,7 +200,29 @@ export class TransitService {
   /** Adds a new key version; new encryptions and signatures use it. */
   async rotateKey(name: string): Promise<Outcome<KeyInfo>> {
     validateKeyName(name);
-    return rotateNamedKey(this.#context(), name);
+    const outcome = await rotateNamedKey(this.#context(), name);
+    this.#rotated([name]);
+    return outcome;
+  }
+
+  /**
+   * Registers a listener of the keys that `rotateKey` and `rotateDueKeys`
+   * rotated, called once each new version is stored. Keyward passes them
+   * on to the KMIP server, which shows each version of its keys as an
+   * object. A listener must not throw.
+   */
+  onRotation(listener: (names: readonly string[]) => void): void {
+    this.#rotationListeners.push(listener);
+  }
+
+  #rotated(names: readonly string[]): void {
+    for (const listener of this.#rotationListeners) {
+      try {
+        listener(names);
+      } catch (error) {
+        this.#logger.error({ mount: this.mount, err: error }, "key rotation listener failed");
+      }
+    }
   }
 
   /** Moves a key to another lifecycle state; an illegal transition throws `invalid_state`. */
@@ -409,6 +432,7 @@ export class TransitService {
       indexes: this.#indexes,
       logger: this.#logger,
       mount: this.mount,
+      onRotated: (names: readonly string[]) => this.#rotated(names),
       ...(this.#hsm === undefined ? {} : { hsm: this.#hsm }),
     };
   }

@@ -145,6 +145,42 @@ export class KeyStore {
     return value === undefined ? undefined : Buffer.from(value).toString("utf8");
   }
 
+  /**
+   * Lists up to `limit` names of keys with a reference record (see
+   * `referenceOf`) after `after`, in ascending byte order: one range read.
+   * A name stays listed after its key is deleted.
+   */
+  async scanReferences(after: string | undefined, limit: number): Promise<string[]> {
+    const prefix = referencePath(this.#mount, "");
+    return this.#barrier.scan(prefix, after === undefined ? { limit } : { after, limit });
+  }
+
+  /**
+   * Deletes key `name`, its index entries and its reference record in one
+   * transaction, for a holder removing a key it made but never used.
+   * `basedOn` is the key's JSON text as `load` returned it, or undefined
+   * when the key was missing. When the stored key differs, the transaction
+   * deletes nothing and returns false, so a change made meanwhile is kept.
+   */
+  async deleteReferenced(name: string, basedOn: string | undefined): Promise<boolean> {
+    let deleted = false;
+    await this.#translate(
+      () =>
+        this.#barrier.transaction(async (tx) => {
+          deleted = false;
+          const stored = await readStoredKey(tx, this.#mount, name);
+          if (stored?.text !== basedOn) return;
+          if (stored !== undefined)
+            await applyKeyChange(tx, this.#mount, name, stored.key, undefined);
+          await tx.delete(referencePath(this.#mount, name));
+          deleted = true;
+        }),
+      [name],
+    );
+    if (deleted) this.#cache.written(name, undefined);
+    return deleted;
+  }
+
   /** Lists every key name in ascending order, reading storage in pages. */
   async list(): Promise<string[]> {
     const names: string[] = [];

@@ -32,6 +32,11 @@ const SERVER_PREFIX = `${KMIP_TLS_PREFIX}servers/`;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Lifetime of the KMIP CA. */
 export const CA_LIFETIME_DAYS = 3650;
+/**
+ * The CA certificate is issued again, with the same key and subject, once it
+ * has fewer days left than this.
+ */
+export const CA_RENEW_BEFORE_DAYS = 365;
 /** Lifetime of a server certificate. */
 export const SERVER_LIFETIME_DAYS = 90;
 /** A server certificate is replaced once it has fewer days left than this. */
@@ -138,6 +143,8 @@ export class KmipCertificateAuthority {
   readonly #barrier: Barrier;
   readonly #clock: () => Date;
   #ca: Promise<LoadedCa> | undefined;
+  /** When the cached CA enters its renewal window, in epoch milliseconds. */
+  #caRenewAt: number | undefined;
 
   constructor(barrier: Barrier, options: { clock?: () => Date } = {}) {
     this.#barrier = barrier;
@@ -147,40 +154,64 @@ export class KmipCertificateAuthority {
   /** Drops the cached CA key; the next use reads it again through the barrier. */
   forget(): void {
     this.#ca = undefined;
+    this.#caRenewAt = undefined;
   }
 
   /** Returns the CA certificate, PEM, or undefined while no CA has been made. */
   async caCertificate(): Promise<string | undefined> {
-    return (await read<StoredKeyPair>(this.#barrier, CA_KEY))?.certificate;
+    if ((await this.#barrier.get(CA_KEY)) === undefined) return undefined;
+    return (await this.#loadCa()).pem;
   }
 
   /**
-   * Returns the CA, making it when none is stored. The check and the write
-   * share one serialisable transaction, so nodes that unseal at the same
-   * time agree on one CA.
+   * Returns the CA, making it when none is stored and renewing its
+   * certificate inside the renewal window. The check and the write share one
+   * serialisable transaction, so nodes that unseal at the same time agree on
+   * one CA.
    */
   #loadCa(): Promise<LoadedCa> {
+    // A cached CA that entered its renewal window is read, and renewed, again.
+    if (this.#caRenewAt !== undefined && this.#clock().getTime() >= this.#caRenewAt) {
+      this.#ca = undefined;
+      this.#caRenewAt = undefined;
+    }
     if (this.#ca === undefined) {
       const loading = this.#readOrCreateCa();
       this.#ca = loading;
       // A failed load is not kept, so the next use tries again.
-      loading.catch(() => {
-        if (this.#ca === loading) this.#ca = undefined;
-      });
+      loading.then(
+        (ca) => {
+          if (this.#ca === loading) this.#caRenewAt = this.#renewAt(ca.notAfter);
+        },
+        () => {
+          if (this.#ca === loading) this.#ca = undefined;
+        },
+      );
     }
     return this.#ca;
   }
 
+  #renewAt(notAfter: Date): number {
+    return notAfter.getTime() - CA_RENEW_BEFORE_DAYS * DAY_MS;
+  }
+
+  #needsRenewal(stored: StoredKeyPair): boolean {
+    const notAfter = new x509.X509Certificate(decodePem(stored.certificate)).notAfter;
+    return this.#clock().getTime() >= this.#renewAt(notAfter);
+  }
+
   async #readOrCreateCa(): Promise<LoadedCa> {
-    const stored =
-      (await read<StoredKeyPair>(this.#barrier, CA_KEY)) ??
-      (await this.#barrier.transaction(async (tx) => {
+    let stored = await read<StoredKeyPair>(this.#barrier, CA_KEY);
+    if (stored === undefined || this.#needsRenewal(stored)) {
+      stored = await this.#barrier.transaction(async (tx) => {
         const existing = await read<StoredKeyPair>(tx, CA_KEY);
-        if (existing !== undefined) return existing;
-        const created = await this.#createCa();
-        await tx.put(CA_KEY, encode(created));
-        return created;
-      }));
+        if (existing !== undefined && !this.#needsRenewal(existing)) return existing;
+        const next =
+          existing === undefined ? await this.#createCa() : await this.#renewCa(existing);
+        await tx.put(CA_KEY, encode(next));
+        return next;
+      });
+    }
     const der = decodePem(stored.certificate);
     const names = certificateNames(der);
     return {
@@ -194,11 +225,31 @@ export class KmipCertificateAuthority {
 
   async #createCa(): Promise<StoredKeyPair> {
     const pair = await generateKeyPair(EC_P256);
+    return {
+      certificate: await this.#selfSign(pair.spki, pair.privateKey),
+      privateKey: pair.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
+    };
+  }
+
+  /**
+   * Issues the CA certificate again for another lifetime, with the same key
+   * and subject. Certificates the CA signed before still chain to the new
+   * one, and clients that trust the old one accept the new server
+   * certificates until the old one expires.
+   */
+  async #renewCa(stored: StoredKeyPair): Promise<StoredKeyPair> {
+    const privateKey = createPrivateKey({ key: stored.privateKey, format: "pem" });
+    const spki = certificateNames(decodePem(stored.certificate)).spki;
+    return { certificate: await this.#selfSign(spki, privateKey), privateKey: stored.privateKey };
+  }
+
+  /** Builds the self-signed CA certificate for a public key (SPKI DER), PEM. */
+  async #selfSign(spki: Uint8Array, privateKey: KeyObject): Promise<string> {
     const now = this.#clock().getTime();
     const der = await buildCertificate(
       {
         subject: buildSubject({ common_name: "Keyward KMIP CA", organization: ORGANIZATION }),
-        publicKey: pair.spki,
+        publicKey: spki,
         serialHex: newSerialHex(),
         notBefore: new Date(now - BACKDATE_MS),
         notAfter: new Date(now + CA_LIFETIME_DAYS * DAY_MS),
@@ -214,12 +265,9 @@ export class KmipCertificateAuthority {
         ocspServers: [],
         crlDistributionPoints: [],
       },
-      { selfSigner: keyObjectSigner(pair.privateKey, EC_P256), keySpec: EC_P256 },
+      { selfSigner: keyObjectSigner(privateKey, EC_P256), keySpec: EC_P256 },
     );
-    return {
-      certificate: toPem(der, "CERTIFICATE"),
-      privateKey: pair.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
-    };
+    return toPem(der, "CERTIFICATE");
   }
 
   /**

@@ -142,7 +142,7 @@ function withInitialState(key: ManagedKey, object: KmipObject, now: Date): Manag
 }
 
 /** Returns the Unique Identifier of the object's first Link of the type, or undefined. */
-function linkedUid(object: KmipObject, linkType: string): string | undefined {
+export function linkedUid(object: KmipObject, linkType: string): string | undefined {
   for (const attribute of object.attributes) {
     if (attribute.name !== "Link" || attribute.value.type !== "Structure") continue;
     if (optionalEnum(attribute.value, "LinkType") !== linkType) continue;
@@ -286,8 +286,12 @@ function contentSkeleton(content: KmipItem | undefined): KmipItem | undefined {
   return { ...content, value: [skeleton] };
 }
 
-/** Returns the content with the version's key material put back into the skeleton's Key Block. */
-function contentWithMaterial(
+/**
+ * Returns the content with the version's key material put back into the
+ * skeleton's Key Block, or undefined when the version has no material in
+ * the skeleton's Key Format Type.
+ */
+export function contentWithMaterial(
   objectType: string,
   skeleton: KmipItem | undefined,
   version: KeyVersion | undefined,
@@ -438,10 +442,52 @@ export class KmipManagedKeys {
    * store's own reads, which do not count as what an operation saw.
    */
   async view(stored: KmipObject, operationRead = true): Promise<KmipObject> {
+    return (await this.inspect(stored, operationRead)).object;
+  }
+
+  /**
+   * Returns the object as `view` does, and whether its managed key has a
+   * version newer than the object's while no Replacement Object Link
+   * names the object that shows it: a version that transit added, whose
+   * objects `addVersionObjects` (transit-versions.ts) makes. A destroyed
+   * managed key gets no new objects.
+   */
+  async inspect(
+    stored: KmipObject,
+    operationRead = true,
+  ): Promise<{ object: KmipObject; newVersions: boolean }> {
     const ref = stored.managedKey;
-    if (ref === undefined) return stored;
+    if (ref === undefined) return { object: stored, newVersions: false };
     const now = this.#clock();
     const key = boundKey(await (await this.#mounts.keyStore(ref.mount)).find(ref.name), ref);
+    const newVersions =
+      key !== undefined &&
+      key.latestVersion > ref.version &&
+      effectiveState(key, now) !== "destroyed" &&
+      linkedUid(stored, "ReplacementObjectLink") === undefined;
+    return { object: this.#shown(stored, ref, key, now, operationRead), newVersions };
+  }
+
+  /**
+   * Returns the managed key that holds the reference's version, or
+   * undefined when the version was trimmed or the key is gone.
+   */
+  async keyOf(ref: KmipManagedKeyRef): Promise<ManagedKey | undefined> {
+    return boundKey(await (await this.#mounts.keyStore(ref.mount)).find(ref.name), ref);
+  }
+
+  /** Returns the current time of the bridge's clock. */
+  now(): Date {
+    return this.#clock();
+  }
+
+  #shown(
+    stored: KmipObject,
+    ref: KmipManagedKeyRef,
+    key: ManagedKey | undefined,
+    now: Date,
+    operationRead: boolean,
+  ): KmipObject {
     const state = keepsOwnState(stored, ref)
       ? ownState(stored, key, now)
       : key === undefined

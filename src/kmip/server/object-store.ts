@@ -5,6 +5,7 @@
  * base64 TTLV, so every KMIP type survives a round trip through JSON.
  */
 import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
 import { isKeywardError, KeywardError } from "../../errors.ts";
 import { sealedError } from "../../seal/keyring-store.ts";
 import type { Barrier } from "../../seal/types.ts";
@@ -12,8 +13,10 @@ import { validateKey } from "../../storage/keys.ts";
 import type { KmipItem } from "../item.ts";
 import { decodeTtlv, encodeTtlv } from "../ttlv.ts";
 import type { KmipAttribute } from "./attributes.ts";
+import { KmipOperationError } from "./errors.ts";
 import type { KmipManagedKeyScope, KmipManagedKeys } from "./managed-keys.ts";
 import { copyObject, KmipObjectCache } from "./object-cache.ts";
+import { addVersionObjects, type VersionObjectsResult } from "./transit-versions.ts";
 
 /** A managed object: its identifier, type, attributes and content. */
 export interface KmipObject {
@@ -103,6 +106,8 @@ export interface KmipObjectStoreOptions {
    * every object's record contains its own material.
    */
   managedKeys?: KmipManagedKeys;
+  /** Receives a line for each object made for a version that transit added; silent when absent. */
+  logger?: Pick<Logger, "info" | "warn">;
 }
 
 interface StoredObject {
@@ -229,19 +234,31 @@ export class KmipObjectStore {
   readonly #managed: KmipManagedKeys | undefined;
   /** The managed-key changes of the journaled batch, which `rollBack` undoes with its records. */
   #managedJournal: KmipManagedKeyScope | undefined;
+  /** True while the objects of transit's versions are being made, so their reads do not start another reconcile. */
+  #reconciling = false;
+  readonly #logger: Pick<Logger, "info" | "warn"> | undefined;
 
   constructor(barrier: Barrier, options: KmipObjectStoreOptions = {}) {
     this.#barrier = barrier;
     this.#cache = new KmipObjectCache(options.cacheEntries, options.cacheBytes);
     const managed = options.managedKeys;
     this.#managed = managed;
+    this.#logger = options.logger;
     // With managed keys, reads see the material and State of the managed
     // key, and writes move State changes to it and store the record without
     // the material. Managed keys are written at once, so Undo, a failed
     // work and a failed commit put their earlier values back.
     const find = async (uid: string) => {
       const stored = await this.#find(uid);
-      return stored === undefined || managed === undefined ? stored : managed.view(stored);
+      if (stored === undefined || managed === undefined) return stored;
+      const inspected = await managed.inspect(stored);
+      const ref = stored.managedKey;
+      if (!inspected.newVersions || this.#reconciling || ref === undefined) return inspected.object;
+      // Transit added versions that no object shows yet: their objects are
+      // made in this work, and the object is read again with its new Link.
+      await this.#addVersionObjects(ref.mount, ref.name);
+      const updated = await this.#find(uid);
+      return updated === undefined ? undefined : managed.view(updated);
     };
     const put = async (object: KmipObject, options: { durable?: boolean } = {}) => {
       if (options.durable !== false) this.#groupDurable = true;
@@ -326,6 +343,16 @@ export class KmipObjectStore {
     return this.exclusive((tx) => tx.delete(uid));
   }
 
+  /**
+   * Makes the objects of the versions that transit added to managed key
+   * `name` of transit mount `mount` (see transit-versions.ts), as its own
+   * work. `found` is false when no object has the key's name, so the key
+   * may be an orphan of an interrupted request.
+   */
+  addVersionObjects(mount: string, name: string): Promise<VersionObjectsResult> {
+    return this.exclusive(() => this.#addVersionObjects(mount, name));
+  }
+
   /** Drops one object from the cache, for a change that another node made. */
   forget(uid: string): void {
     this.#cache.delete(uid);
@@ -395,6 +422,53 @@ export class KmipObjectStore {
     } finally {
       this.#journal = undefined;
       this.#closeManagedJournal();
+    }
+  }
+
+  /** Makes the objects of transit's versions inside the running work (see `addVersionObjects`). */
+  async #addVersionObjects(mount: string, name: string): Promise<VersionObjectsResult> {
+    const managed = this.#managed;
+    if (managed === undefined || this.#reconciling) return { found: true, added: [] };
+    this.#reconciling = true;
+    const before = new Map<string, Staged | typeof NOT_STAGED>();
+    try {
+      const result = await addVersionObjects(
+        {
+          findStored: (uid) => this.#find(uid),
+          put: (object) => {
+            const staged = this.#staged;
+            if (staged !== undefined && !before.has(object.uid)) {
+              before.set(
+                object.uid,
+                staged.has(object.uid) ? (staged.get(object.uid) as Staged) : NOT_STAGED,
+              );
+            }
+            return this.#transaction.put(object);
+          },
+        },
+        managed,
+        mount,
+        name,
+      );
+      if (result.added.length > 0) {
+        this.#logger?.info(
+          { mount, key: name, objects: result.added },
+          "made KMIP objects for the versions that transit added to a managed key",
+        );
+      }
+      return result;
+    } catch (error) {
+      // When the KMIP rules reject an object, the key stays as it was and
+      // the read that started the reconcile goes on. Storage errors fail the work.
+      if (!(error instanceof KmipOperationError)) throw error;
+      this.#restore(before);
+      this.#logger?.warn(
+        { mount, key: name, err: error },
+        "failed to make KMIP objects for the versions that transit added to a managed key",
+      );
+      return { found: true, added: [] };
+    } finally {
+      this.#reconciling = false;
     }
   }
 

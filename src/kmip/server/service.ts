@@ -28,6 +28,7 @@ import { KmipOperationError } from "./errors.ts";
 import { KmipIdentityResolver } from "./identity.ts";
 import { KMIP_CREDENTIALS_PREFIX, KMIP_ROLES_PREFIX, KmipIdentityStore } from "./identity-store.ts";
 import { type KmipListenerTls, type KmipServer, startKmipServer } from "./listener.ts";
+import { KmipManagedKeySync } from "./managed-key-sync.ts";
 import { type KmipKeyMounts, KmipManagedKeys } from "./managed-keys.ts";
 import { KMIP_OBJECTS_PREFIX, KmipObjectStore } from "./object-store.ts";
 
@@ -47,7 +48,13 @@ export interface KmipServiceOptions {
 export interface KmipService {
   /** The roles and credentials, for the `sys/kmip/` routes. */
   readonly credentials: KmipCredentials;
-  /** Binds the listener and returns the port bound. */
+  /** The checks of the managed keys of KMIP objects (see managed-key-sync.ts). */
+  readonly managedKeySync: KmipManagedKeySync;
+  /**
+   * Binds the listener and returns the port bound. When unsealed, it
+   * first makes the objects of versions that transit added while the
+   * service was not running (see managed-key-sync.ts).
+   */
   start(): Promise<number>;
   /** Stops the listener and the renewal checks. */
   close(): Promise<void>;
@@ -65,16 +72,29 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
       : undefined;
 
   const keyMounts = transitKeyMounts(keyward, config.keysMount, logger);
+  const kmipLogger = logger.child({ component: "kmip" });
   // The store reads through the barrier, so while sealed every KMIP request gets an error response.
   const store = new KmipObjectStore(barrier, {
     managedKeys: new KmipManagedKeys(keyMounts, keyward.clock),
+    logger: kmipLogger,
+  });
+  const sync = new KmipManagedKeySync({
+    store,
+    mounts: keyMounts,
+    transitMounts: () =>
+      keyward
+        .mounts()
+        .filter((entry) => entry.type === "transit")
+        .map((entry) => entry.path),
+    logger: kmipLogger,
+    clock: keyward.clock,
   });
   const identities = new KmipIdentityStore(barrier);
   const ca = files === undefined ? new KmipCertificateAuthority(barrier) : undefined;
   const credentials = new KmipCredentials({ store: identities, ca });
   const dispatcher = new KmipDispatcher({
     store,
-    logger: logger.child({ component: "kmip" }),
+    logger: kmipLogger,
     audit: keyward.audit,
     hsm: options.hsm,
     identities: new KmipIdentityResolver({
@@ -86,8 +106,19 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
 
   // Key material leaves memory at seal, with the barrier keys.
   keyward.seal.onChange(async (sealed) => {
-    if (sealed) store.clear();
-    else await keyMounts.prepare();
+    if (sealed) {
+      store.clear();
+      return;
+    }
+    await keyMounts.prepare();
+    // In the background, so that the unseal does not wait for every key.
+    void sync.reconcileAll();
+  });
+  // Rotations on this node, and key changes on other nodes, of the mount
+  // new objects' keys go to. Keys in other mounts get their objects when
+  // read, and at the next full pass.
+  keyward.onTransitKeyChanges((mount, names) => {
+    if (mount === config.keysMount) sync.notify(mount, names);
   });
   // A server unsealed before this service existed (dev mode) mounts it now.
   if (!barrier.sealed) void keyMounts.prepare();
@@ -149,7 +180,12 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
 
   return {
     credentials,
+    managedKeySync: sync,
     async start() {
+      if (!barrier.sealed) {
+        await keyMounts.prepare();
+        await sync.reconcileAll();
+      }
       const tls: KmipListenerTls | undefined =
         files === undefined
           ? undefined
@@ -175,6 +211,7 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
     async close() {
       if (timer !== undefined) clearInterval(timer);
       await server?.close();
+      await sync.idle();
     },
   };
 }

@@ -11,28 +11,19 @@ import type { KmipAttribute } from "../attributes.ts";
 import type { OperationContext } from "../context.ts";
 import { KmipOperationError } from "../errors.ts";
 import { generatesInHsm, hsmKeyAttributes, hsmKeys, inHsm } from "../hsm-objects.ts";
-import { bytes, enumItem, struct, tag, text } from "../items.ts";
+import { bytes, struct, tag, text } from "../items.ts";
 import { hsmKeyContent, keyBlock, secretBytes, symmetricKeyContent } from "../material.ts";
 import type { KmipHsmObjectRef, KmipObject } from "../object-store.ts";
-import { attributeScalar, replaceAttribute } from "../objects.ts";
+import { attributeScalar } from "../objects.ts";
 import { requestObject, uidItem } from "./common.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
+import { linkAttribute, replacementAttributes, withReplacementLink } from "./replacement.ts";
 
 const CURVES: Readonly<Record<string, { node: string; bits: number }>> = {
   P_256: { node: "prime256v1", bits: 256 },
   P_384: { node: "secp384r1", bits: 384 },
   P_521: { node: "secp521r1", bits: 521 },
 };
-
-function linkAttribute(linkType: string, uid: string): KmipAttribute {
-  return {
-    name: "Link",
-    value: struct("AttributeValue", [
-      enumItem("LinkType", linkType),
-      text("LinkedObjectIdentifier", uid),
-    ]),
-  };
-}
 
 function scalarOf(attributes: readonly KmipAttribute[], name: string): unknown {
   const found = attributes.find((attribute) => attribute.name === name);
@@ -276,22 +267,6 @@ async function createKeyPairInHsm(
   );
 }
 
-/** Attributes Re-key does not copy: the server sets them afresh for the new key. */
-const NOT_COPIED = new Set([
-  "Unique Identifier",
-  "Digest",
-  "State",
-  "Initial Date",
-  "Last Change Date",
-  "Activation Date",
-  "Deactivation Date",
-  "Destroy Date",
-  "Compromise Date",
-  "Compromise Occurrence Date",
-  "Revocation Reason",
-  "Link",
-]);
-
 export async function reKey(
   payload: StructureItem,
   context: OperationContext,
@@ -317,34 +292,14 @@ export async function reKey(
     typeof lengthBits === "number" ? lengthBits : length * 8,
   );
   const uid = context.store.newUid();
-  const copied = old.attributes.filter((attribute) => !NOT_COPIED.has(attribute.name));
   const requested = requestAttributes(payload, "TemplateAttribute", "Attributes");
-  const attributes = initialAttributes(
-    uid,
-    "SymmetricKey",
-    [...copied, ...requested],
-    content,
-    context.now,
-  );
   await context.store.put({
     uid,
     objectType: "SymmetricKey",
-    attributes: [
-      ...attributes,
-      linkAttribute("ReplacedObjectLink", old.uid),
-      RANDOM_NUMBER_GENERATOR,
-    ],
+    attributes: replacementAttributes(old, uid, content, requested, context.now),
     content,
   });
-  const updated = replaceAttribute(old, "Link", undefined);
-  await context.store.put({
-    ...updated,
-    attributes: [
-      ...updated.attributes,
-      ...old.attributes.filter((attribute) => attribute.name === "Link"),
-      linkAttribute("ReplacementObjectLink", uid),
-    ],
-  });
+  await context.store.put(withReplacementLink(old, uid));
   context.idPlaceholder = uid;
   return [uidItem(uid)];
 }

@@ -59,16 +59,25 @@ export async function locate(
   const maximum = optionalCount(payload, "MaximumItems");
   const offset = optionalCount(payload, "OffsetItems") ?? 0;
   const found: string[] = [];
-  for (const uid of await context.store.list()) {
-    const object = await context.store.find(uid);
-    if (object === undefined) continue;
-    // NOTE: destroyed objects are never located; the 2.x Storage Status Mask bit for them is not read.
-    const state = stateOf(object);
-    if (state === "Destroyed" || state === "DestroyedCompromised") continue;
-    if (!wanted.every((criterion) => matches(object, criterion))) continue;
-    found.push(uid);
+  const seen = new Set<string>();
+  let pending = await context.store.list();
+  while (pending.length > 0) {
+    for (const uid of pending) {
+      seen.add(uid);
+      const object = await context.store.find(uid);
+      if (object === undefined) continue;
+      // NOTE: destroyed objects are never located; the 2.x Storage Status Mask bit for them is not read.
+      const state = stateOf(object);
+      if (state === "Destroyed" || state === "DestroyedCompromised") continue;
+      if (!wanted.every((criterion) => matches(object, criterion))) continue;
+      found.push(uid);
+    }
+    // Reading a managed key's object can make the objects of versions that
+    // transit added (see transit-versions.ts), which the list then contains.
+    pending = (await context.store.list()).filter((uid) => !seen.has(uid));
   }
   // Identifiers sort in creation order (see KmipObjectStore.newUid), so this puts the newest first.
+  found.sort();
   found.reverse();
   const page = found.slice(offset, maximum === undefined ? undefined : offset + maximum);
   const items: KmipItem[] = [];
