@@ -308,8 +308,6 @@ describe("KMIP keys held in an HSM", () => {
     assert.equal(resultReason(noIv), "InvalidMessage");
     const sign = await call(dispatcher, "Sign", [id(uid), bytes("Data", Buffer.from("x"))]);
     assert.equal(resultStatus(sign), "OperationFailed");
-    const reKey = await call(dispatcher, "ReKey", [id(uid)]);
-    assert.equal(resultReason(reKey), "FeatureNotSupported");
   });
 
   it("rejects empty data and keeps working", async (t) => {
@@ -537,6 +535,54 @@ describe("KMIP keys held in an HSM", () => {
     const stored = JSON.parse(Buffer.from(barrier.values.get(`kmip/objects/${uid}`)!).toString());
     assert.equal(stored.hsmObject, undefined);
     assert.equal(stored.content, undefined);
+  });
+
+  it("re-keys an AES key in the token", async (t) => {
+    if (!ready(t)) return;
+    const uid = await createAes([], 128);
+    const replacement = uidOf(payloadOf(await call(dispatcher, "ReKey", [id(uid)])));
+    assert.notEqual(replacement, uid);
+
+    const got = await call(dispatcher, "Get", [id(replacement)]);
+    assert.equal(resultReason(got), "NotExtractable");
+    const attributes = payloadOf(await call(dispatcher, "GetAttributes", [id(replacement)]));
+    assert.equal(attributeValue(attributes, "Extractable"), false);
+    assert.equal(attributeValue(attributes, "Sensitive"), true);
+    assert.equal(attributeValue(attributes, "CryptographicLength"), 128);
+    const links = children(child(attributes, "Attributes") as StructureItem, "Link").map((link) =>
+      textOf(child(link as StructureItem, "LinkedObjectIdentifier")!),
+    );
+    assert.deepEqual(links, [uid]);
+
+    // The replacement is a different token key: the old key cannot decrypt its output.
+    const gcm = parameters(enumItem("BlockCipherMode", "GCM"), integer("TagLength", 16));
+    payloadOf(await call(dispatcher, "Activate", [id(replacement)]));
+    const encrypted = payloadOf(
+      await call(dispatcher, "Encrypt", [id(replacement), gcm, bytes("Data", Buffer.from("x"))]),
+    );
+    const crossed = await call(dispatcher, "Decrypt", [
+      id(uid),
+      gcm,
+      bytes("Data", bytesOfChild(encrypted, "Data")),
+      bytes("IVCounterNonce", bytesOfChild(encrypted, "IVCounterNonce")),
+      bytes("AuthenticatedEncryptionTag", bytesOfChild(encrypted, "AuthenticatedEncryptionTag")),
+    ]);
+    assert.equal(resultReason(crossed), "CryptographicFailure");
+
+    const blocks = tokenObjects(t, replacement);
+    if (blocks === undefined) return;
+    assert.equal(blocks.length, 1, blocks.join("\n"));
+    assert.match(blocks[0] ?? "", /^Secret Key Object; AES length 16/);
+  });
+
+  it("rejects an extractable HSM replacement", async (t) => {
+    if (!ready(t)) return;
+    const uid = await createAes();
+    const extractable = await call(dispatcher, "ReKey", [
+      id(uid),
+      struct("Attributes", [boolean("Extractable", true)]),
+    ]);
+    assert.equal(resultReason(extractable), "InvalidField");
   });
 
   it("keys work after a restart", async (t) => {

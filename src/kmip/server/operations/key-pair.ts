@@ -275,13 +275,7 @@ export async function reKey(
   if (old.objectType !== "SymmetricKey") {
     throw new KmipOperationError("InvalidObjectType", "Re-key replaces symmetric keys only");
   }
-  if (old.hsmObject !== undefined) {
-    // TODO: generate the replacement in the HSM too.
-    throw new KmipOperationError(
-      "FeatureNotSupported",
-      "Re-key of a key held in the HSM is not supported; Create a new key with Extractable false instead",
-    );
-  }
+  if (old.hsmObject !== undefined) return reKeyInHsm(old, payload, context);
   const algorithm =
     enumNameOf("CryptographicAlgorithm", attributeScalar(old, "Cryptographic Algorithm")) ?? "AES";
   const length = secretBytes(old).length;
@@ -298,6 +292,48 @@ export async function reKey(
     objectType: "SymmetricKey",
     attributes: replacementAttributes(old, uid, content, requested, context.now),
     content,
+  });
+  await context.store.put(withReplacementLink(old, uid));
+  context.idPlaceholder = uid;
+  return [uidItem(uid)];
+}
+
+/**
+ * Re-keys a key generated in the HSM. The replacement is a non-extractable
+ * AES key of the old key's length, generated in the same token. It copies
+ * the old key's attributes as any replacement does, so it stays Sensitive
+ * and not Extractable.
+ */
+async function reKeyInHsm(
+  old: KmipObject,
+  payload: StructureItem,
+  context: OperationContext,
+): Promise<KmipItem[]> {
+  const lengthBits = attributeScalar(old, "Cryptographic Length");
+  if (lengthBits !== 128 && lengthBits !== 256) {
+    throw new KmipOperationError(
+      "InvalidField",
+      "the key's Cryptographic Length must be 128 or 256 bits to generate its replacement in the HSM",
+    );
+  }
+  const requested = hsmKeyAttributes(requestAttributes(payload, "TemplateAttribute", "Attributes"));
+  const extractable = requested.find((attribute) => attribute.name === "Extractable");
+  if (extractable?.value.type === "Boolean" && extractable.value.value) {
+    throw new KmipOperationError(
+      "InvalidField",
+      "the replacement of a key generated in the HSM is generated there too and cannot be Extractable",
+    );
+  }
+  const uid = context.store.newUid();
+  const keys = await hsmKeys(context);
+  const hsmObject = await inHsm(() => keys.generateAes(uid, lengthBits === 128 ? 16 : 32));
+  const content = hsmKeyContent("SymmetricKey", "AES", lengthBits);
+  await context.store.put({
+    uid,
+    objectType: "SymmetricKey",
+    attributes: replacementAttributes(old, uid, content, requested, context.now),
+    content,
+    hsmObject,
   });
   await context.store.put(withReplacementLink(old, uid));
   context.idPlaceholder = uid;
