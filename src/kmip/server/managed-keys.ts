@@ -49,6 +49,15 @@ export interface KmipKeyMounts {
 /** A record of managed-key changes that `KmipManagedKeys.revert` can undo. */
 export type KmipManagedKeyScope = object;
 
+/** A managed key as a scope first saw it, and as the scope's last write left it. */
+interface RecordedKey {
+  mount: string;
+  /** Undefined for a key that did not exist. */
+  before: ManagedKey | undefined;
+  /** Undefined while the scope has not written the key. */
+  after?: ManagedKey;
+}
+
 /** Reads an object by identifier, seeing the writes staged by the running work. */
 type FindObject = (uid: string) => Promise<KmipObject | undefined>;
 
@@ -367,7 +376,7 @@ export class KmipManagedKeys {
    * `revert` can put them back. The object store opens a scope per group
    * commit, per work and per batch with Undo.
    */
-  readonly #scopes = new Set<Map<string, { mount: string; before: ManagedKey | undefined }>>();
+  readonly #scopes = new Set<Map<string, RecordedKey>>();
   /**
    * The State each object had when the running work last read it, so a
    * write changes the managed key's state only when the operation changed
@@ -390,29 +399,45 @@ export class KmipManagedKeys {
    * returns the scope to give to `revert` or `close`.
    */
   open(): KmipManagedKeyScope {
-    const scope = new Map<string, { mount: string; before: ManagedKey | undefined }>();
+    const scope = new Map<string, RecordedKey>();
     this.#scopes.add(scope);
     return scope;
   }
 
   /** Stops recording into the scope. */
   close(scope: KmipManagedKeyScope): void {
-    this.#scopes.delete(scope as Map<string, { mount: string; before: ManagedKey | undefined }>);
+    this.#scopes.delete(scope as Map<string, RecordedKey>);
   }
 
   /**
    * Puts back the managed keys the scope recorded, as they were when it
-   * first saw them, and closes it: a key made since is deleted.
+   * first saw them, and closes it: a key made since is deleted with its
+   * reference record. A key that changed after the scope's last write to
+   * it (a transit rotation, or another node) is left as it is, because
+   * putting the old value back would erase that change. Returns the names
+   * (`<mount>/<name>`) of the keys left so.
    */
-  async revert(scope: KmipManagedKeyScope): Promise<void> {
-    const recorded = scope as Map<string, { mount: string; before: ManagedKey | undefined }>;
+  async revert(scope: KmipManagedKeyScope): Promise<string[]> {
+    const recorded = scope as Map<string, RecordedKey>;
     this.close(recorded);
-    for (const [path, { mount, before }] of recorded) {
+    const kept: string[] = [];
+    for (const [path, { mount, before, after }] of recorded) {
+      // A key the scope never wrote has nothing to undo.
+      if (after === undefined) continue;
       const keys = await this.#mounts.keyStore(mount);
       const name = path.slice(mount.length + 1);
-      if (before === undefined) await keys.delete(name);
-      else await keys.put(before);
+      const written = JSON.stringify(after);
+      const reverted =
+        before === undefined
+          ? await keys.deleteReferenced(name, written)
+          : (
+              await keys.withLock(name, () =>
+                keys.writeBatch([{ name, basedOn: written, next: before }]),
+              )
+            ).length === 1;
+      if (!reverted) kept.push(path);
     }
+    return kept;
   }
 
   /** Records a managed key's value before its first change in each open scope. */
@@ -424,6 +449,15 @@ export class KmipManagedKeys {
     for (const scope of fresh) scope.set(path, { mount, before });
   }
 
+  /** Records the value a write stored, so `revert` can tell whether the key changed since. */
+  #written(mount: string, key: ManagedKey): void {
+    const path = `${mount}/${key.name}`;
+    for (const scope of this.#scopes) {
+      const entry = scope.get(path);
+      if (entry !== undefined) entry.after = key;
+    }
+  }
+
   /** Changes a managed key through `KeyStore.update`, recorded for `revert`. */
   async #change(
     keys: KeyStore,
@@ -432,7 +466,9 @@ export class KmipManagedKeys {
     change: (key: ManagedKey) => ManagedKey,
   ): Promise<ManagedKey> {
     await this.#remember(keys, mount, name);
-    return keys.update(name, change);
+    const updated = await keys.update(name, change);
+    this.#written(mount, updated);
+    return updated;
   }
 
   /**
@@ -474,6 +510,20 @@ export class KmipManagedKeys {
    */
   async keyOf(ref: KmipManagedKeyRef): Promise<ManagedKey | undefined> {
     return boundKey(await (await this.#mounts.keyStore(ref.mount)).find(ref.name), ref);
+  }
+
+  /**
+   * Returns the managed key a reference names, also when transit trimmed
+   * the reference's own version from it. Returns undefined when the key is
+   * missing, or when a key made after the version took the name.
+   */
+  async lineageKeyOf(ref: KmipManagedKeyRef): Promise<ManagedKey | undefined> {
+    const key = await (await this.#mounts.keyStore(ref.mount)).find(ref.name);
+    const bound = boundKey(key, ref);
+    if (bound !== undefined || key === undefined || ref.createdAt === undefined) return bound;
+    const trimmed =
+      key.versions[String(ref.version)] === undefined && ref.version < key.minAvailableVersion;
+    return trimmed && Date.parse(key.createdAt) <= Date.parse(ref.createdAt) ? key : undefined;
   }
 
   /** Returns the current time of the bridge's clock. */
@@ -578,6 +628,7 @@ export class KmipManagedKeys {
     const result = await keys.create(created, { referencedBy: KMIP_KEY_HOLDER });
     // A transit key of that name existed already; the object keeps its material in its record.
     if (!result.created) return undefined;
+    this.#written(mount, created);
     return { mount, name: object.uid, version: 1, createdAt: created.versions["1"]?.createdAt };
   }
 

@@ -478,9 +478,21 @@ export class KmipObjectStore {
    */
   async #revertManaged(scope: KmipManagedKeyScope): Promise<void> {
     try {
-      await this.#managed?.revert(scope);
-    } catch {
+      await this.#revertLogged(scope);
+    } catch (error) {
       // NOTE: the managed keys then keep the changes of a work whose records were dropped.
+      this.#logger?.warn({ err: error }, "failed to undo the managed-key changes of a KMIP work");
+    }
+  }
+
+  /** Puts back the managed keys a scope recorded, and logs those changed since by others. */
+  async #revertLogged(scope: KmipManagedKeyScope): Promise<void> {
+    const kept = (await this.#managed?.revert(scope)) ?? [];
+    if (kept.length > 0) {
+      this.#logger?.warn(
+        { keys: kept },
+        "kept managed keys that changed after a KMIP work that was undone wrote them",
+      );
     }
   }
 
@@ -579,7 +591,7 @@ export class KmipObjectStore {
     if (journal !== undefined) this.#restore(journal);
     const managedJournal = this.#managedJournal;
     this.#managedJournal = undefined;
-    if (managedJournal !== undefined) await this.#managed?.revert(managedJournal);
+    if (managedJournal !== undefined) await this.#revertLogged(managedJournal);
   }
 
   /** Puts the recorded staged states back. */

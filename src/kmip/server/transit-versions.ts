@@ -190,7 +190,8 @@ export async function addVersionObjects(
   if (head === undefined || !refersTo(head, mount, name)) return { found: false, added: [] };
   const tail = await chainTail(access, head, mount, name);
   const tailRef = tail.managedKey!;
-  const key = await managed.keyOf(tailRef);
+  // A trimmed tail version still leads on to the versions added after it.
+  const key = await managed.lineageKeyOf(tailRef);
   const now = managed.now();
   // A destroyed managed key has no material left to show in new objects.
   if (key === undefined || effectiveState(key, now) === "destroyed") {

@@ -4,18 +4,20 @@
  */
 import { createPublicKey, generateKeyPair, randomBytes } from "node:crypto";
 import { promisify } from "node:util";
+import type { AesKeyBytes } from "../../../hsm/aes-gcm.ts";
 import type { RsaModulusBits } from "../../../hsm/rsa.ts";
 import type { KmipItem, StructureItem } from "../../item.ts";
 import { enumerationForTag } from "../../tags.ts";
 import type { KmipAttribute } from "../attributes.ts";
 import type { OperationContext } from "../context.ts";
-import { KmipOperationError } from "../errors.ts";
+import { KmipOperationError, wrongState } from "../errors.ts";
 import { generatesInHsm, hsmKeyAttributes, hsmKeys, inHsm } from "../hsm-objects.ts";
 import { bytes, struct, tag, text } from "../items.ts";
+import { linkedUid } from "../managed-keys.ts";
 import { hsmKeyContent, keyBlock, secretBytes, symmetricKeyContent } from "../material.ts";
 import type { KmipHsmObjectRef, KmipObject } from "../object-store.ts";
 import { attributeScalar } from "../objects.ts";
-import { requestObject, uidItem } from "./common.ts";
+import { requestObject, requireUniqueNames, uidItem } from "./common.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
 import { linkAttribute, replacementAttributes, withReplacementLink } from "./replacement.ts";
 
@@ -275,6 +277,10 @@ export async function reKey(
   if (old.objectType !== "SymmetricKey") {
     throw new KmipOperationError("InvalidObjectType", "Re-key replaces symmetric keys only");
   }
+  // The replacements of one object form one line, as the versions of a managed key do.
+  if (linkedUid(old, "ReplacementObjectLink") !== undefined) {
+    throw wrongState("the object was re-keyed already; re-key its replacement instead");
+  }
   if (old.hsmObject !== undefined) return reKeyInHsm(old, payload, context);
   const algorithm =
     enumNameOf("CryptographicAlgorithm", attributeScalar(old, "Cryptographic Algorithm")) ?? "AES";
@@ -287,6 +293,8 @@ export async function reKey(
   );
   const uid = context.store.newUid();
   const requested = requestAttributes(payload, "TemplateAttribute", "Attributes");
+  // The old object's names move to the replacement, so only other objects' names conflict.
+  await requireUniqueNames(context, requested, old.uid);
   await context.store.put({
     uid,
     objectType: "SymmetricKey",
@@ -297,6 +305,9 @@ export async function reKey(
   context.idPlaceholder = uid;
   return [uidItem(uid)];
 }
+
+/** AES key lengths the HSM generates, in bytes by length in bits. */
+const AES_KEY_BYTES: Readonly<Record<string, AesKeyBytes>> = { "128": 16, "192": 24, "256": 32 };
 
 /**
  * Re-keys a key generated in the HSM. The replacement is a non-extractable
@@ -310,10 +321,11 @@ async function reKeyInHsm(
   context: OperationContext,
 ): Promise<KmipItem[]> {
   const lengthBits = attributeScalar(old, "Cryptographic Length");
-  if (lengthBits !== 128 && lengthBits !== 256) {
+  const lengthBytes = AES_KEY_BYTES[String(lengthBits)];
+  if (lengthBytes === undefined) {
     throw new KmipOperationError(
       "InvalidField",
-      "the key's Cryptographic Length must be 128 or 256 bits to generate its replacement in the HSM",
+      "the key's Cryptographic Length must be 128, 192 or 256 bits to generate its replacement in the HSM",
     );
   }
   const requested = hsmKeyAttributes(requestAttributes(payload, "TemplateAttribute", "Attributes"));
@@ -324,10 +336,11 @@ async function reKeyInHsm(
       "the replacement of a key generated in the HSM is generated there too and cannot be Extractable",
     );
   }
+  await requireUniqueNames(context, requested, old.uid);
   const uid = context.store.newUid();
   const keys = await hsmKeys(context);
-  const hsmObject = await inHsm(() => keys.generateAes(uid, lengthBits === 128 ? 16 : 32));
-  const content = hsmKeyContent("SymmetricKey", "AES", lengthBits);
+  const hsmObject = await inHsm(() => keys.generateAes(uid, lengthBytes));
+  const content = hsmKeyContent("SymmetricKey", "AES", lengthBytes * 8);
   await context.store.put({
     uid,
     objectType: "SymmetricKey",

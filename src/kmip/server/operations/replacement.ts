@@ -59,9 +59,18 @@ export function replacementAttributes(
   ];
 }
 
-/** Returns the replaced object with a Replacement Object Link to `uid` after its other Links. */
+/**
+ * Returns the replaced object with a Replacement Object Link to `uid` after
+ * its other Links, and without its Names: KMIP moves the names of a
+ * re-keyed object to its replacement, which `replacementAttributes` copies
+ * them to.
+ */
 export function withReplacementLink(replaced: KmipObject, uid: string): KmipObject {
-  const updated = replaceAttribute(replaced, "Link", undefined);
+  const updated = replaceAttribute(
+    replaceAttribute(replaced, "Link", undefined),
+    "Name",
+    undefined,
+  );
   return {
     ...updated,
     attributes: [
