@@ -100,7 +100,9 @@ export function transitionState(key: ManagedKey, to: KeyState, now: Date): Manag
     next.activationDate = now.toISOString();
   }
   if (to === "compromised") next.compromisedAt = now.toISOString();
+  if (to === "deactivated") next.deactivatedAt = now.toISOString();
   if (to === "destroyed") {
+    next.destroyedAt = now.toISOString();
     for (const version of Object.values(next.versions)) {
       delete version.secret;
       delete version.hmacKey;

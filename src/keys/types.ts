@@ -130,6 +130,10 @@ export interface ManagedKey {
   activationDate?: string;
   /** When the key was marked compromised. */
   compromisedAt?: string;
+  /** When the key was last moved to `deactivated`. */
+  deactivatedAt?: string;
+  /** When the key was destroyed. */
+  destroyedAt?: string;
   /** When a scheduled deletion runs; absent when none is scheduled. */
   deletionDate?: string;
 }

@@ -47,6 +47,8 @@ const KEY_FIELDS = new Set([
   "lastRotatedAt",
   "activationDate",
   "compromisedAt",
+  "deactivatedAt",
+  "destroyedAt",
   "deletionDate",
 ]);
 const VERSION_FIELDS = new Set(["version", "createdAt", "secret", "hmacKey", "publicKeyPem"]);
@@ -245,7 +247,13 @@ function parseKey(value: unknown): ManagedKey {
     updatedAt: timestamp(fields.updatedAt, "key.updatedAt"),
     lastRotatedAt: timestamp(fields.lastRotatedAt, "key.lastRotatedAt"),
   };
-  const optionalTimes = ["activationDate", "compromisedAt", "deletionDate"] as const;
+  const optionalTimes = [
+    "activationDate",
+    "compromisedAt",
+    "deactivatedAt",
+    "destroyedAt",
+    "deletionDate",
+  ] as const;
   for (const field of optionalTimes) {
     const time = optionalTimestamp(fields[field], `key.${field}`);
     if (time !== undefined) key[field] = time;

@@ -100,6 +100,14 @@ describe("key lifecycle", () => {
     assert.equal(compromised.compromisedAt, after(5).toISOString());
   });
 
+  it("deactivation and destruction record times", () => {
+    const deactivated = transitionState(keyIn("active"), "deactivated", after(5));
+    assert.equal(deactivated.deactivatedAt, after(5).toISOString());
+    const destroyed = transitionState(deactivated, "destroyed", after(9));
+    assert.equal(destroyed.destroyedAt, after(9).toISOString());
+    assert.equal(destroyed.deactivatedAt, after(5).toISOString());
+  });
+
   it("pre-active becomes active on date", () => {
     const key = keyIn("pre-active");
     assert.equal(key.state, "pre-active");

@@ -60,6 +60,8 @@ export function describeKey(key: ManagedKey, now: Date): KeyInfo {
     activationDate: key.activationDate ?? null,
     deletionDate: key.deletionDate ?? null,
     compromisedAt: key.compromisedAt ?? null,
+    deactivatedAt: key.deactivatedAt ?? null,
+    destroyedAt: key.destroyedAt ?? null,
   };
   // Vault reports the key derivation function only for derived keys.
   if (key.derived) info.kdf = "hkdf_sha256";

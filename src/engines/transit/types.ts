@@ -91,6 +91,9 @@ export interface KeyInfo {
   activationDate: string | null;
   deletionDate: string | null;
   compromisedAt: string | null;
+  /** When the key was last deactivated; null for keys deactivated before the time was recorded. */
+  deactivatedAt: string | null;
+  destroyedAt: string | null;
 }
 
 export interface CreateKeyRequest {

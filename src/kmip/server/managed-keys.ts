@@ -30,7 +30,14 @@ import { KmipOperationError, wrongState } from "./errors.ts";
 import { bytes, child, enumItem, optionalEnum, struct, tag, textOf } from "./items.ts";
 import { keyBlockOf, keyMaterialOf, privateKeyOf, publicKeyOf, secretBytes } from "./material.ts";
 import type { KmipManagedKeyRef, KmipObject } from "./object-store.ts";
-import { attributeScalar, enumAttribute, replaceAttribute, stateOf } from "./objects.ts";
+import {
+  attributeScalar,
+  dateAttribute,
+  enumAttribute,
+  findAttribute,
+  replaceAttribute,
+  stateOf,
+} from "./objects.ts";
 
 /** The holder name transit records for the keys KMIP objects refer to (see `KeyStore.referenceOf`). */
 export const KMIP_KEY_HOLDER = "kmip";
@@ -332,6 +339,46 @@ function boundKey(key: ManagedKey | undefined, ref: KmipManagedKeyRef): ManagedK
   return key.versions[String(ref.version)]?.createdAt === ref.createdAt ? key : undefined;
 }
 
+/** The date attributes of the States a managed key reaches, with the key's time of each. */
+const STATE_DATES: readonly {
+  states: ReadonlySet<string>;
+  attribute: string;
+  time: (key: ManagedKey) => string | undefined;
+}[] = [
+  // Transit never moves a deactivated key back, so the date holds in every later state.
+  {
+    states: new Set(["Deactivated", "Compromised", "Destroyed", "DestroyedCompromised"]),
+    attribute: "Deactivation Date",
+    time: (key) => key.deactivatedAt,
+  },
+  {
+    states: new Set(["Compromised", "DestroyedCompromised"]),
+    attribute: "Compromise Date",
+    time: (key) => key.compromisedAt,
+  },
+  {
+    states: new Set(["Destroyed", "DestroyedCompromised"]),
+    attribute: "Destroy Date",
+    time: (key) => key.destroyedAt,
+  },
+];
+
+/**
+ * Adds the date attributes of the State a managed key moved the object to,
+ * such as Deactivation Date after transit deactivated the key. A date the
+ * record has, from a KMIP operation, is kept.
+ */
+function withStateDates(object: KmipObject, state: string, key: ManagedKey): KmipObject {
+  let dated = object;
+  for (const { states, attribute, time } of STATE_DATES) {
+    const iso = time(key);
+    if (!states.has(state) || iso === undefined || findAttribute(dated, attribute)) continue;
+    const seconds = BigInt(Math.floor(Date.parse(iso) / 1000));
+    dated = { ...dated, attributes: [...dated.attributes, dateAttribute(attribute, seconds)] };
+  }
+  return dated;
+}
+
 /** True when the object keeps its State in its record (see the file comment). */
 function keepsOwnState(object: KmipObject, ref: KmipManagedKeyRef): boolean {
   return ref.ownState === true || object.objectType === "PublicKey";
@@ -545,7 +592,8 @@ export class KmipManagedKeys {
         : kmipStateOf(key, now);
     if (operationRead) this.#shownStates.set(stored.uid, state);
     const { content: skeleton, ...rest } = stored;
-    const withState = replaceAttribute(rest, "State", enumAttribute("State", state));
+    const stated = replaceAttribute(rest, "State", enumAttribute("State", state));
+    const withState = key === undefined ? stated : withStateDates(stated, state, key);
     if (DESTROYED_STATES.has(state)) return withState;
     const content = contentWithMaterial(
       stored.objectType,

@@ -99,6 +99,40 @@ describe("transit rotation of KMIP keys", () => {
     assert.equal(await stateOf(node, uid), "Deactivated");
   });
 
+  it("transit state changes set the KMIP dates", async () => {
+    const uid = await createAes(node, "dated");
+    const before = BigInt(Math.floor(Date.now() / 1000));
+    const deactivated = await node.api("POST", `${MOUNT}/keys/${uid}/state`, {
+      state: "deactivated",
+    });
+    assert.equal(deactivated.statusCode, 200, deactivated.body);
+    const deactivation = child(await attributesOf(node, uid), "DeactivationDate")?.value;
+    assert.equal(typeof deactivation, "bigint");
+    assert.ok((deactivation as bigint) >= before);
+
+    const compromised = await node.api("POST", `${MOUNT}/keys/${uid}/state`, {
+      state: "compromised",
+    });
+    assert.equal(compromised.statusCode, 200, compromised.body);
+    assert.equal(await stateOf(node, uid), "Compromised");
+    assert.equal(typeof child(await attributesOf(node, uid), "CompromiseDate")?.value, "bigint");
+
+    const destroyed = await node.api("POST", `${MOUNT}/keys/${uid}/state`, {
+      state: "destroyed",
+    });
+    assert.equal(destroyed.statusCode, 200, destroyed.body);
+    assert.equal(await stateOf(node, uid), "DestroyedCompromised");
+    const attributes = await attributesOf(node, uid);
+    assert.equal(typeof child(attributes, "DestroyDate")?.value, "bigint");
+    // The dates of the earlier states stay.
+    assert.equal(typeof child(attributes, "CompromiseDate")?.value, "bigint");
+    assert.equal(child(attributes, "DeactivationDate")?.value, deactivation);
+
+    const read = await node.api("GET", `${MOUNT}/keys/${uid}`);
+    assert.equal(typeof read.json().data.destroyed_at, "string");
+    assert.equal(typeof read.json().data.deactivated_at, "string");
+  });
+
   it("two rotations give a chain", async () => {
     const uid = await createAes(node, "rotated-twice");
     await rotateThroughTransit(node, uid);

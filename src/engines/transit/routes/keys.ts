@@ -51,7 +51,7 @@ interface ConfigBody {
 }
 
 const LIFECYCLE_NOTE =
-  "Keyward adds `state`, `activation_date`, `deletion_date` and `compromised_at` to Vault's fields.";
+  "Keyward adds `state`, `activation_date`, `deletion_date`, `compromised_at`, `deactivated_at` and `destroyed_at` to Vault's fields.";
 
 /**
  * Boolean strings as Go's `strconv.ParseBool` reads them, which Vault uses
