@@ -345,7 +345,7 @@ const STATE_DATES: readonly {
   attribute: string;
   time: (key: ManagedKey) => string | undefined;
 }[] = [
-  // Transit never moves a deactivated key back, so the date holds in every later state.
+  // Transit never moves a deactivated key back, so the date stays true in every later state.
   {
     states: new Set(["Deactivated", "Compromised", "Destroyed", "DestroyedCompromised"]),
     attribute: "Deactivation Date",
