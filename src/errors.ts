@@ -93,6 +93,8 @@ export const ERROR_CODES = {
   hsm_key_not_found: 503,
   // 503: the storage was initialised with another seal (Shamir or PKCS#11) or another HSM key than configured.
   seal_mismatch: 503,
+  // 503: a change lost a conflict with concurrent changes (on this node or another) on every attempt; retry it.
+  write_conflict: 503,
   // 500: a failure that is not the caller's fault. The message sent is fixed.
   internal: 500,
   storage_failure: 500,

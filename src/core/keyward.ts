@@ -459,17 +459,34 @@ export class Keyward {
     if (touched(MOUNT_TABLE_KEY)) await this.#reloadMounts();
 
     const stale = new Set<string>();
+    const rebuild = new Set<string>();
     for (const [path, mount] of this.#mounts) {
       const prefix = `${path}/`;
-      const changed =
-        keys === undefined ||
-        keys.some(
+      const cached =
+        keys?.filter(
           (key) =>
             key.startsWith(prefix) && engineCaches(mount.entry.type, key.slice(prefix.length)),
-        );
-      if (changed) stale.add(path);
+        ) ?? [];
+      // Transit keys are dropped from the running engine's cache in place:
+      // requests still running on a replaced engine would write through it,
+      // and this node is not told of its own writes, so the new engine's
+      // cache would keep an older copy.
+      const keysPrefix = `${prefix}keys/`;
+      if (
+        keys !== undefined &&
+        mount.transit !== undefined &&
+        cached.every((key) => key.startsWith(keysPrefix))
+      ) {
+        mount.transit.keyStore.forgetCached(cached.map((key) => key.slice(keysPrefix.length)));
+        if (cached.length > 0) stale.add(path);
+        continue;
+      }
+      if (keys === undefined || cached.length > 0) {
+        stale.add(path);
+        rebuild.add(path);
+      }
     }
-    for (const path of stale) this.#rebuildEngine(path);
+    for (const path of rebuild) this.#rebuildEngine(path);
     this.#wakeDevices(keys, stale);
     for (const path of stale) {
       if (this.#mounts.get(path)?.transit === undefined) continue;

@@ -75,7 +75,8 @@ export interface Storage extends StorageWriter {
    * aborted the previous attempt for a conflict with a concurrent
    * transaction (PostgreSQL does so with SQLSTATE 40001 and 40P01). So
    * `work` should change nothing outside its writer, or reset what it
-   * changes when it starts.
+   * changes when it starts. When every attempt the backend allows loses
+   * such a conflict, the transaction fails with `write_conflict`.
    */
   transaction<T>(work: (tx: StorageWriter) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /**

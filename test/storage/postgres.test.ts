@@ -219,23 +219,41 @@ describe("postgresql storage", { skip }, () => {
       }
     });
 
-    it("stops retrying after the attempt limit", async () => {
-      const storage = await openFresh();
+    it("fails with write_conflict once the retries run out", async () => {
+      const warnings: Record<string, unknown>[] = [];
+      const logger = pino(
+        { level: "warn" },
+        { write: (line: string) => warnings.push(JSON.parse(line)) },
+      );
+      const storage = await openFresh({ logger });
       try {
         let attempts = 0;
         const conflict = new KeywardError("storage_failure", "simulated conflict", {
           details: { driverCode: "40001" },
         });
-        await assert.rejects(
-          storage.transaction(async (tx) => {
+        let failure: unknown;
+        await storage
+          .transaction(async (tx) => {
             attempts += 1;
             await tx.put("k", bytes(String(attempts)));
             throw conflict;
-          }),
-          (error) => error === conflict,
-        );
-        assert.equal(attempts, POSTGRES_TRANSACTION_ATTEMPTS);
+          })
+          .catch((error: unknown) => {
+            failure = error;
+          });
+        assert.ok(failure instanceof KeywardError, `unexpected failure ${inspect(failure)}`);
+        assert.equal(failure.code, "write_conflict");
+        assert.equal(failure.status, 503);
+        assert.equal(failure.cause, conflict);
+        assert.equal(failure.details?.attempts, attempts);
+        assert.equal(failure.details?.driverCode, "40001");
+        // The time budget or the attempt limit ends the retries.
+        assert.ok(attempts > 1, `ran ${attempts} attempts`);
+        assert.ok(attempts <= POSTGRES_TRANSACTION_ATTEMPTS, `ran ${attempts} attempts`);
         assert.equal(await storage.get("k"), undefined);
+        const logged = warnings.find((line) => line.attempts === attempts);
+        assert.ok(logged !== undefined, `no warning names the attempts: ${inspect(warnings)}`);
+        assert.equal(logged.driverCode, "40001");
       } finally {
         await storage.close();
       }

@@ -2,6 +2,12 @@ import { isKeywardError, KeywardError, notFound } from "../../errors.ts";
 import type { ManagedKey } from "../../keys/types.ts";
 import { sealedError } from "../../seal/keyring-store.ts";
 import type { Barrier } from "../../seal/types.ts";
+import {
+  type ConflictRetryPolicy,
+  nextConflictRetry,
+  waitBeforeRetry,
+  writeConflictError,
+} from "../../storage/retry.ts";
 import { KeyedLock } from "../../util/keyed-lock.ts";
 import { ReadCache } from "../../util/read-cache.ts";
 import {
@@ -27,8 +33,12 @@ const KEY_CACHE_CHARS = 64 * 1024 * 1024;
 /** Names read per storage scan when a whole list is built. */
 const LIST_PAGE_SIZE = 1000;
 
-/** Attempts of one `update` while other nodes keep changing the same key. */
-const UPDATE_ATTEMPTS = 5;
+/**
+ * How often, and for how long, one `update` runs again while other nodes
+ * keep changing the same key. A node with several changes of the key queued
+ * commits them back to back, so the other node can lose many times in a row.
+ */
+const UPDATE_RETRY: ConflictRetryPolicy = { maxAttempts: 50, budgetMs: 2_000 };
 
 /** Maximum length of a key name, in characters. */
 export const MAX_KEY_NAME_LENGTH = 128;
@@ -97,6 +107,14 @@ export class KeyStore {
   /** The number of keys cached and the total length of their JSON, for tests and diagnostics. */
   get cacheUsage(): { entries: number; chars: number } {
     return { entries: this.#cache.size, chars: this.#cache.chars };
+  }
+
+  /**
+   * Drops the cached copies of keys that another node changed. A read that
+   * started before this call does not put its older copy in the cache.
+   */
+  forgetCached(names: readonly string[]): void {
+    for (const name of names) this.#cache.forget(name);
   }
 
   /** Reads a key, or `undefined` when none has that name. */
@@ -362,13 +380,15 @@ export class KeyStore {
    * The write goes through only if the stored key is still the one `change`
    * saw. Another node sharing the storage may have changed it, since the
    * lock holds only in this process: then the cached copy is dropped and
-   * `change` runs again on the stored key, up to `UPDATE_ATTEMPTS` times.
+   * `change` runs again on the stored key after a random wait, within the
+   * limits of `UPDATE_RETRY`. When those run out it throws `write_conflict`.
    */
   async update(
     name: string,
     change: (key: ManagedKey) => ManagedKey | Promise<ManagedKey>,
   ): Promise<ManagedKey> {
     return this.withLock(name, async () => {
+      const startedAt = Date.now();
       for (let attempt = 1; ; attempt++) {
         const current = await this.get(name);
         const updated = await change(current);
@@ -377,12 +397,11 @@ export class KeyStore {
         ]);
         if (written.length === 1) return updated;
         this.#cache.forget(name);
-        if (attempt >= UPDATE_ATTEMPTS) {
-          throw new KeywardError(
-            "storage_failure",
-            `key "${name}" kept changing on other nodes while it was being updated; retry`,
-          );
+        const delay = nextConflictRetry(UPDATE_RETRY, attempt, startedAt);
+        if (delay === undefined) {
+          throw writeConflictError("transit key update", attempt, undefined, { key: name });
         }
+        await waitBeforeRetry(delay);
       }
     });
   }

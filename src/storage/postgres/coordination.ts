@@ -64,6 +64,13 @@ export class PostgresCoordination implements Coordination {
   #closed = false;
   /** True once a session has opened; only the first one checks that the node id is free. */
   #opened = false;
+  /**
+   * The end of the last query queued on the session. The scheduler confirms
+   * leadership before each job while heartbeats and `members()` also run.
+   * The pg driver 8.x warns that pg 9.0 removes queries issued while another
+   * one runs on the same client, so each query waits for the previous one.
+   */
+  #queryQueue: Promise<unknown> = Promise.resolve();
 
   /** `config` is the storage's connection settings, `options` included, which carry the node id. */
   constructor(config: pg.ClientConfig, nodeId: string, logger?: Logger) {
@@ -341,18 +348,26 @@ export class PostgresCoordination implements Coordination {
     });
   }
 
-  /** Runs one query; a failure ends the session, because its state (lock, LISTEN) is then unknown. */
-  async #query<Row extends pg.QueryResultRow>(
+  /**
+   * Runs one query after the queries queued before it; a failure ends the
+   * session, because its state (lock, LISTEN) is then unknown.
+   */
+  #query<Row extends pg.QueryResultRow>(
     client: pg.Client,
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<Row>> {
-    try {
-      return await client.query<Row>(text, values);
-    } catch (error) {
-      this.#lose(client, error instanceof Error ? error : undefined);
-      throw translate(error, "run a coordination query");
-    }
+    const run = async () => {
+      try {
+        return await client.query<Row>(text, values);
+      } catch (error) {
+        this.#lose(client, error instanceof Error ? error : undefined);
+        throw translate(error, "run a coordination query");
+      }
+    };
+    const result = this.#queryQueue.then(run);
+    this.#queryQueue = result.catch(() => {});
+    return result;
   }
 }
 

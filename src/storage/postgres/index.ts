@@ -42,8 +42,19 @@ export const POSTGRES_IDLE_TIMEOUT_MS = 30_000;
  * serialization_failure and deadlock_detected.
  */
 export const RETRYABLE_SQLSTATES = ["40001", "40P01"] as const;
-/** Attempts of one transaction in all, the first included. */
-export const POSTGRES_TRANSACTION_ATTEMPTS = 5;
+/**
+ * Attempts of one transaction in all, the first included. The time budget
+ * below usually ends the retries first, and this limit bounds the attempts
+ * of short transactions that conflict at once.
+ */
+export const POSTGRES_TRANSACTION_ATTEMPTS = 50;
+/**
+ * No retry of a transaction starts later than this after its first
+ * attempt, in milliseconds. Two nodes with queued changes to one record
+ * can make one of them lose several times in a row, so the retries need
+ * time to find a gap between the other node's commits.
+ */
+export const POSTGRES_TRANSACTION_RETRY_BUDGET_MS = 2_000;
 
 /**
  * Removes every occurrence of the secret from a driver message. The pg
@@ -112,9 +123,12 @@ async function checkEncoding(db: Kysely<StorageDatabase>, description: string): 
  * back must not lose a concurrent update, and READ COMMITTED would lose it
  * (and REPEATABLE READ allows write skew between two keys). PostgreSQL
  * aborts one of two conflicting serialisable transactions with SQLSTATE
- * 40001 instead of blocking, so `transaction()` runs the work again, up to
- * `POSTGRES_TRANSACTION_ATTEMPTS` times in all. Calls outside a transaction
- * are single statements, atomic at the session's default isolation.
+ * 40001 instead of blocking, so `transaction()` runs the work again after
+ * a random wait, up to `POSTGRES_TRANSACTION_ATTEMPTS` times in all and
+ * for at most `POSTGRES_TRANSACTION_RETRY_BUDGET_MS`. A transaction that
+ * loses every attempt fails with `write_conflict` (HTTP 503), which is
+ * logged as a warning. Calls outside a transaction are single statements,
+ * atomic at the session's default isolation.
  */
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
   const connection = parsePostgresUrl(options.url, { caFile: options.caFile });
@@ -183,7 +197,17 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
       ? {}
       : { checkNestedCalls: options.checkNestedCalls }),
     isolationLevel: "serializable",
-    retry: { driverCodes: RETRYABLE_SQLSTATES, maxAttempts: POSTGRES_TRANSACTION_ATTEMPTS },
+    retry: {
+      driverCodes: RETRYABLE_SQLSTATES,
+      maxAttempts: POSTGRES_TRANSACTION_ATTEMPTS,
+      budgetMs: POSTGRES_TRANSACTION_RETRY_BUDGET_MS,
+    },
+    onRetriesExhausted: (error) => {
+      logger?.warn(
+        { database: connection.description, ...error.details },
+        "postgresql transaction lost a conflict with concurrent transactions on every attempt; the request fails with write_conflict",
+      );
+    },
     ...(nodeId === undefined
       ? {}
       : {

@@ -3,6 +3,12 @@ import type { IsolationLevel, Kysely, Transaction } from "kysely";
 import { isKeywardError, KeywardError } from "../../errors.ts";
 import type { Coordination } from "../coordination.ts";
 import { validateKey, validatePrefix, validateScanOptions, validateValue } from "../keys.ts";
+import {
+  type ConflictRetryPolicy,
+  nextConflictRetry,
+  waitBeforeRetry,
+  writeConflictError,
+} from "../retry.ts";
 import type { ScanOptions, Storage, StorageWriter, TransactionOptions } from "../storage.ts";
 import {
   compilePointStatements,
@@ -33,6 +39,12 @@ export interface SqlStorageOptions {
    */
   retry?: TransactionRetry;
   /**
+   * Called when a transaction fails with `write_conflict` because every
+   * attempt lost a conflict, so the backend can log it: the API logs a 503
+   * only at debug level.
+   */
+  onRetriesExhausted?: (error: KeywardError) => void;
+  /**
    * Makes the commits made so far durable. A backend whose connection
    * commits without waiting for the disk (SQLite with `synchronous =
    * NORMAL`) sets it, and every write except a transaction run with
@@ -55,16 +67,14 @@ export interface SqlStorageOptions {
   openCoordination?: () => Coordination;
 }
 
-/** The retry policy of `transaction()`: the failures it runs again, and how often. */
-export interface TransactionRetry {
+/**
+ * The retry policy of `transaction()`: the failures it runs again, and how
+ * often (see `ConflictRetryPolicy`).
+ */
+export interface TransactionRetry extends ConflictRetryPolicy {
   /** Driver codes (such as SQLSTATE `40001`) after which the whole transaction may succeed when run again. */
   driverCodes: readonly string[];
-  /** The maximum number of attempts, the first one included. */
-  maxAttempts: number;
 }
-
-/** The upper bound of the random wait before the first retry, in milliseconds. It doubles for each later retry. */
-const RETRY_BASE_DELAY_MS = 5;
 
 /** The state of one open transaction, visible to calls made inside its `work`. */
 interface TransactionState {
@@ -102,6 +112,7 @@ export class SqlStorage implements Storage {
   readonly #db: Kysely<StorageDatabase>;
   readonly #isolationLevel: IsolationLevel | undefined;
   readonly #retry: TransactionRetry | undefined;
+  readonly #onRetriesExhausted: ((error: KeywardError) => void) | undefined;
   readonly #statements: PointStatements;
   readonly #syncCommits: (() => Promise<void>) | undefined;
   readonly #onClose: (() => Promise<void>) | undefined;
@@ -115,6 +126,7 @@ export class SqlStorage implements Storage {
     this.#db = options.db;
     this.#isolationLevel = options.isolationLevel;
     this.#retry = options.retry;
+    this.#onRetriesExhausted = options.onRetriesExhausted;
     this.#statements = compilePointStatements(options.db);
     const checkNestedCalls = options.checkNestedCalls ?? process.env.KEYWARD_STORAGE_CHECKS === "1";
     this.#transactionContext = checkNestedCalls ? new AsyncLocalStorage() : undefined;
@@ -166,23 +178,32 @@ export class SqlStorage implements Storage {
     // No operation name: the transaction translates driver errors itself
     // and must re-throw the work's own errors unchanged.
     return this.#call(undefined, async () => {
-      const maxAttempts = this.#retry?.maxAttempts ?? 1;
+      const startedAt = Date.now();
       for (let attempt = 1; ; attempt++) {
         let result: T;
         try {
           result = await this.#runTransaction(this.#db, work);
         } catch (error) {
-          if (attempt >= maxAttempts || !this.#isRetryable(error)) throw error;
-          // A random wait spreads out transactions that conflicted together,
-          // so they do not collide again on the next attempt.
-          const bound = RETRY_BASE_DELAY_MS * 2 ** (attempt - 1);
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * bound));
+          const retry = this.#retry;
+          if (retry === undefined || !this.#isRetryable(error)) throw error;
+          const delay = nextConflictRetry(retry, attempt, startedAt);
+          if (delay === undefined) throw this.#retriesExhausted(attempt, error);
+          await waitBeforeRetry(delay);
           continue;
         }
         if (options.syncToDisk !== false) await this.#flush();
         return result;
       }
     });
+  }
+
+  /** Builds the `write_conflict` error of a transaction that lost a conflict on every attempt, and reports it. */
+  #retriesExhausted(attempts: number, error: KeywardError): KeywardError {
+    const conflict = writeConflictError(`${this.kind} transaction`, attempts, error, {
+      driverCode: error.details?.driverCode,
+    });
+    this.#onRetriesExhausted?.(conflict);
+    return conflict;
   }
 
   /** Makes the commits so far durable, when the backend commits without waiting for the disk. */
@@ -232,7 +253,7 @@ export class SqlStorage implements Storage {
    * `storage_failure` with a listed driver code, raised by one of the
    * transaction's statements or by its commit.
    */
-  #isRetryable(error: unknown): boolean {
+  #isRetryable(error: unknown): error is KeywardError {
     if (this.#retry === undefined || !isKeywardError(error)) return false;
     if (error.code !== "storage_failure") return false;
     const driverCode = error.details?.driverCode;
