@@ -52,7 +52,11 @@ export interface SqlStorageOptions {
    * commit is durable when it returns.
    */
   syncCommits?: () => Promise<void>;
-  /** Called by `close()` after the database is closed, to release what `syncCommits` holds. */
+  /**
+   * Called by `close()` once the calls in flight have settled and before
+   * the database is closed, to stop the backend's own work on the
+   * connection and release what `syncCommits` holds.
+   */
   onClose?: () => Promise<void>;
   /**
    * Rejects calls made on the storage itself from inside one of its
@@ -267,8 +271,8 @@ export class SqlStorage implements Storage {
     this.#closed = true;
     await Promise.allSettled([...this.#pending]);
     try {
-      await this.#db.destroy();
       await this.#onClose?.();
+      await this.#db.destroy();
     } catch (error) {
       throw translateError(this.kind, "close the database", error);
     }

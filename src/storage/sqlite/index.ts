@@ -5,6 +5,7 @@ import { isKeywardError, KeywardError } from "../../errors.ts";
 import type { StorageDatabase } from "../sql/schema.ts";
 import { SqlStorage } from "../sql/sql-storage.ts";
 import type { Storage } from "../storage.ts";
+import { WalCheckpointer } from "./checkpoint.ts";
 import { migrateSqlite } from "./migrations.ts";
 import { WalSync } from "./wal-sync.ts";
 
@@ -13,6 +14,8 @@ export interface SqliteStorageOptions {
   path: string;
   /** See `SqlStorageOptions.checkNestedCalls`. */
   checkNestedCalls?: boolean;
+  /** How often the write-ahead log is copied into the database file (see `WalCheckpointer`). */
+  checkpointIntervalMs?: number;
 }
 
 /** How long a statement waits for a lock held by another connection, in milliseconds. */
@@ -39,6 +42,9 @@ function openDatabase(path: string): SqliteDatabase.Database {
     // is acknowledged, so it survives power loss too.
     database.pragma("journal_mode = WAL");
     database.pragma("synchronous = NORMAL");
+    // SQLite's automatic checkpoint would flush the disk inside a commit,
+    // on the event loop; WalCheckpointer runs the checkpoints instead.
+    database.pragma("wal_autocheckpoint = 0");
     // One process owns the file: the exclusive lock taken here is held until
     // the database is closed (the OS releases it if the process dies), so a
     // second server on the same data directory fails at start instead of
@@ -115,16 +121,28 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
       cause: error,
     });
   }
-  // An in-memory database has no file to flush.
-  const walSync = options.path === ":memory:" ? undefined : new WalSync(options.path);
+  const nested =
+    options.checkNestedCalls === undefined ? {} : { checkNestedCalls: options.checkNestedCalls };
+  // An in-memory database has no file to flush or checkpoint.
+  if (options.path === ":memory:") return new SqlStorage({ kind: "sqlite", db, ...nested });
+  const walSync = new WalSync(options.path);
+  const checkpointer = new WalCheckpointer({
+    db: db as Kysely<unknown>,
+    database,
+    databasePath: options.path,
+    walSync,
+    ...(options.checkpointIntervalMs === undefined
+      ? {}
+      : { intervalMs: options.checkpointIntervalMs }),
+  });
   return new SqlStorage({
     kind: "sqlite",
     db,
-    ...(options.checkNestedCalls === undefined
-      ? {}
-      : { checkNestedCalls: options.checkNestedCalls }),
-    ...(walSync === undefined
-      ? {}
-      : { syncCommits: () => walSync.sync(), onClose: () => walSync.close() }),
+    ...nested,
+    syncCommits: () => walSync.sync(),
+    onClose: async () => {
+      await checkpointer.close();
+      await walSync.close();
+    },
   });
 }
