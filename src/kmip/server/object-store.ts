@@ -15,6 +15,17 @@ import { decodeTtlv, encodeTtlv } from "../ttlv.ts";
 import type { KmipAttribute } from "./attributes.ts";
 import { KmipOperationError } from "./errors.ts";
 import type { KmipManagedKeyScope, KmipManagedKeys } from "./managed-keys.ts";
+import {
+  buildNameIndex,
+  checkNameClaims,
+  encodeName,
+  type NameSet,
+  nameIndexBuilt,
+  namesOf,
+  readNameEntries,
+  storedNamesOf,
+  writeNameChanges,
+} from "./name-index.ts";
 import { copyObject, KmipObjectCache } from "./object-cache.ts";
 import { addVersionObjects, type VersionObjectsResult } from "./transit-versions.ts";
 
@@ -78,6 +89,12 @@ export interface KmipTransaction {
   /** Lists every object identifier in ascending order. */
   list(): Promise<string[]>;
   /**
+   * Lists in ascending order the identifiers of the objects that have the
+   * Name `name` (a Name attribute value), destroyed objects included. It
+   * reads the Name index (see name-index.ts), not the objects.
+   */
+  named(name: KmipItem): Promise<string[]>;
+  /**
    * Stages a write of the object, replacing any object with its
    * identifier. With `durable: false` the write may be lost to a power
    * failure (not to a crash of Keyward): a group whose writes are all such
@@ -124,8 +141,9 @@ export const KMIP_OBJECTS_PREFIX = "kmip/objects/";
 const PREFIX = KMIP_OBJECTS_PREFIX;
 
 /**
- * The maximum number of writes one commit holds. It stays below the
- * barrier's headroom of 1,000 encryptions per transaction.
+ * The maximum number of writes one commit transaction holds, where an
+ * object write counts one plus one per Name index entry it may add. It
+ * stays below the barrier's headroom of 1,000 encryptions per transaction.
  */
 const MAX_COMMIT_WRITES = 900;
 
@@ -214,6 +232,9 @@ function decodeObject(uid: string, value: Uint8Array): KmipObject {
  * every change to `kmip/objects/`. When another node changes an object,
  * call `forget(uid)`, or `clear()` when the changes are unknown. While the
  * barrier is sealed, reads fail and the cache is dropped.
+ *
+ * Each commit also changes the Name index (see name-index.ts) to match the
+ * objects it writes, in the same transactions.
  */
 export class KmipObjectStore {
   readonly #barrier: Barrier;
@@ -236,6 +257,16 @@ export class KmipObjectStore {
   #managedJournal: KmipManagedKeyScope | undefined;
   /** True while the objects of transit's versions are being made, so their reads do not start another reconcile. */
   #reconciling = false;
+  /** True once the Name index is known to contain every object's Names (see name-index.ts). */
+  #nameIndexReady = false;
+  /**
+   * The committed index entries that works of the running group read, as
+   * the identifiers listed under each Name digest, which the commit checks
+   * again (see `checkNameClaims`).
+   */
+  #nameReads = new Map<string, string[]>();
+  /** The Names of staged objects, computed once per staged object. */
+  readonly #stagedNames = new WeakMap<KmipObject, NameSet>();
   readonly #logger: Pick<Logger, "info" | "warn"> | undefined;
 
   constructor(barrier: Barrier, options: KmipObjectStoreOptions = {}) {
@@ -274,6 +305,7 @@ export class KmipObjectStore {
       newUid: () => this.newUid(),
       find,
       list: () => this.#list(),
+      named: (name) => this.#named(name),
       put,
       delete: async (uid) => {
         this.#groupDurable = true;
@@ -353,6 +385,16 @@ export class KmipObjectStore {
     return this.exclusive(() => this.#addVersionObjects(mount, name));
   }
 
+  /**
+   * Adds the Name index entries of objects stored before the index
+   * existed, as its own work, unless the stored marker shows that this was
+   * done. The first lookup by Name does it too, so calling this moves the
+   * cost to a chosen time, such as start-up.
+   */
+  buildNameIndex(): Promise<void> {
+    return this.exclusive(() => this.#ensureNameIndex());
+  }
+
   /** Drops one object from the cache, for a change that another node made. */
   forget(uid: string): void {
     this.#cache.delete(uid);
@@ -368,6 +410,7 @@ export class KmipObjectStore {
       const staged = new Map<string, Staged>();
       this.#staged = staged;
       this.#groupDurable = false;
+      this.#nameReads = new Map();
       const managedScope = this.#managed?.open();
       const group: { work: QueuedWork; outcome: Outcome }[] = [];
       let waited = false;
@@ -375,12 +418,12 @@ export class KmipObjectStore {
         let work = this.#queue.shift();
         while (work !== undefined) {
           group.push({ work, outcome: await this.#run(work) });
-          work = staged.size < MAX_COMMIT_WRITES ? this.#queue.shift() : undefined;
+          work = this.#writeCount(staged) < MAX_COMMIT_WRITES ? this.#queue.shift() : undefined;
         }
         // A group without writes ends at once. One with writes first waits
         // for the rest of this event-loop turn, so that the works of
         // requests that arrived with it join the commit.
-        if (staged.size === 0 || staged.size >= MAX_COMMIT_WRITES || waited) break;
+        if (staged.size === 0 || this.#writeCount(staged) >= MAX_COMMIT_WRITES || waited) break;
         await nextTurn();
         waited = true;
       }
@@ -391,6 +434,7 @@ export class KmipObjectStore {
       } catch (error) {
         failure = { error };
       }
+      this.#nameReads = new Map();
       if (managedScope !== undefined) {
         // The records of the group are not stored, so neither are its managed-key changes.
         if (failure !== undefined) await this.#revertManaged(managedScope);
@@ -504,6 +548,10 @@ export class KmipObjectStore {
   /**
    * Writes the staged objects in transactions of at most
    * `MAX_COMMIT_WRITES` writes, and updates the cache once they are stored.
+   * Each transaction also changes the Name index entries of its objects:
+   * it reads each object's committed Names, so the entries follow what is
+   * stored even when another node changed the object since this one read
+   * it.
    */
   async #commit(staged: Map<string, Staged>, durable: boolean): Promise<void> {
     if (staged.size === 0) return;
@@ -511,18 +559,29 @@ export class KmipObjectStore {
       uid,
       object,
       text: object === null ? undefined : encodeObject(object),
+      names: object === null ? new Map<string, Buffer>() : this.#namesOfStaged(object),
     }));
+    const written = new Set(staged.keys());
     // NOTE: a group with more writes than one transaction takes (one
     // message with hundreds of Creates) is committed in several, so a
     // failure can leave the earlier transactions stored.
-    for (let start = 0; start < writes.length; start += MAX_COMMIT_WRITES) {
-      const chunk = writes.slice(start, start + MAX_COMMIT_WRITES);
+    for (const chunk of commitChunks(writes)) {
       try {
         await this.#barrier.transaction(
           async (tx) => {
+            const previous: NameSet[] = [];
             for (const write of chunk) {
+              const value = await tx.get(PREFIX + write.uid);
+              previous.push(value === undefined ? new Map() : storedNamesOf(write.uid, value));
+            }
+            const added = chunk.flatMap((write, index) =>
+              [...write.names.keys()].filter((digest) => !previous[index]!.has(digest)),
+            );
+            await checkNameClaims(tx, added, this.#nameReads, written);
+            for (const [index, write] of chunk.entries()) {
               if (write.text === undefined) await tx.delete(PREFIX + write.uid);
               else await tx.put(PREFIX + write.uid, Buffer.from(write.text, "utf8"));
+              await writeNameChanges(tx, write.uid, previous[index]!, write.names);
             }
           },
           { syncToDisk: durable },
@@ -539,6 +598,53 @@ export class KmipObjectStore {
       if (write.object === null || write.text === undefined) this.#cache.delete(write.uid);
       else this.#cache.set(write.object, write.text.length);
     }
+  }
+
+  /** Returns the Names of a staged object, computed once per staged object. */
+  #namesOfStaged(object: KmipObject): NameSet {
+    let names = this.#stagedNames.get(object);
+    if (names === undefined) {
+      names = namesOf(object.attributes);
+      this.#stagedNames.set(object, names);
+    }
+    return names;
+  }
+
+  /** Counts the writes that committing `staged` takes, as `MAX_COMMIT_WRITES` counts them. */
+  #writeCount(staged: Map<string, Staged>): number {
+    let count = 0;
+    for (const object of staged.values()) {
+      count += object === null ? 1 : 1 + this.#namesOfStaged(object).size;
+    }
+    return count;
+  }
+
+  /** Stores the index entries of objects stored before the Name index existed, unless the marker shows it was done. */
+  async #ensureNameIndex(): Promise<void> {
+    if (this.#nameIndexReady) return;
+    if (!(await nameIndexBuilt(this.#barrier))) {
+      await buildNameIndex(this.#barrier, PREFIX, this.#logger);
+    }
+    this.#nameIndexReady = true;
+  }
+
+  /** Lists the objects with the Name: the committed index entries, with the running group's staged writes applied. */
+  async #named(name: KmipItem): Promise<string[]> {
+    if (this.#barrier.sealed) {
+      this.#cache.clear();
+      throw sealedError();
+    }
+    await this.#ensureNameIndex();
+    const { encoding, digest } = encodeName(name);
+    const { holders, listed } = await readNameEntries(this.#barrier, encoding, digest);
+    if (!this.#nameReads.has(digest)) this.#nameReads.set(digest, listed);
+    const uids = new Set(holders);
+    for (const [uid, object] of this.#staged ?? []) {
+      const staged = object === null ? undefined : this.#namesOfStaged(object).get(digest);
+      if (staged?.equals(encoding)) uids.add(uid);
+      else uids.delete(uid);
+    }
+    return [...uids].sort();
   }
 
   async #find(uid: string): Promise<KmipObject | undefined> {
@@ -613,4 +719,28 @@ function isStorageKey(key: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Splits a commit's writes into transactions of at most
+ * `MAX_COMMIT_WRITES` writes, counting one per object and one per Name it
+ * has. A single object with more Names than that gets a transaction of
+ * its own.
+ */
+function commitChunks<T extends { names: NameSet }>(writes: readonly T[]): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let count = 0;
+  for (const write of writes) {
+    const cost = 1 + write.names.size;
+    if (chunk.length > 0 && count + cost > MAX_COMMIT_WRITES) {
+      chunks.push(chunk);
+      chunk = [];
+      count = 0;
+    }
+    chunk.push(write);
+    count += cost;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }

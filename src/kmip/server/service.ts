@@ -52,8 +52,10 @@ export interface KmipService {
   readonly managedKeySync: KmipManagedKeySync;
   /**
    * Binds the listener and returns the port bound. When unsealed, it
-   * first makes the objects of versions that transit added while the
-   * service was not running (see managed-key-sync.ts).
+   * first indexes the Names of objects stored before the Name index
+   * existed (see name-index.ts), and makes the objects of versions that
+   * transit added while the service was not running (see
+   * managed-key-sync.ts).
    */
   start(): Promise<number>;
   /** Stops the listener and the renewal checks. */
@@ -78,6 +80,18 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
     managedKeys: new KmipManagedKeys(keyMounts, keyward.clock),
     logger: kmipLogger,
   });
+  /**
+   * Indexes the Names of objects stored before the Name index existed,
+   * once per storage. A failure is logged, and the first lookup by Name
+   * tries again.
+   */
+  const buildNameIndex = async () => {
+    try {
+      await store.buildNameIndex();
+    } catch (error) {
+      kmipLogger.error({ err: error }, "failed to build the KMIP Name index");
+    }
+  };
   const sync = new KmipManagedKeySync({
     store,
     mounts: keyMounts,
@@ -112,6 +126,7 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
     }
     await keyMounts.prepare();
     // In the background, so that the unseal does not wait for every key.
+    void buildNameIndex();
     void sync.reconcileAll();
   });
   // Rotations on this node, and key changes on other nodes, of the mount
@@ -184,6 +199,7 @@ export function createKmipService(options: KmipServiceOptions): KmipService {
     async start() {
       if (!barrier.sealed) {
         await keyMounts.prepare();
+        await buildNameIndex();
         await sync.reconcileAll();
       }
       const tls: KmipListenerTls | undefined =

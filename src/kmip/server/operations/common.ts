@@ -1,4 +1,4 @@
-import { itemsEqual, type KmipItem, type StructureItem } from "../../item.ts";
+import type { KmipItem, StructureItem } from "../../item.ts";
 import { maskForTag } from "../../tags.ts";
 import type { KmipAttribute } from "../attributes.ts";
 import type { OperationContext } from "../context.ts";
@@ -78,23 +78,18 @@ export function requireUsableForProcessing(object: KmipObject): void {
 /**
  * Checks that no other object has a Name among the attributes (Non Unique
  * Name Attribute otherwise): a Name identifies one object on the server.
+ * Objects that are destroyed keep their Names, so they conflict too. It
+ * reads the Name index, not the objects.
  */
 export async function requireUniqueNames(
   context: OperationContext,
   attributes: readonly KmipAttribute[],
   ownUid?: string,
 ): Promise<void> {
-  const names = attributes.filter((attribute) => attribute.name === "Name");
-  if (names.length === 0) return;
-  for (const uid of await context.store.list()) {
-    if (uid === ownUid) continue;
-    const other = await context.store.find(uid);
-    if (other === undefined) continue;
-    const taken = other.attributes.some(
-      (attribute) =>
-        attribute.name === "Name" && names.some((name) => itemsEqual(name.value, attribute.value)),
-    );
-    if (taken) {
+  for (const attribute of attributes) {
+    if (attribute.name !== "Name") continue;
+    const holders = await context.store.named(attribute.value);
+    if (holders.some((uid) => uid !== ownUid)) {
       throw new KmipOperationError(
         "NonUniqueNameAttribute",
         "another object already has this Name",

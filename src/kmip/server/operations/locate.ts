@@ -1,6 +1,7 @@
 /**
  * Locate: the identifiers of the objects whose attributes match every
- * attribute of the request. A Name matches exactly (value and type). A date
+ * attribute of the request. A Name matches exactly (value and type), and
+ * a request with a Name reads only the objects the Name index lists. A date
  * attribute given twice is a range, both ends included. Maximum Items and
  * Offset Items page through the matches, newest first.
  */
@@ -60,7 +61,11 @@ export async function locate(
   const offset = optionalCount(payload, "OffsetItems") ?? 0;
   const found: string[] = [];
   const seen = new Set<string>();
-  let pending = await context.store.list();
+  // With a Name, the Name index lists the only objects that can match.
+  // Without one, every object is read.
+  const name = wanted.find((criterion) => criterion.name === "Name")?.values[0];
+  const candidates = () => (name === undefined ? context.store.list() : context.store.named(name));
+  let pending = await candidates();
   while (pending.length > 0) {
     for (const uid of pending) {
       seen.add(uid);
@@ -73,8 +78,9 @@ export async function locate(
       found.push(uid);
     }
     // Reading a managed key's object can make the objects of versions that
-    // transit added (see transit-versions.ts), which the list then contains.
-    pending = (await context.store.list()).filter((uid) => !seen.has(uid));
+    // transit added (see transit-versions.ts). They take over the object's
+    // Name, so the next lookup lists them as new candidates.
+    pending = (await candidates()).filter((uid) => !seen.has(uid));
   }
   // Identifiers sort in creation order (see KmipObjectStore.newUid), so this puts the newest first.
   found.sort();
