@@ -43,6 +43,9 @@ const ISO_DATE_TIME =
  * Returns the error for a value that does not parse. The message leaves the
  * value out because a Byte String may be key material.
  */
+/** A UTF-16 surrogate without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function invalid(type: ItemType): KmipDecodeError {
   return new KmipDecodeError("InvalidField", `invalid ${type} value`);
 }
@@ -160,6 +163,10 @@ export function parseScalarText(
       if (text !== "true" && text !== "false") throw invalid(type);
       return { tag, type, value: text === "true" };
     case "TextString":
+      // TTLV carries text as UTF-8, which has no form for a lone surrogate.
+      if (LONE_SURROGATE.test(text)) {
+        throw new KmipDecodeError("InvalidField", "invalid TextString value: not valid Unicode");
+      }
       return { tag, type, value: text };
     case "ByteString":
       if (!HEX_BYTES.test(text)) throw invalid(type);

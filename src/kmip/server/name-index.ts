@@ -214,7 +214,7 @@ export async function nameIndexBuilt(reader: StorageReader): Promise<boolean> {
 export async function buildNameIndex(
   barrier: Barrier,
   objectsPrefix: string,
-  logger?: Pick<Logger, "info">,
+  logger?: Pick<Logger, "info" | "warn">,
 ): Promise<number> {
   let after: string | undefined;
   let objects = 0;
@@ -236,7 +236,14 @@ export async function buildNameIndex(
         if (uid.includes("/")) continue;
         const value = await tx.get(objectsPrefix + uid);
         if (value === undefined) continue;
-        const names = storedNamesOf(uid, value);
+        let names: NameSet;
+        try {
+          names = storedNamesOf(uid, value);
+        } catch (error) {
+          // One damaged record must not stop every lookup by Name: it gets no entries.
+          logger?.warn({ uid, err: error }, "skipped an unreadable KMIP object in the Name index");
+          continue;
+        }
         await writeNameChanges(tx, uid, new Map(), names);
         writes += names.size;
         indexed += 1;

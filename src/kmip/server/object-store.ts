@@ -147,6 +147,13 @@ const PREFIX = KMIP_OBJECTS_PREFIX;
  */
 const MAX_COMMIT_WRITES = 900;
 
+/**
+ * The most Names one object may have. Each has an index entry written in
+ * the object's commit, so the cap keeps one object's commit inside the
+ * barrier's headroom of encryptions per transaction.
+ */
+export const MAX_NAMES_PER_OBJECT = 64;
+
 /** The staged state of an object: the object, or null once deleted. */
 type Staged = KmipObject | null;
 
@@ -292,6 +299,13 @@ export class KmipObjectStore {
       return updated === undefined ? undefined : managed.view(updated);
     };
     const put = async (object: KmipObject, options: { durable?: boolean } = {}) => {
+      const names = object.attributes.filter((attribute) => attribute.name === "Name").length;
+      if (names > MAX_NAMES_PER_OBJECT) {
+        throw new KmipOperationError(
+          "InvalidField",
+          `an object may have at most ${MAX_NAMES_PER_OBJECT} Name attributes, not ${names}`,
+        );
+      }
       if (options.durable !== false) this.#groupDurable = true;
       let record = object;
       if (managed !== undefined) {
