@@ -27,7 +27,7 @@ import {
   linkedUid,
 } from "./managed-keys.ts";
 import type { KmipObject } from "./object-store.ts";
-import { enumAttribute, replaceAttribute } from "./objects.ts";
+import { dateAttribute, enumAttribute, replaceAttribute } from "./objects.ts";
 import {
   linkAttribute,
   replacementAttributes,
@@ -165,7 +165,14 @@ function versionObject(
       ...(ownState ? { ownState: true } : {}),
     },
   };
-  return replaceAttribute(object, "State", enumAttribute("State", state));
+  const stated = replaceAttribute(object, "State", enumAttribute("State", state));
+  // An object that starts Active became so when transit added its version.
+  if (state !== "Active") return stated;
+  return replaceAttribute(
+    stated,
+    "Activation Date",
+    dateAttribute("Activation Date", secondsOf(version.createdAt)),
+  );
 }
 
 /** Returns the object with another Link of the type to `uid` added after its attributes. */

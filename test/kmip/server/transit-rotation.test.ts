@@ -71,6 +71,7 @@ describe("transit rotation of KMIP keys", () => {
 
     const attributes = await attributesOf(node, newUid!);
     assert.equal(child(attributes, "CryptographicLength")?.value, 256);
+    assert.equal(typeof child(attributes, "ActivationDate")?.value, "bigint");
     assert.equal(child(attributes, "CryptographicUsageMask")?.value, 4 | 8);
 
     const decrypted = payloadOf(
