@@ -630,7 +630,8 @@ export class Keyward {
       barrier: this.seal.barrier,
       mount,
       clock: this.clock,
-      logger: this.logger.child({ mount }),
+      // The transit engine names its mount in every line it logs.
+      logger: this.logger,
       ...(this.#hsm === undefined ? {} : { hsm: this.#hsm }),
     });
     transit.onRotation((names) => this.#transitKeysChanged(mount, names));

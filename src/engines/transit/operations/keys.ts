@@ -293,7 +293,12 @@ export async function scheduleKeyDeletion(
   days: number,
 ): Promise<Outcome<DeletionSchedule>> {
   const warnings: string[] = [];
-  await rejectIfReferenced(context, name, "delete", "revoke and destroy its KMIP objects first");
+  await rejectIfReferenced(
+    context,
+    name,
+    "delete",
+    "destroy the key first: KMIP Destroy of each of its objects (a replaced object before its replacement), or POST keys/:name/state with state destroyed",
+  );
   const key = await context.store.update(name, (current) => {
     if (!current.deletionAllowed) {
       throw new KeywardError(
