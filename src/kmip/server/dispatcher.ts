@@ -420,7 +420,10 @@ export class KmipDispatcher {
     context: OperationContext,
   ): void {
     if (UNCHECKED_OPERATIONS.has(operation)) return;
-    const uidItem = child(payload, "UniqueIdentifier");
+    // Re-key Key Pair names its object in its own field.
+    const uidItem =
+      child(payload, "UniqueIdentifier") ??
+      (operation === "ReKeyKeyPair" ? child(payload, "PrivateKeyUniqueIdentifier") : undefined);
     const uid =
       uidItem?.type === "TextString"
         ? uidItem.value

@@ -591,6 +591,7 @@ describe("kmip streams and policies", () => {
     owner: `path "kmip/*" { capabilities = ["create", "read", "update"] }`,
     "encrypt-any": `path "kmip/encrypt" { capabilities = ["update"] }`,
     getter: `path "kmip/get/*" { capabilities = ["read"] }`,
+    rekeyer: `path "kmip/re-key-key-pair/allowed-*" { capabilities = ["create"] }`,
   };
 
   /** Issues a credential of `roleName` with CN `shared`, distinguished by its serial and fingerprint. */
@@ -672,6 +673,37 @@ describe("kmip streams and policies", () => {
     const message = child(denied!, "ResultMessage");
     assert.ok(message !== undefined);
     assert.ok(textOf(message).includes(`kmip/encrypt/${uid}`));
+  });
+
+  it("checks re-key key pair on the private key", async () => {
+    const state = setup("keyward", policies);
+    const owner = await credential(state, "owner", "10");
+    const rekeyer = await credential(state, "rekeyer", "11");
+    const [pair] = await batch(state.dispatcher, owner, [
+      [
+        "CreateKeyPair",
+        [
+          struct("CommonAttributes", [
+            enumItem("CryptographicAlgorithm", "EC"),
+            integer("CryptographicLength", 256),
+          ]),
+        ],
+      ],
+    ]);
+    const payload = child(pair!, "ResponsePayload") as StructureItem;
+    const privateUid = textOf(child(payload, "PrivateKeyUniqueIdentifier")!);
+    const [denied] = await batch(state.dispatcher, rekeyer, [
+      ["ReKeyKeyPair", [text("PrivateKeyUniqueIdentifier", privateUid)]],
+    ]);
+    assert.equal(resultReason(denied!), "PermissionDenied");
+    const message = child(denied!, "ResultMessage");
+    assert.ok(message !== undefined);
+    assert.ok(textOf(message).includes(`kmip/re-key-key-pair/${privateUid}`));
+
+    const [allowed] = await batch(state.dispatcher, owner, [
+      ["ReKeyKeyPair", [text("PrivateKeyUniqueIdentifier", privateUid)]],
+    ]);
+    assert.equal(resultStatus(allowed!), "Success");
   });
 
   it("checks the wrapping key of a get", async () => {

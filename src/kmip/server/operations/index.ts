@@ -17,6 +17,7 @@ import { get } from "./get.ts";
 import { createKeyPair, reKey } from "./key-pair.ts";
 import { activate, create, destroy, register, revoke } from "./lifecycle.ts";
 import { locate } from "./locate.ts";
+import { reKeyKeyPair } from "./rekey-key-pair.ts";
 import { acknowledge, check, discoverVersions, makeQuery, rngRetrieve } from "./server-ops.ts";
 import { hash, mac, macVerify, sign, signatureVerify } from "./sign-mac-ops.ts";
 
@@ -37,6 +38,7 @@ const OPERATIONS: Readonly<Record<string, OperationEntry>> = {
   CreateKeyPair: { handler: createKeyPair },
   Register: { handler: register },
   ReKey: { handler: reKey },
+  ReKeyKeyPair: { handler: reKeyKeyPair, since: V1_1 },
   Get: { handler: get },
   GetAttributes: { handler: getAttributes },
   GetAttributeList: { handler: getAttributeList },
