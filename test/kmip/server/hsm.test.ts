@@ -477,6 +477,50 @@ describe("KMIP keys held in an HSM", () => {
     assert.equal(resultReason(got), "NotExtractable");
   });
 
+  it("re-keys an EC pair in the token", async (t) => {
+    if (!ready(t)) return;
+    const { privateUid, publicUid } = await createPair("EC", 256);
+    const rekeyed = payloadOf(
+      await call(dispatcher, "ReKeyKeyPair", [text("PrivateKeyUniqueIdentifier", privateUid)]),
+    );
+    const newPrivate = textOf(child(rekeyed, "PrivateKeyUniqueIdentifier")!);
+    const newPublic = textOf(child(rekeyed, "PublicKeyUniqueIdentifier")!);
+    const stored = JSON.parse(
+      Buffer.from(barrier.values.get(`kmip/objects/${newPrivate}`)!).toString(),
+    );
+    assert.equal(stored.hsmObject.label, `keyward/kmip/${newPrivate}`);
+    assert.equal(resultReason(await call(dispatcher, "Get", [id(newPrivate)])), "NotExtractable");
+
+    payloadOf(await call(dispatcher, "Activate", [id(newPrivate)]));
+    const message = Buffer.from("rotated signing key");
+    const signed = payloadOf(
+      await call(dispatcher, "Sign", [
+        id(newPrivate),
+        parameters(enumItem("HashingAlgorithm", "SHA_256")),
+        bytes("Data", message),
+      ]),
+    );
+    const signature = bytesOfChild(signed, "SignatureData");
+    const fresh = await publicKeyOf(newPublic);
+    assert.equal(verifySignature("sha256", message, fresh, signature), true);
+    const old = await publicKeyOf(publicUid);
+    assert.equal(verifySignature("sha256", message, old, signature), false);
+
+    const blocks = tokenObjects(t, newPrivate);
+    if (blocks === undefined) return;
+    assert.equal(blocks.length, 2, blocks.join("\n"));
+  });
+
+  it("rejects an extractable HSM pair replacement", async (t) => {
+    if (!ready(t)) return;
+    const { privateUid } = await createPair("EC", 256);
+    const result = await call(dispatcher, "ReKeyKeyPair", [
+      text("PrivateKeyUniqueIdentifier", privateUid),
+      struct("PrivateKeyAttributes", [boolean("Extractable", true)]),
+    ]);
+    assert.equal(resultReason(result), "InvalidField");
+  });
+
   it("rejects keys the HSM cannot make", async (t) => {
     if (!ready(t)) return;
     const des = await call(dispatcher, "Create", [

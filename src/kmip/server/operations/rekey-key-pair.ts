@@ -4,17 +4,19 @@
  * attributes and Names of the key it replaces (see replacement.ts), and
  * the keys are linked as Create Key Pair and Re-key link them.
  */
-import { generateKeyPair, type KeyObject } from "node:crypto";
+import { createPublicKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { promisify } from "node:util";
+import type { RsaModulusBits } from "../../../hsm/rsa.ts";
 import type { KmipItem, StructureItem } from "../../item.ts";
 import { enumerationForTag } from "../../tags.ts";
 import type { KmipAttribute } from "../attributes.ts";
 import type { OperationContext } from "../context.ts";
 import { invalidField, KmipOperationError, wrongState } from "../errors.ts";
+import { hsmKeyAttributes, hsmKeys, inHsm } from "../hsm-objects.ts";
 import { bytes, child, struct, tag, text, textOf } from "../items.ts";
 import { linkedUid } from "../managed-keys.ts";
-import { keyBlock, keyMaterialOf, privateKeyOf } from "../material.ts";
-import type { KmipObject } from "../object-store.ts";
+import { hsmKeyContent, keyBlock, keyMaterialOf, privateKeyOf } from "../material.ts";
+import type { KmipHsmObjectRef, KmipObject } from "../object-store.ts";
 import { attributeScalar, dateAttribute, loadObject } from "../objects.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
 import { linkAttribute, replacementAttributes, withReplacementLink } from "./replacement.ts";
@@ -43,6 +45,67 @@ const FIXED_ATTRIBUTES = ["Cryptographic Algorithm", "Cryptographic Length", "Re
 interface NewPairMaterial {
   privateContent: KmipItem;
   publicContent: KmipItem;
+  /** The token objects of a pair generated in the HSM. */
+  hsmObject?: KmipHsmObjectRef;
+}
+
+/** Key pairs the HSM generates, by Cryptographic Algorithm: the lengths in bits each takes. */
+const HSM_PAIR_LENGTHS: Readonly<Record<string, readonly number[]>> = {
+  RSA: [2048, 3072, 4096],
+  EC: [256],
+  ECDSA: [256],
+};
+
+/**
+ * Generates the replacement of a pair generated in the HSM, in the same
+ * token, with the old private key's algorithm and length. The private
+ * key's record keeps the token reference, and the public key is stored in
+ * the old public key's format.
+ */
+async function generateInHsmLike(
+  oldPrivate: KmipObject,
+  oldPublic: KmipObject | undefined,
+  newPrivateUid: string,
+  context: OperationContext,
+): Promise<NewPairMaterial> {
+  const algorithm = algorithmNameOf(oldPrivate);
+  const length = attributeScalar(oldPrivate, "Cryptographic Length");
+  const lengths = algorithm === undefined ? undefined : HSM_PAIR_LENGTHS[algorithm];
+  if (lengths === undefined || typeof length !== "number" || !lengths.includes(length)) {
+    throw new KmipOperationError(
+      "FeatureNotSupported",
+      "the HSM generates RSA pairs of 2048, 3072 or 4096 bits and EC pairs on P-256 only, and the old private key is neither",
+    );
+  }
+  const isRsa = algorithm === "RSA";
+  const keys = await hsmKeys(context);
+  const hsmObject = await inHsm(() =>
+    keys.generatePair(newPrivateUid, isRsa ? "RSA" : "EC", length as RsaModulusBits | 256),
+  );
+  const publicKey = createPublicKey({
+    key: Buffer.from(hsmObject.publicKey ?? "", "base64"),
+    format: "der",
+    type: "spki",
+  });
+  const material = publicMaterial(publicKey, isRsa, publicFormatOf(oldPublic));
+  return {
+    privateContent: hsmKeyContent("PrivateKey", algorithm!, length),
+    publicContent: struct("PublicKey", [
+      keyBlock(material.format, bytes("KeyMaterial", material.der), algorithm!, length),
+    ]),
+    hsmObject,
+  };
+}
+
+/** Throws Invalid Field when a request sets attributes that would let an HSM replacement leave the token. */
+function requireHsmProtection(requested: readonly KmipAttribute[]): void {
+  hsmKeyAttributes(requested);
+  const extractable = requested.find((attribute) => attribute.name === "Extractable");
+  if (extractable?.value.type === "Boolean" && extractable.value.value) {
+    throw invalidField(
+      "invalid Extractable: the replacement of a pair generated in the HSM is generated there too and cannot be Extractable",
+    );
+  }
 }
 
 /**
@@ -245,13 +308,7 @@ export async function reKeyKeyPair(
   if (linkedUid(oldPrivate, "ReplacementObjectLink") !== undefined) {
     throw wrongState("the private key was re-keyed already, so re-key its replacement instead");
   }
-  // NOTE: the HSM generates key pairs, but Keyward does not yet generate a replacement pair there.
-  if (oldPrivate.hsmObject !== undefined) {
-    throw new KmipOperationError(
-      "FeatureNotSupported",
-      "Re-key Key Pair of a key pair generated in the HSM is not implemented. Create a new pair with Create Key Pair instead",
-    );
-  }
+  const inHsmToken = oldPrivate.hsmObject !== undefined;
   const oldPublic = await oldPublicKey(oldPrivate, context);
 
   const offsetDates = offsetActivation(payload, context.now);
@@ -270,10 +327,13 @@ export async function reKeyKeyPair(
   requireSameKind(oldPrivate, publicRequested);
   const ownUids = new Set([oldPrivate.uid, ...(oldPublic === undefined ? [] : [oldPublic.uid])]);
   await requireUniquePairNames(context, [...privateRequested, ...publicRequested], ownUids);
+  if (inHsmToken) requireHsmProtection(privateRequested);
 
-  const material = await generateLike(oldPrivate, oldPublic);
   const newPrivateUid = context.store.newUid();
   const newPublicUid = context.store.newUid();
+  const material = inHsmToken
+    ? await generateInHsmLike(oldPrivate, oldPublic, newPrivateUid, context)
+    : await generateLike(oldPrivate, oldPublic);
   const newPrivate: KmipObject = {
     uid: newPrivateUid,
     objectType: "PrivateKey",
@@ -288,6 +348,7 @@ export async function reKeyKeyPair(
       linkAttribute("PublicKeyLink", newPublicUid),
     ],
     content: material.privateContent,
+    ...(material.hsmObject === undefined ? {} : { hsmObject: material.hsmObject }),
   };
   const publicAttributes =
     oldPublic === undefined
