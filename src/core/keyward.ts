@@ -467,10 +467,10 @@ export class Keyward {
           (key) =>
             key.startsWith(prefix) && engineCaches(mount.entry.type, key.slice(prefix.length)),
         ) ?? [];
-      // Transit keys are dropped from the running engine's cache in place:
-      // requests still running on a replaced engine would write through it,
-      // and this node is not told of its own writes, so the new engine's
-      // cache would keep an older copy.
+      // Transit keys are dropped from the running engine's cache in place.
+      // Requests still running on a replaced engine would write through its
+      // cache, and this node gets no notice of its own writes, so a new
+      // engine's cache would keep an older copy.
       const keysPrefix = `${prefix}keys/`;
       if (
         keys !== undefined &&

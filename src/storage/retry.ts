@@ -1,9 +1,8 @@
 import { KeywardError } from "../errors.ts";
 
 /**
- * How often, and for how long, work that lost a conflict with concurrent
- * work is run again. Both limits apply: the retries stop at the first one
- * reached.
+ * The limits on running again work that lost a conflict with concurrent
+ * work. The retries stop at whichever limit is reached first.
  */
 export interface ConflictRetryPolicy {
   /** The maximum number of attempts, the first one included. */
@@ -24,10 +23,9 @@ export const RETRY_MAX_DELAY_MS = 100;
  * Returns a random wait before retry number `retry` (1 for the first), in
  * milliseconds: uniform between 0 and a bound that doubles from
  * `RETRY_BASE_DELAY_MS` with each retry up to `RETRY_MAX_DELAY_MS`. The
- * random part spreads out work that conflicted together. The cap keeps
- * the loser of a conflict retrying often enough to find a gap between
- * the winner's transactions, because a node with a queue of changes to
- * the same record starts the next one as soon as the previous commits.
+ * random part spreads out work that conflicted together. A node with a
+ * queue of changes to one record starts the next as soon as the previous
+ * commits, so the cap keeps the loser retrying often enough to find a gap.
  */
 export function conflictRetryDelay(retry: number): number {
   const bound = Math.min(RETRY_MAX_DELAY_MS, RETRY_BASE_DELAY_MS * 2 ** Math.max(0, retry - 1));

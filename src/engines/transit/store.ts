@@ -34,9 +34,9 @@ const KEY_CACHE_CHARS = 64 * 1024 * 1024;
 const LIST_PAGE_SIZE = 1000;
 
 /**
- * How often, and for how long, one `update` runs again while other nodes
- * keep changing the same key. A node with several changes of the key queued
- * commits them back to back, so the other node can lose many times in a row.
+ * The retry limits of one `update` while other nodes keep changing the same
+ * key. A node with several changes of the key queued commits them back to
+ * back, so the other node can lose many times in a row.
  */
 const UPDATE_RETRY: ConflictRetryPolicy = { maxAttempts: 50, budgetMs: 2_000 };
 

@@ -59,6 +59,22 @@ export function hsmKeyAttributes(attributes: readonly KmipAttribute[]): KmipAttr
   return [...attributes, scalarAttribute("Sensitive", "Boolean", true)];
 }
 
+/**
+ * Returns a Re-key request's attributes for a replacement generated in the
+ * HSM, as `hsmKeyAttributes` does. Throws Invalid Field for Extractable true
+ * too, because the replacement is generated in the token like the old key.
+ */
+export function hsmReplacementAttributes(attributes: readonly KmipAttribute[]): KmipAttribute[] {
+  const checked = hsmKeyAttributes(attributes);
+  if (booleanAttribute(attributes, "Extractable") === true) {
+    throw new KmipOperationError(
+      "InvalidField",
+      "invalid Extractable: the replacement of a key generated in the HSM is generated there too and cannot be Extractable",
+    );
+  }
+  return checked;
+}
+
 const loaded = new WeakMap<HsmToken, Promise<KmipHsmKeys>>();
 
 /**

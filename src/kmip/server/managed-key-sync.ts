@@ -95,7 +95,8 @@ export class KmipManagedKeySync {
    * Checks every key with a KMIP reference record in every transit mount:
    * makes the objects of versions that transit added, and removes the keys
    * that no object refers to once they are older than `ORPHAN_MIN_AGE_MS`.
-   * Logs a summary and each removal, and never throws.
+   * Logs a summary and each removal. A failure is logged too, and the
+   * returned promise still resolves (see `#enqueue`).
    */
   reconcileAll(): Promise<ManagedKeySyncSummary> {
     const summary = this.#emptySummary();

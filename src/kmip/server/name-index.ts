@@ -78,8 +78,9 @@ export function storedNamesOf(uid: string, value: Uint8Array): NameSet {
   try {
     attributes = (JSON.parse(Buffer.from(value).toString("utf8")) as { attributes?: unknown })
       .attributes;
-  } catch (error) {
-    throw unreadable(uid, error);
+  } catch {
+    // The parser's message quotes the record's text, which may contain key material.
+    throw unreadable(uid);
   }
   if (!Array.isArray(attributes)) throw unreadable(uid);
   for (const attribute of attributes as { name?: unknown; value?: unknown }[]) {
@@ -91,9 +92,8 @@ export function storedNamesOf(uid: string, value: Uint8Array): NameSet {
   return names;
 }
 
-function unreadable(uid: string, cause?: unknown): KeywardError {
+function unreadable(uid: string): KeywardError {
   return new KeywardError("internal", "internal error", {
-    ...(cause === undefined ? {} : { cause }),
     details: { uid, reason: "stored KMIP object cannot be read" },
   });
 }

@@ -11,7 +11,13 @@ import { enumerationForTag } from "../../tags.ts";
 import type { KmipAttribute } from "../attributes.ts";
 import type { OperationContext } from "../context.ts";
 import { KmipOperationError, wrongState } from "../errors.ts";
-import { generatesInHsm, hsmKeyAttributes, hsmKeys, inHsm } from "../hsm-objects.ts";
+import {
+  generatesInHsm,
+  hsmKeyAttributes,
+  hsmKeys,
+  hsmReplacementAttributes,
+  inHsm,
+} from "../hsm-objects.ts";
 import { bytes, struct, tag, text } from "../items.ts";
 import { linkedUid } from "../managed-keys.ts";
 import { hsmKeyContent, keyBlock, secretBytes, symmetricKeyContent } from "../material.ts";
@@ -195,7 +201,7 @@ async function storeKeyPair(
 }
 
 /** Key pairs the HSM generates, by Cryptographic Algorithm: the lengths in bits each takes. */
-const HSM_PAIR_LENGTHS: Readonly<Record<string, readonly number[]>> = {
+export const HSM_PAIR_LENGTHS: Readonly<Record<string, readonly number[]>> = {
   RSA: [2048, 3072, 4096],
   EC: [256],
   ECDSA: [256],
@@ -328,14 +334,9 @@ async function reKeyInHsm(
       "the key's Cryptographic Length must be 128, 192 or 256 bits to generate its replacement in the HSM",
     );
   }
-  const requested = hsmKeyAttributes(requestAttributes(payload, "TemplateAttribute", "Attributes"));
-  const extractable = requested.find((attribute) => attribute.name === "Extractable");
-  if (extractable?.value.type === "Boolean" && extractable.value.value) {
-    throw new KmipOperationError(
-      "InvalidField",
-      "the replacement of a key generated in the HSM is generated there too and cannot be Extractable",
-    );
-  }
+  const requested = hsmReplacementAttributes(
+    requestAttributes(payload, "TemplateAttribute", "Attributes"),
+  );
   await requireUniqueNames(context, requested, old.uid);
   const uid = context.store.newUid();
   const keys = await hsmKeys(context);

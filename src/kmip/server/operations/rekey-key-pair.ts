@@ -12,12 +12,13 @@ import { enumerationForTag } from "../../tags.ts";
 import type { KmipAttribute } from "../attributes.ts";
 import type { OperationContext } from "../context.ts";
 import { invalidField, KmipOperationError, wrongState } from "../errors.ts";
-import { hsmKeyAttributes, hsmKeys, inHsm } from "../hsm-objects.ts";
+import { hsmKeys, hsmReplacementAttributes, inHsm } from "../hsm-objects.ts";
 import { bytes, child, struct, tag, text, textOf } from "../items.ts";
 import { linkedUid } from "../managed-keys.ts";
 import { hsmKeyContent, keyBlock, keyMaterialOf, privateKeyOf } from "../material.ts";
 import type { KmipHsmObjectRef, KmipObject } from "../object-store.ts";
 import { attributeScalar, dateAttribute, loadObject } from "../objects.ts";
+import { HSM_PAIR_LENGTHS } from "./key-pair.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
 import { linkAttribute, replacementAttributes, withReplacementLink } from "./replacement.ts";
 
@@ -48,13 +49,6 @@ interface NewPairMaterial {
   /** The token objects of a pair generated in the HSM. */
   hsmObject?: KmipHsmObjectRef;
 }
-
-/** Key pairs the HSM generates, by Cryptographic Algorithm: the lengths in bits each takes. */
-const HSM_PAIR_LENGTHS: Readonly<Record<string, readonly number[]>> = {
-  RSA: [2048, 3072, 4096],
-  EC: [256],
-  ECDSA: [256],
-};
 
 /**
  * Generates the replacement of a pair generated in the HSM, in the same
@@ -95,17 +89,6 @@ async function generateInHsmLike(
     ]),
     hsmObject,
   };
-}
-
-/** Throws Invalid Field when a request sets attributes that would let an HSM replacement leave the token. */
-function requireHsmProtection(requested: readonly KmipAttribute[]): void {
-  hsmKeyAttributes(requested);
-  const extractable = requested.find((attribute) => attribute.name === "Extractable");
-  if (extractable?.value.type === "Boolean" && extractable.value.value) {
-    throw invalidField(
-      "invalid Extractable: the replacement of a pair generated in the HSM is generated there too and cannot be Extractable",
-    );
-  }
 }
 
 /**
@@ -327,7 +310,7 @@ export async function reKeyKeyPair(
   requireSameKind(oldPrivate, publicRequested);
   const ownUids = new Set([oldPrivate.uid, ...(oldPublic === undefined ? [] : [oldPublic.uid])]);
   await requireUniquePairNames(context, [...privateRequested, ...publicRequested], ownUids);
-  if (inHsmToken) requireHsmProtection(privateRequested);
+  if (inHsmToken) hsmReplacementAttributes(privateRequested);
 
   const newPrivateUid = context.store.newUid();
   const newPublicUid = context.store.newUid();
