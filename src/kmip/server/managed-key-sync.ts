@@ -13,6 +13,7 @@
 import type { Logger } from "pino";
 import type { KeyStore } from "../../engines/transit/store.ts";
 import { isKeywardError } from "../../errors.ts";
+import { effectiveState } from "../../keys/index.ts";
 import { KMIP_KEY_HOLDER, type KmipKeyMounts } from "./managed-keys.ts";
 import type { KmipObjectStore } from "./object-store.ts";
 
@@ -46,6 +47,8 @@ export interface ManagedKeySyncSummary {
   orphansRemoved: number;
   /** Keys without an object that are younger than `ORPHAN_MIN_AGE_MS`, kept for now. */
   orphansKept: number;
+  /** Keys without an object that are or were active, so transit may have used them: kept and logged. */
+  orphansUsable: number;
   /** Keys whose check failed; each failure is logged. */
   failed: number;
 }
@@ -113,7 +116,14 @@ export class KmipManagedKeySync {
   }
 
   #emptySummary(): ManagedKeySyncSummary {
-    return { keys: 0, objects: 0, orphansRemoved: 0, orphansKept: 0, failed: 0 };
+    return {
+      keys: 0,
+      objects: 0,
+      orphansRemoved: 0,
+      orphansKept: 0,
+      orphansUsable: 0,
+      failed: 0,
+    };
   }
 
   #enqueue(work: () => Promise<void>): Promise<void> {
@@ -161,9 +171,12 @@ export class KmipManagedKeySync {
 
   /**
    * Removes key `name`, which no object refers to, with its reference
-   * record, once it is older than `ORPHAN_MIN_AGE_MS`. The check and the
-   * removal run as one object-store work, so no request of this node
-   * commits the key's object in between.
+   * record, once it is older than `ORPHAN_MIN_AGE_MS` and still pre-active
+   * or already destroyed. Transit rejects every use of a pre-active key, so
+   * no data depends on it. A key that is or was active may protect data
+   * that a transit client encrypted or signed, so it is kept and logged.
+   * The check and the removal run as one object-store work, so no request
+   * of this node commits the key's object in between.
    */
   async #removeOrphan(
     mount: string,
@@ -174,12 +187,23 @@ export class KmipManagedKeySync {
     await this.#store.exclusive(async (tx) => {
       if ((await tx.find(name)) !== undefined) return;
       const stored = await keys.load(name);
-      const createdAt = stored?.key.createdAt;
-      if (createdAt !== undefined) {
-        const age = this.#clock().getTime() - Date.parse(createdAt);
+      if (stored !== undefined) {
+        const now = this.#clock();
+        const { createdAt } = stored.key;
+        const age = now.getTime() - Date.parse(createdAt);
         // An unreadable creation time gives NaN, which keeps the key too.
         if (!(age >= ORPHAN_MIN_AGE_MS)) {
           summary.orphansKept += 1;
+          return;
+        }
+        const state = effectiveState(stored.key, now);
+        if (state !== "pre-active" && state !== "destroyed") {
+          summary.orphansUsable += 1;
+          this.#logger.warn(
+            { mount, key: name, createdAt, state },
+            "kept a transit key that no KMIP object refers to, because transit may have used it; " +
+              "set its state to destroyed through transit to have it removed",
+          );
           return;
         }
       }
@@ -193,7 +217,7 @@ export class KmipManagedKeySync {
         return;
       }
       this.#logger.warn(
-        { mount, key: name, createdAt },
+        { mount, key: name, createdAt: stored.key.createdAt },
         "removed a transit key that no KMIP object refers to, left by a KMIP request that did not finish",
       );
     });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createKey, rotateKey } from "../../../src/keys/index.ts";
+import { createKey, rotateKey, transitionState } from "../../../src/keys/index.ts";
 import { ORPHAN_MIN_AGE_MS } from "../../../src/kmip/server/managed-key-sync.ts";
 import { type KmipKeyMounts, KmipManagedKeys } from "../../../src/kmip/server/managed-keys.ts";
 import { KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
@@ -137,30 +137,46 @@ describe("transit rotation reconciled with KMIP", () => {
     }
   });
 
-  it("orphan past the margin is removed", async () => {
+  it("orphan removal by age and state", async () => {
     let now = Date.now();
     const node = await openNode({ kmip: true, clock: () => new Date(now) });
     try {
       const keys = keyStoreOf(node);
       const kept = await createAes(node, "has-an-object");
-      const old = "0190a0b0-0000-7000-8000-00000000a001";
+      const preActive = "0190a0b0-0000-7000-8000-00000000a001";
       const young = "0190a0b0-0000-7000-8000-00000000a002";
+      const active = "0190a0b0-0000-7000-8000-00000000a003";
+      const destroyed = "0190a0b0-0000-7000-8000-00000000a004";
       const options = { exportable: true };
-      await keys.create(createKey(old, "aes256-gcm96", options, new Date(now)), {
-        referencedBy: "kmip",
-      });
+      const created = new Date(now);
+      const orphan = (name: string) => createKey(name, "aes256-gcm96", options, created);
+      const referenced = { referencedBy: "kmip" };
+      // A KMIP Create without an Activation Date leaves its key pre-active.
+      await keys.create({ ...orphan(preActive), state: "pre-active" }, referenced);
+      await keys.create(orphan(active), referenced);
+      await keys.create(
+        transitionState(
+          transitionState(orphan(destroyed), "deactivated", created),
+          "destroyed",
+          created,
+        ),
+        referenced,
+      );
       now += ORPHAN_MIN_AGE_MS + 60_000;
-      await keys.create(createKey(young, "aes256-gcm96", options, new Date(now)), {
-        referencedBy: "kmip",
-      });
+      await keys.create(createKey(young, "aes256-gcm96", options, new Date(now)), referenced);
 
       const summary = await node.kmip!.managedKeySync.reconcileAll();
-      assert.equal(summary.orphansRemoved, 1);
+      assert.equal(summary.orphansRemoved, 2);
       assert.equal(summary.orphansKept, 1);
-      assert.equal(await keys.find(old), undefined);
-      assert.equal(await keys.referenceOf(old), undefined);
-      assert.notEqual(await keys.find(young), undefined);
-      assert.equal(await keys.referenceOf(young), "kmip");
+      assert.equal(summary.orphansUsable, 1);
+      for (const removed of [preActive, destroyed]) {
+        assert.equal(await keys.find(removed), undefined, removed);
+        assert.equal(await keys.referenceOf(removed), undefined, removed);
+      }
+      for (const left of [young, active]) {
+        assert.notEqual(await keys.find(left), undefined, left);
+        assert.equal(await keys.referenceOf(left), "kmip", left);
+      }
       assert.notEqual(await keys.find(kept), undefined);
       assert.equal(await stateOf(node, kept), "Active");
     } finally {
