@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Installs the peer programs the test suite talks to, from Debian's
 # packages. Run as root (CI runs as root); with sudo otherwise. Programs
-# already present are left alone, so a second run is quick.
+# already present are left alone, so a second run is quick. With --bench,
+# it also installs the peers that only the benchmarks under bench/ run.
 set -euo pipefail
+
+bench=false
+for argument in "$@"; do
+  case $argument in
+    --bench) bench=true ;;
+    *)
+      echo "install-peers: unknown argument $argument (expected --bench)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 # Program to check for, and the Debian package that provides it.
 peers=(
@@ -31,6 +43,10 @@ peers=(
   "softhsm2-util:softhsm2"
   "pkcs11-tool:opensc"
 )
+if $bench; then
+  # bench/pki.ts signs beside cfssl.
+  peers+=("cfssl:golang-cfssl")
+fi
 
 missing=()
 for entry in "${peers[@]}"; do
