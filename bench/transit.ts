@@ -7,6 +7,10 @@
  * the ratio Keyward / baseline for encrypt, decrypt and sign.
  *
  * Usage: npx tsx bench/transit.ts [--duration SECONDS] [--connections N]
+ *   [--cpu-prof DIR]
+ *
+ * With --cpu-prof, Keyward runs under `node --cpu-prof` and writes its CPU
+ * profile to DIR when it stops.
  *
  * Keyward runs as an operator would run it: requests carry a non-root
  * token whose policy grants only the benchmarked paths, so every request
@@ -33,6 +37,7 @@ const { values } = parseArgs({
   options: {
     duration: { type: "string", default: "10" },
     connections: { type: "string", default: "16" },
+    "cpu-prof": { type: "string" },
   },
 });
 const duration = Number(values.duration);
@@ -93,6 +98,9 @@ async function main() {
   const keyward = await startProcess(
     process.execPath,
     [
+      ...(values["cpu-prof"] === undefined
+        ? []
+        : ["--cpu-prof", "--cpu-prof-dir", values["cpu-prof"]]),
       "bin/keyward.js",
       "server",
       "--dev",

@@ -28,6 +28,7 @@ import { KeywardError } from "../errors.ts";
 import type { HsmToken } from "../hsm/token.ts";
 import { type JobRunHook, Scheduler } from "../jobs/scheduler.ts";
 import { registerTransitJobs } from "../jobs/transit-jobs.ts";
+import { forgetParsedKeys } from "../keys/index.ts";
 import { POLICY_PREFIX, PolicyStore } from "../policy/index.ts";
 import { SEAL_RESERVED_PREFIX } from "../seal/barrier.ts";
 import { createSealManager, type SealManagerOptions } from "../seal/seal-manager.ts";
@@ -721,6 +722,7 @@ export class Keyward {
     if (this.#mounts.size > 0) this.logger.info("sealed");
     for (const mount of this.#mounts.values()) mount.wireguard?.close();
     this.#mounts.clear();
+    forgetParsedKeys();
     // Waiting agents wake, find the barrier sealed and get 503.
     this.#devices?.close();
     this.#devices = undefined;

@@ -4,6 +4,8 @@
  * Every function that changes a key returns a new object and leaves its
  * input untouched, so a caller can keep the old value and restore it when
  * persisting the new one fails. Nothing here stores, logs or does I/O.
+ * Parsed private and public keys are kept in memory until
+ * `forgetParsedKeys`, which the server calls at seal.
  */
 export { HASH_ALGORITHMS, type HashAlgorithm } from "../crypto/hash.ts";
 export type { PssSaltLength, RsaSignaturePadding } from "../crypto/rsa.ts";
@@ -35,6 +37,7 @@ export type {
   VersionMaterial,
 } from "./key-types/index.ts";
 export { supports } from "./key-types/index.ts";
+export { forgetParsedKeys } from "./key-types/material.ts";
 export {
   rejectAssociatedData,
   rsaOaepEncryptVersion,

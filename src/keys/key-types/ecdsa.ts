@@ -1,4 +1,4 @@
-import { type EcdsaCurve, loadPrivateKey, loadPublicKey } from "../../crypto/asymmetric-keys.ts";
+import type { EcdsaCurve } from "../../crypto/asymmetric-keys.ts";
 import { type EcdsaOptions, ecdsaSign, ecdsaVerify } from "../../crypto/ecdsa.ts";
 import type { KeyType } from "../types.ts";
 import {
@@ -7,7 +7,7 @@ import {
   generateAsymmetricVersion,
 } from "./asymmetric.ts";
 import type { KeyTypeDefinition, SignParams } from "./definition.ts";
-import { publicKeyPem, secretBytes } from "./material.ts";
+import { versionPrivateKey, versionPublicKey } from "./material.ts";
 
 function ecdsaOptions(params: SignParams): EcdsaOptions {
   return {
@@ -34,12 +34,12 @@ export function ecdsaKeyType(type: KeyType, curve: EcdsaCurve): KeyTypeDefinitio
     signer: {
       sign(version, params) {
         checkPrehashedInput(params);
-        const privateKey = loadPrivateKey(secretBytes(version));
+        const privateKey = versionPrivateKey(version);
         return { signature: ecdsaSign(privateKey, curve, params.input, ecdsaOptions(params)) };
       },
       verify(version, params, signature) {
         checkPrehashedInput(params);
-        const publicKey = loadPublicKey(publicKeyPem(version));
+        const publicKey = versionPublicKey(version);
         return ecdsaVerify(publicKey, curve, params.input, signature, ecdsaOptions(params));
       },
     },

@@ -3,7 +3,6 @@ import {
   ed25519PrivateKeyFromSeed,
   ed25519SeedOf,
   loadPrivateKey,
-  loadPublicKey,
   publicKeyPemOf,
 } from "../../crypto/asymmetric-keys.ts";
 import { ed25519Sign, ed25519Verify } from "../../crypto/ed25519.ts";
@@ -16,7 +15,7 @@ import {
   rejectJwsMarshaling,
 } from "./asymmetric.ts";
 import type { KeyTypeDefinition, SignParams } from "./definition.ts";
-import { publicKeyPem, secretBytes } from "./material.ts";
+import { versionPrivateKey, versionPublicKey } from "./material.ts";
 
 const SPEC = { algorithm: "ed25519" } as const;
 
@@ -25,7 +24,7 @@ const SPEC = { algorithm: "ed25519" } as const;
  * keys the key whose seed is HKDF-SHA256(version seed, empty salt, info = context).
  */
 function signingKey(version: KeyVersion, context?: Buffer): KeyObject {
-  const privateKey = loadPrivateKey(secretBytes(version));
+  const privateKey = versionPrivateKey(version);
   if (context === undefined) return privateKey;
   const seed = hkdfSha256(ed25519SeedOf(privateKey), Buffer.alloc(0), context, 32);
   return loadPrivateKey(ed25519PrivateKeyFromSeed(seed));
@@ -64,7 +63,7 @@ export const ED25519_KEY_TYPE: KeyTypeDefinition = {
       checkParams(params);
       const publicKey =
         params.context === undefined
-          ? loadPublicKey(publicKeyPem(version))
+          ? versionPublicKey(version)
           : signingKey(version, params.context);
       return ed25519Verify(publicKey, params.input, signature);
     },

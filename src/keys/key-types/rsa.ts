@@ -1,5 +1,4 @@
 import type { KeyObject } from "node:crypto";
-import { loadPrivateKey, loadPublicKey } from "../../crypto/asymmetric-keys.ts";
 import type { HashAlgorithm } from "../../crypto/hash.ts";
 import {
   maxOaepPlaintextLength,
@@ -19,7 +18,7 @@ import {
   rejectJwsMarshaling,
 } from "./asymmetric.ts";
 import type { EncryptParams, KeyTypeDefinition, SignParams } from "./definition.ts";
-import { publicKeyPem, secretBytes } from "./material.ts";
+import { versionPrivateKey, versionPublicKey } from "./material.ts";
 
 /** RSA keys encrypt with RSAES-OAEP, SHA-256 for both the label hash and MGF1, as Vault does. */
 export const RSA_OAEP_HASH: HashAlgorithm = "sha2-256";
@@ -74,17 +73,17 @@ export function rsaKeyType(type: KeyType, bits: number): KeyTypeDefinition {
       encrypt: (version, params) => rsaOaepEncryptVersion(type, version, params, RSA_OAEP_HASH),
       decrypt(version, params) {
         rejectAssociatedData(type, params.associatedData);
-        return rsaOaepDecrypt(loadPrivateKey(secretBytes(version)), params.payload, RSA_OAEP_HASH);
+        return rsaOaepDecrypt(versionPrivateKey(version), params.payload, RSA_OAEP_HASH);
       },
     },
     signer: {
       sign(version, params) {
-        const privateKey = loadPrivateKey(secretBytes(version));
+        const privateKey = versionPrivateKey(version);
         const options = rsaSignOptions(type, privateKey, params);
         return { signature: rsaSign(privateKey, params.input, options) };
       },
       verify(version, params, signature) {
-        const publicKey = loadPublicKey(publicKeyPem(version));
+        const publicKey = versionPublicKey(version);
         return rsaVerify(
           publicKey,
           params.input,
@@ -119,7 +118,7 @@ export function rsaOaepEncryptVersion(
   hash: HashAlgorithm,
 ): Buffer {
   rejectAssociatedData(type, params.associatedData);
-  const publicKey = loadPublicKey(publicKeyPem(version));
+  const publicKey = versionPublicKey(version);
   const max = maxOaepPlaintextLength(publicKey, hash);
   if (params.plaintext.length > max) {
     throw new KeywardError(
