@@ -491,7 +491,7 @@ describe("KMIP keys held in an HSM", () => {
     assert.equal(stored.hsmObject.label, `keyward/kmip/${newPrivate}`);
     assert.equal(resultReason(await call(dispatcher, "Get", [id(newPrivate)])), "NotExtractable");
 
-    payloadOf(await call(dispatcher, "Activate", [id(newPrivate)]));
+    // The new pair takes the old one's Activation Date, so it is Active at once.
     const message = Buffer.from("rotated signing key");
     const signed = payloadOf(
       await call(dispatcher, "Sign", [
@@ -600,7 +600,7 @@ describe("KMIP keys held in an HSM", () => {
 
     // The replacement is a different token key: the old key cannot decrypt its output.
     const gcm = parameters(enumItem("BlockCipherMode", "GCM"), integer("TagLength", 16));
-    payloadOf(await call(dispatcher, "Activate", [id(replacement)]));
+    // The replacement takes the old key's Activation Date, so it is Active at once.
     const encrypted = payloadOf(
       await call(dispatcher, "Encrypt", [id(replacement), gcm, bytes("Data", Buffer.from("x"))]),
     );

@@ -416,7 +416,6 @@ describe("KMIP objects as managed keys", () => {
     const oldUid = await createAes(dispatcher, [activeSince()]);
     const rekeyed = payloadOf(await call(dispatcher, "ReKey", [id(oldUid)]));
     const newUid = textOf(child(rekeyed, "UniqueIdentifier")!);
-    payloadOf(await call(dispatcher, "Activate", [id(newUid)]));
     payloadOf(
       await call(dispatcher, "SetAttribute", [
         id(oldUid),
@@ -474,12 +473,11 @@ describe("KMIP objects as managed keys", () => {
     assert.equal((await links(dispatcher, newUid)).ReplacedObjectLink, oldUid);
     assert.equal((await links(dispatcher, oldUid)).ReplacementObjectLink, newUid);
 
-    // The replacement starts Pre-Active, and the managed key follows it.
-    assert.equal(await kmipState(dispatcher, newUid), "PreActive");
+    // The replacement takes the old key's Activation Date, so it is Active
+    // at once and transit's key stays usable.
+    assert.equal(await kmipState(dispatcher, newUid), "Active");
     assert.equal(await kmipState(dispatcher, oldUid), "Active");
-    assert.equal(info.state, "pre-active");
-    payloadOf(await call(dispatcher, "Activate", [id(newUid)]));
-    assert.equal((await transit.readKey(oldUid)).state, "active");
+    assert.equal(info.state, "active");
 
     const exported = await transit.exportKey(oldUid, "encryption-key");
     assert.deepEqual(

@@ -25,7 +25,13 @@ import type { KmipHsmObjectRef, KmipObject } from "../object-store.ts";
 import { attributeScalar } from "../objects.ts";
 import { requestObject, requireUniqueNames, uidItem } from "./common.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
-import { linkAttribute, replacementAttributes, withReplacementLink } from "./replacement.ts";
+import {
+  linkAttribute,
+  replacementAttributes,
+  replacementDates,
+  requestOffset,
+  withReplacementLink,
+} from "./replacement.ts";
 
 const CURVES: Readonly<Record<string, { node: string; bits: number }>> = {
   P_256: { node: "prime256v1", bits: 256 },
@@ -298,7 +304,10 @@ export async function reKey(
     typeof lengthBits === "number" ? lengthBits : length * 8,
   );
   const uid = context.store.newUid();
-  const requested = requestAttributes(payload, "TemplateAttribute", "Attributes");
+  const requested = [
+    ...replacementDates(old, requestOffset(payload), context.now),
+    ...requestAttributes(payload, "TemplateAttribute", "Attributes"),
+  ];
   // The old object's names move to the replacement, so only other objects' names conflict.
   await requireUniqueNames(context, requested, old.uid);
   await context.store.put({
@@ -334,9 +343,10 @@ async function reKeyInHsm(
       "the key's Cryptographic Length must be 128, 192 or 256 bits to generate its replacement in the HSM",
     );
   }
-  const requested = hsmReplacementAttributes(
-    requestAttributes(payload, "TemplateAttribute", "Attributes"),
-  );
+  const requested = hsmReplacementAttributes([
+    ...replacementDates(old, requestOffset(payload), context.now),
+    ...requestAttributes(payload, "TemplateAttribute", "Attributes"),
+  ]);
   await requireUniqueNames(context, requested, old.uid);
   const uid = context.store.newUid();
   const keys = await hsmKeys(context);

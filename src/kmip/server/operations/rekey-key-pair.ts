@@ -17,10 +17,16 @@ import { bytes, child, struct, tag, text, textOf } from "../items.ts";
 import { linkedUid } from "../managed-keys.ts";
 import { hsmKeyContent, keyBlock, keyMaterialOf, privateKeyOf } from "../material.ts";
 import type { KmipHsmObjectRef, KmipObject } from "../object-store.ts";
-import { attributeScalar, dateAttribute, loadObject } from "../objects.ts";
+import { attributeScalar, loadObject } from "../objects.ts";
 import { HSM_PAIR_LENGTHS } from "./key-pair.ts";
 import { initialAttributes, RANDOM_NUMBER_GENERATOR, requestAttributes } from "./new-object.ts";
-import { linkAttribute, replacementAttributes, withReplacementLink } from "./replacement.ts";
+import {
+  linkAttribute,
+  replacementAttributes,
+  replacementDates,
+  requestOffset,
+  withReplacementLink,
+} from "./replacement.ts";
 
 /** Generates in libuv's thread pool, so other requests keep running during a large RSA key. */
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -102,19 +108,6 @@ function requestPrivateUid(payload: StructureItem, context: OperationContext): s
   throw invalidField(
     "Private Key Unique Identifier is missing and no earlier batch item set the ID Placeholder",
   );
-}
-
-/**
- * Returns the Activation Date that the request's Offset gives the new
- * keys (now plus Offset seconds), or nothing without an Offset.
- * NOTE: KMIP also shifts the other dates of the pair by the Offset, which
- * Keyward does not do.
- */
-function offsetActivation(payload: StructureItem, now: bigint): KmipAttribute[] {
-  const offset = child(payload, "Offset");
-  if (offset === undefined) return [];
-  if (offset.type !== "Interval") throw invalidField("Offset must be an Interval in seconds");
-  return [dateAttribute("Activation Date", now + BigInt(offset.value))];
 }
 
 /** Returns the public key object the private key links to, or undefined when it links to none. */
@@ -294,15 +287,15 @@ export async function reKeyKeyPair(
   const inHsmToken = oldPrivate.hsmObject !== undefined;
   const oldPublic = await oldPublicKey(oldPrivate, context);
 
-  const offsetDates = offsetActivation(payload, context.now);
+  const offset = requestOffset(payload);
   const common = requestAttributes(payload, "CommonTemplateAttribute", "CommonAttributes");
   const privateRequested = [
-    ...offsetDates,
+    ...replacementDates(oldPrivate, offset, context.now),
     ...common,
     ...requestAttributes(payload, "PrivateKeyTemplateAttribute", "PrivateKeyAttributes"),
   ];
   const publicRequested = [
-    ...offsetDates,
+    ...replacementDates(oldPublic, offset, context.now),
     ...common,
     ...requestAttributes(payload, "PublicKeyTemplateAttribute", "PublicKeyAttributes"),
   ];
