@@ -1,8 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { KeywardError } from "../../../errors.ts";
 
-/** Base64 alphabet with padding, with line breaks and spaces allowed between characters. */
-const BASE64_TEXT = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+/**
+ * Base64 alphabet with padding, with line breaks and spaces allowed between characters.
+ * Whitespace after the padding is matched only once a `=` is present, so no two parts of
+ * the pattern can match the same spaces. A body of many spaces and one bad character
+ * then fails in linear time. Overlapping parts would backtrack in quadratic time and
+ * block the event loop for minutes on a 1 MiB body.
+ */
+const BASE64_TEXT = /^[A-Za-z0-9+/\s]*(?:={1,2}\s*)?$/;
 
 /** Characters per base64 line in responses; `openssl base64 -d` reads lines of up to 64 characters. */
 const LINE_LENGTH = 64;
