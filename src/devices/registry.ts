@@ -233,18 +233,27 @@ export class DeviceRegistry {
   async delete(name: string): Promise<void> {
     validateName(name, "name");
     const { store, logger, tokens, applied, waiters } = this.#context;
-    const first = await this.require(name);
-    if (first.state === "enrolled") await this.revoke(name);
-    await store.withLock(name, async () => {
-      const device = await this.require(name);
-      await store.transaction(async (writer) => {
-        await tokens.prune(writer, device);
-        for (const certificate of device.certificates)
-          await writer.delete(serialPath(certificate.serial));
-        await applied.delete(writer, name);
-        await writer.delete(devicePath(name));
+    let deleted = false;
+    while (!deleted) {
+      const first = await this.require(name);
+      if (first.state === "enrolled") await this.revoke(name);
+      deleted = await store.withLock(name, async () => {
+        const device = await this.require(name);
+        // An enrolment that held the lock during the check above may have
+        // enrolled the device since. Revoke it in the next pass, so its new
+        // certificate does not outlive the record. Revocation deletes the
+        // device's tokens, so no later enrolment can start another pass.
+        if (device.state === "enrolled") return false;
+        await store.transaction(async (writer) => {
+          await tokens.prune(writer, device);
+          for (const certificate of device.certificates)
+            await writer.delete(serialPath(certificate.serial));
+          await applied.delete(writer, name);
+          await writer.delete(devicePath(name));
+        });
+        return true;
       });
-    });
+    }
     this.#context.lastSeenWrites.delete(name);
     logger.info({ device: name }, "deleted device");
     waiters.changed([name]);
