@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { decodeBase64Body } from "../../src/engines/pki/est/encoding.ts";
+import { decodeBase64Body } from "../../../../src/engines/pki/est/encoding.ts";
 
 /** Size of the request bodies below: 1 MiB. The server accepts bodies of up to 32 MiB by default. */
 const BODY_SIZE = 1024 * 1024;
