@@ -14,15 +14,17 @@ function rejected(message: string, reason: string): KeywardError {
 }
 
 /**
- * Checks a TLS client certificate for re-enrolment: it must be signed by
- * one of the mount's issuers, be within its validity period and not be
- * revoked. The TLS handshake has already proved that the client has its
- * private key. Returns the parsed certificate, and throws
+ * Checks a TLS client certificate for re-enrolment under `roleName`: it
+ * must be signed by one of the mount's issuers, be within its validity
+ * period, not be revoked, and be stored in the mount's inventory as issued
+ * under `roleName`. The TLS handshake has already proved that the client
+ * has its private key. Returns the parsed certificate, and throws
  * `permission_denied` naming the failed check.
  */
 export async function verifyClientCertificate(
   context: PkiContext,
   der: Uint8Array,
+  roleName: string,
 ): Promise<x509.X509Certificate> {
   let certificate: x509.X509Certificate;
   try {
@@ -36,7 +38,37 @@ export async function verifyClientCertificate(
     throw unknownIssuer(context);
   }
   await checkNotRevoked(context, serialHexOf(certificate));
+  await checkIssuedUnderRole(context, certificate, roleName);
   return certificate;
+}
+
+/**
+ * Throws `permission_denied` unless the mount's inventory stores
+ * `certificate` as issued under `roleName`. This keeps EST from renewing
+ * certificates that another route, such as the device registry, issued
+ * and tracks. Certificates of a `no_store` role have no record, so they fail.
+ */
+export async function checkIssuedUnderRole(
+  context: PkiContext,
+  certificate: x509.X509Certificate,
+  roleName: string,
+): Promise<void> {
+  const record = await context.inventory.find(serialHexOf(certificate));
+  // A record under the same serial for other bytes (another issuer's certificate) does not count.
+  if (!record || !pemDer(record.certificatePem).equals(Buffer.from(certificate.rawData))) {
+    throw rejected(
+      `the TLS client certificate is not in the certificate inventory of mount "${context.mount}"; re-enrolment needs a certificate that Keyward stored, so enrol again with an enrolment secret`,
+      "not_stored",
+    );
+  }
+  if (record.role !== roleName) {
+    // CA certificates and sign-verbatim certificates are stored with an empty role.
+    const issuedUnder = record.role === "" ? "without a role" : `under role "${record.role}"`;
+    throw rejected(
+      `the TLS client certificate was issued ${issuedUnder}, but this EST path renews only certificates of role "${roleName}"; use the EST label whose role issued it, or enrol again with an enrolment secret`,
+      "other_role",
+    );
+  }
 }
 
 /** Throws `permission_denied` unless the mount's clock is within `notBefore`..`notAfter`. */

@@ -115,7 +115,8 @@ export class EstService {
 
   /**
    * Renews a certificate: the client authenticates with the certificate
-   * being renewed, and the CSR must repeat its subject and SANs (RFC 7030
+   * being renewed, which the mount must have stored as issued under the
+   * label's role, and the CSR must repeat its subject and SANs (RFC 7030
    * section 4.2.2). The role checks the names again.
    */
   async simpleReenroll(
@@ -124,7 +125,7 @@ export class EstService {
     client: EstClient,
   ): Promise<Buffer> {
     const { name } = await this.roleFor(label);
-    const current = await this.#requireClientCertificate(client);
+    const current = await this.#requireClientCertificate(client, name);
     const csrBase64 = decodeBase64Body(body).toString("base64");
     checkSameNames(current, await checkCsr(csrBase64));
     const issued = await this.#pki.sign(name, { csr: csrBase64, format: "der" });
@@ -138,8 +139,9 @@ export class EstService {
    * Generates a key pair of the role's type and issues a certificate for
    * the CSR's names (RFC 7030 section 4.4). The CSR's own key is not used.
    * With an enrolment secret the secret is used up. With a client
-   * certificate the CSR must repeat that certificate's names, as in
-   * re-enrolment. The key is returned unencrypted, protected only by TLS.
+   * certificate, that certificate must pass the re-enrolment checks and
+   * the CSR must repeat its names. The key is returned unencrypted,
+   * protected only by TLS.
    */
   async serverKeygen(
     label: string | undefined,
@@ -157,7 +159,7 @@ export class EstService {
       });
       this.#logIssued("serverkeygen", label, issued.serial_number, { deviceId: basic.deviceId });
     } else if (client.certificateDer) {
-      const current = await this.#requireClientCertificate(client);
+      const current = await this.#requireClientCertificate(client, name);
       const csr = await checkCsr(decodeBase64Body(body).toString("base64"));
       checkSameNames(current, csr);
       issued = await this.#pki.issue(name, { ...request, ...issueNamesOf(csr, role) });
@@ -178,7 +180,8 @@ export class EstService {
     };
   }
 
-  async #requireClientCertificate(client: EstClient) {
+  /** Verifies the client's TLS certificate for renewal under `roleName` (see `verifyClientCertificate`). */
+  async #requireClientCertificate(client: EstClient, roleName: string) {
     if (!client.certificateDer) {
       throw new KeywardError(
         "permission_denied",
@@ -186,7 +189,7 @@ export class EstService {
         { details: { reason: "no_client_certificate" } },
       );
     }
-    return verifyClientCertificate(this.#pki.context, client.certificateDer);
+    return verifyClientCertificate(this.#pki.context, client.certificateDer, roleName);
   }
 
   #logIssued(
