@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Keyward } from "../core/keyward.ts";
 import { KeywardError } from "../errors.ts";
 import type { Operation } from "../policy/index.ts";
+import { TRUE_STRINGS } from "./envelope.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -11,6 +12,17 @@ declare module "fastify" {
      * not exist yet, as Vault's existence checks do).
      */
     operation?: Operation | ((request: FastifyRequest) => Promise<Operation>);
+    /**
+     * Returns the path the policy check matches, for routes whose handler
+     * normalises a path parameter (policy names are lowercased), so that
+     * every spelling that reaches the same object is checked as one path.
+     * Without it, the check matches `policyPath`.
+     */
+    aclPath?: (request: FastifyRequest) => string;
+  }
+  interface FastifyRequest {
+    /** The path and operation the policy check decided on, which the audit record repeats. */
+    policyCheck?: { path: string; operation: Operation };
   }
 }
 
@@ -23,9 +35,17 @@ const SUDO_PATHS: readonly RegExp[] = [
   /^auth\/token\/revoke-orphan$/,
 ];
 
-/** Returns the path a policy matches: the URL path without `/v1/` and the query, percent-decoded. */
+/** The scheme and authority of an absolute-form request target (`GET http://host/v1/... HTTP/1.1`). */
+const ABSOLUTE_FORM_ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/**
+ * Returns the path a policy matches: the URL path without `/v1/` and the
+ * query, percent-decoded. The origin of an absolute-form request target is
+ * dropped, as the router drops it.
+ */
 export function policyPath(request: FastifyRequest): string {
-  const raw = (request.url.split("?")[0] ?? "").replace(/^\/v1\//, "");
+  const target = request.url.replace(ABSOLUTE_FORM_ORIGIN, "");
+  const raw = (target.split("?")[0] ?? "").replace(/^\/v1\//, "");
   try {
     return decodeURIComponent(raw);
   } catch {
@@ -33,9 +53,18 @@ export function policyPath(request: FastifyRequest): string {
   }
 }
 
-function isListRequest(request: FastifyRequest): boolean {
-  const list = (request.query as { list?: unknown } | undefined)?.list;
-  return list === true || list === "true" || list === "1" || list === 1;
+/**
+ * Returns whether a GET is Vault's LIST: `list` is one of the spellings of
+ * true that the list handlers accept (`t`, `TRUE` and the others of Go's
+ * `strconv.ParseBool`), so a caller without `list` cannot list by spelling
+ * true differently.
+ */
+export function isListRequest(request: FastifyRequest): boolean {
+  let list = (request.query as { list?: unknown } | undefined)?.list;
+  // Schema coercion turns a one-item array into its item.
+  if (Array.isArray(list) && list.length === 1) list = list[0];
+  if (list === true || list === 1) return true;
+  return typeof list === "string" && TRUE_STRINGS.includes(list);
 }
 
 async function operationOf(request: FastifyRequest): Promise<Operation> {
@@ -72,13 +101,20 @@ function parametersOf(request: FastifyRequest): Record<string, unknown> | undefi
 export async function authorize(keyward: Keyward, request: FastifyRequest): Promise<void> {
   const identity = request.identity;
   if (identity === undefined) return;
-  const path = policyPath(request);
+  // The router serves an absolute-form target (`http://host/v1/sys/...`)
+  // as its path. Such targets are for proxies, so they are rejected rather
+  // than matched against policies in a second spelling.
+  if (!request.url.startsWith("/")) {
+    throw new KeywardError(
+      "invalid_request",
+      "the request target must be a path such as /v1/sys/health, not an absolute URL",
+    );
+  }
+  const path = request.routeOptions.config?.aclPath?.(request) ?? policyPath(request);
+  const operation = await operationOf(request);
+  request.policyCheck = { path, operation };
   const acl = await keyward.policies.acl(identity.policies);
-  const decision = acl.check({
-    path,
-    operation: await operationOf(request),
-    parameters: parametersOf(request),
-  });
+  const decision = acl.check({ path, operation, parameters: parametersOf(request) });
   const needsSudo = SUDO_PATHS.some((pattern) => pattern.test(path));
   if (!decision.allowed || (needsSudo && !decision.sudo)) {
     request.log.warn({ accessor: identity.accessor, path }, "permission denied by policy");

@@ -115,6 +115,20 @@ function requestedPaths(body: CapabilitiesBody): string[] {
   return paths;
 }
 
+/**
+ * Returns the policy-check path of a route that names a policy, with the
+ * name lowercased as the store lowercases it. A rule that denies
+ * `sys/policies/acl/admin` must also deny `sys/policies/acl/ADMIN`, which
+ * writes the same policy.
+ */
+function namedPolicyPath(prefix: string) {
+  return (request: FastifyRequest) =>
+    `${prefix}/${(request.params as Partial<NameParams>).name?.toLowerCase() ?? ""}`;
+}
+
+const aclPolicyPath = namedPolicyPath("sys/policies/acl");
+const legacyPolicyPath = namedPolicyPath("sys/policy");
+
 function sendData(request: FastifyRequest, reply: FastifyReply, data: object) {
   return reply.code(200).send(envelope(data, { requestId: request.id }));
 }
@@ -180,6 +194,7 @@ export async function registerPolicyRoutes(
   app.route<{ Params: NameParams }>({
     method: "GET",
     url: "/v1/sys/policies/acl/:name",
+    config: { aclPath: aclPolicyPath },
     schema: {
       tags: TAGS,
       summary: "Read an ACL policy.",
@@ -195,6 +210,7 @@ export async function registerPolicyRoutes(
   app.route<{ Params: NameParams; Body: { policy: string } }>({
     method: WRITE,
     url: "/v1/sys/policies/acl/:name",
+    config: { aclPath: aclPolicyPath },
     schema: {
       tags: TAGS,
       summary: "Create or replace an ACL policy.",
@@ -217,6 +233,7 @@ export async function registerPolicyRoutes(
   app.route<{ Params: NameParams }>({
     method: "DELETE",
     url: "/v1/sys/policies/acl/:name",
+    config: { aclPath: aclPolicyPath },
     schema: {
       tags: TAGS,
       summary: "Delete an ACL policy.",
@@ -249,6 +266,7 @@ export async function registerPolicyRoutes(
   app.route<{ Params: NameParams }>({
     method: "GET",
     url: "/v1/sys/policy/:name",
+    config: { aclPath: legacyPolicyPath },
     schema: {
       tags: TAGS,
       summary: "Read a policy (older API).",
@@ -264,6 +282,7 @@ export async function registerPolicyRoutes(
   app.route<{ Params: NameParams; Body: { policy?: string; rules?: string } }>({
     method: WRITE,
     url: "/v1/sys/policy/:name",
+    config: { aclPath: legacyPolicyPath },
     schema: {
       tags: TAGS,
       summary: "Create or replace a policy (older API).",
@@ -289,6 +308,7 @@ export async function registerPolicyRoutes(
   app.route<{ Params: NameParams }>({
     method: "DELETE",
     url: "/v1/sys/policy/:name",
+    config: { aclPath: legacyPolicyPath },
     schema: {
       tags: TAGS,
       summary: "Delete a policy (older API).",
