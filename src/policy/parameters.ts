@@ -84,11 +84,46 @@ function isAllowed(value: unknown, list: readonly ParameterValue[]): boolean {
   return parts?.every((part) => inList(part, list)) === true;
 }
 
-/** Returns whether a list denies a value: an empty list denies any, otherwise the value or any item of it must be listed. */
+/**
+ * Returns a scalar request value together with every value that the route
+ * schemas' type coercion (Ajv's `coerceTypes`) may turn it into: `"true"`
+ * becomes `true`, `"1"` and `true` become `1`, `1` becomes `"1"`, and so on.
+ * Parameter constraints are checked before validation, so a denied value
+ * must also be found when it is sent in another JSON type.
+ */
+function coercedForms(value: unknown): unknown[] {
+  const forms: unknown[] = [value];
+  if (typeof value === "string") {
+    if (value === "true") forms.push(true);
+    if (value === "false") forms.push(false);
+    if (value !== "" && !Number.isNaN(Number(value))) forms.push(Number(value));
+    if (value === "") forms.push(null);
+  } else if (typeof value === "number") {
+    forms.push(String(value));
+    if (value === 1) forms.push(true);
+    if (value === 0) forms.push(false, null);
+  } else if (typeof value === "boolean") {
+    forms.push(String(value), value ? 1 : 0);
+    if (!value) forms.push(null);
+  } else if (value === null) {
+    forms.push("", 0, false);
+  }
+  return forms;
+}
+
+function inListAsAnyType(value: unknown, list: readonly ParameterValue[]): boolean {
+  return coercedForms(value).some((form) => inList(form, list));
+}
+
+/**
+ * Returns whether a list denies a value: an empty list denies any, otherwise
+ * the value or any item of it must be listed, in any JSON type that schema
+ * coercion turns into the listed value (`"true"` and `["true"]` for `true`).
+ */
 function isDenied(value: unknown, list: readonly ParameterValue[]): boolean {
-  if (list.length === 0 || inList(value, list)) return true;
+  if (list.length === 0 || inListAsAnyType(value, list)) return true;
   const parts = items(value);
-  return parts?.some((part) => inList(part, list)) === true;
+  return parts?.some((part) => inListAsAnyType(part, list)) === true;
 }
 
 /**
