@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { invalidField, KeywardError } from "../errors.ts";
+import { cidrsWithin } from "./cidr.ts";
 import { childPolicies, isRootPolicySet, ROOT_POLICY } from "./token-policies.ts";
 import { freezeRecord, initialLifetime, TOKEN_TYPE, type TokenRecord } from "./token-record.ts";
 import { roleTokenPolicies, type TokenRole } from "./token-roles.ts";
@@ -141,9 +142,10 @@ export function rootTokenRecord(
 /**
  * Builds the record of a token created through `auth/token/create`, as a
  * child of `parent` unless `orphan`, with the settings of `role` when it
- * was created through `auth/token/create/<role>`. Throws
- * `permission_denied` when the parent has a use limit or the policies are
- * not allowed.
+ * was created through `auth/token/create/<role>`. The new token keeps the
+ * parent's bound CIDRs unless the role binds it more narrowly. Throws
+ * `permission_denied` when the parent has a use limit, the policies are
+ * not allowed or the role's bound CIDRs are wider than the parent's.
  */
 export function createdTokenRecord(
   hash: string,
@@ -190,11 +192,29 @@ export function createdTokenRecord(
     numUses: smallestLimit(request.numUses ?? 0, role?.tokenNumUses ?? 0),
     renewable:
       lifetime.expiresAt !== null && request.renewable !== false && role?.renewable !== false,
-    boundCidrs: [...(role?.tokenBoundCidrs ?? [])],
+    boundCidrs: childBoundCidrs(parent, role),
     type: TOKEN_TYPE,
     ...(role === undefined ? {} : { role: role.name }),
   });
   return { record, warnings: lifetime.warnings };
+}
+
+/**
+ * Returns the bound CIDRs of a token created by `parent`: the role's, or
+ * else the parent's. A token bound to CIDR blocks may not create a child
+ * or an orphan usable from outside them, so a role's blocks must lie
+ * within the parent's. Throws `permission_denied` otherwise.
+ */
+function childBoundCidrs(parent: TokenRecord, role: TokenRole | undefined): string[] {
+  const roleCidrs = role?.tokenBoundCidrs ?? [];
+  if (parent.boundCidrs.length === 0) return [...roleCidrs];
+  if (roleCidrs.length === 0) return [...parent.boundCidrs];
+  if (cidrsWithin(roleCidrs, parent.boundCidrs)) return [...roleCidrs];
+  throw new KeywardError(
+    "permission_denied",
+    "the role's token_bound_cidrs must lie within the bound CIDRs of the token that creates the new token",
+    { field: "token_bound_cidrs" },
+  );
 }
 
 /** Returns the smaller of two limits where 0 means none. */
