@@ -18,6 +18,27 @@ function redactData(data: unknown, settings: RedactionSettings): unknown {
   return redact(plain, settings.sensitiveFields, settings.hmacKey);
 }
 
+/**
+ * Paths whose `id` field, in the request body and in the response data,
+ * is a token: the ID a root caller chooses in `auth/token/create`, and the
+ * looked-up token that `auth/token/lookup` and `lookup-self` return.
+ */
+const TOKEN_ID_PATH = /^auth\/token\//;
+
+/** Field lists with `id` added, one per configured list, built once. */
+const withTokenId = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
+
+/** Returns the redaction settings for a request path: the configured ones, plus `id` on token paths. */
+function settingsForPath(path: string, settings: RedactionSettings): RedactionSettings {
+  if (!TOKEN_ID_PATH.test(path)) return settings;
+  let fields = withTokenId.get(settings.sensitiveFields);
+  if (fields === undefined) {
+    fields = new Set([...settings.sensitiveFields, "id"]);
+    withTokenId.set(settings.sensitiveFields, fields);
+  }
+  return { hmacKey: settings.hmacKey, sensitiveFields: fields };
+}
+
 type PayloadParts = Pick<AuditPayload, "request" | "auth">;
 
 /**
@@ -42,7 +63,7 @@ function partsOf(entry: AuditRequestEntry, settings: RedactionSettings): Payload
       path: request.path,
       remote_address: request.remoteAddress,
       key_name: request.keyName,
-      data: redactData(request.data, settings),
+      data: redactData(request.data, settingsForPath(request.path, settings)),
       protocol: request.protocol,
     },
     auth: {
@@ -81,7 +102,7 @@ export function buildPayload(
   if (type === "response" && "response" in entry) {
     payload.response = {
       status: entry.response.status,
-      data: redactData(entry.response.data, settings),
+      data: redactData(entry.response.data, settingsForPath(entry.request.path, settings)),
     };
   }
   return payload;

@@ -8,7 +8,7 @@ export const DEVICE_TYPES = ["file", "socket", "syslog", "store"] as const;
 export type DeviceType = (typeof DEVICE_TYPES)[number];
 
 /** Vault's operation names, derived from the HTTP method. */
-export const OPERATIONS = ["create", "read", "update", "delete", "list"] as const;
+export const OPERATIONS = ["create", "read", "update", "delete", "list", "patch"] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 /** The request part of an audit entry, as the HTTP layer passes it. */

@@ -1,7 +1,13 @@
 import type { KeyObject } from "node:crypto";
 import { loadPublicKey } from "../crypto/asymmetric-keys.ts";
 import { KeywardError } from "../errors.ts";
-import { checkpointSignatureValid, GENESIS_HASH, recordHash, signingKeyId } from "./chain.ts";
+import {
+  canonicalJson,
+  checkpointSignatureValid,
+  GENESIS_HASH,
+  recordHash,
+  signingKeyId,
+} from "./chain.ts";
 import { isValidNodeId } from "./node-id.ts";
 
 export type TamperReason =
@@ -160,8 +166,9 @@ function parsePublicKey(pem: string): KeyObject {
  * Verifies an audit log, one JSON record per line, and names the first
  * record that was altered, removed, reordered or badly signed.
  *
- * Every record must hash to its `hash`, carry the next sequence number and
- * link to its predecessor through `prev_hash`. With `publicKeyPem`, every
+ * Every record must hash to its `hash`, be written in canonical JSON (as
+ * `recordLine` writes it), carry the next sequence number and link to its
+ * predecessor through `prev_hash`. With `publicKeyPem`, every
  * checkpoint's signature and key id are checked too. Without it, only the
  * hash chain is checked, and anyone who can write the file can rebuild a
  * consistent chain, so pass the key for real verification.
@@ -216,6 +223,18 @@ export async function verifyAuditLog(
         seq,
         reason: "altered",
         detail: `record ${seq} does not match its own hash`,
+      });
+    }
+    // The hash covers the parsed record, so a line that parses to the same
+    // record but differs in its bytes (a key repeated with another value,
+    // which JSON readers resolve differently, or added whitespace) would
+    // otherwise pass. Devices write canonical JSON only.
+    if (canonicalJson(record) !== next.value) {
+      return fail({
+        line,
+        seq,
+        reason: "altered",
+        detail: `record ${seq} is not written in canonical JSON, so its line differs from what its hash covers`,
       });
     }
     if (options.expectedNode !== undefined && record.node !== options.expectedNode) {

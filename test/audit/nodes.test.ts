@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AuditBroker, type AuditBrokerOptions } from "../../src/audit/broker.ts";
-import { chainCheckpoint, chainRecord, GENESIS_HASH } from "../../src/audit/chain.ts";
+import { chainCheckpoint, chainRecord, GENESIS_HASH, recordLine } from "../../src/audit/chain.ts";
 import { buildPayload } from "../../src/audit/payload.ts";
 import { loadOrCreateKeys } from "../../src/audit/persistence.ts";
 import { DEFAULT_SENSITIVE_FIELDS } from "../../src/audit/redact.ts";
@@ -515,7 +515,7 @@ async function writeLegacyChain(barrier: Barrier, count: number): Promise<string
     await store(record, line);
   }
   const checkpoint = chainCheckpoint(head, "2023-01-01T01:00:00.000Z", keys.signer);
-  await store(checkpoint, JSON.stringify(checkpoint));
+  await store(checkpoint, recordLine(checkpoint));
   await barrier.put("sys/audit/chain/store", Buffer.from(JSON.stringify(head), "utf8"));
   return written;
 }

@@ -9,8 +9,11 @@ import {
   type DeviceType,
   type Operation,
 } from "../../audit/types.ts";
+import { isKeywardError } from "../../errors.ts";
 import { requestToken } from "../authentication.ts";
+import { isListRequest, policyPath } from "../authorization.ts";
 import { envelope } from "../envelope.ts";
+import type { ErrorBody } from "../error-handler.ts";
 
 const pathParams = {
   type: "object",
@@ -165,16 +168,19 @@ export async function registerAuditRoutes(app: FastifyInstance, audit: AuditBrok
   });
 }
 
-/** Vault's operation for an HTTP method: GET is `read`, or `list` with `?list=true`. */
+/**
+ * Vault's operation for an HTTP method, for requests that reached no policy
+ * check: GET is `read`, or `list` with `?list=true`.
+ */
 function operationOf(request: FastifyRequest): Operation {
   switch (request.method) {
     case "GET":
-    case "HEAD": {
-      const query = request.query as { list?: unknown } | undefined;
-      return query?.list === "true" || query?.list === true ? "list" : "read";
-    }
+    case "HEAD":
+      return isListRequest(request) ? "list" : "read";
     case "DELETE":
       return "delete";
+    case "PATCH":
+      return "patch";
     default:
       return "update";
   }
@@ -190,8 +196,10 @@ export function auditEntryOf(request: FastifyRequest): AuditRequestEntry {
   const params = request.params as Record<string, unknown> | undefined;
   const auditRequest: AuditRequest = {
     id: request.id,
-    operation: operationOf(request),
-    path: request.url.split("?")[0]!.replace(/^\/v1\//, ""),
+    // The path and operation the policy check decided on, so that a
+    // percent-encoded path is recorded as the path it named.
+    operation: request.policyCheck?.operation ?? operationOf(request),
+    path: request.policyCheck?.path ?? policyPath(request),
     remoteAddress: request.ip,
     clientToken: requestToken(request),
     keyName: typeof params?.name === "string" ? params.name : undefined,
@@ -284,7 +292,12 @@ export function registerAuditHooks(app: FastifyInstance, audit: AuditBroker) {
       });
     } catch (error) {
       state.failed = true;
-      throw error;
+      if (!isKeywardError(error)) throw error;
+      // Fastify sends an error thrown here in its own default shape, not
+      // through the app's error handler, so the error body is built here.
+      reply.code(error.status).type("application/json; charset=utf-8");
+      const body: ErrorBody = { errors: [error.message], code: error.code, request_id: request.id };
+      return JSON.stringify(body);
     }
     return payload;
   });
