@@ -120,34 +120,62 @@ export class DeviceRegistry {
     const groups =
       input.groups === undefined ? undefined : validateNameList(input.groups, "groups");
     const { store, clock, logger, waiters } = this.#context;
-    const { device, created } = await store.withLock(name, async () => {
-      const existing = await store.get<DeviceRecord>(devicePath(name));
-      const now = clock().toISOString();
-      const record: DeviceRecord = existing
-        ? {
-            ...existing,
-            tags: tags ?? existing.tags,
-            groups: groups ?? existing.groups,
-            updatedAt: now,
-          }
-        : {
-            name,
-            id: randomUUID(),
-            tags: tags ?? {},
-            groups: groups ?? [],
-            state: "registered",
-            certificates: [],
-            bootstrapTokens: [],
-            createdAt: now,
-            updatedAt: now,
-          };
-      await store.put(devicePath(name), record);
-      return { device: record, created: existing === undefined };
-    });
+    // Names that differ only in case also share one lock (device names have
+    // no ":"), so that the check below finds a device that a concurrent
+    // request of this node creates.
+    const caseLock = `case:${name.toLowerCase()}`;
+    const { device, created } = await store.withLock(caseLock, () =>
+      store.withLock(name, async () => {
+        const existing = await store.get<DeviceRecord>(devicePath(name));
+        if (existing === undefined) await this.#rejectCaseVariant(name);
+        const now = clock().toISOString();
+        const record: DeviceRecord = existing
+          ? {
+              ...existing,
+              tags: tags ?? existing.tags,
+              groups: groups ?? existing.groups,
+              updatedAt: now,
+            }
+          : {
+              name,
+              id: randomUUID(),
+              tags: tags ?? {},
+              groups: groups ?? [],
+              state: "registered",
+              certificates: [],
+              bootstrapTokens: [],
+              createdAt: now,
+              updatedAt: now,
+            };
+        await store.put(devicePath(name), record);
+        return { device: record, created: existing === undefined };
+      }),
+    );
     if (created) logger.info({ device: name, deviceId: device.id }, "registered device");
     // Tags and groups decide which artifacts the device receives.
     else waiters.changed([name]);
     return device;
+  }
+
+  /**
+   * Throws `already_exists` when a device whose name differs from `name`
+   * only in case exists. Certificate templates lower-case DNS names, so
+   * both devices would get certificates for one name.
+   * NOTE: two nodes that create such devices at the same moment are not
+   * stopped, because each node only locks its own requests.
+   */
+  async #rejectCaseVariant(name: string): Promise<void> {
+    const lower = name.toLowerCase();
+    const clash = (await this.list()).find(
+      (other) => other !== name && other.toLowerCase() === lower,
+    );
+    if (clash !== undefined) {
+      throw new KeywardError(
+        "already_exists",
+        `device "${clash}" exists, and device names that differ only in case would share certificate names`,
+        { field: "name" },
+      );
+    }
   }
 
   /**
