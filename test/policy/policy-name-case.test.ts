@@ -118,4 +118,18 @@ describe("policy names in other cases", () => {
     const read = await app.request({ method: "GET", url: "/v1/sys/policies/acl/team-a" });
     assert.equal(read.json().data.policy, SMALL);
   });
+
+  it("reports the capabilities the check applies", async () => {
+    const response = await app.request({
+      method: "POST",
+      url: "/v1/sys/capabilities-self",
+      payload: { paths: ["sys/policies/acl/ADMIN", "sys/policy/Admin", "sys/policies/acl/Team-B"] },
+      token: manager,
+    });
+    assert.equal(response.statusCode, 200);
+    const data = response.json().data;
+    assert.deepEqual(data["sys/policies/acl/ADMIN"], ["deny"]);
+    assert.deepEqual(data["sys/policy/Admin"], ["deny"]);
+    assert.deepEqual(data["sys/policies/acl/Team-B"], ["create", "delete", "read", "update"]);
+  });
 });

@@ -126,6 +126,20 @@ function namedPolicyPath(prefix: string) {
     `${prefix}/${(request.params as Partial<NameParams>).name?.toLowerCase() ?? ""}`;
 }
 
+/** A path that names one policy, in either API: the prefix and the name. */
+const NAMED_POLICY = /^(sys\/policies\/acl|sys\/policy)\/([^/]+)$/;
+
+/**
+ * Returns the path the policy check uses for a request to `path`: a
+ * policy's name lowercased, as the routes above check it, and every other
+ * path as it is. Capabilities answers for this path, so it reports what
+ * the check would decide.
+ */
+function checkedPath(path: string): string {
+  const named = NAMED_POLICY.exec(path);
+  return named === null ? path : `${named[1]}/${named[2]!.toLowerCase()}`;
+}
+
 const aclPolicyPath = namedPolicyPath("sys/policies/acl");
 const legacyPolicyPath = namedPolicyPath("sys/policy");
 
@@ -328,7 +342,7 @@ export async function registerPolicyRoutes(
   ) => {
     const acl = await store.acl(policies);
     // Object.fromEntries keeps a path such as `__proto__` as an ordinary key.
-    const entries = paths.map((path) => [path, acl.capabilities(path)] as const);
+    const entries = paths.map((path) => [path, acl.capabilities(checkedPath(path))] as const);
     // Vault adds `capabilities` when one path is requested, for older clients.
     if (entries.length === 1) entries.push(["capabilities", entries[0]![1]]);
     return sendLegacyData(request, reply, Object.fromEntries(entries));
