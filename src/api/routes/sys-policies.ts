@@ -132,7 +132,7 @@ const NAMED_POLICY = /^(sys\/policies\/acl|sys\/policy)\/([^/]+)$/;
 /**
  * Returns the path the policy check uses for a request to `path`: a
  * policy's name lowercased, as the routes above check it, and every other
- * path as it is. Capabilities answers for this path, so it reports what
+ * path as it is. Capabilities are computed for this path, so they show what
  * the check would decide.
  */
 function checkedPath(path: string): string {
