@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { LoginRateLimiter } from "../auth/rate-limiter.ts";
+import { LoginRateLimiter, rateLimitSource } from "../auth/rate-limiter.ts";
 import type { Identity } from "../auth/token-store.ts";
 import type { Keyward } from "../core/keyward.ts";
 import { KeywardError } from "../errors.ts";
@@ -47,7 +47,7 @@ export function registerAuthentication(app: FastifyInstance, keyward: Keyward) {
         "missing client token; send it in the X-Vault-Token or Authorization: Bearer header",
       );
     }
-    const addressKey = `address:${request.ip}`;
+    const addressKey = `address:${rateLimitSource(request.ip)}`;
     try {
       request.identity = await keyward.tokens.authenticate(token, { sourceIp: request.ip });
     } catch (error) {

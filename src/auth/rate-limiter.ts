@@ -1,4 +1,31 @@
+import { isIP } from "node:net";
 import { KeywardError } from "../errors.ts";
+
+/** The 16-bit groups of an IPv6 address that identify one client for rate limits: four, a /64. */
+const IPV6_SOURCE_GROUPS = 4;
+
+/**
+ * Returns the rate-limit key of a client address: an IPv4 address itself
+ * (also when written as IPv4-mapped IPv6), and the /64 prefix of an IPv6
+ * address. A host usually has a whole /64, so limiting single IPv6
+ * addresses would let it pick a new address for each attempt. Text that is
+ * not an IP address is returned as it is.
+ */
+export function rateLimitSource(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped !== null) return mapped[1]!;
+  if (isIP(address) !== 6) return address;
+  const [head = "", tail] = address.toLowerCase().split("::");
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = tail === undefined || tail === "" ? [] : tail.split(":");
+  // An embedded IPv4 tail (::1.2.3.4) lies in the low 64 bits, which are dropped anyway.
+  const missing = 8 - headGroups.length - tailGroups.length;
+  const groups =
+    tail === undefined ? headGroups : [...headGroups, ...Array(Math.max(missing, 0)).fill("0")];
+  const prefix = groups.slice(0, IPV6_SOURCE_GROUPS).map((group) => group.replace(/^0+(?=.)/, ""));
+  while (prefix.length < IPV6_SOURCE_GROUPS) prefix.push("0");
+  return `${prefix.join(":")}::/64`;
+}
 
 export interface LoginRateLimiterOptions {
   /** Failures a key may have in a burst before `check` rejects it. Default 10. */

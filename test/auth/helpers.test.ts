@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { addressInCidrs, cidrsWithin, parseCidrList } from "../../src/auth/cidr.ts";
 import { parseDuration } from "../../src/auth/duration.ts";
-import { LoginRateLimiter } from "../../src/auth/rate-limiter.ts";
+import { LoginRateLimiter, rateLimitSource } from "../../src/auth/rate-limiter.ts";
 import { childPolicies, normalisePolicies } from "../../src/auth/token-policies.ts";
 import { keywardError } from "./fixtures.ts";
 
@@ -123,6 +123,21 @@ describe("LoginRateLimiter", () => {
       () => limiter.check("k"),
       (error: Error) => error.message === "too many failed attempts; retry in 30 seconds",
     );
+  });
+
+  it("counts an IPv6 /64 as one source", () => {
+    const cases = [
+      ["10.1.2.3", "10.1.2.3"],
+      ["::ffff:10.1.2.3", "10.1.2.3"],
+      ["2001:db8::1", "2001:db8:0:0::/64"],
+      ["2001:db8:0:0:ffff::5", "2001:db8:0:0::/64"],
+      ["2001:0db8:aaaa:bbbb:1:2:3:4", "2001:db8:aaaa:bbbb::/64"],
+      ["2001:db8:1:2::", "2001:db8:1:2::/64"],
+      ["::1", "0:0:0:0::/64"],
+      ["2001:db8::1.2.3.4", "2001:db8:0:0::/64"],
+      ["not an address", "not an address"],
+    ];
+    for (const [address, source] of cases) assert.equal(rateLimitSource(address!), source, address);
   });
 });
 

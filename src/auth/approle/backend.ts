@@ -5,7 +5,11 @@ import type { Barrier } from "../../seal/types.ts";
 import { KeyedLock } from "../../util/keyed-lock.ts";
 import { addressInCidrs } from "../cidr.ts";
 import { BarrierHmacKey } from "../hmac-key.ts";
-import { LoginRateLimiter, type LoginRateLimiterOptions } from "../rate-limiter.ts";
+import {
+  LoginRateLimiter,
+  type LoginRateLimiterOptions,
+  rateLimitSource,
+} from "../rate-limiter.ts";
 import { normalisePolicies } from "../token-policies.ts";
 import type { IssuedToken, TokenLogger, TokenStore } from "../token-store.ts";
 import { AppRoleRepository } from "./repository.ts";
@@ -234,7 +238,7 @@ export class AppRoleBackend {
    * wrong. A failed login changes nothing stored.
    */
   async login(credentials: LoginCredentials, sourceAddress: string): Promise<IssuedToken> {
-    const addressKey = `address:${sourceAddress}`;
+    const addressKey = `address:${rateLimitSource(sourceAddress)}`;
     const roleIdKey = `role_id:${credentials.roleId}`;
     this.#addressLimiter.check(addressKey);
     this.#roleIdLimiter.check(roleIdKey);

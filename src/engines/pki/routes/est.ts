@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { constrainToEngine } from "../../../api/engine-constraint.ts";
 import { toKeywardError } from "../../../api/error-handler.ts";
-import { LoginRateLimiter } from "../../../auth/rate-limiter.ts";
+import { LoginRateLimiter, rateLimitSource } from "../../../auth/rate-limiter.ts";
 import { KeywardError } from "../../../errors.ts";
 import { encodeBase64Body, multipartMixed } from "../est/encoding.ts";
 import { type BasicCredentials, type EstClient, EstService } from "../est/service.ts";
@@ -129,7 +129,7 @@ function registerProtocolRoutes(
 
   const clientOf = (request: FastifyRequest): EstClient => {
     const basic = basicCredentials(request);
-    if (basic) failures.check(`est:${request.ip}`);
+    if (basic) failures.check(`est:${rateLimitSource(request.ip)}`);
     const certificateDer = peerCertificateDer(request);
     return { ...(basic ? { basic } : {}), ...(certificateDer ? { certificateDer } : {}) };
   };
@@ -141,7 +141,7 @@ function registerProtocolRoutes(
       error.code === "authentication_required" &&
       reason !== "missing"
     ) {
-      failures.fail(`est:${request.ip}`);
+      failures.fail(`est:${rateLimitSource(request.ip)}`);
     }
     throw error;
   };
