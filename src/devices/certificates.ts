@@ -11,7 +11,7 @@ import type {
   DeviceRef,
 } from "./artifacts.ts";
 import { checkNameTemplates, checkServiceCsr, renderNames } from "./certificate-names.ts";
-import type { PkiResolver } from "./identity-certificates.ts";
+import { DEVICES_CERTIFICATE_OWNER, type PkiResolver } from "./identity-certificates.ts";
 import { validateName, validateNameList } from "./names.ts";
 import type { AudienceResolver } from "./secrets.ts";
 import type { DeviceStore } from "./store.ts";
@@ -267,16 +267,21 @@ export class DeviceCertificates implements DeviceArtifactSource {
         `the PKI mount "${assignment.pkiMount}" of certificate "${name}" is no longer mounted; update the assignment`,
       );
     }
-    const signed = await pki.sign(assignment.pkiRole, {
-      csr: csrText,
-      common_name: names.commonName,
-      alt_names: names.altNames.filter((altName) => !isIpName(altName)),
-      ip_sans: names.altNames.filter(isIpName),
-      // The certificate carries exactly the names of the CSR.
-      exclude_cn_from_sans: true,
-      format: "pem",
-      ...(assignment.ttlSeconds === undefined ? {} : { ttl: assignment.ttlSeconds }),
-    });
+    const signed = await pki.sign(
+      assignment.pkiRole,
+      {
+        csr: csrText,
+        common_name: names.commonName,
+        alt_names: names.altNames.filter((altName) => !isIpName(altName)),
+        ip_sans: names.altNames.filter(isIpName),
+        // The certificate carries exactly the names of the CSR.
+        exclude_cn_from_sans: true,
+        format: "pem",
+        ...(assignment.ttlSeconds === undefined ? {} : { ttl: assignment.ttlSeconds }),
+      },
+      undefined,
+      DEVICES_CERTIFICATE_OWNER,
+    );
 
     const now = this.#options.clock();
     const issuedAt = Math.floor(now.getTime() / 1000);

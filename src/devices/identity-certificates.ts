@@ -4,6 +4,12 @@ import type { PkiService } from "../engines/pki/service.ts";
 import { invalidField, isKeywardError, KeywardError } from "../errors.ts";
 import type { DevicesConfig, IdentityCertificate } from "./types.ts";
 
+/**
+ * The owner that the PKI records of identity and assigned certificates
+ * carry (see `CertificateRecord.owner`), so EST does not renew them.
+ */
+export const DEVICES_CERTIFICATE_OWNER = "devices";
+
 /** Finds the PKI service mounted at a path. */
 export type PkiResolver = (mount: string) => PkiService | undefined;
 
@@ -86,13 +92,18 @@ export async function signIdentityCertificate(
   csrText: string,
   now: Date,
 ): Promise<IssuedIdentity> {
-  const issued = await pki.sign(config.pkiRole, {
-    csr: csrText,
-    common_name: deviceName,
-    exclude_cn_from_sans: true,
-    format: "pem",
-    ...(config.identityTtlSeconds === undefined ? {} : { ttl: config.identityTtlSeconds }),
-  });
+  const issued = await pki.sign(
+    config.pkiRole,
+    {
+      csr: csrText,
+      common_name: deviceName,
+      exclude_cn_from_sans: true,
+      format: "pem",
+      ...(config.identityTtlSeconds === undefined ? {} : { ttl: config.identityTtlSeconds }),
+    },
+    undefined,
+    DEVICES_CERTIFICATE_OWNER,
+  );
   const issuedAt = Math.floor(now.getTime() / 1000);
   const renewAfter = issuedAt + Math.floor(((issued.expiration - issuedAt) * 2) / 3);
   return {

@@ -111,6 +111,8 @@ export async function issueCertificate(
     issuerRef?: string;
     request: IssueRequest;
     mode: IssueMode;
+    /** The service that tracks the certificate, stored in its record (see `CertificateRecord.owner`). */
+    owner?: string;
   },
 ) {
   const { request, mode } = options;
@@ -220,6 +222,7 @@ export async function issueCertificate(
       notBefore: template.notBefore.toISOString(),
       notAfter: template.notAfter.toISOString(),
       role: options.roleName,
+      ...(options.owner === undefined ? {} : { owner: options.owner }),
     });
   }
 

@@ -175,7 +175,12 @@ export class PkiService {
     });
   }
 
-  async sign(roleName: string, request: IssueRequest, issuerRef?: string) {
+  /**
+   * Signs the CSR of `request` under role `roleName`. `owner` names the
+   * Keyward service that requests and tracks the certificate (see
+   * `CertificateRecord.owner`); the PKI API leaves it out.
+   */
+  async sign(roleName: string, request: IssueRequest, issuerRef?: string, owner?: string) {
     const role = await this.readRole(roleName);
     return issueCertificate(this.context, {
       role,
@@ -183,6 +188,7 @@ export class PkiService {
       issuerRef,
       request,
       mode: { kind: "sign" },
+      owner,
     });
   }
 

@@ -158,6 +158,12 @@ export interface CertificateRecord {
   notBefore: string;
   notAfter: string;
   role: string;
+  /**
+   * The Keyward service that requested the certificate and tracks it, such
+   * as `devices` for the device registry; absent for certificates issued
+   * through the PKI API. EST does not renew a certificate that has one.
+   */
+  owner?: string;
   revokedAt?: string;
   revocationReason?: RevocationReason;
 }

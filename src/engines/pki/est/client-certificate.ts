@@ -61,6 +61,12 @@ export async function checkIssuedUnderRole(
       "not_stored",
     );
   }
+  if (record.owner !== undefined) {
+    throw rejected(
+      `the TLS client certificate was issued for Keyward's ${record.owner} service, which renews it; EST does not`,
+      "owned",
+    );
+  }
   if (record.role !== roleName) {
     // CA certificates and sign-verbatim certificates are stored with an empty role.
     const issuedUnder = record.role === "" ? "without a role" : `under role "${record.role}"`;

@@ -190,6 +190,24 @@ describe("EST re-enrolment role check", () => {
     });
   }
 
+  it("fail reenroll certificate the device registry owns", async () => {
+    // The registry signs with PkiService.sign and its owner, here under the
+    // role that EST serves, which a configuration could name for both.
+    const commonName = "owned.devices.example.com";
+    const csr = await makeCsr(`CN=${commonName}`);
+    const signed = await t.keyward
+      .pki("pki")!
+      .sign("devices", { csr: csr.base64, format: "pem" }, undefined, "devices");
+    const client = { certPem: signed.certificate, keyPem: await privateKeyPem(csr.keys) };
+    const before = await storedSerials();
+
+    const response = await post("simplereenroll", { ...client, serial: "" }, commonName);
+
+    assert.equal(response.status, 403, response.body);
+    assert.match(response.body, /issued for Keyward's devices service, which renews it/);
+    assert.equal(await storedSerials(), before, "nothing is issued");
+  });
+
   it("ok same certificate at its own label", async () => {
     // The certificate rejected at the sensors label still renews at the label of its role.
     const client = await issue("devices", "own-label.devices.example.com");
