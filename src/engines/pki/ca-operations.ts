@@ -54,7 +54,8 @@ export interface CaRequest extends SubjectFields {
 function caAltNames(request: CaRequest): AltName[] {
   const names: AltName[] = [];
   for (const name of splitList(request.alt_names)) {
-    const ascii = toAsciiHostname(name.toLowerCase());
+    // An email address is checked by its domain part, and written as given.
+    const ascii = toAsciiHostname(name.slice(name.lastIndexOf("@") + 1).toLowerCase());
     if (!ascii)
       throw new KeywardError(
         "invalid_field",

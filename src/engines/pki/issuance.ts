@@ -62,8 +62,8 @@ function verbatimRole(request: IssueRequest, role: Role | undefined): Role {
   return base;
 }
 
-/** Checks that a CSR's key matches the role's `key_type` and `key_bits`. */
-function checkRoleKey(role: Role, spec: KeySpec): void {
+/** Checks that a CSR's key matches the role's `key_type` and `key_bits`. Throws `unsupported_key_type`. */
+export function checkRoleKey(role: Role, spec: KeySpec): void {
   if (role.key_type === "any") return;
   if (spec.type !== role.key_type) {
     throw new KeywardError(
@@ -89,9 +89,13 @@ function checkRoleKey(role: Role, spec: KeySpec): void {
   }
 }
 
-/** Key usage for a leaf: the role's, without usages the key type cannot have. */
+/**
+ * Key usage for a leaf: the role's, without usages the key type cannot have
+ * and without keyCertSign, which RFC 5280 section 4.2.1.3 allows only with
+ * basic constraints cA true.
+ */
 function leafKeyUsage(role: Role, spec: KeySpec): number {
-  let flags = keyUsageFlags(role.key_usage);
+  let flags = keyUsageFlags(role.key_usage) & ~x509.KeyUsageFlags.keyCertSign;
   if (spec.type !== "rsa") flags &= ~x509.KeyUsageFlags.keyEncipherment;
   if (spec.type === "ed25519") flags &= ~x509.KeyUsageFlags.keyAgreement;
   return flags;

@@ -25,16 +25,35 @@ export function splitList(value: string | string[] | undefined): string[] {
 }
 
 /**
+ * URL delimiters and `%`, which end a URL host, so `domainToASCII` would
+ * convert only the part before them: `a.example.com/x` would become
+ * `a.example.com`. Spaces and control characters are checked separately.
+ */
+const URL_HOST_DELIMITERS = /[/\\?#:@%[\]^|<>]/;
+
+/** True when `text` contains a space, a C0 control character or DEL. */
+function hasSpaceOrControl(text: string): boolean {
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code <= 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
  * Converts a DNS name to its ASCII form: internationalised labels become
  * punycode (`xn--…`), as RFC 5280 section 7.2 requires in a dNSName. A
- * leading `*.` is kept. Returns undefined when the name cannot be converted.
+ * leading `*.` is kept. Returns undefined when the name cannot be converted,
+ * when it contains a character that URL host parsing would cut the name at
+ * or drop, and when it converts to an IPv4 address (`010.0.0.1`, `0x7f.1`
+ * and `2130706433` are numeric IPv4 forms to the URL parser).
  */
 export function toAsciiHostname(name: string): string | undefined {
   const wildcard = name.startsWith("*.");
   const rest = wildcard ? name.slice(2) : name;
-  if (rest === "") return undefined;
+  if (rest === "" || URL_HOST_DELIMITERS.test(rest) || hasSpaceOrControl(rest)) return undefined;
   const ascii = domainToASCII(rest);
-  if (ascii === "") return undefined;
+  if (ascii === "" || isIP(ascii) !== 0) return undefined;
   return wildcard ? `*.${ascii}` : ascii;
 }
 
@@ -104,7 +123,8 @@ export function checkNames(role: Role, names: RequestedNames): AltName[] {
     add({ type: "ip", value: ip });
   }
   for (const uri of names.uriSans) {
-    if (!URL.canParse(uri)) {
+    // URL parsing drops tabs and line breaks, but a URI may contain neither (RFC 3986).
+    if (!URL.canParse(uri) || hasSpaceOrControl(uri)) {
       throw new KeywardError("invalid_field", `"uri_sans" contains "${uri}", which is not a URI`, {
         field: "uri_sans",
       });
@@ -185,12 +205,26 @@ function checkHostOrEmail(role: Role, raw: string, field: string): string {
     );
   }
   const name = local + ascii;
+  const [firstLabel = "", ...otherLabels] = ascii.split(".");
+  const hasWildcard = firstLabel.includes("*");
+  // A wildcard may only be one `*` in the leftmost label (RFC 6125 section 6.4.3),
+  // also when enforce_hostnames is off and the label check above is skipped.
+  if (
+    firstLabel.indexOf("*") !== firstLabel.lastIndexOf("*") ||
+    otherLabels.some((label) => label.includes("*"))
+  ) {
+    throw new KeywardError(
+      "invalid_field",
+      `"${field}" contains "${raw}", which has a wildcard outside the leftmost label or more than one`,
+      { field },
+    );
+  }
+  if (hasWildcard && !role.allow_wildcard_certificates) {
+    throw notAllowed(field, raw, "allow_wildcard_certificates");
+  }
   if (role.allow_any_name) return name;
 
   const wildcard = ascii.startsWith("*.");
-  if (wildcard && !role.allow_wildcard_certificates) {
-    throw notAllowed(field, raw, "allow_wildcard_certificates");
-  }
   const bare = wildcard ? ascii.slice(2) : ascii;
   if (
     role.allow_localhost &&
@@ -201,7 +235,7 @@ function checkHostOrEmail(role: Role, raw: string, field: string): string {
   }
   for (const allowed of role.allowed_domains) {
     const domain = toAsciiHostname(allowed.toLowerCase()) ?? allowed.toLowerCase();
-    if (!wildcard && bare === domain && role.allow_bare_domains) return name;
+    if (!hasWildcard && bare === domain && role.allow_bare_domains) return name;
     if (role.allow_subdomains && (bare.endsWith(`.${domain}`) || (wildcard && bare === domain))) {
       return name;
     }

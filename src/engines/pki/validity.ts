@@ -25,6 +25,16 @@ export interface ValidityRequest {
 }
 
 /**
+ * Returns the longest validity a role may grant, in seconds: its `max_ttl`
+ * capped at the mount's `max_lease_ttl`, or the mount's maximum when the
+ * role sets none. No certificate of a mount outlives the mount's maximum.
+ */
+export function maxTtlSeconds(roleMaxTtlSeconds: number | undefined, mount: MountTtls): number {
+  if (!roleMaxTtlSeconds) return mount.maxSeconds;
+  return Math.min(roleMaxTtlSeconds, mount.maxSeconds);
+}
+
+/**
  * Computes a certificate's validity period. A TTL or notAfter past the
  * maximum is rejected with `ttl_too_long` (Vault caps it with a warning
  * instead). A notAfter past the issuer's follows the issuer's
@@ -33,7 +43,7 @@ export interface ValidityRequest {
  */
 export function computeValidity(request: ValidityRequest): { notBefore: Date; notAfter: Date } {
   const now = request.now.getTime();
-  const maxSeconds = request.roleMaxTtlSeconds || request.mount.maxSeconds;
+  const maxSeconds = maxTtlSeconds(request.roleMaxTtlSeconds, request.mount);
   let notAfter: number;
   if (request.notAfter !== undefined && request.notAfter !== "") {
     notAfter = Date.parse(request.notAfter);

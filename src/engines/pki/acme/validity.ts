@@ -1,5 +1,5 @@
 import type { Role } from "../roles.ts";
-import type { MountTtls } from "../validity.ts";
+import { type MountTtls, maxTtlSeconds } from "../validity.ts";
 import type { IssuancePolicy } from "./policy.ts";
 import { AcmeProblem } from "./problems.ts";
 import type { OrderRecord } from "./records.ts";
@@ -33,9 +33,9 @@ function readTime(value: unknown, field: "notBefore" | "notAfter"): number | und
   return time;
 }
 
-/** Returns the role's maximum validity in seconds: its `max_ttl`, else the mount's maximum. */
+/** Returns the role's maximum validity in seconds: its `max_ttl` capped at the mount's maximum. */
 function maxSecondsOf(role: Role, mount: MountTtls): number {
-  return role.max_ttl || mount.maxSeconds;
+  return maxTtlSeconds(role.max_ttl, mount);
 }
 
 /** Returns the validity the role gives when the order sets no `notAfter`, in seconds. */
