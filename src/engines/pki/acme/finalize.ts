@@ -1,7 +1,7 @@
 import { createPublicKey } from "node:crypto";
 import { checkCsr } from "../csr.ts";
-import { issueCertificate } from "../issuance.ts";
-import { serialHexOf } from "../key-pairs.ts";
+import { checkRoleKey, issueCertificate } from "../issuance.ts";
+import { type KeySpec, serialHexOf } from "../key-pairs.ts";
 import { parseCertificates, toPem } from "../pem.ts";
 import type { AuthenticatedRequest } from "./authenticate.ts";
 import type { AcmeContext, AcmeResponse, AcmeScope } from "./context.ts";
@@ -27,7 +27,7 @@ async function checkCsrMatchesOrder(
   csrPem: string,
   order: OrderRecord,
   request: AuthenticatedRequest,
-): Promise<{ commonName: string }> {
+): Promise<{ commonName: string; keySpec: KeySpec }> {
   const csr = await checkCsr(csrPem);
   const requested = new Set<string>();
   for (const name of csr.altNames) {
@@ -74,7 +74,7 @@ async function checkCsrMatchesOrder(
       "the CSR's key is the account key; use a separate key for the certificate",
     );
   }
-  return { commonName: csr.commonName };
+  return { commonName: csr.commonName, keySpec: csr.keySpec };
 }
 
 /** Returns the common name to write: the CSR's, else the first DNS identifier, else the first identifier. */
@@ -135,8 +135,14 @@ export async function finalizeOrder(
     throw new AcmeProblem("orderNotReady", `the order is ${order.status}, not ready`);
   }
   const csrPem = toPem(Buffer.from(payload.csr, "base64url"), "CERTIFICATE REQUEST");
-  const { commonName } = await checkCsrMatchesOrder(csrPem, order, request);
+  const { commonName, keySpec } = await checkCsrMatchesOrder(csrPem, order, request);
   const policy = await issuancePolicy(context.pki, scope.config, scope.directory);
+  // A key the role forbids is a bad CSR, so check it before the order leaves ready.
+  try {
+    checkRoleKey(policy.role, keySpec);
+  } catch (error) {
+    throw toProblem(error);
+  }
 
   const { store } = context;
   const processing = await store.withLock(`orders/${orderId}`, async () => {
