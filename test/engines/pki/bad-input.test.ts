@@ -238,6 +238,15 @@ describe("PKI bad input", () => {
         field: "serial_number",
       },
       {
+        name: "fail serial and certificate both",
+        method: "POST",
+        url: "/v1/pki/revoke",
+        payload: { serial_number: "01:02:03", certificate: "not read" },
+        status: 400,
+        code: "invalid_field",
+        field: "certificate",
+      },
+      {
         name: "fail serial unknown",
         method: "POST",
         url: "/v1/pki/revoke",

@@ -62,6 +62,14 @@ export async function registerRevocationRoutes(
     handler: async (request, reply) => {
       const service = serviceFor(request);
       const body = request.body;
+      if (body.serial_number !== undefined && body.certificate !== undefined) {
+        // Vault rejects both too: they could name two certificates.
+        throw new KeywardError(
+          "invalid_field",
+          'give either "serial_number" or "certificate", not both',
+          { field: "certificate" },
+        );
+      }
       let serial: string;
       if (body.serial_number !== undefined)
         serial = parseSerial(body.serial_number, "serial_number");
