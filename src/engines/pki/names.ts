@@ -31,13 +31,19 @@ export function splitList(value: string | string[] | undefined): string[] {
  */
 const URL_HOST_DELIMITERS = /[/\\?#:@%[\]^|<>]/;
 
-/** True when `text` contains a space, a C0 control character or DEL. */
-function hasSpaceOrControl(text: string): boolean {
+/** True when `text` contains a C0 control character or DEL, or a space unless `spaces` allows them. */
+function hasControl(text: string, spaces = true): boolean {
+  const lowest = spaces ? 0x20 : 0x21;
   for (let index = 0; index < text.length; index++) {
     const code = text.charCodeAt(index);
-    if (code <= 0x20 || code === 0x7f) return true;
+    if (code < lowest || code === 0x7f) return true;
   }
   return false;
+}
+
+/** True when `text` contains a space, a C0 control character or DEL. */
+function hasSpaceOrControl(text: string): boolean {
+  return hasControl(text, false);
 }
 
 /**
@@ -166,7 +172,17 @@ export function parseOtherSan(text: string, field: string): OtherSan {
       { field },
     );
   }
-  return { oid: match[1]!, value: match[3]! };
+  const value = match[3]!;
+  // A line break in a value could make a certificate show another name than
+  // the one its role matched, so control characters are rejected.
+  if (hasControl(value)) {
+    throw new KeywardError(
+      "invalid_field",
+      `"${field}" contains an otherName value with a control character`,
+      { field },
+    );
+  }
+  return { oid: match[1]!, value };
 }
 
 /** Matches an otherName against one `allowed_other_sans` entry: `*`, or `<oid>;UTF8:<glob>`. */

@@ -45,6 +45,7 @@ describe("PKI other SANs", () => {
     ["fail OID outside the role", "1.2.3.4;UTF8:alice@example.test", 400, "name_not_allowed"],
     ["fail malformed", `${UPN}:alice@example.test`, 400, "invalid_field"],
     ["fail non-UTF8 type", `${UPN};IA5:alice@example.test`, 400, "invalid_field"],
+    ["fail line break", `${UPN};UTF8:alice@evil.test\n@example.test`, 400, "invalid_field"],
   ] as const) {
     it(`rejects other SANs: ${name}`, async () => {
       const response = await t.request({
