@@ -34,6 +34,7 @@ import { SEAL_RESERVED_PREFIX } from "../seal/barrier.ts";
 import { createSealManager, type SealManagerOptions } from "../seal/seal-manager.ts";
 import type { InitRequest, InitResult, SealManager } from "../seal/types.ts";
 import type { Storage } from "../storage/storage.ts";
+import { Mutex } from "../util/mutex.ts";
 import {
   type EngineType,
   MOUNT_TABLE_KEY,
@@ -45,6 +46,9 @@ import {
 
 /** How often expired tokens and secret IDs are removed from storage. */
 const TOKEN_TIDY_INTERVAL_MS = 60 * 60 * 1000;
+
+/** Entries an unmount deletes per transaction: one range read and one commit each. */
+const DELETE_PAGE_SIZE = 500;
 
 /**
  * A listener of transit keys that may have new versions (see
@@ -140,6 +144,11 @@ export class Keyward {
   };
   #devices: DeviceService | undefined;
   #mounts = new Map<string, MountedEngine>();
+  /**
+   * Runs mounts and unmounts one at a time, so that a mount never starts
+   * while an unmount of the same path is still deleting its entries.
+   */
+  readonly #mountChanges = new Mutex();
   #scheduler: Scheduler | undefined;
   /** Listeners called after every scheduled job run on this node (`onJobRun`). */
   readonly #jobRunListeners: JobRunHook[] = [];
@@ -340,38 +349,62 @@ export class Keyward {
           field: "path",
         },
       );
-    if (this.#mounts.has(normalised)) throw taken();
-    const entry = MountTable.entry(normalised, type, description, this.clock(), config);
-    // The stored table is checked too: another node may have mounted the path a moment ago.
-    await this.#mountTable.update((stored) => {
-      const entries = stored ?? this.mounts();
-      if (entries.some((existing) => existing.path === normalised)) throw taken();
-      return [...entries, entry];
+    return this.#mountChanges.run(async () => {
+      if (this.#mounts.has(normalised)) throw taken();
+      const leftovers = await this.#deleteUnmountedTree(normalised);
+      if (leftovers > 0) {
+        this.logger.warn(
+          { mount: normalised, entries: leftovers },
+          "deleted the entries an interrupted unmount left before mounting again",
+        );
+      }
+      const entry = MountTable.entry(normalised, type, description, this.clock(), config);
+      // The stored table is checked too: another node may have mounted the path a moment ago.
+      await this.#mountTable.update((stored) => {
+        const entries = stored ?? this.mounts();
+        if (entries.some((existing) => existing.path === normalised)) throw taken();
+        return [...entries, entry];
+      });
+      this.#mounts.set(normalised, this.#createEngine(entry));
+      this.logger.info({ mount: normalised, type }, "mounted secrets engine");
+      return entry;
     });
-    this.#mounts.set(normalised, this.#createEngine(entry));
-    this.logger.info({ mount: normalised, type }, "mounted secrets engine");
-    return entry;
   }
 
-  /** Removes a mount and every key stored under it. */
+  /**
+   * Removes a mount and every key stored under it. Unmounting a path that
+   * is no longer mounted finishes an unmount that a crash or a seal
+   * interrupted, and gets `not_found` when nothing is left.
+   */
   async unmount(path: string): Promise<void> {
     const normalised = normaliseMountPath(path);
-    const mount = this.#mounts.get(normalised);
-    if (!mount)
-      throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
-    if (await this.#holdsKmipKeys(normalised, mount.transit)) {
-      throw new KeywardError(
-        "deletion_not_allowed",
-        `the mount "${normalised}/" holds keys of KMIP objects that are not destroyed; destroy those objects through KMIP before unmounting`,
+    await this.#mountChanges.run(async () => {
+      const mount = this.#mounts.get(normalised);
+      if (!mount) {
+        const leftovers = await this.#deleteUnmountedTree(normalised);
+        if (leftovers > 0) {
+          this.logger.warn(
+            { mount: normalised, entries: leftovers },
+            "deleted the entries an interrupted unmount left",
+          );
+          return;
+        }
+        throw new KeywardError("not_found", `no secrets engine is mounted at "${normalised}/"`);
+      }
+      if (await this.#holdsKmipKeys(normalised, mount.transit)) {
+        throw new KeywardError(
+          "deletion_not_allowed",
+          `the mount "${normalised}/" holds keys of KMIP objects that are not destroyed; destroy those objects through KMIP before unmounting`,
+        );
+      }
+      await this.#mountTable.update((stored) =>
+        (stored ?? this.mounts()).filter((entry) => entry.path !== normalised),
       );
-    }
-    await this.#mountTable.update((stored) =>
-      (stored ?? this.mounts()).filter((entry) => entry.path !== normalised),
-    );
-    this.#mounts.delete(normalised);
-    mount.wireguard?.close();
-    await this.#deleteTree(`${normalised}/`);
-    this.logger.info({ mount: normalised }, "unmounted secrets engine");
+      this.#mounts.delete(normalised);
+      mount.wireguard?.close();
+      await this.#deleteUnmountedTree(normalised);
+      this.logger.info({ mount: normalised }, "unmounted secrets engine");
+    });
   }
 
   async close(): Promise<void> {
@@ -752,11 +785,28 @@ export class Keyward {
     }
   }
 
-  async #deleteTree(prefix: string): Promise<void> {
+  /**
+   * Deletes every entry under `<path>/`, a page of `DELETE_PAGE_SIZE` per
+   * transaction, and returns how many it deleted. It deletes nothing while
+   * the stored mount table lists the path: an unmount removes the path
+   * from the table first, so entries found here belong to no mount.
+   * NOTE: another node that mounts the same path while this runs can lose
+   * the entries it writes meanwhile, because the table check is not
+   * repeated for each page.
+   */
+  async #deleteUnmountedTree(path: string): Promise<number> {
+    const stored = await this.#mountTable.load();
+    if (stored?.some((entry) => entry.path === path)) return 0;
     const barrier = this.seal.barrier;
-    for (const child of await barrier.list(prefix)) {
-      if (child.endsWith("/")) await this.#deleteTree(prefix + child);
-      else await barrier.delete(prefix + child);
+    const prefix = `${path}/`;
+    let deleted = 0;
+    for (;;) {
+      const names = await barrier.scan(prefix, { limit: DELETE_PAGE_SIZE });
+      if (names.length === 0) return deleted;
+      await barrier.transaction(async (tx) => {
+        for (const name of names) await tx.delete(prefix + name);
+      });
+      deleted += names.length;
     }
   }
 }

@@ -28,6 +28,8 @@ export const MOUNT_TABLE_KEY = "sys/mounts";
 /** Paths the API itself uses; an engine mounted there would shadow it. */
 // `kmip/` keeps the KMIP server's objects, roles and CA, so no engine may mount there.
 const RESERVED_PATHS = new Set([
+  // The seal's own storage prefix (SEAL_RESERVED_PREFIX), which the barrier refuses to engines.
+  "core",
   "sys",
   "auth",
   "identity",
