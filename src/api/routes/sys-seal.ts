@@ -136,9 +136,10 @@ function healthStatusCode(status: SealStatus, query: Record<string, string | und
   const code = (name: string, fallback: number) => {
     const value = query[name];
     if (value === undefined) return fallback;
-    const parsed = Number(value);
+    // Three decimal digits only: Number() would also take "0x1f4", " 200" and "2e2".
+    const parsed = /^[0-9]{3}$/.test(value) ? Number(value) : Number.NaN;
     // A 1xx is not a final response: the client would wait for another one.
-    if (!Number.isInteger(parsed) || parsed < 200 || parsed > 599) {
+    if (!(parsed >= 200 && parsed <= 599)) {
       throw new KeywardError(
         "invalid_field",
         `query parameter "${name}" must be an HTTP status code from 200 to 599`,
