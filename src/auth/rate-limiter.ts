@@ -1,8 +1,8 @@
-import { isIP } from "node:net";
 import { KeywardError } from "../errors.ts";
+import { formatAddress, parseAddress } from "../util/ip-address.ts";
 
-/** The 16-bit groups of an IPv6 address that identify one client for rate limits: four, a /64. */
-const IPV6_SOURCE_GROUPS = 4;
+/** The prefix length that identifies one IPv6 client for rate limits. */
+const IPV6_SOURCE_PREFIX = 64n;
 
 /**
  * Returns the rate-limit key of a client address: an IPv4 address itself
@@ -12,19 +12,11 @@ const IPV6_SOURCE_GROUPS = 4;
  * not an IP address is returned as it is.
  */
 export function rateLimitSource(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped !== null) return mapped[1]!;
-  if (isIP(address) !== 6) return address;
-  const [head = "", tail] = address.toLowerCase().split("::");
-  const headGroups = head === "" ? [] : head.split(":");
-  const tailGroups = tail === undefined || tail === "" ? [] : tail.split(":");
-  // An embedded IPv4 tail (::1.2.3.4) lies in the low 64 bits, which are dropped anyway.
-  const missing = 8 - headGroups.length - tailGroups.length;
-  const groups =
-    tail === undefined ? headGroups : [...headGroups, ...Array(Math.max(missing, 0)).fill("0")];
-  const prefix = groups.slice(0, IPV6_SOURCE_GROUPS).map((group) => group.replace(/^0+(?=.)/, ""));
-  while (prefix.length < IPV6_SOURCE_GROUPS) prefix.push("0");
-  return `${prefix.join(":")}::/64`;
+  const parsed = parseAddress(address);
+  if (parsed === undefined || parsed.family === 4) return address;
+  if (parsed.value >> 32n === 0xffffn) return formatAddress(4, parsed.value & 0xffffffffn);
+  const network = (parsed.value >> IPV6_SOURCE_PREFIX) << IPV6_SOURCE_PREFIX;
+  return `${formatAddress(6, network)}/${IPV6_SOURCE_PREFIX}`;
 }
 
 export interface LoginRateLimiterOptions {

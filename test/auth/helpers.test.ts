@@ -129,12 +129,12 @@ describe("LoginRateLimiter", () => {
     const cases = [
       ["10.1.2.3", "10.1.2.3"],
       ["::ffff:10.1.2.3", "10.1.2.3"],
-      ["2001:db8::1", "2001:db8:0:0::/64"],
-      ["2001:db8:0:0:ffff::5", "2001:db8:0:0::/64"],
+      ["2001:db8::1", "2001:db8::/64"],
+      ["2001:db8:0:0:ffff::5", "2001:db8::/64"],
       ["2001:0db8:aaaa:bbbb:1:2:3:4", "2001:db8:aaaa:bbbb::/64"],
       ["2001:db8:1:2::", "2001:db8:1:2::/64"],
-      ["::1", "0:0:0:0::/64"],
-      ["2001:db8::1.2.3.4", "2001:db8:0:0::/64"],
+      ["::1", "::/64"],
+      ["2001:db8::1.2.3.4", "2001:db8::/64"],
       ["not an address", "not an address"],
     ];
     for (const [address, source] of cases) assert.equal(rateLimitSource(address!), source, address);

@@ -1,11 +1,9 @@
 import { KeywardError } from "../../errors.ts";
+import { type Family, formatAddress, parseAddress } from "../../util/ip-address.ts";
 import {
-  type Family,
-  formatAddress,
   formatPrefix,
   lowestFree,
   type Prefix,
-  parseAddress,
   parsePrefix,
   prefixContains,
   prefixesOverlap,

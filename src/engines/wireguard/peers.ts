@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { KeywardError } from "../../errors.ts";
-import { formatAddress, parseAddress } from "./addresses.ts";
+import { formatAddress, parseAddress } from "../../util/ip-address.ts";
 import { generateKeyPair, validatePublicKey } from "./keys.ts";
 import { allocateAddresses, validateRoutes } from "./peer-addresses.ts";
 import { newPskSecret } from "./psk.ts";

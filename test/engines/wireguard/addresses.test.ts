@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-  formatAddress,
   formatPrefix,
   lowestFree,
-  parseAddress,
   parsePrefix,
   prefixesOverlap,
 } from "../../../src/engines/wireguard/addresses.ts";
+import { formatAddress, parseAddress } from "../../../src/util/ip-address.ts";
 
 const prefix = (text: string) => parsePrefix(text, "address_ranges", true);
 
