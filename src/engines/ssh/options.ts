@@ -1,5 +1,5 @@
-import { isIP } from "node:net";
 import { KeywardError } from "../../errors.ts";
+import { parseAddress } from "../../util/ip-address.ts";
 import type { CertificateType } from "./certificate.ts";
 import { notAllowed } from "./principals.ts";
 import { parseOptionMap } from "./role-fields.ts";
@@ -37,22 +37,65 @@ function checkKnownValue(kind: "option" | "extension", name: string, value: stri
       field: `${field}.${name}`,
     });
   }
-  if (name === "source-address") {
-    for (const entry of value.split(",")) {
-      const [address, prefix, extra] = entry.trim().split("/");
-      const version = isIP(address ?? "");
-      const maxPrefix = version === 6 ? 128 : 32;
-      const prefixValid =
-        prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
-      if (version === 0 || !prefixValid || extra !== undefined) {
-        throw new KeywardError(
-          "invalid_field",
-          `"${field}.source-address" must be a comma-separated list of IP addresses or CIDR blocks`,
-          { field: `${field}.source-address` },
-        );
-      }
+  if (kind === "option" && value.includes("\0")) {
+    throw new KeywardError(
+      "invalid_field",
+      `"${field}.${name}" contains a NUL byte, which makes OpenSSH reject the certificate`,
+      { field: `${field}.${name}` },
+    );
+  }
+  if (name === "source-address") checkSourceAddress(value, `${field}.source-address`);
+}
+
+/** Longest `source-address` entry, in characters: the longest IPv6 text with an embedded IPv4 address (45) and `/128`. */
+const MAX_SOURCE_ADDRESS_ENTRY = 49;
+
+/**
+ * Checks a `source-address` value as sshd (OpenSSH 9.2) reads it: entries
+ * separated by commas alone, each an address or a CIDR block with host bits
+ * zero, of hex digits, `.`, `:` and `/` only. sshd rejects a certificate
+ * whose list has any other entry, so Keyward rejects it at signing.
+ */
+function checkSourceAddress(value: string, field: string): void {
+  const invalid = (reason: string) =>
+    new KeywardError(
+      "invalid_field",
+      `"${field}" must be a comma-separated list of IP addresses or CIDR blocks: ${reason}`,
+      { field },
+    );
+  for (const entry of value.split(",")) {
+    if (entry.length > MAX_SOURCE_ADDRESS_ENTRY || !/^[0-9A-Fa-f.:/]+$/.test(entry)) {
+      throw invalid(
+        `${JSON.stringify(entry)} may contain only hex digits, ".", ":" and "/", with no spaces`,
+      );
+    }
+    const [address, prefix, extra] = entry.split("/");
+    const parsed = parseAddress(address ?? "");
+    const maxPrefix = parsed?.family === 6 ? 128 : 32;
+    const prefixValid =
+      prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
+    if (parsed === undefined || !prefixValid || extra !== undefined) {
+      throw invalid(`"${entry}" is not an address or CIDR block`);
+    }
+    const hostBits = BigInt(maxPrefix - Number(prefix ?? maxPrefix));
+    if ((parsed.value & ((1n << hostBits) - 1n)) !== 0n) {
+      throw invalid(`"${entry}" has host bits set`);
     }
   }
+}
+
+/**
+ * Checks the values of a role's default critical options or extensions as
+ * a request's are checked, so that a role cannot make every certificate
+ * unusable.
+ */
+export function checkOptionValues(
+  kind: "option" | "extension",
+  values: Record<string, string>,
+  field: string,
+): Record<string, string> {
+  for (const [name, value] of Object.entries(values)) checkKnownValue(kind, name, value, field);
+  return values;
 }
 
 /**

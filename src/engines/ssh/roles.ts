@@ -1,6 +1,7 @@
 import { parseDuration } from "../../auth/duration.ts";
 import { KeywardError, missingField } from "../../errors.ts";
 import { checkKeyId, checkPrincipal } from "./names.ts";
+import { checkOptionValues } from "./options.ts";
 import {
   parseBoolean,
   parseKeyLengths,
@@ -103,8 +104,9 @@ export function buildRole(write: RoleWrite): SshRole {
     allowSubdomains: parseBoolean(write.allowSubdomains, "allow_subdomains", false),
     allowBareDomains: parseBoolean(write.allowBareDomains, "allow_bare_domains", false),
     allowedCriticalOptions: parseList(write.allowedCriticalOptions, "allowed_critical_options"),
-    defaultCriticalOptions: parseOptionMap(
-      write.defaultCriticalOptions,
+    defaultCriticalOptions: checkOptionValues(
+      "option",
+      parseOptionMap(write.defaultCriticalOptions, "default_critical_options"),
       "default_critical_options",
     ),
     allowedExtensions: parseList(write.allowedExtensions, "allowed_extensions"),

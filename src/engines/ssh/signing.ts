@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { KeywardError, missingField, notFound } from "../../errors.ts";
 import type { CaAuthority } from "./ca.ts";
+import { checkCertifiableKey } from "./certifiable-keys.ts";
 import {
   certificateKeyType,
   encodeCertificate,
@@ -159,6 +160,7 @@ export async function signPublicKey(
     throw missingField("public_key");
   }
   const key = parsePublicKeyLine(request.publicKey, "public_key");
+  checkCertifiableKey(key, "public_key");
   const plan = planCertificate({ roleName, role, key, request, identity, now: context.now });
   await rejectRevokedKey(context.revocations, key, "public_key");
   return certify(context, roleName, role, key, plan);

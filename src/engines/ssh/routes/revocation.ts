@@ -1,4 +1,5 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { invalidField } from "../../../errors.ts";
 import {
   defaultEmptyBody,
   MAX_PUBLIC_KEY_LENGTH,
@@ -17,6 +18,21 @@ interface RevokeBody {
   public_key?: string;
 }
 
+/**
+ * Rejects a JSON number in `serial_number` before schema coercion turns it
+ * into a string. The field is hex, so the number 12 would revoke serial
+ * 0x12, and `ssh-keygen -L` prints serials in decimal.
+ */
+async function rejectNumericSerial(request: FastifyRequest): Promise<void> {
+  const body = request.body as { serial_number?: unknown } | undefined;
+  if (typeof body?.serial_number === "number") {
+    throw invalidField(
+      "serial_number",
+      '"serial_number" must be a string of hex digits as sign returns it, such as "0x1f"; a JSON number is ambiguous',
+    );
+  }
+}
+
 /** Revocation and the KRL. */
 export async function registerRevocationRoutes(
   app: FastifyInstance,
@@ -25,7 +41,7 @@ export async function registerRevocationRoutes(
   app.route<{ Body: RevokeBody }>({
     method: WRITE_METHODS,
     url: "/revoke",
-    preValidation: defaultEmptyBody,
+    preValidation: [defaultEmptyBody, rejectNumericSerial],
     schema: {
       tags: TAGS,
       summary: "Revoke certificates or a public key.",
