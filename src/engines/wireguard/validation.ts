@@ -12,6 +12,25 @@ const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
+/**
+ * True for a name that glibc's getaddrinfo, and so `wg`, reads as an IPv4
+ * address through `inet_aton` before any DNS lookup: "010.1.1.1" is
+ * 8.1.1.1 in octal and "2130706433" is 127.0.0.1. A name such as
+ * "300.1.1.1" is no address either, so its lookup fails and `wg setconf`
+ * rejects the whole file. Top-level domains are never all digits (RFC 3696
+ * section 2), and labels such as "0x7f" are hex numbers to `inet_aton`.
+ */
+function isNumericName(name: string): boolean {
+  const labels = name.split(".");
+  if (/^\d+$/.test(labels.at(-1) as string)) return true;
+  return labels.every((label) => /^(?:0x[0-9a-f]*|\d+)$/i.test(label));
+}
+
+/** True for a DNS name (RFC 1123 labels) that is not a numeric address in disguise. */
+function isHostName(name: string): boolean {
+  return HOST_NAME.test(name) && !isNumericName(name);
+}
+
 /** Maximum entries in a list field (DNS servers, routes). */
 export const MAX_LIST_ENTRIES = 64;
 
@@ -83,7 +102,7 @@ export function validateEndpoint(value: unknown): string {
   if (!match) throw invalid();
   const [, ipv6, host, port] = match;
   if (ipv6 !== undefined && isIP(ipv6) !== 6) throw invalid();
-  if (host !== undefined && isIP(host) !== 4 && !HOST_NAME.test(host)) throw invalid();
+  if (host !== undefined && isIP(host) !== 4 && !isHostName(host)) throw invalid();
   const portNumber = Number(port);
   if (portNumber < 1 || portNumber > 65_535 || String(portNumber) !== port) throw invalid();
   return value;
@@ -91,7 +110,7 @@ export function validateEndpoint(value: unknown): string {
 
 /** Validates a wg-quick `DNS` entry: a server address or a search domain. */
 export function validateDnsEntry(value: string): string {
-  if (value.length > 253 || (isIP(value) === 0 && !HOST_NAME.test(value))) {
+  if (value.length > 253 || (isIP(value) === 0 && !isHostName(value))) {
     throw invalidField("dns", `"dns" entries must be IP addresses or DNS names`);
   }
   return value;
