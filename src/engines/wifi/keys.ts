@@ -1,6 +1,7 @@
 import { KeywardError } from "../../errors.ts";
 import { nextCredential } from "./credentials.ts";
 import { generatePassphrase } from "./passphrase.ts";
+import { checkWpaPskLineLength } from "./psk-line-length.ts";
 import { type KeyRecord, type NetworkRecord, usesPassphrase } from "./types.ts";
 import {
   MAX_KEY_ID_LENGTH,
@@ -26,7 +27,8 @@ export interface KeyInput {
  * when it does not exist. Checks that the MAC address is not bound to
  * another key of the network (`mac_address_conflict`), that no other key has
  * the same key ID or SAE password identifier stem (`already_exists`), and
- * that the VLAN is one of the network's (`unknown_vlan`). The key ID
+ * that the VLAN is one of the network's (`unknown_vlan`), and that its
+ * `wpa_psk_file` lines fit hostapd's line length (`invalid_field`). The key ID
  * defaults to the key name with "." replaced by "_", so a key whose name
  * is longer than `MAX_KEY_ID_LENGTH` needs an explicit `key_id`.
  */
@@ -122,6 +124,8 @@ export function writeKeyRecord(
       );
     }
   }
+  const lengthField = input.keyId === undefined && input.vlan !== undefined ? "vlan" : "key_id";
+  checkWpaPskLineLength(network, key, lengthField);
   key.updatedAt = now.toISOString();
   return key;
 }

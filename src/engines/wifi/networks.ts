@@ -1,6 +1,7 @@
 import { KeywardError, missingField } from "../../errors.ts";
 import { nextCredential } from "./credentials.ts";
 import { DEFAULT_PASSPHRASE_POLICY, generatePassphrase } from "./passphrase.ts";
+import { checkWpaPskLineLength } from "./psk-line-length.ts";
 import {
   type KeyRecord,
   type NetworkRecord,
@@ -206,6 +207,10 @@ export function applyNetworkInput(
         { field: "vlans" },
       );
     }
+  }
+  if (input.passphrasePolicy !== undefined || input.security !== undefined) {
+    const field = input.passphrasePolicy !== undefined ? "passphrase_policy.length" : "security";
+    for (const key of keys) checkWpaPskLineLength(record, key, field);
   }
   record.version += 1;
   record.updatedAt = now.toISOString();
