@@ -75,7 +75,7 @@ type BrokerState = "closed" | "open" | "closing";
  * `close` before each seal and at shutdown. While closed it records
  * nothing and every log call succeeds, as in Vault, where a sealed server
  * serves only unaudited seal-status and unseal requests. While closing, log
- * calls fail with `audit_failure`, so no request completes unaudited.
+ * calls fail with `sealed` (503), so no request completes unaudited.
  *
  * A new installation gets one device, a `store` device at `store/`, so
  * every request is audited until an operator disables it. With no device
@@ -409,9 +409,11 @@ export class AuditBroker {
     if (this.#state === "closed") return;
     const keys = this.#keys;
     if (this.#state === "closing" || keys === undefined) {
+      // The broker closes only for a seal or a shutdown, so the client gets
+      // the 503 of a sealed server and retries later, not a 500.
       throw new KeywardError(
-        "audit_failure",
-        "the audit log is closing, so the request was rejected",
+        "sealed",
+        "Keyward is sealing or stopping, so the request was rejected; retry once it is unsealed",
       );
     }
     const devices = [...this.#devices.values()];
