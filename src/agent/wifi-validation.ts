@@ -5,6 +5,8 @@
  * hostapd 2.10's parsers of `wpa_psk_file` and `sae_password`.
  */
 
+import { MAX_WPA_PSK_LINE_LENGTH } from "../engines/wifi/psk-line-length.ts";
+
 /** The files of a Wi-Fi artifact: the access point's two and the station's one. */
 export const WIFI_FILES = ["wpa_psk_file", "sae_password", "wpa_supplicant"] as const;
 export type WifiFile = (typeof WIFI_FILES)[number];
@@ -43,6 +45,11 @@ function contentLines(text: string): [number, string][] {
  */
 function validateWpaPskFile(text: string): void {
   for (const [number, line] of contentLines(text)) {
+    if (line.length > MAX_WPA_PSK_LINE_LENGTH) {
+      throw new WifiFileError(
+        `line ${number} is longer than the ${MAX_WPA_PSK_LINE_LENGTH} characters hostapd reads`,
+      );
+    }
     let rest = line;
     while (/^(?:keyid|vlanid|wps)=/.test(rest)) {
       const space = rest.indexOf(" ");

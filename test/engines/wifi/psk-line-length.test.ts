@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { validateWifiFile } from "../../../src/agent/wifi-validation.ts";
 import { writeKeyRecord } from "../../../src/engines/wifi/keys.ts";
 import { MAX_WPA_PSK_LINE_LENGTH } from "../../../src/engines/wifi/psk-line-length.ts";
 import { renderWpaPskFile } from "../../../src/engines/wifi/render.ts";
@@ -91,6 +92,12 @@ describe("Wi-Fi wpa_psk_file line length", () => {
     const file = renderWpaPskFile(record, [key]);
     const line = file.split("\n")[1] as string;
     assert.equal(line.length, MAX_WPA_PSK_LINE_LENGTH);
+    // The agent installs the longest line and refuses one more character.
+    validateWifiFile("wpa_psk_file", file);
+    assert.throws(
+      () => validateWifiFile("wpa_psk_file", file.replace(line, `${line.slice(0, -1)}xy`)),
+      /longer than the 127 characters hostapd reads/,
+    );
     if (!requirePeer(t, "hostapd")) return;
     const pskFile = join(folder, "wpa_psk");
     writeFileSync(pskFile, file);
