@@ -3,6 +3,14 @@ import { Agent, request } from "node:https";
 /** Time limit of a request without a long-poll wait, in milliseconds. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * Max size of a response body, in bytes. A state carries every artifact
+ * of the device with its sealed secrets, a few kilobytes each, so 32 MiB
+ * leaves room for thousands of artifacts. A larger body is read no further,
+ * because buffering it could exhaust the endpoint's memory.
+ */
+export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+
 /** A failed device API request: an HTTP error status, or no response at all (`status` undefined). */
 export class DeviceApiError extends Error {
   override readonly name = "DeviceApiError";
@@ -32,6 +40,7 @@ export interface DeviceApiResponse {
 export interface RequestOptions {
   body?: unknown;
   signal?: AbortSignal | undefined;
+  /** Time limit of the whole request, from connecting to the last byte of the body, in milliseconds. */
   timeoutMs?: number;
   /** Statuses returned as they are instead of thrown, such as 304. */
   allowStatus?: readonly number[];
@@ -101,7 +110,9 @@ export class DeviceClient {
    * Sends one JSON request. A 2xx response (or a status in `allowStatus`)
    * returns the body with any `{data: ...}` envelope removed. Any other
    * status throws a `DeviceApiError`. The error message contains the path and the
-   * server's message but never the request body.
+   * server's message but never the request body. The request fails when it
+   * takes longer than `timeoutMs` in all (a server that sends a byte now and
+   * then cannot hold it open) or when the body exceeds `MAX_RESPONSE_BYTES`.
    */
   request(method: string, path: string, options: RequestOptions = {}): Promise<DeviceApiResponse> {
     const agent = options.clientCertificate === false ? this.#anonymousAgent : this.#identityAgent;
@@ -118,15 +129,30 @@ export class DeviceClient {
     if (signal?.aborted) return Promise.reject(new DeviceApiError(`${what}: aborted`));
 
     return new Promise((resolve, reject) => {
-      // The abort listener is removed when the request settles, so a long-lived signal
-      // does not collect one listener per request.
-      const onAbort = () => outgoing.destroy(new Error("aborted"));
+      let settled = false;
+      // The abort listener and the deadline are removed when the request settles, so a
+      // long-lived signal does not collect one listener per request.
+      const onAbort = () => fail(new Error("aborted"));
       const settle = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
         signal?.removeEventListener("abort", onAbort);
         outcome();
       };
       const networkError = (error: Error) =>
         new DeviceApiError(`${what}: ${error.message}`, undefined, undefined, { cause: error });
+      // Rejects with `error` first, then closes the connection, whose own errors come too late to count.
+      const fail = (error: Error, status?: number) => {
+        settle(() =>
+          reject(
+            status === undefined
+              ? networkError(error)
+              : new DeviceApiError(`${what}: ${error.message}`, status),
+          ),
+        );
+        outgoing.destroy();
+      };
 
       const outgoing = request(
         url,
@@ -141,21 +167,33 @@ export class DeviceClient {
           },
         },
         (response) => {
+          const status = response.statusCode ?? 0;
+          const tooLarge = new Error(
+            `the response body is larger than ${MAX_RESPONSE_BYTES} bytes (HTTP ${status})`,
+          );
+          if (Number(response.headers["content-length"] ?? 0) > MAX_RESPONSE_BYTES) {
+            fail(tooLarge);
+            return;
+          }
           const chunks: Buffer[] = [];
-          response.on("data", (chunk: Buffer) => chunks.push(chunk));
-          response.on("error", (error) => settle(() => reject(networkError(error))));
+          let received = 0;
+          response.on("data", (chunk: Buffer) => {
+            received += chunk.length;
+            if (received > MAX_RESPONSE_BYTES) {
+              fail(tooLarge);
+              return;
+            }
+            chunks.push(chunk);
+          });
+          response.on("error", (error) => fail(error));
           response.on("end", () => {
-            const status = response.statusCode ?? 0;
+            if (settled) return;
             const text = Buffer.concat(chunks).toString("utf8");
             let body: unknown;
             try {
               body = text === "" ? undefined : JSON.parse(text);
             } catch {
-              settle(() =>
-                reject(
-                  new DeviceApiError(`${what}: the response is not JSON (HTTP ${status})`, status),
-                ),
-              );
+              fail(new Error(`the response is not JSON (HTTP ${status})`), status);
               return;
             }
             const allowed = options.allowStatus?.includes(status) ?? false;
@@ -167,11 +205,14 @@ export class DeviceClient {
           });
         },
       );
+      // A deadline for the whole exchange: an idle timeout alone would let a server that
+      // sends one byte now and then keep the request, and with it the agent's round, open.
+      const deadline = setTimeout(
+        () => fail(new Error(`timed out after ${timeoutMs / 1000} s`)),
+        timeoutMs,
+      );
       signal?.addEventListener("abort", onAbort, { once: true });
-      outgoing.setTimeout(timeoutMs, () => {
-        outgoing.destroy(new Error(`timed out after ${timeoutMs / 1000} s`));
-      });
-      outgoing.on("error", (error: Error) => settle(() => reject(networkError(error))));
+      outgoing.on("error", (error: Error) => fail(error));
       outgoing.end(payload);
     });
   }
