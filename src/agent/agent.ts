@@ -2,7 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import { colonSerial, normaliseSerialHex } from "../engines/pki/key-pairs.ts";
-import { backoffDelay } from "./backoff.ts";
+import { BACKOFF_MIN_MS, backoffDelay } from "./backoff.ts";
 import { loadCertificateKeyring, requestCertificate } from "./certificate-artifacts.ts";
 import { DeviceApiError, DeviceClient, REQUEST_TIMEOUT_MS } from "./client.ts";
 import type { AgentConfig, WireguardArtifactConfig } from "./config.ts";
@@ -38,6 +38,14 @@ export interface RoundResult {
   /** True when every configured artifact is installed at the version due now and reported. */
   inSync: boolean;
 }
+
+/**
+ * Min time from the start of one long-poll round to the start of the next,
+ * in milliseconds. A server, or a proxy in front of it, that responds to the
+ * long poll at once instead of waiting would otherwise make the agent send
+ * requests in a tight loop.
+ */
+export const MIN_ROUND_INTERVAL_MS = BACKOFF_MIN_MS;
 
 /** Sleeps `ms` milliseconds. An abort ends the sleep early without an error. */
 async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -153,7 +161,8 @@ export class KeywardAgent {
   /**
    * Runs rounds until `signal` aborts. After a round that could not reach
    * the server it waits with exponential backoff and full jitter (1 s to
-   * 60 s), but never past the next scheduled activation.
+   * 60 s), but never past the next scheduled activation. Successful long-poll
+   * rounds start at least `MIN_ROUND_INTERVAL_MS` apart.
    */
   async run(signal: AbortSignal): Promise<void> {
     let failures = 0;
@@ -164,10 +173,17 @@ export class KeywardAgent {
         await sleep(untilActivation, signal);
         if (signal.aborted) break;
       }
-      const result = await this.round(this.#waitSeconds(), signal);
+      const waitSeconds = this.#waitSeconds();
+      const startedAt = performance.now();
+      const result = await this.round(waitSeconds, signal);
       if (signal.aborted) break;
       if (result.connected) {
         failures = 0;
+        const remaining = MIN_ROUND_INTERVAL_MS - (performance.now() - startedAt);
+        // A round without a wait is one just before an activation, which must not be delayed.
+        if (waitSeconds > 0 && remaining > 0) {
+          await sleep(Math.min(remaining, this.#msUntilNextActivation() ?? remaining), signal);
+        }
         continue;
       }
       const pause = Math.min(
