@@ -25,6 +25,7 @@ import {
   generateCertificateKey,
   makeCertificateCsr,
 } from "./certificate-keys.ts";
+import { certificateNameMismatch } from "./certificate-names.ts";
 import { DeviceApiError, type DeviceClient } from "./client.ts";
 import { describeFailure, runShellCommand, substitutePath } from "./commands.ts";
 import type { InstallContext, InstallOutcome } from "./install.ts";
@@ -285,6 +286,11 @@ export async function installCertificate(
       reason:
         "the server's certificate is not for a key this agent holds; waiting for the certificate of its new key",
     };
+  }
+  // The key was made for the names its CSR requested, and a certificate for other names is not installed.
+  const mismatch = certificateNameMismatch(names.certificate, key.common_name, key.alt_names);
+  if (mismatch !== undefined) {
+    return { status: "failed", reason: `${mismatch}; the previous key and certificate are kept` };
   }
 
   const certificateText = ensureNewline(names.certificate);

@@ -4,6 +4,7 @@ import type { DeviceClient } from "./client.ts";
 import { BOOTSTRAP_TOKEN } from "./config.ts";
 import {
   buildCsr,
+  certificateCommonNames,
   certificateInfo,
   certificateMatchesKey,
   encryptionJwk,
@@ -99,6 +100,13 @@ function checkIssued(response: CertificateResponse, device: string, privateKeyPe
   }
   if (!certificateMatchesKey(response.certificate, privateKeyPem)) {
     throw new Error("the server sent a certificate for another key than the one in the request");
+  }
+  // The response's "device" field may be absent, so the certificate itself is checked too.
+  const commonNames = certificateCommonNames(response.certificate);
+  if (commonNames.length !== 1 || commonNames[0] !== device) {
+    throw new Error(
+      `the server sent a certificate whose common name is ${JSON.stringify(commonNames.join(", "))}, not the device name "${device}"`,
+    );
   }
   if (normalizeSerial(response.serial_number) !== certificateInfo(response.certificate).serial) {
     throw new Error("the server's serial_number does not match the certificate it sent");

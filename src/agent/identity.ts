@@ -88,6 +88,11 @@ export function certificateMatchesKey(certificatePem: string, privateKeyPem: str
   return Buffer.from(certificate.publicKey.rawData).equals(spkiOf(privateKeyPem));
 }
 
+/** Returns the common names (CN) in the subject of a PEM certificate. */
+export function certificateCommonNames(certificatePem: string): string[] {
+  return new x509.X509Certificate(certificatePem).subjectName.getField("CN");
+}
+
 /** Reads the serial number and validity of a PEM certificate. */
 export function certificateInfo(certificatePem: string): CertificateInfo {
   const certificate = new x509.X509Certificate(certificatePem);
