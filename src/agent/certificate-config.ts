@@ -5,6 +5,7 @@ import {
   type ConfigObject,
   optionalDuration,
   optionalMode,
+  optionalPrivateMode,
   optionalString,
   rejectUnknownFields,
   requireMatching,
@@ -111,7 +112,7 @@ export function readCertificate(
     caPath: optionalPath("ca_path"),
     keyType: keyType as CertificateKeyType,
     mode: optionalMode(entry, "mode", `${prefix}mode`, 0o644),
-    keyMode: optionalMode(entry, "key_mode", `${prefix}key_mode`, 0o600),
+    keyMode: optionalPrivateMode(entry, "key_mode", `${prefix}key_mode`, 0o600),
     uid:
       entry.owner === undefined || entry.owner === null
         ? undefined

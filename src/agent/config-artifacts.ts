@@ -10,7 +10,7 @@ import {
   type ConfigObject,
   optionalBoolean,
   optionalDuration,
-  optionalMode,
+  optionalPrivateMode,
   optionalString,
   rejectUnknownFields,
   requireMatching,
@@ -110,7 +110,8 @@ export function readFileSettings(
   }
   return {
     path,
-    mode: optionalMode(entry, "mode", `${prefix}mode`, 0o600),
+    // Every kind that uses these settings writes a secret or a WireGuard private key.
+    mode: optionalPrivateMode(entry, "mode", `${prefix}mode`, 0o600),
     uid:
       owner === undefined || owner === null
         ? undefined

@@ -141,3 +141,25 @@ export function optionalMode(
   }
   return Number.parseInt(value, 8);
 }
+
+/**
+ * Reads an optional mode for a file that contains a secret or a private
+ * key: as `optionalMode`, but any permission for other users (the last
+ * octal digit) is rejected. Group access stays allowed, for services that
+ * read the file through their group.
+ */
+export function optionalPrivateMode(
+  object: ConfigObject,
+  key: string,
+  field: string,
+  defaultMode: number,
+): number {
+  const mode = optionalMode(object, key, field, defaultMode);
+  if ((mode & 0o007) !== 0) {
+    throw invalidField(
+      field,
+      `"${field}" must give other users no access, because the file contains a secret or a private key; use "0600" or "0640" with "group"`,
+    );
+  }
+  return mode;
+}

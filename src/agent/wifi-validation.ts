@@ -94,7 +94,12 @@ function validateSaePasswords(text: string): void {
         (name === "mac" && MAC.test(value)) ||
         (name === "vlanid" && isVlan(value)) ||
         (name === "id" && IDENTIFIER.test(value));
-      if (!valid) throw new WifiFileError(`line ${number}: invalid option "${name}"`);
+      // The name is not shown: a password that contains "|" splits into parts that read as options.
+      if (!valid) {
+        throw new WifiFileError(
+          `line ${number}: invalid option after the password; only mac=, vlanid= and id= with valid values may follow it`,
+        );
+      }
     }
   }
 }
