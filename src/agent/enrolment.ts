@@ -60,13 +60,24 @@ export async function readBootstrapToken(source: TokenSource): Promise<string | 
   return token;
 }
 
+/**
+ * Builds the enrolment record of a certificate response. The expiry comes
+ * from the certificate itself. The server's `renew_after` is kept unless
+ * it falls outside the certificate's validity, because an agent that waits
+ * past expiry can no longer renew; the default two thirds point
+ * (`enrollmentFromCertificate`) replaces it then.
+ */
 function enrollmentFrom(response: CertificateResponse, tokenSha256: string | null): Enrollment {
+  const fromCertificate = enrollmentFromCertificate(response.device, response.certificate, null);
+  const renewAfterValid =
+    response.renew_after * 1000 >= certificateInfo(response.certificate).notBefore &&
+    response.renew_after < fromCertificate.expiration;
   return {
     device: response.device,
     device_id: response.device_id,
     serial_number: normalizeSerial(response.serial_number),
-    expiration: response.expiration,
-    renew_after: response.renew_after,
+    expiration: fromCertificate.expiration,
+    renew_after: renewAfterValid ? response.renew_after : fromCertificate.renew_after,
     bootstrap_token_sha256: tokenSha256,
   };
 }

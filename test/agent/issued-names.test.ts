@@ -26,8 +26,14 @@ describe("identity certificate names", () => {
   before(() => server.start());
   after(() => server.stop());
 
-  /** Answers enrolment with a certificate for the CSR's key whose subject is `subject`. */
-  function issueAs(subject: string): void {
+  /**
+   * Answers enrolment with a certificate for the CSR's key whose subject is
+   * `subject`. `times` replaces the response's expiry and renewal time.
+   */
+  function issueAs(
+    subject: string,
+    times?: (notAfter: number) => { expiration: number; renew_after: number },
+  ): void {
     server.handler = async (_request, body, response) => {
       const { csr } = JSON.parse(body) as { csr: string };
       const issued = await server.sign(csr, subject);
@@ -43,19 +49,29 @@ describe("identity certificate names", () => {
             serial_number: issued.serial,
             expiration: Math.floor(issued.notAfter / 1000),
             renew_after: Math.floor(issued.notAfter / 1000) - 600,
+            ...times?.(Math.floor(issued.notAfter / 1000)),
           },
         }),
       );
     };
   }
 
-  async function enrolAgainst(): Promise<{ stateDir: string; error: unknown }> {
+  async function enrolAgainst(): Promise<{
+    stateDir: string;
+    error: unknown;
+    enrollment?: Awaited<ReturnType<typeof enrol>>["enrollment"];
+  }> {
     const stateDir = mkdtempSync(join(tmpdir(), "keyward-agent-names-"));
     const client = new DeviceClient(new URL(server.url), Buffer.from(server.caPem));
     try {
       const identity = await loadIdentity(stateDir);
-      await enrol({ device: DEVICE, stateDir, client }, identity, TOKEN, false);
-      return { stateDir, error: undefined };
+      const { enrollment } = await enrol(
+        { device: DEVICE, stateDir, client },
+        identity,
+        TOKEN,
+        false,
+      );
+      return { stateDir, error: undefined, enrollment };
     } catch (error) {
       return { stateDir, error };
     } finally {
@@ -77,6 +93,26 @@ describe("identity certificate names", () => {
     assert.ok(error instanceof Error, "enrolment must fail");
     assert.match(error.message, /common name/);
     assert.equal(existsSync(join(stateDir, IDENTITY_FILES.certificate)), false);
+  });
+
+  it("replaces a renewal time after expiry", async () => {
+    issueAs("CN=gw-1", (notAfter) => ({
+      expiration: notAfter + 86_400,
+      renew_after: notAfter + 60,
+    }));
+    const { error, enrollment } = await enrolAgainst();
+    assert.equal(error, undefined);
+    assert.ok(enrollment);
+    // A renewal time after expiry would leave the agent unable to renew.
+    assert.ok(enrollment.renew_after < enrollment.expiration);
+  });
+
+  it("keeps a renewal time within validity", async () => {
+    issueAs("CN=gw-1", (notAfter) => ({ expiration: notAfter, renew_after: notAfter - 600 }));
+    const { error, enrollment } = await enrolAgainst();
+    assert.equal(error, undefined);
+    assert.ok(enrollment);
+    assert.equal(enrollment.renew_after, enrollment.expiration - 600);
   });
 
   it("accepts the device's own name", async () => {
