@@ -420,10 +420,12 @@ export class KmipDispatcher {
     context: OperationContext,
   ): void {
     if (UNCHECKED_OPERATIONS.has(operation)) return;
-    // Re-key Key Pair names its object in its own field.
+    // Re-key Key Pair names its object in its own field and ignores a Unique
+    // Identifier, so the check must not read one that the handler never uses.
     const uidItem =
-      child(payload, "UniqueIdentifier") ??
-      (operation === "ReKeyKeyPair" ? child(payload, "PrivateKeyUniqueIdentifier") : undefined);
+      operation === "ReKeyKeyPair"
+        ? child(payload, "PrivateKeyUniqueIdentifier")
+        : child(payload, "UniqueIdentifier");
     const uid =
       uidItem?.type === "TextString"
         ? uidItem.value
