@@ -126,7 +126,7 @@ function parseIsoMicroseconds(type: ItemType, text: string): bigint {
   const zone = match[8]!;
   if (zone !== "Z") {
     const offsetMinutes = Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6));
-    if (Number(zone.slice(4, 6)) > 59) throw invalid(type);
+    if (Number(zone.slice(1, 3)) > 23 || Number(zone.slice(4, 6)) > 59) throw invalid(type);
     micros -= BigInt((zone.startsWith("-") ? -1 : 1) * offsetMinutes) * 60_000_000n;
   }
   return micros;
