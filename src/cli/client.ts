@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { readInputFile } from "./files.ts";
 
 /** Connection settings of the CLI: the server address and credentials. */
 export interface ClientOptions {
@@ -76,6 +76,45 @@ function tlsVerificationError(error: NodeJS.ErrnoException, origin: string): Err
   return undefined;
 }
 
+/**
+ * Returns an error that names the likely cause of a failed connection: a
+ * scheme that does not match the server's, or a host name that does not
+ * resolve. Returns undefined for any other error.
+ */
+function connectionError(error: NodeJS.ErrnoException, url: URL): Error | undefined {
+  if (url.protocol === "https:" && error.code === "EPROTO") {
+    // OpenSSL's message reads "…:SSL routines:<function>:<reason>:<source file>:<line>:".
+    const reason = /SSL routines:[^:]*:([^:]+)/.exec(error.message)?.[1] ?? error.code;
+    return new Error(
+      `TLS handshake with ${url.origin} failed (${reason}); if the server serves plain HTTP, use an http:// address`,
+      { cause: error },
+    );
+  }
+  if (url.protocol === "http:" && error.code === "ECONNRESET") {
+    return new Error(
+      `${url.origin} closed the connection without an HTTP response; if the server serves HTTPS, use an https:// address`,
+      { cause: error },
+    );
+  }
+  if (error.code === "ENOTFOUND" || error.code === "EAI_AGAIN") {
+    return new Error(`cannot resolve the host name of ${url.origin} (${error.code})`, {
+      cause: error,
+    });
+  }
+  return undefined;
+}
+
+/** Reads a CA bundle and checks that it contains at least one PEM certificate. */
+function readCaFile(path: string): Buffer {
+  const ca = readInputFile(path, "the CA certificate file (--ca-cert or KEYWARD_CACERT)");
+  if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error(
+      `the CA certificate file "${path}" (--ca-cert or KEYWARD_CACERT) contains no PEM certificate`,
+    );
+  }
+  return ca;
+}
+
 /** A small HTTP client for Keyward's API, on Node's http and https modules. */
 export class KeywardClient {
   readonly #options: ClientOptions;
@@ -96,7 +135,7 @@ export class KeywardClient {
       );
     }
     this.#options = options;
-    this.#ca = options.caCertFile ? readFileSync(options.caCertFile) : undefined;
+    this.#ca = options.caCertFile ? readCaFile(options.caCertFile) : undefined;
   }
 
   /**
@@ -148,7 +187,7 @@ export class KeywardClient {
             ),
           );
         } else {
-          reject(tlsVerificationError(error, url.origin) ?? error);
+          reject(tlsVerificationError(error, url.origin) ?? connectionError(error, url) ?? error);
         }
       });
       req.end(payload);

@@ -1,8 +1,9 @@
-import { createReadStream, existsSync, readFileSync } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import type { Command } from "commander";
 import type { NodeChainResult, StoreVerifyResult } from "../../audit/store-verify.ts";
 import { type VerifyResult, verifyAuditLog } from "../../audit/verify.ts";
+import { fileReadMessage, readInputFile } from "../files.ts";
 import { print } from "../output.ts";
 import { addClientOptions, clientFrom, type GlobalOptions } from "./shared.ts";
 
@@ -20,18 +21,43 @@ function parseOptions(pairs: string[]): Record<string, string> {
   return options;
 }
 
-/** Yields the lines of a file without their newlines, reading it in chunks; read errors are thrown. */
-async function* fileLines(path: string): AsyncGenerator<string> {
+/**
+ * Longest line `fileLines` reads, in UTF-16 code units: far above any audit
+ * record, and below V8's maximum string length of about 2^29 code units.
+ */
+export const MAX_LINE_LENGTH = 256 * 1024 * 1024;
+
+/**
+ * Yields the lines of a file without their newlines, reading it in chunks.
+ * Each chunk is searched once, so a long line costs time linear in its
+ * length. Read errors are thrown, and so is a line longer than `maxLength`.
+ */
+export async function* fileLines(
+  path: string,
+  maxLength = MAX_LINE_LENGTH,
+): AsyncGenerator<string> {
   const decoder = new StringDecoder("utf8");
   let pending = "";
+  let lineNumber = 0;
+  const checkLength = (length: number) => {
+    if (length > maxLength) {
+      throw new Error(
+        `invalid audit log: line ${lineNumber + 1} of ${path} is longer than ${maxLength} characters`,
+      );
+    }
+  };
   for await (const chunk of createReadStream(path)) {
-    pending += decoder.write(chunk as Buffer);
+    const text = decoder.write(chunk as Buffer);
     let start = 0;
-    for (let end = pending.indexOf("\n"); end !== -1; end = pending.indexOf("\n", start)) {
-      yield pending.slice(start, end);
+    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+      checkLength(pending.length + end - start);
+      lineNumber += 1;
+      yield pending + text.slice(start, end);
+      pending = "";
       start = end + 1;
     }
-    pending = pending.slice(start);
+    checkLength(pending.length + text.length - start);
+    pending += text.slice(start);
   }
   pending += decoder.end();
   if (pending !== "") yield pending;
@@ -67,7 +93,28 @@ function concatenatedLines(files: string[]) {
 
 /** Reads a public key given as PEM text or as the path of a PEM file. */
 function readPublicKey(value: string): string {
-  return value.trimStart().startsWith("-----BEGIN") ? value : readFileSync(value, "utf8");
+  return value.trimStart().startsWith("-----BEGIN")
+    ? value
+    : readInputFile(value, "the public key file (--public-key)", "utf8");
+}
+
+/**
+ * Checks that each audit log file exists and is no directory, before any is
+ * read. Pipes are allowed, such as `<(zcat audit.log.gz)`.
+ */
+function checkLogFiles(files: string[]): void {
+  for (const file of files) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(file).isDirectory();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new Error(`audit log file not found: ${file}`, { cause: error });
+      }
+      throw new Error(fileReadMessage("the audit log file", file, error), { cause: error });
+    }
+    if (isDirectory) throw new Error(`cannot read the audit log file "${file}": it is a directory`);
+  }
 }
 
 /** Formats `n` with `noun`, adding "s" unless `n` is 1. */
@@ -356,9 +403,7 @@ export function registerAuditCommands(program: Command) {
       if (options.strict && !options.publicKey) {
         throw new Error("--strict needs --public-key, since only a signature proves the end");
       }
-      for (const file of files) {
-        if (!existsSync(file)) throw new Error(`audit log file not found: ${file}`);
-      }
+      checkLogFiles(files);
       const publicKey = options.publicKey ? readPublicKey(options.publicKey) : undefined;
       const log = concatenatedLines(files);
       const result = await verifyAuditLog(log.lines, publicKey, {

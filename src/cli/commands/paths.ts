@@ -1,15 +1,19 @@
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { readInputFile } from "../files.ts";
 import { printResponse, renderList } from "../output.ts";
 import { addClientOptions, clientFrom, type GlobalOptions, readStdin } from "./shared.ts";
+
+/** A "." or ".." path segment, also with its dots percent-encoded as the URL parser accepts. */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 
 /** Turns `transit/keys/a` or `/v1/transit/keys/a` into the API path `/v1/transit/keys/a`. */
 export function apiPath(path: string): string {
   const trimmed = path.replace(/^\/+/, "").replace(/^v1\//, "");
   if (trimmed === "") throw new Error("a path is required, such as transit/keys/my-key");
   // The URL parser would resolve these segments on the client, so the request
-  // would reach another path than the one given.
-  if (trimmed.split("/").some((segment) => segment === "." || segment === "..")) {
+  // would reach another path than the one given. It also reads "\" as "/" and
+  // "%2e" as "." in http and https URLs.
+  if (trimmed.split(/[/\\]/).some((segment) => DOT_SEGMENT.test(segment))) {
     throw new Error(`invalid path "${path}": "." and ".." segments are not allowed`);
   }
   return `/v1/${trimmed}`;
@@ -28,8 +32,19 @@ export async function parseFields(pairs: string[]): Promise<Record<string, unkno
     const key = pair.slice(0, index);
     let value: string = pair.slice(index + 1);
     if (value === "-") value = (await readStdin()).replace(/\n$/, "");
-    else if (value.startsWith("@")) value = readFileSync(value.slice(1), "utf8").replace(/\n$/, "");
-    fields[key] = jsonValue(value);
+    else if (value.startsWith("@")) {
+      value = readInputFile(value.slice(1), `the file of field "${key}"`, "utf8").replace(
+        /\n$/,
+        "",
+      );
+    }
+    // An assignment to "__proto__" would set the object's prototype and drop the field.
+    Object.defineProperty(fields, key, {
+      value: jsonValue(value),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return fields;
 }
