@@ -39,6 +39,14 @@ export async function startDevMode(
   const status = await keyward.seal.status();
 
   if (!status.initialized) {
+    // An unseal key here belongs to the installation that was initialised
+    // with it, perhaps in another store (`--storage`). Overwriting it would
+    // leave that installation without a way to unseal.
+    if (existsSync(unsealKeyPath)) {
+      throw new Error(
+        `the storage is empty, but ${unsealKeyPath} holds the unseal key of an installation initialised in dev mode earlier, perhaps with other --storage; use that storage, or another --data-dir for a new installation`,
+      );
+    }
     // With PostgreSQL storage nothing else creates the data directory.
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const result = await keyward.init({ shares: 1, threshold: 1 }, rootToken);
