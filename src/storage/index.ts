@@ -38,6 +38,13 @@ export function parseStorageLocation(location: string): StorageOptions {
   if (location === "") {
     throw new KeywardError("invalid_request", "invalid storage location: it is empty");
   }
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(location)?.[1];
+  if (scheme !== undefined) {
+    throw new KeywardError(
+      "invalid_request",
+      `invalid storage location: unknown scheme "${scheme}"; use a directory, sqlite:<file> or postgres://...`,
+    );
+  }
   return { kind: "sqlite", path: join(location, DATA_DIR_DATABASE_FILE) };
 }
 

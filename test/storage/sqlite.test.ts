@@ -198,6 +198,8 @@ describe("openStorage", () => {
   for (const [title, location] of [
     ["fail empty location", ""],
     ["fail sqlite without path", "sqlite:"],
+    ["fail unknown scheme", "ftp://x"],
+    ["fail mysql url", "mysql://db/k"],
   ]) {
     it(title!, () => {
       assert.throws(
