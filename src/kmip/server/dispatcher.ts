@@ -87,6 +87,14 @@ export interface KmipDispatcherOptions {
   now?: () => Date;
 }
 
+/**
+ * Batch Items one request may carry. Every item gets a response item and
+ * runs inside one object-store work, so a message of tens of thousands of
+ * small items would hold the store and build a response many times the
+ * request's size.
+ */
+export const MAX_BATCH_ITEMS = 1000;
+
 /** The part of `KmipIdentityResolver` that the dispatcher uses. */
 export interface KmipAuthenticator {
   authenticate(certificate: KmipPeerCertificate | undefined): Promise<KmipAuthentication>;
@@ -281,6 +289,12 @@ export class KmipDispatcher {
     }
     if (batchItems.length === 0) {
       throw new KmipOperationError("InvalidMessage", "the request has no Batch Item");
+    }
+    if (batchItems.length > MAX_BATCH_ITEMS) {
+      throw new KmipOperationError(
+        "InvalidMessage",
+        `the request has ${batchItems.length} Batch Items; the server accepts at most ${MAX_BATCH_ITEMS}`,
+      );
     }
     const continuation = optionalEnum(header, "BatchErrorContinuationOption") ?? "Stop";
     const now = BigInt(Math.floor(this.#now().getTime() / 1000));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
+import { MAX_BATCH_ITEMS } from "../../../src/kmip/server/dispatcher.ts";
 import {
   bytes,
   child,
@@ -140,6 +141,15 @@ describe("KMIP error responses", () => {
       ...(request as StructureItem).value.slice(1),
     ]);
     const [item] = await send(newDispatcher(), broken);
+    assert.equal(resultReason(item!), "InvalidMessage");
+  });
+
+  it("fail too many batch items", async () => {
+    const dispatcher = newDispatcher();
+    const items = (count: number) => Array.from({ length: count }, () => ["Query", []] as const);
+    const limit = await send(dispatcher, requestMessage([2, 1], items(MAX_BATCH_ITEMS)));
+    assert.equal(limit.length, MAX_BATCH_ITEMS);
+    const [item] = await send(dispatcher, requestMessage([2, 1], items(MAX_BATCH_ITEMS + 1)));
     assert.equal(resultReason(item!), "InvalidMessage");
   });
 
