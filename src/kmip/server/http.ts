@@ -5,14 +5,17 @@
  * request's encoding. KMIP failures, including a body that does not decode,
  * are KMIP error responses with HTTP status 200, because the KMIP response
  * carries the failure. Only an unsupported media type (415) or an oversized
- * body (413) gets another status.
+ * body (413) gets another status; the dispatcher audits those requests as
+ * messages that could not be read.
  */
 import { isKmipDecodeError } from "../errors.ts";
 import type { KmipItem } from "../item.ts";
 import { decodeJson, encodeJson } from "../json.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../ttlv.ts";
 import { decodeXml, encodeXml } from "../xml.ts";
+import type { KmipClient } from "./context.ts";
 import type { KmipDispatcher } from "./dispatcher.ts";
+import type { KmipPeerCertificate } from "./identity.ts";
 
 export interface KmipHttpResponse {
   status: number;
@@ -23,10 +26,14 @@ export interface KmipHttpResponse {
 export interface KmipHttpOptions {
   /** The client's identity, as the listener passes it. */
   identity?: string;
+  /** The client certificate, which a dispatcher with identities maps to a role. */
+  certificate?: KmipPeerCertificate;
   /** The client's IP address, for the audit log. */
   remoteAddress?: string;
   /** Largest body accepted, in bytes. Default 1 MiB, as for TTLV. */
   maxMessageBytes?: number;
+  /** True when the body was longer than `maxMessageBytes`, so the caller stopped reading it. */
+  truncated?: boolean;
 }
 
 type Encoding = "ttlv" | "xml" | "json";
@@ -60,16 +67,26 @@ export async function handleKmipHttp(
   body: Uint8Array,
   options: KmipHttpOptions = {},
 ): Promise<KmipHttpResponse> {
+  const client: KmipClient = {
+    identity: options.identity,
+    remoteAddress: options.remoteAddress,
+    certificate: options.certificate,
+  };
+  /** Audits a request that carries no readable KMIP message, then answers it with `status`. */
+  const refuse = async (status: number, message: string) => {
+    await dispatcher.rejectMessage(client, "InvalidMessage", message);
+    return plainError(status, message);
+  };
   const encoding = encodingOf(contentType);
   if (encoding === undefined) {
-    return plainError(
+    return refuse(
       415,
       "unsupported media type: send application/octet-stream (TTLV), text/xml or application/json",
     );
   }
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  if (body.length > maxMessageBytes) {
-    return plainError(413, `request body exceeds the maximum of ${maxMessageBytes} bytes`);
+  if (options.truncated === true || body.length > maxMessageBytes) {
+    return refuse(413, `request body exceeds the maximum of ${maxMessageBytes} bytes`);
   }
   const respond = (item: KmipItem | Buffer): KmipHttpResponse => ({
     status: 200,
@@ -79,7 +96,6 @@ export async function handleKmipHttp(
       : Buffer.from(encoding === "xml" ? encodeXml(item) : encodeJson(item), "utf8"),
   });
 
-  const client = { identity: options.identity, remoteAddress: options.remoteAddress };
   if (encoding === "ttlv") {
     return respond(await dispatcher.handleTtlv(body, client, { maxMessageBytes }));
   }

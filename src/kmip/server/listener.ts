@@ -10,6 +10,11 @@
  * Without one, every handshake fails with a handshake-failure alert, which
  * is how the listener rejects clients while Keyward is sealed.
  *
+ * The same port serves KMIP's HTTPS binding over the same mutual TLS. A
+ * connection whose first bytes are an HTTP request line goes to an HTTP
+ * server. It takes a POST of one request message in TTLV, XML or JSON
+ * (see http.ts).
+ *
  * A frame that cannot be a Request Message (wrong first tag or type, or a
  * length above the limit) gets an Invalid Message response and the
  * connection is closed, because the stream can no longer be framed. A
@@ -17,6 +22,11 @@
  * stops in the middle of a frame, is closed.
  */
 import { createHash } from "node:crypto";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import { createServer, type DetailedPeerCertificate, type TLSSocket } from "node:tls";
 import { isKmipDecodeError } from "../errors.ts";
@@ -28,6 +38,7 @@ import {
 } from "../ttlv.ts";
 import type { KmipClient } from "./context.ts";
 import type { KmipDispatcher, KmipLogger } from "./dispatcher.ts";
+import { handleKmipHttp } from "./http.ts";
 import type { KmipPeerCertificate } from "./identity.ts";
 import { tag } from "./items.ts";
 
@@ -93,9 +104,34 @@ export async function startKmipServer(options: KmipServerOptions): Promise<KmipS
     (socket) => {
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
-      serveConnection(socket, options, maxMessageBytes, idleTimeoutMs);
+      socket.setTimeout(idleTimeoutMs);
+      const silent = () => socket.destroy();
+      socket.once("timeout", silent);
+      // The first bytes tell TTLV (a Request Message tag, 0x42) from an HTTP request line.
+      socket.once("data", (first: Buffer) => {
+        socket.off("timeout", silent);
+        socket.pause();
+        socket.unshift(first);
+        if (HTTP_REQUEST_LINE.test(first.subarray(0, 8).toString("latin1"))) {
+          httpServer.emit("connection", socket);
+        } else {
+          serveConnection(socket, options, maxMessageBytes, idleTimeoutMs);
+        }
+        socket.resume();
+      });
     },
   );
+  const httpServer = createHttpServer({ requestTimeout: idleTimeoutMs }, (request, response) => {
+    serveHttpRequest(request, response, options, maxMessageBytes).catch((error: unknown) => {
+      options.logger.error(
+        { err: error, remoteAddress: request.socket.remoteAddress },
+        "KMIP HTTP request failed",
+      );
+      if (!response.headersSent) response.writeHead(500, { "content-type": "text/plain" });
+      response.end("internal error\n");
+    });
+  });
+  httpServer.keepAliveTimeout = idleTimeoutMs;
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   server.on("tlsClientError", (error, socket) => {
     if (!hasCertificate) {
@@ -135,6 +171,65 @@ export async function startKmipServer(options: KmipServerOptions): Promise<KmipS
         });
       }),
   };
+}
+
+/** The start of an HTTP/1.1 request line: a method in capitals and a space. */
+const HTTP_REQUEST_LINE = /^[A-Z]{3,7} /;
+
+/** How far past the size limit a request body is read before the connection is dropped. */
+const DRAIN_LIMIT_FACTOR = 16;
+
+/** The path KMIP's HTTPS binding posts to. */
+const HTTP_PATH = "/kmip";
+
+/**
+ * Serves one KMIP request over HTTP: a POST to `/kmip` whose body is one
+ * request message. A larger body than the limit gets 413.
+ */
+async function serveHttpRequest(
+  request: IncomingMessage,
+  response: ServerResponse,
+  options: KmipServerOptions,
+  maxMessageBytes: number,
+): Promise<void> {
+  const plain = (status: number, message: string, headers: Record<string, string> = {}) => {
+    response.writeHead(status, { "content-type": "text/plain; charset=utf-8", ...headers });
+    response.end(`${message}\n`);
+  };
+  const path = (request.url ?? "").split("?")[0];
+  if (path !== HTTP_PATH) {
+    plain(404, `not found: KMIP requests go to POST ${HTTP_PATH}`);
+    return;
+  }
+  if (request.method !== "POST") {
+    plain(405, `method not allowed: send POST ${HTTP_PATH}`, { allow: "POST" });
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    // A body past the limit is read on without being kept, so the client
+    // gets its 413 instead of a reset, up to a point where the connection is dropped.
+    if (received > DRAIN_LIMIT_FACTOR * maxMessageBytes) break;
+    if (received <= maxMessageBytes) chunks.push(chunk);
+  }
+  const socket = request.socket as TLSSocket;
+  const certificate = peerCertificateOf(socket);
+  const answer = await handleKmipHttp(
+    options.dispatcher,
+    request.headers["content-type"],
+    Buffer.concat(chunks),
+    {
+      identity: certificate?.commonName,
+      certificate,
+      remoteAddress: socket.remoteAddress,
+      maxMessageBytes,
+      truncated: received > maxMessageBytes,
+    },
+  );
+  response.writeHead(answer.status, { "content-type": answer.contentType });
+  response.end(answer.body);
 }
 
 function asList(value: string | string[] | undefined): string[] {
