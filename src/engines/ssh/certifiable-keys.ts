@@ -19,6 +19,10 @@ export const MAX_RSA_MODULUS_BITS = 16_384;
  */
 export const MAX_RSA_EXPONENT_BITS = 64;
 
+// The Ed25519 point check below is written by hand: node:crypto imports any
+// 32 bytes as an Ed25519 public key, and no dependency of Keyward validates
+// points. It runs on public values only, so its timing reveals nothing.
+
 /** The field prime of Curve25519 and Ed25519, 2^255 - 19. */
 const P = (1n << 255n) - 19n;
 /** The Edwards curve constant d = -121665 / 121666 (RFC 8032, section 5.1). */
