@@ -10,6 +10,7 @@ import {
   type KeyProtection,
   keySelector,
   readAttributes,
+  readBoolean,
 } from "./objects.ts";
 import { emptyInput, hsmOperationFailed } from "./pkcs11-errors.ts";
 import { generateSecretKey } from "./templates.ts";
@@ -238,6 +239,17 @@ export class HsmAesKey extends HsmKeyObject {
         `decrypt with the AES key "${this.label}"`,
       ),
     );
+  }
+
+  /** Reads CKA_ENCRYPT and CKA_DECRYPT, which encryption and decryption with this key need. */
+  permissions(): Promise<{ encrypt: boolean; decrypt: boolean }> {
+    return this.withObject(SECRET_KEY, (context, handle) => {
+      const [encrypt, decrypt] = readAttributes(context, handle, [
+        pkcs11js.CKA_ENCRYPT,
+        pkcs11js.CKA_DECRYPT,
+      ]);
+      return { encrypt: readBoolean(encrypt), decrypt: readBoolean(decrypt) };
+    });
   }
 
   /** Reads whether the token keeps the key's value secret. */

@@ -56,9 +56,13 @@ export class HsmEcdsaKey extends HsmKeyObject {
       publicKey: {
         type: PUBLIC_KEY,
         attributes: [{ type: pkcs11js.CKA_EC_PARAMS, value: P256_OID }],
-        usage: { verify: true },
+        usage: { verify: true, encrypt: false, wrap: false },
       },
-      privateKey: { type: PRIVATE_KEY, usage: { sign: true, derive: false } },
+      // Set explicitly, because SoftHSM 2.6.1 defaults CKA_DECRYPT and CKA_UNWRAP to true.
+      privateKey: {
+        type: PRIVATE_KEY,
+        usage: { sign: true, decrypt: false, unwrap: false, derive: false },
+      },
     });
     return new HsmEcdsaKey(token, label, id);
   }

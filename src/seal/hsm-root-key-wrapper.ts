@@ -1,3 +1,4 @@
+import { timingSafeEqual } from "node:crypto";
 import type { Logger } from "pino";
 import { KeywardError } from "../errors.ts";
 import { HsmAesKey } from "../hsm/aes-gcm.ts";
@@ -66,9 +67,13 @@ class HsmRootKeyWrapper implements RootKeyWrapper {
         "generated the root key wrapping key in the HSM",
       );
     } else {
+      await this.#requirePermissions(key, ["encrypt", "decrypt"]);
       await this.#warnIfExposed(key);
     }
     const { iv, ciphertext } = await key.encrypt(rootKey, aad);
+    // Nothing is stored yet. A root key that the HSM wraps but cannot unwrap
+    // would leave an initialised storage that no server can ever unseal.
+    await this.#checkUnwrap(key, rootKey, iv, ciphertext, aad);
     return { iv, ciphertext, created };
   }
 
@@ -80,11 +85,54 @@ class HsmRootKeyWrapper implements RootKeyWrapper {
         `${this.location} has no AES key labelled "${this.keyLabel}", which wraps the root key: check seal_pkcs11_key_label and seal_pkcs11_token_label, or whether the key was deleted from the HSM`,
       );
     }
+    await this.#requirePermissions(key, ["decrypt"]);
     return key.decrypt({ iv, ciphertext }, aad);
   }
 
   close(): Promise<void> {
     return this.#token.close();
+  }
+
+  /** Throws `hsm_key_not_found` when the token forbids `key` one of the `needed` uses. */
+  async #requirePermissions(key: HsmAesKey, needed: Array<"encrypt" | "decrypt">): Promise<void> {
+    const permissions = await key.permissions();
+    const forbidden = needed
+      .filter((use) => !permissions[use])
+      .map((use) => `CKA_${use.toUpperCase()}`);
+    if (forbidden.length === 0) return;
+    throw this.#unusableKey(`its ${forbidden.join(" and ")} attribute is false`);
+  }
+
+  /** Decrypts the new wrapped root key and compares it with `rootKey`. Throws `hsm_key_not_found` on any difference. */
+  async #checkUnwrap(
+    key: HsmAesKey,
+    rootKey: Uint8Array,
+    iv: Buffer,
+    ciphertext: Buffer,
+    aad: Uint8Array,
+  ): Promise<void> {
+    let unwrapped: Buffer;
+    try {
+      unwrapped = await key.decrypt({ iv, ciphertext }, aad);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw this.#unusableKey(`it fails to decrypt what it encrypted (${reason})`, error);
+    }
+    try {
+      if (unwrapped.length !== rootKey.length || !timingSafeEqual(unwrapped, rootKey)) {
+        throw this.#unusableKey("it decrypts what it encrypted to other bytes");
+      }
+    } finally {
+      unwrapped.fill(0);
+    }
+  }
+
+  #unusableKey(reason: string, cause?: unknown): KeywardError {
+    return new KeywardError(
+      "hsm_key_not_found",
+      `the AES key labelled "${this.keyLabel}" in ${this.location} cannot wrap and unwrap the root key, because ${reason}: set seal_pkcs11_key_label to a key that may encrypt and decrypt, or to a new label so that Keyward creates one`,
+      { cause },
+    );
   }
 
   /** Logs a warning when a key found in the token, made outside Keyward, can leave it. */

@@ -23,6 +23,7 @@ export interface RootKeyWrapper {
   /**
    * Encrypts `rootKey`, authenticating `aad`, after generating the wrapping
    * key in the HSM when it has none. `created` is true when it was generated.
+   * Throws `hsm_key_not_found` when the key cannot decrypt its own output.
    */
   wrap(
     rootKey: Uint8Array,
@@ -30,8 +31,8 @@ export interface RootKeyWrapper {
   ): Promise<{ iv: Buffer; ciphertext: Buffer; created: boolean }>;
   /**
    * Decrypts the output of `wrap`. Throws `hsm_key_not_found` when the HSM
-   * has no wrapping key, and `decryption_failed` when the key does not
-   * decrypt the input (another key with the same label).
+   * has no wrapping key or the key may not decrypt, and `decryption_failed`
+   * when the key does not decrypt the input (another key with the same label).
    */
   unwrap(iv: Buffer, ciphertext: Buffer, aad: Uint8Array): Promise<Buffer>;
   /** Releases the HSM connection. */
