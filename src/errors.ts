@@ -95,6 +95,8 @@ export const ERROR_CODES = {
   seal_mismatch: 503,
   // 503: a change lost a conflict with concurrent changes (on this node or another) on every attempt; retry it.
   write_conflict: 503,
+  // 503: the database cannot be reached or cannot serve now (stopped, restarting, unreachable); retry.
+  storage_unavailable: 503,
   // 500: a failure that is not the caller's fault. The message sent is fixed.
   internal: 500,
   storage_failure: 500,

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { KeywardError } from "../errors.ts";
+import { isKeywardError, KeywardError } from "../errors.ts";
 import type { Barrier } from "../seal/types.ts";
 import { Mutex } from "../util/mutex.ts";
 import { AuditDevice, type DeviceStats } from "./device.ts";
@@ -427,6 +427,26 @@ export class AuditBroker {
     );
     const results = await Promise.allSettled(devices.map((device) => device.write(payload)));
     if (results.some((result) => result.status === "fulfilled")) return;
+    // When only the storage was out of reach (a database restart), the
+    // client gets the same 503 as for its own storage calls and retries.
+    const unavailable = results.every(
+      (result) =>
+        result.status === "rejected" &&
+        isKeywardError(result.reason) &&
+        result.reason.code === "storage_unavailable",
+    );
+    if (unavailable) {
+      throw new KeywardError(
+        "storage_unavailable",
+        "no audit device could record the request because the storage is unavailable; retry later",
+        {
+          details: {
+            devices: devices.map((device) => device.entry.path),
+            requestId: entry.request.id,
+          },
+        },
+      );
+    }
     throw new KeywardError("audit_failure", "no audit device could record the request", {
       details: { devices: devices.map((device) => device.entry.path), requestId: entry.request.id },
     });

@@ -2,6 +2,7 @@ import pg from "pg";
 import type { Logger } from "pino";
 import { KeywardError } from "../../errors.ts";
 import type { Coordination, NodeRecord, NodeState } from "../coordination.ts";
+import { isDatabaseUnavailable } from "./unavailable.ts";
 
 /** The channel the `entries` trigger announces changes on (migration 0002). */
 export const CHANGE_CHANNEL = "keyward_changes";
@@ -377,7 +378,8 @@ function closedError(): KeywardError {
 
 function translate(error: unknown, operation: string): KeywardError {
   const code = (error as { code?: unknown } | null)?.code;
-  return new KeywardError("storage_failure", `postgresql storage failed to ${operation}`, {
+  const errorCode = isDatabaseUnavailable(error) ? "storage_unavailable" : "storage_failure";
+  return new KeywardError(errorCode, `postgresql storage failed to ${operation}`, {
     cause: error,
     details: typeof code === "string" ? { driverCode: code } : undefined,
   });

@@ -9,6 +9,7 @@ import type { Storage } from "../storage.ts";
 import { isLocalHost, type PostgresConnection, parsePostgresUrl } from "./connection.ts";
 import { PostgresCoordination } from "./coordination.ts";
 import { migratePostgres } from "./migrations.ts";
+import { isDatabaseUnavailable } from "./unavailable.ts";
 
 export { describePostgresUrl, SSL_MODES, type SslMode } from "./connection.ts";
 
@@ -127,7 +128,9 @@ async function checkEncoding(db: Kysely<StorageDatabase>, description: string): 
  * a random wait, up to `POSTGRES_TRANSACTION_ATTEMPTS` times in all and
  * for at most `POSTGRES_TRANSACTION_RETRY_BUDGET_MS`. A transaction that
  * loses every attempt fails with `write_conflict` (HTTP 503), which is
- * logged as a warning. Calls outside a transaction are single statements,
+ * logged as a warning. A call that fails because the database cannot be
+ * reached or is restarting fails with `storage_unavailable` (HTTP 503),
+ * other driver errors with `storage_failure`. Calls outside a transaction are single statements,
  * atomic at the session's default isolation.
  */
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
@@ -197,6 +200,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
       ? {}
       : { checkNestedCalls: options.checkNestedCalls }),
     isolationLevel: "serializable",
+    isUnavailable: isDatabaseUnavailable,
     retry: {
       driverCodes: RETRYABLE_SQLSTATES,
       maxAttempts: POSTGRES_TRANSACTION_ATTEMPTS,

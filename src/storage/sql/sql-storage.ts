@@ -69,6 +69,14 @@ export interface SqlStorageOptions {
   checkNestedCalls?: boolean;
   /** Opens the coordination of nodes sharing the database; only a shared backend has it. */
   openCoordination?: () => Coordination;
+  /**
+   * True for a driver error meaning that the database cannot be reached
+   * or cannot serve now (a server restart, a lost connection). Such errors
+   * become `storage_unavailable` (HTTP 503), which a client may retry,
+   * instead of `storage_failure`. Without it every driver error is
+   * `storage_failure`.
+   */
+  isUnavailable?: (error: unknown) => boolean;
 }
 
 /**
@@ -86,14 +94,21 @@ interface TransactionState {
 }
 
 /**
- * Translates a driver error into `storage_failure`, keeping the driver
- * error as `cause` and its code (such as `SQLITE_FULL`) in `details`.
- * KeywardErrors pass through unchanged.
+ * Translates a driver error into `storage_failure`, or into
+ * `storage_unavailable` when `isUnavailable` accepts it, keeping the
+ * driver error as `cause` and its code (such as `SQLITE_FULL`) in
+ * `details`. KeywardErrors pass through unchanged.
  */
-function translateError(kind: string, operation: string, error: unknown): KeywardError {
+function translateError(
+  kind: string,
+  operation: string,
+  error: unknown,
+  isUnavailable?: (error: unknown) => boolean,
+): KeywardError {
   if (isKeywardError(error)) return error;
   const driverCode = (error as { code?: unknown } | null)?.code;
-  return new KeywardError("storage_failure", `${kind} storage failed to ${operation}`, {
+  const code = isUnavailable?.(error) ? "storage_unavailable" : "storage_failure";
+  return new KeywardError(code, `${kind} storage failed to ${operation}`, {
     cause: error,
     details: typeof driverCode === "string" ? { driverCode } : undefined,
   });
@@ -120,6 +135,7 @@ export class SqlStorage implements Storage {
   readonly #statements: PointStatements;
   readonly #syncCommits: (() => Promise<void>) | undefined;
   readonly #onClose: (() => Promise<void>) | undefined;
+  readonly #isUnavailable: ((error: unknown) => boolean) | undefined;
   readonly #transactionContext: AsyncLocalStorage<TransactionState> | undefined;
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
@@ -131,6 +147,7 @@ export class SqlStorage implements Storage {
     this.#isolationLevel = options.isolationLevel;
     this.#retry = options.retry;
     this.#onRetriesExhausted = options.onRetriesExhausted;
+    this.#isUnavailable = options.isUnavailable;
     this.#statements = compilePointStatements(options.db);
     const checkNestedCalls = options.checkNestedCalls ?? process.env.KEYWARD_STORAGE_CHECKS === "1";
     this.#transactionContext = checkNestedCalls ? new AsyncLocalStorage() : undefined;
@@ -216,7 +233,7 @@ export class SqlStorage implements Storage {
     try {
       await this.#syncCommits();
     } catch (error) {
-      throw translateError(this.kind, "sync a commit to the disk", error);
+      throw translateError(this.kind, "sync a commit to the disk", error, this.#isUnavailable);
     }
   }
 
@@ -231,7 +248,13 @@ export class SqlStorage implements Storage {
       builder = builder.setIsolationLevel(this.#isolationLevel);
     try {
       return await builder.execute(async (trx) => {
-        const writer = new SqlTransactionWriter(this.kind, trx, state, this.#statements);
+        const writer = new SqlTransactionWriter(
+          this.kind,
+          trx,
+          state,
+          this.#statements,
+          this.#isUnavailable,
+        );
         try {
           const context = this.#transactionContext;
           return await (context === undefined
@@ -246,7 +269,7 @@ export class SqlStorage implements Storage {
       // The work's own error is re-thrown as it is. Anything else came
       // from BEGIN, COMMIT or ROLLBACK and is translated.
       if (workError !== undefined && error === workError.error) throw error;
-      throw translateError(this.kind, "commit a transaction", error);
+      throw translateError(this.kind, "commit a transaction", error, this.#isUnavailable);
     } finally {
       state.active = false;
     }
@@ -274,7 +297,7 @@ export class SqlStorage implements Storage {
       await this.#onClose?.();
       await this.#db.destroy();
     } catch (error) {
-      throw translateError(this.kind, "close the database", error);
+      throw translateError(this.kind, "close the database", error, this.#isUnavailable);
     }
   }
 
@@ -304,7 +327,7 @@ export class SqlStorage implements Storage {
       promise = run();
       if (operation !== undefined) {
         promise = promise.catch((error: unknown) => {
-          throw translateError(this.kind, operation, error);
+          throw translateError(this.kind, operation, error, this.#isUnavailable);
         });
       }
     } catch (error) {
@@ -323,17 +346,20 @@ class SqlTransactionWriter implements StorageWriter {
   readonly #trx: Transaction<StorageDatabase>;
   readonly #state: TransactionState;
   readonly #statements: PointStatements;
+  readonly #isUnavailable: ((error: unknown) => boolean) | undefined;
 
   constructor(
     kind: string,
     trx: Transaction<StorageDatabase>,
     state: TransactionState,
     statements: PointStatements,
+    isUnavailable: ((error: unknown) => boolean) | undefined,
   ) {
     this.#kind = kind;
     this.#trx = trx;
     this.#state = state;
     this.#statements = statements;
+    this.#isUnavailable = isUnavailable;
   }
 
   get(key: string): Promise<Uint8Array | undefined> {
@@ -383,7 +409,7 @@ class SqlTransactionWriter implements StorageWriter {
     try {
       return await run();
     } catch (error) {
-      throw translateError(this.#kind, operation, error);
+      throw translateError(this.#kind, operation, error, this.#isUnavailable);
     }
   }
 }
