@@ -14,7 +14,7 @@ import {
   serialHexOf,
 } from "./key-pairs.ts";
 import { toPem } from "./pem.ts";
-import type { PkiStore } from "./store.ts";
+import type { PkiStore, PkiTransaction } from "./store.ts";
 import {
   ISSUER_USAGES,
   type IssuerRecord,
@@ -49,6 +49,41 @@ export function issuerUsage(issuer: IssuerRecord): IssuerUsage[] {
 /** Returns whether Keyward can sign with an issuer's key: a stored key, or a transit key. */
 export function issuerCanSign(issuer: IssuerRecord): boolean {
   return issuer.keyId !== "" || issuer.transitKey !== undefined;
+}
+
+/** The record that claims an issuer name for one issuer, at `issuer-names/<name>`. */
+interface IssuerNameClaim {
+  id: string;
+}
+
+function nameClaimPath(name: string): string {
+  return `issuer-names/${name}`;
+}
+
+/**
+ * Claims `name` for issuer `id` inside `tx`, and throws `already_exists`
+ * when another existing issuer holds it. The claim is read and written in
+ * the transaction that writes the issuer, so two nodes naming two issuers
+ * alike at once conflict in storage, and the retried one finds the claim.
+ * A claim of a deleted issuer counts for nothing.
+ */
+async function claimIssuerName(tx: PkiTransaction, name: string, id: string): Promise<void> {
+  const claim = await tx.get<IssuerNameClaim>(nameClaimPath(name));
+  if (claim !== undefined && claim.id !== id) {
+    if ((await tx.get<IssuerRecord>(`issuers/${claim.id}`)) !== undefined) {
+      throw new KeywardError("already_exists", `an issuer named "${name}" exists`, {
+        field: "issuer_name",
+      });
+    }
+  }
+  await tx.put(nameClaimPath(name), { id } satisfies IssuerNameClaim);
+}
+
+/** Deletes the claim of `name` inside `tx` when issuer `id` holds it. */
+async function releaseIssuerName(tx: PkiTransaction, name: string, id: string): Promise<void> {
+  if (name === "") return;
+  const claim = await tx.get<IssuerNameClaim>(nameClaimPath(name));
+  if (claim?.id === id) await tx.delete(nameClaimPath(name));
 }
 
 /** A loaded issuer that can sign: its record, parsed certificate and private key. */
@@ -223,7 +258,10 @@ export class IssuerRegistry {
       createdAt: this.#clock().toISOString(),
       ...(options.transitKey && !key ? { transitKey: options.transitKey } : {}),
     };
-    await this.#store.put(`issuers/${record.id}`, record);
+    await this.#store.transaction(async (tx) => {
+      if (record.name !== "") await claimIssuerName(tx, record.name, record.id);
+      await tx.put(`issuers/${record.id}`, record);
+    });
     const config = await this.config();
     if (config.defaultIssuerId === "" || config.defaultFollowsLatestIssuer) {
       await this.#store.put("config/issuers", { ...config, defaultIssuerId: record.id });
@@ -256,14 +294,23 @@ export class IssuerRegistry {
           ? { leafNotAfterBehavior: changes.leafNotAfterBehavior }
           : {}),
       };
-      await this.#store.put(`issuers/${current.id}`, updated);
+      await this.#store.transaction(async (tx) => {
+        if (updated.name !== current.name) {
+          await releaseIssuerName(tx, current.name, current.id);
+          if (updated.name !== "") await claimIssuerName(tx, updated.name, current.id);
+        }
+        await tx.put(`issuers/${current.id}`, updated);
+      });
       return updated;
     });
   }
 
   async deleteIssuer(ref: string): Promise<void> {
     const issuer = await this.resolve(ref, "issuer_ref");
-    await this.#store.delete(`issuers/${issuer.id}`);
+    await this.#store.transaction(async (tx) => {
+      await releaseIssuerName(tx, issuer.name, issuer.id);
+      await tx.delete(`issuers/${issuer.id}`);
+    });
     const config = await this.config();
     if (config.defaultIssuerId === issuer.id) {
       await this.#store.put("config/issuers", { ...config, defaultIssuerId: "" });
