@@ -6,6 +6,7 @@ import type { TLSSocket } from "node:tls";
 import type { EncryptionJwk } from "../../src/agent/identity.ts";
 import { sealSecret } from "../../src/devices/sealed.ts";
 import * as x509 from "../../src/engines/pki/x509.ts";
+import { ALGORITHM, makeLoopbackCa } from "./loopback-ca.ts";
 
 /**
  * A stand-in for the Keyward server's device API, speaking the contract of
@@ -13,20 +14,6 @@ import * as x509 from "../../src/engines/pki/x509.ts";
  * key registration, with mutual TLS checked against its own CA. Tests set
  * the artifacts and watch the requests.
  */
-
-const ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
-async function newKeys(): Promise<webcrypto.CryptoKeyPair> {
-  return (await crypto.subtle.generateKey(ALGORITHM, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair;
-}
-
-async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
-  const der = await crypto.subtle.exportKey("pkcs8", key);
-  return x509.PemConverter.encode(der, "PRIVATE KEY");
-}
 
 /** A secret artifact as the test defines it; the server seals `value` per request. */
 export interface FakeSecret {
@@ -107,42 +94,14 @@ export class FakeDeviceServer {
 
   /** Makes the CA and server certificate and listens on a free loopback port. */
   async start(): Promise<void> {
-    const caKeys = await newKeys();
-    const caCertificate = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: "01",
-      name: "CN=Keyward agent test CA",
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      keys: caKeys,
-      signingAlgorithm: ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
-      ],
-    });
-    this.#ca = { certificate: caCertificate, keys: caKeys };
-    this.caPem = caCertificate.toString("pem");
-
-    const serverKeys = await newKeys();
-    const serverCertificate = await x509.X509CertificateGenerator.create({
-      serialNumber: "02",
-      subject: "CN=127.0.0.1",
-      issuer: caCertificate.subject,
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      publicKey: serverKeys.publicKey,
-      signingKey: caKeys.privateKey,
-      signingAlgorithm: ALGORITHM,
-      extensions: [
-        new x509.SubjectAlternativeNameExtension([{ type: "ip", value: "127.0.0.1" }]),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      ],
-    });
+    const ca = await makeLoopbackCa("Keyward agent test CA");
+    this.#ca = { certificate: ca.certificate, keys: ca.keys };
+    this.caPem = ca.caPem;
 
     this.#server = createServer(
       {
-        key: await privateKeyPem(serverKeys.privateKey),
-        cert: serverCertificate.toString("pem"),
+        key: ca.serverKeyPem,
+        cert: ca.serverCertPem,
         ca: this.caPem,
         requestCert: true,
         rejectUnauthorized: false,

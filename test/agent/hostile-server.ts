@@ -3,6 +3,7 @@ import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import * as x509 from "../../src/engines/pki/x509.ts";
+import { ALGORITHM, makeLoopbackCa } from "./loopback-ca.ts";
 
 /**
  * An HTTPS server on loopback whose every response a test writes itself,
@@ -11,21 +12,12 @@ import * as x509 from "../../src/engines/pki/x509.ts";
  * on request.
  */
 
-const ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
 /** Handles one request; the test writes the response. */
 export type HostileHandler = (
   request: IncomingMessage,
   body: string,
   response: ServerResponse,
 ) => void | Promise<void>;
-
-async function newKeys(): Promise<webcrypto.CryptoKeyPair> {
-  return (await crypto.subtle.generateKey(ALGORITHM, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair;
-}
 
 export class HostileServer {
   caPem = "";
@@ -41,42 +33,11 @@ export class HostileServer {
 
   /** Makes the CA and the server certificate and listens on a free loopback port. */
   async start(): Promise<void> {
-    const caKeys = await newKeys();
-    const caCertificate = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: "01",
-      name: "CN=Keyward hostile test CA",
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      keys: caKeys,
-      signingAlgorithm: ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
-      ],
-    });
-    this.#ca = { certificate: caCertificate, keys: caKeys };
-    this.caPem = caCertificate.toString("pem");
-    const serverKeys = await newKeys();
-    const serverCertificate = await x509.X509CertificateGenerator.create({
-      serialNumber: "02",
-      subject: "CN=127.0.0.1",
-      issuer: caCertificate.subject,
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      publicKey: serverKeys.publicKey,
-      signingKey: caKeys.privateKey,
-      signingAlgorithm: ALGORITHM,
-      extensions: [
-        new x509.SubjectAlternativeNameExtension([{ type: "ip", value: "127.0.0.1" }]),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      ],
-    });
-    const der = await crypto.subtle.exportKey("pkcs8", serverKeys.privateKey);
+    const ca = await makeLoopbackCa("Keyward hostile test CA");
+    this.#ca = { certificate: ca.certificate, keys: ca.keys };
+    this.caPem = ca.caPem;
     this.#server = createServer(
-      {
-        key: x509.PemConverter.encode(der, "PRIVATE KEY"),
-        cert: serverCertificate.toString("pem"),
-      },
+      { key: ca.serverKeyPem, cert: ca.serverCertPem },
       (request, response) => {
         void this.#handle(request, response);
       },
