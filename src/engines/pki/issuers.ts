@@ -51,39 +51,45 @@ export function issuerCanSign(issuer: IssuerRecord): boolean {
   return issuer.keyId !== "" || issuer.transitKey !== undefined;
 }
 
-/** The record that claims an issuer name for one issuer, at `issuer-names/<name>`. */
-interface IssuerNameClaim {
+/** The record that claims a name for one issuer or key, at `<claims>/<name>`. */
+interface NameClaim {
   id: string;
 }
 
-function nameClaimPath(name: string): string {
-  return `issuer-names/${name}`;
-}
+/** Where the name claims and the named records of issuers and keys are stored. */
+const NAMED = {
+  issuer: { claims: "issuer-names", records: "issuers", field: "issuer_name", noun: "an issuer" },
+  key: { claims: "key-names", records: "keys", field: "key_name", noun: "a key" },
+} as const;
+
+type Named = (typeof NAMED)[keyof typeof NAMED];
 
 /**
- * Claims `name` for issuer `id` inside `tx`, and throws `already_exists`
- * when another existing issuer holds it. The claim is read and written in
- * the transaction that writes the issuer, so two nodes naming two issuers
- * alike at once conflict in storage, and the retried one finds the claim.
- * A claim of a deleted issuer counts for nothing.
+ * Claims `name` for the issuer or key `id` inside `tx`, and throws
+ * `already_exists` when another existing record has it. The claim is read
+ * and written in the transaction that writes the record, so two nodes
+ * giving one name at once conflict in storage, and the retried one finds
+ * the claim. A claim of a deleted record counts for nothing.
  */
-async function claimIssuerName(tx: PkiTransaction, name: string, id: string): Promise<void> {
-  const claim = await tx.get<IssuerNameClaim>(nameClaimPath(name));
+async function claimName(tx: PkiTransaction, named: Named, name: string, id: string) {
+  const path = `${named.claims}/${name}`;
+  const claim = await tx.get<NameClaim>(path);
   if (claim !== undefined && claim.id !== id) {
-    if ((await tx.get<IssuerRecord>(`issuers/${claim.id}`)) !== undefined) {
-      throw new KeywardError("already_exists", `an issuer named "${name}" exists`, {
-        field: "issuer_name",
+    if ((await tx.get(`${named.records}/${claim.id}`)) !== undefined) {
+      throw new KeywardError("already_exists", `${named.noun} named "${name}" exists`, {
+        field: named.field,
       });
     }
   }
-  await tx.put(nameClaimPath(name), { id } satisfies IssuerNameClaim);
+  await tx.put(path, { id } satisfies NameClaim);
 }
 
-/** Deletes the claim of `name` inside `tx` when issuer `id` holds it. */
-async function releaseIssuerName(tx: PkiTransaction, name: string, id: string): Promise<void> {
+/** Deletes the claim of `name` inside `tx` when the issuer or key `id` has it. */
+async function releaseName(tx: PkiTransaction, named: Named, name: string, id: string) {
   if (name === "") return;
-  const claim = await tx.get<IssuerNameClaim>(nameClaimPath(name));
-  if (claim?.id === id) await tx.delete(nameClaimPath(name));
+  const path = `${named.claims}/${name}`;
+  const claim = await tx.get<NameClaim>(path);
+  if (claim?.id === id) await tx.delete(path);
 }
 
 /** A loaded issuer that can sign: its record, parsed certificate and private key. */
@@ -197,7 +203,10 @@ export class IssuerRegistry {
       exported: options.exported,
       createdAt: this.#clock().toISOString(),
     };
-    await this.#store.put(`keys/${record.id}`, record);
+    await this.#store.transaction(async (tx) => {
+      if (record.name !== "") await claimName(tx, NAMED.key, record.name, record.id);
+      await tx.put(`keys/${record.id}`, record);
+    });
     return record;
   }
 
@@ -259,7 +268,7 @@ export class IssuerRegistry {
       ...(options.transitKey && !key ? { transitKey: options.transitKey } : {}),
     };
     await this.#store.transaction(async (tx) => {
-      if (record.name !== "") await claimIssuerName(tx, record.name, record.id);
+      if (record.name !== "") await claimName(tx, NAMED.issuer, record.name, record.id);
       await tx.put(`issuers/${record.id}`, record);
     });
     const config = await this.config();
@@ -296,8 +305,8 @@ export class IssuerRegistry {
       };
       await this.#store.transaction(async (tx) => {
         if (updated.name !== current.name) {
-          await releaseIssuerName(tx, current.name, current.id);
-          if (updated.name !== "") await claimIssuerName(tx, updated.name, current.id);
+          await releaseName(tx, NAMED.issuer, current.name, current.id);
+          if (updated.name !== "") await claimName(tx, NAMED.issuer, updated.name, current.id);
         }
         await tx.put(`issuers/${current.id}`, updated);
       });
@@ -308,7 +317,7 @@ export class IssuerRegistry {
   async deleteIssuer(ref: string): Promise<void> {
     const issuer = await this.resolve(ref, "issuer_ref");
     await this.#store.transaction(async (tx) => {
-      await releaseIssuerName(tx, issuer.name, issuer.id);
+      await releaseName(tx, NAMED.issuer, issuer.name, issuer.id);
       await tx.delete(`issuers/${issuer.id}`);
     });
     const config = await this.config();

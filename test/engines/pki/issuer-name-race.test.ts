@@ -10,7 +10,7 @@ const TTLS = () => ({ defaultSeconds: 3600, maxSeconds: 87_600 * 3600 });
 // Two nodes have their own PkiService and locks over one storage. The
 // issuer name is claimed in the transaction that writes the issuer, so two
 // nodes that name an issuer alike at once cannot both succeed.
-describe("issuer names across nodes", () => {
+describe("issuer and key names across nodes", () => {
   let fixture: SealFixture;
   let barrier: Barrier;
 
@@ -44,6 +44,21 @@ describe("issuer names across nodes", () => {
     assert.ok(rejected !== undefined);
     assert.equal((rejected.reason as { code?: string }).code, "already_exists");
     const named = (await node().issuers.list()).filter((issuer) => issuer.name === "shared");
+    assert.equal(named.length, 1);
+  });
+
+  it("lets one of two nodes name a key", async () => {
+    const withKey = (service: PkiService, issuerName: string) =>
+      service.generateRoot("internal", {
+        common_name: `${issuerName} root`,
+        key_type: "ec",
+        ttl: "720h",
+        issuer_name: issuerName,
+        key_name: "shared-key",
+      });
+    const results = await Promise.allSettled([withKey(node(), "left"), withKey(node(), "right")]);
+    assert.equal(results.filter((result) => result.status === "fulfilled").length, 1);
+    const named = (await node().issuers.keys()).filter((key) => key.name === "shared-key");
     assert.equal(named.length, 1);
   });
 
