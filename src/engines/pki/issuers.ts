@@ -56,7 +56,7 @@ interface NameClaim {
   id: string;
 }
 
-/** Where the name claims and the named records of issuers and keys are stored. */
+/** The storage folders of the name claims and of the named records, for issuers and keys. */
 const NAMED = {
   issuer: { claims: "issuer-names", records: "issuers", field: "issuer_name", noun: "an issuer" },
   key: { claims: "key-names", records: "keys", field: "key_name", noun: "a key" },
