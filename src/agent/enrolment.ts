@@ -64,7 +64,7 @@ export async function readBootstrapToken(source: TokenSource): Promise<string | 
  * Builds the enrolment record of a certificate response. The expiry comes
  * from the certificate itself. The server's `renew_after` is kept unless
  * it falls outside the certificate's validity, because an agent that waits
- * past expiry can no longer renew; the default two thirds point
+ * past expiry can no longer renew. The default two-thirds point
  * (`enrollmentFromCertificate`) replaces it then.
  */
 function enrollmentFrom(response: CertificateResponse, tokenSha256: string | null): Enrollment {

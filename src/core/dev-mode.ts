@@ -44,7 +44,7 @@ export async function startDevMode(
     // leave that installation without a way to unseal.
     if (existsSync(unsealKeyPath)) {
       throw new Error(
-        `the storage is empty, but ${unsealKeyPath} holds the unseal key of an installation initialised in dev mode earlier, perhaps with other --storage; use that storage, or another --data-dir for a new installation`,
+        `cannot initialise empty storage in dev mode: ${unsealKeyPath} contains the unseal key of an installation initialised in dev mode earlier, perhaps with other --storage; use that storage, or another --data-dir for a new installation`,
       );
     }
     // With PostgreSQL storage nothing else creates the data directory.

@@ -93,7 +93,7 @@ class HsmRootKeyWrapper implements RootKeyWrapper {
     return this.#token.close();
   }
 
-  /** Throws `hsm_key_not_found` when the token forbids `key` one of the `needed` uses. */
+  /** Throws `hsm_key_not_found` when the token does not allow `key` one of the `needed` uses. */
   async #requirePermissions(key: HsmAesKey, needed: Array<"encrypt" | "decrypt">): Promise<void> {
     const permissions = await key.permissions();
     const forbidden = needed

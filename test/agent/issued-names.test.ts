@@ -27,7 +27,7 @@ describe("identity certificate names", () => {
   after(() => server.stop());
 
   /**
-   * Answers enrolment with a certificate for the CSR's key whose subject is
+   * Responds to enrolment with a certificate for the CSR's key whose subject is
    * `subject`. `times` replaces the response's expiry and renewal time.
    */
   function issueAs(

@@ -21,7 +21,7 @@ describe("dev mode with other storage", () => {
     const other = join(dataDir, "other.db");
     await assert.rejects(
       startDevServer({ dataDir, args: ["--storage", `sqlite:${other}`] }),
-      /holds the unseal key of an installation initialised in dev mode earlier/,
+      /contains the unseal key of an installation initialised in dev mode earlier/,
     );
     assert.equal(readFileSync(keyPath, "utf8"), key);
 

@@ -49,10 +49,11 @@ function hasSpaceOrControl(text: string): boolean {
 /**
  * Converts a DNS name to its ASCII form: internationalised labels become
  * punycode (`xn--…`), as RFC 5280 section 7.2 requires in a dNSName. A
- * leading `*.` is kept. Returns undefined when the name cannot be converted,
- * when it contains a character that URL host parsing would cut the name at
- * or drop, and when it converts to an IPv4 address (`010.0.0.1`, `0x7f.1`
- * and `2130706433` are numeric IPv4 forms to the URL parser).
+ * leading `*.` is kept. Returns undefined when the name cannot be converted
+ * or contains a character at which URL host parsing would cut the name or
+ * which it would drop. Also returns undefined for a name that converts to
+ * an IPv4 address: the URL parser reads `010.0.0.1`, `0x7f.1` and
+ * `2130706433` as numeric IPv4 forms.
  */
 export function toAsciiHostname(name: string): string | undefined {
   const wildcard = name.startsWith("*.");

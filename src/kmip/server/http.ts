@@ -72,21 +72,21 @@ export async function handleKmipHttp(
     remoteAddress: options.remoteAddress,
     certificate: options.certificate,
   };
-  /** Audits a request that carries no readable KMIP message, then answers it with `status`. */
-  const refuse = async (status: number, message: string) => {
+  /** Audits a request that carries no readable KMIP message, then responds with `status`. */
+  const rejectUnread = async (status: number, message: string) => {
     await dispatcher.rejectMessage(client, "InvalidMessage", message);
     return plainError(status, message);
   };
   const encoding = encodingOf(contentType);
   if (encoding === undefined) {
-    return refuse(
+    return rejectUnread(
       415,
       "unsupported media type: send application/octet-stream (TTLV), text/xml or application/json",
     );
   }
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (options.truncated === true || body.length > maxMessageBytes) {
-    return refuse(413, `request body exceeds the maximum of ${maxMessageBytes} bytes`);
+    return rejectUnread(413, `request body exceeds the maximum of ${maxMessageBytes} bytes`);
   }
   const respond = (item: KmipItem | Buffer): KmipHttpResponse => ({
     status: 200,

@@ -7,9 +7,9 @@ import { initAndUnseal, SealFixture } from "../../seal/fixtures.ts";
 
 const TTLS = () => ({ defaultSeconds: 3600, maxSeconds: 87_600 * 3600 });
 
-// Two nodes have their own PkiService and locks over one storage. The
-// issuer name is claimed in the transaction that writes the issuer, so two
-// nodes that name an issuer alike at once cannot both succeed.
+// Two nodes have their own PkiService and locks over one storage. An issuer
+// or key name is claimed in the transaction that writes the record, so two
+// nodes that give one name at once cannot both succeed.
 describe("issuer and key names across nodes", () => {
   let fixture: SealFixture;
   let barrier: Barrier;

@@ -58,7 +58,7 @@ describe("ACME hostile client", () => {
   let forbidden: Server;
   let forbiddenHits = 0;
 
-  /** Orders `name`, answers its http-01 challenge and waits until the order is ready. */
+  /** Orders `name`, responds to its http-01 challenge and waits until the order is ready. */
   async function readyOrder(acme: RawAcmeClient, name: string) {
     const created = await acme.post(acme.directory.newOrder!, {
       payload: { identifiers: [{ type: "dns", value: name }] },
