@@ -19,7 +19,7 @@ import {
   sameDevice,
 } from "./device-table.ts";
 import { DEFAULT_AUDIT_NODE_ID, validateNodeId } from "./node-id.ts";
-import { buildPayload } from "./payload.ts";
+import { preparePayload } from "./payload.ts";
 import {
   type AuditKeys,
   ChainStateStore,
@@ -31,7 +31,6 @@ import { recordFilter, type SearchQuery, type SearchResult, searchLines } from "
 import { ChainReader, listStoreChains } from "./sinks/store.ts";
 import { chainsToVerify, type StoreVerifyResult, verifyStoreChains } from "./store-verify.ts";
 import {
-  type AuditPayload,
   type AuditRequestEntry,
   type AuditResponseEntry,
   DEVICE_TYPES,
@@ -418,15 +417,26 @@ export class AuditBroker {
     }
     const devices = [...this.#devices.values()];
     if (devices.length === 0) return;
-    const payload: AuditPayload = buildPayload(
+    const payload = preparePayload(
       type,
       entry,
       this.#clock(),
       { hmacKey: keys.hmacKey, sensitiveFields: this.#sensitiveFields },
       this.#nodeId,
     );
-    const results = await Promise.allSettled(devices.map((device) => device.write(payload)));
-    if (results.some((result) => result.status === "fulfilled")) return;
+    let results: PromiseSettledResult<void>[];
+    if (devices.length === 1) {
+      // The common case of one device, without allSettled's extra promises.
+      try {
+        await devices[0]!.write(payload);
+        return;
+      } catch (error) {
+        results = [{ status: "rejected", reason: error }];
+      }
+    } else {
+      results = await Promise.allSettled(devices.map((device) => device.write(payload)));
+      if (results.some((result) => result.status === "fulfilled")) return;
+    }
     // When only the storage was out of reach (a database restart), the
     // client gets the same 503 as for its own storage calls and retries.
     const unavailable = results.every(

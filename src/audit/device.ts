@@ -7,9 +7,10 @@ import {
   GENESIS_HASH,
   recordLine,
 } from "./chain.ts";
+import type { PreparedPayload } from "./payload.ts";
 import type { ChainStateStore } from "./persistence.ts";
 import type { AuditSink } from "./sinks/sink.ts";
-import type { AuditPayload, ChainedRecord, ChainHead, DeviceEntry } from "./types.ts";
+import type { ChainedRecord, ChainHead, DeviceEntry } from "./types.ts";
 
 /** Minimum time between two error log lines about the same failing device, in milliseconds. */
 const FAILURE_LOG_INTERVAL_MS = 60_000;
@@ -71,7 +72,7 @@ export class AuditDevice {
   #head: ChainHead | undefined;
   #lastCheckpointSeq = 0;
   /** Records waiting for the next write; joined by every write until that write starts. */
-  #batch: { payloads: AuditPayload[]; done: Promise<void> } | undefined;
+  #batch: { payloads: PreparedPayload[]; done: Promise<void> } | undefined;
   #checkpointQueued = false;
   #stuck = false;
   #closing = false;
@@ -101,7 +102,7 @@ export class AuditDevice {
    * Appends a record to the log. Resolves once the sink wrote it; throws
    * when it failed or timed out. Failures are counted and logged here.
    */
-  async write(payload: AuditPayload): Promise<void> {
+  async write(payload: PreparedPayload): Promise<void> {
     try {
       if (this.#closing) throw new Error("the audit device is closed");
       if (this.#stuck) throw new Error("an earlier write to the audit device has not finished");
@@ -196,10 +197,10 @@ export class AuditDevice {
    * Adds a record to the batch that has not started yet, creating one when
    * none is waiting. The batch's timeout runs from its creation.
    */
-  #enqueue(payload: AuditPayload): Promise<void> {
+  #enqueue(payload: PreparedPayload): Promise<void> {
     let batch = this.#batch;
     if (batch === undefined) {
-      const created: { payloads: AuditPayload[]; done: Promise<void> } = {
+      const created: { payloads: PreparedPayload[]; done: Promise<void> } = {
         payloads: [],
         done: Promise.resolve(),
       };
@@ -226,13 +227,13 @@ export class AuditDevice {
     return batch.done;
   }
 
-  async #writeRecords(payloads: AuditPayload[]): Promise<void> {
+  async #writeRecords(payloads: PreparedPayload[]): Promise<void> {
     if (this.#head === undefined) await this.#openSink();
     let head = this.#head as ChainHead;
     const records: ChainedRecord[] = [];
     const lines: string[] = [];
     for (const payload of payloads) {
-      const { record, line } = chainRecord(payload, head);
+      const { record, line } = chainRecord(payload.payload, head, payload.fields);
       records.push(record);
       lines.push(line);
       head = { seq: record.seq, hash: record.hash };

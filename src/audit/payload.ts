@@ -1,4 +1,5 @@
-import { hmacValue, redact } from "./redact.ts";
+import { canonicalJson, type FieldTexts, payloadFieldTexts } from "./chain.ts";
+import { hmacValue, redactInOrder } from "./redact.ts";
 import type { AuditPayload, AuditRequestEntry, AuditResponseEntry } from "./types.ts";
 
 /** The HMAC key and field list that `buildPayload` redacts with. */
@@ -7,15 +8,14 @@ export interface RedactionSettings {
   sensitiveFields: ReadonlySet<string>;
 }
 
-/**
- * Returns `data` as plain JSON values with sensitive fields HMAC'd. The
- * JSON round trip applies `toJSON` and drops undefined and functions, so
- * the record hashes the same as the line a device writes.
- */
-function redactData(data: unknown, settings: RedactionSettings): unknown {
-  if (data === undefined) return undefined;
-  const plain: unknown = JSON.parse(JSON.stringify(data) ?? "null");
-  return redact(plain, settings.sensitiveFields, settings.hmacKey);
+/** Returns `data` as plain JSON values with sensitive fields HMAC'd (see `redactInOrder`). */
+function redactData(
+  data: unknown,
+  settings: RedactionSettings,
+): { value: unknown; keysInOrder: boolean } {
+  if (data === undefined) return { value: undefined, keysInOrder: true };
+  const redacted = redactInOrder(data, settings.sensitiveFields, settings.hmacKey);
+  return redacted.value === undefined ? { value: null, keysInOrder: true } : redacted;
 }
 
 /**
@@ -41,50 +41,117 @@ function settingsForPath(path: string, settings: RedactionSettings): RedactionSe
 
 type PayloadParts = Pick<AuditPayload, "request" | "auth">;
 
+/** The request and auth parts of a request's records, with their canonical JSON. */
+interface BuiltParts {
+  /** The entry's `auth` the parts were built from. */
+  source: AuditRequestEntry["auth"];
+  parts: PayloadParts;
+  texts: { request: string; auth: string };
+}
+
 /**
  * The redacted request and auth parts already built for a request, so that
- * its response record reuses them instead of computing the HMACs again.
- * Keyed by the entry's `request` object, which the request and response
- * entries of one request share.
+ * its response record reuses them instead of computing the HMACs and the
+ * JSON again. Keyed by the entry's `request` object, which the request and
+ * response entries of one request share.
  */
-const builtParts = new WeakMap<
-  object,
-  { source: AuditRequestEntry["auth"]; parts: PayloadParts }
->();
+const builtParts = new WeakMap<object, BuiltParts>();
 
-function partsOf(entry: AuditRequestEntry, settings: RedactionSettings): PayloadParts {
+/**
+ * Returns the canonical JSON of a part built with its fields added in code-unit
+ * order of their names: `JSON.stringify` writes them in that order when
+ * `keysInOrder` is true (no array-index key at any depth, see
+ * `redactInOrder`), which is faster than the generic canonical form.
+ */
+function partText(part: object, keysInOrder: boolean): string {
+  return keysInOrder ? JSON.stringify(part) : canonicalJson(part);
+}
+
+function partsOf(entry: AuditRequestEntry, settings: RedactionSettings): BuiltParts {
   const { request, auth } = entry;
   const built = builtParts.get(request);
-  if (built !== undefined && built.source === auth) return built.parts;
-  const parts: PayloadParts = {
-    request: {
-      id: request.id,
-      operation: request.operation,
-      path: request.path,
-      remote_address: request.remoteAddress,
-      key_name: request.keyName,
-      data: redactData(request.data, settingsForPath(request.path, settings)),
-      protocol: request.protocol,
-    },
-    auth: {
-      client_token:
-        request.clientToken === undefined
-          ? undefined
-          : hmacValue(settings.hmacKey, request.clientToken),
-      accessor: auth?.accessor ?? "",
-      display_name: auth?.displayName ?? "",
-      policies: auth?.policies ?? [],
-      token_type: auth?.tokenType,
+  if (built !== undefined && built.source === auth) return built;
+  const data = redactData(request.data, settingsForPath(request.path, settings));
+  // Fields in code-unit order of their names, for partText.
+  const requestPart: AuditPayload["request"] = {
+    data: data.value,
+    id: request.id,
+    key_name: request.keyName,
+    operation: request.operation,
+    path: request.path,
+    protocol: request.protocol,
+    remote_address: request.remoteAddress,
+  };
+  const authPart: AuditPayload["auth"] = {
+    accessor: auth?.accessor ?? "",
+    client_token:
+      request.clientToken === undefined
+        ? undefined
+        : hmacValue(settings.hmacKey, request.clientToken),
+    display_name: auth?.displayName ?? "",
+    policies: auth?.policies ?? [],
+    token_type: auth?.tokenType,
+  };
+  const result: BuiltParts = {
+    source: auth,
+    parts: { request: requestPart, auth: authPart },
+    texts: {
+      request: partText(requestPart, data.keysInOrder),
+      auth: partText(
+        authPart,
+        authPart.policies.every((policy) => typeof policy === "string"),
+      ),
     },
   };
-  builtParts.set(request, { source: auth, parts });
-  return parts;
+  builtParts.set(request, result);
+  return result;
+}
+
+/** A payload with its fields serialised, which every device chains without serialising again. */
+export interface PreparedPayload {
+  payload: AuditPayload;
+  fields: FieldTexts;
 }
 
 /**
  * Builds the record every device writes for a request or a response,
- * before chaining. `node` is the id of the node that writes it.
+ * before chaining, and serialises its fields. `node` is the id of the node
+ * that writes it.
  */
+export function preparePayload(
+  type: "request" | "response",
+  entry: AuditRequestEntry | AuditResponseEntry,
+  time: Date,
+  settings: RedactionSettings,
+  node?: string,
+): PreparedPayload {
+  const { parts, texts } = partsOf(entry, settings);
+  let response: AuditPayload["response"];
+  let responseText: string | undefined;
+  if (type === "response" && "response" in entry) {
+    const data = redactData(entry.response.data, settingsForPath(entry.request.path, settings));
+    response = { data: data.value, status: entry.response.status };
+    responseText = partText(response, data.keysInOrder && Number.isFinite(response.status));
+  }
+  // Fields in code-unit order of their names, which payloadFieldTexts then need not sort.
+  const payload: AuditPayload = {
+    auth: parts.auth,
+    error: entry.error,
+    node,
+    request: parts.request,
+    response,
+    time: time.toISOString(),
+    type,
+  };
+  const fields = payloadFieldTexts(payload, {
+    auth: texts.auth,
+    request: texts.request,
+    response: responseText,
+  });
+  return { payload, fields };
+}
+
+/** Builds the record every device writes for a request or a response (see `preparePayload`). */
 export function buildPayload(
   type: "request" | "response",
   entry: AuditRequestEntry | AuditResponseEntry,
@@ -92,18 +159,5 @@ export function buildPayload(
   settings: RedactionSettings,
   node?: string,
 ): AuditPayload {
-  const payload: AuditPayload = {
-    type,
-    time: time.toISOString(),
-    node,
-    ...partsOf(entry, settings),
-    error: entry.error,
-  };
-  if (type === "response" && "response" in entry) {
-    payload.response = {
-      status: entry.response.status,
-      data: redactData(entry.response.data, settingsForPath(entry.request.path, settings)),
-    };
-  }
-  return payload;
+  return preparePayload(type, entry, time, settings, node).payload;
 }

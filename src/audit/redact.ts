@@ -47,15 +47,36 @@ export function hmacValue(key: Uint8Array, value: string): string {
 }
 
 /**
- * Returns a copy of `data` in which every string under a sensitive field is
- * replaced by its HMAC, at any depth. A sensitive field's value is replaced
- * whole: a string directly, and every string inside an array or object
- * (such as the `keys` map of an export). Numbers, booleans and null stay.
- * The input is not modified.
+ * Returns a copy of `data` as plain JSON values, in which every string
+ * under a sensitive field is replaced by its HMAC, at any depth. A
+ * sensitive field's value is replaced whole: a string directly, and every
+ * string inside an array or object (such as the `keys` map of an export).
+ * Numbers, booleans and null stay. The input is not modified.
+ *
+ * The copy contains what `JSON.stringify` would write: `toJSON` is applied,
+ * undefined values and functions leave objects and become null in arrays,
+ * and NaN and the infinities become null. So a record hashes the same as
+ * the line a device writes, without a JSON round trip before redaction.
  */
 export function redact(data: unknown, sensitiveFields: Iterable<string>, key: Uint8Array): unknown {
+  return redactInOrder(data, sensitiveFields, key).value;
+}
+
+/**
+ * Redacts like `redact`, and builds every object of the copy with its keys
+ * in code-unit order. `keysInOrder` is false when some object has a key
+ * that is an array index: JavaScript lists those first whatever the order
+ * they were added in, so that object's `JSON.stringify` is not in order.
+ */
+export function redactInOrder(
+  data: unknown,
+  sensitiveFields: Iterable<string>,
+  key: Uint8Array,
+): { value: unknown; keysInOrder: boolean } {
   const fields = sensitiveFields instanceof Set ? sensitiveFields : new Set(sensitiveFields);
-  return redactValue(data, fields as ReadonlySet<string>, key, false);
+  const walk: Walk = { fields: fields as ReadonlySet<string>, key, keysInOrder: true };
+  const value = redactValue(data, "", walk, false);
+  return { value, keysInOrder: walk.keysInOrder };
 }
 
 /** Strings longer than this are recorded as their HMAC whatever their field, so one request cannot make a huge record. */
@@ -70,25 +91,73 @@ function alwaysHidden(value: string): boolean {
   return value.length > MAX_CLEAR_STRING_LENGTH || value.includes("PRIVATE KEY-----");
 }
 
-function redactValue(
-  value: unknown,
-  fields: ReadonlySet<string>,
-  key: Uint8Array,
-  sensitive: boolean,
-): unknown {
-  if (typeof value === "string") {
-    return sensitive || alwaysHidden(value) ? hmacValue(key, value) : value;
+/** True for a property name that JavaScript treats as an array index (0 to 2^32 - 2). */
+export function isArrayIndex(name: string): boolean {
+  const first = name.charCodeAt(0);
+  if (!(first >= 48 && first <= 57)) return false;
+  return /^(?:0|[1-9][0-9]{0,9})$/.test(name) && Number(name) < 4294967295;
+}
+
+interface Walk {
+  fields: ReadonlySet<string>;
+  key: Uint8Array;
+  /** Cleared when an object of the copy has an array-index key. */
+  keysInOrder: boolean;
+}
+
+/** Returns the redacted JSON value of `input`, the value of field `name`; undefined where JSON has no value. */
+function redactValue(input: unknown, name: string, walk: Walk, sensitive: boolean): unknown {
+  let value = input;
+  if (value !== null && typeof value === "object" && "toJSON" in value) {
+    const toJSON = (value as { toJSON: unknown }).toJSON;
+    if (typeof toJSON === "function") value = toJSON.call(value, name) as unknown;
   }
-  if (Array.isArray(value)) return value.map((item) => redactValue(item, fields, key, sensitive));
-  if (value !== null && typeof value === "object") {
-    // Object.fromEntries defines own properties, so a `__proto__` key from
-    // parsed JSON stays a plain field instead of replacing the prototype.
-    return Object.fromEntries(
-      Object.entries(value).map(([name, child]) => [
-        name,
-        redactValue(child, fields, key, sensitive || fields.has(name)),
-      ]),
-    );
+  switch (typeof value) {
+    case "string":
+      return sensitive || alwaysHidden(value) ? hmacValue(walk.key, value) : value;
+    case "number":
+      return Number.isFinite(value) ? value : null;
+    case "boolean":
+      return value;
+    case "bigint":
+      throw new TypeError("a BigInt has no JSON form");
+    case "object":
+      break;
+    default:
+      // undefined, functions and symbols have no JSON value.
+      return undefined;
   }
-  return value;
+  if (value === null) return null;
+  if (Array.isArray(value)) {
+    const items: unknown[] = new Array(value.length);
+    for (let index = 0; index < value.length; index++) {
+      const item = redactValue(value[index], String(index), walk, sensitive);
+      items[index] = item === undefined ? null : item;
+    }
+    return items;
+  }
+  // Boxed primitives serialise as their primitive value.
+  if (value instanceof String || value instanceof Number || value instanceof Boolean) {
+    return redactValue(value.valueOf(), name, walk, sensitive);
+  }
+  const record = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  // Array.prototype.sort without a comparator orders by UTF-16 code units.
+  for (const field of Object.keys(record).sort()) {
+    const child = redactValue(record[field], field, walk, sensitive || walk.fields.has(field));
+    if (child === undefined) continue;
+    if (isArrayIndex(field)) walk.keysInOrder = false;
+    // A `__proto__` key from parsed JSON stays a plain field instead of replacing the prototype.
+    if (field === "__proto__") {
+      Object.defineProperty(out, field, {
+        value: child,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else {
+      out[field] = child;
+    }
+  }
+  return out;
 }

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
-import { buildPayload } from "../../src/audit/payload.ts";
+import { chainRecord, GENESIS_HASH, recordLine } from "../../src/audit/chain.ts";
+import { buildPayload, preparePayload } from "../../src/audit/payload.ts";
 import {
   DEFAULT_SENSITIVE_FIELDS,
   hmacValue,
   MAX_CLEAR_STRING_LENGTH,
   redact,
+  redactInOrder,
 } from "../../src/audit/redact.ts";
 
 const KEY = Buffer.alloc(32, 7);
@@ -128,5 +130,86 @@ describe("buildPayload", () => {
       policies: [],
       token_type: undefined,
     });
+  });
+});
+
+describe("redact JSON semantics", () => {
+  const fields = DEFAULT_SENSITIVE_FIELDS;
+
+  it("matches JSON.stringify output", () => {
+    const data = {
+      when: new Date(0),
+      missing: undefined,
+      call: () => 1,
+      list: [undefined, () => 1, Number.NaN, Number.POSITIVE_INFINITY, 2],
+      boxed: new String("s"),
+      nested: { plaintext: new Date(0) },
+    };
+    const redacted = redact(data, fields, KEY);
+    const expected = JSON.parse(JSON.stringify(data)) as { nested: { plaintext: string } };
+    expected.nested.plaintext = hmacValue(KEY, "1970-01-01T00:00:00.000Z");
+    assert.deepEqual(redacted, expected);
+  });
+
+  it("orders keys, flags array indexes", () => {
+    const ordered = redactInOrder({ b: 1, B: { z: 1, a: 2 }, é: 3, a: 4 }, fields, KEY);
+    assert.equal(ordered.keysInOrder, true);
+    assert.equal(JSON.stringify(ordered.value), '{"B":{"a":2,"z":1},"a":4,"b":1,"é":3}');
+    const indexed = redactInOrder({ keys: { "2": "x", "10": "y" } }, fields, KEY);
+    assert.equal(indexed.keysInOrder, false);
+    assert.equal(redactInOrder({ "01": 1, "4294967295": 2 }, fields, KEY).keysInOrder, true);
+  });
+
+  it("rejects a BigInt", () => {
+    assert.throws(() => redact({ n: 1n }, fields, KEY), TypeError);
+  });
+});
+
+describe("prepared payloads", () => {
+  const settings = { hmacKey: KEY, sensitiveFields: new Set(DEFAULT_SENSITIVE_FIELDS) };
+
+  /** Chains each payload and checks its line against the generic canonical form. */
+  function assertCanonical(data: unknown, responseData: unknown) {
+    const entry = {
+      request: {
+        id: "req-1",
+        operation: "update" as const,
+        path: "transit/export/k",
+        remoteAddress: "127.0.0.1",
+        clientToken: "kw.t",
+        data,
+      },
+      auth: { accessor: "a", displayName: "d", policies: ["p", "default"] },
+    };
+    for (const [type, source] of [
+      ["request", entry],
+      ["response", { ...entry, response: { status: 200, data: responseData } }],
+    ] as const) {
+      const prepared = preparePayload(type, source, new Date(0), settings, "node-1");
+      const { record, line } = chainRecord(
+        prepared.payload,
+        { seq: 4, hash: GENESIS_HASH },
+        prepared.fields,
+      );
+      assert.equal(line, recordLine(record));
+      assert.equal(
+        line,
+        chainRecord(buildPayload(type, source, new Date(0), settings, "node-1"), {
+          seq: 4,
+          hash: GENESIS_HASH,
+        }).line,
+      );
+    }
+  }
+
+  it("serialise canonically with any keys", () => {
+    assertCanonical(
+      { name: "k", b: [1, { y: 2, x: null }] },
+      { data: { keys: { "1": "a", "2": "b" } } },
+    );
+    assertCanonical(JSON.parse('{"__proto__": {"z": 1, "a": 2}, "Z": "é", "10": true}'), {
+      data: { ciphertext: "v", "0": [] },
+    });
+    assertCanonical(undefined, undefined);
   });
 });
