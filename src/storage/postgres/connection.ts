@@ -3,6 +3,12 @@ import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import type { PoolConfig } from "pg";
 import { KeywardError } from "../../errors.ts";
+import {
+  type PostgresTimeouts,
+  parsePostgresTimeouts,
+  TIMEOUT_PARAMETERS,
+  timeoutSettings,
+} from "./timeouts.ts";
 
 /**
  * The `sslmode` values Keyward accepts, with libpq's meaning:
@@ -22,7 +28,14 @@ export const SSL_MODES = ["disable", "require", "verify-ca", "verify-full"] as c
 export type SslMode = (typeof SSL_MODES)[number];
 
 /** The query parameters a storage URL may carry. */
-const URL_PARAMETERS = ["sslmode", "sslrootcert", "application_name", "options", "host"] as const;
+const URL_PARAMETERS = [
+  "sslmode",
+  "sslrootcert",
+  "application_name",
+  "options",
+  "host",
+  ...TIMEOUT_PARAMETERS,
+] as const;
 
 /** The `application_name` the server shows for Keyward's sessions unless the URL sets one. */
 export const DEFAULT_APPLICATION_NAME = "keyward";
@@ -40,6 +53,8 @@ export interface PostgresConnection {
   description: string;
   /** The host the pool connects to, or a Unix socket folder; undefined leaves pg's default. */
   host: string | undefined;
+  /** The bounds on waits for the database, which `config` already carries. */
+  timeouts: PostgresTimeouts;
 }
 
 function invalidUrl(reason: string): KeywardError {
@@ -108,9 +123,10 @@ function parseSslMode(value: string | null): SslMode {
  * `postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=…`. The query may
  * carry `sslmode`, `sslrootcert` (a CA file, overridden by
  * `options.caFile`), `application_name`, `options` (server settings such as
- * `-c search_path=keyward`) and `host` (a Unix socket folder). Any other
- * parameter is rejected, so a setting Keyward would ignore does not pass
- * silently. Throws `invalid_request`; messages never contain the URL.
+ * `-c search_path=keyward`), `host` (a Unix socket folder) and the
+ * timeouts that `parsePostgresTimeouts` reads. Any other parameter is
+ * rejected, so a setting Keyward would ignore does not pass silently.
+ * Throws `invalid_request`; messages never contain the URL.
  */
 export function parsePostgresUrl(
   url: string,
@@ -140,7 +156,10 @@ export function parsePostgresUrl(
   const database = decodeComponent(parsed.pathname.replace(/^\//, ""), "database name");
   if (database.includes("/")) throw invalidUrl("the path must be a single database name");
 
+  const timeouts = parsePostgresTimeouts(parsed.searchParams, invalidUrl);
+
   const config: PoolConfig = {
+    ...timeoutSettings(timeouts),
     ssl: tlsOptions(sslMode, caFile),
     application_name: parsed.searchParams.get("application_name") ?? DEFAULT_APPLICATION_NAME,
   };
@@ -152,7 +171,7 @@ export function parsePostgresUrl(
   const serverOptions = parsed.searchParams.get("options");
   if (serverOptions !== null) config.options = serverOptions;
 
-  return { config, sslMode, description: describePostgresUrl(url), host };
+  return { config, sslMode, description: describePostgresUrl(url), host, timeouts };
 }
 
 /** True when the host is a Unix socket folder or a loopback address, where plaintext stays on the machine. */

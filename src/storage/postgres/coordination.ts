@@ -2,6 +2,7 @@ import pg from "pg";
 import type { Logger } from "pino";
 import { KeywardError } from "../../errors.ts";
 import type { Coordination, NodeRecord, NodeState } from "../coordination.ts";
+import { endClient } from "./pool.ts";
 import { isDatabaseUnavailable } from "./unavailable.ts";
 
 /** The channel the `entries` trigger announces changes on (migration 0002). */
@@ -73,7 +74,11 @@ export class PostgresCoordination implements Coordination {
    */
   #queryQueue: Promise<unknown> = Promise.resolve();
 
-  /** `config` is the storage's connection settings, `options` included, which carry the node id. */
+  /**
+   * `config` is the storage's connection settings: `options`, which carry
+   * the node id, and the timeouts, except the query timeout, which is
+   * `QUERY_TIMEOUT_MS` here.
+   */
   constructor(config: pg.ClientConfig, nodeId: string, logger?: Logger) {
     const options = [config.options, KEEPALIVE_OPTIONS].filter(Boolean).join(" ");
     this.#config = {
@@ -234,8 +239,10 @@ export class PostgresCoordination implements Coordination {
     const client = this.#client;
     this.#client = undefined;
     this.#leading = false;
-    // Ending the session releases the leader lock too.
-    await client?.end().catch(() => {});
+    // Ending the session releases the leader lock too. A server that does
+    // not respond gets its socket closed, which ends the session as soon as
+    // the server reads again.
+    if (client !== undefined) await endClient(client);
   }
 
   /** Returns the open session, opening it when there is none. */

@@ -9,9 +9,11 @@ import type { Storage } from "../storage.ts";
 import { isLocalHost, type PostgresConnection, parsePostgresUrl } from "./connection.ts";
 import { PostgresCoordination } from "./coordination.ts";
 import { migratePostgres } from "./migrations.ts";
+import { TimeoutAwarePool } from "./pool.ts";
 import { isDatabaseUnavailable } from "./unavailable.ts";
 
 export { describePostgresUrl, SSL_MODES, type SslMode } from "./connection.ts";
+export { DEFAULT_POSTGRES_TIMEOUTS, type PostgresTimeouts } from "./timeouts.ts";
 
 export interface PostgresStorageOptions {
   /** A `postgres://` or `postgresql://` URL; see `parsePostgresUrl` for its parameters. */
@@ -34,8 +36,6 @@ export interface PostgresStorageOptions {
 
 /** The default maximum number of pooled connections per Keyward process. */
 export const POSTGRES_POOL_SIZE = 10;
-/** How long opening one connection may take before it fails, in milliseconds. */
-export const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
 /** How long an unused pooled connection stays open, in milliseconds. */
 export const POSTGRES_IDLE_TIMEOUT_MS = 30_000;
 /**
@@ -129,9 +129,14 @@ async function checkEncoding(db: Kysely<StorageDatabase>, description: string): 
  * for at most `POSTGRES_TRANSACTION_RETRY_BUDGET_MS`. A transaction that
  * loses every attempt fails with `write_conflict` (HTTP 503), which is
  * logged as a warning. A call that fails because the database cannot be
- * reached or is restarting fails with `storage_unavailable` (HTTP 503),
- * other driver errors with `storage_failure`. Calls outside a transaction are single statements,
- * atomic at the session's default isolation.
+ * reached, is restarting or does not respond in time fails with
+ * `storage_unavailable` (HTTP 503), other driver errors with
+ * `storage_failure`. The connection's timeouts come from the URL (see
+ * `parsePostgresTimeouts`). The server cancels a statement that runs or
+ * waits for a lock too long. When the reply to a query does not arrive
+ * in time, the pool closes its connection instead of reusing it.
+ * Calls outside a transaction are single statements, atomic at the
+ * session's default isolation.
  */
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
   const connection = parsePostgresUrl(options.url, { caFile: options.caFile });
@@ -156,7 +161,6 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
   const pool = new pg.Pool({
     ...connection.config,
     max: options.maxConnections ?? POSTGRES_POOL_SIZE,
-    connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: POSTGRES_IDLE_TIMEOUT_MS,
     keepAlive: true,
   });
@@ -183,7 +187,9 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     );
   });
 
-  const db = new Kysely<StorageDatabase>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<StorageDatabase>({
+    dialect: new PostgresDialect({ pool: new TimeoutAwarePool(pool) }),
+  });
   try {
     await checkEncoding(db, connection.description);
     await migratePostgres(db as Kysely<unknown>);

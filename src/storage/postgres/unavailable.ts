@@ -1,10 +1,23 @@
+import { DiscardedConnectionError } from "./pool.ts";
+
 /**
  * SQLSTATEs after which the database cannot serve the session now but may
  * later: admin_shutdown, crash_shutdown, cannot_connect_now (starting up
- * or shutting down) and too_many_connections. Class 08 (connection
+ * or shutting down), too_many_connections, and the ends of the timeouts
+ * Keyward sets on its sessions: query_canceled (`statement_timeout`, or
+ * an operator's pg_cancel_backend), lock_not_available (`lock_timeout`)
+ * and idle_in_transaction_session_timeout. Class 08 (connection
  * exception) counts too.
  */
-const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"]);
+const UNAVAILABLE_SQLSTATES = new Set([
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+  "57014",
+  "55P03",
+  "25P03",
+]);
 
 /** Node.js socket error codes of a database that cannot be reached. */
 const NETWORK_ERROR_CODES = new Set([
@@ -39,13 +52,15 @@ const MAX_CAUSE_DEPTH = 5;
 /**
  * True when a pg driver error means that PostgreSQL cannot be reached or
  * cannot serve the session right now (stopped, restarting, unreachable,
- * out of connections), so the same request may succeed later. Such errors
- * become `storage_unavailable` (HTTP 503) instead of `storage_failure`.
- * Follows `cause`, which the pool sets on a connection timeout.
+ * out of connections, too slow to respond, or blocked by a lock), so the
+ * same request may succeed later. Such errors become `storage_unavailable`
+ * (HTTP 503) instead of `storage_failure`. Follows `cause`, which the pool
+ * sets on a connection timeout.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   let current = error;
   for (let depth = 0; depth < MAX_CAUSE_DEPTH && current instanceof Error; depth += 1) {
+    if (current instanceof DiscardedConnectionError) return true;
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string") {
       if (UNAVAILABLE_SQLSTATES.has(code) || NETWORK_ERROR_CODES.has(code)) return true;
