@@ -8,6 +8,7 @@ import {
   createPkcs11SealConfig,
   encodeSealConfig,
   RECOVERY_SHARE_FIELDS,
+  readSealConfig,
   SEAL_CONFIG_KEY,
   SECRET_SHARE_FIELDS,
   type SealConfig,
@@ -15,7 +16,7 @@ import {
 } from "./seal-config.ts";
 import {
   type CreatedSeal,
-  type ReplacedShares,
+  type NewShares,
   SealManagerBase,
   type SealManagerOptions,
 } from "./seal-manager-base.ts";
@@ -147,12 +148,8 @@ class Pkcs11SealManager extends SealManagerBase {
     return verifier !== undefined && recoveryKeyMatches(secret, verifier);
   }
 
-  /** Replaces the recovery key and its shares. The root key and its HSM wrapping stay as they are. */
-  protected async replaceShares(
-    _store: KeyringStore,
-    shares: number,
-    threshold: number,
-  ): Promise<ReplacedShares> {
+  /** Creates a new recovery key split into the new shares. The root key and its HSM wrapping stay as they are. */
+  protected async createShares(shares: number, threshold: number): Promise<NewShares> {
     const recoveryKey = generateRecoveryKey();
     try {
       const config = createPkcs11SealConfig(
@@ -161,14 +158,36 @@ class Pkcs11SealManager extends SealManagerBase {
         recoveryKeyVerifier(recoveryKey),
         SECRET_SHARE_FIELDS,
       );
-      const result = await splitRootKey(recoveryKey, config);
-      await this.storage.transaction(async (tx) => {
-        await tx.put(SEAL_CONFIG_KEY, encodeSealConfig(config));
-      });
-      return { config, result };
-    } finally {
+      return { config, result: await splitRootKey(recoveryKey, config), secret: recoveryKey };
+    } catch (error) {
       recoveryKey.fill(0);
+      throw error;
     }
+  }
+
+  /**
+   * Stores the new configuration, which carries the new recovery key's
+   * verifier. Throws `invalid_state` when the stored recovery key is no
+   * longer the one whose shares authorised the rekey, because another node
+   * rekeyed meanwhile.
+   */
+  protected async commitShares(
+    _store: KeyringStore,
+    created: NewShares,
+    replaced: SealConfig,
+  ): Promise<void> {
+    await this.storage.transaction(async (tx) => {
+      const stored = await readSealConfig(tx);
+      const expected = replaced.recoveryKeyVerifier;
+      const current = stored?.recoveryKeyVerifier;
+      if (expected === undefined || current === undefined || !current.equals(expected)) {
+        throw new KeywardError(
+          "invalid_state",
+          "the recovery key was replaced on another node during this rekey: cancel the rekey and start again with the current recovery shares",
+        );
+      }
+      await tx.put(SEAL_CONFIG_KEY, encodeSealConfig(created.config));
+    });
   }
 
   /** Reads the wrapped root key and has the HSM decrypt it. */

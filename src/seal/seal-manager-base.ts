@@ -5,6 +5,7 @@ import { Mutex } from "../util/mutex.ts";
 import { AesGcmBarrier } from "./barrier.ts";
 import { decryptKeyring, encryptKeyring, KEYRING_KEY, Keyring } from "./keyring.ts";
 import { KeyringStore } from "./keyring-store.ts";
+import { type NewShares, RekeyAttempt, type RekeyVerification } from "./rekey-attempt.ts";
 import { decodeRootKeyShare, generateRootKey, rebuildRootKey } from "./root-key.ts";
 import {
   encodeSealConfig,
@@ -20,7 +21,9 @@ import type {
   InitRequest,
   InitResult,
   KeyStatus,
+  RekeyRequest,
   RekeyStatus,
+  RekeyVerificationStatus,
   SealManager,
   SealStatus,
 } from "./types.ts";
@@ -34,13 +37,6 @@ export interface SealManagerOptions {
 
 type ChangeListener = (sealed: boolean) => void | Promise<void>;
 
-/** A rekey in progress: the new share counts and the old shares collected so far. */
-interface RekeyAttempt {
-  shares: number;
-  threshold: number;
-  collector: ShareCollector;
-}
-
 /** The configuration, shares and records a seal type creates at initialisation; `SealManagerBase.init` stores them in one transaction. */
 export interface CreatedSeal {
   config: SealConfig;
@@ -50,11 +46,7 @@ export interface CreatedSeal {
   records: Array<[key: string, value: Uint8Array]>;
 }
 
-/** The outcome of a completed rekey: the new configuration, stored, and the new shares. */
-export interface ReplacedShares {
-  config: SealConfig;
-  result: InitResult;
-}
+export type { NewShares } from "./rekey-attempt.ts";
 
 export function notInitialized(): KeywardError {
   return new KeywardError("not_initialized", "the server is not initialised: initialise it first");
@@ -140,12 +132,19 @@ export abstract class SealManagerBase implements SealManager {
     store: KeyringStore,
   ): boolean;
 
-  /** Issues new shares of `shares` and `threshold` at the end of a rekey and stores what changes. */
-  protected abstract replaceShares(
+  /** Creates the new secret of a rekey, split into `shares` shares with `threshold`; stores nothing. */
+  protected abstract createShares(shares: number, threshold: number): Promise<NewShares>;
+
+  /**
+   * Stores `created` so that its shares replace those of `replaced`, the
+   * configuration whose shares authorised the rekey. Does not take
+   * ownership of `created.secret`: a failed commit can be retried.
+   */
+  protected abstract commitShares(
     store: KeyringStore,
-    shares: number,
-    threshold: number,
-  ): Promise<ReplacedShares>;
+    created: NewShares,
+    replaced: SealConfig,
+  ): Promise<void>;
 
   get barrier(): Barrier {
     return this.#barrier;
@@ -224,8 +223,7 @@ export abstract class SealManagerBase implements SealManager {
   seal(): Promise<void> {
     return this.mutex.run(async () => {
       this.clearUnsealProgress();
-      this.#rekey?.collector.clear();
-      this.#rekey = undefined;
+      this.#clearRekey();
       if (this.#barrier.sealed) return;
 
       // Listeners run first, while the barrier is still open, and sealing
@@ -281,7 +279,7 @@ export abstract class SealManagerBase implements SealManager {
     return { term: active.term, installTime: active.installTime, encryptions: active.encryptions };
   }
 
-  rekeyInit(request: InitRequest): Promise<RekeyStatus> {
+  rekeyInit(request: RekeyRequest): Promise<RekeyStatus> {
     return this.mutex.run(async () => {
       this.#barrier.openStore();
       validateShareCounts(request.shares, request.threshold);
@@ -291,11 +289,11 @@ export abstract class SealManagerBase implements SealManager {
           "a rekey is already in progress: finish or cancel it before starting another",
         );
       }
-      this.#rekey = {
-        shares: request.shares,
-        threshold: request.threshold,
-        collector: new ShareCollector(),
-      };
+      this.#rekey = new RekeyAttempt(
+        request.shares,
+        request.threshold,
+        request.requireVerification === true,
+      );
       return this.rekeyStatus();
     });
   }
@@ -304,37 +302,51 @@ export abstract class SealManagerBase implements SealManager {
     return this.mutex.run(async () => {
       const store = this.#barrier.openStore();
       const config = await this.requireConfig();
-      const rekey = this.#rekey;
-      if (rekey === undefined) {
-        throw new KeywardError("invalid_state", "no rekey is in progress: start one first");
+      const rekey = this.#requireRekey();
+      if (rekey.verification !== undefined) {
+        throw new KeywardError(
+          "invalid_state",
+          "the current shares of this rekey are complete and its new shares wait for verification: submit new shares to sys/rekey/verify, or cancel the rekey",
+        );
       }
-      if (nonce !== rekey.collector.nonce) {
+      if (nonce !== rekey.nonce) {
         throw invalidField("nonce", "the nonce does not match the rekey in progress");
       }
 
-      rekey.collector.add(decodeRootKeyShare(share, config));
-      if (rekey.collector.progress < config.threshold) return this.rekeyStatus();
+      rekey.currentShares.add(decodeRootKeyShare(share, config));
+      if (rekey.currentShares.progress < config.threshold) return this.rekeyStatus();
 
       // Enough old shares. A wrong set resets progress but keeps the rekey.
       const next = "the rekey's progress was reset; submit the current shares again";
-      const secret = await rebuildRootKey(rekey.collector.take()).catch((error: unknown) => {
+      const secret = await rebuildRootKey(rekey.currentShares.take()).catch((error: unknown) => {
         throw this.wrongShares(error, next);
       });
       const matches = this.secretMatches(secret, config, store);
       secret.fill(0);
       if (!matches) throw this.wrongShares(undefined, next);
 
-      const replaced = await this.replaceShares(store, rekey.shares, rekey.threshold);
-      this.#config = replaced.config;
+      const created = await this.createShares(rekey.shares, rekey.threshold);
+      if (rekey.requireVerification) {
+        // The new shares stay in memory only; the stored configuration and the current shares stay in force.
+        rekey.awaitVerification(created, config);
+        return { ...(await this.rekeyStatus()), complete: created.result };
+      }
+      try {
+        await this.#commit(store, created, config);
+      } finally {
+        created.secret.fill(0);
+      }
       this.#rekey = undefined;
       return {
         started: false,
-        nonce: rekey.collector.nonce,
+        nonce: rekey.nonce,
         progress: 0,
-        required: replaced.config.threshold,
-        shares: replaced.config.shares,
-        threshold: replaced.config.threshold,
-        complete: replaced.result,
+        required: created.config.threshold,
+        shares: created.config.shares,
+        threshold: created.config.threshold,
+        verificationRequired: false,
+        verificationNonce: "",
+        complete: created.result,
       };
     });
   }
@@ -345,19 +357,66 @@ export abstract class SealManagerBase implements SealManager {
     const rekey = this.#rekey;
     return {
       started: rekey !== undefined,
-      nonce: rekey?.collector.nonce ?? "",
-      progress: rekey?.collector.progress ?? 0,
+      nonce: rekey?.nonce ?? "",
+      progress: rekey?.currentShares.progress ?? 0,
       required: config.threshold,
       shares: rekey?.shares ?? 0,
       threshold: rekey?.threshold ?? 0,
+      verificationRequired: rekey?.requireVerification ?? false,
+      verificationNonce: rekey?.verification?.nonce ?? "",
     };
   }
 
   rekeyCancel(): Promise<void> {
     return this.mutex.run(async () => {
       this.#barrier.openStore();
-      this.#rekey?.collector.clear();
-      this.#rekey = undefined;
+      this.#clearRekey();
+    });
+  }
+
+  async rekeyVerifyStatus(): Promise<RekeyVerificationStatus> {
+    this.#barrier.openStore();
+    await this.requireConfig();
+    return this.#verificationStatus(this.#requireVerification());
+  }
+
+  rekeyVerifyUpdate(share: string, nonce: string): Promise<RekeyVerificationStatus> {
+    return this.mutex.run(async () => {
+      const store = this.#barrier.openStore();
+      await this.requireConfig();
+      const verification = this.#requireVerification();
+      if (nonce !== verification.nonce) {
+        throw invalidField("nonce", "the nonce does not match the rekey verification in progress");
+      }
+
+      verification.add(share);
+      const { config } = verification.created;
+      if (verification.progress < config.threshold) return this.#verificationStatus(verification);
+
+      // Each submitted share is one of the issued ones, so they should rebuild
+      // the new secret. The check guards against a broken split.
+      const secret = await rebuildRootKey(verification.take()).catch((error: unknown) => {
+        throw this.#wrongNewShares(error);
+      });
+      const matches = verification.matches(secret);
+      secret.fill(0);
+      if (!matches) throw this.#wrongNewShares(undefined);
+
+      // A failed commit keeps the new shares waiting, so the same shares can be submitted again.
+      await this.#commit(store, verification.created, verification.replaced);
+      const status = { ...this.#verificationStatus(verification), started: false, complete: true };
+      this.#clearRekey();
+      return status;
+    });
+  }
+
+  rekeyVerifyReset(): Promise<RekeyVerificationStatus> {
+    return this.mutex.run(async () => {
+      this.#barrier.openStore();
+      await this.requireConfig();
+      const verification = this.#requireVerification();
+      verification.reset();
+      return this.#verificationStatus(verification);
     });
   }
 
@@ -451,6 +510,63 @@ export abstract class SealManagerBase implements SealManager {
     );
     const listenerError = await this.#notify(false);
     if (listenerError !== undefined) throw listenerError;
+  }
+
+  #requireRekey(): RekeyAttempt {
+    if (this.#rekey === undefined) {
+      throw new KeywardError("invalid_state", "no rekey is in progress: start one first");
+    }
+    return this.#rekey;
+  }
+
+  #requireVerification(): RekeyVerification {
+    const verification = this.#requireRekey().verification;
+    if (verification === undefined) {
+      throw new KeywardError(
+        "invalid_state",
+        "no new shares wait for verification: start a rekey with require_verification and submit the current shares first",
+      );
+    }
+    return verification;
+  }
+
+  /** Returns the error for new shares that do not rebuild the new secret; other errors pass through. */
+  #wrongNewShares(cause: unknown): unknown {
+    if (
+      cause !== undefined &&
+      !(cause instanceof KeywardError && cause.code === "decryption_failed")
+    ) {
+      return cause;
+    }
+    const { shares, secret } = this.shareNames;
+    return new KeywardError(
+      "invalid_shares",
+      `the submitted new ${shares} shares do not rebuild the new ${secret}; the verification's progress was reset, so submit the new shares again`,
+      { cause },
+    );
+  }
+
+  #verificationStatus(verification: RekeyVerification): RekeyVerificationStatus {
+    return {
+      started: true,
+      nonce: verification.nonce,
+      progress: verification.progress,
+      shares: verification.created.config.shares,
+      threshold: verification.created.config.threshold,
+      complete: false,
+    };
+  }
+
+  /** Stores the new shares' configuration (and secret) and caches the configuration. */
+  async #commit(store: KeyringStore, created: NewShares, replaced: SealConfig): Promise<void> {
+    await this.commitShares(store, created, replaced);
+    this.#config = created.config;
+  }
+
+  /** Zeroes and drops the rekey in progress, with any new shares that wait for verification. */
+  #clearRekey(): void {
+    this.#rekey?.clear();
+    this.#rekey = undefined;
   }
 
   /** Zeroes and drops the unseal shares submitted so far. */

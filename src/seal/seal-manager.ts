@@ -4,11 +4,11 @@ import { generateRootKey, splitRootKey } from "./root-key.ts";
 import { createSealConfig, type SealConfig, validateShareCounts } from "./seal-config.ts";
 import {
   type CreatedSeal,
-  type ReplacedShares,
+  type NewShares,
   SealManagerBase,
   type SealManagerOptions,
 } from "./seal-manager-base.ts";
-import type { InitRequest, InitResult, SealManager } from "./types.ts";
+import type { InitRequest, SealManager } from "./types.ts";
 
 export type { SealManagerOptions } from "./seal-manager-base.ts";
 
@@ -51,22 +51,31 @@ class ShamirSealManager extends SealManagerBase {
     return store.rootKeyEquals(secret);
   }
 
-  /** Replaces the root key with a new one split into the new shares; the keyring is re-encrypted under it. */
-  protected async replaceShares(
-    store: KeyringStore,
-    shares: number,
-    threshold: number,
-  ): Promise<ReplacedShares> {
+  /** Creates a new root key split into the new shares. */
+  protected async createShares(shares: number, threshold: number): Promise<NewShares> {
     const config = createSealConfig(shares, threshold);
     const rootKey = generateRootKey();
-    let result: InitResult;
     try {
-      result = await splitRootKey(rootKey, config);
-      await store.replaceRootKey(rootKey, config);
+      return { config, result: await splitRootKey(rootKey, config), secret: rootKey };
     } catch (error) {
       rootKey.fill(0);
       throw error;
     }
-    return { config, result };
+  }
+
+  /**
+   * Re-encrypts the keyring under the new root key and stores it with the
+   * new configuration. The store fails with `sealed` when another node
+   * replaced the root key first.
+   */
+  protected async commitShares(store: KeyringStore, created: NewShares): Promise<void> {
+    // The store keeps the copy as its root key; the caller zeroes the original.
+    const rootKey = Buffer.from(created.secret);
+    try {
+      await store.replaceRootKey(rootKey, created.config);
+    } catch (error) {
+      rootKey.fill(0);
+      throw error;
+    }
   }
 }

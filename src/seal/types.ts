@@ -58,7 +58,16 @@ export interface KeyStatus {
   encryptions: number;
 }
 
-/** Progress of a rekey (new unseal shares), as `/v1/sys/rekey/*` reports it. */
+export interface RekeyRequest extends InitRequest {
+  /**
+   * When true, the new shares take effect only after a threshold of them
+   * is submitted back with `rekeyVerifyUpdate`. Until then the current
+   * shares stay in force.
+   */
+  requireVerification?: boolean;
+}
+
+/** Progress of a rekey (new unseal shares), as `/v1/sys/rekey/init` and `/v1/sys/rekey/update` report it. */
 export interface RekeyStatus {
   started: boolean;
   nonce: string;
@@ -69,8 +78,30 @@ export interface RekeyStatus {
   /** The new share count and threshold requested. */
   shares: number;
   threshold: number;
-  /** Present once the rekey has completed: the new shares, shown once. */
+  /** Whether the rekey was started with `requireVerification`. */
+  verificationRequired: boolean;
+  /** Identifies the verification of the new shares once it has begun; empty before. */
+  verificationNonce: string;
+  /**
+   * Present once the old shares are complete: the new shares, shown once.
+   * They are in force at once, or after verification when it is required.
+   */
   complete?: InitResult;
+}
+
+/** Progress of the verification of a rekey's new shares, as `/v1/sys/rekey/verify` reports it. */
+export interface RekeyVerificationStatus {
+  /** True while new shares wait for verification. */
+  started: boolean;
+  /** Identifies the verification; a reset changes it. */
+  nonce: string;
+  /** New shares submitted so far. */
+  progress: number;
+  /** The new share count and threshold. */
+  shares: number;
+  threshold: number;
+  /** True once the new shares were verified and stored; the current shares then no longer work. */
+  complete: boolean;
 }
 
 /**
@@ -106,7 +137,7 @@ export interface SealManager {
   autoUnseal?(): Promise<SealStatus>;
   /** Discards the shares submitted so far. */
   resetUnseal(): Promise<SealStatus>;
-  /** Drops the root key and keyring from memory; the barrier closes. */
+  /** Drops the root key, the keyring and any rekey in progress from memory; the barrier closes. */
   seal(): Promise<void>;
   /** Adds a new barrier key; new writes use it, old values stay readable. */
   rotate(): Promise<KeyStatus>;
@@ -115,10 +146,29 @@ export interface SealManager {
    * Starts issuing new shares; old shares are collected with `rekeyUpdate`.
    * With a PKCS#11 seal the recovery key is replaced and the root key stays.
    */
-  rekeyInit(request: InitRequest): Promise<RekeyStatus>;
+  rekeyInit(request: RekeyRequest): Promise<RekeyStatus>;
+  /**
+   * Adds one current share. The threshold-th share returns the new shares
+   * in `complete`. Without verification they are then in force. With
+   * verification they wait in memory for `rekeyVerifyUpdate`.
+   */
   rekeyUpdate(share: string, nonce: string): Promise<RekeyStatus>;
   rekeyStatus(): Promise<RekeyStatus>;
+  /** Drops the rekey in progress, including new shares that wait for verification. */
   rekeyCancel(): Promise<void>;
+  /** Reports the verification of the new shares. Throws `invalid_state` when none waits for it. */
+  rekeyVerifyStatus(): Promise<RekeyVerificationStatus>;
+  /**
+   * Adds one new share (hex or base64) towards verification. When a
+   * threshold of them rebuilds the new secret, the new shares are stored
+   * and the result has `complete: true`. Throws `invalid_state` when no
+   * new shares wait for verification, `invalid_field` on `nonce` for
+   * another verification's nonce, and `invalid_field` on `key` for a
+   * malformed, repeated or foreign share.
+   */
+  rekeyVerifyUpdate(share: string, nonce: string): Promise<RekeyVerificationStatus>;
+  /** Discards the new shares submitted so far and gives the verification a new nonce; the new shares stay issued. */
+  rekeyVerifyReset(): Promise<RekeyVerificationStatus>;
   /**
    * Checks whether `shares` (hex or base64) rebuild the current root key
    * (the recovery key with a PKCS#11 seal), for operations that need a

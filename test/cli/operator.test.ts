@@ -124,6 +124,76 @@ describe("operator commands", () => {
     assert.equal((await cli(["status"], env)).status, 2);
     for (const share of newShares) await cli(["operator", "unseal", share], env);
     assert.equal((await cli(["status"], env)).status, 0);
+    shares = newShares;
+  });
+
+  it("rekeys with verification of new shares", async () => {
+    const started = await cli(
+      [
+        "operator",
+        "rekey",
+        "--init",
+        "--verify",
+        "--key-shares",
+        "3",
+        "--key-threshold",
+        "2",
+        "--format",
+        "json",
+      ],
+      env,
+    );
+    assert.equal(started.status, 0, started.stderr);
+    const startedBody = JSON.parse(started.stdout);
+    assert.equal(startedBody.verification_required, true);
+    const nonce = startedBody.nonce as string;
+    await cli(["operator", "rekey", "--nonce", nonce, shares[0] ?? ""], env);
+    const done = await cli(["operator", "rekey", "--nonce", nonce, shares[1] ?? ""], env);
+    assert.equal(done.status, 0, done.stderr);
+    const fresh = [...done.stdout.matchAll(/Unseal Key \d+: (\S+)/g)].map((match) => match[1]!);
+    assert.equal(fresh.length, 3);
+    assert.match(done.stdout, /until then the current shares stay in force/);
+    const verificationNonce = /--verify --nonce (\S+)/.exec(done.stdout)?.[1];
+    assert.ok(verificationNonce, done.stdout);
+
+    const status = await cli(
+      ["operator", "rekey", "--verify", "--status", "--format", "json"],
+      env,
+    );
+    assert.equal(status.status, 0, status.stderr);
+    assert.deepEqual(JSON.parse(status.stdout), {
+      nonce: verificationNonce,
+      started: true,
+      t: 2,
+      n: 3,
+      progress: 0,
+    });
+    const noNonce = await cli(["operator", "rekey", "--verify", fresh[0]!], env);
+    assert.equal(noNonce.status, 1);
+    assert.match(noNonce.stderr, /--nonce is required/);
+
+    const restarted = await cli(
+      ["operator", "rekey", "--verify", "--cancel", "--format", "json"],
+      env,
+    );
+    assert.equal(restarted.status, 0, restarted.stderr);
+    const restartedBody = JSON.parse(restarted.stdout);
+    assert.equal(restartedBody.progress, 0);
+    assert.notEqual(restartedBody.nonce, verificationNonce);
+
+    await cli(["operator", "rekey", "--verify", "--nonce", restartedBody.nonce, fresh[0]!], env);
+    const verified = await cli(
+      ["operator", "rekey", "--verify", "--nonce", restartedBody.nonce],
+      env,
+      `${fresh[2]}\n`,
+    );
+    assert.equal(verified.status, 0, verified.stderr);
+    assert.match(verified.stdout, /Success! The new shares are verified/);
+
+    // test/api/sys-rekey-verify.test.ts checks that the previous shares stop working.
+    assert.equal((await cli(["operator", "seal"], env)).status, 0);
+    for (const share of fresh.slice(1)) await cli(["operator", "unseal", share], env);
+    assert.equal((await cli(["status"], env)).status, 0);
   });
 });
 

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { openHsmRootKeyWrapper } from "../../src/seal/hsm-root-key-wrapper.ts";
 import { createPkcs11SealManager } from "../../src/seal/pkcs11-seal.ts";
-import { readSealConfig, SEAL_CONFIG_KEY } from "../../src/seal/seal-config.ts";
+import { recoveryKeyVerifier } from "../../src/seal/recovery-key.ts";
+import {
+  createPkcs11SealConfig,
+  encodeSealConfig,
+  readSealConfig,
+  SEAL_CONFIG_KEY,
+} from "../../src/seal/seal-config.ts";
 import { createSealManager } from "../../src/seal/seal-manager.ts";
 import type { SealManager } from "../../src/seal/types.ts";
 import {
@@ -225,6 +232,72 @@ describe("PKCS#11 seal on SoftHSM2", () => {
     assert.equal(status.threshold, 3);
     await second.seal.autoUnseal!();
     assert.equal(decode(await second.seal.barrier.get("app/before-rekey")), "still readable");
+  });
+
+  it("rekey verification replaces recovery shares", async (t) => {
+    if (!ready(t)) return;
+    const fixture = await newFixture();
+    const keyWrapper = await wrapper("rekey-verify-key");
+    const first = await openSeal(fixture, keyWrapper);
+    const old = await first.seal.init({ shares: 3, threshold: 2 });
+    await first.seal.autoUnseal!();
+    const wrappedBefore = await first.storage.get(WRAPPED_ROOT_KEY_KEY);
+
+    const started = await first.seal.rekeyInit({
+      shares: 4,
+      threshold: 3,
+      requireVerification: true,
+    });
+    await first.seal.rekeyUpdate(old.keysHex[0]!, started.nonce);
+    const done = await first.seal.rekeyUpdate(old.keysHex[1]!, started.nonce);
+    const fresh = done.complete!.keysHex;
+    assert.equal(fresh.length, 4);
+    assert.equal(done.verificationRequired, true);
+    assert.equal(await first.seal.verifyShares(old.keysHex.slice(1, 3)), true);
+    assert.equal(await first.seal.verifyShares(fresh.slice(0, 3)), false);
+    assert.equal((await readSealConfig(first.storage))?.shares, 3);
+    await assert.rejects(
+      first.seal.rekeyVerifyUpdate(old.keysHex[2]!, done.verificationNonce),
+      keywardError("invalid_field", "key"),
+    );
+
+    let status = await first.seal.rekeyVerifyStatus();
+    for (const share of fresh.slice(1)) {
+      status = await first.seal.rekeyVerifyUpdate(share, done.verificationNonce);
+    }
+    assert.equal(status.complete, true);
+    assert.equal(await first.seal.verifyShares(old.keysHex.slice(0, 2)), false);
+    assert.equal(await first.seal.verifyShares(fresh.slice(0, 3)), true);
+    assert.deepEqual(await first.storage.get(WRAPPED_ROOT_KEY_KEY), wrappedBefore);
+    await first.seal.seal();
+    await first.storage.close();
+
+    const second = await openSeal(fixture, keyWrapper);
+    const restarted = await second.seal.status();
+    assert.equal(restarted.shares, 4);
+    assert.equal(restarted.threshold, 3);
+    assert.equal((await unsealWith(second.seal, fresh, 3)).sealed, false);
+  });
+
+  it("rekey verification fails after a rekey elsewhere", async (t) => {
+    if (!ready(t)) return;
+    const { storage, seal } = await openSeal(await newFixture(), await wrapper("rekey-race-key"));
+    const old = await seal.init({ shares: 3, threshold: 2 });
+    await seal.autoUnseal!();
+    const started = await seal.rekeyInit({ shares: 3, threshold: 2, requireVerification: true });
+    await seal.rekeyUpdate(old.keysHex[0]!, started.nonce);
+    const done = await seal.rekeyUpdate(old.keysHex[1]!, started.nonce);
+
+    // Another node sharing the storage replaces the recovery key meanwhile.
+    const elsewhere = createPkcs11SealConfig(2, 2, recoveryKeyVerifier(randomBytes(32)));
+    await storage.put(SEAL_CONFIG_KEY, encodeSealConfig(elsewhere));
+    const fresh = done.complete!.keysHex;
+    await seal.rekeyVerifyUpdate(fresh[0]!, done.verificationNonce);
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(fresh[1]!, done.verificationNonce),
+      keywardError("invalid_state"),
+    );
+    assert.deepEqual(await readSealConfig(storage), elsewhere);
   });
 
   it("rekey counts use secret field names", async (t) => {

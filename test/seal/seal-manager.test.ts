@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { KEYRING_KEY } from "../../src/seal/keyring.ts";
 import { SEAL_CONFIG_KEY } from "../../src/seal/seal-config.ts";
 import { createSealManager } from "../../src/seal/seal-manager.ts";
+import type { InitResult, SealManager } from "../../src/seal/types.ts";
 import { FailingStorage } from "../helpers/failing-storage.ts";
 import { decode, initAndUnseal, keywardError, SealFixture, text, unsealWith } from "./fixtures.ts";
 
@@ -528,5 +529,219 @@ describe("seal manager rekey", () => {
     await seal.seal();
     await seal.submitUnsealShare(old.keysHex[0]!);
     assert.equal((await seal.rekeyStatus()).started, false);
+  });
+});
+
+describe("seal manager rekey verification", () => {
+  /** Starts a rekey to 5 shares with threshold 3 that requires verification, and completes its current shares. */
+  async function pendingRekey(seal: SealManager, old: InitResult) {
+    const started = await seal.rekeyInit({ shares: 5, threshold: 3, requireVerification: true });
+    assert.equal(started.verificationRequired, true);
+    assert.equal(started.verificationNonce, "");
+    await seal.rekeyUpdate(old.keysHex[0]!, started.nonce);
+    const done = await seal.rekeyUpdate(old.keysHex[1]!, started.nonce);
+    assert.ok(done.complete, "the current shares are complete");
+    return { nonce: started.nonce, done, fresh: done.complete.keysHex };
+  }
+
+  it("new shares take effect after verification", async () => {
+    const first = await fixture.openManager();
+    const old = await initAndUnseal(first.seal, 3, 2);
+    await first.seal.barrier.put("app/secret", text("kept"));
+    const { nonce, done, fresh } = await pendingRekey(first.seal, old);
+
+    assert.equal(fresh.length, 5);
+    assert.equal(done.started, true);
+    assert.equal(done.nonce, nonce);
+    assert.equal(done.progress, 0);
+    assert.equal(done.verificationRequired, true);
+    assert.ok(done.verificationNonce.length > 0);
+    assert.notEqual(done.verificationNonce, nonce);
+
+    // Until verification the stored configuration and the current shares stay.
+    const pendingStatus = await first.seal.status();
+    assert.equal(pendingStatus.shares, 3);
+    assert.equal(pendingStatus.threshold, 2);
+    assert.equal(await first.seal.verifyShares(old.keysHex.slice(1, 3)), true);
+    assert.equal(await first.seal.verifyShares(fresh.slice(0, 3)), false);
+
+    const verifying = await first.seal.rekeyVerifyStatus();
+    assert.deepEqual(verifying, {
+      started: true,
+      nonce: done.verificationNonce,
+      progress: 0,
+      shares: 5,
+      threshold: 3,
+      complete: false,
+    });
+    const afterFirst = await first.seal.rekeyVerifyUpdate(fresh[0]!, done.verificationNonce);
+    assert.equal(afterFirst.progress, 1);
+    assert.equal(afterFirst.complete, false);
+    const afterSecond = await first.seal.rekeyVerifyUpdate(fresh[3]!, done.verificationNonce);
+    assert.equal(afterSecond.progress, 2);
+    const afterThird = await first.seal.rekeyVerifyUpdate(
+      done.complete!.keysBase64[4]!,
+      done.verificationNonce,
+    );
+    assert.equal(afterThird.complete, true);
+    assert.equal(afterThird.nonce, done.verificationNonce);
+
+    const after = await first.seal.status();
+    assert.equal(after.shares, 5);
+    assert.equal(after.threshold, 3);
+    assert.equal((await first.seal.rekeyStatus()).started, false);
+    await assert.rejects(first.seal.rekeyVerifyStatus(), keywardError("invalid_state"));
+    assert.equal(await first.seal.verifyShares(fresh.slice(1, 4)), true);
+    assert.equal(decode(await first.seal.barrier.get("app/secret")), "kept");
+    await first.seal.seal();
+    await assert.rejects(unsealWith(first.seal, old.keysHex, 3), keywardError("invalid_shares"));
+    await first.storage.close();
+
+    const second = await fixture.openManager();
+    await assert.rejects(unsealWith(second.seal, old.keysHex, 3), keywardError("invalid_shares"));
+    await unsealWith(second.seal, fresh.slice(2));
+    assert.equal((await second.seal.status()).sealed, false);
+    assert.equal(decode(await second.seal.barrier.get("app/secret")), "kept");
+  });
+
+  it("verification rejects bad input", async () => {
+    const { seal } = await fixture.openManager();
+    const old = await initAndUnseal(seal, 3, 2);
+    await assert.rejects(seal.rekeyVerifyStatus(), keywardError("invalid_state"));
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(old.keysHex[0]!, "nonce"),
+      keywardError("invalid_state"),
+    );
+    const { nonce, done, fresh } = await pendingRekey(seal, old);
+    const verificationNonce = done.verificationNonce;
+
+    await assert.rejects(seal.rekeyUpdate(old.keysHex[2]!, nonce), keywardError("invalid_state"));
+    await assert.rejects(
+      seal.rekeyInit({ shares: 3, threshold: 2, requireVerification: true }),
+      keywardError("invalid_state"),
+    );
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(fresh[0]!, nonce),
+      keywardError("invalid_field", "nonce"),
+    );
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(old.keysHex[0]!, verificationNonce),
+      keywardError("invalid_field", "key"),
+    );
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(randomBytes(33).toString("hex"), verificationNonce),
+      keywardError("invalid_field", "key"),
+    );
+    await assert.rejects(
+      seal.rekeyVerifyUpdate("not a share", verificationNonce),
+      keywardError("invalid_field", "key"),
+    );
+    await seal.rekeyVerifyUpdate(fresh[1]!, verificationNonce);
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(done.complete!.keysBase64[1]!, verificationNonce),
+      keywardError("invalid_field", "key"),
+    );
+    assert.equal((await seal.rekeyVerifyStatus()).progress, 1);
+    assert.equal((await seal.status()).shares, 3);
+  });
+
+  it("verification reset keeps new shares", async () => {
+    const { seal } = await fixture.openManager();
+    const old = await initAndUnseal(seal, 3, 2);
+    const { done, fresh } = await pendingRekey(seal, old);
+    await seal.rekeyVerifyUpdate(fresh[0]!, done.verificationNonce);
+
+    const reset = await seal.rekeyVerifyReset();
+    assert.equal(reset.progress, 0);
+    assert.equal(reset.started, true);
+    assert.notEqual(reset.nonce, done.verificationNonce);
+    assert.equal((await seal.rekeyStatus()).verificationNonce, reset.nonce);
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(fresh[1]!, done.verificationNonce),
+      keywardError("invalid_field", "nonce"),
+    );
+
+    let status = reset;
+    for (const share of fresh.slice(0, 3))
+      status = await seal.rekeyVerifyUpdate(share, reset.nonce);
+    assert.equal(status.complete, true);
+    assert.equal((await seal.status()).shares, 5);
+  });
+
+  it("cancel drops new shares", async () => {
+    const { seal } = await fixture.openManager();
+    const old = await initAndUnseal(seal, 3, 2);
+    const { done, fresh } = await pendingRekey(seal, old);
+    await seal.rekeyCancel();
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(fresh[0]!, done.verificationNonce),
+      keywardError("invalid_state"),
+    );
+    assert.equal((await seal.rekeyStatus()).started, false);
+    assert.equal(await seal.verifyShares(old.keysHex.slice(0, 2)), true);
+    const again = await seal.rekeyInit({ shares: 3, threshold: 2 });
+    assert.equal(again.verificationRequired, false);
+  });
+
+  it("seal drops new shares", async () => {
+    const { seal } = await fixture.openManager();
+    const old = await initAndUnseal(seal, 3, 2);
+    const { fresh } = await pendingRekey(seal, old);
+    await seal.seal();
+    await assert.rejects(unsealWith(seal, fresh, 3), keywardError("invalid_shares"));
+    assert.equal((await unsealWith(seal, old.keysHex, 2)).sealed, false);
+    assert.equal((await seal.rekeyStatus()).started, false);
+    await assert.rejects(seal.rekeyVerifyStatus(), keywardError("invalid_state"));
+  });
+
+  it("restart drops new shares", async () => {
+    const first = await fixture.openManager();
+    const old = await initAndUnseal(first.seal, 3, 2);
+    const { fresh } = await pendingRekey(first.seal, old);
+    await first.storage.close();
+
+    const second = await fixture.openManager();
+    await assert.rejects(unsealWith(second.seal, fresh, 3), keywardError("invalid_shares"));
+    assert.equal((await unsealWith(second.seal, old.keysHex.slice(1), 2)).sealed, false);
+    assert.equal((await second.seal.rekeyStatus()).started, false);
+  });
+
+  it("rekey without verification has none", async () => {
+    const { seal } = await fixture.openManager();
+    const old = await initAndUnseal(seal, 3, 2);
+    const { nonce } = await seal.rekeyInit({ shares: 3, threshold: 2 });
+    await seal.rekeyUpdate(old.keysHex[0]!, nonce);
+    await assert.rejects(seal.rekeyVerifyStatus(), keywardError("invalid_state"));
+    await assert.rejects(seal.rekeyVerifyReset(), keywardError("invalid_state"));
+    const done = await seal.rekeyUpdate(old.keysHex[1]!, nonce);
+    assert.equal(done.verificationRequired, false);
+    assert.equal(done.verificationNonce, "");
+    assert.equal(await seal.verifyShares(done.complete!.keysHex.slice(0, 2)), true);
+  });
+
+  it("failed verification commit keeps new shares", async () => {
+    const storage = new FailingStorage(await fixture.openStorage());
+    const seal = createSealManager(storage);
+    const old = await initAndUnseal(seal, 3, 2);
+    const { done, fresh } = await pendingRekey(seal, old);
+    await seal.rekeyVerifyUpdate(fresh[0]!, done.verificationNonce);
+    await seal.rekeyVerifyUpdate(fresh[1]!, done.verificationNonce);
+    storage.failWrites = true;
+    await assert.rejects(
+      seal.rekeyVerifyUpdate(fresh[2]!, done.verificationNonce),
+      keywardError("storage_failure"),
+    );
+    storage.failWrites = false;
+    assert.equal((await seal.status()).shares, 3);
+    assert.equal(await seal.verifyShares(old.keysHex.slice(0, 2)), true);
+    assert.equal((await seal.rekeyVerifyStatus()).progress, 0);
+
+    let status = await seal.rekeyVerifyStatus();
+    for (const share of fresh.slice(2, 5)) {
+      status = await seal.rekeyVerifyUpdate(share, done.verificationNonce);
+    }
+    assert.equal(status.complete, true);
+    await seal.seal();
+    assert.equal((await unsealWith(seal, fresh, 3)).sealed, false);
   });
 });

@@ -1,7 +1,13 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { Keyward } from "../../core/keyward.ts";
 import { invalidField, KeywardError, missingField } from "../../errors.ts";
-import type { InitRequest, RekeyStatus, SealManager, SealStatus } from "../../seal/types.ts";
+import type {
+  InitRequest,
+  RekeyStatus,
+  RekeyVerificationStatus,
+  SealManager,
+  SealStatus,
+} from "../../seal/types.ts";
 import { envelope } from "../envelope.ts";
 
 const WRITE = ["POST", "PUT"] as const;
@@ -25,6 +31,34 @@ const sharesBody = {
       maximum: 255,
       description: "How many shares are needed to rebuild the root key.",
     },
+  },
+} as const;
+
+const rekeyInitBody = {
+  ...sharesBody,
+  properties: {
+    ...sharesBody.properties,
+    require_verification: {
+      type: "boolean",
+      description:
+        "Keep the current shares in force until a threshold of the new shares is submitted to sys/rekey/verify.",
+    },
+  },
+} as const;
+
+/** A share submitted to a rekey or its verification, with the nonce of that attempt. */
+const shareWithNonceBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["key", "nonce"],
+  properties: {
+    key: {
+      type: "string",
+      minLength: 1,
+      maxLength: 1024,
+      description: "One share, hex or base64.",
+    },
+    nonce: { type: "string", minLength: 1, maxLength: 128 },
   },
 } as const;
 
@@ -122,14 +156,27 @@ function rekeyBody(status: RekeyStatus) {
     required: status.required,
     pgp_fingerprints: null,
     backup: false,
-    verification_required: false,
+    verification_required: status.verificationRequired,
   };
+  if (status.verificationNonce !== "") body.verification_nonce = status.verificationNonce;
   if (status.complete) {
     body.complete = true;
     body.keys = status.complete.keysHex;
     body.keys_base64 = status.complete.keysBase64;
   }
   return body;
+}
+
+/** Vault's shape of `sys/rekey/verify`: the progress, or only the nonce and `complete` at the end. */
+function rekeyVerifyBody(status: RekeyVerificationStatus) {
+  if (status.complete) return { nonce: status.nonce, complete: true };
+  return {
+    nonce: status.nonce,
+    started: status.started,
+    t: status.threshold,
+    n: status.shares,
+    progress: status.progress,
+  };
 }
 
 function healthStatusCode(status: SealStatus, query: Record<string, string | undefined>): number {
@@ -350,19 +397,30 @@ export async function registerSealRoutes(app: FastifyInstance, keyward: Keyward,
     schema: {
       tags: ["sys"],
       summary: "Start a rekey: issue new unseal shares once the current ones are submitted.",
-      body: sharesBody,
+      body: rekeyInitBody,
     },
     handler: async (request) => {
-      const body = request.body as { secret_shares: number; secret_threshold: number };
+      const body = request.body as {
+        secret_shares: number;
+        secret_threshold: number;
+        require_verification?: boolean;
+      };
       return rekeyBody(
-        await seal.rekeyInit({ shares: body.secret_shares, threshold: body.secret_threshold }),
+        await seal.rekeyInit({
+          shares: body.secret_shares,
+          threshold: body.secret_threshold,
+          requireVerification: body.require_verification === true,
+        }),
       );
     },
   });
 
   app.delete("/v1/sys/rekey/init", {
     config: PUBLIC,
-    schema: { tags: ["sys"], summary: "Cancel a rekey in progress." },
+    schema: {
+      tags: ["sys"],
+      summary: "Cancel a rekey in progress, with any new shares that wait for verification.",
+    },
     handler: async (_request, reply) => {
       await seal.rekeyCancel();
       return reply.code(204).send();
@@ -376,19 +434,49 @@ export async function registerSealRoutes(app: FastifyInstance, keyward: Keyward,
     schema: {
       tags: ["sys"],
       summary: "Submit one current unseal share towards a rekey.",
-      body: {
-        type: "object",
-        additionalProperties: false,
-        required: ["key", "nonce"],
-        properties: {
-          key: { type: "string", minLength: 1, maxLength: 1024 },
-          nonce: { type: "string", minLength: 1, maxLength: 128 },
-        },
-      },
+      body: shareWithNonceBody,
     },
     handler: async (request) => {
       const body = request.body as { key: string; nonce: string };
       return rekeyBody(await seal.rekeyUpdate(body.key, body.nonce));
     },
+  });
+
+  // Verification of a rekey's new shares. Public like sys/rekey/update,
+  // because the shares themselves are the authorisation.
+  app.get("/v1/sys/rekey/verify", {
+    config: PUBLIC,
+    schema: {
+      tags: ["sys"],
+      summary: "Report the progress of verifying a rekey's new shares.",
+    },
+    handler: async () => rekeyVerifyBody(await seal.rekeyVerifyStatus()),
+  });
+
+  app.route({
+    method: [...WRITE],
+    url: "/v1/sys/rekey/verify",
+    config: PUBLIC,
+    schema: {
+      tags: ["sys"],
+      summary: "Submit one new share of a rekey that requires verification.",
+      description:
+        "When a threshold of the new shares is submitted, they replace the current shares, which no longer work.",
+      body: shareWithNonceBody,
+    },
+    handler: async (request) => {
+      const body = request.body as { key: string; nonce: string };
+      return rekeyVerifyBody(await seal.rekeyVerifyUpdate(body.key, body.nonce));
+    },
+  });
+
+  app.delete("/v1/sys/rekey/verify", {
+    config: PUBLIC,
+    schema: {
+      tags: ["sys"],
+      summary:
+        "Restart the verification with a new nonce; the new shares stay issued and the rekey stays in progress.",
+    },
+    handler: async () => rekeyVerifyBody(await seal.rekeyVerifyReset()),
   });
 }

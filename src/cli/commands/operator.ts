@@ -25,7 +25,7 @@ function printShares(
   format: GlobalOptions["format"],
   body: Record<string, unknown>,
   threshold: number,
-  action: "initialised" | "rekeyed",
+  action: "initialised" | "rekeyed" | "rekeyed pending verification",
 ) {
   if (format === "json") {
     print("json", body);
@@ -37,12 +37,56 @@ function printShares(
   const label = recovery ? "Recovery Key" : "Unseal Key";
   const lines = keys.map((key, index) => `${label} ${index + 1}: ${key}`);
   if (typeof body.root_token === "string") lines.push("", `Initial Root Token: ${body.root_token}`);
-  lines.push(
-    "",
-    `Keyward is ${action} with ${keys.length} key shares and a key threshold of ${threshold}.`,
-    "These shares are shown once and never stored: distribute them to separate operators now.",
-  );
+  if (action === "rekeyed pending verification") {
+    lines.push(
+      "",
+      `Keyward issued ${keys.length} new key shares with a key threshold of ${threshold}.`,
+      "These shares are shown once and never stored: distribute them to separate operators now.",
+      `They take effect once ${threshold} of them are verified; until then the current shares stay in force.`,
+      `Verify with: keyward operator rekey --verify --nonce ${body.verification_nonce} <new share>`,
+    );
+  } else {
+    lines.push(
+      "",
+      `Keyward is ${action} with ${keys.length} key shares and a key threshold of ${threshold}.`,
+      "These shares are shown once and never stored: distribute them to separate operators now.",
+    );
+  }
   process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+/**
+ * Runs `operator rekey --verify`: shows or restarts the verification of a
+ * rekey's new shares, or submits one new share.
+ */
+async function verifyRekey(
+  client: ReturnType<typeof clientFrom>,
+  key: string | undefined,
+  options: GlobalOptions & { nonce?: string; status?: boolean; cancel?: boolean },
+) {
+  if (options.cancel) {
+    const { body } = await client.request("DELETE", "/v1/sys/rekey/verify");
+    print(options.format, body);
+    return;
+  }
+  if (options.status) {
+    print(options.format, (await client.request("GET", "/v1/sys/rekey/verify")).body);
+    return;
+  }
+  if (!options.nonce)
+    throw new Error(
+      "--nonce is required to submit a new share; --verify --status shows the verification nonce",
+    );
+  const { body } = await client.request("PUT", "/v1/sys/rekey/verify", {
+    key: await shareFrom(key),
+    nonce: options.nonce,
+  });
+  const progress = body as Record<string, unknown>;
+  if (progress.complete === true && options.format !== "json") {
+    process.stdout.write(
+      "Success! The new shares are verified and in force; the previous shares no longer work.\n",
+    );
+  } else print(options.format, progress);
 }
 
 export function registerOperatorCommands(program: Command) {
@@ -145,15 +189,28 @@ export function registerOperatorCommands(program: Command) {
     operator
       .command("rekey")
       .description(
-        "issue new unseal key shares: start with --init, then submit current shares with --nonce",
+        "issue new unseal key shares: start with --init, then submit current shares with --nonce; with --verify, submit new shares to verify them",
       )
-      .argument("[key]", "a current unseal key share; '-' reads standard input")
+      .argument(
+        "[key]",
+        "a current unseal key share (a new one with --verify); '-' reads standard input",
+      )
       .option("--init", "start a rekey")
       .option("--key-shares <n>", "number of new shares", positiveInteger("--key-shares"), 5)
       .option("--key-threshold <n>", "new threshold", positiveInteger("--key-threshold"), 3)
-      .option("--nonce <nonce>", "nonce of the rekey in progress")
-      .option("--status", "show the rekey progress")
-      .option("--cancel", "cancel the rekey in progress"),
+      .option(
+        "--nonce <nonce>",
+        "nonce of the rekey in progress (of its verification with --verify)",
+      )
+      .option("--status", "show the rekey progress (the verification progress with --verify)")
+      .option(
+        "--cancel",
+        "cancel the rekey in progress (with --verify: restart the verification with a new nonce)",
+      )
+      .option(
+        "--verify",
+        "with --init: keep the current shares in force until the new ones are verified; otherwise submit, show or restart the verification of new shares",
+      ),
   ).action(
     async (
       key: string | undefined,
@@ -164,9 +221,14 @@ export function registerOperatorCommands(program: Command) {
         nonce?: string;
         status?: boolean;
         cancel?: boolean;
+        verify?: boolean;
       },
     ) => {
       const client = clientFrom(options);
+      if (options.verify && !options.init) {
+        await verifyRekey(client, key, options);
+        return;
+      }
       if (options.cancel) {
         await client.request("DELETE", "/v1/sys/rekey/init");
         process.stdout.write("Success! The rekey was cancelled.\n");
@@ -180,6 +242,7 @@ export function registerOperatorCommands(program: Command) {
         const { body } = await client.request("PUT", "/v1/sys/rekey/init", {
           secret_shares: options.keyShares,
           secret_threshold: options.keyThreshold,
+          require_verification: options.verify === true,
         });
         print(options.format, body);
         return;
@@ -192,9 +255,11 @@ export function registerOperatorCommands(program: Command) {
       });
       const progress = body as Record<string, unknown>;
       // The new threshold comes from the server: it was set by the --init call.
-      if (progress.complete === true)
-        printShares(options.format, progress, Number(progress.t), "rekeyed");
-      else print(options.format, progress);
+      if (progress.complete === true) {
+        const action =
+          progress.verification_required === true ? "rekeyed pending verification" : "rekeyed";
+        printShares(options.format, progress, Number(progress.t), action);
+      } else print(options.format, progress);
     },
   );
 }
