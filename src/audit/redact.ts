@@ -34,6 +34,15 @@ export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
   "token",
   "client_token",
   "root_token",
+  // The one-time password of sys/generate-root, which decodes the encoded_token of the
+  // final update response to the new root token.
+  "otp",
+  // The recovery shares that sys/init returns with a PKCS#11 seal, which unseals itself
+  // before the response record is written.
+  "recovery_keys",
+  "recovery_keys_base64",
+  // Output of transit/random, which callers use as keys and passwords.
+  "random_bytes",
   "passphrase",
   "password",
   "backup",

@@ -233,6 +233,44 @@ describe("postgresql timeout parameters", () => {
       );
     });
   }
+
+  /** Asserts that parsing `url` fails with `invalid_request` and a message matching `message`. */
+  function assertRejected(url: string, message: RegExp): void {
+    assert.throws(
+      () => parsePostgresUrl(url),
+      (error) => {
+        assert.ok(error instanceof KeywardError);
+        assert.equal(error.code, "invalid_request");
+        assert.match(error.message, message);
+        assert.ok(!error.message.includes("pw-5ecret"), "the message shows the password");
+        return true;
+      },
+    );
+  }
+
+  it("rejects a repeated timeout", () => {
+    // URLSearchParams.get returns the first value, so the 0 used to pass unnoticed.
+    assertRejected(
+      `${base}?statement_timeout=1000&statement_timeout=0`,
+      /statement_timeout is given more than once/,
+    );
+  });
+
+  it("rejects a repeated sslmode", () => {
+    assertRejected(
+      `${base}?sslmode=disable&sslmode=verify-full`,
+      /sslmode is given more than once/,
+    );
+  });
+
+  it("escapes control characters in values", () => {
+    // A NUL after the digits used to print as "1000", a value that looks valid.
+    assertRejected(
+      `${base}?statement_timeout=1000%00`,
+      /statement_timeout "1000\\u0000" is invalid/,
+    );
+    assertRejected(`${base}?lock_timeout=%0Afake`, /lock_timeout "\\nfake" is invalid/);
+  });
 });
 
 describe("postgresql storage timeouts", { skip, timeout: 10 * HANG_LIMIT_MS }, () => {
@@ -275,6 +313,30 @@ describe("postgresql storage timeouts", { skip, timeout: 10 * HANG_LIMIT_MS }, (
       } finally {
         await holder.end();
         await storage.close();
+      }
+    });
+
+    it("start failure names the timeout", async () => {
+      const url = withParameters(await server.createDatabase(), SHORT_TIMEOUTS);
+      await (await openPostgresStorage({ url })).close();
+      const holder = await connect(url);
+      try {
+        // The migrator reads its table at every start, so this lock makes it wait.
+        await holder.query("begin");
+        await holder.query("lock table schema_migrations in access exclusive mode");
+        await withinHangLimit(
+          assert.rejects(openPostgresStorage({ url }), (error) => {
+            assert.ok(error instanceof KeywardError, inspect(error));
+            assert.equal(error.code, "storage_failure");
+            assert.match(error.message, /failed to migrate its schema: .*lock timeout/);
+            assert.match(error.message, /\(lock_timeout is 500 ms\)$/);
+            return true;
+          }),
+          "the open",
+        );
+      } finally {
+        await holder.query("rollback");
+        await holder.end();
       }
     });
 

@@ -114,7 +114,7 @@ function parseSslMode(value: string | null): SslMode {
   if (value === null) return "disable";
   if ((SSL_MODES as readonly string[]).includes(value)) return value as SslMode;
   throw invalidUrl(
-    `sslmode "${value}" is not supported; use one of ${SSL_MODES.join(", ")} (allow and prefer would fall back to plaintext)`,
+    `sslmode ${JSON.stringify(value)} is not supported; use one of ${SSL_MODES.join(", ")} (allow and prefer would fall back to plaintext)`,
   );
 }
 
@@ -124,8 +124,9 @@ function parseSslMode(value: string | null): SslMode {
  * carry `sslmode`, `sslrootcert` (a CA file, overridden by
  * `options.caFile`), `application_name`, `options` (server settings such as
  * `-c search_path=keyward`), `host` (a Unix socket folder) and the
- * timeouts that `parsePostgresTimeouts` reads. Any other parameter is
- * rejected, so a setting Keyward would ignore does not pass silently.
+ * timeouts that `parsePostgresTimeouts` reads. Any other parameter, and
+ * a parameter given twice, is rejected, so a setting Keyward would ignore
+ * does not pass silently.
  * Throws `invalid_request`; messages never contain the URL.
  */
 export function parsePostgresUrl(
@@ -141,12 +142,18 @@ export function parsePostgresUrl(
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
     throw invalidUrl("the scheme must be postgres:// or postgresql://");
   }
+  const seen = new Set<string>();
   for (const name of parsed.searchParams.keys()) {
     if (!(URL_PARAMETERS as readonly string[]).includes(name)) {
       throw invalidUrl(
-        `parameter "${name}" is not supported; supported parameters: ${URL_PARAMETERS.join(", ")}`,
+        `parameter ${JSON.stringify(name)} is not supported; supported parameters: ${URL_PARAMETERS.join(", ")}`,
       );
     }
+    // Keyward would use the first value where other clients may use the last, so a repeat is ambiguous.
+    if (seen.has(name)) {
+      throw invalidUrl(`parameter ${name} is given more than once; give it once`);
+    }
+    seen.add(name);
   }
 
   const sslMode = parseSslMode(parsed.searchParams.get("sslmode"));

@@ -10,6 +10,7 @@ import { isLocalHost, type PostgresConnection, parsePostgresUrl } from "./connec
 import { PostgresCoordination } from "./coordination.ts";
 import { migratePostgres } from "./migrations.ts";
 import { TimeoutAwarePool } from "./pool.ts";
+import { timeoutNote } from "./timeouts.ts";
 import { isDatabaseUnavailable } from "./unavailable.ts";
 
 export { describePostgresUrl, SSL_MODES, type SslMode } from "./connection.ts";
@@ -79,19 +80,39 @@ function failureReason(error: unknown, driverCode: string | undefined, password?
   return scrub(error instanceof Error ? error.message : String(error), password);
 }
 
-/** Translates a failure to connect, check or migrate into `storage_failure` naming the database, never the credentials. */
+/**
+ * Translates a failure to connect, check or migrate into `storage_failure`
+ * naming the database, never the credentials. The message gives the
+ * driver's reason, and names the timeout parameter when a timeout ended
+ * the call (see `timeoutNote`).
+ */
 function openFailure(error: unknown, connection: PostgresConnection): KeywardError {
-  if (isKeywardError(error)) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  const driverCode = typeof code === "string" ? code : undefined;
   const password =
     typeof connection.config.password === "string" ? connection.config.password : undefined;
+  if (isKeywardError(error)) {
+    // A failed migration carries the driver's error as its cause, which its message leaves out.
+    if (error.cause === undefined) return error;
+    const reason = failureReason(error.cause, driverCodeOf(error.cause), password);
+    const note = timeoutNote(error.cause, connection.timeouts);
+    return new KeywardError(error.code, `${error.message}: ${reason}${note}`, {
+      cause: error.cause,
+      details: error.details,
+    });
+  }
+  const driverCode = driverCodeOf(error);
   const reason = failureReason(error, driverCode, password);
+  const note = timeoutNote(error, connection.timeouts);
   return new KeywardError(
     "storage_failure",
-    `postgresql storage failed to connect to ${connection.description}: ${reason}`,
+    `postgresql storage failed to connect to ${connection.description}: ${reason}${note}`,
     { cause: error, details: driverCode === undefined ? undefined : { driverCode } },
   );
+}
+
+/** Returns the SQLSTATE or Node.js error code of a driver error, when it has one. */
+function driverCodeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { PoolConfig } from "pg";
 import type { KeywardError } from "../../errors.ts";
+import { DiscardedConnectionError, QUERY_TIMEOUT_MESSAGE } from "./pool.ts";
 
 /**
  * The bounds on every wait for PostgreSQL, in milliseconds. A server that
@@ -70,8 +71,9 @@ function readTimeout(
   const unitName = unit === 1000 ? "seconds" : "milliseconds";
   const max = Math.floor(MAX_TIMEOUT_MS / unit);
   if (!/^[0-9]{1,10}$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    // Quoted as JSON, so a control character in the value shows as an escape.
     throw invalid(
-      `${name} "${value}" is invalid; use a whole number of ${unitName} from 1 to ${max}`,
+      `${name} ${JSON.stringify(value)} is invalid; use a whole number of ${unitName} from 1 to ${max}`,
     );
   }
   return Number(value) * unit;
@@ -124,4 +126,61 @@ export function timeoutSettings(timeouts: PostgresTimeouts): PoolConfig {
     lock_timeout: timeouts.lockMs,
     idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
   };
+}
+
+/** SQLSTATEs of the server-side timeouts, with the parameter that sets each. */
+const TIMEOUT_SQLSTATES: ReadonlyMap<string, keyof PostgresTimeouts> = new Map([
+  ["57014", "statementMs"],
+  ["55P03", "lockMs"],
+  ["25P03", "idleInTransactionMs"],
+]);
+
+/** Messages of the pg driver (8.23) and its pool when opening a connection timed out. */
+const CONNECT_TIMEOUT_MESSAGES = new Set([
+  "timeout exceeded when trying to connect",
+  "Connection terminated due to connection timeout",
+]);
+
+/** The storage URL parameter of each timeout. */
+const PARAMETER_OF: Readonly<Record<keyof PostgresTimeouts, (typeof TIMEOUT_PARAMETERS)[number]>> =
+  {
+    connectMs: "connect_timeout",
+    statementMs: "statement_timeout",
+    lockMs: "lock_timeout",
+    idleInTransactionMs: "idle_in_transaction_session_timeout",
+    queryMs: "query_timeout",
+  };
+
+/** The maximum number of causes followed, so that a cycle of causes ends. */
+const MAX_CAUSE_DEPTH = 5;
+
+/** Returns the timeout that ended the call a driver error reports, following `cause`, or undefined for other errors. */
+function expiredTimeout(error: unknown): keyof PostgresTimeouts | undefined {
+  let current = error;
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH && current instanceof Error; depth += 1) {
+    if (current instanceof DiscardedConnectionError) return "queryMs";
+    if (current.message === QUERY_TIMEOUT_MESSAGE) return "queryMs";
+    if (CONNECT_TIMEOUT_MESSAGES.has(current.message)) return "connectMs";
+    const code = (current as { code?: unknown }).code;
+    const timeout = typeof code === "string" ? TIMEOUT_SQLSTATES.get(code) : undefined;
+    if (timeout !== undefined) return timeout;
+    current = current.cause;
+  }
+  return undefined;
+}
+
+/**
+ * Returns a note naming the timeout parameter and its value when `error`
+ * reports that one of the timeouts ended a call, such as ` (statement_timeout
+ * is 1 ms)`, or an empty string for other errors. A start that fails this
+ * way points the operator at the parameter, for example a value written in
+ * seconds where milliseconds are meant. SQLSTATE 57014 also follows an
+ * operator's pg_cancel_backend, which the note cannot tell apart.
+ */
+export function timeoutNote(error: unknown, timeouts: PostgresTimeouts): string {
+  const timeout = expiredTimeout(error);
+  if (timeout === undefined) return "";
+  const value =
+    timeout === "connectMs" ? `${timeouts.connectMs / 1000} s` : `${timeouts[timeout]} ms`;
+  return ` (${PARAMETER_OF[timeout]} is ${value})`;
 }
