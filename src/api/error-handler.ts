@@ -107,8 +107,12 @@ export function toKeywardError(error: unknown): KeywardError {
 export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
   const keywardError = toKeywardError(error);
   const status = keywardError.status;
-  // Sealed and uninitialised are 503s whose message helps the caller and reveals nothing internal.
-  const publicMessage = status < 500 || status === 503 ? keywardError.message : INTERNAL_MESSAGE;
+  // Sealed and uninitialised are 503s whose message helps the caller and reveals nothing internal,
+  // and so is an audit failure, whose message is the same whichever record could not be written.
+  const publicMessage =
+    status < 500 || status === 503 || keywardError.code === "audit_failure"
+      ? keywardError.message
+      : INTERNAL_MESSAGE;
   const body: ErrorBody = {
     errors: [publicMessage],
     code: keywardError.code,

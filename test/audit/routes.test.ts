@@ -287,6 +287,8 @@ describe("audit routes", () => {
       });
       assert.equal(response.statusCode, 500);
       assert.equal(response.json().code, "audit_failure");
+      // The same message as a failed response record gets.
+      assert.deepEqual(response.json().errors, ["no audit device could record the request"]);
       assert.equal(handledCount(), before);
     } finally {
       fixture.barrier.failWrites = false;
