@@ -191,7 +191,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerClusterRoutes(app, keyward);
   await registerGenerateRootRoutes(app, keyward.rootGenerator);
   await registerTokenRoutes(app, keyward.tokens);
-  await registerAppRoleRoutes(app, keyward.approle, keyward.tokens);
+  await registerAppRoleRoutes(app, keyward.approle);
   await registerPolicyRoutes(app, keyward.policies, {
     lookupPolicies: async (token) => (await keyward.tokens.lookup(token))?.policies,
   });

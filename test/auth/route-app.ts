@@ -77,7 +77,7 @@ export async function createAuthRouteFixture(): Promise<AuthRouteFixture> {
   });
 
   await registerTokenRoutes(app, tokens);
-  await registerAppRoleRoutes(app, approle, tokens);
+  await registerAppRoleRoutes(app, approle);
   await registerGenerateRootRoutes(app, generator);
   await app.ready();
 

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import type { AppRoleBackend } from "../../auth/approle/backend.ts";
-import type { TokenStore } from "../../auth/token-store.ts";
 import {
   customSecretIdBody,
   type RoleBody,
@@ -28,11 +27,7 @@ type RoleRequest<Body = unknown> = { Params: { role_name: string }; Body: Body }
  * shapes. `login` is public. The other paths need a token, and which tokens
  * may use them is for the policy check in front of these routes.
  */
-export async function registerAppRoleRoutes(
-  app: FastifyInstance,
-  approle: AppRoleBackend,
-  tokens: TokenStore,
-) {
+export async function registerAppRoleRoutes(app: FastifyInstance, approle: AppRoleBackend) {
   const prefix = "/v1/auth/approle";
 
   registerListRoute(app, `${prefix}/role`, TAGS, "List AppRole roles.", () => approle.listRoles());
@@ -202,12 +197,7 @@ export async function registerAppRoleRoutes(
         { roleId: request.body.role_id, secretId: request.body.secret_id },
         request.ip,
       );
-      return sendAuth(
-        request,
-        reply,
-        issuedAuthBlock(issued, tokens.currentTime()),
-        issued.warnings,
-      );
+      return sendAuth(request, reply, issuedAuthBlock(issued), issued.warnings);
     },
   });
 }

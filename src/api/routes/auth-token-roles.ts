@@ -182,12 +182,7 @@ export async function registerTokenRoleRoutes(app: FastifyInstance, tokens: Toke
       const issued = await tokens.create(requireIdentity(request), createRequest(request.body), {
         roleName: request.params.role_name,
       });
-      return sendAuth(
-        request,
-        reply,
-        issuedAuthBlock(issued, tokens.currentTime()),
-        issued.warnings,
-      );
+      return sendAuth(request, reply, issuedAuthBlock(issued), issued.warnings);
     },
   });
 }

@@ -119,9 +119,13 @@ export function tokenAuthBlock(clientToken: string, record: TokenRecord, now: nu
   };
 }
 
-/** Returns the `auth` block of a token just issued. */
-export function issuedAuthBlock(issued: IssuedToken, now: number) {
-  return tokenAuthBlock(issued.token, issued.record, now);
+/**
+ * Returns the `auth` block of a token just issued. Its `lease_duration` is
+ * counted from the issue time, so it equals the granted TTL (3600 for
+ * `ttl=1h`, not 3599 a millisecond later).
+ */
+export function issuedAuthBlock(issued: IssuedToken) {
+  return tokenAuthBlock(issued.token, issued.record, issued.record.createdAt);
 }
 
 /**

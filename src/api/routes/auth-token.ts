@@ -48,7 +48,7 @@ export async function registerTokenRoutes(app: FastifyInstance, tokens: TokenSto
     const issued = await tokens.create(identity, createRequest(request.body as CreateBody), {
       orphan,
     });
-    return sendAuth(request, reply, issuedAuthBlock(issued, tokens.currentTime()), issued.warnings);
+    return sendAuth(request, reply, issuedAuthBlock(issued), issued.warnings);
   };
   for (const [path, orphan] of [
     ["create", false],
@@ -124,12 +124,9 @@ export async function registerTokenRoutes(app: FastifyInstance, tokens: TokenSto
       target,
       parseOptionalDuration(increment, "increment"),
     );
-    return sendAuth(
-      request,
-      reply,
-      tokenAuthBlock(clientToken, record, tokens.currentTime()),
-      warnings,
-    );
+    // Counted from the renewal, so lease_duration is the TTL just granted.
+    const renewedAt = record.lastRenewedAt ?? tokens.currentTime();
+    return sendAuth(request, reply, tokenAuthBlock(clientToken, record, renewedAt), warnings);
   };
 
   app.route<{ Body: { token: string; increment?: number | string } }>({
