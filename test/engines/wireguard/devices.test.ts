@@ -41,18 +41,37 @@ class RecordingNotifier implements DeviceChangeNotifier {
   }
 }
 
+/** Time a test waits for a change notification before it fails. */
+const NOTIFICATION_LIMIT_MS = 30_000;
+
 /**
- * Awaits `promise` while a referenced timer keeps the process alive:
- * activation timers are unref'd, and the test runner would otherwise end a
- * test whose only pending work is one of them.
+ * Awaits `notification`, a promise from `RecordingNotifier.next(device)`, and
+ * rejects when it has not resolved within `NOTIFICATION_LIMIT_MS`. The
+ * limit's timer is referenced, so it also keeps the process alive. That
+ * matters because activation timers are unref'd, and the test runner would
+ * otherwise end a test whose only pending work is one of them.
  */
-async function keepAlive(promise: Promise<void>): Promise<void> {
-  const guard = setTimeout(() => {}, 30_000);
+async function waitForNotification(notification: Promise<void>, device: string): Promise<void> {
+  const message = `no change notification named device "${device}" within ${NOTIFICATION_LIMIT_MS} ms`;
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), NOTIFICATION_LIMIT_MS);
+  });
   try {
-    await promise;
+    await Promise.race([notification, limit]);
   } finally {
-    clearTimeout(guard);
+    clearTimeout(timer);
   }
+}
+
+/**
+ * Yields to the event loop once. The fixtures run on an in-memory barrier,
+ * so without this the tests before the first real timer run as one stretch
+ * of microtasks. Until that stretch ends, the runner neither prints a
+ * finished test nor fires a timeout.
+ */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A memory barrier that counts reads, to check what a device's artifacts cost. */
@@ -118,15 +137,18 @@ function peerKeys(config: string | undefined): string[] {
 const ALPHA = "wireguard:wireguard:office:alpha";
 
 /**
- * Limit of each suite below. A test that hangs then fails within a minute
- * and is named in the report, instead of the whole file timing out without
- * output.
+ * Limit of each suite below. A test that waits forever on a promise or a
+ * timer fails within a minute and is named in the report. A test stuck in
+ * synchronous or native code cannot be interrupted, so each test first
+ * yields to the event loop, and the report then lists every test that
+ * finished before the stuck one.
  */
 const SUITE_LIMIT = { timeout: 60_000 };
 
 describe("wireguard device source", SUITE_LIMIT, () => {
   let f: Fixture;
   beforeEach(async () => {
+    await yieldToEventLoop();
     f = await createFixture();
   });
   afterEach(() => {
@@ -298,6 +320,7 @@ describe("wireguard device source", SUITE_LIMIT, () => {
 describe("wireguard change notification", SUITE_LIMIT, () => {
   let f: Fixture;
   beforeEach(async () => {
+    await yieldToEventLoop();
     f = await createFixture();
   });
   afterEach(() => {
@@ -331,7 +354,7 @@ describe("wireguard change notification", SUITE_LIMIT, () => {
     const activated = f.notifier.next("gw-1");
     // The timer fires after one real second, so the fixed clock must read the activation time by then.
     f.clock.advance(1000);
-    await keepAlive(activated);
+    await waitForNotification(activated, "gw-1");
   });
 
   it("re-arms timers in a new service", async () => {
@@ -350,7 +373,7 @@ describe("wireguard change notification", SUITE_LIMIT, () => {
       assert.deepEqual(await restarted.activateStagedKeys(f.clock.now()), []);
       const activated = notifier.next("gw-2");
       f.clock.advance(1000);
-      await keepAlive(activated);
+      await waitForNotification(activated, "gw-2");
     } finally {
       restarted.close();
     }

@@ -15,6 +15,16 @@ const RFC7748_PRIVATE = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba
 const RFC7748_PUBLIC = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
 
 const hexToKey = (hex: string) => Buffer.from(hex, "hex").toString("base64");
+
+/**
+ * Key pairs the worker generates under frequent garbage collection. With
+ * the earlier JWK export, the worker deadlocked in 3 of 3 runs on Node.js
+ * 20.20.2. The limit only detects a hang, because a passing run took about
+ * 7 s on a shared two-core machine.
+ */
+const GC_PAIRS = 20_000;
+const GC_HANG_LIMIT_MS = 120_000;
+
 const valid = generateKeyPair().publicKey;
 
 interface Case {
@@ -82,6 +92,32 @@ describe("wireguard key text", () => {
     assert.equal(publicKeyOf(pair.privateKey), pair.publicKey);
     assert.equal(validatePublicKey(pair.publicKey), pair.publicKey);
     assert.notEqual(generateKeyPair().privateKey, pair.privateKey);
+  });
+
+  it("generates clamped private keys", () => {
+    // RFC 7748 section 5 clamping, which `wg genkey` also applies to the key it prints.
+    for (let round = 0; round < 20; round += 1) {
+      const raw = decodeKey(generateKeyPair().privateKey, "private_key");
+      assert.equal((raw[0] as number) & 0b0000_0111, 0, "low 3 bits of the first byte");
+      assert.equal((raw[31] as number) & 0b1000_0000, 0, "top bit of the last byte");
+      assert.equal((raw[31] as number) & 0b0100_0000, 0b0100_0000, "bit 6 of the last byte");
+    }
+  });
+
+  it("generates under frequent garbage collection", () => {
+    const worker = new URL("./generate-keys-worker.ts", import.meta.url).pathname;
+    const result = spawnSync(
+      process.execPath,
+      ["--max-semi-space-size=1", "--import", "tsx", worker, String(GC_PAIRS)],
+      { encoding: "utf8", timeout: GC_HANG_LIMIT_MS, killSignal: "SIGKILL" },
+    );
+    assert.equal(
+      result.signal,
+      null,
+      `generating ${GC_PAIRS} key pairs timed out after ${GC_HANG_LIMIT_MS} ms: generateKeyPair hung`,
+    );
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout.trim(), String(GC_PAIRS));
   });
 
   it("agrees with wg pubkey", (t) => {
