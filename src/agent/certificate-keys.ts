@@ -1,5 +1,6 @@
-import { createPublicKey, generateKeyPairSync, type KeyObject, webcrypto } from "node:crypto";
+import { createPublicKey, type KeyObject, webcrypto } from "node:crypto";
 import { isIP } from "node:net";
+import { generateKeys } from "../crypto/key-generation.ts";
 import { ipAddressBytes } from "../engines/pki/general-names.ts";
 import * as x509 from "../engines/pki/x509.ts";
 
@@ -38,10 +39,10 @@ function signingAlgorithm(type: CertificateKeyType) {
 export function generateCertificateKey(type: CertificateKeyType): CertificateKeyPair {
   const pair =
     type === "ed25519"
-      ? generateKeyPairSync("ed25519")
+      ? generateKeys({ type: "ed25519" })
       : type.startsWith("rsa-")
-        ? generateKeyPairSync("rsa", { modulusLength: Number(type.slice(4)) })
-        : generateKeyPairSync("ec", { namedCurve: type === "ec-p384" ? "P-384" : "P-256" });
+        ? generateKeys({ type: "rsa", modulusLength: Number(type.slice(4)) })
+        : generateKeys({ type: "ec", namedCurve: type === "ec-p384" ? "P-384" : "P-256" });
   return {
     privateKeyPem: pair.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
     publicKeySpki: spkiOf(pair.publicKey),

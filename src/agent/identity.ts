@@ -1,12 +1,7 @@
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  webcrypto,
-} from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject, webcrypto } from "node:crypto";
 import { mkdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { generateKeys } from "../crypto/key-generation.ts";
 import * as x509 from "../engines/pki/x509.ts";
 import { syncDirectory, writeFileAtomic } from "./atomic-file.ts";
 
@@ -56,7 +51,7 @@ export interface CertificateInfo {
 
 /** Generates a P-256 private key and returns it as PKCS#8 PEM. */
 export function generateP256Key(): string {
-  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const { privateKey } = generateKeys({ type: "ec", namedCurve: "P-256" });
   return privateKey.export({ format: "pem", type: "pkcs8" }).toString();
 }
 

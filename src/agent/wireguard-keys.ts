@@ -1,6 +1,6 @@
-import { generateKeyPairSync } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { generateX25519KeyPair } from "../crypto/x25519.ts";
 import { writeFileAtomic } from "./atomic-file.ts";
 
 /**
@@ -45,12 +45,10 @@ export const KEYRING_FILE = "wireguard-keys.json";
 
 /** Generates an X25519 key pair in base64, as `wg genkey | tee priv | wg pubkey` gives. */
 export function generateWireguardKey(now = new Date()): WireguardKey {
-  const { publicKey, privateKey } = generateKeyPairSync("x25519");
-  const privateJwk = privateKey.export({ format: "jwk" });
-  const publicJwk = publicKey.export({ format: "jwk" });
+  const { publicKey, privateKey } = generateX25519KeyPair();
   return {
-    private_key: Buffer.from(privateJwk.d as string, "base64url").toString("base64"),
-    public_key: Buffer.from(publicJwk.x as string, "base64url").toString("base64"),
+    private_key: privateKey.toString("base64"),
+    public_key: publicKey.toString("base64"),
     created_at: now.toISOString(),
   };
 }

@@ -1,9 +1,5 @@
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-} from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { generateKeys } from "./key-generation.ts";
 
 /** NIST curves for ECDSA, by their JOSE/NIST names. */
 export const ECDSA_CURVES = ["P-256", "P-384", "P-521"] as const;
@@ -39,11 +35,12 @@ export function generateKeyPair(spec: AsymmetricKeySpec): GeneratedKeyPair {
 function generateKeyObjects(spec: AsymmetricKeySpec): { privateKey: KeyObject } {
   switch (spec.algorithm) {
     case "ed25519":
-      return generateKeyPairSync("ed25519");
+      return generateKeys({ type: "ed25519" });
     case "ecdsa":
-      return generateKeyPairSync("ec", { namedCurve: spec.curve });
+      return generateKeys({ type: "ec", namedCurve: spec.curve });
     case "rsa":
-      return generateKeyPairSync("rsa", {
+      return generateKeys({
+        type: "rsa",
         modulusLength: spec.modulusLength,
         publicExponent: RSA_PUBLIC_EXPONENT,
       });

@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, diffieHellman } from "node:crypto";
+import { generateKeys } from "./key-generation.ts";
 
 /** DER prefix of an X25519 PKCS#8 private key before its 32 raw bytes (RFC 8410, section 7). */
 const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
@@ -39,4 +40,24 @@ export function x25519PublicKey(privateKey: Uint8Array): Buffer {
   });
   const jwk = createPublicKey(key).export({ format: "jwk" });
   return Buffer.from(jwk.x ?? "", "base64url");
+}
+
+/** Returns the 32 raw key bytes after `prefix` in a DER encoding of an X25519 key. */
+function rawKeyOf(der: Buffer, prefix: Buffer): Buffer {
+  if (der.length !== prefix.length + 32 || !der.subarray(0, prefix.length).equals(prefix)) {
+    throw new Error("node:crypto returned an unexpected DER encoding of an X25519 key");
+  }
+  return der.subarray(prefix.length);
+}
+
+/**
+ * Generates an X25519 key pair and returns its raw 32-byte keys. OpenSSL
+ * clamps the private key, as `wg genkey` does.
+ */
+export function generateX25519KeyPair(): { privateKey: Buffer; publicKey: Buffer } {
+  const { pkcs8, spki } = generateKeys({ type: "x25519" });
+  return {
+    privateKey: rawKeyOf(pkcs8, X25519_PKCS8_PREFIX),
+    publicKey: rawKeyOf(spki, X25519_SPKI_PREFIX),
+  };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { generateKeyPairSync, type KeyObject, webcrypto } from "node:crypto";
+import { type KeyObject, webcrypto } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, request as httpsRequest, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -10,6 +10,7 @@ import pino from "pino";
 import { buildApp } from "../../src/api/app.ts";
 import type { LoginRateLimiterOptions } from "../../src/auth/rate-limiter.ts";
 import { Keyward } from "../../src/core/keyward.ts";
+import { generateKeys } from "../../src/crypto/key-generation.ts";
 import type { DeviceArtifactSource } from "../../src/devices/artifacts.ts";
 import type { PublicEncryptionJwk } from "../../src/devices/sealed.ts";
 import { estTlsOptions } from "../../src/engines/pki/est/tls.ts";
@@ -193,7 +194,7 @@ export async function makeDeviceKeys(
     signingAlgorithm: algorithm,
   });
   const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey);
-  const encryption = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const encryption = generateKeys({ type: "ec", namedCurve: "P-256" });
   const jwk = encryption.publicKey.export({ format: "jwk" });
   return {
     csr: csr.toString("pem"),

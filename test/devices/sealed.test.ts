@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
 import { describe, it } from "node:test";
 import { decodeProtectedHeader, exportJWK } from "jose";
+import { generateKeys } from "../../src/crypto/key-generation.ts";
 import {
   encryptionKeyId,
   openSealed,
@@ -11,7 +11,7 @@ import {
 import { KeywardError } from "../../src/errors.ts";
 
 function keyPair() {
-  const pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const pair = generateKeys({ type: "ec", namedCurve: "P-256" });
   const jwk = pair.publicKey.export({ format: "jwk" });
   const publicJwk: PublicEncryptionJwk = { kty: "EC", crv: "P-256", x: jwk.x!, y: jwk.y! };
   return { publicJwk, privateKey: pair.privateKey };

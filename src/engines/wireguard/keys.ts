@@ -1,7 +1,6 @@
-import { generateKeyPairSync } from "node:crypto";
 import { randomBytes } from "../../crypto/random.ts";
-import { x25519PublicKey, x25519SharedSecret } from "../../crypto/x25519.ts";
-import { invalidField, KeywardError } from "../../errors.ts";
+import { generateX25519KeyPair, x25519PublicKey, x25519SharedSecret } from "../../crypto/x25519.ts";
+import { invalidField } from "../../errors.ts";
 
 /** Length of a WireGuard key in bytes: X25519 keys and preshared keys alike. */
 export const KEY_BYTES = 32;
@@ -65,42 +64,11 @@ export function publicKeyOf(privateKey: string): string {
   return x25519PublicKey(decodeKey(privateKey, "private_key")).toString("base64");
 }
 
-/** DER prefix of an X25519 PKCS#8 private key before its 32 raw bytes (RFC 8410, section 7). */
-const PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
-
-/** DER prefix of an X25519 SubjectPublicKeyInfo before its 32 raw bytes (RFC 8410, section 4). */
-const SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
-
-/** Returns the raw key after `prefix` in a DER encoding that node:crypto just generated. */
-function rawKeyOf(der: Buffer, prefix: Buffer, keyType: "private key" | "public key"): Buffer {
-  if (der.length !== prefix.length + KEY_BYTES || !der.subarray(0, prefix.length).equals(prefix)) {
-    throw new KeywardError("internal", "internal error", {
-      details: {
-        reason: `node:crypto returned an unexpected DER encoding of an X25519 ${keyType}`,
-      },
-    });
-  }
-  return der.subarray(prefix.length);
-}
-
 /**
  * Generates an X25519 key pair in WireGuard's base64 form. OpenSSL clamps
  * the private key, as `wg genkey` does.
- *
- * The keys are encoded as DER inside the generation call, and no KeyObject
- * is exported afterwards. On Node.js 20.20.2, exporting a freshly generated
- * X25519 KeyObject as JWK can deadlock the thread (seen in a gdb backtrace).
- * The export holds the key's mutex while it allocates. A garbage collection
- * during that allocation can free the finished generation job, whose
- * destructor then locks the same mutex again.
  */
 export function generateKeyPair(): GeneratedKeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync("x25519", {
-    publicKeyEncoding: { format: "der", type: "spki" },
-    privateKeyEncoding: { format: "der", type: "pkcs8" },
-  });
-  return {
-    privateKey: rawKeyOf(privateKey, PKCS8_PREFIX, "private key").toString("base64"),
-    publicKey: rawKeyOf(publicKey, SPKI_PREFIX, "public key").toString("base64"),
-  };
+  const { privateKey, publicKey } = generateX25519KeyPair();
+  return { privateKey: privateKey.toString("base64"), publicKey: publicKey.toString("base64") };
 }

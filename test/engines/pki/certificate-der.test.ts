@@ -8,6 +8,7 @@ import {
 } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { generateKeys } from "../../../src/crypto/key-generation.ts";
 import { buildCertificate, newSerialHex } from "../../../src/engines/pki/certificate.ts";
 import { checkCsr } from "../../../src/engines/pki/csr.ts";
 import { keyObjectSigner } from "../../../src/engines/pki/data-signer.ts";
@@ -48,10 +49,10 @@ async function makeCsr(algorithm: WebAlgorithm, name: string): Promise<string> {
 function selfSignedCa(spec: KeySpec) {
   const pair =
     spec.type === "ec"
-      ? generateKeyPairSync("ec", { namedCurve: spec.bits === 384 ? "secp384r1" : "prime256v1" })
+      ? generateKeys({ type: "ec", namedCurve: spec.bits === 384 ? "secp384r1" : "prime256v1" })
       : spec.type === "rsa"
-        ? generateKeyPairSync("rsa", { modulusLength: spec.bits })
-        : generateKeyPairSync("ed25519");
+        ? generateKeys({ type: "rsa", modulusLength: spec.bits })
+        : generateKeys({ type: "ed25519" });
   return {
     pair,
     spki: pair.publicKey.export({ format: "der", type: "spki" }),
