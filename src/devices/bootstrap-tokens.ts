@@ -138,6 +138,20 @@ export class BootstrapTokens {
   }
 
   /**
+   * Reads `record` again inside `writer`, so that a use counted meanwhile on
+   * another node is seen. Throws `bootstrap_token_invalid` when the token
+   * was deleted since.
+   */
+  async readAgain(
+    writer: RecordWriter,
+    record: BootstrapTokenRecord,
+  ): Promise<BootstrapTokenRecord> {
+    const current = await writer.get<BootstrapTokenRecord>(tokenPath(record.tokenSha256));
+    if (current === undefined) throw rejection("unknown", record.device);
+    return current;
+  }
+
+  /**
    * Counts one use of `record` in `writer`. A used-up token stays stored
    * until it expires, so presenting it again gets `bootstrap_token_used`.
    */

@@ -125,22 +125,33 @@ export class DeviceEnrolment {
         now,
       );
 
-      const superseded = existing.certificates;
-      const updated: DeviceRecord = {
-        ...existing,
-        state: "enrolled",
-        certificates: [identity.record],
-        encryptionKey: key.jwk,
-        encryptionKeyId: key.keyId,
-        enrolledAt: now.toISOString(),
-        updatedAt: now.toISOString(),
-      };
       const serialRecord: SerialRecord = { device: existing.name, deviceId: existing.id };
-      await store.transaction(async (writer) => {
-        await tokens.consume(writer, token);
-        for (const certificate of superseded) await writer.delete(serialPath(certificate.serial));
+      // NOTE: when this transaction fails, the certificate just issued
+      // stays stored in the PKI mount and is not revoked. It cannot
+      // authenticate, because the serial index does not list it.
+      const { updated, superseded } = await store.transaction(async (writer) => {
+        // Another node may have used the token, or changed or deleted the
+        // device, since they were read above.
+        const currentToken = await tokens.readAgain(writer, token);
+        const current = await writer.get<DeviceRecord>(devicePath(existing.name));
+        this.#context.tokens.check(currentToken, current, now);
+        if (current.state === "revoked") throw deviceRevokedError(current.name);
+        const enrolled: DeviceRecord = {
+          ...current,
+          state: "enrolled",
+          certificates: [identity.record],
+          encryptionKey: key.jwk,
+          encryptionKeyId: key.keyId,
+          enrolledAt: now.toISOString(),
+          updatedAt: now.toISOString(),
+        };
+        await tokens.consume(writer, currentToken);
+        for (const certificate of current.certificates) {
+          await writer.delete(serialPath(certificate.serial));
+        }
         await writer.put(serialPath(identity.record.serial), serialRecord);
-        await writer.put(devicePath(existing.name), updated);
+        await writer.put(devicePath(current.name), enrolled);
+        return { updated: enrolled, superseded: current.certificates };
       });
       await revokeIdentityCertificates(pki, superseded, "superseded", logger);
       return { device: updated, issued: identity };
@@ -183,23 +194,32 @@ export class DeviceEnrolment {
         request.csr,
         now,
       );
-      const expired = existing.certificates.filter(
-        (certificate) => Date.parse(certificate.expiration) <= now.getTime(),
-      );
-      const updated: DeviceRecord = {
-        ...existing,
-        certificates: [
-          ...existing.certificates.filter((certificate) => !expired.includes(certificate)),
-          identity.record,
-        ],
-        ...(key ? { encryptionKey: key.jwk, encryptionKeyId: key.keyId } : {}),
-        updatedAt: now.toISOString(),
-      };
       const serialRecord: SerialRecord = { device: existing.name, deviceId: existing.id };
-      await store.transaction(async (writer) => {
+      const updated = await store.transaction(async (writer) => {
+        // Another node may have revoked, deleted or changed the device since it was read above.
+        const current = await writer.get<DeviceRecord>(devicePath(ref.name));
+        if (!current || current.id !== ref.id || current.state !== "enrolled") {
+          throw deviceAuthenticationFailed(
+            "the device was revoked or deleted while the request was served",
+            "state_changed",
+          );
+        }
+        const expired = current.certificates.filter(
+          (certificate) => Date.parse(certificate.expiration) <= now.getTime(),
+        );
+        const renewed: DeviceRecord = {
+          ...current,
+          certificates: [
+            ...current.certificates.filter((certificate) => !expired.includes(certificate)),
+            identity.record,
+          ],
+          ...(key ? { encryptionKey: key.jwk, encryptionKeyId: key.keyId } : {}),
+          updatedAt: now.toISOString(),
+        };
         for (const certificate of expired) await writer.delete(serialPath(certificate.serial));
         await writer.put(serialPath(identity.record.serial), serialRecord);
-        await writer.put(devicePath(existing.name), updated);
+        await writer.put(devicePath(current.name), renewed);
+        return renewed;
       });
       return { device: updated, issued: identity };
     });

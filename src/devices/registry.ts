@@ -4,7 +4,9 @@ import { invalidField, KeywardError, notFound } from "../errors.ts";
 import { newBootstrapToken, tokenPath } from "./bootstrap-tokens.ts";
 import { CONFIG_PATH, type DeviceContext, devicePath, deviceRef, serialPath } from "./context.ts";
 import { revokeIdentityCertificates } from "./identity-certificates.ts";
+import { claimDeviceName, DeviceNameBackfill, releaseDeviceName } from "./name-claims.ts";
 import { validateName, validateNameList, validateTags } from "./names.ts";
+import type { RecordWriter } from "./store.ts";
 import type { DeviceRecord, DevicesConfig } from "./types.ts";
 
 /** Fields of `POST /v1/devices/config`. */
@@ -29,15 +31,34 @@ export function deviceRevokedError(name: string): KeywardError {
 }
 
 /**
+ * Reads device `device.name` again inside `writer` and returns it. Throws
+ * `not_found` when it was deleted, or deleted and created anew, since
+ * `device` was read. A change that read the device before its transaction
+ * builds on this copy, so it neither undoes a change made meanwhile by
+ * another node nor stores again a device deleted there, which would then
+ * have no name claim.
+ */
+export async function readDeviceAgain(
+  writer: RecordWriter,
+  device: DeviceRecord,
+): Promise<DeviceRecord> {
+  const current = await writer.get<DeviceRecord>(devicePath(device.name));
+  if (current === undefined || current.id !== device.id) throw notFound(`device "${device.name}"`);
+  return current;
+}
+
+/**
  * The registry's settings and its devices: creation, update, bootstrap
  * tokens, revocation and deletion. Changes to one device run under that
  * device's lock.
  */
 export class DeviceRegistry {
   readonly #context: DeviceContext;
+  readonly #backfill: DeviceNameBackfill;
 
   constructor(context: DeviceContext) {
     this.#context = context;
+    this.#backfill = new DeviceNameBackfill(context.store, context.clock, context.logger);
   }
 
   async readConfig(): Promise<DevicesConfig | undefined> {
@@ -113,69 +134,56 @@ export class DeviceRegistry {
     return this.#context.store.list("registry");
   }
 
-  /** Creates device `name` in state `registered`, or updates its tags and groups. */
+  /**
+   * Creates device `name` in state `registered`, or updates its tags and
+   * groups. A new device claims its name in lower case in the transaction
+   * that stores it (see `name-claims.ts`), so a device whose name differs
+   * only in case gets `already_exists` on every node.
+   */
   async write(name: string, input: DeviceInput): Promise<DeviceRecord> {
     validateName(name, "name");
     const tags = input.tags === undefined ? undefined : validateTags(input.tags);
     const groups =
       input.groups === undefined ? undefined : validateNameList(input.groups, "groups");
     const { store, clock, logger, waiters } = this.#context;
-    // Names that differ only in case also share one lock (device names have
-    // no ":"), so that the check below finds a device that a concurrent
-    // request of this node creates.
+    await this.#backfill.ensure();
+    // The claim keeps names unique across nodes. The lock shared by names
+    // that differ only in case (device names have no ":") spares this
+    // node's own concurrent requests a storage conflict and its retry.
     const caseLock = `case:${name.toLowerCase()}`;
     const { device, created } = await store.withLock(caseLock, () =>
-      store.withLock(name, async () => {
-        const existing = await store.get<DeviceRecord>(devicePath(name));
-        if (existing === undefined) await this.#rejectCaseVariant(name);
-        const now = clock().toISOString();
-        const record: DeviceRecord = existing
-          ? {
-              ...existing,
-              tags: tags ?? existing.tags,
-              groups: groups ?? existing.groups,
-              updatedAt: now,
-            }
-          : {
-              name,
-              id: randomUUID(),
-              tags: tags ?? {},
-              groups: groups ?? [],
-              state: "registered",
-              certificates: [],
-              bootstrapTokens: [],
-              createdAt: now,
-              updatedAt: now,
-            };
-        await store.put(devicePath(name), record);
-        return { device: record, created: existing === undefined };
-      }),
+      store.withLock(name, () =>
+        store.transaction(async (writer) => {
+          const existing = await writer.get<DeviceRecord>(devicePath(name));
+          if (existing === undefined) await claimDeviceName(writer, name);
+          const now = clock().toISOString();
+          const record: DeviceRecord = existing
+            ? {
+                ...existing,
+                tags: tags ?? existing.tags,
+                groups: groups ?? existing.groups,
+                updatedAt: now,
+              }
+            : {
+                name,
+                id: randomUUID(),
+                tags: tags ?? {},
+                groups: groups ?? [],
+                state: "registered",
+                certificates: [],
+                bootstrapTokens: [],
+                createdAt: now,
+                updatedAt: now,
+              };
+          await writer.put(devicePath(name), record);
+          return { device: record, created: existing === undefined };
+        }),
+      ),
     );
     if (created) logger.info({ device: name, deviceId: device.id }, "registered device");
     // Tags and groups decide which artifacts the device receives.
     else waiters.changed([name]);
     return device;
-  }
-
-  /**
-   * Throws `already_exists` when a device whose name differs from `name`
-   * only in case exists. Certificate templates lower-case DNS names, so
-   * both devices would get certificates for one name.
-   * NOTE: two nodes that create such devices at the same moment are not
-   * stopped, because each node only locks its own requests.
-   */
-  async #rejectCaseVariant(name: string): Promise<void> {
-    const lower = name.toLowerCase();
-    const clash = (await this.list()).find(
-      (other) => other !== name && other.toLowerCase() === lower,
-    );
-    if (clash !== undefined) {
-      throw new KeywardError(
-        "already_exists",
-        `device "${clash}" exists, and device names that differ only in case would share certificate names`,
-        { field: "name" },
-      );
-    }
   }
 
   /**
@@ -192,10 +200,12 @@ export class DeviceRegistry {
       const now = clock();
       const issued = newBootstrapToken(device, now, ttlSeconds, numUses);
       await store.transaction(async (writer) => {
-        const kept = await tokens.prune(writer, device, now);
+        const current = await readDeviceAgain(writer, device);
+        if (current.state === "revoked") throw deviceRevokedError(name);
+        const kept = await tokens.prune(writer, current, now);
         await writer.put(tokenPath(issued.record.tokenSha256), issued.record);
         await writer.put(devicePath(name), {
-          ...device,
+          ...current,
           bootstrapTokens: [...kept, issued.record.tokenSha256],
         });
       });
@@ -221,16 +231,18 @@ export class DeviceRegistry {
     const device = await store.withLock(name, async () => {
       const existing = await this.require(name);
       const now = clock().toISOString();
-      const revoked: DeviceRecord = {
-        ...existing,
-        state: "revoked",
-        revokedAt: existing.revokedAt ?? now,
-        bootstrapTokens: [],
-        updatedAt: now,
-      };
-      await store.transaction(async (writer) => {
-        await tokens.prune(writer, existing);
-        await writer.put(devicePath(name), revoked);
+      const revoked = await store.transaction(async (writer) => {
+        const current = await readDeviceAgain(writer, existing);
+        const record: DeviceRecord = {
+          ...current,
+          state: "revoked",
+          revokedAt: current.revokedAt ?? now,
+          bootstrapTokens: [],
+          updatedAt: now,
+        };
+        await tokens.prune(writer, current);
+        await writer.put(devicePath(name), record);
+        return record;
       });
       await revokeIdentityCertificates(pki, revoked.certificates, undefined, logger);
       return revoked;
@@ -272,14 +284,18 @@ export class DeviceRegistry {
         // certificate does not outlive the record. Revocation deletes the
         // device's tokens, so no later enrolment can start another pass.
         if (device.state === "enrolled") return false;
-        await store.transaction(async (writer) => {
-          await tokens.prune(writer, device);
-          for (const certificate of device.certificates)
+        return store.transaction(async (writer) => {
+          // Another node may have enrolled the device since it was read.
+          const current = await readDeviceAgain(writer, device);
+          if (current.state === "enrolled") return false;
+          await tokens.prune(writer, current);
+          for (const certificate of current.certificates)
             await writer.delete(serialPath(certificate.serial));
           await applied.delete(writer, name);
+          await releaseDeviceName(writer, name);
           await writer.delete(devicePath(name));
+          return true;
         });
-        return true;
       });
     }
     this.#context.lastSeenWrites.delete(name);

@@ -175,8 +175,11 @@ export async function generateRoot(context: PkiContext, type: string, request: C
     },
     { selfSigner, keySpec: spec },
   );
-  const key = await context.issuers.addKey(pkcs8, spec, { name: request.key_name, exported });
-  const { issuer } = await context.issuers.addIssuer(certificate, { name: request.issuer_name });
+  const { key, issuer } = await context.issuers.addGeneratedRoot(pkcs8, spec, certificate, {
+    keyName: request.key_name,
+    issuerName: request.issuer_name,
+    exported,
+  });
   await context.inventory.add(certificate, issuer.id, "");
   const format = request.format ?? "pem";
   return {

@@ -13,6 +13,14 @@ import {
   type SigningKey,
   serialHexOf,
 } from "./key-pairs.ts";
+import {
+  claimObjectName,
+  NAMED,
+  type Named,
+  rejectListedName,
+  releaseObjectName,
+  validateObjectName,
+} from "./object-names.ts";
 import { toPem } from "./pem.ts";
 import type { PkiStore, PkiTransaction } from "./store.ts";
 import {
@@ -26,21 +34,6 @@ import {
 } from "./types.ts";
 import type * as x509 from "./x509.ts";
 
-/** Issuer and key names: letters, digits, `-` and `_`, as Vault allows, and never `default`. */
-const NAME_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-
-/** Throws `invalid_field` unless `name` is empty or a valid issuer or key name. */
-export function validateObjectName(name: string, field: string): void {
-  if (name === "") return;
-  if (!NAME_PATTERN.test(name) || name === "default") {
-    throw new KeywardError(
-      "invalid_field",
-      `"${field}" must be 1-128 letters, digits, "-" or "_", and not "default"`,
-      { field },
-    );
-  }
-}
-
 /** Returns what an issuer may do: its stored `usage`, or every usage when none is stored. */
 export function issuerUsage(issuer: IssuerRecord): IssuerUsage[] {
   return issuer.usage ?? [...ISSUER_USAGES];
@@ -51,45 +44,16 @@ export function issuerCanSign(issuer: IssuerRecord): boolean {
   return issuer.keyId !== "" || issuer.transitKey !== undefined;
 }
 
-/** The record that claims a name for one issuer or key, at `<claims>/<name>`. */
-interface NameClaim {
-  id: string;
+/** Claims the key's name and writes the key, inside `tx`. */
+async function writeKey(tx: PkiTransaction, key: KeyRecord): Promise<void> {
+  await claimObjectName(tx, NAMED.key, key.name, key.id);
+  await tx.put(`keys/${key.id}`, key);
 }
 
-/** The storage folders of the name claims and of the named records, for issuers and keys. */
-const NAMED = {
-  issuer: { claims: "issuer-names", records: "issuers", field: "issuer_name", noun: "an issuer" },
-  key: { claims: "key-names", records: "keys", field: "key_name", noun: "a key" },
-} as const;
-
-type Named = (typeof NAMED)[keyof typeof NAMED];
-
-/**
- * Claims `name` for the issuer or key `id` inside `tx`, and throws
- * `already_exists` when another existing record has it. The claim is read
- * and written in the transaction that writes the record, so two nodes
- * giving one name at once conflict in storage, and the retried one finds
- * the claim. A claim of a deleted record counts for nothing.
- */
-async function claimName(tx: PkiTransaction, named: Named, name: string, id: string) {
-  const path = `${named.claims}/${name}`;
-  const claim = await tx.get<NameClaim>(path);
-  if (claim !== undefined && claim.id !== id) {
-    if ((await tx.get(`${named.records}/${claim.id}`)) !== undefined) {
-      throw new KeywardError("already_exists", `${named.noun} named "${name}" exists`, {
-        field: named.field,
-      });
-    }
-  }
-  await tx.put(path, { id } satisfies NameClaim);
-}
-
-/** Deletes the claim of `name` inside `tx` when the issuer or key `id` has it. */
-async function releaseName(tx: PkiTransaction, named: Named, name: string, id: string) {
-  if (name === "") return;
-  const path = `${named.claims}/${name}`;
-  const claim = await tx.get<NameClaim>(path);
-  if (claim?.id === id) await tx.delete(path);
+/** Claims the issuer's name and writes the issuer, inside `tx`. */
+async function writeIssuer(tx: PkiTransaction, issuer: IssuerRecord): Promise<void> {
+  await claimObjectName(tx, NAMED.issuer, issuer.name, issuer.id);
+  await tx.put(`issuers/${issuer.id}`, issuer);
 }
 
 /** A loaded issuer that can sign: its record, parsed certificate and private key. */
@@ -189,25 +153,12 @@ export class IssuerRegistry {
     const spki = publicKeyOf(pkcs8);
     const existing = await this.keyForPublicKey(spki);
     if (existing) return existing;
-    if (options.name && (await this.keys()).some((key) => key.name === options.name)) {
-      throw new KeywardError("already_exists", `a key named "${options.name}" exists`, {
-        field: "key_name",
-      });
-    }
-    const record: KeyRecord = {
-      id: randomUUID(),
-      name: options.name ?? "",
-      type: spec.type,
-      bits: spec.bits,
-      pkcs8: Buffer.from(pkcs8).toString("base64"),
-      exported: options.exported,
-      createdAt: this.#clock().toISOString(),
-    };
-    await this.#store.transaction(async (tx) => {
-      if (record.name !== "") await claimName(tx, NAMED.key, record.name, record.id);
-      await tx.put(`keys/${record.id}`, record);
+    return this.#withNameLock(NAMED.key, options.name ?? "", async () => {
+      rejectListedName(NAMED.key, options.name ?? "", await this.keys());
+      const record = this.#newKey(pkcs8, spec, options);
+      await this.#store.transaction((tx) => writeKey(tx, record));
+      return record;
     });
-    return record;
   }
 
   /** Returns the stored key whose public key is `spki`, if any. */
@@ -247,15 +198,70 @@ export class IssuerRegistry {
       }
       return { issuer: existing, created: false };
     }
-    if (options.name && all.some((issuer) => issuer.name === options.name)) {
-      throw new KeywardError("already_exists", `an issuer named "${options.name}" exists`, {
-        field: "issuer_name",
-      });
-    }
     const names = certificateNames(new Uint8Array(certificate.rawData));
     describePublicKey(publicKeyObject(names.spki), "certificate");
     const key = await this.keyForPublicKey(names.spki);
-    const record: IssuerRecord = {
+    const record = this.#newIssuer(certificate, pem, options, key);
+    await this.#withNameLock(NAMED.issuer, record.name, async () => {
+      rejectListedName(NAMED.issuer, record.name, await this.list());
+      await this.#store.transaction((tx) => writeIssuer(tx, record));
+    });
+    await this.#becomeDefaultIfDue(record);
+    return { issuer: record, created: true };
+  }
+
+  /**
+   * Stores a newly generated root CA: its key, and its self-signed
+   * certificate as a new issuer linked to that key, in one transaction.
+   * When the key name or the issuer name is taken, neither is stored, so
+   * no stored key keeps the rejected request's key name. The issuer
+   * becomes the default as in `addIssuer`.
+   */
+  async addGeneratedRoot(
+    pkcs8: Uint8Array,
+    spec: KeySpec,
+    certificate: x509.X509Certificate,
+    options: { keyName?: string; issuerName?: string; exported: boolean },
+  ): Promise<{ key: KeyRecord; issuer: IssuerRecord }> {
+    validateObjectName(options.keyName ?? "", "key_name");
+    validateObjectName(options.issuerName ?? "", "issuer_name");
+    const key = this.#newKey(pkcs8, spec, { name: options.keyName, exported: options.exported });
+    const pem = toPem(certificate.rawData, "CERTIFICATE");
+    const issuer = this.#newIssuer(certificate, pem, { name: options.issuerName }, key);
+    // Every caller takes the key name's lock before the issuer name's, so no two wait for each other.
+    await this.#withNameLock(NAMED.key, key.name, () =>
+      this.#withNameLock(NAMED.issuer, issuer.name, async () => {
+        rejectListedName(NAMED.key, key.name, await this.keys());
+        rejectListedName(NAMED.issuer, issuer.name, await this.list());
+        await this.#store.transaction(async (tx) => {
+          await writeKey(tx, key);
+          await writeIssuer(tx, issuer);
+        });
+      }),
+    );
+    await this.#becomeDefaultIfDue(issuer);
+    return { key, issuer };
+  }
+
+  #newKey(pkcs8: Uint8Array, spec: KeySpec, options: { name?: string; exported: boolean }) {
+    return {
+      id: randomUUID(),
+      name: options.name ?? "",
+      type: spec.type,
+      bits: spec.bits,
+      pkcs8: Buffer.from(pkcs8).toString("base64"),
+      exported: options.exported,
+      createdAt: this.#clock().toISOString(),
+    } satisfies KeyRecord;
+  }
+
+  #newIssuer(
+    certificate: x509.X509Certificate,
+    pem: string,
+    options: { name?: string; chainPems?: string[]; transitKey?: TransitKeyRef },
+    key: KeyRecord | undefined,
+  ): IssuerRecord {
+    return {
       id: randomUUID(),
       name: options.name ?? "",
       keyId: key?.id ?? "",
@@ -267,15 +273,24 @@ export class IssuerRegistry {
       createdAt: this.#clock().toISOString(),
       ...(options.transitKey && !key ? { transitKey: options.transitKey } : {}),
     };
-    await this.#store.transaction(async (tx) => {
-      if (record.name !== "") await claimName(tx, NAMED.issuer, record.name, record.id);
-      await tx.put(`issuers/${record.id}`, record);
-    });
+  }
+
+  /**
+   * Runs `work` while holding this node's lock of `name`, so that this
+   * node's requests for one name wait for each other instead of failing
+   * each other's transactions. The claim alone keeps the name unique
+   * across nodes. An empty name takes no lock.
+   */
+  #withNameLock<T>(named: Named, name: string, work: () => Promise<T>): Promise<T> {
+    return name === "" ? work() : this.#store.withLock(`${named.claims}/${name}`, work);
+  }
+
+  /** Makes a new issuer the default when the mount has none, or when the default follows the latest issuer. */
+  async #becomeDefaultIfDue(issuer: IssuerRecord): Promise<void> {
     const config = await this.config();
     if (config.defaultIssuerId === "" || config.defaultFollowsLatestIssuer) {
-      await this.#store.put("config/issuers", { ...config, defaultIssuerId: record.id });
+      await this.#store.put("config/issuers", { ...config, defaultIssuerId: issuer.id });
     }
-    return { issuer: record, created: true };
   }
 
   async updateIssuer(
@@ -285,17 +300,7 @@ export class IssuerRegistry {
     const issuer = await this.resolve(ref, "issuer_ref");
     return this.#store.withLock(`issuers/${issuer.id}`, async () => {
       const current = (await this.#store.get<IssuerRecord>(`issuers/${issuer.id}`)) ?? issuer;
-      if (changes.name !== undefined) {
-        validateObjectName(changes.name, "issuer_name");
-        const taken = (await this.list()).some(
-          (other) => other.id !== current.id && other.name === changes.name,
-        );
-        if (changes.name !== "" && taken) {
-          throw new KeywardError("already_exists", `an issuer named "${changes.name}" exists`, {
-            field: "issuer_name",
-          });
-        }
-      }
+      if (changes.name !== undefined) validateObjectName(changes.name, "issuer_name");
       const updated: IssuerRecord = {
         ...current,
         ...(changes.name !== undefined ? { name: changes.name } : {}),
@@ -303,12 +308,16 @@ export class IssuerRegistry {
           ? { leafNotAfterBehavior: changes.leafNotAfterBehavior }
           : {}),
       };
-      await this.#store.transaction(async (tx) => {
-        if (updated.name !== current.name) {
-          await releaseName(tx, NAMED.issuer, current.name, current.id);
-          if (updated.name !== "") await claimName(tx, NAMED.issuer, updated.name, current.id);
-        }
-        await tx.put(`issuers/${current.id}`, updated);
+      const renamed = updated.name !== current.name;
+      await this.#withNameLock(NAMED.issuer, renamed ? updated.name : "", async () => {
+        if (renamed) rejectListedName(NAMED.issuer, updated.name, await this.list(), current.id);
+        await this.#store.transaction(async (tx) => {
+          if (renamed) {
+            await releaseObjectName(tx, NAMED.issuer, current.name, current.id);
+            await claimObjectName(tx, NAMED.issuer, updated.name, current.id);
+          }
+          await tx.put(`issuers/${current.id}`, updated);
+        });
       });
       return updated;
     });
@@ -317,7 +326,7 @@ export class IssuerRegistry {
   async deleteIssuer(ref: string): Promise<void> {
     const issuer = await this.resolve(ref, "issuer_ref");
     await this.#store.transaction(async (tx) => {
-      await releaseName(tx, NAMED.issuer, issuer.name, issuer.id);
+      await releaseObjectName(tx, NAMED.issuer, issuer.name, issuer.id);
       await tx.delete(`issuers/${issuer.id}`);
     });
     const config = await this.config();
