@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { diffieHellman, sign, verify } from "node:crypto";
 import { describe, it } from "node:test";
 import { generateKeys, type KeyPairSpec } from "../../src/crypto/key-generation.ts";
 import { generateX25519KeyPair, x25519PublicKey } from "../../src/crypto/x25519.ts";
+import { assertFinishesUnderFrequentGc } from "../helpers/gc-stress.ts";
 
 /**
  * Pairs the worker generates and exports under frequent garbage collection.
@@ -59,18 +59,10 @@ describe("generateKeys", () => {
   });
 
   it("exports JWK under frequent garbage collection", () => {
-    const worker = new URL("./key-generation-worker.ts", import.meta.url).pathname;
-    const result = spawnSync(
-      process.execPath,
-      ["--max-semi-space-size=1", "--import", "tsx", worker, String(GC_PAIRS)],
-      { encoding: "utf8", timeout: GC_HANG_LIMIT_MS, killSignal: "SIGKILL" },
+    assertFinishesUnderFrequentGc(
+      new URL("./key-generation-worker.ts", import.meta.url),
+      GC_PAIRS,
+      GC_HANG_LIMIT_MS,
     );
-    assert.equal(
-      result.error,
-      undefined,
-      `the worker timed out after ${GC_HANG_LIMIT_MS} ms: key generation or export hung`,
-    );
-    assert.equal(result.status, 0, result.stderr);
-    assert.equal(result.stdout.trim(), String(GC_PAIRS));
   });
 });
