@@ -10,6 +10,7 @@ import { isLocalHost, type PostgresConnection, parsePostgresUrl } from "./connec
 import { PostgresCoordination } from "./coordination.ts";
 import { migratePostgres } from "./migrations.ts";
 import { TimeoutAwarePool } from "./pool.ts";
+import { AdvisoryLockRetryLane } from "./retry-lane.ts";
 import { timeoutNote } from "./timeouts.ts";
 import { isDatabaseUnavailable } from "./unavailable.ts";
 
@@ -52,7 +53,8 @@ export const RETRYABLE_SQLSTATES = ["40001", "40P01"] as const;
 export const POSTGRES_TRANSACTION_ATTEMPTS = 50;
 /**
  * No retry of a transaction starts later than this after its first
- * attempt, in milliseconds. Two nodes with queued changes to one record
+ * attempt, in milliseconds, not counting the time its retries waited to
+ * enter the retry lane. Two nodes with queued changes to one record
  * can make one of them lose several times in a row, so the retries need
  * time to find a gap between the other node's commits.
  */
@@ -147,7 +149,11 @@ async function checkEncoding(db: Kysely<StorageDatabase>, description: string): 
  * aborts one of two conflicting serialisable transactions with SQLSTATE
  * 40001 instead of blocking, so `transaction()` runs the work again after
  * a random wait, up to `POSTGRES_TRANSACTION_ATTEMPTS` times in all and
- * for at most `POSTGRES_TRANSACTION_RETRY_BUDGET_MS`. A transaction that
+ * for at most `POSTGRES_TRANSACTION_RETRY_BUDGET_MS`. The retries of every
+ * node run one at a time under an advisory lock (`retry-lane.ts`),
+ * because a serializable read locks the whole index page it visits: new
+ * keys with a common prefix share a page, so concurrent creations of
+ * different names abort each other again and again. A transaction that
  * loses every attempt fails with `write_conflict` (HTTP 503), which is
  * logged as a warning. A call that fails because the database cannot be
  * reached, is restarting or does not respond in time fails with
@@ -232,6 +238,12 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
       driverCodes: RETRYABLE_SQLSTATES,
       maxAttempts: POSTGRES_TRANSACTION_ATTEMPTS,
       budgetMs: POSTGRES_TRANSACTION_RETRY_BUDGET_MS,
+      lane: new AdvisoryLockRetryLane((error) => {
+        logger?.warn(
+          { database: connection.description, driverCode: driverCodeOf(error) },
+          "postgresql storage failed to release the retry lane lock; retries on every node wait for it until this connection closes",
+        );
+      }),
     },
     onRetriesExhausted: (error) => {
       logger?.warn(

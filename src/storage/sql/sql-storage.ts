@@ -86,6 +86,34 @@ export interface SqlStorageOptions {
 export interface TransactionRetry extends ConflictRetryPolicy {
   /** Driver codes (such as SQLSTATE `40001`) after which the whole transaction may succeed when run again. */
   driverCodes: readonly string[];
+  /**
+   * When set, every attempt after the first runs inside this lane, so the
+   * retries of all processes sharing the database run one at a time.
+   * The time spent waiting to enter the lane does not count against
+   * `budgetMs`.
+   */
+  lane?: RetryLane;
+}
+
+/**
+ * A mutual exclusion shared by every process on one database, for the
+ * retries of transactions that lost a conflict. Transactions that keep
+ * running concurrently can keep aborting each other when the database
+ * detects conflicts coarsely (PostgreSQL locks whole index pages for
+ * serializable reads). Run one at a time, they abort only when a first
+ * attempt overlaps them.
+ */
+export interface RetryLane {
+  /**
+   * Enters the lane, runs `work` with `db` bound to the connection the
+   * lane reserved, and leaves the lane once `work` settles. It rejects
+   * with a driver error when entering fails. Work that starts a
+   * transaction must start it on the connection `work` receives.
+   */
+  run<T>(
+    db: Kysely<StorageDatabase>,
+    work: (connection: Kysely<StorageDatabase>) => Promise<T>,
+  ): Promise<T>;
 }
 
 /** The state of one open transaction, visible to calls made inside its `work`. */
@@ -200,14 +228,20 @@ export class SqlStorage implements Storage {
     // and must re-throw the work's own errors unchanged.
     return this.#call(undefined, async () => {
       const startedAt = Date.now();
+      // The time spent waiting for the retry lane, which the budget leaves out.
+      const waited = { ms: 0 };
       for (let attempt = 1; ; attempt++) {
         let result: T;
         try {
-          result = await this.#runTransaction(this.#db, work);
+          const lane = this.#retry?.lane;
+          result =
+            attempt === 1 || lane === undefined
+              ? await this.#runTransaction(this.#db, work)
+              : await this.#runInLane(lane, work, waited);
         } catch (error) {
           const retry = this.#retry;
           if (retry === undefined || !this.#isRetryable(error)) throw error;
-          const delay = nextConflictRetry(retry, attempt, startedAt);
+          const delay = nextConflictRetry(retry, attempt, startedAt + waited.ms);
           if (delay === undefined) throw this.#retriesExhausted(attempt, error);
           await waitBeforeRetry(delay);
           continue;
@@ -216,6 +250,35 @@ export class SqlStorage implements Storage {
         return result;
       }
     });
+  }
+
+  /**
+   * Runs one attempt of a transaction inside the retry lane, and adds the
+   * time spent waiting to enter the lane to `waited.ms`. A failure to
+   * enter the lane is translated like a driver error, and errors of the
+   * attempt itself pass through unchanged.
+   */
+  async #runInLane<T>(
+    lane: RetryLane,
+    work: (tx: StorageWriter) => Promise<T>,
+    waited: { ms: number },
+  ): Promise<T> {
+    const queuedAt = Date.now();
+    let attemptError: { error: unknown } | undefined;
+    try {
+      return await lane.run(this.#db, async (connection) => {
+        waited.ms += Date.now() - queuedAt;
+        try {
+          return await this.#runTransaction(connection, work);
+        } catch (error) {
+          attemptError = { error };
+          throw error;
+        }
+      });
+    } catch (error) {
+      if (attemptError !== undefined && error === attemptError.error) throw error;
+      throw translateError(this.kind, "enter the retry lane", error, this.#isUnavailable);
+    }
   }
 
   /** Builds the `write_conflict` error of a transaction that lost a conflict on every attempt, and reports it. */
