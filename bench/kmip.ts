@@ -24,10 +24,16 @@
  *
  * Usage: npx tsx bench/kmip.ts [--duration SECONDS] [--warmup SECONDS]
  *   [--connections 1,4] [--max-units N] [--loops create-get,encrypt]
- *   [--cpu-prof DIR]
+ *   [--cpu-prof DIR] [--keyward-only]
  *
  * With --cpu-prof, Keyward runs under `node --cpu-prof` and writes its CPU
  * profile to DIR when it stops.
+ *
+ * With --keyward-only, PyKMIP is not started, and the table gives for each
+ * phase its unit count, the server's CPU milliseconds per unit, and the
+ * phase's start and end on the monotonic clock in microseconds. Node's CPU
+ * profiles stamp samples on that clock on Linux, so a profile can be cut to
+ * the measured phase.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createDecipheriv } from "node:crypto";
@@ -86,6 +92,7 @@ const { values } = parseArgs({
     "max-units": { type: "string", default: "50000" },
     loops: { type: "string", default: "create-get,encrypt" },
     "cpu-prof": { type: "string" },
+    "keyward-only": { type: "boolean", default: false },
   },
 });
 const durationSeconds = Number(values.duration);
@@ -429,12 +436,17 @@ function pyKmipVersion(): string {
 // Loops
 
 interface PhaseResult {
+  units: number;
   perSecond: number;
   p99Ms: number;
   /** CPU time of the server process over wall time, in percent of one core. */
   serverCpuPercent: number;
   /** CPU time of this benchmark process (the client) over wall time, in percent of one core. */
   clientCpuPercent: number;
+  /** Server CPU time per unit, in milliseconds. */
+  serverCpuMsPerUnit: number;
+  /** Start and end of the phase on the monotonic clock, in microseconds. */
+  monotonicMicros: [bigint, bigint];
 }
 
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
@@ -471,6 +483,7 @@ async function runPhase(
   let started = 0;
   const serverCpuBefore = processCpuSeconds(serverPid);
   const clientCpuBefore = process.cpuUsage();
+  const monotonicStart = process.hrtime.bigint() / 1000n;
   const start = performance.now();
   const deadline = start + seconds * 1000;
   await Promise.all(
@@ -484,15 +497,19 @@ async function runPhase(
     }),
   );
   const elapsedSeconds = (performance.now() - start) / 1000;
+  const monotonicEnd = process.hrtime.bigint() / 1000n;
   const serverCpuSeconds = processCpuSeconds(serverPid) - serverCpuBefore;
   const clientCpu = process.cpuUsage(clientCpuBefore);
   const clientCpuSeconds = (clientCpu.user + clientCpu.system) / 1e6;
   latencies.sort((a, b) => a - b);
   return {
+    units: latencies.length,
     perSecond: latencies.length / elapsedSeconds,
     p99Ms: latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? 0,
     serverCpuPercent: (100 * serverCpuSeconds) / elapsedSeconds,
     clientCpuPercent: (100 * clientCpuSeconds) / elapsedSeconds,
+    serverCpuMsPerUnit: (1000 * serverCpuSeconds) / Math.max(1, latencies.length),
+    monotonicMicros: [monotonicStart, monotonicEnd],
   };
 }
 
@@ -587,6 +604,35 @@ async function measure(
 // ---------------------------------------------------------------------------
 // Main
 
+/** Measures every loop on Keyward alone and prints the CPU cost and profile window of each phase. */
+async function measureKeywardOnly(keyward: KmipTarget, pki: TestPki): Promise<void> {
+  const [setup] = await openConnections(keyward, pki, 1);
+  let key: EncryptionKey;
+  try {
+    key = await prepareEncryptionKey(setup!);
+  } finally {
+    setup!.close();
+  }
+  console.log(
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? "unknown CPU"}, Node ${process.version}`,
+  );
+  console.log(`load average at start: ${formatLoad()}\n`);
+  console.log(
+    "| loop | connections | units | units/s | p99 ms | server CPU % | server CPU ms/unit | monotonic µs start-end |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  for (const loop of loops) {
+    for (const count of connectionCounts) {
+      const result = await measure(keyward, pki, loop, count, key);
+      const [start, end] = result.monotonicMicros;
+      console.log(
+        `| ${loop} | ${count} | ${result.units} | ${result.perSecond.toFixed(0)} | ${result.p99Ms.toFixed(1)} | ${result.serverCpuPercent.toFixed(0)} | ${result.serverCpuMsPerUnit.toFixed(3)} | ${start}-${end} |`,
+      );
+    }
+  }
+  console.log(`\nload average at end: ${formatLoad()}`);
+}
+
 function formatLoad(): string {
   return loadavg()
     .map((value) => value.toFixed(2))
@@ -620,6 +666,10 @@ async function main(): Promise<void> {
 
     const keyward = await startKeyward(pki, values["cpu-prof"]);
     cleanups.push(() => keyward.stop());
+    if (values["keyward-only"]) {
+      await measureKeywardOnly(keyward, pki);
+      return;
+    }
     const pykmip = await startPyKmip(pki, workDir, (stop) => cleanups.push(stop));
 
     const keys = new Map<KmipTarget, EncryptionKey>();

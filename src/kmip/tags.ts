@@ -191,11 +191,18 @@ export function enumeration(name: string): Enumeration | undefined {
   return ENUMERATIONS.get(name);
 }
 
+/** The enumeration of each registry tag looked up so far, or null for a tag without one. */
+const ENUMERATION_BY_TAG = new Map<number, Enumeration | null>();
+
 /** Returns the enumeration whose values a tag's Enumeration items carry, or undefined when the registry has none. */
 export function enumerationForTag(tag: number): Enumeration | undefined {
+  const known = ENUMERATION_BY_TAG.get(tag);
+  if (known !== undefined) return known ?? undefined;
   const name = TAGS_BY_NUMBER.get(tag)?.name;
   if (name === undefined) return undefined;
-  return ENUMERATIONS.get(ENUMERATION_OF_TAG[name] ?? name);
+  const found = ENUMERATIONS.get(ENUMERATION_OF_TAG[name] ?? name);
+  ENUMERATION_BY_TAG.set(tag, found ?? null);
+  return found;
 }
 
 /** Returns the bit mask whose bits a tag's Integer items carry (Cryptographic Usage Mask and others). */
@@ -205,12 +212,32 @@ export function maskForTag(tag: number): Enumeration | undefined {
 }
 
 /**
+ * Attribute Names already mapped to their tags, because `normalizeName`
+ * runs several regular expressions and every request names attributes.
+ */
+const ATTRIBUTE_NAME_TAGS = new Map<string, number>();
+
+/**
+ * Maximum entries of `ATTRIBUTE_NAME_TAGS`. Clients use few spellings of
+ * the registry's names, and the bound limits the memory a client that
+ * sends many spellings can take.
+ */
+const MAX_ATTRIBUTE_NAME_TAGS = 4096;
+
+/**
  * Returns the tag that a KMIP 1.x Attribute Name string ("Cryptographic
  * Algorithm") stands for, so that the Attribute Value can be read with that
  * tag's enumeration or mask. Custom attribute names ("x-…") have no tag.
  */
 export function tagForAttributeName(attributeName: string): number | undefined {
-  return tagByName(normalizeName(attributeName));
+  const known = ATTRIBUTE_NAME_TAGS.get(attributeName);
+  if (known !== undefined) return known;
+  const tag = tagByName(normalizeName(attributeName));
+  // Only names of registry tags are kept, so clients' custom names cannot grow the map.
+  if (tag !== undefined && ATTRIBUTE_NAME_TAGS.size < MAX_ATTRIBUTE_NAME_TAGS) {
+    ATTRIBUTE_NAME_TAGS.set(attributeName, tag);
+  }
+  return tag;
 }
 
 /** Returns the value of a named enumeration member; an unknown name is a programming error. */

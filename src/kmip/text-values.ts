@@ -12,6 +12,7 @@ import {
   type ItemType,
   maskForTag,
   tagForAttributeName,
+  tagInfo,
 } from "./tags.ts";
 import { bigIntFromTwosComplement, bigIntToTwosComplement } from "./ttlv-layout.ts";
 
@@ -21,9 +22,24 @@ export interface ValueContext {
   readonly mask?: Enumeration | undefined;
 }
 
+/** The context of values whose tag has no enumeration or mask. */
+const NO_CONTEXT: ValueContext = Object.freeze({});
+
+/** The context of each registry tag, built once per tag. */
+const TAG_CONTEXTS = new Map<number, ValueContext>();
+
+/** Returns the enumeration and mask of a tag's values; tags outside the registry have neither. */
 export function contextForTag(tag: number | undefined): ValueContext {
-  if (tag === undefined) return {};
-  return { enumeration: enumerationForTag(tag), mask: maskForTag(tag) };
+  if (tag === undefined) return NO_CONTEXT;
+  let context = TAG_CONTEXTS.get(tag);
+  if (context === undefined) {
+    const enumeration = enumerationForTag(tag);
+    const mask = maskForTag(tag);
+    context = enumeration === undefined && mask === undefined ? NO_CONTEXT : { enumeration, mask };
+    // Only registry tags are kept, so tags that clients make up cannot grow the map.
+    if (tagInfo(tag) !== undefined) TAG_CONTEXTS.set(tag, context);
+  }
+  return context;
 }
 
 /** Returns the context of a KMIP 1.x Attribute Value, which is that of the tag its Attribute Name names. */

@@ -252,14 +252,20 @@ export class KeyStore {
    * transaction, so two nodes creating one name at once keep one key and
    * no ciphertext is made under a key that is then replaced. Returns the
    * key stored afterwards: `key`, or the one that existed.
+   *
+   * With `syncToDisk: false` the commit is not synced to the disk (see
+   * `TransactionOptions`). It is for a caller that makes a synced commit
+   * right after, which makes this one durable too, because SQLite's
+   * write-ahead log keeps commits in order.
    */
   async create(
     key: ManagedKey,
-    options: { referencedBy?: string } = {},
+    options: { referencedBy?: string; syncToDisk?: boolean } = {},
   ): Promise<{ key: ManagedKey; created: boolean }> {
     const text = JSON.stringify(key);
     let existing: { key: ManagedKey; text: string } | undefined;
     const holder = options.referencedBy;
+    const syncOptions = options.syncToDisk === false ? { syncToDisk: false } : undefined;
     await this.#translate(
       () =>
         this.#barrier.transaction(async (tx) => {
@@ -270,7 +276,7 @@ export class KeyStore {
           if (holder !== undefined) {
             await tx.put(referencePath(this.#mount, key.name), Buffer.from(holder, "utf8"));
           }
-        }),
+        }, syncOptions),
       [key.name],
     );
     if (existing !== undefined) {

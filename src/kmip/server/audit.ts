@@ -118,18 +118,21 @@ function itemData(
     }
     return fields;
   }
-  const text = formatScalarText(item, context, "|");
-  if (secret) return hmac(text);
+  if (secret) return hmac(formatScalarText(item, context, "|"));
+  // Each case returns the same value as the text form would give, but builds text only where it returns it.
   switch (item.type) {
     case "Boolean":
     case "Interval":
       return item.value;
-    case "Integer":
+    case "Integer": {
+      if (context.mask === undefined) return item.value;
+      const text = formatScalarText(item, context, "|");
       return /^-?\d+$/.test(text) ? item.value : text;
+    }
     case "LongInteger":
-      return Number.isSafeInteger(Number(item.value)) ? Number(item.value) : text;
+      return Number.isSafeInteger(Number(item.value)) ? Number(item.value) : String(item.value);
     default:
-      return text;
+      return formatScalarText(item, context, "|");
   }
 }
 

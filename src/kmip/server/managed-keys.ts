@@ -141,7 +141,8 @@ function exportableFor(object: KmipObject): boolean {
 
 /** Returns the managed key with the state a new object's State starts in. */
 function withInitialState(key: ManagedKey, object: KmipObject, now: Date): ManagedKey {
-  const next = structuredClone(key);
+  // Only top-level fields change, so a shallow copy leaves `key` as it was.
+  const next = { ...key };
   if (stateOf(object) === "Active") {
     next.state = "active";
     return next;
@@ -496,6 +497,14 @@ export class KmipManagedKeys {
     for (const scope of fresh) scope.set(path, { mount, before });
   }
 
+  /** Records a key that `create` made as missing before its first change in each open scope. */
+  #rememberCreated(mount: string, name: string): void {
+    const path = `${mount}/${name}`;
+    for (const scope of this.#scopes) {
+      if (!scope.has(path)) scope.set(path, { mount, before: undefined });
+    }
+  }
+
   /** Records the value a write stored, so `revert` can tell whether the key changed since. */
   #written(mount: string, key: ManagedKey): void {
     const path = `${mount}/${key.name}`;
@@ -618,18 +627,24 @@ export class KmipManagedKeys {
    *
    * `previous` is the object as `view` shows it before this write, or
    * undefined for a new object. Other objects are returned unchanged.
+   *
+   * `syncedLater` is true when the caller makes a synced commit after this
+   * call (the object store's commit of a durable write). A new managed key
+   * is then committed without a sync of its own, because SQLite's log
+   * keeps commits in order and the later sync makes both durable.
    */
   async record(
     object: KmipObject,
     previous: KmipObject | undefined,
     find: FindObject,
+    syncedLater = false,
   ): Promise<KmipObject> {
     if (object.hsmObject !== undefined) return object;
     const ref = object.managedKey;
     if (ref === undefined) {
       // A record stored with its material (made before managed keys, or not adopted) keeps it.
       if (previous !== undefined) return object;
-      const adopted = await this.#adopt(object, find);
+      const adopted = await this.#adopt(object, find, syncedLater);
       return adopted === undefined ? object : this.#stripped(object, adopted);
     }
     return this.#stripped(object, await this.#update(object, previous, ref, find));
@@ -641,7 +656,11 @@ export class KmipManagedKeys {
     return { ...rest, ...(skeleton === undefined ? {} : { content: skeleton }), managedKey: ref };
   }
 
-  async #adopt(object: KmipObject, find: FindObject): Promise<KmipManagedKeyRef | undefined> {
+  async #adopt(
+    object: KmipObject,
+    find: FindObject,
+    syncedLater: boolean,
+  ): Promise<KmipManagedKeyRef | undefined> {
     if (object.objectType === "PublicKey") return this.#adoptPublicKey(object, find);
     const adoptable = adoptableKey(object);
     if (adoptable === undefined) return undefined;
@@ -671,11 +690,16 @@ export class KmipManagedKeys {
       object,
       now,
     );
-    await this.#remember(keys, mount, object.uid);
     // The key and its reference record are written in one commit.
-    const result = await keys.create(created, { referencedBy: KMIP_KEY_HOLDER });
+    const result = await keys.create(created, {
+      referencedBy: KMIP_KEY_HOLDER,
+      ...(syncedLater ? { syncToDisk: false } : {}),
+    });
     // A transit key of that name existed already; the object keeps its material in its record.
     if (!result.created) return undefined;
+    // `create` checked in its transaction that no key had the name, so the
+    // scopes record it as missing before this write without reading it.
+    this.#rememberCreated(mount, object.uid);
     this.#written(mount, created);
     return { mount, name: object.uid, version: 1, createdAt: created.versions["1"]?.createdAt };
   }

@@ -16,14 +16,23 @@ export const DEFAULT_CACHE_ENTRIES = 10_000;
  */
 export const DEFAULT_CACHE_BYTES = 32 * 1024 * 1024;
 
-/** Returns a deep copy of an item; byte strings get their own buffers. */
+/**
+ * Returns a copy of an item that shares no mutable part with it: structures
+ * get their own child arrays and byte strings their own buffers. Other
+ * scalar items are shared, because their fields are read-only and their
+ * values are primitives.
+ */
 export function copyItem(item: KmipItem): KmipItem {
-  if (item.type === "Structure") return { ...item, value: item.value.map(copyItem) };
-  if (item.type === "ByteString") return { ...item, value: new Uint8Array(item.value) };
-  return { ...item };
+  if (item.type === "Structure") {
+    return { tag: item.tag, type: "Structure", value: item.value.map(copyItem) };
+  }
+  if (item.type === "ByteString") {
+    return { tag: item.tag, type: "ByteString", value: new Uint8Array(item.value) };
+  }
+  return item;
 }
 
-/** Returns a deep copy of an object, which shares no mutable part with the original. */
+/** Returns a deep copy of an object, which shares no mutable part with the original (see `copyItem`). */
 export function copyObject(object: KmipObject): KmipObject {
   return {
     uid: object.uid,
@@ -92,8 +101,16 @@ export class KmipObjectCache {
 
   /** Caches a copy of `object`, whose stored JSON is `bytes` long. */
   set(object: KmipObject, bytes: number): void {
+    this.adopt(copyObject(object), bytes);
+  }
+
+  /**
+   * Caches `object` itself, without a copy, for a caller that holds the
+   * only reference to it and drops that reference now.
+   */
+  adopt(object: KmipObject, bytes: number): void {
     this.#remove(object.uid);
-    this.#entries.set(object.uid, { object: copyObject(object), bytes });
+    this.#entries.set(object.uid, { object, bytes });
     this.#bytes += bytes;
     while (this.#entries.size > this.#maxEntries || this.#bytes > this.#maxBytes) {
       // An object larger than maxBytes on its own evicts everything, itself last.

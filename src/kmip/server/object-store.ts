@@ -173,12 +173,32 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * The stored form of scalar attribute values encoded before. Such items
+ * cannot change (their fields are read-only and their values primitives),
+ * and `copyObject` shares them between copies, so an object read from the
+ * cache and written back (Get's change of Fresh) encodes only the values
+ * that changed. Byte strings and structures are left out, because their
+ * contents can be changed in place.
+ */
+const ENCODED_VALUES = new WeakMap<KmipItem, string>();
+
 function toBase64(item: KmipItem): string {
-  return encodeTtlv(item).toString("base64");
+  if (item.type === "Structure" || item.type === "ByteString") {
+    return encodeTtlv(item).toString("base64");
+  }
+  let text = ENCODED_VALUES.get(item);
+  if (text === undefined) {
+    text = encodeTtlv(item).toString("base64");
+    ENCODED_VALUES.set(item, text);
+  }
+  return text;
 }
 
 function fromBase64(text: string): KmipItem {
-  return decodeTtlv(Buffer.from(text, "base64"));
+  const item = decodeTtlv(Buffer.from(text, "base64"));
+  if (item.type !== "Structure" && item.type !== "ByteString") ENCODED_VALUES.set(item, text);
+  return item;
 }
 
 function encodeObject(object: KmipObject): string {
@@ -275,6 +295,13 @@ export class KmipObjectStore {
   /** The Names of staged objects, computed once per staged object. */
   readonly #stagedNames = new WeakMap<KmipObject, NameSet>();
   readonly #logger: Pick<Logger, "info" | "warn"> | undefined;
+  /**
+   * The identifiers that `newUid` gave the works of the running group.
+   * Each is a fresh UUID version 7, so no object is stored under it before
+   * the group's commit. The first write of such an object and the commit
+   * therefore skip reading its stored record.
+   */
+  #issuedUids = new Set<string>();
 
   constructor(barrier: Barrier, options: KmipObjectStoreOptions = {}) {
     this.#barrier = barrier;
@@ -306,17 +333,22 @@ export class KmipObjectStore {
           `an object may have at most ${MAX_NAMES_PER_OBJECT} Name attributes, not ${names}`,
         );
       }
-      if (options.durable !== false) this.#groupDurable = true;
+      const durable = options.durable !== false;
+      if (durable) this.#groupDurable = true;
       let record = object;
       if (managed !== undefined) {
-        const stored = await this.#find(object.uid);
+        const stored = this.#isUnstored(object.uid) ? undefined : await this.#find(object.uid);
         const previous = stored === undefined ? undefined : await managed.view(stored, false);
-        record = await managed.record(object, previous, find);
+        record = await managed.record(object, previous, find, durable);
       }
       this.#stage(record.uid, copyObject(record));
     };
     this.#transaction = {
-      newUid: () => this.newUid(),
+      newUid: () => {
+        const uid = this.newUid();
+        this.#issuedUids.add(uid);
+        return uid;
+      },
       find,
       list: () => this.#list(),
       named: (name) => this.#named(name),
@@ -423,6 +455,8 @@ export class KmipObjectStore {
     while (this.#queue.length > 0) {
       const staged = new Map<string, Staged>();
       this.#staged = staged;
+      const issued = new Set<string>();
+      this.#issuedUids = issued;
       this.#groupDurable = false;
       this.#nameReads = new Map();
       const managedScope = this.#managed?.open();
@@ -444,7 +478,7 @@ export class KmipObjectStore {
       this.#staged = undefined;
       let failure: { error: unknown } | undefined;
       try {
-        await this.#commit(staged, this.#groupDurable);
+        await this.#commit(staged, this.#groupDurable, issued);
       } catch (error) {
         failure = { error };
       }
@@ -567,7 +601,11 @@ export class KmipObjectStore {
    * stored even when another node changed the object since this one read
    * it.
    */
-  async #commit(staged: Map<string, Staged>, durable: boolean): Promise<void> {
+  async #commit(
+    staged: Map<string, Staged>,
+    durable: boolean,
+    issued: ReadonlySet<string>,
+  ): Promise<void> {
     if (staged.size === 0) return;
     const writes = [...staged].map(([uid, object]) => ({
       uid,
@@ -585,6 +623,10 @@ export class KmipObjectStore {
           async (tx) => {
             const previous: NameSet[] = [];
             for (const write of chunk) {
+              if (issued.has(write.uid)) {
+                previous.push(new Map());
+                continue;
+              }
               const value = await tx.get(PREFIX + write.uid);
               previous.push(value === undefined ? new Map() : storedNamesOf(write.uid, value));
             }
@@ -608,10 +650,16 @@ export class KmipObjectStore {
         });
       }
     }
+    // The staged objects are copies that only the ended group could reach, so the cache takes them as they are.
     for (const write of writes) {
       if (write.object === null || write.text === undefined) this.#cache.delete(write.uid);
-      else this.#cache.set(write.object, write.text.length);
+      else this.#cache.adopt(write.object, write.text.length);
     }
+  }
+
+  /** True for an identifier that `newUid` gave the running group and that no work of it has staged. */
+  #isUnstored(uid: string): boolean {
+    return this.#issuedUids.has(uid) && this.#staged?.has(uid) === false;
   }
 
   /** Returns the Names of a staged object, computed once per staged object. */
