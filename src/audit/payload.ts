@@ -58,10 +58,10 @@ interface BuiltParts {
 const builtParts = new WeakMap<object, BuiltParts>();
 
 /**
- * Returns the canonical JSON of a part built with its fields added in code-unit
- * order of their names: `JSON.stringify` writes them in that order when
- * `keysInOrder` is true (no array-index key at any depth, see
- * `redactInOrder`), which is faster than the generic canonical form.
+ * Returns the canonical JSON of a part whose fields were added in
+ * code-unit order of their names. When `keysInOrder` is true (no
+ * array-index key at any depth, see `redactInOrder`), `JSON.stringify`
+ * writes that order, and it is faster than the generic canonical form.
  */
 function partText(part: object, keysInOrder: boolean): string {
   return keysInOrder ? JSON.stringify(part) : canonicalJson(part);

@@ -202,11 +202,11 @@ export class DeviceRegistry {
       await store.transaction(async (writer) => {
         const current = await readDeviceAgain(writer, device);
         if (current.state === "revoked") throw deviceRevokedError(name);
-        const kept = await tokens.prune(writer, current, now);
+        const unexpired = await tokens.prune(writer, current, now);
         await writer.put(tokenPath(issued.record.tokenSha256), issued.record);
         await writer.put(devicePath(name), {
           ...current,
-          bootstrapTokens: [...kept, issued.record.tokenSha256],
+          bootstrapTokens: [...unexpired, issued.record.tokenSha256],
         });
       });
       return issued;

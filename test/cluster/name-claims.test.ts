@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type PostgresServer, postgresSkipReason, startPostgres } from "../helpers/postgres.ts";
+import { postgresSkipReason } from "../helpers/postgres.ts";
 import type { ServerProcess } from "../helpers/server-process.ts";
-import { call, TestCluster, timeUntil } from "./nodes.ts";
+import { call, mountPkiOnBoth, startTwoNodes, type TwoNodes, timeUntil } from "./nodes.ts";
 
 /** How soon another node must use a change, as the cluster promises. */
 const PROPAGATION_LIMIT_MS = 1_000;
@@ -50,27 +50,16 @@ function dataOf(reply: Reply): Record<string, unknown> {
 // the transaction that writes the object, so exactly one request per name
 // must win, whichever node serves it.
 describe("unique names across nodes", { skip: postgresSkipReason() }, () => {
-  let postgres: PostgresServer;
-  let cluster: TestCluster;
+  let twoNodes: TwoNodes;
   let nodes: ServerProcess[];
 
   before(async () => {
-    postgres = await startPostgres();
-    cluster = new TestCluster(postgres.url);
-    await cluster.start("node-a");
-    await cluster.start("node-b");
-    nodes = [cluster.node("node-a"), cluster.node("node-b")];
-    const mounted = await call(nodes[0]!, "POST", "sys/mounts/pki", { type: "pki" });
-    assert.equal(mounted.status, 204, JSON.stringify(mounted.body));
-    const served = await timeUntil(
-      async () => (await call(nodes[1]!, "GET", "pki/config/issuers")).status === 200,
-      PROPAGATION_LIMIT_MS,
-    );
-    assert.ok(served !== undefined, "node-b did not serve the new PKI mount");
+    twoNodes = await startTwoNodes();
+    nodes = twoNodes.nodes;
+    await mountPkiOnBoth(nodes, PROPAGATION_LIMIT_MS);
   });
   after(async () => {
-    await cluster?.stop();
-    await postgres?.stop();
+    await twoNodes?.stop();
   });
 
   /** Sends request `i` of `count` to node-a when `i` is even and to node-b otherwise, all at once. */
@@ -247,8 +236,8 @@ describe("unique names across nodes", { skip: postgresSkipReason() }, () => {
   it("frees a device name when the device is deleted", async () => {
     const [a, b] = nodes as [ServerProcess, ServerProcess];
     assert.equal((await call(a, "POST", "devices/registry/Gate-9", {})).status, 200);
-    const taken = await call(b, "POST", "devices/registry/gate-9", {});
-    assert.equal(taken.status, 409, JSON.stringify(taken.body));
+    const duplicate = await call(b, "POST", "devices/registry/gate-9", {});
+    assert.equal(duplicate.status, 409, JSON.stringify(duplicate.body));
     assert.equal((await call(a, "DELETE", "devices/registry/Gate-9")).status, 204);
     const freed = await call(b, "POST", "devices/registry/gate-9", {});
     assert.equal(freed.status, 200, JSON.stringify(freed.body));

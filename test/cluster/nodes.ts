@@ -2,6 +2,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEV_UNSEAL_KEY_FILE } from "../../src/core/dev-mode.ts";
+import { type PostgresServer, startPostgres } from "../helpers/postgres.ts";
 import { type ServerProcess, startDevServer } from "../helpers/server-process.ts";
 
 export const ROOT_TOKEN = "cluster-test-root-token";
@@ -89,4 +90,61 @@ export async function timeUntil(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return undefined;
+}
+
+/** Two dev-mode nodes on one PostgreSQL that the test started, for requests raced across nodes. */
+export interface TwoNodes {
+  postgres: PostgresServer;
+  cluster: TestCluster;
+  nodes: [ServerProcess, ServerProcess];
+  /** Stops both nodes, then PostgreSQL. */
+  stop(): Promise<void>;
+}
+
+/** Starts PostgreSQL and the nodes `node-a` and `node-b` on it. */
+export async function startTwoNodes(): Promise<TwoNodes> {
+  const postgres = await startPostgres();
+  const cluster = new TestCluster(postgres.url);
+  try {
+    const nodes: [ServerProcess, ServerProcess] = [
+      await cluster.start("node-a"),
+      await cluster.start("node-b"),
+    ];
+    return {
+      postgres,
+      cluster,
+      nodes,
+      async stop() {
+        await cluster.stop();
+        await postgres.stop();
+      },
+    };
+  } catch (error) {
+    await cluster.stop();
+    await postgres.stop();
+    throw error;
+  }
+}
+
+/**
+ * Mounts the PKI engine at `pki` through the first node and waits up to
+ * `limitMs` until the second serves it; throws when it does not.
+ */
+export async function mountPkiOnBoth(
+  nodes: readonly ServerProcess[],
+  limitMs: number,
+  config?: Record<string, unknown>,
+): Promise<void> {
+  const mounted = await call(nodes[0]!, "POST", "sys/mounts/pki", {
+    type: "pki",
+    ...(config === undefined ? {} : { config }),
+  });
+  if (mounted.status !== 204) {
+    throw new Error(`mounting pki failed: ${mounted.status} ${JSON.stringify(mounted.body)}`);
+  }
+  const served = await timeUntil(
+    async () => (await call(nodes[1]!, "GET", "pki/config/issuers")).status === 200,
+    limitMs,
+  );
+  if (served === undefined) throw new Error(`${nodes[1]!.address} did not serve the new PKI mount`);
 }

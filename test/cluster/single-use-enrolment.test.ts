@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { makeDeviceKeys } from "../devices/fixtures.ts";
-import { type PostgresServer, postgresSkipReason, startPostgres } from "../helpers/postgres.ts";
+import { postgresSkipReason } from "../helpers/postgres.ts";
 import type { ServerProcess } from "../helpers/server-process.ts";
-import { call, TestCluster, timeUntil } from "./nodes.ts";
+import { call, mountPkiOnBoth, startTwoNodes, type TwoNodes, timeUntil } from "./nodes.ts";
 
 // A device bootstrap token limited to one use is sent to two nodes at the
 // same moment. The enrolment transaction reads the token again and counts
@@ -30,19 +30,15 @@ function plainSerial(serial: unknown): string {
 }
 
 describe("single-use bootstrap token across nodes", { skip: postgresSkipReason() }, () => {
-  let postgres: PostgresServer;
-  let cluster: TestCluster;
+  let twoNodes: TwoNodes;
   let nodes: ServerProcess[];
 
   before(async () => {
-    postgres = await startPostgres();
-    cluster = new TestCluster(postgres.url);
-    await cluster.start("node-a");
-    await cluster.start("node-b");
-    nodes = [cluster.node("node-a"), cluster.node("node-b")];
+    twoNodes = await startTwoNodes();
+    nodes = twoNodes.nodes;
     const a = nodes[0]!;
+    await mountPkiOnBoth(nodes, PROPAGATION_LIMIT_MS, { max_lease_ttl: "87600h" });
     const setup: [string, string, unknown, number][] = [
-      ["POST", "sys/mounts/pki", { type: "pki", config: { max_lease_ttl: "87600h" } }, 204],
       [
         "POST",
         "pki/root/generate/internal",
@@ -78,8 +74,7 @@ describe("single-use bootstrap token across nodes", { skip: postgresSkipReason()
     assert.ok(configured !== undefined, "node-b did not read the device configuration");
   });
   after(async () => {
-    await cluster?.stop();
-    await postgres?.stop();
+    await twoNodes?.stop();
   });
 
   /** Registers device `name` on node-a and returns a bootstrap token with one use. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type PostgresServer, postgresSkipReason, startPostgres } from "../helpers/postgres.ts";
+import { postgresSkipReason } from "../helpers/postgres.ts";
 import type { ServerProcess } from "../helpers/server-process.ts";
-import { call, TestCluster, timeUntil } from "./nodes.ts";
+import { call, mountPkiOnBoth, startTwoNodes, type TwoNodes, timeUntil } from "./nodes.ts";
 
 // Two nodes on one PostgreSQL receive, all at once, creations of objects
 // with different names. The transactions touch different keys, but
@@ -17,27 +17,16 @@ const PROPAGATION_LIMIT_MS = 1_000;
 type Reply = Awaited<ReturnType<typeof call>>;
 
 describe("bursts of different names across nodes", { skip: postgresSkipReason() }, () => {
-  let postgres: PostgresServer;
-  let cluster: TestCluster;
+  let twoNodes: TwoNodes;
   let nodes: ServerProcess[];
 
   before(async () => {
-    postgres = await startPostgres();
-    cluster = new TestCluster(postgres.url);
-    await cluster.start("node-a");
-    await cluster.start("node-b");
-    nodes = [cluster.node("node-a"), cluster.node("node-b")];
-    const mounted = await call(nodes[0]!, "POST", "sys/mounts/pki", { type: "pki" });
-    assert.equal(mounted.status, 204, JSON.stringify(mounted.body));
-    const served = await timeUntil(
-      async () => (await call(nodes[1]!, "GET", "pki/config/issuers")).status === 200,
-      PROPAGATION_LIMIT_MS,
-    );
-    assert.ok(served !== undefined, "node-b did not serve the new PKI mount");
+    twoNodes = await startTwoNodes();
+    nodes = twoNodes.nodes;
+    await mountPkiOnBoth(nodes, PROPAGATION_LIMIT_MS);
   });
   after(async () => {
-    await cluster?.stop();
-    await postgres?.stop();
+    await twoNodes?.stop();
   });
 
   /**

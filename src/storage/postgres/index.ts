@@ -150,10 +150,10 @@ async function checkEncoding(db: Kysely<StorageDatabase>, description: string): 
  * 40001 instead of blocking, so `transaction()` runs the work again after
  * a random wait, up to `POSTGRES_TRANSACTION_ATTEMPTS` times in all and
  * for at most `POSTGRES_TRANSACTION_RETRY_BUDGET_MS`. The retries of every
- * node run one at a time under an advisory lock (`retry-lane.ts`),
- * because a serializable read locks the whole index page it visits: new
- * keys with a common prefix share a page, so concurrent creations of
- * different names abort each other again and again. A transaction that
+ * node run one at a time under an advisory lock (`retry-lane.ts`). A
+ * serializable read locks the whole index page it visits, and new keys
+ * with a common prefix share a page. So concurrent creations of different
+ * names would otherwise abort each other again and again. A transaction that
  * loses every attempt fails with `write_conflict` (HTTP 503), which is
  * logged as a warning. A call that fails because the database cannot be
  * reached, is restarting or does not respond in time fails with

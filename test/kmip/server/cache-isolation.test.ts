@@ -96,8 +96,9 @@ async function keyBytes(dispatcher: KmipDispatcher, uid: string): Promise<string
   const block = child(child(payload, "SymmetricKey") as StructureItem, "KeyBlock") as StructureItem;
   const value = child(block, "KeyValue") as StructureItem;
   const material = child(value, "KeyMaterial");
-  assert.ok(material !== undefined && material.type === "ByteString");
-  return Buffer.from(material.value).toString("hex");
+  assert.ok(material !== undefined);
+  assert.equal(material.type, "ByteString");
+  return Buffer.from(material.value as Uint8Array).toString("hex");
 }
 
 /** Asserts that a dispatcher without a cache reads what the cached one returns. */
@@ -186,7 +187,7 @@ describe("KMIP object cache isolation", () => {
 
   it("undone batch leaves no object or transit key", async () => {
     const { barrier, transit, dispatcher } = bridged();
-    const kept = await create(dispatcher);
+    const existing = await create(dispatcher);
     const items = await send(
       dispatcher,
       requestMessage(
@@ -199,7 +200,7 @@ describe("KMIP object cache isolation", () => {
             [struct("RevocationReason", [enumItem("RevocationReasonCode", "KeyCompromise")])],
           ],
           ["Destroy", []],
-          ["Activate", [id(kept)]],
+          ["Activate", [id(existing)]],
           ["Get", [id("no-such-object")]],
         ],
         [enumItem("BatchErrorContinuationOption", "Undo")],
@@ -207,12 +208,12 @@ describe("KMIP object cache isolation", () => {
     );
     assert.equal(resultStatus(items[0]!), "OperationUndone");
     assert.equal(resultStatus(items.at(-1)!), "OperationFailed");
-    assert.deepEqual(await transit.keyStore.list(), [kept]);
+    assert.deepEqual(await transit.keyStore.list(), [existing]);
     const records = (await barrier.list(KMIP_OBJECTS_PREFIX)).filter((name) => !name.endsWith("/"));
-    assert.deepEqual(records, [kept]);
-    assert.equal(await state(dispatcher, kept), "PreActive");
-    assert.equal((await transit.readKey(kept)).state, "pre-active");
-    await assertCacheMatchesStorage(dispatcher, barrier, [kept]);
+    assert.deepEqual(records, [existing]);
+    assert.equal(await state(dispatcher, existing), "PreActive");
+    assert.equal((await transit.readKey(existing)).state, "pre-active");
+    await assertCacheMatchesStorage(dispatcher, barrier, [existing]);
   });
 
   it("Locate results do not share cached items", async () => {

@@ -30,8 +30,9 @@ function keyBytesOf(item: StructureItem): string {
   const key = child(payloadOf(item), "SymmetricKey") as StructureItem;
   const block = child(key, "KeyBlock") as StructureItem;
   const material = child(child(block, "KeyValue") as StructureItem, "KeyMaterial");
-  assert.ok(material !== undefined && material.type === "ByteString");
-  return Buffer.from(material.value).toString("hex");
+  assert.ok(material !== undefined);
+  assert.equal(material.type, "ByteString");
+  return Buffer.from(material.value as Uint8Array).toString("hex");
 }
 
 async function startServer(dataDir: string, pki: TestPki, port: number): Promise<ServerProcess> {
