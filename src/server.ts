@@ -6,6 +6,7 @@ import { resolveNodeId } from "./cluster/node-id.ts";
 import type { Pkcs11TokenConfig, SealPkcs11Config, ServerConfig } from "./config.ts";
 import { type DevModeResult, startDevMode } from "./core/dev-mode.ts";
 import { Keyward } from "./core/keyward.ts";
+import { verifyPool } from "./crypto/verify-pool.ts";
 import { KeywardError } from "./errors.ts";
 import type { HsmToken } from "./hsm/token.ts";
 import { createKmipService, type KmipService } from "./kmip/server/service.ts";
@@ -105,6 +106,12 @@ export async function startServer(
   logger = createLogger(config),
 ): Promise<RunningServer> {
   const nodeId = resolveNodeId(config.nodeId, config.dataDir);
+  verifyPool.reportFailuresTo((error) =>
+    logger.warn(
+      { err: error },
+      "signature check worker stopped: checks run on the event loop until it restarts",
+    ),
+  );
   // Opened before anything else, so a wrong PIN or a missing token stops the server at once.
   const rootKeyWrapper =
     config.sealPkcs11 === undefined

@@ -1,4 +1,5 @@
-import { constants, type KeyObject, verify } from "node:crypto";
+import { constants, verify } from "node:crypto";
+import { verifyPool } from "../../crypto/verify-pool.ts";
 import { KeywardError } from "../../errors.ts";
 import {
   childrenOf,
@@ -12,7 +13,7 @@ import { readGeneralNames } from "./general-names.ts";
 import type { KeySpec } from "./key-pairs.ts";
 import type { AltName } from "./names.ts";
 import { csrDer } from "./pem.ts";
-import { readPublicKey } from "./spki.ts";
+import { type ReadPublicKey, readPublicKey, readPublicKeyInfo } from "./spki.ts";
 import { firstAttribute } from "./subject.ts";
 import * as x509 from "./x509.ts";
 
@@ -63,7 +64,6 @@ export interface CheckedCsr {
   readonly csr: x509.Pkcs10CertificateRequest;
   /** SubjectPublicKeyInfo, DER. */
   publicKey: Uint8Array;
-  publicKeyObject: KeyObject;
   keySpec: KeySpec;
   /** The bits of the subjectPublicKey, for the subject key identifier. */
   subjectPublicKey: Uint8Array;
@@ -195,7 +195,7 @@ export async function checkCsr(text: string, field = "csr"): Promise<CheckedCsr>
     throw invalidCsr(field, error);
   }
   const publicKey = encodingOf(der, layout.spki);
-  const key = readPublicKey(publicKey, field);
+  const key = readPublicKeyInfo(publicKey, field);
 
   let pss: PssParameters | undefined;
   try {
@@ -220,24 +220,32 @@ export async function checkCsr(text: string, field = "csr"): Promise<CheckedCsr>
       { field },
     );
   }
+  const options = pss
+    ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: pss.saltLength }
+    : { dsaEncoding: "der" as const };
+  const signed = encodingOf(der, layout.info);
   let valid = false;
-  try {
-    valid =
-      scheme.keyType === key.spec.type &&
-      verify(
+  if (scheme.keyType === key.spec.type) {
+    try {
+      valid = await verifyPool.verify({
+        algorithm: scheme.hash,
+        data: signed,
+        signature: layout.signature,
+        key: key.key,
+        options,
+      });
+    } catch {
+      // The key or signature was unusable; the same check on this thread
+      // then raises the error that names what was wrong.
+      valid = verifyHere(
+        readPublicKey(publicKey, field),
         scheme.hash,
-        encodingOf(der, layout.info),
-        pss
-          ? { key: key.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: pss.saltLength }
-          : { key: key.key, dsaEncoding: "der" },
+        signed,
+        options,
         layout.signature,
+        field,
       );
-  } catch (error) {
-    throw new KeywardError(
-      "invalid_csr_signature",
-      `the signature of "${field}" cannot be verified`,
-      { field, cause: error },
-    );
+    }
   }
   if (!valid) {
     throw new KeywardError("invalid_csr_signature", `the signature of "${field}" does not verify`, {
@@ -261,11 +269,33 @@ export async function checkCsr(text: string, field = "csr"): Promise<CheckedCsr>
       return parsed;
     },
     publicKey,
-    publicKeyObject: key.key,
     keySpec: key.spec,
     subjectPublicKey: key.subjectPublicKey,
     subjectDer: encodingOf(der, layout.subject),
     commonName,
     altNames,
   };
+}
+
+/** Checks the CSR's signature on this thread; errors from the key or signature become `invalid_csr_signature`. */
+function verifyHere(
+  key: ReadPublicKey,
+  hash: string | null,
+  signed: Uint8Array,
+  options: { padding?: number; saltLength?: number; dsaEncoding?: "der" },
+  signature: Uint8Array,
+  field: string,
+): boolean {
+  try {
+    return verify(hash, signed, { ...options, key: key.key }, signature);
+  } catch (error) {
+    throw new KeywardError(
+      "invalid_csr_signature",
+      `the signature of "${field}" cannot be verified`,
+      {
+        field,
+        cause: error,
+      },
+    );
+  }
 }

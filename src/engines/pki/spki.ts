@@ -1,6 +1,7 @@
-import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, type JsonWebKey, KeyObject } from "node:crypto";
+import type { VerifierKey } from "../../crypto/verify-pool.ts";
 import { KeywardError } from "../../errors.ts";
-import { childrenOf, contentOf, decodeOid, readElement } from "./der.ts";
+import { childrenOf, contentOf, type DerElement, decodeOid, readElement } from "./der.ts";
 import { describePublicKey, type KeySpec, publicKeyObject } from "./key-pairs.ts";
 
 /** Algorithm and curve OIDs of the SubjectPublicKeyInfo forms read without OpenSSL's decoder. */
@@ -23,14 +24,25 @@ export interface ReadPublicKey {
   subjectPublicKey: Uint8Array;
 }
 
+/** A SubjectPublicKeyInfo read without importing the common key forms into OpenSSL. */
+export interface PublicKeyInfo {
+  /** A JWK for EC P-256/P-384 with an uncompressed point, RSA and Ed25519; a key object for any other form. */
+  key: VerifierKey;
+  spec: KeySpec;
+  /** The subjectPublicKey BIT STRING's bits, the input of the RFC 5280 key identifier. */
+  subjectPublicKey: Uint8Array;
+}
+
 /**
- * Reads a DER SubjectPublicKeyInfo into a Node key object and its key
- * type and size. EC P-256 and P-384 keys with uncompressed points, RSA keys
- * and Ed25519 keys are imported as JWK, which OpenSSL 3 imports several
- * times faster than DER. Any other form goes through OpenSSL's DER decoder,
- * whose errors name `field` (`unsupported_key_type`).
+ * Reads a DER SubjectPublicKeyInfo into its key type and size and a key
+ * that a signature check can import. The common forms (EC P-256 and P-384
+ * with uncompressed points, RSA, Ed25519) become JWKs, which OpenSSL 3
+ * imports several times faster than DER, and are not imported here: the
+ * check imports them, on a worker thread, and an invalid key then fails
+ * there. Any other form is imported through OpenSSL's DER decoder, whose
+ * errors name `field` (`unsupported_key_type`).
  */
-export function readPublicKey(spki: Uint8Array, field: string): ReadPublicKey {
+export function readPublicKeyInfo(spki: Uint8Array, field: string): PublicKeyInfo {
   let subjectPublicKey: Uint8Array;
   let algorithm: string;
   let parameter: string | undefined;
@@ -51,18 +63,37 @@ export function readPublicKey(spki: Uint8Array, field: string): ReadPublicKey {
       cause: error,
     });
   }
-  const fast = importAsJwk(algorithm, parameter, subjectPublicKey);
-  if (fast) return { ...fast, subjectPublicKey };
-  let key: KeyObject;
+  const jwk = jwkOf(algorithm, parameter, subjectPublicKey);
+  if (jwk) return { key: jwk.jwk, spec: jwk.spec, subjectPublicKey };
+  const key = importDer(spki, field);
+  return { key, spec: describePublicKey(key, field), subjectPublicKey };
+}
+
+/**
+ * Reads a DER SubjectPublicKeyInfo into a Node key object and its key
+ * type and size, as `readPublicKeyInfo` reads it, importing the key at once.
+ */
+export function readPublicKey(spki: Uint8Array, field: string): ReadPublicKey {
+  const info = readPublicKeyInfo(spki, field);
+  if (info.key instanceof KeyObject) return { ...info, key: info.key };
   try {
-    key = publicKeyObject(spki);
+    return { ...info, key: createPublicKey({ key: info.key, format: "jwk" }) };
+  } catch {
+    // OpenSSL's DER decoder then decides, and its error names the field.
+  }
+  const key = importDer(spki, field);
+  return { key, spec: describePublicKey(key, field), subjectPublicKey: info.subjectPublicKey };
+}
+
+function importDer(spki: Uint8Array, field: string): KeyObject {
+  try {
+    return publicKeyObject(spki);
   } catch (error) {
     throw new KeywardError("unsupported_key_type", `the public key in "${field}" cannot be read`, {
       field,
       cause: error,
     });
   }
-  return { key, spec: describePublicKey(key, field), subjectPublicKey };
 }
 
 /** Returns the key identifier of RFC 5280 section 4.2.1.2 method 1: the SHA-1 of the subjectPublicKey bits. */
@@ -74,46 +105,44 @@ export function keyIdentifier(subjectPublicKey: Uint8Array): Buffer {
 const RSA_MIN_BITS = 2048;
 const RSA_MAX_BITS = 8192;
 
-/** Imports the common key forms as JWK; returns undefined for any other form or on any doubt. */
-function importAsJwk(
+/** Returns the JWK of the common key forms, or undefined for any other form or on any doubt. */
+function jwkOf(
   algorithm: string,
   parameter: string | undefined,
   bits: Uint8Array,
-): { key: KeyObject; spec: KeySpec } | undefined {
-  try {
-    if (algorithm === OID.ecPublicKey && parameter !== undefined) {
-      const curve = EC_CURVES[parameter];
-      if (!curve || bits[0] !== 0x04 || bits.length !== 1 + 2 * curve.coordinateBytes) return;
-      const x = Buffer.from(bits.subarray(1, 1 + curve.coordinateBytes)).toString("base64url");
-      const y = Buffer.from(bits.subarray(1 + curve.coordinateBytes)).toString("base64url");
-      const key = createPublicKey({ key: { kty: "EC", crv: curve.jwk, x, y }, format: "jwk" });
-      return { key, spec: { type: "ec", bits: curve.bits } };
+): { jwk: JsonWebKey; spec: KeySpec } | undefined {
+  if (algorithm === OID.ecPublicKey && parameter !== undefined) {
+    const curve = EC_CURVES[parameter];
+    if (!curve || bits[0] !== 0x04 || bits.length !== 1 + 2 * curve.coordinateBytes) {
+      return undefined;
     }
-    if (algorithm === OID.rsaEncryption) {
-      const outer = readElement(bits, 0);
-      const [modulus, exponent] = childrenOf(bits, outer);
-      if (modulus?.tag !== 0x02 || exponent?.tag !== 0x02) return;
-      let n = contentOf(bits, modulus);
-      while (n.length > 1 && n[0] === 0) n = n.subarray(1);
-      const size = (n.length - 1) * 8 + (32 - Math.clz32(n[0]!));
-      if (size < RSA_MIN_BITS || size > RSA_MAX_BITS) return;
-      const key = createPublicKey({
-        key: {
-          kty: "RSA",
-          n: Buffer.from(n).toString("base64url"),
-          e: Buffer.from(contentOf(bits, exponent)).toString("base64url"),
-        },
-        format: "jwk",
-      });
-      return { key, spec: { type: "rsa", bits: size } };
+    const x = Buffer.from(bits.subarray(1, 1 + curve.coordinateBytes)).toString("base64url");
+    const y = Buffer.from(bits.subarray(1 + curve.coordinateBytes)).toString("base64url");
+    return { jwk: { kty: "EC", crv: curve.jwk, x, y }, spec: { type: "ec", bits: curve.bits } };
+  }
+  if (algorithm === OID.rsaEncryption) {
+    let modulus: DerElement | undefined;
+    let exponent: DerElement | undefined;
+    try {
+      [modulus, exponent] = childrenOf(bits, readElement(bits, 0));
+    } catch {
+      return undefined;
     }
-    if (algorithm === OID.ed25519 && bits.length === 32) {
-      const x = Buffer.from(bits).toString("base64url");
-      const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" });
-      return { key, spec: { type: "ed25519", bits: 0 } };
-    }
-  } catch {
-    // OpenSSL's DER decoder then decides, and its error names the field.
+    if (modulus?.tag !== 0x02 || exponent?.tag !== 0x02) return undefined;
+    let n = contentOf(bits, modulus);
+    while (n.length > 1 && n[0] === 0) n = n.subarray(1);
+    const size = (n.length - 1) * 8 + (32 - Math.clz32(n[0]!));
+    if (size < RSA_MIN_BITS || size > RSA_MAX_BITS) return undefined;
+    const jwk = {
+      kty: "RSA",
+      n: Buffer.from(n).toString("base64url"),
+      e: Buffer.from(contentOf(bits, exponent)).toString("base64url"),
+    };
+    return { jwk, spec: { type: "rsa", bits: size } };
+  }
+  if (algorithm === OID.ed25519 && bits.length === 32) {
+    const jwk = { kty: "OKP", crv: "Ed25519", x: Buffer.from(bits).toString("base64url") };
+    return { jwk, spec: { type: "ed25519", bits: 0 } };
   }
   return undefined;
 }

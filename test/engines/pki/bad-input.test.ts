@@ -67,6 +67,12 @@ describe("PKI bad input", () => {
     const tampered = Buffer.from(der);
     // Flip a bit inside the signature, the last field of the CSR.
     tampered[tampered.length - 5] = tampered[tampered.length - 5]! ^ 0x01;
+    // Change the last byte of the public key's y coordinate: the point
+    // leaves the curve (the signature no longer matters).
+    const offCurve = Buffer.from(der);
+    const point = offCurve.indexOf(Buffer.from([0x03, 0x42, 0x00, 0x04]));
+    assert.ok(point > 0);
+    offCurve[point + 3 + 64] = offCurve[point + 3 + 64]! ^ 0x01;
     const sha1 = await makeCsr(
       {
         name: "RSASSA-PKCS1-v1_5",
@@ -110,6 +116,15 @@ describe("PKI bad input", () => {
         payload: { csr: toPem(tampered, "CERTIFICATE REQUEST") },
         status: 400,
         code: "invalid_csr_signature",
+        field: "csr",
+      },
+      {
+        name: "fail CSR key off its curve",
+        method: "POST",
+        url: "/v1/pki/sign/web",
+        payload: { csr: toPem(offCurve, "CERTIFICATE REQUEST") },
+        status: 400,
+        code: "unsupported_key_type",
         field: "csr",
       },
       {
