@@ -8,11 +8,12 @@ import {
   checkIdentityCsr,
   configuredPki,
   type IssuedIdentity,
+  type PkiResolver,
   revokeIdentityCertificates,
   signIdentityCertificate,
 } from "./identity-certificates.ts";
 import { type DeviceRegistry, deviceRevokedError } from "./registry.ts";
-import type { DeviceRecord, SerialRecord } from "./types.ts";
+import type { DeviceRecord, IdentityCertificate, SerialRecord } from "./types.ts";
 
 /** Fields of `POST /v1/devices/enroll`. */
 export interface EnrolmentRequest {
@@ -126,33 +127,32 @@ export class DeviceEnrolment {
       );
 
       const serialRecord: SerialRecord = { device: existing.name, deviceId: existing.id };
-      // NOTE: when this transaction fails, the certificate just issued
-      // stays stored in the PKI mount and is not revoked. It cannot
-      // authenticate, because the serial index does not list it.
-      const { updated, superseded } = await store.transaction(async (writer) => {
-        // Another node may have used the token, or changed or deleted the
-        // device, since they were read above.
-        const currentToken = await tokens.readAgain(writer, token);
-        const current = await writer.get<DeviceRecord>(devicePath(existing.name));
-        this.#context.tokens.check(currentToken, current, now);
-        if (current.state === "revoked") throw deviceRevokedError(current.name);
-        const enrolled: DeviceRecord = {
-          ...current,
-          state: "enrolled",
-          certificates: [identity.record],
-          encryptionKey: key.jwk,
-          encryptionKeyId: key.keyId,
-          enrolledAt: now.toISOString(),
-          updatedAt: now.toISOString(),
-        };
-        await tokens.consume(writer, currentToken);
-        for (const certificate of current.certificates) {
-          await writer.delete(serialPath(certificate.serial));
-        }
-        await writer.put(serialPath(identity.record.serial), serialRecord);
-        await writer.put(devicePath(current.name), enrolled);
-        return { updated: enrolled, superseded: current.certificates };
-      });
+      const { updated, superseded } = await withdrawnOnFailure(pki, identity.record, logger, () =>
+        store.transaction(async (writer) => {
+          // Another node may have used the token, or changed or deleted the
+          // device, since they were read above.
+          const currentToken = await tokens.readAgain(writer, token);
+          const current = await writer.get<DeviceRecord>(devicePath(existing.name));
+          this.#context.tokens.check(currentToken, current, now);
+          if (current.state === "revoked") throw deviceRevokedError(current.name);
+          const enrolled: DeviceRecord = {
+            ...current,
+            state: "enrolled",
+            certificates: [identity.record],
+            encryptionKey: key.jwk,
+            encryptionKeyId: key.keyId,
+            enrolledAt: now.toISOString(),
+            updatedAt: now.toISOString(),
+          };
+          await tokens.consume(writer, currentToken);
+          for (const certificate of current.certificates) {
+            await writer.delete(serialPath(certificate.serial));
+          }
+          await writer.put(serialPath(identity.record.serial), serialRecord);
+          await writer.put(devicePath(current.name), enrolled);
+          return { updated: enrolled, superseded: current.certificates };
+        }),
+      );
       await revokeIdentityCertificates(pki, superseded, "superseded", logger);
       return { device: updated, issued: identity };
     });
@@ -195,36 +195,71 @@ export class DeviceEnrolment {
         now,
       );
       const serialRecord: SerialRecord = { device: existing.name, deviceId: existing.id };
-      const updated = await store.transaction(async (writer) => {
-        // Another node may have revoked, deleted or changed the device since it was read above.
-        const current = await writer.get<DeviceRecord>(devicePath(ref.name));
-        if (!current || current.id !== ref.id || current.state !== "enrolled") {
-          throw deviceAuthenticationFailed(
-            "the device was revoked or deleted while the request was served",
-            "state_changed",
+      const updated = await withdrawnOnFailure(pki, identity.record, logger, () =>
+        store.transaction(async (writer) => {
+          // Another node may have revoked, deleted or changed the device since it was read above.
+          const current = await writer.get<DeviceRecord>(devicePath(ref.name));
+          if (!current || current.id !== ref.id || current.state !== "enrolled") {
+            throw deviceAuthenticationFailed(
+              "the device was revoked or deleted while the request was served",
+              "state_changed",
+            );
+          }
+          const expired = current.certificates.filter(
+            (certificate) => Date.parse(certificate.expiration) <= now.getTime(),
           );
-        }
-        const expired = current.certificates.filter(
-          (certificate) => Date.parse(certificate.expiration) <= now.getTime(),
-        );
-        const renewed: DeviceRecord = {
-          ...current,
-          certificates: [
-            ...current.certificates.filter((certificate) => !expired.includes(certificate)),
-            identity.record,
-          ],
-          ...(key ? { encryptionKey: key.jwk, encryptionKeyId: key.keyId } : {}),
-          updatedAt: now.toISOString(),
-        };
-        for (const certificate of expired) await writer.delete(serialPath(certificate.serial));
-        await writer.put(serialPath(identity.record.serial), serialRecord);
-        await writer.put(devicePath(current.name), renewed);
-        return renewed;
-      });
+          const renewed: DeviceRecord = {
+            ...current,
+            certificates: [
+              ...current.certificates.filter((certificate) => !expired.includes(certificate)),
+              identity.record,
+            ],
+            ...(key ? { encryptionKey: key.jwk, encryptionKeyId: key.keyId } : {}),
+            updatedAt: now.toISOString(),
+          };
+          for (const certificate of expired) await writer.delete(serialPath(certificate.serial));
+          await writer.put(serialPath(identity.record.serial), serialRecord);
+          await writer.put(devicePath(current.name), renewed);
+          return renewed;
+        }),
+      );
       return { device: updated, issued: identity };
     });
     logger.info({ device: device.name, serial: issued.record.serial }, "renewed device identity");
     if (request.encryption_key !== undefined) waiters.changed([device.name]);
     return response(device, issued);
+  }
+}
+
+/**
+ * Runs the transaction that records a newly issued identity certificate.
+ * When it fails, no device record lists the certificate, so no later
+ * deletion or re-enrolment would revoke it. It is revoked here (reason
+ * cessationOfOperation) before the error is raised again. A failed
+ * revocation is logged, not raised, so the caller still gets the
+ * transaction's error.
+ */
+async function withdrawnOnFailure<T>(
+  pki: PkiResolver,
+  issued: IdentityCertificate,
+  logger: DeviceContext["logger"],
+  record: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await record();
+  } catch (error) {
+    try {
+      await revokeIdentityCertificates(pki, [issued], "cessationOfOperation", logger);
+      logger.info(
+        { mount: issued.mount, serial: issued.serial },
+        "revoked the identity certificate of a failed enrolment or renewal",
+      );
+    } catch (revocationError) {
+      logger.error(
+        { err: revocationError, mount: issued.mount, serial: issued.serial },
+        "failed to revoke the identity certificate of a failed enrolment or renewal; revoke it by serial",
+      );
+    }
+    throw error;
   }
 }

@@ -129,7 +129,7 @@ export async function signIdentityCertificate(
 export async function revokeIdentityCertificates(
   resolve: PkiResolver,
   certificates: readonly IdentityCertificate[],
-  reason: "superseded" | undefined,
+  reason: "superseded" | "cessationOfOperation" | undefined,
   logger: { warn(fields: object, message?: string): void },
 ): Promise<void> {
   for (const certificate of certificates) {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { makeDeviceKeys } from "../devices/fixtures.ts";
 import { postgresSkipReason } from "../helpers/postgres.ts";
@@ -27,6 +28,20 @@ type Reply = Awaited<ReturnType<typeof call>>;
 /** Returns a serial number in lower-case hex without separators. */
 function plainSerial(serial: unknown): string {
   return String(serial).replaceAll(":", "").toLowerCase();
+}
+
+/** Returns the certificates that `node`'s PKI mount stores for common name `name`. */
+async function certificatesNamed(node: ServerProcess, name: string) {
+  const listed = await call(node, "GET", "pki/certs?list=true");
+  assert.equal(listed.status, 200, JSON.stringify(listed.body));
+  const found: { serial: string; revoked: boolean }[] = [];
+  for (const serial of (listed.body.data as { keys: string[] }).keys) {
+    const read = await call(node, "GET", `pki/cert/${serial}`);
+    const data = read.body.data as { certificate: string; revocation_time: number };
+    if (new X509Certificate(data.certificate).subject !== `CN=${name}`) continue;
+    found.push({ serial: plainSerial(serial), revoked: data.revocation_time > 0 });
+  }
+  return found;
 }
 
 describe("single-use bootstrap token across nodes", { skip: postgresSkipReason() }, () => {
@@ -136,6 +151,14 @@ describe("single-use bootstrap token across nodes", { skip: postgresSkipReason()
           );
         }, PROPAGATION_LIMIT_MS);
         assert.ok(delay !== undefined, `${node.address} shows ${JSON.stringify(seen)}`);
+      }
+
+      // A loser that signed a certificate before its transaction failed revoked that certificate.
+      const issued = await certificatesNamed(nodes[0]!, name);
+      assert.ok(issued.some((certificate) => certificate.serial === winnerSerial));
+      for (const certificate of issued) {
+        const expected = certificate.serial !== winnerSerial;
+        assert.equal(certificate.revoked, expected, `round ${round}: ${certificate.serial}`);
       }
     }
   });

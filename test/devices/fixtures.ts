@@ -17,6 +17,7 @@ import { estTlsOptions } from "../../src/engines/pki/est/tls.ts";
 import { toPem } from "../../src/engines/pki/pem.ts";
 import * as x509 from "../../src/engines/pki/x509.ts";
 import { openSqliteStorage } from "../../src/storage/index.ts";
+import type { Storage } from "../../src/storage/storage.ts";
 
 /** A clock the test moves by hand. */
 export class TestClock {
@@ -52,6 +53,8 @@ export interface DeviceAppOptions {
   unconfigured?: boolean;
   /** Default time limit of one audit write. */
   auditWriteTimeoutMs?: number;
+  /** Wraps the SQLite storage, for example in a FailingStorage. */
+  wrapStorage?: (storage: Storage) => Storage;
 }
 
 /**
@@ -62,7 +65,8 @@ export interface DeviceAppOptions {
  */
 export async function createDeviceApp(options: DeviceAppOptions = {}): Promise<DeviceApp> {
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-devices-"));
-  const storage = await openSqliteStorage({ path: join(dataDir, "keyward.db") });
+  const opened = await openSqliteStorage({ path: join(dataDir, "keyward.db") });
+  const storage = options.wrapStorage ? options.wrapStorage(opened) : opened;
   const logger = pino({ level: process.env.KEYWARD_TEST_LOG ?? "silent" });
   const keyward = await Keyward.open({
     storage,

@@ -20,6 +20,8 @@ export class FailingStorage implements Storage {
   failReads = false;
   /** How many calls have been made to fail so far. */
   failures = 0;
+  /** A key fragment: the next transaction that writes a key containing it fails at its commit. */
+  #failTransactionWriting: string | undefined;
 
   constructor(inner: Storage) {
     this.inner = inner;
@@ -49,13 +51,28 @@ export class FailingStorage implements Storage {
     return this.#write(() => this.inner.delete(key));
   }
 
+  /**
+   * Makes the next transaction that puts or deletes a key containing
+   * `fragment` fail once, after its work ran, so it rolls back. Other
+   * transactions and later ones are not affected.
+   */
+  failNextTransactionWriting(fragment: string): void {
+    this.#failTransactionWriting = fragment;
+  }
+
   transaction<T>(
     work: (tx: StorageWriter) => Promise<T>,
     options?: TransactionOptions,
   ): Promise<T> {
     return this.inner.transaction(async (tx) => {
-      const result = await work(this.#wrapWriter(tx));
+      const written: string[] = [];
+      const result = await work(this.#wrapWriter(tx, written));
       if (this.failWrites) throw this.#failure("commit a transaction");
+      const fragment = this.#failTransactionWriting;
+      if (fragment !== undefined && written.some((key) => key.includes(fragment))) {
+        this.#failTransactionWriting = undefined;
+        throw this.#failure("commit a transaction");
+      }
       return result;
     }, options);
   }
@@ -64,13 +81,20 @@ export class FailingStorage implements Storage {
     return this.inner.close();
   }
 
-  #wrapWriter(tx: StorageWriter): StorageWriter {
+  /** Wraps a transaction's writer; `written` collects the keys it puts or deletes. */
+  #wrapWriter(tx: StorageWriter, written: string[]): StorageWriter {
     return {
       get: (key) => this.#read(() => tx.get(key)),
       list: (prefix) => this.#read(() => tx.list(prefix)),
       scan: (prefix, options) => this.#read(() => tx.scan(prefix, options)),
-      put: (key, value) => this.#write(() => tx.put(key, value)),
-      delete: (key) => this.#write(() => tx.delete(key)),
+      put: (key, value) => {
+        written.push(key);
+        return this.#write(() => tx.put(key, value));
+      },
+      delete: (key) => {
+        written.push(key);
+        return this.#write(() => tx.delete(key));
+      },
     };
   }
 
