@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { KeywardError } from "../errors.ts";
-import { claimName, releaseName } from "../util/name-claims.ts";
+import { claimName, type NameClaim, releaseName } from "../util/name-claims.ts";
 import { DEVICE_REGISTRY_FOLDER, devicePath } from "./context.ts";
 import type { DeviceStore, RecordWriter } from "./store.ts";
 
@@ -11,12 +11,22 @@ import type { DeviceStore, RecordWriter } from "./store.ts";
  */
 export const NAME_CLAIMS_FOLDER = "name-claims";
 
+/**
+ * A device name claim. `others` lists the devices, stored before name
+ * claims existed, whose names differ from the owner's only in case. The
+ * backfill finds them. When the owner is deleted, the claim passes to one
+ * of them, so the name stays claimed while any spelling of it exists.
+ */
+interface DeviceNameClaim extends NameClaim {
+  others?: string[];
+}
+
 /** Path of the record stating that every device stored before claims existed has one. */
 export const NAME_CLAIMS_BACKFILLED_PATH = "name-claims-backfilled";
 
 /**
- * Devices whose claims one backfill transaction writes. Each costs two
- * reads and at most one write, so a transaction stays well below the
+ * Devices whose claims one backfill transaction writes. Each costs at
+ * most four reads and one write, so a transaction stays well below the
  * barrier's headroom of 1,000 encryptions.
  */
 const BACKFILL_BATCH_SIZE = 200;
@@ -55,9 +65,32 @@ export async function claimDeviceName(writer: RecordWriter, name: string): Promi
   }
 }
 
-/** Deletes the claim of device `name` inside `writer` when that device owns it. */
+/**
+ * Releases device `name`'s part in its name claim inside `writer`. When
+ * the device owns the claim, the claim passes to the next older device
+ * that differs only in case and still exists, or is deleted when there is
+ * none. When the device is one of those older devices, it leaves the list.
+ */
 export async function releaseDeviceName(writer: RecordWriter, name: string): Promise<void> {
-  await releaseName(writer, nameClaimPath(name), name);
+  const path = nameClaimPath(name);
+  const claim = await writer.get<DeviceNameClaim>(path);
+  if (claim === undefined || (claim.id !== name && !claim.others?.includes(name))) return;
+  const exists = deviceExists(writer);
+  const others: string[] = [];
+  for (const other of claim.others ?? []) {
+    if (other !== name && other !== claim.id && (await exists(other))) others.push(other);
+  }
+  if (claim.id !== name) {
+    await writer.put(path, claimOf(claim.id, others));
+    return;
+  }
+  const [next, ...rest] = others;
+  if (next === undefined) await releaseName(writer, path, name);
+  else await writer.put(path, claimOf(next, rest));
+}
+
+function claimOf(id: string, others: string[]): DeviceNameClaim {
+  return others.length === 0 ? { id } : { id, others };
 }
 
 /**
@@ -105,8 +138,6 @@ export class DeviceNameBackfill {
         claimBatch(writer, names.slice(start, start + BACKFILL_BATCH_SIZE)),
       );
       for (const { device, holder } of clashes) {
-        // NOTE: deleting the holder frees the name while the other device
-        // still has it, so a third spelling could then be created.
         this.#logger.warn(
           { device, holder },
           "two devices whose names differ only in case exist from before name claims; delete one of them",
@@ -129,8 +160,14 @@ async function claimBatch(writer: RecordWriter, names: readonly string[]) {
   const exists = deviceExists(writer);
   for (const name of names) {
     if (!(await exists(name))) continue;
-    const holder = await claimName(writer, nameClaimPath(name), name, exists);
-    if (holder !== undefined) clashes.push({ device: name, holder });
+    const path = nameClaimPath(name);
+    const holder = await claimName(writer, path, name, exists);
+    if (holder === undefined) continue;
+    clashes.push({ device: name, holder });
+    const claim = (await writer.get<DeviceNameClaim>(path))!;
+    if (!claim.others?.includes(name)) {
+      await writer.put(path, claimOf(claim.id, [...(claim.others ?? []), name]));
+    }
   }
   return clashes;
 }

@@ -105,10 +105,28 @@ describe("device name claims of older devices", { skip: postgresSkipReason() }, 
       const claim = await store.get<NameClaim>(nameClaimPath(name));
       assert.deepEqual(claim, { id: name });
     }
-    // Of two older devices that differ only in case, one owns the claim.
-    const pairClaim = await store.get<NameClaim>(nameClaimPath("pair-1"));
-    assert.ok(pairClaim?.id === "Pair-1" || pairClaim?.id === "pair-1", JSON.stringify(pairClaim));
+    // Of two older devices that differ only in case, one owns the claim and the claim lists the other.
+    const pairClaim = await store.get<NameClaim & { others?: string[] }>(nameClaimPath("pair-1"));
+    const pair = ["Pair-1", "pair-1"];
+    assert.ok(pair.includes(String(pairClaim?.id)), JSON.stringify(pairClaim));
+    assert.deepEqual(
+      pairClaim?.others,
+      pair.filter((name) => name !== pairClaim?.id),
+    );
     assert.ok((await store.get(NAME_CLAIMS_BACKFILLED_PATH)) !== undefined);
+  });
+
+  it("passes a shared claim on when its owner is deleted", async () => {
+    const [a, b] = [node(0), node(1)];
+    const owner = (await store.get<NameClaim>(nameClaimPath("pair-1")))!.id;
+    const other = owner === "Pair-1" ? "pair-1" : "Pair-1";
+    await a.registry.delete(owner);
+    assert.deepEqual(await store.get(nameClaimPath("pair-1")), { id: other });
+    assert.equal(await outcome(b.registry.write("PAIR-1", {})), "already_exists");
+
+    await b.registry.delete(other);
+    assert.equal(await store.get(nameClaimPath("pair-1")), undefined);
+    assert.equal(await outcome(a.registry.write("PAIR-1", {})), "ok");
   });
 
   it("frees a claimed name when its device is deleted", async () => {
