@@ -34,6 +34,9 @@ const WORK_MS = 10;
  */
 const MAX_MEAN_ATTEMPTS = 3;
 
+/** How long a retry holds the lane while another waits behind it, far beyond that one's limit. */
+const HOLD_MS = 2_000;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -149,6 +152,52 @@ describe("retry lane across storages", { skip: postgresSkipReason() }, () => {
     } finally {
       await storage.close();
       await holder.end();
+    }
+  });
+
+  it("fails a queued retry once lock_timeout passes", async () => {
+    const limited = new URL(url);
+    limited.searchParams.set("lock_timeout", "200");
+    const storage = await openPostgresStorage({ url: limited.toString() });
+    const conflict = () =>
+      new KeywardError("storage_failure", "simulated conflict", {
+        details: { driverCode: "40001" },
+      });
+    try {
+      // The first transaction's retry holds the lane far longer than the limit.
+      let entered = () => {};
+      const inLane = new Promise<void>((resolve) => {
+        entered = resolve;
+      });
+      let holderAttempts = 0;
+      const holding = storage.transaction(async (tx) => {
+        holderAttempts++;
+        if (holderAttempts === 1) throw conflict();
+        entered();
+        await sleep(HOLD_MS);
+        await tx.put("lane/held", Buffer.from("x"));
+      });
+      await inLane;
+
+      let queuedAttempts = 0;
+      const failure = await storage
+        .transaction(async (tx) => {
+          queuedAttempts++;
+          await tx.put("lane/queued", Buffer.from("x"));
+          throw conflict();
+        })
+        .catch((error: unknown) => error);
+      assert.ok(isKeywardError(failure), inspect(failure));
+      assert.equal(failure.code, "storage_unavailable");
+      assert.equal(failure.details?.queueLimitMs, 200);
+      assert.equal(queuedAttempts, 1);
+
+      await holding;
+      assert.equal(holderAttempts, 2);
+      assert.notEqual(await storage.get("lane/held"), undefined);
+      assert.equal(await storage.get("lane/queued"), undefined);
+    } finally {
+      await storage.close();
     }
   });
 

@@ -238,7 +238,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
       driverCodes: RETRYABLE_SQLSTATES,
       maxAttempts: POSTGRES_TRANSACTION_ATTEMPTS,
       budgetMs: POSTGRES_TRANSACTION_RETRY_BUDGET_MS,
-      lane: new AdvisoryLockRetryLane((error) => {
+      lane: new AdvisoryLockRetryLane(connection.timeouts.lockMs, (error) => {
         logger?.warn(
           { database: connection.description, driverCode: driverCodeOf(error) },
           "postgresql storage failed to release the retry lane lock; retries on every node wait for it until this connection closes",

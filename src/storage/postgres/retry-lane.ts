@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { KeywardError } from "../../errors.ts";
 import type { StorageDatabase } from "../sql/schema.ts";
 import type { RetryLane } from "../sql/sql-storage.ts";
 
@@ -20,17 +21,27 @@ export const RETRY_LANE_LOCK = "7743783864357779712";
  * leave it with a snapshot from before the previous holder committed.
  *
  * The wait for the lock is bounded by the connection's `lock_timeout`,
- * after which entering fails with SQLSTATE 55P03. When a node stops while
- * it holds the lock, the database releases the lock as it ends the
- * node's session.
+ * after which entering fails with SQLSTATE 55P03. The wait in the
+ * process's queue has the same limit, after which entering fails with
+ * `storage_unavailable`. A retry thus waits for the lane at most twice
+ * that limit (plus any wait for a free pooled connection),
+ * however many retries queued before it. When a node stops while it
+ * holds the lock, the database releases the lock as it ends the node's
+ * session.
  */
 export class AdvisoryLockRetryLane implements RetryLane {
   /** Settles when the last process-local user of the lane leaves it. */
   #tail: Promise<void> = Promise.resolve();
   readonly #onUnlockFailure: (error: unknown) => void;
+  readonly #queueLimitMs: number;
 
-  /** `onUnlockFailure` receives the error when releasing the lock fails, for the log. */
-  constructor(onUnlockFailure: (error: unknown) => void = () => {}) {
+  /**
+   * `queueLimitMs` bounds the wait behind this process's earlier retries,
+   * normally the connection's `lock_timeout`. `onUnlockFailure` receives
+   * the error when releasing the lock fails, for the log.
+   */
+  constructor(queueLimitMs: number, onUnlockFailure: (error: unknown) => void = () => {}) {
+    this.#queueLimitMs = queueLimitMs;
     this.#onUnlockFailure = onUnlockFailure;
   }
 
@@ -44,7 +55,16 @@ export class AdvisoryLockRetryLane implements RetryLane {
       leave = resolve;
     });
     try {
-      await previous;
+      if (!(await settlesWithin(previous, this.#queueLimitMs))) {
+        // The next retry still waits for the earlier ones, as if this one had run.
+        const left = leave;
+        leave = () => void previous.then(left);
+        throw new KeywardError(
+          "storage_unavailable",
+          "postgresql storage timed out waiting for its turn to retry a transaction",
+          { details: { queueLimitMs: this.#queueLimitMs } },
+        );
+      }
       return await db.connection().execute(async (connection) => {
         await sql`select pg_advisory_lock(${RETRY_LANE_LOCK}::bigint)`.execute(connection);
         try {
@@ -56,6 +76,19 @@ export class AdvisoryLockRetryLane implements RetryLane {
     } finally {
       leave();
     }
+  }
+}
+
+/** Resolves with true once `promise` settles, or with false after `limitMs`. */
+async function settlesWithin(promise: Promise<void>, limitMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), limitMs);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
