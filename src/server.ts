@@ -219,6 +219,8 @@ export async function startServer(
     closing ??= (async () => {
       logger.info("server stopping");
       await kmip?.close();
+      // The HTTP server waits for requests in flight, long polls included.
+      keyward.endLongPolls();
       await app.close();
       await keyward.close();
       // Finalises the PKCS#11 library once every session is closed.

@@ -288,6 +288,11 @@ export class Keyward {
   }
 
   /** The device registry. Throws `sealed` while sealed, because it exists only while unsealed. */
+  /** Ends the device state long polls, for a server that is stopping (see `DeviceService.endLongPolls`). */
+  endLongPolls(): void {
+    this.#devices?.endLongPolls();
+  }
+
   get devices(): DeviceService {
     if (!this.#devices) throw new KeywardError("sealed", "Keyward is sealed");
     return this.#devices;

@@ -61,6 +61,7 @@ export class DeviceService implements AppliedVersionReader {
   /** Notifier that wakes waiting agents. Sources call it after every change to the artifacts of devices. */
   readonly waiters: DeviceChangeWaiters;
   readonly #context: DeviceContext;
+  #longPollsEnded = false;
   readonly #sources: DeviceArtifactSource[];
 
   constructor(options: DeviceServiceOptions) {
@@ -147,7 +148,7 @@ export class DeviceService implements AppliedVersionReader {
         return { device: record.name, device_id: record.id, etag, artifacts: views };
       }
       const remaining = deadline - Date.now();
-      if (remaining <= 0) {
+      if (remaining <= 0 || this.#longPollsEnded) {
         subscription.cancel();
         return undefined;
       }
@@ -227,6 +228,17 @@ export class DeviceService implements AppliedVersionReader {
 
   /** Wakes every waiting agent. Called when the registry is dropped at seal. */
   close(): void {
+    this.waiters.wakeAll();
+  }
+
+  /**
+   * Ends every long poll of the device state with "no change" (304), now
+   * and from now on, so a stopping server does not wait out the polls. An
+   * agent polls again, reaching another node behind a load balancer or
+   * this one once it is back.
+   */
+  endLongPolls(): void {
+    this.#longPollsEnded = true;
     this.waiters.wakeAll();
   }
 }

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { makeLoopbackCertificate } from "../helpers/loopback-certificate.ts";
 import { requirePeer } from "../helpers/peers.ts";
 import { cli, runCli } from "../helpers/server-process.ts";
 
@@ -232,28 +232,7 @@ describe("server command", () => {
   it("serves TLS with a certificate from openssl", async (t) => {
     if (!requirePeer(t, "openssl")) return;
     const dir = mkdtempSync(join(tmpdir(), "kw-tls-"));
-    const cert = join(dir, "server.crt");
-    const key = join(dir, "server.key");
-    const made = spawnSync("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ]);
-    assert.equal(made.status, 0, made.stderr.toString());
+    const { certFile: cert, keyFile: key } = makeLoopbackCertificate(dir);
 
     const tls = await startServer([
       "--listen",
