@@ -795,22 +795,25 @@ export class Keyward {
    * transaction, and returns how many it deleted. It deletes nothing while
    * the stored mount table lists the path: an unmount removes the path
    * from the table first, so entries found here belong to no mount.
-   * NOTE: another node that mounts the same path while this runs can lose
-   * the entries it writes meanwhile, because the table check is not
-   * repeated for each page.
+   * Each page's transaction reads the table again, so it stops when
+   * another node has mounted the same path meanwhile: the new mount's
+   * entries are written after its table entry, and a transaction that
+   * deletes one of them conflicts with the one that wrote it.
    */
   async #deleteUnmountedTree(path: string): Promise<number> {
-    const stored = await this.#mountTable.load();
-    if (stored?.some((entry) => entry.path === path)) return 0;
     const barrier = this.seal.barrier;
     const prefix = `${path}/`;
     let deleted = 0;
     for (;;) {
       const names = await barrier.scan(prefix, { limit: DELETE_PAGE_SIZE });
       if (names.length === 0) return deleted;
-      await barrier.transaction(async (tx) => {
+      const mounted = await barrier.transaction(async (tx) => {
+        const stored = await MountTable.loadIn(tx);
+        if (stored?.some((entry) => entry.path === path)) return true;
         for (const name of names) await tx.delete(prefix + name);
+        return false;
       });
+      if (mounted) return deleted;
       deleted += names.length;
     }
   }

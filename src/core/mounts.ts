@@ -68,7 +68,12 @@ export class MountTable {
   }
 
   async load(): Promise<MountEntry[] | undefined> {
-    const value = await this.#barrier.get(MOUNT_TABLE_KEY);
+    return MountTable.loadIn(this.#barrier);
+  }
+
+  /** Reads the table through `reader`, a transaction when the read must be part of one. */
+  static async loadIn(reader: Pick<Barrier, "get">): Promise<MountEntry[] | undefined> {
+    const value = await reader.get(MOUNT_TABLE_KEY);
     if (value === undefined) return undefined;
     return JSON.parse(Buffer.from(value).toString("utf8")) as MountEntry[];
   }

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { MOUNT_TABLE_KEY, MountTable } from "../../src/core/mounts.ts";
 import { createTestApp, type TestApp } from "../helpers/app.ts";
 
 const KEY_COUNT = 5000;
+/** Entries left under a mount: more than the 500 that one deletion transaction removes. */
+const LEFTOVER_ENTRIES = 600;
 
 async function mountTransit(t: TestApp, path: string) {
   return t.request({ method: "POST", url: `/v1/sys/mounts/${path}`, payload: { type: "transit" } });
@@ -109,5 +112,37 @@ describe("mount paths and unmount leftovers", () => {
     const missing = await t.request({ method: "DELETE", url: "/v1/sys/mounts/halfway" });
     assert.equal(missing.statusCode, 404);
     assert.equal(missing.json().code, "not_found");
+  });
+
+  it("unmount stops when another node mounts the path again", async () => {
+    assert.equal((await mountTransit(t, "shared")).statusCode, 204);
+    const barrier = t.keyward.seal.barrier;
+    // More entries than one deletion page holds, so the unmount deletes in several transactions.
+    await barrier.transaction(async (tx) => {
+      for (let i = 0; i < LEFTOVER_ENTRIES; i++) {
+        await tx.put(`shared/leftover-${i}`, Buffer.from("{}"));
+      }
+    });
+
+    // Before the second page, another node mounts "shared" and writes a key.
+    const scan = barrier.scan.bind(barrier);
+    let scans = 0;
+    barrier.scan = async (prefix, options) => {
+      if (prefix === "shared/" && ++scans === 2) {
+        const table = (await MountTable.loadIn(barrier)) ?? [];
+        const entry = MountTable.entry("shared", "transit", "", new Date());
+        await barrier.put(MOUNT_TABLE_KEY, Buffer.from(JSON.stringify([...table, entry])));
+        await barrier.put("shared/keys/new-key", Buffer.from("{}"));
+      }
+      return scan(prefix, options);
+    };
+    try {
+      const unmounted = await t.request({ method: "DELETE", url: "/v1/sys/mounts/shared" });
+      assert.equal(unmounted.statusCode, 204, unmounted.body);
+    } finally {
+      barrier.scan = scan;
+    }
+    assert.ok(scans >= 2);
+    assert.notEqual(await barrier.get("shared/keys/new-key"), undefined);
   });
 });
