@@ -796,8 +796,8 @@ export class Keyward {
    * the stored mount table lists the path: an unmount removes the path
    * from the table first, so entries found here belong to no mount.
    * Each page's transaction reads the table again, so it stops when
-   * another node has mounted the same path meanwhile: the new mount's
-   * entries are written after its table entry, and a transaction that
+   * another node has mounted the same path meanwhile. The new mount
+   * writes its entries after its table entry, and a transaction that
    * deletes one of them conflicts with the one that wrote it.
    */
   async #deleteUnmountedTree(path: string): Promise<number> {
