@@ -16,6 +16,9 @@ import { describeStorageLocation, openStorage } from "./storage/index.ts";
 import type { Storage } from "./storage/storage.ts";
 import { VERSION } from "./version.ts";
 
+/** How often a closing server closes the keep-alive connections that became idle, in milliseconds. */
+const IDLE_SWEEP_MS = 50;
+
 export interface RunningServer {
   app: FastifyInstance;
   keyward: Keyward;
@@ -221,7 +224,15 @@ export async function startServer(
       await kmip?.close();
       // The HTTP server waits for requests in flight, long polls included.
       keyward.endLongPolls();
-      await app.close();
+      // A keep-alive connection whose last request finished during the
+      // close would hold it until the connection idles out; these sweeps
+      // close such connections as soon as they are idle.
+      const idleSweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(idleSweep);
+      }
       await keyward.close();
       // Finalises the PKCS#11 library once every session is closed.
       await closeHsms();
