@@ -224,9 +224,9 @@ export async function startServer(
       await kmip?.close();
       // The HTTP server waits for requests in flight, long polls included.
       keyward.endLongPolls();
-      // A keep-alive connection whose last request finished during the
-      // close would hold it until the connection idles out; these sweeps
-      // close such connections as soon as they are idle.
+      // A kept-alive connection whose request finished during the close
+      // would hold it until the connection idles out, so the sweeps close
+      // each connection as soon as it is idle.
       const idleSweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS);
       try {
         await app.close();

@@ -5,7 +5,7 @@ import { type ServerProcess, startDevServer } from "../helpers/server-process.ts
 
 // Clients keep their connections alive between requests. A server that
 // stops with requests in flight must close each connection once its
-// request is answered, or the shutdown waits until the connections idle
+// request is served, or the shutdown waits until the connections idle
 // out, past the server's shutdown limit (which exits with status 1).
 
 /** Requests in flight when the server receives SIGTERM. */
