@@ -81,9 +81,10 @@ export class DeviceEnrolment {
    * Enrols the device a bootstrap token belongs to: signs its CSR, stores
    * its encryption key and counts one use of the token. Re-enrolment keeps
    * the device's name and id and revokes its earlier identity certificates
-   * (reason superseded). Throws `rate_limited` when `sourceAddress` failed
-   * too often, and `bootstrap_token_*` or `device_revoked` for a token
-   * that does not allow the enrolment.
+   * (reason superseded) before it signs, so a failed revocation fails the
+   * enrolment with nothing committed. Throws `rate_limited` when
+   * `sourceAddress` failed too often, and `bootstrap_token_*` or
+   * `device_revoked` for a token that does not allow the enrolment.
    */
   async enrol(request: EnrolmentRequest, sourceAddress: string): Promise<EnrolmentResponse> {
     const addressKey = `address:${sourceAddress}`;
@@ -118,6 +119,10 @@ export class DeviceEnrolment {
 
       const key = await checkEncryptionKey(request.encryption_key);
       await checkIdentityCsr(request.csr, existing.name);
+      // Revoked before anything is signed or committed, so a failed
+      // revocation leaves the token's uses unchanged and the client can
+      // retry. Revoking an already revoked certificate on that retry succeeds.
+      await revokeIdentityCertificates(pki, existing.certificates, "superseded", logger);
       const identity = await signIdentityCertificate(
         configuredPki(pki, config),
         config,
@@ -153,7 +158,11 @@ export class DeviceEnrolment {
           return { updated: enrolled, superseded: current.certificates };
         }),
       );
-      await revokeIdentityCertificates(pki, superseded, "superseded", logger);
+      const addedMeanwhile = superseded.filter(
+        (certificate) =>
+          !existing.certificates.some((earlier) => sameCertificate(earlier, certificate)),
+      );
+      await revokeAfterCommit(pki, updated, addedMeanwhile, logger);
       return { device: updated, issued: identity };
     });
     logger.info(
@@ -228,6 +237,42 @@ export class DeviceEnrolment {
     logger.info({ device: device.name, serial: issued.record.serial }, "renewed device identity");
     if (request.encryption_key !== undefined) waiters.changed([device.name]);
     return response(device, issued);
+  }
+}
+
+function sameCertificate(a: IdentityCertificate, b: IdentityCertificate): boolean {
+  return a.mount === b.mount && a.serial === b.serial;
+}
+
+/**
+ * Revokes identity certificates that a committed re-enrolment removed from
+ * the device record although it had not revoked them before its
+ * transaction, because another node added them meanwhile (a renewal). A
+ * failure is logged, not raised: the enrolment is committed and its token
+ * used, so the client must still get its certificate. No device record
+ * lists such a certificate any more, so the log entry is the only trace.
+ */
+async function revokeAfterCommit(
+  pki: PkiResolver,
+  device: DeviceRecord,
+  certificates: readonly IdentityCertificate[],
+  logger: DeviceContext["logger"],
+): Promise<void> {
+  for (const certificate of certificates) {
+    try {
+      await revokeIdentityCertificates(pki, [certificate], "superseded", logger);
+    } catch (error) {
+      logger.error(
+        {
+          err: error,
+          device: device.name,
+          deviceId: device.id,
+          mount: certificate.mount,
+          serial: certificate.serial,
+        },
+        "failed to revoke an identity certificate that re-enrolment superseded; an operator must revoke this serial, because no device record lists it any more",
+      );
+    }
   }
 }
 

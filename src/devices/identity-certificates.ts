@@ -124,7 +124,10 @@ export async function signIdentityCertificate(
  * Revokes identity certificates in their PKI mounts, so CRLs and OCSP show
  * them. A certificate whose mount is gone, or that the mount no longer
  * stores, is skipped and logged: it can no longer authenticate anyway,
- * because authentication verifies it against that mount.
+ * because authentication verifies it against that mount. Revoking an
+ * already revoked certificate succeeds and keeps its first revocation time
+ * and reason, so a failed enrolment can revoke the same certificates again
+ * when it is retried.
  */
 export async function revokeIdentityCertificates(
   resolve: PkiResolver,
