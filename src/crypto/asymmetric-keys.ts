@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { generateKeys } from "./key-generation.ts";
+import { checkKeyObject } from "./key-safety.ts";
 
 /** NIST curves for ECDSA, by their JOSE/NIST names. */
 export const ECDSA_CURVES = ["P-256", "P-384", "P-521"] as const;
@@ -49,12 +50,12 @@ function generateKeyObjects(spec: AsymmetricKeySpec): { privateKey: KeyObject } 
 
 /** Parses a PKCS#8 DER private key; throws when the bytes are not one. */
 export function loadPrivateKey(der: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" });
+  return checkKeyObject(createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" }));
 }
 
 /** Parses an SPKI PEM public key; throws when the text is not one. */
 export function loadPublicKey(pem: string): KeyObject {
-  return createPublicKey({ key: pem, format: "pem", type: "spki" });
+  return checkKeyObject(createPublicKey({ key: pem, format: "pem", type: "spki" }));
 }
 
 /** Returns the SPKI PEM of the public half of `privateKey`. */

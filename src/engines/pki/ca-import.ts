@@ -1,4 +1,4 @@
-import { createPublicKey } from "node:crypto";
+import { importSpki } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
 import type { PkiContext } from "./context.ts";
 import { keySpec, publicKeyOf, readPrivateKeyPem } from "./key-pairs.ts";
@@ -72,11 +72,7 @@ export async function importBundle(
 }
 
 function specOf(pkcs8: Uint8Array): [string, number] {
-  const key = createPublicKey({
-    key: Buffer.from(publicKeyOf(pkcs8)),
-    format: "der",
-    type: "spki",
-  });
+  const key = importSpki(publicKeyOf(pkcs8));
   const type = key.asymmetricKeyType ?? "";
   if (type === "rsa") return ["rsa", key.asymmetricKeyDetails?.modulusLength ?? 0];
   if (type === "ec")

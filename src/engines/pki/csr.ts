@@ -100,14 +100,19 @@ interface CsrLayout {
 function readLayout(der: Uint8Array): CsrLayout {
   const outer = readElement(der, 0);
   if (outer.tag !== 0x30 || outer.end !== der.length) throw new RangeError("not one SEQUENCE");
-  const [info, algorithm, signature] = childrenOf(der, outer);
+  const fields = childrenOf(der, outer);
+  const [info, algorithm, signature] = fields;
   if (info?.tag !== 0x30 || algorithm?.tag !== 0x30 || signature?.tag !== 0x03) {
     throw new RangeError("CertificationRequest fields missing");
   }
-  const [version, subject, spki, attributes] = childrenOf(der, info);
+  if (fields.length !== 3) throw new RangeError("CertificationRequest has extra fields");
+  const infoFields = childrenOf(der, info);
+  const [version, subject, spki, attributes] = infoFields;
   if (version?.tag !== 0x02 || subject?.tag !== 0x30 || spki?.tag !== 0x30) {
     throw new RangeError("CertificationRequestInfo fields missing");
   }
+  if (infoFields.length > 4) throw new RangeError("CertificationRequestInfo has extra fields");
+  checkName(der, subject);
   const [algorithmOid, signatureParameters] = childrenOf(der, algorithm);
   if (algorithmOid?.tag !== 0x06) throw new RangeError("signature algorithm missing");
   const signatureBits = contentOf(der, signature);
@@ -121,6 +126,26 @@ function readLayout(der: Uint8Array): CsrLayout {
     signatureParameters,
     signature: signatureBits.subarray(1),
   };
+}
+
+/**
+ * Checks the shape of a Name (RFC 5280 section 4.1.2.4): a SEQUENCE of
+ * RelativeDistinguishedNames, each a non-empty SET of SEQUENCEs that start
+ * with an OBJECT IDENTIFIER. Throws a RangeError otherwise.
+ */
+function checkName(der: Uint8Array, name: DerElement): void {
+  for (const rdn of childrenOf(der, name)) {
+    const attributes = childrenOf(der, rdn);
+    if (rdn.tag !== 0x31 || attributes.length === 0) {
+      throw new RangeError("a name part is not a non-empty SET");
+    }
+    for (const attribute of attributes) {
+      const [type, value] = childrenOf(der, attribute);
+      if (attribute.tag !== 0x30 || type?.tag !== 0x06 || value === undefined) {
+        throw new RangeError("a name attribute is not an OID and a value");
+      }
+    }
+  }
 }
 
 /**
@@ -225,7 +250,11 @@ export async function checkCsr(text: string, field = "csr"): Promise<CheckedCsr>
     : { dsaEncoding: "der" as const };
   const signed = encodingOf(der, layout.info);
   let valid = false;
-  if (scheme.keyType === key.spec.type) {
+  if (scheme.keyType !== key.spec.type) {
+    // The signature cannot verify; an unusable key is still reported as
+    // such, as when the key is imported before the check.
+    readPublicKey(publicKey, field);
+  } else {
     try {
       valid = await verifyPool.verify({
         algorithm: scheme.hash,

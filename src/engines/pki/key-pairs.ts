@@ -6,6 +6,7 @@ import {
   type webcrypto,
 } from "node:crypto";
 import { promisify } from "node:util";
+import { checkKeyObject, checkSpki, importSpki } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
 import type { PkiKeyType } from "./types.ts";
 import type * as x509 from "./x509.ts";
@@ -144,7 +145,9 @@ export async function importSigningKey(pkcs8: Uint8Array, spec: KeySpec): Promis
 /** Returns the SubjectPublicKeyInfo DER of a PKCS#8 private key. */
 export function publicKeyOf(pkcs8: Uint8Array): Buffer {
   const privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" });
-  return createPublicKey(privateKey).export({ format: "der", type: "spki" });
+  const spki = createPublicKey(privateKey).export({ format: "der", type: "spki" });
+  checkSpki(spki);
+  return spki;
 }
 
 export const PRIVATE_KEY_FORMATS = ["der", "pkcs8", ""] as const;
@@ -175,7 +178,7 @@ export function encodePrivateKey(
 /** Reads a PEM private key in PKCS#8, PKCS#1 or SEC 1, returning PKCS#8 DER, or undefined when `pem` is not a private key. */
 export function readPrivateKeyPem(pem: string, field: string): Buffer {
   try {
-    const key = createPrivateKey({ key: pem, format: "pem" });
+    const key = checkKeyObject(createPrivateKey({ key: pem, format: "pem" }));
     describePublicKey(createPublicKey(key), field);
     return key.export({ format: "der", type: "pkcs8" });
   } catch (error) {
@@ -193,7 +196,7 @@ export function readPrivateKeyPem(pem: string, field: string): Buffer {
 
 /** Returns the SPKI DER of a certificate or CSR public key, as a Node key object. */
 export function publicKeyObject(spki: ArrayBuffer | Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.from(spki as ArrayBuffer), format: "der", type: "spki" });
+  return importSpki(new Uint8Array(spki as ArrayBuffer));
 }
 
 /** Lower-case hex of a certificate's serial number, without leading zero bytes. */

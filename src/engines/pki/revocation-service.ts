@@ -1,4 +1,5 @@
-import { createPrivateKey, createPublicKey } from "node:crypto";
+import { createPrivateKey } from "node:crypto";
+import { importSpki } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
 import type { PkiContext } from "./context.ts";
 import { unixSeconds } from "./context.ts";
@@ -115,11 +116,10 @@ export class RevocationService {
       });
     const pkcs8 = readPrivateKeyPem(privateKeyPem, "private_key");
     const keyPublic = publicKeyOf(pkcs8);
-    const certificatePublic = createPublicKey({
-      key: Buffer.from(certificate.publicKey.rawData),
+    const certificatePublic = importSpki(new Uint8Array(certificate.publicKey.rawData)).export({
       format: "der",
       type: "spki",
-    }).export({ format: "der", type: "spki" });
+    });
     // Touch the key once more so a malformed one fails here, not later.
     createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" });
     if (!keyPublic.equals(certificatePublic)) {

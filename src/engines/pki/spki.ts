@@ -1,4 +1,5 @@
 import { createHash, createPublicKey, type JsonWebKey, KeyObject } from "node:crypto";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import type { VerifierKey } from "../../crypto/verify-pool.ts";
 import { KeywardError } from "../../errors.ts";
 import { childrenOf, contentOf, type DerElement, decodeOid, readElement } from "./der.ts";
@@ -37,9 +38,9 @@ export interface PublicKeyInfo {
  * Reads a DER SubjectPublicKeyInfo into its key type and size and a key
  * that a signature check can import. The common forms (EC P-256 and P-384
  * with uncompressed points, RSA, Ed25519) become JWKs, which OpenSSL 3
- * imports several times faster than DER, and are not imported here: the
- * check imports them, on a worker thread, and an invalid key then fails
- * there. Any other form is imported through OpenSSL's DER decoder, whose
+ * imports several times faster than DER. They are not imported here: the
+ * signature check imports them on a worker thread, where an invalid key
+ * then fails. Any other form is imported through OpenSSL's DER decoder, whose
  * errors name `field` (`unsupported_key_type`).
  */
 export function readPublicKeyInfo(spki: Uint8Array, field: string): PublicKeyInfo {
@@ -50,13 +51,18 @@ export function readPublicKeyInfo(spki: Uint8Array, field: string): PublicKeyInf
     const outer = readElement(spki, 0);
     const [algorithmElement, bits] = childrenOf(spki, outer);
     if (!algorithmElement || bits?.tag !== 0x03) throw new RangeError("invalid SPKI");
-    const [algorithmOid, parameters] = childrenOf(spki, algorithmElement);
+    const children = childrenOf(spki, algorithmElement);
+    const [algorithmOid, parameters] = children;
     if (algorithmOid?.tag !== 0x06) throw new RangeError("invalid SPKI algorithm");
+    if (outer.end !== spki.length || children.length > 2) {
+      throw new RangeError("bytes follow the SPKI or its algorithm");
+    }
     algorithm = decodeOid(contentOf(spki, algorithmOid));
     parameter = parameters?.tag === 0x06 ? decodeOid(contentOf(spki, parameters)) : undefined;
     const bitContent = contentOf(spki, bits);
     if (bitContent[0] !== 0) throw new RangeError("subjectPublicKey has unused bits");
     subjectPublicKey = bitContent.subarray(1);
+    checkKeyForm(algorithm, parameters, subjectPublicKey);
   } catch (error) {
     throw new KeywardError("unsupported_key_type", `the public key in "${field}" cannot be read`, {
       field,
@@ -104,6 +110,57 @@ export function keyIdentifier(subjectPublicKey: Uint8Array): Buffer {
 /** RSA modulus sizes accepted in a CSR or certificate, in bits, as `describePublicKey` accepts them. */
 const RSA_MIN_BITS = 2048;
 const RSA_MAX_BITS = 8192;
+
+/**
+ * Throws a RangeError for key encodings that OpenSSL would import but
+ * that must not reach a certificate:
+ * - EC: parameters other than a named curve (RFC 5480 section 2.1.1
+ *   forbids the others), or a point that is neither compressed nor
+ *   uncompressed. Node.js aborts the process on some of these (see
+ *   `crypto/key-safety.ts`).
+ * - RSA: parameters other than NULL (RFC 3279 section 2.3.1), a key that
+ *   is not exactly two positive INTEGERs, or an even exponent or one
+ *   below 3.
+ * - Ed25519: parameters, or a point of small order, with which a
+ *   signature can verify for every message, so it proves no private key.
+ */
+function checkKeyForm(algorithm: string, parameters: DerElement | undefined, bits: Uint8Array) {
+  if (algorithm === OID.ecPublicKey) {
+    if (parameters?.tag !== 0x06) throw new RangeError("the EC key does not name its curve");
+    const form = bits[0];
+    if (form !== 0x02 && form !== 0x03 && form !== 0x04) {
+      throw new RangeError("the EC public key is not a compressed or uncompressed point");
+    }
+  } else if (algorithm === OID.rsaEncryption) {
+    if (
+      parameters !== undefined &&
+      (parameters.tag !== 0x05 || parameters.end !== parameters.contentStart)
+    ) {
+      throw new RangeError("the RSA key's algorithm parameters are not NULL");
+    }
+    const outer = readElement(bits, 0);
+    const integers = childrenOf(bits, outer);
+    if (outer.tag !== 0x30 || outer.end !== bits.length || integers.length !== 2) {
+      throw new RangeError("the RSA key is not a sequence of two integers");
+    }
+    for (const integer of integers) {
+      const content = contentOf(bits, integer);
+      if (integer.tag !== 0x02 || content.length === 0 || (content[0]! & 0x80) !== 0) {
+        throw new RangeError("the RSA key has a negative or empty integer");
+      }
+    }
+    // RFC 8017 section 3.1: the public exponent is odd and at least 3.
+    const exponent = BigInt(`0x${Buffer.from(contentOf(bits, integers[1]!)).toString("hex")}`);
+    if (exponent < 3n || exponent % 2n === 0n) {
+      throw new RangeError("the RSA public exponent is even or below 3");
+    }
+  } else if (algorithm === OID.ed25519) {
+    if (parameters !== undefined) throw new RangeError("the Ed25519 key has parameters");
+    if (bits.length !== 32 || ed25519.Point.fromBytes(bits).isSmallOrder()) {
+      throw new RangeError("the Ed25519 public key is a point of small order");
+    }
+  }
+}
 
 /** Returns the JWK of the common key forms, or undefined for any other form or on any doubt. */
 function jwkOf(

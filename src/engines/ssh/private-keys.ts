@@ -1,4 +1,5 @@
 import { createPrivateKey, type JsonWebKey, type KeyObject, randomBytes } from "node:crypto";
+import { checkKeyObject } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
 import {
   ECDSA_CURVES,
@@ -88,7 +89,7 @@ export function parsePrivateKey(text: string, field: string): KeyObject {
   }
   let key: KeyObject;
   try {
-    key = createPrivateKey({ key: trimmed, format: "pem" });
+    key = checkKeyObject(createPrivateKey({ key: trimmed, format: "pem" }));
   } catch (error) {
     throw invalidPrivateKey(field, "expected an OpenSSH or PEM private key", error);
   }
@@ -120,7 +121,9 @@ function parseOpensshPrivateKey(text: string, field: string): KeyObject {
     if (section.uint32() !== check) {
       throw new WireFormatError("the check values differ");
     }
-    return createPrivateKey({ key: readPrivateFields(section, field), format: "jwk" });
+    return checkKeyObject(
+      createPrivateKey({ key: readPrivateFields(section, field), format: "jwk" }),
+    );
   } catch (error) {
     if (error instanceof KeywardError) throw error;
     throw invalidPrivateKey(field, "the OpenSSH key is malformed", error);

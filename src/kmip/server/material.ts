@@ -5,6 +5,7 @@
  * X.509 SubjectPublicKeyInfo).
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { checkKeyObject, importSpki } from "../../crypto/key-safety.ts";
 import type { KmipItem, StructureItem } from "../item.ts";
 import { KmipOperationError } from "./errors.ts";
 import {
@@ -136,10 +137,15 @@ export function privateKeyOf(object: KmipObject): KeyObject {
   }
   const der = Buffer.from(material.value);
   try {
-    if (format === "PKCS_1") return createPrivateKey({ key: der, format: "der", type: "pkcs1" });
-    if (format === "PKCS_8") return createPrivateKey({ key: der, format: "der", type: "pkcs8" });
-    if (format === "ECPrivateKey")
-      return createPrivateKey({ key: der, format: "der", type: "sec1" });
+    if (format === "PKCS_1") {
+      return checkKeyObject(createPrivateKey({ key: der, format: "der", type: "pkcs1" }));
+    }
+    if (format === "PKCS_8") {
+      return checkKeyObject(createPrivateKey({ key: der, format: "der", type: "pkcs8" }));
+    }
+    if (format === "ECPrivateKey") {
+      return checkKeyObject(createPrivateKey({ key: der, format: "der", type: "sec1" }));
+    }
   } catch {
     throw new KmipOperationError("CryptographicFailure", "the private key cannot be parsed");
   }
@@ -170,7 +176,7 @@ export function publicKeyOf(object: KmipObject): KeyObject {
   const der = Buffer.from(material.value);
   try {
     if (format === "PKCS_1") return createPublicKey({ key: der, format: "der", type: "pkcs1" });
-    if (format === "X_509") return createPublicKey({ key: der, format: "der", type: "spki" });
+    if (format === "X_509") return importSpki(der);
   } catch {
     throw new KmipOperationError("CryptographicFailure", "the public key cannot be parsed");
   }

@@ -26,6 +26,17 @@ function register(
   ]);
 }
 
+/** A P-256 SubjectPublicKeyInfo whose point is the point at infinity (the single byte 00). */
+const INFINITY_SPKI = Buffer.from(
+  "3019301306072a8648ce3d020106082a8648ce3d03010703020000",
+  "hex",
+);
+/** A P-256 ECPrivateKey (SEC 1) whose scalar is 0, so its public point is the point at infinity. */
+const ZERO_SCALAR_SEC1 = Buffer.from(
+  `30310201010420${"00".repeat(32)}a00a06082a8648ce3d030107`,
+  "hex",
+);
+
 describe("KMIP Register checks", () => {
   const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -40,6 +51,9 @@ describe("KMIP Register checks", () => {
     ["random PKCS#8 key", "PrivateKey", "PKCS_8", randomBytes(64), "EC", 256],
     ["EC key named RSA", "PrivateKey", "PKCS_8", ecPkcs8, "RSA", 2048],
     ["RSA length mismatch", "PrivateKey", "PKCS_1", rsaPkcs1, "RSA", 4096],
+    // Node.js aborts the process when asked for details of these keys, unless they are rejected first.
+    ["EC point at infinity", "PublicKey", "X_509", INFINITY_SPKI, "EC", 256],
+    ["EC scalar 0", "PrivateKey", "ECPrivateKey", ZERO_SCALAR_SEC1, "EC", 256],
   ];
   for (const [name, objectType, format, material, algorithm, length] of rejected) {
     it(`rejects ${name}`, async () => {

@@ -1,4 +1,5 @@
 import { createPublicKey } from "node:crypto";
+import { importSpki } from "../../../crypto/key-safety.ts";
 import { checkCsr } from "../csr.ts";
 import { checkRoleKey, issueCertificate } from "../issuance.ts";
 import { type KeySpec, serialHexOf } from "../key-pairs.ts";
@@ -66,7 +67,7 @@ async function checkCsrMatchesOrder(
       `the CSR's names differ from the order's identifiers${missing.length ? `; missing ${missing.join(", ")}` : ""}${extra.length ? `; not in the order ${extra.join(", ")}` : ""}`,
     );
   }
-  const csrKey = createPublicKey({ key: Buffer.from(csr.publicKey), format: "der", type: "spki" });
+  const csrKey = importSpki(csr.publicKey);
   const accountKey = createPublicKey({ key: request.jwk as never, format: "jwk" });
   if (csrKey.equals(accountKey)) {
     throw new AcmeProblem(

@@ -1,4 +1,5 @@
 import { createPublicKey } from "node:crypto";
+import { importSpki } from "../../../crypto/key-safety.ts";
 import { pemDer } from "../issuers.ts";
 import { serialHexOf } from "../key-pairs.ts";
 import { parseCertificateDer } from "../pem.ts";
@@ -132,11 +133,7 @@ export async function revokeCertificate(
       );
     }
   } else {
-    const certificateKey = createPublicKey({
-      key: Buffer.from(certificate.publicKey.rawData),
-      format: "der",
-      type: "spki",
-    });
+    const certificateKey = importSpki(new Uint8Array(certificate.publicKey.rawData));
     const signingKey = createPublicKey({ key: request.jwk as never, format: "jwk" });
     if (!certificateKey.equals(signingKey)) {
       throw new AcmeProblem(
