@@ -27,10 +27,7 @@ function register(
 }
 
 /** A P-256 SubjectPublicKeyInfo whose point is the point at infinity (the single byte 00). */
-const INFINITY_SPKI = Buffer.from(
-  "3019301306072a8648ce3d020106082a8648ce3d03010703020000",
-  "hex",
-);
+const INFINITY_SPKI = Buffer.from("3019301306072a8648ce3d020106082a8648ce3d03010703020000", "hex");
 /** A P-256 ECPrivateKey (SEC 1) whose scalar is 0, so its public point is the point at infinity. */
 const ZERO_SCALAR_SEC1 = Buffer.from(
   `30310201010420${"00".repeat(32)}a00a06082a8648ce3d030107`,
