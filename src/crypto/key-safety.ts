@@ -1,4 +1,6 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
+import { p256, p384, p521 } from "@noble/curves/nist.js";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 
@@ -28,14 +30,39 @@ export function checkSpki(spki: Uint8Array): void {
   if (!usable) throw new RangeError("the EC public key is not a compressed or uncompressed point");
 }
 
-/** Returns `key` after checking that an EC key's public point is usable (see `checkSpki`); throws a RangeError otherwise. */
+/**
+ * Returns `key` after checking that an EC key's public point is usable
+ * (see `checkSpki`) and that an EC private key's scalar is below the
+ * curve's order. OpenSSL imports a scalar of the order or above, whose
+ * public point is that of the scalar modulo the order, but other
+ * implementations (WebCrypto, @noble/curves) refuse to sign with it.
+ * Throws a RangeError otherwise.
+ */
 export function checkKeyObject(key: KeyObject): KeyObject {
   if (key.asymmetricKeyType !== "ec") return key;
   // The DER export of the public half is safe for every point, unlike the details and the JWK.
   const publicKey = key.type === "private" ? createPublicKey(key) : key;
   checkSpki(publicKey.export({ format: "der", type: "spki" }));
+  if (key.type === "private") {
+    const order = CURVE_ORDERS[key.asymmetricKeyDetails?.namedCurve ?? ""];
+    const { d } = key.export({ format: "jwk" });
+    if (order !== undefined && d !== undefined) {
+      const scalar = BigInt(`0x${Buffer.from(d, "base64url").toString("hex") || "0"}`);
+      if (scalar === 0n || scalar >= order) {
+        throw new RangeError("the EC private key's scalar is not below the curve's order");
+      }
+    }
+  }
   return key;
 }
+
+/** The orders of the curves' base points, by OpenSSL's curve name. */
+const CURVE_ORDERS: Record<string, bigint> = {
+  prime256v1: p256.Point.Fn.ORDER,
+  secp384r1: p384.Point.Fn.ORDER,
+  secp521r1: p521.Point.Fn.ORDER,
+  secp256k1: secp256k1.Point.Fn.ORDER,
+};
 
 /** Imports a DER SubjectPublicKeyInfo after `checkSpki`; throws when the bytes are not a usable key. */
 export function importSpki(spki: Uint8Array): KeyObject {

@@ -17,6 +17,9 @@ function p256Spki(point: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0x30, body.length]), body]);
 }
 
+/** The order of P-256's base point (SEC 2, section 2.4.2). */
+const P256_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+
 const INFINITY = p256Spki(Buffer.from([0x00]));
 const ZERO_SCALAR_SEC1 = Buffer.from(
   `30310201010420${"00".repeat(32)}a00a06082a8648ce3d030107`,
@@ -42,6 +45,15 @@ describe("key safety checks", () => {
     assert.throws(() => checkKeyObject(key), RangeError);
     const pkcs8 = key.export({ format: "der", type: "pkcs8" });
     assert.throws(() => loadPrivateKey(pkcs8), RangeError);
+  });
+
+  it("fail EC scalar at or above the order", () => {
+    for (const scalar of [P256_ORDER, P256_ORDER + 1n, (1n << 256n) - 1n]) {
+      const hex = scalar.toString(16).padStart(64, "0");
+      const sec1 = Buffer.from(`30310201010420${hex}a00a06082a8648ce3d030107`, "hex");
+      const key = createPrivateKey({ key: sec1, format: "der", type: "sec1" });
+      assert.throws(() => checkKeyObject(key), RangeError, scalar.toString(16));
+    }
   });
 
   it("fail PEM public key at infinity", () => {
