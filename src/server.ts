@@ -18,6 +18,13 @@ import { VERSION } from "./version.ts";
 
 /** How often a closing server closes the keep-alive connections that became idle, in milliseconds. */
 const IDLE_SWEEP_MS = 50;
+/**
+ * How long a closing server waits for the requests in flight before it
+ * closes their connections, in milliseconds. It stays below the CLI's
+ * shutdown limit, so a client that never finishes its request does not
+ * turn every shutdown into a forced exit.
+ */
+const DRAIN_LIMIT_MS = 10_000;
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -228,10 +235,19 @@ export async function startServer(
       // would hold it until the connection idles out, so the sweeps close
       // each connection as soon as it is idle.
       const idleSweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS);
+      // A client that never finishes its request would hold the close for good.
+      const drainLimit = setTimeout(() => {
+        logger.warn(
+          { limitMs: DRAIN_LIMIT_MS },
+          "closing the HTTP connections whose requests did not finish during shutdown",
+        );
+        app.server.closeAllConnections();
+      }, DRAIN_LIMIT_MS);
       try {
         await app.close();
       } finally {
         clearInterval(idleSweep);
+        clearTimeout(drainLimit);
       }
       await keyward.close();
       // Finalises the PKCS#11 library once every session is closed.

@@ -224,7 +224,7 @@ export function registerServerCommand(program: Command) {
         setTimeout(() => {
           logger.error(
             { limitMs: SHUTDOWN_LIMIT_MS },
-            "shutdown did not finish in time; exiting without waiting for storage",
+            "shutdown did not finish within the limit; exiting without waiting further",
           );
           process.exit(1);
         }, SHUTDOWN_LIMIT_MS);
