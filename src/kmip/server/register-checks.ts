@@ -12,6 +12,9 @@ import { privateKeyOf, publicKeyOf, secretBytes } from "./material.ts";
 import type { KmipObject } from "./object-store.ts";
 import { attributeScalar } from "./objects.ts";
 
+/** The largest RSA modulus Register accepts, in bits, as Create Key Pair makes. */
+const MAX_RSA_BITS = 8192;
+
 const AES_KEY_BYTES = new Set([16, 24, 32]);
 
 function invalid(message: string): KmipOperationError {
@@ -73,6 +76,11 @@ function checkAsymmetricKey(object: KmipObject): void {
   }
   const length = attributeScalar(object, "Cryptographic Length");
   const bits = key.asymmetricKeyDetails?.modulusLength;
+  // Larger keys make every operation on them (and a Re-key Key Pair, which
+  // generates the same size) slow enough to hold the server.
+  if (bits !== undefined && bits > MAX_RSA_BITS) {
+    throw invalid(`the RSA modulus has ${bits} bits; at most ${MAX_RSA_BITS} are accepted`);
+  }
   if (expected === "rsa" && typeof length === "number" && bits !== undefined && length !== bits) {
     throw invalid(`Cryptographic Length is ${length}, but the RSA modulus has ${bits} bits`);
   }

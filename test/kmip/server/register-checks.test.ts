@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import type { KmipItem } from "../../../src/kmip/item.ts";
 import { bytes, enumItem, integer, struct } from "../../../src/kmip/server/items.ts";
@@ -39,6 +39,14 @@ describe("KMIP Register checks", () => {
   const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const ecPkcs8 = ec.privateKey.export({ format: "der", type: "pkcs8" });
   const rsaPkcs1 = rsa.privateKey.export({ format: "der", type: "pkcs1" });
+  // A 9216-bit public key from a random odd modulus: generating a real pair takes seconds.
+  const modulus = randomBytes(9216 / 8);
+  modulus[0]! |= 0x80;
+  modulus[modulus.length - 1]! |= 1;
+  const hugeSpki = createPublicKey({
+    key: { kty: "RSA", n: modulus.toString("base64url"), e: "AQAB" },
+    format: "jwk",
+  }).export({ format: "der", type: "spki" });
 
   const rejected: [string, string, string, Buffer, string, number][] = [
     ["AES of 20 bytes", "SymmetricKey", "Raw", randomBytes(20), "AES", 160],
@@ -48,6 +56,7 @@ describe("KMIP Register checks", () => {
     ["random PKCS#8 key", "PrivateKey", "PKCS_8", randomBytes(64), "EC", 256],
     ["EC key named RSA", "PrivateKey", "PKCS_8", ecPkcs8, "RSA", 2048],
     ["RSA length mismatch", "PrivateKey", "PKCS_1", rsaPkcs1, "RSA", 4096],
+    ["RSA of 9216 bits", "PublicKey", "X_509", hugeSpki, "RSA", 9216],
     // Node.js aborts the process when asked for details of these keys, unless they are rejected first.
     ["EC point at infinity", "PublicKey", "X_509", INFINITY_SPKI, "EC", 256],
     ["EC scalar 0", "PrivateKey", "ECPrivateKey", ZERO_SCALAR_SEC1, "EC", 256],
