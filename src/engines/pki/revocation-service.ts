@@ -14,7 +14,7 @@ import { parseCertificates } from "./pem.ts";
 import type { RevocationReason } from "./revocation/index.ts";
 import type { PkiLogger } from "./service.ts";
 import { TidyService } from "./tidy.ts";
-import type { IssuerRecord, RevokedRecord } from "./types.ts";
+import type { CrlRecord, IssuerRecord, RevokedRecord } from "./types.ts";
 import { REVOCATION_REASONS } from "./types.ts";
 
 /**
@@ -98,6 +98,10 @@ export class RevocationService {
     if (revoked.changed) {
       this.#logger?.info({ mount: this.#context.mount, serial: serialHex }, "revoked certificate");
       await this.#afterRevocation(revoked.record.issuerId);
+    } else if (!(await this.#baseCrlLists(revoked.record.issuerId, serialHex))) {
+      // An earlier request committed the revocation but failed to rebuild
+      // the CRL, so this retry rebuilds it.
+      await this.#afterRevocation(revoked.record.issuerId);
     }
     const revokedAt = new Date(revoked.record.revokedAt!);
     return {
@@ -156,6 +160,12 @@ export class RevocationService {
       if (result.parent) await this.#afterRevocation(result.parent.id);
     }
     return result.issuer;
+  }
+
+  /** True when the issuer's stored base CRL lists `serialHex`. */
+  async #baseCrlLists(issuerId: string, serialHex: string): Promise<boolean> {
+    const record = await this.#context.store.get<CrlRecord>(`crls/${issuerId}`);
+    return record?.baseSerials.includes(serialHex) === true;
   }
 
   async #afterRevocation(issuerId: string): Promise<void> {

@@ -132,6 +132,32 @@ describe("PKI inventory and revocation", () => {
     assert.equal(read.revocation_time, revoked.revocation_time);
   });
 
+  it("rebuilds the CRL on a retry after a failed rebuild", async () => {
+    const service = t.keyward.pki("pki");
+    assert.ok(service);
+    const crls = service.revocation.crls;
+    const rebuild = crls.rebuild.bind(crls);
+    crls.rebuild = async () => {
+      throw new Error("CRL rebuild failed (test)");
+    };
+    const serial = issued[2]!.serial_number;
+    try {
+      const failed = await t.request({
+        method: "POST",
+        url: "/v1/pki/revoke",
+        payload: { serial_number: serial },
+      });
+      assert.equal(failed.statusCode, 500, failed.body);
+    } finally {
+      crls.rebuild = rebuild;
+    }
+    const plain = serial.replaceAll(":", "");
+    assert.ok(!(await crl()).entries.some((entry) => entry.serialNumber === plain));
+
+    await ok(t, "POST", "/v1/pki/revoke", { serial_number: serial });
+    assert.ok((await crl()).entries.some((entry) => entry.serialNumber === plain));
+  });
+
   it("revokes with the private key", async () => {
     const target = issued[2]!;
     const wrongKey = await t.request({
