@@ -1,4 +1,5 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { AsnConvert } from "@peculiar/asn1-schema";
@@ -31,14 +32,26 @@ export function checkSpki(spki: Uint8Array): void {
 }
 
 /**
- * Returns `key` after checking that an EC key's public point is usable
- * (see `checkSpki`) and that an EC private key's scalar is below the
- * curve's order. OpenSSL imports a scalar of the order or above, whose
- * public point is that of the scalar modulo the order, but other
- * implementations (WebCrypto, @noble/curves) refuse to sign with it.
- * Throws a RangeError otherwise.
+ * Returns `key` after checking its public values. An EC key's public
+ * point must be usable (see `checkSpki`), and an EC private key's scalar
+ * below the curve's order. An RSA key's exponent must be odd and at least
+ * 3, and an Ed25519 key a point of large order. OpenSSL imports an EC
+ * scalar of the order or above, whose public point is that of the scalar
+ * modulo the order, but other implementations (WebCrypto, @noble/curves)
+ * refuse to sign with it. Throws a RangeError otherwise.
  */
 export function checkKeyObject(key: KeyObject): KeyObject {
+  if (key.asymmetricKeyType === "rsa") {
+    checkRsaExponent(key.asymmetricKeyDetails?.publicExponent);
+    return key;
+  }
+  if (key.asymmetricKeyType === "ed25519") {
+    const raw = (key.type === "private" ? createPublicKey(key) : key)
+      .export({ format: "der", type: "spki" })
+      .subarray(-32);
+    checkEd25519Point(raw);
+    return key;
+  }
   if (key.asymmetricKeyType !== "ec") return key;
   // The DER export of the public half is safe for every point, unlike the details and the JWK.
   const publicKey = key.type === "private" ? createPublicKey(key) : key;
@@ -54,6 +67,32 @@ export function checkKeyObject(key: KeyObject): KeyObject {
     }
   }
   return key;
+}
+
+/**
+ * Throws a RangeError unless an RSA public exponent is odd and at least 3
+ * (RFC 8017 section 3.1). With exponent 1, "encryption" returns the padded
+ * plaintext and any padded digest is a valid signature.
+ */
+export function checkRsaExponent(exponent: bigint | undefined): void {
+  if (exponent === undefined || exponent < 3n || exponent % 2n === 0n) {
+    throw new RangeError("the RSA public exponent is even or below 3");
+  }
+}
+
+/**
+ * Throws a RangeError unless `raw` is an Ed25519 public key of large
+ * order. With a point of small order, such as the identity, a signature
+ * can verify for every message, so it proves no private key.
+ */
+export function checkEd25519Point(raw: Uint8Array): void {
+  let small: boolean;
+  try {
+    small = raw.length !== 32 || ed25519.Point.fromBytes(raw).isSmallOrder();
+  } catch {
+    small = true;
+  }
+  if (small) throw new RangeError("the Ed25519 public key is not a point of large order");
 }
 
 /** The orders of the curves' base points, by OpenSSL's curve name. */

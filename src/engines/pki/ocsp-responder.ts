@@ -69,11 +69,17 @@ export async function answerOcsp(
   });
 }
 
+/** The maximum length of a certificate serial number in octets (RFC 5280 section 4.1.2.2). */
+const MAX_SERIAL_OCTETS = 20;
+
 async function certificateStatus(
   context: PkiContext,
   serialHex: string,
   issuerId: string,
 ): Promise<OcspCertStatus> {
+  // Keyward's serials have at most 20 octets (RFC 5280 section 4.1.2.2),
+  // and a longer one would not even make a valid storage key.
+  if (serialHex.length > 2 * MAX_SERIAL_OCTETS) return { status: "unknown" };
   const revoked = await context.store.get<RevokedRecord>(`revoked/${serialHex}`);
   if (revoked && revoked.issuerId === issuerId) {
     return {

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type JsonWebKey, KeyObject } from "node:crypto";
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { checkEd25519Point, checkRsaExponent } from "../../crypto/key-safety.ts";
 import type { VerifierKey } from "../../crypto/verify-pool.ts";
 import { KeywardError } from "../../errors.ts";
 import { childrenOf, contentOf, type DerElement, decodeOid, readElement } from "./der.ts";
@@ -149,16 +149,10 @@ function checkKeyForm(algorithm: string, parameters: DerElement | undefined, bit
         throw new RangeError("the RSA key has a negative or empty integer");
       }
     }
-    // RFC 8017 section 3.1: the public exponent is odd and at least 3.
-    const exponent = BigInt(`0x${Buffer.from(contentOf(bits, integers[1]!)).toString("hex")}`);
-    if (exponent < 3n || exponent % 2n === 0n) {
-      throw new RangeError("the RSA public exponent is even or below 3");
-    }
+    checkRsaExponent(BigInt(`0x${Buffer.from(contentOf(bits, integers[1]!)).toString("hex")}`));
   } else if (algorithm === OID.ed25519) {
     if (parameters !== undefined) throw new RangeError("the Ed25519 key has parameters");
-    if (bits.length !== 32 || ed25519.Point.fromBytes(bits).isSmallOrder()) {
-      throw new RangeError("the Ed25519 public key is a point of small order");
-    }
+    checkEd25519Point(bits);
   }
 }
 

@@ -175,8 +175,10 @@ export function publicKeyOf(object: KmipObject): KeyObject {
   }
   const der = Buffer.from(material.value);
   try {
-    if (format === "PKCS_1") return createPublicKey({ key: der, format: "der", type: "pkcs1" });
-    if (format === "X_509") return importSpki(der);
+    if (format === "PKCS_1") {
+      return checkKeyObject(createPublicKey({ key: der, format: "der", type: "pkcs1" }));
+    }
+    if (format === "X_509") return checkKeyObject(importSpki(der));
   } catch {
     throw new KmipOperationError("CryptographicFailure", "the public key cannot be parsed");
   }

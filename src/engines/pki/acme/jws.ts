@@ -1,4 +1,5 @@
 import { calculateJwkThumbprint, flattenedVerify, importJWK, type JWK } from "jose";
+import { checkEd25519Point, checkRsaExponent } from "../../../crypto/key-safety.ts";
 import { AcmeProblem } from "./problems.ts";
 
 /** JWS algorithms accepted on ACME requests (RFC 8555 section 6.2 requires ES256 and EdDSA to be accepted; none and MACs are rejected). */
@@ -18,6 +19,8 @@ export const JWS_ALGORITHMS = [
 
 /** Smallest RSA account key accepted, in bits. */
 const MIN_RSA_BITS = 2048;
+/** Largest RSA account key accepted, in bits; larger keys only make each signature check slower. */
+const MAX_RSA_BITS = 8192;
 
 /** A JWS in the flattened JSON serialization (RFC 7515 section 7.2.2), as every ACME POST carries one. */
 export interface FlattenedJws {
@@ -102,15 +105,32 @@ export function checkAccountJwk(value: unknown): JWK {
   }
   if (jwk.kty === "RSA") {
     const modulusBits = Buffer.from(String(jwk.n ?? ""), "base64url").length * 8;
-    if (modulusBits < MIN_RSA_BITS) {
+    if (modulusBits < MIN_RSA_BITS || modulusBits > MAX_RSA_BITS) {
       throw new AcmeProblem(
         "badPublicKey",
-        `RSA account keys must have at least ${MIN_RSA_BITS} bits`,
+        `RSA account keys must have ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits`,
       );
     }
+    const exponent = Buffer.from(String(jwk.e ?? ""), "base64url").toString("hex");
+    try {
+      checkRsaExponent(exponent === "" ? undefined : BigInt(`0x${exponent}`));
+    } catch (error) {
+      throw new AcmeProblem("badPublicKey", "the RSA account key's exponent is even or below 3", {
+        cause: error,
+      });
+    }
   }
-  if (jwk.kty === "OKP" && jwk.crv !== "Ed25519") {
-    throw new AcmeProblem("badPublicKey", "OKP account keys must be Ed25519 keys");
+  if (jwk.kty === "OKP") {
+    if (jwk.crv !== "Ed25519") {
+      throw new AcmeProblem("badPublicKey", "OKP account keys must be Ed25519 keys");
+    }
+    try {
+      checkEd25519Point(Buffer.from(String(jwk.x ?? ""), "base64url"));
+    } catch (error) {
+      throw new AcmeProblem("badPublicKey", "the Ed25519 account key is not a usable point", {
+        cause: error,
+      });
+    }
   }
   return jwk;
 }

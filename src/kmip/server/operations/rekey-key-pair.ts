@@ -198,6 +198,9 @@ function algorithmNameOf(oldPrivate: KmipObject): string | undefined {
     : undefined;
 }
 
+/** The largest RSA public exponent node:crypto generates keys with. */
+const MAX_GENERATED_EXPONENT = 0xffffffffn;
+
 /**
  * Generates a key pair of the old private key's type and size: an RSA key
  * with the same modulus length and public exponent, or an EC key on the
@@ -215,6 +218,13 @@ async function generateLike(
   let lengthBits: number | undefined;
   if (oldKey.asymmetricKeyType === "rsa" && details?.modulusLength !== undefined) {
     lengthBits = details.modulusLength;
+    // node:crypto generates RSA keys with exponents that fit in 32 bits only.
+    if (details.publicExponent !== undefined && details.publicExponent > MAX_GENERATED_EXPONENT) {
+      throw new KmipOperationError(
+        "FeatureNotSupported",
+        "Re-key Key Pair makes RSA keys with a public exponent below 2^32 only; create a new key pair instead",
+      );
+    }
     pair = await generateKeyPairAsync("rsa", {
       modulusLength: details.modulusLength,
       ...(details.publicExponent === undefined

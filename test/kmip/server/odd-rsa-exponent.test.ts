@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from "node:crypto";
+import { describe, it } from "node:test";
+import type { StructureItem } from "../../../src/kmip/item.ts";
+import {
+  bytes,
+  bytesOf,
+  child,
+  enumItem,
+  integer,
+  struct,
+  text,
+} from "../../../src/kmip/server/items.ts";
+import {
+  activeSince,
+  call,
+  newDispatcher,
+  payloadOf,
+  resultReason,
+  resultStatus,
+  uidOf,
+} from "./helpers.ts";
+
+const modulusJwk = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({
+  format: "jwk",
+});
+
+/**
+ * Builds a 2048-bit RSA private key whose public exponent is `exponentHex`.
+ * The private exponents are 1, which Node.js does not check on import, so
+ * the key only serves to carry the exponent.
+ */
+function rsaKeyWithExponent(exponentHex: string): KeyObject {
+  const e = Buffer.from(exponentHex, "hex").toString("base64url");
+  return createPrivateKey({
+    format: "jwk",
+    key: { ...modulusJwk, e, d: "AQ", dp: "AQ", dq: "AQ" },
+  });
+}
+
+function registerRsa(
+  dispatcher: ReturnType<typeof newDispatcher>,
+  objectType: "PrivateKey" | "PublicKey",
+  format: string,
+  material: Buffer,
+): Promise<StructureItem> {
+  return call(dispatcher, "Register", [
+    enumItem("ObjectType", objectType),
+    struct("Attributes", [integer("CryptographicUsageMask", 0xf), activeSince()]),
+    struct(objectType, [
+      struct("KeyBlock", [
+        enumItem("KeyFormatType", format),
+        struct("KeyValue", [bytes("KeyMaterial", material)]),
+        enumItem("CryptographicAlgorithm", "RSA"),
+        integer("CryptographicLength", 2048),
+      ]),
+    ]),
+  ]);
+}
+
+function spkiOf(key: KeyObject): Buffer {
+  return createPublicKey(key).export({ format: "der", type: "spki" });
+}
+
+describe("KMIP RSA keys with odd public exponents", () => {
+  const invalidExponents: [string, string][] = [
+    ["exponent 1", "01"],
+    ["exponent 2", "02"],
+    ["even exponent 65536", "010000"],
+  ];
+  for (const [name, exponentHex] of invalidExponents) {
+    it(`Register rejects private key with ${name}`, async () => {
+      const key = rsaKeyWithExponent(exponentHex);
+      const item = await registerRsa(
+        newDispatcher(),
+        "PrivateKey",
+        "PKCS_1",
+        key.export({ format: "der", type: "pkcs1" }),
+      );
+      assert.equal(resultReason(item), "InvalidField");
+    });
+
+    it(`Register rejects public key with ${name}`, async () => {
+      const item = await registerRsa(
+        newDispatcher(),
+        "PublicKey",
+        "X_509",
+        spkiOf(rsaKeyWithExponent(exponentHex)),
+      );
+      assert.equal(resultReason(item), "InvalidField");
+    });
+  }
+
+  it("Encrypt under exponent 1 hides plaintext", async () => {
+    // With e = 1, m^e mod n = m, so a PKCS#1 v1.5 ciphertext ends in the plaintext.
+    const dispatcher = newDispatcher();
+    const registered = await registerRsa(
+      dispatcher,
+      "PublicKey",
+      "X_509",
+      spkiOf(rsaKeyWithExponent("01")),
+    );
+    if (resultStatus(registered) !== "Success") return;
+
+    const plaintext = Buffer.from("top secret payload");
+    const encrypted = await call(dispatcher, "Encrypt", [
+      text("UniqueIdentifier", uidOf(payloadOf(registered))),
+      struct("CryptographicParameters", [enumItem("PaddingMethod", "PKCS1V1_5")]),
+      bytes("Data", plaintext),
+    ]);
+    if (resultStatus(encrypted) !== "Success") return;
+
+    const ciphertext = Buffer.from(bytesOf(child(payloadOf(encrypted), "Data")!));
+    assert.equal(ciphertext.includes(plaintext), false, "the ciphertext contains the plaintext");
+  });
+
+  const rekeyExponents: [string, string][] = [
+    ["exponent 2^32 + 1", "0100000001"],
+    ["exponent 2^64 + 1", "010000000000000001"],
+  ];
+  for (const [name, exponentHex] of rekeyExponents) {
+    it(`Re-key Key Pair with ${name} fails cleanly`, async () => {
+      // Node.js generates RSA keys only with exponents below 2^32.
+      const dispatcher = newDispatcher();
+      const key = rsaKeyWithExponent(exponentHex);
+      const registered = await registerRsa(
+        dispatcher,
+        "PrivateKey",
+        "PKCS_1",
+        key.export({ format: "der", type: "pkcs1" }),
+      );
+      const uid = uidOf(payloadOf(registered));
+
+      const item = await call(dispatcher, "ReKeyKeyPair", [
+        text("PrivateKeyUniqueIdentifier", uid),
+      ]);
+      assert.equal(resultStatus(item), "OperationFailed");
+      assert.notEqual(resultReason(item), "GeneralFailure");
+    });
+  }
+});
