@@ -69,6 +69,12 @@ export async function encrypt(
   const parameters = cryptoParameters(payload, object);
   if (isAsymmetric(object)) {
     const key = publicKeyOf(object);
+    if (key.asymmetricKeyType !== "rsa") {
+      throw new KmipOperationError(
+        "FeatureNotSupported",
+        `Encrypt with an asymmetric key needs an RSA key, not ${key.asymmetricKeyType}`,
+      );
+    }
     let output: Buffer;
     try {
       output = publicEncrypt({ key, ...rsaPadding(parameters) }, data(payload));

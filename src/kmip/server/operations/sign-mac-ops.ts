@@ -42,15 +42,36 @@ function signatureChoice(parameters: CryptoParameters): {
   let padding = parameters.paddingMethod;
   const dsa = parameters.digitalSignatureAlgorithm;
   if (dsa !== undefined) {
-    const match = /SHA(\d+)/i.exec(dsa);
-    if (match !== null) hash = `SHA_${match[1]}`;
+    // Names such as SHA_256WithRSAEncryption, SHA3_256WithRSAEncryption and ECDSAWithSHA256.
+    const match = /SHA(3)?_?(\d+)/i.exec(dsa);
+    if (match !== null) hash = `${match[1] === undefined ? "SHA" : "SHA3"}_${match[2]}`;
     if (/PSS/i.test(dsa)) padding = "PSS";
   }
   return { hashName: hash, pss: padding === "PSS", saltLength: parameters.saltLength };
 }
 
+/**
+ * Rejects a Digital Signature Algorithm made for another key type (an
+ * ECDSA algorithm with an RSA key, or an RSA one with an EC key), which
+ * would otherwise sign with the key's own algorithm.
+ */
+function checkAlgorithmFitsKey(key: KeyObject, algorithm: string | undefined): void {
+  if (algorithm === undefined) return;
+  const type = key.asymmetricKeyType;
+  const rsaKey = type === "rsa" || type === "rsa-pss";
+  const ecdsa = /ECDSA/i.test(algorithm);
+  const rsa = !ecdsa && /RSA|PSS/i.test(algorithm);
+  if ((ecdsa && type !== "ec") || (rsa && !rsaKey)) {
+    throw new KmipOperationError(
+      "InvalidField",
+      `Digital Signature Algorithm ${algorithm} does not fit the ${type} key`,
+    );
+  }
+}
+
 /** Node sign/verify options for an RSA or EC key and the parameters. */
 function signatureOptions(key: KeyObject, parameters: CryptoParameters, signing: boolean) {
+  checkAlgorithmFitsKey(key, parameters.digitalSignatureAlgorithm);
   const choice = signatureChoice(parameters);
   const padding = choice.pss ? "PSS" : parameters.paddingMethod;
   const nodeHashName = nodeHash(choice.hashName);
