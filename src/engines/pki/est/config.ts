@@ -152,7 +152,7 @@ export function roleForLabel(config: EstConfig, mount: string, label: string | u
     ? config.label_to_path_policy[label]
     : undefined;
   if (policy === undefined) {
-    throw new KeywardError("not_found", `EST label "${label}" is not configured`);
+    throw new KeywardError("not_found", `EST label ${JSON.stringify(label)} is not configured`);
   }
   return roleOfPathPolicy(policy, `label_to_path_policy.${label}`);
 }

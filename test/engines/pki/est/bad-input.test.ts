@@ -135,6 +135,14 @@ const cases: Case[] = [
     message: /label "nosuchlabel" is not configured/,
   },
   {
+    name: "fail unknown label with a control character",
+    build: async (id, secret) =>
+      enrolRequest(id, secret, { url: "/.well-known/est/bad%00label/simpleenroll" }),
+    status: 404,
+    // The character is escaped, not echoed.
+    message: /label "bad\\u0000label" is not configured/,
+  },
+  {
     name: "fail mount without EST",
     build: async (id, secret) => enrolRequest(id, secret, { url: "/v1/plain/est/simpleenroll" }),
     status: 404,
