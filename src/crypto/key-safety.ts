@@ -23,7 +23,15 @@ import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 export function checkSpki(spki: Uint8Array): void {
   const info = AsnConvert.parse(spki, SubjectPublicKeyInfo);
   if (info.algorithm.algorithm !== EC_PUBLIC_KEY) return;
-  const point = new Uint8Array(info.subjectPublicKey);
+  checkEcPointForm(new Uint8Array(info.subjectPublicKey));
+}
+
+/**
+ * Throws a RangeError unless `point` is an uncompressed (04) or compressed
+ * (02, 03) EC point encoding. The infinity point (00) and the hybrid
+ * forms (06, 07) are rejected.
+ */
+export function checkEcPointForm(point: Uint8Array): void {
   const form = point[0];
   const usable =
     (form === 0x04 && point.length >= 3 && point.length % 2 === 1) ||

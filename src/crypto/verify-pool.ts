@@ -20,7 +20,7 @@ import { Worker } from "node:worker_threads";
  * with a spare core the checks of concurrent requests run beside it.
  *
  * If the worker cannot be started or stops, the check runs on the calling
- * thread instead, so a worker failure never turns into a wrong answer.
+ * thread instead, so a worker failure never turns into a wrong result.
  */
 
 /** The key of a check: a JWK for the common forms (cheaper to import), or a key object. */

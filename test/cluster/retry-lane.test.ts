@@ -34,7 +34,7 @@ const WORK_MS = 10;
  */
 const MAX_MEAN_ATTEMPTS = 3;
 
-/** How long a retry holds the lane while another waits behind it, far beyond that one's limit. */
+/** How long a retry stays in the lane while another waits behind it, far beyond that one's limit. */
 const HOLD_MS = 2_000;
 
 function sleep(ms: number): Promise<void> {
@@ -164,7 +164,7 @@ describe("retry lane across storages", { skip: postgresSkipReason() }, () => {
         details: { driverCode: "40001" },
       });
     try {
-      // The first transaction's retry holds the lane far longer than the limit.
+      // The first transaction's retry stays in the lane far longer than the limit.
       let entered = () => {};
       const inLane = new Promise<void>((resolve) => {
         entered = resolve;

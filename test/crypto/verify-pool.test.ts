@@ -180,14 +180,16 @@ describe("VerifyPool", () => {
             options: { dsaEncoding: "der" },
           };
           const viaPool = await pool.verify(request).catch(() => false);
-          let here = false;
+          let onThisThread = false;
           try {
-            here = verifyHere(request);
+            onThisThread = verifyHere(request);
           } catch {
-            here = false;
+            onThisThread = false;
           }
           tally.record(test, viaPool);
-          if (viaPool !== here) tally.fail(test, `worker said ${viaPool}, this thread ${here}`);
+          if (viaPool !== onThisThread) {
+            tally.fail(test, `worker returned ${viaPool}, this thread ${onThisThread}`);
+          }
         });
         await Promise.all(checks);
       }

@@ -9,7 +9,7 @@ import { startServer } from "../../server.ts";
 
 /**
  * How long a shutdown after SIGTERM or SIGINT may take before the process
- * exits with status 1, in milliseconds. With its storage answering, a
+ * exits with status 1, in milliseconds. With its storage responding, a
  * server stops within about a second in the tests. With PostgreSQL
  * unreachable and the default timeouts, the waits for storage added up
  * to about 25 s in a test. The limit ends them below Kubernetes' default

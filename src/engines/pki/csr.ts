@@ -266,7 +266,7 @@ export async function checkCsr(text: string, field = "csr"): Promise<CheckedCsr>
     } catch {
       // The key or signature was unusable; the same check on this thread
       // then raises the error that names what was wrong.
-      valid = verifyHere(
+      valid = verifyOnEventLoop(
         readPublicKey(publicKey, field),
         scheme.hash,
         signed,
@@ -307,7 +307,7 @@ export async function checkCsr(text: string, field = "csr"): Promise<CheckedCsr>
 }
 
 /** Checks the CSR's signature on this thread; errors from the key or signature become `invalid_csr_signature`. */
-function verifyHere(
+function verifyOnEventLoop(
   key: ReadPublicKey,
   hash: string | null,
   signed: Uint8Array,

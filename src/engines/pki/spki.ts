@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type JsonWebKey, KeyObject } from "node:crypto";
-import { checkEd25519Point, checkRsaExponent } from "../../crypto/key-safety.ts";
+import { checkEcPointForm, checkEd25519Point, checkRsaExponent } from "../../crypto/key-safety.ts";
 import type { VerifierKey } from "../../crypto/verify-pool.ts";
 import { KeywardError } from "../../errors.ts";
 import { childrenOf, contentOf, type DerElement, decodeOid, readElement } from "./der.ts";
@@ -127,10 +127,7 @@ const RSA_MAX_BITS = 8192;
 function checkKeyForm(algorithm: string, parameters: DerElement | undefined, bits: Uint8Array) {
   if (algorithm === OID.ecPublicKey) {
     if (parameters?.tag !== 0x06) throw new RangeError("the EC key does not name its curve");
-    const form = bits[0];
-    if (form !== 0x02 && form !== 0x03 && form !== 0x04) {
-      throw new RangeError("the EC public key is not a compressed or uncompressed point");
-    }
+    checkEcPointForm(bits);
   } else if (algorithm === OID.rsaEncryption) {
     if (
       parameters !== undefined &&
@@ -156,7 +153,7 @@ function checkKeyForm(algorithm: string, parameters: DerElement | undefined, bit
   }
 }
 
-/** Returns the JWK of the common key forms, or undefined for any other form or on any doubt. */
+/** Returns the JWK of the common key forms, checked by `checkKeyForm`, or undefined for any other form. */
 function jwkOf(
   algorithm: string,
   parameter: string | undefined,
@@ -172,14 +169,8 @@ function jwkOf(
     return { jwk: { kty: "EC", crv: curve.jwk, x, y }, spec: { type: "ec", bits: curve.bits } };
   }
   if (algorithm === OID.rsaEncryption) {
-    let modulus: DerElement | undefined;
-    let exponent: DerElement | undefined;
-    try {
-      [modulus, exponent] = childrenOf(bits, readElement(bits, 0));
-    } catch {
-      return undefined;
-    }
-    if (modulus?.tag !== 0x02 || exponent?.tag !== 0x02) return undefined;
+    // `checkKeyForm` has checked that the key is two positive INTEGERs.
+    const [modulus, exponent] = childrenOf(bits, readElement(bits, 0)) as [DerElement, DerElement];
     let n = contentOf(bits, modulus);
     while (n.length > 1 && n[0] === 0) n = n.subarray(1);
     const size = (n.length - 1) * 8 + (32 - Math.clz32(n[0]!));

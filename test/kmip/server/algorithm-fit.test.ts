@@ -1,31 +1,24 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync, verify } from "node:crypto";
 import { describe, it } from "node:test";
+import { bytes, bytesOf, child, enumItem, struct, text } from "../../../src/kmip/server/items.ts";
 import {
-  bytes,
-  bytesOf,
-  child,
-  enumItem,
-  integer,
-  struct,
-  text,
-} from "../../../src/kmip/server/items.ts";
-import {
-  activeSince,
   call,
   newDispatcher,
   payloadOf,
+  registerKey,
   resultReason,
   resultStatus,
   uidOf,
 } from "./helpers.ts";
 
 // A signing or encryption request whose algorithm does not fit the key
-// gets an error, instead of an answer made with the key's own algorithm.
+// gets an error, instead of a result made with the key's own algorithm.
 
 type Dispatcher = ReturnType<typeof newDispatcher>;
 
-async function registerKey(
+/** Registers an active key and returns its Unique Identifier. */
+async function registered(
   dispatcher: Dispatcher,
   objectType: "PrivateKey" | "PublicKey",
   format: string,
@@ -33,20 +26,9 @@ async function registerKey(
   algorithm: "RSA" | "EC",
   length: number,
 ): Promise<string> {
-  const registered = await call(dispatcher, "Register", [
-    enumItem("ObjectType", objectType),
-    struct("Attributes", [integer("CryptographicUsageMask", 0xf), activeSince()]),
-    struct(objectType, [
-      struct("KeyBlock", [
-        enumItem("KeyFormatType", format),
-        struct("KeyValue", [bytes("KeyMaterial", material)]),
-        enumItem("CryptographicAlgorithm", algorithm),
-        integer("CryptographicLength", length),
-      ]),
-    ]),
-  ]);
-  assert.equal(resultStatus(registered), "Success");
-  return uidOf(payloadOf(registered));
+  const item = await registerKey(dispatcher, objectType, format, material, algorithm, length);
+  assert.equal(resultStatus(item), "Success");
+  return uidOf(payloadOf(item));
 }
 
 function signWith(dispatcher: Dispatcher, uid: string, algorithm: string) {
@@ -64,7 +46,7 @@ describe("KMIP algorithms that do not fit the key", () => {
   it("fail ECDSA with an RSA key", async () => {
     const dispatcher = newDispatcher();
     const der = rsa.privateKey.export({ format: "der", type: "pkcs1" });
-    const uid = await registerKey(dispatcher, "PrivateKey", "PKCS_1", der, "RSA", 2048);
+    const uid = await registered(dispatcher, "PrivateKey", "PKCS_1", der, "RSA", 2048);
     const signed = await signWith(dispatcher, uid, "ECDSAWithSHA256");
     assert.equal(resultReason(signed), "InvalidField");
     const fitting = await signWith(dispatcher, uid, "SHA_256WithRSAEncryption");
@@ -74,7 +56,7 @@ describe("KMIP algorithms that do not fit the key", () => {
   it("ok the hash an RSA algorithm names", async () => {
     const dispatcher = newDispatcher();
     const der = rsa.privateKey.export({ format: "der", type: "pkcs1" });
-    const uid = await registerKey(dispatcher, "PrivateKey", "PKCS_1", der, "RSA", 2048);
+    const uid = await registered(dispatcher, "PrivateKey", "PKCS_1", der, "RSA", 2048);
     for (const [algorithm, hash] of [
       ["SHA_384WithRSAEncryption", "sha384"],
       ["SHA3_256WithRSAEncryption", "sha3-256"],
@@ -89,7 +71,7 @@ describe("KMIP algorithms that do not fit the key", () => {
   it("fail RSA with an EC key", async () => {
     const dispatcher = newDispatcher();
     const der = ec.privateKey.export({ format: "der", type: "pkcs8" });
-    const uid = await registerKey(dispatcher, "PrivateKey", "PKCS_8", der, "EC", 256);
+    const uid = await registered(dispatcher, "PrivateKey", "PKCS_8", der, "EC", 256);
     const signed = await signWith(dispatcher, uid, "SHA_256WithRSAEncryption");
     assert.equal(resultReason(signed), "InvalidField");
     const fitting = await signWith(dispatcher, uid, "ECDSAWithSHA256");
@@ -99,7 +81,7 @@ describe("KMIP algorithms that do not fit the key", () => {
   it("fail Encrypt with an EC public key", async () => {
     const dispatcher = newDispatcher();
     const der = ec.publicKey.export({ format: "der", type: "spki" });
-    const uid = await registerKey(dispatcher, "PublicKey", "X_509", der, "EC", 256);
+    const uid = await registered(dispatcher, "PublicKey", "X_509", der, "EC", 256);
     const encrypted = await call(dispatcher, "Encrypt", [
       text("UniqueIdentifier", uid),
       bytes("Data", Buffer.from("message")),

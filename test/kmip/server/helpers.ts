@@ -1,6 +1,7 @@
 import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
 import { KmipDispatcher } from "../../../src/kmip/server/dispatcher.ts";
 import {
+  bytes,
   child,
   children,
   dateTime,
@@ -88,4 +89,31 @@ export function uidOf(payload: StructureItem): string {
 /** Builds an Activation Date a minute in the past, so the new object is Active at once. */
 export function activeSince(): KmipItem {
   return dateTime("ActivationDate", BigInt(Math.floor(Date.now() / 1000) - 60));
+}
+
+/**
+ * Registers an active key of `objectType` with all usage bits, whose Key
+ * Block holds `material` in Key Format Type `format`, and returns the
+ * response's Batch Item.
+ */
+export function registerKey(
+  dispatcher: KmipDispatcher,
+  objectType: "PrivateKey" | "PublicKey",
+  format: string,
+  material: Buffer,
+  algorithm: string,
+  length: number,
+): Promise<StructureItem> {
+  return call(dispatcher, "Register", [
+    enumItem("ObjectType", objectType),
+    struct("Attributes", [integer("CryptographicUsageMask", 0xf), activeSince()]),
+    struct(objectType, [
+      struct("KeyBlock", [
+        enumItem("KeyFormatType", format),
+        struct("KeyValue", [bytes("KeyMaterial", material)]),
+        enumItem("CryptographicAlgorithm", algorithm),
+        integer("CryptographicLength", length),
+      ]),
+    ]),
+  ]);
 }

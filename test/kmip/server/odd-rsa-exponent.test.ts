@@ -7,20 +7,12 @@ import {
 } from "node:crypto";
 import { describe, it } from "node:test";
 import type { StructureItem } from "../../../src/kmip/item.ts";
+import { bytes, bytesOf, child, enumItem, struct, text } from "../../../src/kmip/server/items.ts";
 import {
-  bytes,
-  bytesOf,
-  child,
-  enumItem,
-  integer,
-  struct,
-  text,
-} from "../../../src/kmip/server/items.ts";
-import {
-  activeSince,
   call,
   newDispatcher,
   payloadOf,
+  registerKey,
   resultReason,
   resultStatus,
   uidOf,
@@ -49,18 +41,7 @@ function registerRsa(
   format: string,
   material: Buffer,
 ): Promise<StructureItem> {
-  return call(dispatcher, "Register", [
-    enumItem("ObjectType", objectType),
-    struct("Attributes", [integer("CryptographicUsageMask", 0xf), activeSince()]),
-    struct(objectType, [
-      struct("KeyBlock", [
-        enumItem("KeyFormatType", format),
-        struct("KeyValue", [bytes("KeyMaterial", material)]),
-        enumItem("CryptographicAlgorithm", "RSA"),
-        integer("CryptographicLength", 2048),
-      ]),
-    ]),
-  ]);
+  return registerKey(dispatcher, objectType, format, material, "RSA", 2048);
 }
 
 function spkiOf(key: KeyObject): Buffer {
