@@ -56,13 +56,19 @@ export interface KmipKeyMounts {
 /** A record of managed-key changes that `KmipManagedKeys.revert` can undo. */
 export type KmipManagedKeyScope = object;
 
-/** A managed key as a scope first saw it, and as the scope's last write left it. */
+/** A managed key as the scope's first write found it, and as its last write left it. */
 interface RecordedKey {
   mount: string;
-  /** Undefined for a key that did not exist. */
+  /** The value the first write replaced; undefined for a key that did not exist. */
   before: ManagedKey | undefined;
-  /** Undefined while the scope has not written the key. */
-  after?: ManagedKey;
+  /** The value the last write stored. */
+  after: ManagedKey;
+  /**
+   * True when a write found the key changed since the scope's previous
+   * write (a transit rotation between two operations of one batch), so
+   * putting `before` back would erase that change.
+   */
+  interleaved: boolean;
 }
 
 /** Reads an object by identifier, seeing the writes staged by the running work. */
@@ -458,20 +464,23 @@ export class KmipManagedKeys {
   }
 
   /**
-   * Puts back the managed keys the scope recorded, as they were when it
-   * first saw them, and closes it: a key made since is deleted with its
-   * reference record. A key that changed after the scope's last write to
-   * it (a transit rotation, or another node) is left as it is, because
-   * putting the old value back would erase that change. Returns the names
+   * Puts back the managed keys the scope wrote, as its first write found
+   * them, and closes it: a key made since is deleted with its reference
+   * record. A key that changed after the scope's last write to it, or
+   * between two of its writes (a transit rotation, or another node), is
+   * left as it is, because putting the old value back would erase that
+   * change. Returns the names
    * (`<mount>/<name>`) of the keys left so.
    */
   async revert(scope: KmipManagedKeyScope): Promise<string[]> {
     const recorded = scope as Map<string, RecordedKey>;
     this.close(recorded);
     const kept: string[] = [];
-    for (const [path, { mount, before, after }] of recorded) {
-      // A key the scope never wrote has nothing to undo.
-      if (after === undefined) continue;
+    for (const [path, { mount, before, after, interleaved }] of recorded) {
+      if (interleaved) {
+        kept.push(path);
+        continue;
+      }
       const keys = await this.#mounts.keyStore(mount);
       const name = path.slice(mount.length + 1);
       const written = JSON.stringify(after);
@@ -488,42 +497,46 @@ export class KmipManagedKeys {
     return kept;
   }
 
-  /** Records a managed key's value before its first change in each open scope. */
-  async #remember(keys: KeyStore, mount: string, name: string): Promise<void> {
-    const path = `${mount}/${name}`;
-    const fresh = [...this.#scopes].filter((scope) => !scope.has(path));
-    if (fresh.length === 0) return;
-    const before = await keys.find(name);
-    for (const scope of fresh) scope.set(path, { mount, before });
-  }
-
-  /** Records a key that `create` made as missing before its first change in each open scope. */
-  #rememberCreated(mount: string, name: string): void {
-    const path = `${mount}/${name}`;
-    for (const scope of this.#scopes) {
-      if (!scope.has(path)) scope.set(path, { mount, before: undefined });
-    }
-  }
-
-  /** Records the value a write stored, so `revert` can tell whether the key changed since. */
-  #written(mount: string, key: ManagedKey): void {
-    const path = `${mount}/${key.name}`;
+  /**
+   * Records a write in each open scope: `basedOn` is the value it replaced
+   * (undefined for a key it created) and `written` the value it stored.
+   * A scope's first write keeps `basedOn` as the value to put back. A later
+   * write whose `basedOn` is not the scope's last write marks the key as
+   * interleaved, because someone else changed it in between.
+   */
+  #recordWrite(mount: string, basedOn: ManagedKey | undefined, written: ManagedKey): void {
+    const path = `${mount}/${written.name}`;
     for (const scope of this.#scopes) {
       const entry = scope.get(path);
-      if (entry !== undefined) entry.after = key;
+      if (entry === undefined) {
+        scope.set(path, { mount, before: basedOn, after: written, interleaved: false });
+        continue;
+      }
+      if (basedOn === undefined || JSON.stringify(basedOn) !== JSON.stringify(entry.after)) {
+        entry.interleaved = true;
+      }
+      entry.after = written;
     }
   }
 
-  /** Changes a managed key through `KeyStore.update`, recorded for `revert`. */
+  /**
+   * Changes a managed key through `KeyStore.update`, recorded for `revert`.
+   * The value recorded as replaced is the one `change` ran on in the
+   * successful attempt, read under the key's lock, so a rotation that
+   * transit committed just before this write is never put back by an Undo.
+   */
   async #change(
     keys: KeyStore,
     mount: string,
     name: string,
     change: (key: ManagedKey) => ManagedKey,
   ): Promise<ManagedKey> {
-    await this.#remember(keys, mount, name);
-    const updated = await keys.update(name, change);
-    this.#written(mount, updated);
+    let basedOn: ManagedKey | undefined;
+    const updated = await keys.update(name, (current) => {
+      basedOn = current;
+      return change(current);
+    });
+    this.#recordWrite(mount, basedOn, updated);
     return updated;
   }
 
@@ -698,9 +711,8 @@ export class KmipManagedKeys {
     // A transit key of that name existed already; the object keeps its material in its record.
     if (!result.created) return undefined;
     // `create` checked in its transaction that no key had the name, so the
-    // scopes record it as missing before this write without reading it.
-    this.#rememberCreated(mount, object.uid);
-    this.#written(mount, created);
+    // scopes record it as missing before this write.
+    this.#recordWrite(mount, undefined, created);
     return { mount, name: object.uid, version: 1, createdAt: created.versions["1"]?.createdAt };
   }
 

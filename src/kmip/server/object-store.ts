@@ -583,7 +583,7 @@ export class KmipObjectStore {
     if (kept.length > 0) {
       this.#logger?.warn(
         { keys: kept },
-        "kept managed keys that changed after a KMIP work that was undone wrote them",
+        "kept managed keys that others changed during a KMIP work that was undone",
       );
     }
   }

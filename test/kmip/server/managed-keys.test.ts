@@ -9,6 +9,7 @@ import {
 import { describe, it } from "node:test";
 import { resolveServerConfig } from "../../../src/config.ts";
 import { TransitService } from "../../../src/engines/transit/service.ts";
+import type { KeyStore } from "../../../src/engines/transit/store.ts";
 import { isKeywardError, KeywardError } from "../../../src/errors.ts";
 import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
 import { KmipDispatcher } from "../../../src/kmip/server/dispatcher.ts";
@@ -55,14 +56,37 @@ function withoutTime(ref: unknown): Omit<KmipManagedKeyRef, "createdAt"> | undef
   return rest;
 }
 
-/** Builds a KMIP dispatcher whose objects' keys are managed keys of transit mount `kmip`, over one barrier. */
-function bridged(barrier = new MemoryBarrier()) {
+/**
+ * Builds a KMIP dispatcher whose objects' keys are managed keys of transit
+ * mount `kmip`, over one barrier. `beforeUpdate`, when given, runs as each
+ * KMIP change of a managed key starts, before the change takes the key's
+ * lock: the place where a transit rotation can slip in.
+ */
+function bridged(
+  barrier = new MemoryBarrier(),
+  beforeUpdate?: (transit: TransitService, name: string) => Promise<void>,
+) {
   const transit = new TransitService({ barrier, mount: MOUNT });
+  const keyStore =
+    beforeUpdate === undefined
+      ? transit.keyStore
+      : new Proxy(transit.keyStore, {
+          get(target, property) {
+            if (property === "update") {
+              return async (name: string, change: Parameters<KeyStore["update"]>[1]) => {
+                await beforeUpdate(transit, name);
+                return target.update(name, change);
+              };
+            }
+            const value = Reflect.get(target, property, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        });
   const mounts: KmipKeyMounts = {
     mount: MOUNT,
     async keyStore(path) {
       assert.equal(path, MOUNT);
-      return transit.keyStore;
+      return keyStore;
     },
   };
   const store = new KmipObjectStore(barrier, { managedKeys: new KmipManagedKeys(mounts) });
@@ -320,6 +344,58 @@ describe("KMIP objects as managed keys", () => {
     assert.equal(resultStatus(items[0]!), "OperationUndone");
     assert.equal((await transit.readKey(uid)).state, "pre-active");
     assert.equal(await kmipState(dispatcher, uid), "PreActive");
+  });
+
+  const revokeItem = (uid: string): readonly [string, KmipItem[]] => [
+    "Revoke",
+    [
+      id(uid),
+      struct("RevocationReason", [enumItem("RevocationReasonCode", "CessationOfOperation")]),
+    ],
+  ];
+
+  it("undo keeps an earlier rotation", async () => {
+    let updates = 0;
+    const { transit, dispatcher } = bridged(undefined, async (service, name) => {
+      if (updates++ === 0) await service.rotateKey(name);
+    });
+    const uid = await createAes(dispatcher, [activeSince()]);
+    const items = await send(
+      dispatcher,
+      requestMessage(
+        [2, 1],
+        [revokeItem(uid), ["Get", [id("no-such-object")]]],
+        [enumItem("BatchErrorContinuationOption", "Undo")],
+      ),
+    );
+    assert.equal(resultStatus(items[0]!), "OperationUndone");
+    const key = await transit.readKey(uid);
+    assert.equal(key.latestVersion, 2);
+    assert.equal(key.state, "active");
+  });
+
+  it("undo skips a key rotated mid-batch", async () => {
+    let updates = 0;
+    const { transit, dispatcher } = bridged(undefined, async (service, name) => {
+      if (updates++ === 1) await service.rotateKey(name);
+    });
+    const uid = await createAes(dispatcher, [activeSince()]);
+    const items = await send(
+      dispatcher,
+      requestMessage(
+        [2, 1],
+        [
+          ["SetAttribute", [id(uid), struct("NewAttribute", [boolean("Extractable", false)])]],
+          revokeItem(uid),
+          ["Get", [id("no-such-object")]],
+        ],
+        [enumItem("BatchErrorContinuationOption", "Undo")],
+      ),
+    );
+    assert.equal(resultStatus(items[0]!), "OperationUndone");
+    assert.equal(updates, 2);
+    // Putting back the key as the first write found it would drop version 2.
+    assert.equal((await transit.readKey(uid)).latestVersion, 2);
   });
 
   it("write keeps a transit state change", async () => {
