@@ -18,8 +18,11 @@ import type { PkiStore, PkiTransaction, RecordWrite } from "./store.ts";
 import type { CertificateRecord, RevokedRecord } from "./types.ts";
 import * as x509 from "./x509.ts";
 
-/** Maximum serial length accepted in a path or field: 20 octets (RFC 5280 section 4.1.2.2). */
-const MAX_SERIAL_OCTETS = 20;
+/**
+ * Maximum serial length accepted in a path or field: 20 octets (RFC 5280
+ * section 4.1.2.2), counted after leading zero octets are removed.
+ */
+export const MAX_SERIAL_OCTETS = 20;
 
 /**
  * Parses a serial number as Vault accepts it: hex byte pairs separated by
@@ -36,14 +39,17 @@ export function parseSerial(value: string, field = "serial_number"): string {
           .map((pair) => pair.padStart(2, "0"))
           .join("")
       : undefined;
-  if (plain === undefined || plain.length > MAX_SERIAL_OCTETS * 2 + 2) {
+  // Leading zero octets are removed first, so 00 before a 20-octet serial
+  // whose first bit is set (the DER sign octet) is accepted.
+  const serialHex = plain === undefined ? undefined : normaliseSerialHex(plain);
+  if (serialHex === undefined || serialHex.length > MAX_SERIAL_OCTETS * 2) {
     throw new KeywardError(
       "invalid_field",
       `"${field}" must be a serial number in hex, such as 1a:2b:3c or 1a-2b-3c, of at most ${MAX_SERIAL_OCTETS} octets`,
       { field },
     );
   }
-  return normaliseSerialHex(plain);
+  return serialHex;
 }
 
 function altNamesOf(certificate: x509.X509Certificate): string[] {

@@ -23,7 +23,7 @@ export interface IssuerKey {
  * The signing keys of a mount's issuers. A stored key is imported into
  * node:crypto and WebCrypto once and cached for the life of this object,
  * which the engine rebuilds at every unseal. A key id names one key for
- * good, so a cached key never goes stale.
+ * good, so a cached key never goes stale. A failed import is not cached.
  */
 export class IssuerKeys {
   readonly #signingKeys = new Map<string, Promise<SigningKey>>();
@@ -59,22 +59,39 @@ export class IssuerKeys {
     const spec: KeySpec = { type: key.type, bits: key.bits };
     let signingKey = this.#signingKeys.get(key.id);
     if (!signingKey) {
-      signingKey = importSigningKey(Buffer.from(key.pkcs8, "base64"), spec);
-      this.#signingKeys.set(key.id, signingKey);
+      const imported = importSigningKey(Buffer.from(key.pkcs8, "base64"), spec);
+      signingKey = imported;
+      this.#signingKeys.set(key.id, imported);
+      // A failed import is not cached, so the next request tries again.
+      imported.catch(() => {
+        if (this.#signingKeys.get(key.id) === imported) this.#signingKeys.delete(key.id);
+      });
     }
-    let keyObject = this.#keyObjects.get(key.id);
+    let keyObject: KeyObject;
+    let privateKey: SigningKey;
+    try {
+      keyObject = this.#keyObjectOf(key.id, key.pkcs8);
+      privateKey = await signingKey;
+    } catch (error) {
+      throw new KeywardError(
+        "invalid_state",
+        `the private key of issuer "${issuer.name || issuer.id}" cannot be used to sign; import a valid key for it`,
+        { field: "issuer_ref", cause: error },
+      );
+    }
+    return { signer: keyObjectSigner(keyObject, spec), keySpec: spec, privateKey };
+  }
+
+  #keyObjectOf(keyId: string, pkcs8: string): KeyObject {
+    let keyObject = this.#keyObjects.get(keyId);
     if (!keyObject) {
       keyObject = createPrivateKey({
-        key: Buffer.from(key.pkcs8, "base64"),
+        key: Buffer.from(pkcs8, "base64"),
         format: "der",
         type: "pkcs8",
       });
-      this.#keyObjects.set(key.id, keyObject);
+      this.#keyObjects.set(keyId, keyObject);
     }
-    return {
-      signer: keyObjectSigner(keyObject, spec),
-      keySpec: spec,
-      privateKey: await signingKey,
-    };
+    return keyObject;
   }
 }

@@ -8,6 +8,7 @@ import {
 import { promisify } from "node:util";
 import { checkKeyObject, checkSpki, importSpki } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
+import { checkKeyPair } from "./key-checks.ts";
 import type { PkiKeyType } from "./types.ts";
 import type * as x509 from "./x509.ts";
 
@@ -175,14 +176,18 @@ export function encodePrivateKey(
   return (key.export({ format: "der", type }) as Buffer).toString("base64");
 }
 
-/** Reads a PEM private key in PKCS#8, PKCS#1 or SEC 1, returning PKCS#8 DER, or undefined when `pem` is not a private key. */
+/**
+ * Reads a PEM private key in PKCS#8, PKCS#1 or SEC 1 and returns its
+ * PKCS#8 DER. Throws `invalid_certificate` naming `field` when the key
+ * cannot be read or does not match the public key it carries (see
+ * `checkKeyPair`), and `unsupported_key_type` for key types and sizes
+ * that `describePublicKey` rejects.
+ */
 export function readPrivateKeyPem(pem: string, field: string): Buffer {
+  let key: KeyObject;
   try {
-    const key = checkKeyObject(createPrivateKey({ key: pem, format: "pem" }));
-    describePublicKey(createPublicKey(key), field);
-    return key.export({ format: "der", type: "pkcs8" });
+    key = checkKeyObject(createPrivateKey({ key: pem, format: "pem" }));
   } catch (error) {
-    if (error instanceof KeywardError) throw error;
     throw new KeywardError(
       "invalid_certificate",
       `"${field}" contains a private key that cannot be read`,
@@ -192,6 +197,17 @@ export function readPrivateKeyPem(pem: string, field: string): Buffer {
       },
     );
   }
+  describePublicKey(createPublicKey(key), field);
+  try {
+    checkKeyPair(key);
+  } catch (error) {
+    throw new KeywardError(
+      "invalid_certificate",
+      `"${field}" contains a private key that does not match its own public key`,
+      { field, cause: error },
+    );
+  }
+  return key.export({ format: "der", type: "pkcs8" });
 }
 
 /** Returns the SPKI DER of a certificate or CSR public key, as a Node key object. */

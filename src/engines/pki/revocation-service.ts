@@ -1,12 +1,12 @@
 import { createPrivateKey } from "node:crypto";
-import { importSpki } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
 import type { PkiContext } from "./context.ts";
 import { unixSeconds } from "./context.ts";
 import { CrlService } from "./crls.ts";
 import { putRevocation } from "./inventory.ts";
 import { revokeIssuer } from "./issuer-revocation.ts";
-import { pemDer } from "./issuers.ts";
+import { issuerCanSign, pemDer } from "./issuers.ts";
+import { canonicalPublicKey } from "./key-checks.ts";
 import { publicKeyOf, readPrivateKeyPem, serialHexOf } from "./key-pairs.ts";
 import { OcspResponders } from "./ocsp-delegation.ts";
 import { answerOcsp } from "./ocsp-responder.ts";
@@ -46,7 +46,9 @@ export class RevocationService {
   /**
    * Revokes a stored certificate and rebuilds its issuer's CRL. Revoking a
    * revoked certificate returns its first revocation time. A CA
-   * certificate of this mount cannot be revoked here.
+   * certificate of this mount cannot be revoked here. When the issuer was
+   * deleted or has no signing key, the certificate is revoked all the same
+   * but appears on no CRL of this mount, because none can be signed for it.
    */
   async revoke(serialHex: string, reason?: RevocationReason) {
     if (reason !== undefined && !(REVOCATION_REASONS as readonly string[]).includes(reason)) {
@@ -119,14 +121,21 @@ export class RevocationService {
         field: "certificate",
       });
     const pkcs8 = readPrivateKeyPem(privateKeyPem, "private_key");
-    const keyPublic = publicKeyOf(pkcs8);
-    const certificatePublic = importSpki(new Uint8Array(certificate.publicKey.rawData)).export({
-      format: "der",
-      type: "spki",
-    });
+    const keyPublic = canonicalPublicKey(publicKeyOf(pkcs8));
+    // Canonical forms, so a certificate with a compressed EC point matches its key.
+    let certificatePublic: string;
+    try {
+      certificatePublic = canonicalPublicKey(new Uint8Array(certificate.publicKey.rawData));
+    } catch (error) {
+      throw new KeywardError(
+        "invalid_certificate",
+        'the public key in "certificate" cannot be used',
+        { field: "certificate", cause: error },
+      );
+    }
     // Touch the key once more so a malformed one fails here, not later.
     createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" });
-    if (!keyPublic.equals(certificatePublic)) {
+    if (keyPublic !== certificatePublic) {
       throw new KeywardError(
         "invalid_request",
         '"private_key" does not match the certificate\'s public key',
@@ -171,7 +180,17 @@ export class RevocationService {
   async #afterRevocation(issuerId: string): Promise<void> {
     const config = await this.#context.config.crl();
     if (config.disable) return;
-    const issuer = await this.#context.issuers.resolve(issuerId);
+    // Read by id: `issuers.resolve` would also match an issuer whose name is this id.
+    const issuer = await this.#context.store.get<IssuerRecord>(`issuers/${issuerId}`);
+    if (!issuer || !issuerCanSign(issuer)) {
+      this.#logger?.warn(
+        { mount: this.#context.mount, issuer: issuerId },
+        issuer
+          ? "issuer of revoked certificate has no signing key; CRL not rebuilt"
+          : "issuer of revoked certificate was deleted; no CRL rebuilt",
+      );
+      return;
+    }
     if (config.autoRebuild && config.enableDelta) await this.crls.rebuildDelta(issuer);
     else await this.crls.rebuild(issuer);
   }

@@ -128,6 +128,7 @@ async function createIntermediate(
     const bundle = [signed.certificate, ...signed.ca_chain.slice(1)].join("\n");
     const imported = await importBundle(context, bundle, "certificate", {
       requireKeyForFirst: true,
+      keysAlone: false,
     });
     issuerId = Object.keys(imported.mapping)[0] as string;
     // intermediate/generate names only the key, so the issuer gets its name here.
@@ -150,6 +151,7 @@ async function importIssuer(context: PkiContext, request: PrepareRequest): Promi
   if (!request.pem_bundle) throw missingField("pem_bundle");
   const imported = await importBundle(context, request.pem_bundle, "pem_bundle", {
     requireKeyForFirst: false,
+    keysAlone: false,
   });
   // importBundle fills `mapping` in the bundle's certificate order.
   const issuerId = Object.keys(imported.mapping)[0] as string;

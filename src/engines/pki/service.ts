@@ -145,11 +145,17 @@ export class PkiService {
   }
 
   async setSigned(certificate: string) {
-    return importBundle(this.context, certificate, "certificate", { requireKeyForFirst: true });
+    return importBundle(this.context, certificate, "certificate", {
+      requireKeyForFirst: true,
+      keysAlone: false,
+    });
   }
 
   async importBundle(pemBundle: string) {
-    return importBundle(this.context, pemBundle, "pem_bundle", { requireKeyForFirst: false });
+    return importBundle(this.context, pemBundle, "pem_bundle", {
+      requireKeyForFirst: false,
+      keysAlone: true,
+    });
   }
 
   /** Imports an external CA certificate whose private key is a transit key (see `importTransitIssuer`). */

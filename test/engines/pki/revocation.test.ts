@@ -304,4 +304,33 @@ describe("PKI inventory and revocation", () => {
     assert.equal(autoTidy.interval_duration, 3600);
     assert.equal(autoTidy.enabled, true);
   });
+  it("revokes a compressed-point key", async (c) => {
+    if (!requirePeer(c, "openssl")) return;
+    const plainKey = files.write("compressed-plain.key", "");
+    assert.equal(
+      run("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", plainKey])
+        .status,
+      0,
+    );
+    const keyPath = files.write("compressed.key", "");
+    const converted = run("openssl", [
+      ...["ec", "-in", plainKey, "-conv_form", "compressed", "-out", keyPath],
+    ]);
+    assert.equal(converted.status, 0, converted.output);
+    const csrPath = files.write("compressed.csr", "");
+    const request = run("openssl", [
+      ...["req", "-new", "-key", keyPath, "-subj", "/CN=z.example.test", "-out", csrPath],
+    ]);
+    assert.equal(request.status, 0, request.output);
+    const signed = await ok(t, "POST", "/v1/pki/sign/web", {
+      csr: readFileSync(csrPath, "utf8"),
+      common_name: "z.example.test",
+    });
+    await ok(t, "POST", "/v1/pki/revoke-with-key", {
+      certificate: signed.certificate,
+      private_key: readFileSync(keyPath, "utf8"),
+    });
+    const stored = await ok(t, "GET", `/v1/pki/cert/${signed.serial_number}`);
+    assert.ok(stored.revocation_time > 0);
+  });
 });

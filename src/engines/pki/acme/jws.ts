@@ -89,7 +89,116 @@ export function readProtectedHeader(jws: FlattenedJws): ProtectedHeader {
   return header as ProtectedHeader;
 }
 
-/** Checks that a JWK is a public key an account may use; throws `badPublicKey` or `malformed`. */
+/**
+ * Coordinate length in octets of each curve an ES256, ES384 or ES512
+ * account key may use. RFC 7518 section 6.2.1.2 requires "x" and "y" to
+ * be exactly this long.
+ */
+const EC_COORDINATE_OCTETS: Record<string, number> = { "P-256": 32, "P-384": 48, "P-521": 66 };
+
+/**
+ * Decodes the base64url key member `name`. Throws `badPublicKey` unless it
+ * is a string in canonical base64url (no padding, zero unused bits).
+ * The RFC 7638 thumbprint hashes the member strings as sent, so a second
+ * spelling of the same bytes would count as another key.
+ */
+function readKeyMember(jwk: JWK, name: "n" | "e" | "x" | "y"): Buffer {
+  const text = jwk[name];
+  if (typeof text !== "string") {
+    throw new AcmeProblem("badPublicKey", `the account key has no string member "${name}"`);
+  }
+  const bytes = Buffer.from(text, "base64url");
+  if (bytes.toString("base64url") !== text) {
+    throw new AcmeProblem(
+      "badPublicKey",
+      `the account key's member "${name}" is not canonical base64url without padding`,
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Throws `badPublicKey` when an RSA key member has leading zero octets,
+ * which RFC 7518 section 6.3.1 forbids. Accepting them would give one key
+ * several thumbprints.
+ */
+function checkMinimalInteger(bytes: Buffer, name: "n" | "e"): void {
+  if (bytes.length > 0 && bytes[0] === 0) {
+    throw new AcmeProblem(
+      "badPublicKey",
+      `the RSA account key's member "${name}" has leading zero octets; it must use the minimum number of octets`,
+    );
+  }
+}
+
+/** Returns the bit length of a big-endian unsigned integer without leading zero octets. */
+function bitLength(bytes: Buffer): number {
+  if (bytes.length === 0) return 0;
+  return (bytes.length - 1) * 8 + (32 - Math.clz32(bytes[0]!));
+}
+
+function checkRsaAccountKey(jwk: JWK): void {
+  const modulus = readKeyMember(jwk, "n");
+  const exponent = readKeyMember(jwk, "e");
+  checkMinimalInteger(modulus, "n");
+  checkMinimalInteger(exponent, "e");
+  const modulusBits = bitLength(modulus);
+  if (modulusBits < MIN_RSA_BITS || modulusBits > MAX_RSA_BITS) {
+    throw new AcmeProblem(
+      "badPublicKey",
+      `RSA account keys must have ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits`,
+    );
+  }
+  const exponentHex = exponent.toString("hex");
+  try {
+    checkRsaExponent(exponentHex === "" ? undefined : BigInt(`0x${exponentHex}`));
+  } catch (error) {
+    throw new AcmeProblem("badPublicKey", "the RSA account key's exponent is even or below 3", {
+      cause: error,
+    });
+  }
+}
+
+function checkEcAccountKey(jwk: JWK): void {
+  const curve = typeof jwk.crv === "string" ? jwk.crv : "";
+  const octets = Object.hasOwn(EC_COORDINATE_OCTETS, curve)
+    ? EC_COORDINATE_OCTETS[curve]
+    : undefined;
+  if (octets === undefined) {
+    throw new AcmeProblem(
+      "badPublicKey",
+      `EC account keys must use one of the curves ${Object.keys(EC_COORDINATE_OCTETS).join(", ")}`,
+    );
+  }
+  for (const name of ["x", "y"] as const) {
+    if (readKeyMember(jwk, name).length !== octets) {
+      throw new AcmeProblem(
+        "badPublicKey",
+        `the EC account key's member "${name}" must be exactly ${octets} octets for ${curve}`,
+      );
+    }
+  }
+}
+
+function checkEd25519AccountKey(jwk: JWK): void {
+  if (jwk.crv !== "Ed25519") {
+    throw new AcmeProblem("badPublicKey", "OKP account keys must be Ed25519 keys");
+  }
+  try {
+    checkEd25519Point(readKeyMember(jwk, "x"));
+  } catch (error) {
+    if (error instanceof AcmeProblem) throw error;
+    throw new AcmeProblem("badPublicKey", "the Ed25519 account key is not a usable point", {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Checks that a JWK is a public key an account may use, in the one
+ * encoding RFC 7518 allows, so that each key has one RFC 7638 thumbprint.
+ * Throws `badPublicKey` or `malformed`.
+ */
 export function checkAccountJwk(value: unknown): JWK {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new AcmeProblem("malformed", 'the JWS header "jwk" is not a JSON object');
@@ -103,35 +212,9 @@ export function checkAccountJwk(value: unknown): JWK {
       throw new AcmeProblem("badPublicKey", 'the JWS header "jwk" contains private key members');
     }
   }
-  if (jwk.kty === "RSA") {
-    const modulusBits = Buffer.from(String(jwk.n ?? ""), "base64url").length * 8;
-    if (modulusBits < MIN_RSA_BITS || modulusBits > MAX_RSA_BITS) {
-      throw new AcmeProblem(
-        "badPublicKey",
-        `RSA account keys must have ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits`,
-      );
-    }
-    const exponent = Buffer.from(String(jwk.e ?? ""), "base64url").toString("hex");
-    try {
-      checkRsaExponent(exponent === "" ? undefined : BigInt(`0x${exponent}`));
-    } catch (error) {
-      throw new AcmeProblem("badPublicKey", "the RSA account key's exponent is even or below 3", {
-        cause: error,
-      });
-    }
-  }
-  if (jwk.kty === "OKP") {
-    if (jwk.crv !== "Ed25519") {
-      throw new AcmeProblem("badPublicKey", "OKP account keys must be Ed25519 keys");
-    }
-    try {
-      checkEd25519Point(Buffer.from(String(jwk.x ?? ""), "base64url"));
-    } catch (error) {
-      throw new AcmeProblem("badPublicKey", "the Ed25519 account key is not a usable point", {
-        cause: error,
-      });
-    }
-  }
+  if (jwk.kty === "RSA") checkRsaAccountKey(jwk);
+  if (jwk.kty === "EC") checkEcAccountKey(jwk);
+  if (jwk.kty === "OKP") checkEd25519AccountKey(jwk);
   return jwk;
 }
 

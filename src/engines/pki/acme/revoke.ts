@@ -1,5 +1,7 @@
 import { createPublicKey } from "node:crypto";
 import { importSpki } from "../../../crypto/key-safety.ts";
+import { readElement } from "../der.ts";
+import { MAX_SERIAL_OCTETS } from "../inventory.ts";
 import { pemDer } from "../issuers.ts";
 import { serialHexOf } from "../key-pairs.ts";
 import { parseCertificateDer } from "../pem.ts";
@@ -35,6 +37,19 @@ function readReason(value: unknown): RevocationReason | undefined {
     );
   }
   return reason;
+}
+
+/**
+ * Returns whether the outer DER element spans all of `der`. X509Certificate
+ * ignores bytes after the certificate, and a BER indefinite length, which
+ * DER forbids, fails here too.
+ */
+function fillsInput(der: Uint8Array): boolean {
+  try {
+    return readElement(der, 0).end === der.length;
+  } catch {
+    return false;
+  }
 }
 
 /** Returns the DNS and IP names of a certificate as identifier keys. */
@@ -111,7 +126,19 @@ export async function revokeCertificate(
       cause: error,
     });
   }
+  if (!fillsInput(der)) {
+    throw new AcmeProblem(
+      "malformed",
+      '"certificate" must be exactly one DER certificate, with no bytes after it',
+    );
+  }
   const serialHex = serialHexOf(certificate);
+  if (serialHex === "" || serialHex.length > MAX_SERIAL_OCTETS * 2) {
+    throw new AcmeProblem(
+      "malformed",
+      `the certificate's serial number must be 1 to ${MAX_SERIAL_OCTETS} octets long`,
+    );
+  }
   const stored = await context.pki.inventory.find(serialHex);
   if (!stored || !pemDer(stored.certificatePem).equals(der)) {
     throw new AcmeProblem("unauthorized", "the certificate was not issued by this mount");
