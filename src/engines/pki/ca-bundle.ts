@@ -86,22 +86,31 @@ export function readBundleCertificate(
     );
   }
   const names = certificateNames(new Uint8Array(certificate.rawData));
-  try {
-    checkSpki(names.spki);
-  } catch (error) {
-    throw new KeywardError(
-      "invalid_certificate",
-      `certificate ${index + 1} in "${field}" has a public key that cannot be used`,
-      { field, cause: error },
-    );
-  }
-  describePublicKey(publicKeyObject(names.spki), field);
+  checkCaPublicKey(names.spki, field, `certificate ${index + 1} in "${field}"`);
   return {
     certificate,
     pem: toPem(certificate.rawData, "CERTIFICATE"),
     names,
     publicKey: canonicalPublicKey(names.spki),
   };
+}
+
+/**
+ * Checks the public key of a CA certificate (`what` names it in the
+ * message). Throws `invalid_certificate` naming `field` for an EC point
+ * that is neither compressed nor uncompressed, and `unsupported_key_type`
+ * for key types and sizes that `describePublicKey` rejects.
+ */
+export function checkCaPublicKey(spki: Uint8Array, field: string, what: string): void {
+  try {
+    checkSpki(spki);
+  } catch (error) {
+    throw new KeywardError("invalid_certificate", `${what} has a public key that cannot be used`, {
+      field,
+      cause: error,
+    });
+  }
+  describePublicKey(publicKeyObject(spki), field);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { checkSpki } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
+import { checkCaPublicKey } from "./ca-bundle.ts";
 import { CaCertificateCache } from "./ca-certificates.ts";
 import type { TransitResolver } from "./ca-transit.ts";
 import type { CertificateSigner } from "./certificate.ts";
@@ -13,14 +13,7 @@ import {
 } from "./issuer-import.ts";
 import { IssuerKeys } from "./issuer-keys.ts";
 import { canonicalPublicKey } from "./key-checks.ts";
-import {
-  describePublicKey,
-  type KeySpec,
-  publicKeyObject,
-  publicKeyOf,
-  type SigningKey,
-  serialHexOf,
-} from "./key-pairs.ts";
+import { type KeySpec, publicKeyOf, type SigningKey, serialHexOf } from "./key-pairs.ts";
 import {
   claimObjectName,
   NAMED,
@@ -219,19 +212,7 @@ export class IssuerRegistry {
       return { issuer: existing, created: false };
     }
     const names = certificateNames(new Uint8Array(certificate.rawData));
-    try {
-      checkSpki(names.spki);
-    } catch (error) {
-      throw new KeywardError(
-        "invalid_certificate",
-        `the public key in "certificate" is not usable`,
-        {
-          field: "certificate",
-          cause: error,
-        },
-      );
-    }
-    describePublicKey(publicKeyObject(names.spki), "certificate");
+    checkCaPublicKey(names.spki, "certificate", '"certificate"');
     const key = await this.keyForPublicKey(names.spki);
     const record = this.#newIssuer(certificate, pem, options, key);
     await this.#withNameLock(NAMED.issuer, record.name, async () => {
