@@ -1,20 +1,11 @@
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import type { TestApp } from "../../helpers/app.ts";
+import { describe, it } from "node:test";
 import { requirePeer } from "../../helpers/peers.ts";
 import { openPkiScaleApp } from "../../scale/pki-scale-app.ts";
-import {
-  type KeyedCertificate,
-  mountPki,
-  openssl,
-  pendingIntermediate,
-  readText,
-  selfSigned,
-  signCsr,
-} from "./ca-import-fixtures.ts";
-import { createPkiApp, ok, tempFiles } from "./fixtures.ts";
+import { caImportApp, mountPki, signCsr, signedIntermediate } from "./ca-import-fixtures.ts";
+import { ok, opensslCsr } from "./fixtures.ts";
 
 // An imported issuer's stored chain keeps only the bundle's certificates
 // that signed it, and is served when the issuer's parent is not an issuer
@@ -22,37 +13,24 @@ import { createPkiApp, ok, tempFiles } from "./fixtures.ts";
 // storage reads grow linearly with its size.
 
 describe("bundle chains", () => {
-  let t: TestApp;
-  const files = tempFiles();
-  let root: KeyedCertificate;
-  let unrelated: KeyedCertificate;
+  const pki = caImportApp("chain");
 
-  before(async () => {
-    t = await createPkiApp();
-  });
-  after(async () => {
-    await t.close();
-    files.cleanup();
-  });
-
-  function fixtures(): void {
-    root ??= selfSigned(files, "chain-root");
-    unrelated ??= selfSigned(files, "chain-unrelated");
+  function certificates() {
+    return { root: pki.certificate("chain-root"), unrelated: pki.certificate("chain-unrelated") };
   }
 
   it("serves no unrelated certificate as chain", async (context) => {
     if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    await mountPki(t, "chain-extra");
-    const csr = await pendingIntermediate(t, "chain-extra");
-    const intermediate = signCsr(files, "chain-extra-intermediate", csr, root);
+    const { root, unrelated } = certificates();
+    await mountPki(pki.t, "chain-extra");
+    const intermediate = await signedIntermediate(pki.t, pki.files, "chain-extra", root);
     // The parent (root) is left out, so the stored chain is what gets served.
-    const imported = await ok(t, "POST", "/v1/chain-extra/intermediate/set-signed", {
+    const imported = await ok(pki.t, "POST", "/v1/chain-extra/intermediate/set-signed", {
       certificate: intermediate + unrelated.certificatePem,
     });
     const intermediateId = imported.imported_issuers[0];
 
-    const issuer = await ok(t, "GET", `/v1/chain-extra/issuer/${intermediateId}`);
+    const issuer = await ok(pki.t, "GET", `/v1/chain-extra/issuer/${intermediateId}`);
 
     assert.ok(
       !issuer.ca_chain.some((pem: string) => pem.trim() === unrelated.certificatePem.trim()),
@@ -62,21 +40,20 @@ describe("bundle chains", () => {
 
   it("keeps the signing root in the chain", async (context) => {
     if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    await mountPki(t, "chain-kept");
-    const csr = await pendingIntermediate(t, "chain-kept");
-    const intermediate = signCsr(files, "chain-kept-intermediate", csr, root);
-    const imported = await ok(t, "POST", "/v1/chain-kept/intermediate/set-signed", {
+    const { root, unrelated } = certificates();
+    await mountPki(pki.t, "chain-kept");
+    const intermediate = await signedIntermediate(pki.t, pki.files, "chain-kept", root);
+    const imported = await ok(pki.t, "POST", "/v1/chain-kept/intermediate/set-signed", {
       certificate: intermediate + unrelated.certificatePem + root.certificatePem,
     });
     // Without the root as an issuer of the mount, the stored chain is what gets served.
-    const deleted = await t.request({
+    const deleted = await pki.t.request({
       method: "DELETE",
       url: `/v1/chain-kept/issuer/${imported.imported_issuers[2]}`,
     });
     assert.equal(deleted.statusCode, 204, deleted.body);
 
-    const issuer = await ok(t, "GET", `/v1/chain-kept/issuer/${imported.imported_issuers[0]}`);
+    const issuer = await ok(pki.t, "GET", `/v1/chain-kept/issuer/${imported.imported_issuers[0]}`);
 
     const chain = issuer.ca_chain.map((pem: string) => pem.trim());
     assert.deepEqual(chain, [intermediate.trim(), root.certificatePem.trim()]);
@@ -84,14 +61,10 @@ describe("bundle chains", () => {
 
   it("rejects more than 100 certificates", async (context) => {
     if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    await mountPki(t, "chain-cap");
+    const { root } = certificates();
+    await mountPki(pki.t, "chain-cap");
 
-    const response = await t.request({
-      method: "POST",
-      url: "/v1/chain-cap/issuers/import/bundle",
-      payload: { pem_bundle: root.certificatePem.repeat(101) },
-    });
+    const response = await pki.importBundle("chain-cap", root.certificatePem.repeat(101));
 
     assert.equal(response.statusCode, 400, response.body);
     assert.equal(response.json().code, "invalid_field");
@@ -100,34 +73,16 @@ describe("bundle chains", () => {
 
   it("bundle storage reads grow linearly", async (context) => {
     if (!requirePeer(context, "openssl")) return;
-    fixtures();
+    const { root } = certificates();
     // CA certificates of one subject and key, distinguished by serial, signed by a CA the mount lacks.
-    const keyPath = join(files.dir, "many.key");
-    const csrPath = join(files.dir, "many.csr");
-    openssl([
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      keyPath,
-      "-out",
-      csrPath,
-      "-subj",
-      "/CN=many",
-    ]);
-    const certificates: string[] = [];
+    const { csr } = opensslCsr(pki.files, "many", "/CN=many");
+    const bundle: string[] = [];
     for (let serial = 1; serial <= 60; serial++) {
-      certificates.push(
-        signCsr(files, `many-${serial}`, readText(csrPath), root, { serial: 1000 + serial }),
-      );
+      bundle.push(signCsr(pki.files, `many-${serial}`, csr, root, { serial: 1000 + serial }));
     }
 
     const readsFor = async (count: number): Promise<number> => {
-      const path = join(files.dir, `rows-${count}.db`);
+      const path = join(pki.files.dir, `rows-${count}.db`);
       const scale = await openPkiScaleApp(path);
       try {
         const mounted = await scale.request({
@@ -140,7 +95,7 @@ describe("bundle chains", () => {
         const response = await scale.request({
           method: "POST",
           url: "/v1/rows/issuers/import/bundle",
-          payload: { pem_bundle: certificates.slice(0, count).join("") },
+          payload: { pem_bundle: bundle.slice(0, count).join("") },
         });
         assert.equal(response.statusCode, 200, response.body);
         return scale.storage.counts().read;

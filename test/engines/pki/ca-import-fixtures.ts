@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import type { TestApp } from "../../helpers/app.ts";
-import { ok, run, type tempFiles } from "./fixtures.ts";
+import { createPkiApp, ok, run, tempFiles } from "./fixtures.ts";
 
 type Files = ReturnType<typeof tempFiles>;
 
@@ -63,13 +64,16 @@ export function selfSigned(
   };
 }
 
-/** Signs a CSR (PEM) with `parent` and returns the certificate PEM. With `ca` false the certificate is a leaf. */
+/**
+ * Signs a CSR (PEM) with `parent` and returns the certificate PEM. With `ca`
+ * false the certificate is a leaf. `extraArgs` go to `openssl x509 -req`.
+ */
 export function signCsr(
   files: Files,
   name: string,
   csrPem: string,
   parent: KeyedCertificate,
-  options: { ca?: boolean; serial?: number } = {},
+  options: { ca?: boolean; serial?: number; extraArgs?: string[] } = {},
 ): string {
   const csrPath = files.write(`${name}.csr`, csrPem);
   const extensionsPath = files.write(
@@ -89,6 +93,7 @@ export function signCsr(
     "-CAkey",
     parent.keyPath,
     ...(options.serial === undefined ? [] : ["-set_serial", String(options.serial)]),
+    ...(options.extraArgs ?? []),
     "-days",
     "30",
     "-extfile",
@@ -124,6 +129,93 @@ export async function pendingIntermediate(t: TestApp, mount: string): Promise<st
     key_type: "ec",
   });
   return data.csr;
+}
+
+/**
+ * Runs `intermediate/generate/internal` on `mount`, signs the CSR with
+ * `parent` through openssl and returns the intermediate certificate PEM,
+ * which is not yet imported.
+ */
+export async function signedIntermediate(
+  t: TestApp,
+  files: Files,
+  mount: string,
+  parent: KeyedCertificate,
+): Promise<string> {
+  const csr = await pendingIntermediate(t, mount);
+  return signCsr(files, `${mount}-intermediate`, csr, parent);
+}
+
+/** Test app, temporary files and fresh PKI mounts shared by the tests of one describe block. */
+export interface CaImportApp {
+  /** The app, available once the `before` hook has run. */
+  readonly t: TestApp;
+  readonly files: Files;
+  /** Mounts a PKI engine at the next `<prefix>-<n>` path and returns that path. */
+  newMount(): Promise<string>;
+  /** Returns the self-signed certificate `name`, created with `options` on the first call. */
+  certificate(name: string, options?: { ca?: boolean; keyArgs?: string[] }): KeyedCertificate;
+  /** Posts `pemBundle` to `path` of `mount` (`issuers/import/bundle` unless given). */
+  importBundle(mount: string, pemBundle: string, path?: string): ReturnType<TestApp["request"]>;
+  /** Posts `certificate` to `intermediate/set-signed` of `mount`. */
+  setSigned(mount: string, certificate: string): ReturnType<TestApp["request"]>;
+}
+
+/**
+ * Registers `before` and `after` hooks in the calling describe block that
+ * start a PKI test app and then close it and remove its temporary files.
+ * `certificate` runs openssl on its first call for a name, so tests call it
+ * after `requirePeer`.
+ */
+export function caImportApp(mountPrefix: string): CaImportApp {
+  const files = tempFiles();
+  const certificates = new Map<string, KeyedCertificate>();
+  let app: TestApp | undefined;
+  let mounts = 0;
+
+  before(async () => {
+    app = await createPkiApp();
+  });
+  after(async () => {
+    await app?.close();
+    files.cleanup();
+  });
+
+  const suite: CaImportApp = {
+    get t(): TestApp {
+      assert.ok(app, "the test app is created in the before hook");
+      return app;
+    },
+    files,
+    async newMount() {
+      const mount = `${mountPrefix}-${mounts++}`;
+      await mountPki(suite.t, mount);
+      return mount;
+    },
+    certificate(name, options = {}) {
+      let certificate = certificates.get(name);
+      if (!certificate) {
+        certificate = selfSigned(files, name, options);
+        certificates.set(name, certificate);
+      }
+      return certificate;
+    },
+    importBundle(mount, pemBundle, path = "issuers/import/bundle") {
+      return suite.t.request({
+        method: "POST",
+        url: `/v1/${mount}/${path}`,
+        payload: { pem_bundle: pemBundle },
+      });
+    },
+    setSigned(mount, certificate) {
+      return suite.t.request({
+        method: "POST",
+        url: `/v1/${mount}/intermediate/set-signed`,
+        payload: { certificate },
+      });
+    },
+  };
+  return suite;
 }
 
 /** Returns the DER bytes of the first PEM block in `pem`. */

@@ -2,21 +2,14 @@ import assert from "node:assert/strict";
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { IssuerKeys } from "../../../src/engines/pki/issuer-keys.ts";
 import { readPrivateKeyPem } from "../../../src/engines/pki/key-pairs.ts";
 import type { IssuerRecord, KeyRecord } from "../../../src/engines/pki/types.ts";
 import { KeywardError } from "../../../src/errors.ts";
-import type { TestApp } from "../../helpers/app.ts";
 import { requirePeer } from "../../helpers/peers.ts";
-import {
-  derToPem,
-  type KeyedCertificate,
-  mountPki,
-  openssl,
-  selfSigned,
-} from "./ca-import-fixtures.ts";
-import { createPkiApp, ok, tempFiles } from "./fixtures.ts";
+import { caImportApp, derToPem, type KeyedCertificate, openssl } from "./ca-import-fixtures.ts";
+import { ok } from "./fixtures.ts";
 
 /** Returns an RSA private key as PKCS#1 PEM whose prime q belongs to another key, so n is not p*q. */
 function rsaKeyWithForeignPrime(): string {
@@ -90,27 +83,17 @@ describe("private key checks", () => {
 // certificates by their public key.
 
 describe("bundle private keys", () => {
-  let t: TestApp;
-  const files = tempFiles();
+  const pki = caImportApp("keys");
   let victim: KeyedCertificate;
   let forgedKeyPem: string;
-  let mounts = 0;
-
-  before(async () => {
-    t = await createPkiApp();
-  });
-  after(async () => {
-    await t.close();
-    files.cleanup();
-  });
 
   /** Builds a SEC 1 key with the scalar of a new key and the public point of `victim`'s key. */
   function fixtures(): void {
     if (victim) return;
-    victim = selfSigned(files, "point-victim");
-    const donor = selfSigned(files, "point-donor");
-    const donorDerPath = join(files.dir, "donor-sec1.der");
-    const victimPublicPath = join(files.dir, "victim-public.der");
+    victim = pki.certificate("point-victim");
+    const donor = pki.certificate("point-donor");
+    const donorDerPath = join(pki.files.dir, "donor-sec1.der");
+    const victimPublicPath = join(pki.files.dir, "victim-public.der");
     openssl(["ec", "-in", donor.keyPath, "-outform", "DER", "-out", donorDerPath]);
     openssl(["ec", "-in", victim.keyPath, "-pubout", "-outform", "DER", "-out", victimPublicPath]);
     const sec1 = readFileSync(donorDerPath);
@@ -121,26 +104,12 @@ describe("bundle private keys", () => {
     forgedKeyPem = derToPem(sec1, "EC PRIVATE KEY");
   }
 
-  async function newMount(): Promise<string> {
-    const mount = `keys-${mounts++}`;
-    await mountPki(t, mount);
-    return mount;
-  }
-
-  async function importBundle(mount: string, pemBundle: string, path = "issuers/import/bundle") {
-    return t.request({
-      method: "POST",
-      url: `/v1/${mount}/${path}`,
-      payload: { pem_bundle: pemBundle },
-    });
-  }
-
   it("rejects EC key with foreign point", async (context) => {
     if (!requirePeer(context, "openssl")) return;
     fixtures();
-    const mount = await newMount();
+    const mount = await pki.newMount();
 
-    const response = await importBundle(mount, victim.certificatePem + forgedKeyPem);
+    const response = await pki.importBundle(mount, victim.certificatePem + forgedKeyPem);
 
     assert.equal(response.statusCode, 400, response.body);
     assert.equal(response.json().code, "invalid_certificate");
@@ -150,30 +119,34 @@ describe("bundle private keys", () => {
   it("mount with rejected key returns 4xx", async (context) => {
     if (!requirePeer(context, "openssl")) return;
     fixtures();
-    const mount = await newMount();
-    const imported = await importBundle(mount, victim.certificatePem + forgedKeyPem, "config/ca");
+    const mount = await pki.newMount();
+    const imported = await pki.importBundle(
+      mount,
+      victim.certificatePem + forgedKeyPem,
+      "config/ca",
+    );
     assert.equal(imported.statusCode, 400, imported.body);
-    await ok(t, "POST", `/v1/${mount}/roles/web`, {
+    await ok(pki.t, "POST", `/v1/${mount}/roles/web`, {
       allow_any_name: true,
       ttl: "1h",
       key_type: "ec",
     });
 
-    const issued = await t.request({
+    const issued = await pki.t.request({
       method: "POST",
       url: `/v1/${mount}/issue/web`,
       payload: { common_name: "www.example.test" },
     });
-    const crl = await t.request({ method: "GET", url: `/v1/${mount}/crl/pem` });
+    const crl = await pki.t.request({ method: "GET", url: `/v1/${mount}/crl/pem` });
 
     assert.ok(issued.statusCode < 500, issued.body);
     assert.ok(crl.statusCode < 500, crl.body);
   });
 
   it("rejects RSA key whose primes mismatch", async () => {
-    const mount = await newMount();
+    const mount = await pki.newMount();
 
-    const response = await importBundle(mount, rsaKeyWithForeignPrime());
+    const response = await pki.importBundle(mount, rsaKeyWithForeignPrime());
 
     assert.equal(response.statusCode, 400, response.body);
     assert.equal(response.json().code, "invalid_certificate");
@@ -184,10 +157,10 @@ describe("bundle private keys", () => {
   // stores CA private keys of 2048, 3072 or 4096 bits only.
   it("odd RSA key size names pem_bundle", async (context) => {
     if (!requirePeer(context, "openssl")) return;
-    const odd = selfSigned(files, "rsa-2560-root", { keyArgs: ["-newkey", "rsa:2560"] });
-    const mount = await newMount();
+    const odd = pki.certificate("rsa-2560-root", { keyArgs: ["-newkey", "rsa:2560"] });
+    const mount = await pki.newMount();
 
-    const response = await importBundle(mount, odd.certificatePem + odd.keyPem);
+    const response = await pki.importBundle(mount, odd.certificatePem + odd.keyPem);
 
     assert.equal(response.statusCode, 400, response.body);
     assert.equal(response.json().code, "unsupported_key_type");

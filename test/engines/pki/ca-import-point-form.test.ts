@@ -1,20 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import type { TestApp } from "../../helpers/app.ts";
+import { describe, it } from "node:test";
 import { requirePeer } from "../../helpers/peers.ts";
 import {
+  caImportApp,
   derToPem,
   issuerIds,
-  type KeyedCertificate,
-  mountPki,
   openssl,
   pemBody,
-  pendingIntermediate,
-  readText,
-  selfSigned,
+  signCsr,
+  signedIntermediate,
 } from "./ca-import-fixtures.ts";
-import { createPkiApp, ok, tempFiles } from "./fixtures.ts";
+import { ok } from "./fixtures.ts";
 
 // CA certificates whose EC public key uses an unusual point encoding
 // (SEC 1 section 2.3.3): the hybrid forms 06 and 07, which Keyward does
@@ -33,125 +30,61 @@ function withPointForm(certificatePem: string, form: number): string {
 }
 
 describe("CA certificates with EC point forms", () => {
-  let t: TestApp;
-  const files = tempFiles();
-  let root: KeyedCertificate;
-  let mounts = 0;
+  const pki = caImportApp("point");
+  const root = () => pki.certificate("point-root");
 
-  before(async () => {
-    t = await createPkiApp();
-  });
-  after(async () => {
-    await t.close();
-    files.cleanup();
-  });
-
-  function fixtures(): void {
-    root ??= selfSigned(files, "point-root");
+  /** A request carrying a hybrid point, rejected with the certificate error on `field`. */
+  interface HybridCase {
+    name: string;
+    field: string;
+    send(mount: string): ReturnType<typeof pki.importBundle>;
   }
 
-  async function newMount(): Promise<string> {
-    const mount = `point-${mounts++}`;
-    await mountPki(t, mount);
-    return mount;
-  }
+  const hybridCases: HybridCase[] = [
+    ...[0x06, 0x07].map((form) => ({
+      name: `bundle rejects hybrid form 0${form.toString(16)}`,
+      field: "pem_bundle",
+      send: (mount: string) => pki.importBundle(mount, withPointForm(root().certificatePem, form)),
+    })),
+    {
+      name: "set-signed rejects hybrid chain certificate",
+      field: "certificate",
+      send: async (mount) => {
+        const intermediate = await signedIntermediate(pki.t, pki.files, mount, root());
+        return pki.setSigned(mount, intermediate + withPointForm(root().certificatePem, 0x06));
+      },
+    },
+  ];
 
-  for (const form of [0x06, 0x07]) {
-    it(`bundle rejects hybrid form 0${form.toString(16)}`, async (context) => {
+  for (const hybrid of hybridCases) {
+    it(hybrid.name, async (context) => {
       if (!requirePeer(context, "openssl")) return;
-      fixtures();
-      const mount = await newMount();
+      const mount = await pki.newMount();
 
-      const response = await t.request({
-        method: "POST",
-        url: `/v1/${mount}/issuers/import/bundle`,
-        payload: { pem_bundle: withPointForm(root.certificatePem, form) },
-      });
+      const response = await hybrid.send(mount);
 
       assert.equal(response.statusCode, 400, response.body);
       assert.equal(response.json().code, "invalid_certificate");
-      assert.equal(response.json().field, "pem_bundle");
-      assert.deepEqual(await issuerIds(t, mount), []);
+      assert.equal(response.json().field, hybrid.field);
+      assert.deepEqual(await issuerIds(pki.t, mount), []);
     });
   }
 
-  it("set-signed rejects hybrid chain certificate", async (context) => {
-    if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    const mount = await newMount();
-    const csr = await pendingIntermediate(t, mount);
-    const csrPath = files.write(`${mount}.csr`, csr);
-    const extensionsPath = files.write(`${mount}.ext`, "basicConstraints=critical,CA:TRUE\n");
-    const intermediatePath = join(files.dir, `${mount}.pem`);
-    openssl([
-      "x509",
-      "-req",
-      "-in",
-      csrPath,
-      "-CA",
-      root.certificatePath,
-      "-CAkey",
-      root.keyPath,
-      "-days",
-      "30",
-      "-extfile",
-      extensionsPath,
-      "-out",
-      intermediatePath,
-    ]);
-
-    const response = await t.request({
-      method: "POST",
-      url: `/v1/${mount}/intermediate/set-signed`,
-      payload: {
-        certificate: readText(intermediatePath) + withPointForm(root.certificatePem, 0x06),
-      },
-    });
-
-    assert.equal(response.statusCode, 400, response.body);
-    assert.equal(response.json().code, "invalid_certificate");
-    assert.equal(response.json().field, "certificate");
-    assert.deepEqual(await issuerIds(t, mount), []);
-  });
-
   it("compressed point matches pending key", async (context) => {
     if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    const mount = await newMount();
-    const exported = await ok(t, "POST", `/v1/${mount}/intermediate/generate/exported`, {
+    const mount = await pki.newMount();
+    const exported = await ok(pki.t, "POST", `/v1/${mount}/intermediate/generate/exported`, {
       common_name: "Compressed intermediate",
       key_type: "ec",
     });
-    const keyPath = files.write(`${mount}.key`, exported.private_key);
-    const compressedPath = join(files.dir, `${mount}-compressed.pub`);
+    const keyPath = pki.files.write(`${mount}.key`, exported.private_key);
+    const compressedPath = join(pki.files.dir, `${mount}-compressed.pub`);
     openssl(["ec", "-in", keyPath, "-pubout", "-conv_form", "compressed", "-out", compressedPath]);
-    const csrPath = files.write(`${mount}.csr`, exported.csr);
-    const extensionsPath = files.write(`${mount}.ext`, "basicConstraints=critical,CA:TRUE\n");
-    const intermediatePath = join(files.dir, `${mount}.pem`);
-    openssl([
-      "x509",
-      "-req",
-      "-in",
-      csrPath,
-      "-force_pubkey",
-      compressedPath,
-      "-CA",
-      root.certificatePath,
-      "-CAkey",
-      root.keyPath,
-      "-days",
-      "30",
-      "-extfile",
-      extensionsPath,
-      "-out",
-      intermediatePath,
-    ]);
-
-    const response = await t.request({
-      method: "POST",
-      url: `/v1/${mount}/intermediate/set-signed`,
-      payload: { certificate: readText(intermediatePath) + root.certificatePem },
+    const intermediate = signCsr(pki.files, mount, exported.csr, root(), {
+      extraArgs: ["-force_pubkey", compressedPath],
     });
+
+    const response = await pki.setSigned(mount, intermediate + root().certificatePem);
 
     assert.equal(response.statusCode, 200, response.body);
     const data = response.json().data;

@@ -1,146 +1,106 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import type { TestApp } from "../../helpers/app.ts";
+import { describe, it } from "node:test";
 import { requirePeer } from "../../helpers/peers.ts";
 import {
+  caImportApp,
   issuerIds,
   type KeyedCertificate,
-  mountPki,
-  pendingIntermediate,
-  selfSigned,
-  signCsr,
+  signedIntermediate,
 } from "./ca-import-fixtures.ts";
-import { createPkiApp, ok, tempFiles } from "./fixtures.ts";
+import { ok } from "./fixtures.ts";
 
 // A rejected intermediate/set-signed request stores nothing. Each case
 // runs on its own mount whose only state is the key from
 // intermediate/generate, so any issuer left after the 400 came from the
 // rejected request.
 
+/** Certificates the rejected chains are built from. */
+interface Certificates {
+  root: KeyedCertificate;
+  unrelated: KeyedCertificate;
+  leaf: KeyedCertificate;
+  smallRsa: KeyedCertificate;
+}
+
+/** A set-signed request that must fail with 400 and the given error `code` or `field`. */
+interface Rejection {
+  name: string;
+  /** Builds the `certificate` value from the fixtures and the mount's intermediate signed by `root`. */
+  certificate(certificates: Certificates, intermediate: string): string;
+  expected: { code: string } | { field: string };
+}
+
+const REJECTIONS: Rejection[] = [
+  {
+    name: "stores no issuer for a foreign certificate",
+    certificate: ({ unrelated }) => unrelated.certificatePem,
+    expected: { field: "certificate" },
+  },
+  {
+    name: "stores no issuer for a reversed chain",
+    certificate: ({ root }, intermediate) => root.certificatePem + intermediate,
+    expected: { field: "certificate" },
+  },
+  {
+    name: "stores no issuer when a chain certificate is not a CA",
+    certificate: ({ leaf }, intermediate) => intermediate + leaf.certificatePem,
+    expected: { code: "invalid_certificate" },
+  },
+  {
+    name: "stores no issuer when a chain key is unsupported",
+    certificate: ({ smallRsa }, intermediate) => intermediate + smallRsa.certificatePem,
+    expected: { code: "unsupported_key_type" },
+  },
+  {
+    name: "rejects a key without a certificate",
+    certificate: ({ root }) => root.keyPem,
+    expected: { field: "certificate" },
+  },
+];
+
 describe("set-signed rejection", () => {
-  let t: TestApp;
-  const files = tempFiles();
-  let root: KeyedCertificate;
-  let unrelated: KeyedCertificate;
-  let leaf: KeyedCertificate;
-  let smallRsa: KeyedCertificate;
-  let mounts = 0;
+  const pki = caImportApp("set-signed");
 
-  before(async () => {
-    t = await createPkiApp();
-  });
-  after(async () => {
-    await t.close();
-    files.cleanup();
-  });
+  function certificates(): Certificates {
+    return {
+      root: pki.certificate("external-root"),
+      unrelated: pki.certificate("unrelated-root"),
+      leaf: pki.certificate("leaf", { ca: false }),
+      smallRsa: pki.certificate("rsa-1024-root", { keyArgs: ["-newkey", "rsa:1024"] }),
+    };
+  }
 
-  function fixtures(): void {
-    if (root) return;
-    root = selfSigned(files, "external-root");
-    unrelated = selfSigned(files, "unrelated-root");
-    leaf = selfSigned(files, "leaf", { ca: false });
-    smallRsa = selfSigned(files, "rsa-1024-root", {
-      keyArgs: ["-newkey", "rsa:1024"],
+  for (const rejection of REJECTIONS) {
+    it(rejection.name, async (context) => {
+      if (!requirePeer(context, "openssl")) return;
+      const fixtures = certificates();
+      const mount = await pki.newMount();
+      const intermediate = await signedIntermediate(pki.t, pki.files, mount, fixtures.root);
+
+      const response = await pki.setSigned(mount, rejection.certificate(fixtures, intermediate));
+
+      assert.equal(response.statusCode, 400, response.body);
+      for (const [member, value] of Object.entries(rejection.expected)) {
+        assert.equal(response.json()[member], value, member);
+      }
+      assert.deepEqual(await issuerIds(pki.t, mount), []);
     });
   }
-
-  async function newMount(): Promise<string> {
-    const mount = `set-signed-${mounts++}`;
-    await mountPki(t, mount);
-    return mount;
-  }
-
-  async function setSigned(mount: string, certificate: string) {
-    return t.request({
-      method: "POST",
-      url: `/v1/${mount}/intermediate/set-signed`,
-      payload: { certificate },
-    });
-  }
-
-  it("stores no issuer for a foreign certificate", async (context) => {
-    if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    const mount = await newMount();
-    await pendingIntermediate(t, mount);
-
-    const response = await setSigned(mount, unrelated.certificatePem);
-
-    assert.equal(response.statusCode, 400, response.body);
-    assert.equal(response.json().field, "certificate");
-    assert.deepEqual(await issuerIds(t, mount), []);
-  });
-
-  it("stores no issuer for a reversed chain", async (context) => {
-    if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    const mount = await newMount();
-    const csr = await pendingIntermediate(t, mount);
-    const intermediate = signCsr(files, `${mount}-intermediate`, csr, root);
-
-    const response = await setSigned(mount, root.certificatePem + intermediate);
-
-    assert.equal(response.statusCode, 400, response.body);
-    assert.equal(response.json().field, "certificate");
-    assert.deepEqual(await issuerIds(t, mount), []);
-  });
-
-  it("stores no issuer when a chain certificate is not a CA", async (context) => {
-    if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    const mount = await newMount();
-    const csr = await pendingIntermediate(t, mount);
-    const intermediate = signCsr(files, `${mount}-intermediate`, csr, root);
-
-    const response = await setSigned(mount, intermediate + leaf.certificatePem);
-
-    assert.equal(response.statusCode, 400, response.body);
-    assert.equal(response.json().code, "invalid_certificate");
-    assert.deepEqual(await issuerIds(t, mount), []);
-  });
-
-  it("stores no issuer when a chain key is unsupported", async (context) => {
-    if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    const mount = await newMount();
-    const csr = await pendingIntermediate(t, mount);
-    const intermediate = signCsr(files, `${mount}-intermediate`, csr, root);
-
-    const response = await setSigned(mount, intermediate + smallRsa.certificatePem);
-
-    assert.equal(response.statusCode, 400, response.body);
-    assert.equal(response.json().code, "unsupported_key_type");
-    assert.deepEqual(await issuerIds(t, mount), []);
-  });
-
-  it("rejects a key without a certificate", async (context) => {
-    if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    const mount = await newMount();
-    await pendingIntermediate(t, mount);
-
-    const response = await setSigned(mount, root.keyPem);
-
-    assert.equal(response.statusCode, 400, response.body);
-    assert.equal(response.json().field, "certificate");
-    assert.deepEqual(await issuerIds(t, mount), []);
-  });
 
   it("rejected certificate never becomes default", async (context) => {
     if (!requirePeer(context, "openssl")) return;
-    fixtures();
-    const mount = await newMount();
-    const csr = await pendingIntermediate(t, mount);
-    const intermediate = signCsr(files, `${mount}-intermediate`, csr, root);
-    const rejected = await setSigned(mount, unrelated.certificatePem);
+    const { root, unrelated } = certificates();
+    const mount = await pki.newMount();
+    const intermediate = await signedIntermediate(pki.t, pki.files, mount, root);
+    const rejected = await pki.setSigned(mount, unrelated.certificatePem);
     assert.equal(rejected.statusCode, 400, rejected.body);
 
-    const imported = await ok(t, "POST", `/v1/${mount}/intermediate/set-signed`, {
+    const imported = await ok(pki.t, "POST", `/v1/${mount}/intermediate/set-signed`, {
       certificate: intermediate + root.certificatePem,
     });
 
     assert.equal(imported.imported_issuers.length, 2);
-    const defaultIssuer = await ok(t, "GET", `/v1/${mount}/issuer/default`);
+    const defaultIssuer = await ok(pki.t, "GET", `/v1/${mount}/issuer/default`);
     assert.equal(defaultIssuer.issuer_id, imported.imported_issuers[0]);
   });
 });

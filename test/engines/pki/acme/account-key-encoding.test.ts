@@ -4,8 +4,8 @@ import { after, before, describe, it } from "node:test";
 import { exportJWK, FlattenedSign, generateKeyPair, type JWK } from "jose";
 import { checkAccountJwk } from "../../../../src/engines/pki/acme/jws.ts";
 import { AcmeProblem } from "../../../../src/engines/pki/acme/problems.ts";
-import { type AcmeTestServer, startAcmeServer } from "./fixtures.ts";
-import { RawAcmeClient } from "./jws-client.ts";
+import { type AcmeTestServer, rawAcmeClient, startAcmeServer } from "./fixtures.ts";
+import type { RawAcmeClient } from "./jws-client.ts";
 
 // RFC 8555 identifies an account by the RFC 7638 thumbprint of its key,
 // which hashes the JWK members as sent. RFC 7518 allows one encoding per
@@ -121,11 +121,17 @@ describe("ACME account key in non-canonical JWK form", () => {
     await server?.close();
   });
 
-  async function registeredClient(): Promise<RawAcmeClient> {
-    const client = new RawAcmeClient(server.t);
-    await client.init("/v1/pki/acme/directory");
-    await client.register();
-    return client;
+  function registeredClient(): Promise<RawAcmeClient> {
+    return rawAcmeClient(server, { register: true });
+  }
+
+  /** Sends newAccount signed with `client`'s key but with `jwk` in the protected header. */
+  function newAccountWithJwk(client: RawAcmeClient, jwk: JWK) {
+    return client.post(client.directory.newAccount!, {
+      payload: { termsOfServiceAgreed: true },
+      useJwk: true,
+      header: { jwk },
+    });
   }
 
   function assertBadPublicKey(response: {
@@ -140,11 +146,7 @@ describe("ACME account key in non-canonical JWK form", () => {
   it("newAccount rejects padded EC key", async () => {
     const client = await registeredClient();
 
-    const response = await client.post(client.directory.newAccount!, {
-      payload: { termsOfServiceAgreed: true },
-      useJwk: true,
-      header: { jwk: withMember(client.jwk, "x", zeroBefore) },
-    });
+    const response = await newAccountWithJwk(client, withMember(client.jwk, "x", zeroBefore));
 
     assertBadPublicKey(response);
   });
@@ -154,11 +156,7 @@ describe("ACME account key in non-canonical JWK form", () => {
     const deactivated = await client.post(client.kid, { payload: { status: "deactivated" } });
     assert.equal(deactivated.statusCode, 200, deactivated.body);
 
-    const response = await client.post(client.directory.newAccount!, {
-      payload: { termsOfServiceAgreed: true },
-      useJwk: true,
-      header: { jwk: withMember(client.jwk, "y", zeroBefore) },
-    });
+    const response = await newAccountWithJwk(client, withMember(client.jwk, "y", zeroBefore));
 
     assertBadPublicKey(response);
   });
@@ -181,8 +179,7 @@ describe("ACME account key in non-canonical JWK form", () => {
   });
 
   it("newAccount rejects RSA key with padded modulus", async () => {
-    const client = new RawAcmeClient(server.t);
-    await client.init("/v1/pki/acme/directory");
+    const client = await rawAcmeClient(server);
     const pair = await generateKeyPair("RS256", { extractable: true });
     const jwk = await exportJWK(pair.publicKey);
     const newAccount = (key: JWK) =>

@@ -8,6 +8,7 @@ import {
 } from "node:tls";
 import type { TestApp } from "../../../helpers/app.ts";
 import { createPkiApp, ok, tempFiles } from "../fixtures.ts";
+import { RawAcmeClient } from "./jws-client.ts";
 
 /** Names under this domain resolve to 127.0.0.1 through the validator's hosts map, so nothing leaves loopback. */
 export const TEST_DOMAIN = "acme.test";
@@ -103,6 +104,43 @@ export async function startAcmeServer(
       await t.close();
     },
   };
+}
+
+/**
+ * Returns a raw ACME client that has read the directory of mount `pki` on
+ * `server`. With `register` the client also creates its account.
+ */
+export async function rawAcmeClient(
+  server: AcmeTestServer,
+  options: { register?: boolean } = {},
+): Promise<RawAcmeClient> {
+  const client = new RawAcmeClient(server.t);
+  await client.init("/v1/pki/acme/directory");
+  if (options.register) await client.register();
+  return client;
+}
+
+/**
+ * A rejected request: case name, JWS payload, expected HTTP status and ACME
+ * problem type without its `urn:ietf:params:acme:error:` prefix.
+ */
+export type ProblemCase = [name: string, payload: object, status: number, type: string];
+
+/** Posts each case's payload to `url` as `client` and checks the status and problem type of each response. */
+export async function assertProblems(
+  client: RawAcmeClient,
+  url: string,
+  cases: ProblemCase[],
+): Promise<void> {
+  for (const [name, payload, status, type] of cases) {
+    const response = await client.post(url, { payload });
+    assert.equal(response.statusCode, status, `${name}: ${response.body}`);
+    assert.equal(
+      response.json().type,
+      `urn:ietf:params:acme:error:${type}`,
+      `${name}: ${response.body}`,
+    );
+  }
 }
 
 /** Starts an http-01 responder on loopback that serves the key authorization of each token in `tokens`. */

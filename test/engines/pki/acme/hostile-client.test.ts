@@ -7,6 +7,8 @@ import * as x509 from "../../../../src/engines/pki/x509.ts";
 import { ok } from "../fixtures.ts";
 import {
   type AcmeTestServer,
+  assertProblems,
+  type ProblemCase,
   startAcmeServer,
   startHttpResponder,
   TEST_DOMAIN,
@@ -251,7 +253,7 @@ describe("ACME hostile client", () => {
       const fresh = await newKey();
       const stranger = await newKey();
 
-      const cases: [string, object, number, string][] = [
+      const cases: ProblemCase[] = [
         [
           "inner signed by another key",
           await inner({
@@ -326,11 +328,7 @@ describe("ACME hostile client", () => {
           "malformed",
         ],
       ];
-      for (const [name, payload, status, type] of cases) {
-        const response = await acme.post(url, { payload });
-        assert.equal(response.statusCode, status, `${name}: ${response.body}`);
-        assert.equal(response.json().type, PROBLEM + type, `${name}: ${response.body}`);
-      }
+      await assertProblems(acme, url, cases);
 
       // After all rejections the old key still works and the new key is unknown.
       const read = await acme.post(acme.kid, { payload: "" });

@@ -4,8 +4,8 @@ import { AsnConvert } from "@peculiar/asn1-schema";
 import { Certificate } from "@peculiar/asn1-x509";
 import { ok } from "../fixtures.ts";
 import { type LeafWithKey, revokeWithCertificateKey, signWithNewKey } from "./certificate-key.ts";
-import { type AcmeTestServer, startAcmeServer, TEST_DOMAIN } from "./fixtures.ts";
-import { RawAcmeClient } from "./jws-client.ts";
+import { type AcmeTestServer, rawAcmeClient, startAcmeServer, TEST_DOMAIN } from "./fixtures.ts";
+import type { RawAcmeClient } from "./jws-client.ts";
 
 const PROBLEM = "urn:ietf:params:acme:error:";
 
@@ -22,8 +22,7 @@ describe("ACME revokeCert with the certificate key", () => {
 
   before(async () => {
     server = await startAcmeServer();
-    client = new RawAcmeClient(server.t);
-    await client.init("/v1/pki/acme/directory");
+    client = await rawAcmeClient(server);
   });
 
   after(async () => {

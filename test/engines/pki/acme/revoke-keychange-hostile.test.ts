@@ -3,8 +3,15 @@ import { after, before, describe, it } from "node:test";
 import { exportJWK, FlattenedSign, generateKeyPair, type JWK } from "jose";
 import { ok } from "../fixtures.ts";
 import { revokeWithCertificateKey, signWithNewKey } from "./certificate-key.ts";
-import { type AcmeTestServer, startAcmeServer, TEST_DOMAIN } from "./fixtures.ts";
-import { RawAcmeClient } from "./jws-client.ts";
+import {
+  type AcmeTestServer,
+  assertProblems,
+  type ProblemCase,
+  rawAcmeClient,
+  startAcmeServer,
+  TEST_DOMAIN,
+} from "./fixtures.ts";
+import type { RawAcmeClient } from "./jws-client.ts";
 
 const PROBLEM = "urn:ietf:params:acme:error:";
 
@@ -21,9 +28,7 @@ describe("ACME revokeCert and keyChange hostile input", () => {
 
   before(async () => {
     server = await startAcmeServer();
-    client = new RawAcmeClient(server.t);
-    await client.init("/v1/pki/acme/directory");
-    await client.register();
+    client = await rawAcmeClient(server, { register: true });
   });
 
   after(async () => {
@@ -131,9 +136,7 @@ describe("ACME revokeCert and keyChange hostile input", () => {
   });
 
   it("keyChange rejects odd inner JWS", async () => {
-    const acme = new RawAcmeClient(server.t);
-    await acme.init("/v1/pki/acme/directory");
-    await acme.register();
+    const acme = await rawAcmeClient(server, { register: true });
     const url = acme.directory.keyChange!;
     const fresh = await generateKeyPair("ES256", { extractable: true });
     const freshJwk = await exportJWK(fresh.publicKey);
@@ -143,7 +146,7 @@ describe("ACME revokeCert and keyChange hostile input", () => {
         .sign(fresh.privateKey);
     const innerOf = (body: object, jwk?: JWK) => inner(JSON.stringify(body), jwk);
 
-    const cases: [string, object, number, string][] = [
+    const cases: ProblemCase[] = [
       ["payload not JSON", await inner("{"), 400, "malformed"],
       ["payload empty", await inner(""), 400, "malformed"],
       ["payload null", await inner("null"), 400, "malformed"],
@@ -188,11 +191,7 @@ describe("ACME revokeCert and keyChange hostile input", () => {
         "malformed",
       ],
     ];
-    for (const [name, payload, status, type] of cases) {
-      const response = await acme.post(url, { payload });
-      assert.equal(response.statusCode, status, `${name}: ${response.body}`);
-      assert.equal(response.json().type, PROBLEM + type, `${name}: ${response.body}`);
-    }
+    await assertProblems(acme, url, cases);
 
     const body = await acme.sign(url, {
       payload: await innerOf({ account: acme.kid, oldKey: acme.jwk }),

@@ -18,18 +18,17 @@ describe("revocation after issuer deletion", () => {
 
   before(async () => {
     t = await createPkiApp();
-    await ok(t, "POST", "/v1/pki/root/generate/internal", {
-      common_name: "Kept Root",
-      key_type: "ec",
-      ttl: "8760h",
-      issuer_name: "kept",
-    });
-    await ok(t, "POST", "/v1/pki/root/generate/internal", {
-      common_name: "Deleted Root",
-      key_type: "ec",
-      ttl: "8760h",
-      issuer_name: "deleted",
-    });
+    for (const [commonName, issuerName] of [
+      ["Kept Root", "kept"],
+      ["Deleted Root", "deleted"],
+    ]) {
+      await ok(t, "POST", "/v1/pki/root/generate/internal", {
+        common_name: commonName,
+        key_type: "ec",
+        ttl: "8760h",
+        issuer_name: issuerName,
+      });
+    }
     await ok(t, "POST", "/v1/pki/roles/web", {
       allowed_domains: "example.test",
       allow_subdomains: true,
@@ -57,6 +56,11 @@ describe("revocation after issuer deletion", () => {
     return issued;
   }
 
+  /** Posts `payload` to `path` of mount `pki` (`revoke` or `revoke-with-key`). */
+  function revoke(path: string, payload: Record<string, string>) {
+    return t.request({ method: "POST", url: `/v1/pki/${path}`, payload });
+  }
+
   async function crlSerials(): Promise<string[]> {
     const response = await t.request({
       method: "GET",
@@ -70,25 +74,12 @@ describe("revocation after issuer deletion", () => {
   it("revokes by serial, certificate and key", async () => {
     const [bySerial, byCertificate, byKey] = await issueThenDelete(3);
 
-    const first = await t.request({
-      method: "POST",
-      url: "/v1/pki/revoke",
-      payload: { serial_number: bySerial!.serial_number },
-    });
-    const retry = await t.request({
-      method: "POST",
-      url: "/v1/pki/revoke",
-      payload: { serial_number: bySerial!.serial_number },
-    });
-    const certificate = await t.request({
-      method: "POST",
-      url: "/v1/pki/revoke",
-      payload: { certificate: byCertificate!.certificate },
-    });
-    const withKey = await t.request({
-      method: "POST",
-      url: "/v1/pki/revoke-with-key",
-      payload: { certificate: byKey!.certificate, private_key: byKey!.private_key },
+    const first = await revoke("revoke", { serial_number: bySerial!.serial_number });
+    const retry = await revoke("revoke", { serial_number: bySerial!.serial_number });
+    const certificate = await revoke("revoke", { certificate: byCertificate!.certificate });
+    const withKey = await revoke("revoke-with-key", {
+      certificate: byKey!.certificate,
+      private_key: byKey!.private_key,
     });
 
     assert.equal(first.statusCode, 200, first.body);

@@ -1,86 +1,27 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import type { TestApp } from "../../../helpers/app.ts";
+import { describe, it } from "node:test";
 import { requirePeer } from "../../../helpers/peers.ts";
-import { createPkiApp, ok, run, tempFiles } from "../fixtures.ts";
-
-/** A certificate and its private key, PEM. */
-interface KeyedCertificate {
-  certificatePem: string;
-  keyPem: string;
-}
-
-/** Creates a self-signed CA certificate with a new P-256 key through openssl. */
-function selfSignedCa(files: ReturnType<typeof tempFiles>, name: string): KeyedCertificate {
-  const keyPath = join(files.dir, `${name}.key`);
-  const certificatePath = join(files.dir, `${name}.pem`);
-  const result = run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    keyPath,
-    "-out",
-    certificatePath,
-    "-subj",
-    `/CN=${name}`,
-    "-days",
-    "30",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ]);
-  assert.equal(result.status, 0, result.output);
-  return {
-    certificatePem: readFileSync(certificatePath, "utf8"),
-    keyPem: readFileSync(keyPath, "utf8"),
-  };
-}
-
-/** Mounts a PKI engine at `mount` with a max TTL that allows ten-year CAs. */
-async function mountPki(t: TestApp, mount: string): Promise<void> {
-  const response = await t.request({
-    method: "POST",
-    url: `/v1/sys/mounts/${mount}`,
-    payload: { type: "pki", config: { max_lease_ttl: "87600h" } },
-  });
-  assert.equal(response.statusCode, 204, response.body);
-}
+import { caImportApp, type KeyedCertificate, mountPki } from "../ca-import-fixtures.ts";
+import { ok } from "../fixtures.ts";
 
 // Revocation, CRLs and tidy on a mount whose issuer came from config/ca,
 // with serial numbers in several spellings.
 
 describe("revocation on an imported CA", () => {
-  let t: TestApp;
-  const files = tempFiles();
+  const pki = caImportApp("revoke");
   let root: KeyedCertificate;
   let ready = false;
-
-  before(async () => {
-    t = await createPkiApp();
-  });
-  after(async () => {
-    await t.close();
-    files.cleanup();
-  });
 
   async function setUp(): Promise<void> {
     if (ready) return;
     ready = true;
-    root = selfSignedCa(files, "revoke-root");
-    await mountPki(t, "imported");
-    await ok(t, "POST", "/v1/imported/config/ca", {
+    root = pki.certificate("revoke-root");
+    await mountPki(pki.t, "imported");
+    await ok(pki.t, "POST", "/v1/imported/config/ca", {
       pem_bundle: root.certificatePem + root.keyPem,
     });
-    await ok(t, "POST", "/v1/imported/config/crl", { enable_delta: true });
-    await ok(t, "POST", "/v1/imported/roles/web", {
+    await ok(pki.t, "POST", "/v1/imported/config/crl", { enable_delta: true });
+    await ok(pki.t, "POST", "/v1/imported/roles/web", {
       allow_any_name: true,
       ttl: "1h",
       key_type: "ec",
@@ -88,14 +29,14 @@ describe("revocation on an imported CA", () => {
   }
 
   async function issueSerial(): Promise<string> {
-    const issued = await ok(t, "POST", "/v1/imported/issue/web", {
+    const issued = await ok(pki.t, "POST", "/v1/imported/issue/web", {
       common_name: "www.example.test",
     });
     return issued.serial_number;
   }
 
   async function revoke(serialNumber: string) {
-    return t.request({
+    return pki.t.request({
       method: "POST",
       url: "/v1/imported/revoke",
       payload: { serial_number: serialNumber },
@@ -118,7 +59,7 @@ describe("revocation on an imported CA", () => {
       const response = await revoke(spell(serial));
 
       assert.equal(response.statusCode, 200, `${name}: ${response.body}`);
-      const entry = await ok(t, "GET", `/v1/imported/cert/${serial}`);
+      const entry = await ok(pki.t, "GET", `/v1/imported/cert/${serial}`);
       assert.ok(entry.revocation_time > 0, name);
     }
   });
@@ -176,10 +117,10 @@ describe("revocation on an imported CA", () => {
   it("does not revoke the CA certificate", async (context) => {
     if (!requirePeer(context, "openssl")) return;
     await setUp();
-    const issuer = await ok(t, "GET", "/v1/imported/issuer/default");
+    const issuer = await ok(pki.t, "GET", "/v1/imported/issuer/default");
 
     const bySerial = await revoke(issuer.serial_number);
-    const byCertificate = await t.request({
+    const byCertificate = await pki.t.request({
       method: "POST",
       url: "/v1/imported/revoke",
       payload: { certificate: root.certificatePem },
@@ -187,29 +128,31 @@ describe("revocation on an imported CA", () => {
 
     assert.equal(bySerial.statusCode, 404, bySerial.body);
     assert.equal(byCertificate.statusCode, 404, byCertificate.body);
-    const after = await ok(t, "GET", "/v1/imported/issuer/default");
+    const after = await ok(pki.t, "GET", "/v1/imported/issuer/default");
     assert.equal(after.revoked, false);
   });
 
   it("does not revoke an intermediate issuer", async () => {
-    await mountPki(t, "chained");
-    await ok(t, "POST", "/v1/chained/root/generate/internal", {
+    await mountPki(pki.t, "chained");
+    await ok(pki.t, "POST", "/v1/chained/root/generate/internal", {
       common_name: "Chained Root",
       key_type: "ec",
       ttl: "720h",
     });
-    const pending = await ok(t, "POST", "/v1/chained/intermediate/generate/internal", {
+    const pending = await ok(pki.t, "POST", "/v1/chained/intermediate/generate/internal", {
       common_name: "Chained Intermediate",
       key_type: "ec",
     });
-    const signed = await ok(t, "POST", "/v1/chained/root/sign-intermediate", {
+    const signed = await ok(pki.t, "POST", "/v1/chained/root/sign-intermediate", {
       csr: pending.csr,
       common_name: "Chained Intermediate",
       ttl: "240h",
     });
-    await ok(t, "POST", "/v1/chained/intermediate/set-signed", { certificate: signed.certificate });
+    await ok(pki.t, "POST", "/v1/chained/intermediate/set-signed", {
+      certificate: signed.certificate,
+    });
 
-    const response = await t.request({
+    const response = await pki.t.request({
       method: "POST",
       url: "/v1/chained/revoke",
       payload: { serial_number: signed.serial_number.toUpperCase() },
@@ -225,11 +168,11 @@ describe("revocation on an imported CA", () => {
     const serial = await issueSerial();
     assert.equal((await revoke(serial)).statusCode, 200);
 
-    const rotated = await ok(t, "GET", "/v1/imported/crl/rotate");
-    const rotatedDelta = await ok(t, "GET", "/v1/imported/crl/rotate-delta");
-    const crl = await t.request({ method: "GET", url: "/v1/imported/crl/pem" });
-    const delta = await t.request({ method: "GET", url: "/v1/imported/crl/delta/pem" });
-    const tidy = await t.request({
+    const rotated = await ok(pki.t, "GET", "/v1/imported/crl/rotate");
+    const rotatedDelta = await ok(pki.t, "GET", "/v1/imported/crl/rotate-delta");
+    const crl = await pki.t.request({ method: "GET", url: "/v1/imported/crl/pem" });
+    const delta = await pki.t.request({ method: "GET", url: "/v1/imported/crl/delta/pem" });
+    const tidy = await pki.t.request({
       method: "POST",
       url: "/v1/imported/tidy",
       payload: { tidy_cert_store: true, tidy_revoked_certs: true, safety_buffer: "1s" },
