@@ -80,6 +80,12 @@ export const ERROR_CODES = {
   name_not_allowed: 400,
   // 400: PKI. A requested TTL or notAfter is beyond the role's maximum or the issuer's expiry.
   ttl_too_long: 400,
+  // 400: transit key import. The ciphertext does not unwrap under the mount's
+  // wrapping key: RSA-OAEP or the AES-KWP integrity check failed. One fixed
+  // message for both, so the response is no padding oracle.
+  key_unwrap_failed: 400,
+  // 400: transit key import. The unwrapped key is not a usable key of the requested type.
+  invalid_key_material: 400,
   // 400: a request needs the HSM for engine keys (hsm=true), but the server has none configured.
   hsm_not_configured: 400,
   // 503: the server is sealed, not initialised, or still starting.

@@ -1,5 +1,5 @@
 import { canonicalJson, type FieldTexts, payloadFieldTexts } from "./chain.ts";
-import { hmacValue, redactInOrder } from "./redact.ts";
+import { hmacValue, pathSensitiveFields, redactInOrder } from "./redact.ts";
 import type { AuditPayload, AuditRequestEntry, AuditResponseEntry } from "./types.ts";
 
 /** The HMAC key and field list that `buildPayload` redacts with. */
@@ -25,16 +25,26 @@ function redactData(
  */
 const TOKEN_ID_PATH = /^auth\/token\//;
 
-/** Field lists with `id` added, one per configured list, built once. */
-const withTokenId = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
+/** Extended field lists per configured list, by the added fields joined with commas, built once. */
+const extendedFields = new WeakMap<ReadonlySet<string>, Map<string, ReadonlySet<string>>>();
 
-/** Returns the redaction settings for a request path: the configured ones, plus `id` on token paths. */
+/**
+ * Returns the redaction settings for a request path: the configured ones,
+ * plus `id` on token paths and the fields of `pathSensitiveFields`.
+ */
 function settingsForPath(path: string, settings: RedactionSettings): RedactionSettings {
-  if (!TOKEN_ID_PATH.test(path)) return settings;
-  let fields = withTokenId.get(settings.sensitiveFields);
+  const added = [...(TOKEN_ID_PATH.test(path) ? ["id"] : []), ...pathSensitiveFields(path)];
+  if (added.length === 0) return settings;
+  let lists = extendedFields.get(settings.sensitiveFields);
+  if (lists === undefined) {
+    lists = new Map();
+    extendedFields.set(settings.sensitiveFields, lists);
+  }
+  const name = added.join(",");
+  let fields = lists.get(name);
   if (fields === undefined) {
-    fields = new Set([...settings.sensitiveFields, "id"]);
-    withTokenId.set(settings.sensitiveFields, fields);
+    fields = new Set([...settings.sensitiveFields, ...added]);
+    lists.set(name, fields);
   }
   return { hmacKey: settings.hmacKey, sensitiveFields: fields };
 }

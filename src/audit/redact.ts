@@ -50,6 +50,20 @@ export const DEFAULT_SENSITIVE_FIELDS: readonly string[] = Object.freeze([
   "nonce",
 ]);
 
+/**
+ * Transit key import paths (`<mount>/keys/<name>/import` and
+ * `import_version`). Their `ciphertext` is a wrapped key that only the
+ * mount's wrapping key opens. It is HMAC'd there although other
+ * ciphertexts stay clear, because an auditor has no use for it and a
+ * leaked wrapping key would otherwise open every import in the log.
+ */
+const KEY_IMPORT_PATH = /(?:^|\/)keys\/[^/]+\/import(?:_version)?$/;
+
+/** Returns the fields HMAC'd on request path `path` besides the configured ones. */
+export function pathSensitiveFields(path: string): readonly string[] {
+  return KEY_IMPORT_PATH.test(path) ? ["ciphertext"] : [];
+}
+
 /** Returns `hmac-sha256:<hex>` of `value` (UTF-8) under the installation's audit HMAC key. */
 export function hmacValue(key: Uint8Array, value: string): string {
   return HMAC_PREFIX + createHmac("sha256", key).update(value, "utf8").digest("hex");

@@ -91,6 +91,13 @@ export function configureKey(key: ManagedKey, changes: KeyConfigChanges, now: Da
   }
   if (changes.autoRotatePeriod !== undefined) {
     next.autoRotatePeriod = validateAutoRotatePeriod(changes.autoRotatePeriod);
+    if (next.autoRotatePeriod > 0 && key.imported === true && key.allowRotation !== true) {
+      throw new KeywardError(
+        "invalid_field",
+        `key "${key.name}" was imported with allow_rotation=false, so it cannot rotate automatically`,
+        { field: "auto_rotate_period" },
+      );
+    }
   }
 
   next.updatedAt = now.toISOString();

@@ -151,6 +151,12 @@ export function createKey(
  */
 export function rotateKey(key: ManagedKey, now: Date, material?: VersionMaterial): ManagedKey {
   assertAllowed(key, "rotate", now);
+  if (!allowsRotation(key)) {
+    throw new KeywardError(
+      "invalid_state",
+      `key "${key.name}" was imported with allow_rotation=false, so Keyward cannot add generated versions; add a version with import_version`,
+    );
+  }
   const next = structuredClone(key);
   const version = key.latestVersion + 1;
   next.versions[String(version)] = newVersion(key, version, now, material);
@@ -160,8 +166,14 @@ export function rotateKey(key: ManagedKey, now: Date, material?: VersionMaterial
   return next;
 }
 
+/** Returns false for an imported key whose `allowRotation` is not true, and true otherwise. */
+export function allowsRotation(key: ManagedKey): boolean {
+  return key.imported !== true || key.allowRotation === true;
+}
+
 /** Returns whether an active key with automatic rotation is due for it at `now`. */
 export function rotationDue(key: ManagedKey, now: Date): boolean {
   if (key.autoRotatePeriod <= 0 || effectiveState(key, now) !== "active") return false;
+  if (!allowsRotation(key)) return false;
   return now.getTime() - Date.parse(key.lastRotatedAt) >= key.autoRotatePeriod * 1000;
 }

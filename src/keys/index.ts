@@ -12,6 +12,7 @@ export type { PssSaltLength, RsaSignaturePadding } from "../crypto/rsa.ts";
 export { backupKey, restoreKey } from "./backup.ts";
 export { configureKey, type KeyConfigChanges, trimKey } from "./config.ts";
 export {
+  allowsRotation,
   type CreateKeyOptions,
   createKey,
   rotateKey,
@@ -28,6 +29,14 @@ export {
   rejectHsmMaterialUse,
   rsaOaepHashOf,
 } from "./hsm.ts";
+export {
+  assertVersionImportAllowed,
+  type ImportKeyOptions,
+  importedVersionMaterial,
+  importKey,
+  importKeyVersion,
+  validateImportOptions,
+} from "./import.ts";
 export { checkPrehashedInput } from "./key-types/asymmetric.ts";
 export type {
   DecryptParams,

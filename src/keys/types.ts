@@ -122,6 +122,13 @@ export interface ManagedKey {
   hsm?: boolean;
   /** Key size for `hmac` keys, in bytes. */
   keySize?: number;
+  /** True when the key's material was imported (transit `import`); absent for generated keys. */
+  imported?: boolean;
+  /**
+   * For an imported key: whether rotation may add versions that Keyward
+   * generates. Absent for generated keys, which always allow rotation.
+   */
+  allowRotation?: boolean;
   createdAt: string;
   updatedAt: string;
   /** ISO 8601 time of the last rotation (creation counts as one). */

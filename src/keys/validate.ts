@@ -42,6 +42,8 @@ const KEY_FIELDS = new Set([
   "derived",
   "convergentEncryption",
   "keySize",
+  "imported",
+  "allowRotation",
   "createdAt",
   "updatedAt",
   "lastRotatedAt",
@@ -257,6 +259,13 @@ function parseKey(value: unknown): ManagedKey {
   for (const field of optionalTimes) {
     const time = optionalTimestamp(fields[field], `key.${field}`);
     if (time !== undefined) key[field] = time;
+  }
+
+  if (fields.imported !== undefined) key.imported = boolean(fields.imported, "key.imported");
+  if (fields.allowRotation !== undefined) {
+    if (key.imported !== true)
+      throw new ShapeError("key.allowRotation", "applies only to imported keys");
+    key.allowRotation = boolean(fields.allowRotation, "key.allowRotation");
   }
 
   if (type === "hmac") {

@@ -6,9 +6,8 @@ import {
   type webcrypto,
 } from "node:crypto";
 import { promisify } from "node:util";
-import { checkKeyObject, checkSpki, importSpki } from "../../crypto/key-safety.ts";
+import { checkKeyObject, checkKeyPair, checkSpki, importSpki } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
-import { checkKeyPair } from "./key-checks.ts";
 import type { PkiKeyType } from "./types.ts";
 import type * as x509 from "./x509.ts";
 

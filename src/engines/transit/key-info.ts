@@ -53,7 +53,7 @@ export function describeKey(key: ManagedKey, now: Date): KeyInfo {
     supportsDecryption: supports(key.type, "decrypt"),
     supportsDerivation: DERIVATION_TYPES.includes(key.type),
     supportsSigning: supports(key.type, "sign"),
-    imported: false,
+    imported: key.imported === true,
     hsm: key.hsm === true,
     autoRotatePeriod: key.autoRotatePeriod,
     state: effectiveState(key, now),
@@ -66,6 +66,7 @@ export function describeKey(key: ManagedKey, now: Date): KeyInfo {
   // Vault reports the key derivation function only for derived keys.
   if (key.derived) info.kdf = "hkdf_sha256";
   if (key.keySize !== undefined) info.keySize = key.keySize;
+  if (key.imported === true) info.allowRotation = key.allowRotation === true;
   if (key.type.startsWith("rsa-")) info.rsaOaepHash = rsaOaepHashOf(key);
   return info;
 }

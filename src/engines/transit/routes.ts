@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { registerEncryptionRoutes } from "./routes/encryption.ts";
 import { registerExportRoutes } from "./routes/export.ts";
+import { registerImportRoutes } from "./routes/import.ts";
 import { registerKeyRoutes } from "./routes/keys.ts";
 import { registerLifecycleRoutes } from "./routes/lifecycle.ts";
 import type { ServiceResolver } from "./routes/resolver.ts";
@@ -30,5 +31,6 @@ export async function registerTransitRoutes(
   await registerEncryptionRoutes(app, serviceFor);
   await registerSigningRoutes(app, serviceFor);
   await registerExportRoutes(app, serviceFor);
+  await registerImportRoutes(app, serviceFor);
   await registerUtilityRoutes(app, serviceFor);
 }

@@ -16,6 +16,12 @@ import {
   rewrapItems,
 } from "./operations/encryption.ts";
 import {
+  type ImportKeyRequest,
+  importNamedKey,
+  importNamedKeyVersion,
+  type WrappedKeyRequest,
+} from "./operations/import.ts";
+import {
   backupNamedKey,
   cancelKeyDeletion,
   configureNamedKey,
@@ -66,6 +72,7 @@ import type {
   VerifyItem,
   VerifyResult,
 } from "./types.ts";
+import { WrappingKeyStore } from "./wrapping-key.ts";
 
 const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 
@@ -83,6 +90,7 @@ export class TransitService {
   readonly #store: KeyStore;
   readonly #indexes: KeyIndexState;
   readonly #config: MountConfigStore;
+  readonly #wrappingKeys: WrappingKeyStore;
   readonly #clock: () => Date;
   readonly #logger: Logger;
   readonly #hsm: TransitHsm | undefined;
@@ -104,6 +112,12 @@ export class TransitService {
     });
     this.#clock = options.clock ?? (() => new Date());
     this.#logger = options.logger ?? silentLogger;
+    this.#wrappingKeys = new WrappingKeyStore(
+      options.barrier,
+      options.mount,
+      this.#clock,
+      this.#logger,
+    );
     this.#indexes = new KeyIndexState(options.barrier, options.mount, this.#logger);
     this.#hsm = options.hsm === undefined ? undefined : new TransitHsm(options.hsm, options.mount);
   }
@@ -280,6 +294,31 @@ export class TransitService {
   /** Restores a backup; an existing key is replaced only with `force`. */
   async restoreKey(request: RestoreRequest): Promise<void> {
     await restoreNamedKey(this.#context(), request);
+  }
+
+  // Key import
+
+  /**
+   * Returns the public half (SPKI PEM) of the mount's RSA-4096 wrapping
+   * key, which import requests wrap their ephemeral AES key with. The key
+   * is generated on the first call, in the background.
+   */
+  async readWrappingKey(): Promise<{ publicKey: string }> {
+    return { publicKey: (await this.#wrappingKeys.get()).publicKeyPem };
+  }
+
+  /** Imports a wrapped key as the new key `name`; throws `already_exists` when it exists. */
+  async importKey(name: string, request: ImportKeyRequest): Promise<Outcome<KeyInfo>> {
+    validateKeyName(name);
+    return importNamedKey(this.#context(), this.#wrappingKeys, name, request);
+  }
+
+  /** Imports a wrapped key as the next version of the imported key `name`. */
+  async importKeyVersion(name: string, request: WrappedKeyRequest): Promise<Outcome<KeyInfo>> {
+    validateKeyName(name);
+    const outcome = await importNamedKeyVersion(this.#context(), this.#wrappingKeys, name, request);
+    this.#rotated([name]);
+    return outcome;
   }
 
   async readMountConfig(): Promise<TransitMountConfig> {

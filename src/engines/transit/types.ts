@@ -76,7 +76,10 @@ export interface KeyInfo {
   supportsDecryption: boolean;
   supportsDerivation: boolean;
   supportsSigning: boolean;
+  /** True when the key's material was imported through `keys/:name/import`. */
   imported: boolean;
+  /** For imported keys only: whether `rotate` may add versions that Keyward generates. */
+  allowRotation?: boolean;
   /** True when the key's versions are non-extractable objects in the HSM (Keyward extension). */
   hsm: boolean;
   /** Seconds between automatic rotations; 0 when disabled. */

@@ -39,7 +39,7 @@ import {
 export const MAX_AUTO_ROTATE_PERIOD = 100 * 36525 * 86400;
 
 /** Parses `auto_rotate_period`: 0 disables rotation, otherwise one hour to 100 years. */
-function parseAutoRotatePeriod(value: number | string | undefined): number | undefined {
+export function parseAutoRotatePeriod(value: number | string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const seconds = parseDurationSeconds(value, "auto_rotate_period");
   if (seconds !== 0 && (seconds < MIN_AUTO_ROTATE_PERIOD || seconds > MAX_AUTO_ROTATE_PERIOD)) {
