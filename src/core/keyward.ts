@@ -406,7 +406,7 @@ export class Keyward {
         (stored ?? this.mounts()).filter((entry) => entry.path !== normalised),
       );
       this.#mounts.delete(normalised);
-      mount.wireguard?.close();
+      closeRemovedEngine(mount);
       await this.#deleteUnmountedTree(normalised);
       this.logger.info({ mount: normalised }, "unmounted secrets engine");
     });
@@ -544,7 +544,7 @@ export class Keyward {
     for (const [path, mount] of this.#mounts) {
       if (stored.has(path)) continue;
       this.#mounts.delete(path);
-      mount.wireguard?.close();
+      closeRemovedEngine(mount);
       this.logger.info({ mount: path }, "secrets engine unmounted on another node");
     }
     for (const entry of entries) {
@@ -556,7 +556,7 @@ export class Keyward {
           "secrets engine mounted on another node",
         );
       } else if (mount.entry.type !== entry.type) {
-        mount.wireguard?.close();
+        closeRemovedEngine(mount);
         this.#mounts.set(entry.path, this.#createEngine(entry));
       } else {
         mount.entry = entry;
@@ -758,7 +758,7 @@ export class Keyward {
     await this.cluster.resign();
     if (scheduler) await scheduler.stop();
     if (this.#mounts.size > 0) this.logger.info("sealed");
-    for (const mount of this.#mounts.values()) mount.wireguard?.close();
+    for (const mount of this.#mounts.values()) closeRemovedEngine(mount);
     this.#mounts.clear();
     forgetParsedKeys();
     // Waiting agents wake, find the barrier sealed and get 503.
@@ -817,4 +817,14 @@ export class Keyward {
       deleted += names.length;
     }
   }
+}
+
+/**
+ * Stops the background work of an engine whose mount was removed or
+ * sealed, so none of it writes under the mount's path afterwards, where a
+ * new mount at the same path would find it.
+ */
+function closeRemovedEngine(mount: MountedEngine): void {
+  mount.wireguard?.close();
+  mount.transit?.close();
 }

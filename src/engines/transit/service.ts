@@ -296,6 +296,14 @@ export class TransitService {
     await restoreNamedKey(this.#context(), request);
   }
 
+  /**
+   * Marks the mount as removed (unmounted, or sealed): a wrapping key that
+   * is still being generated is then not stored.
+   */
+  close(): void {
+    this.#wrappingKeys.close();
+  }
+
   // Key import
 
   /**

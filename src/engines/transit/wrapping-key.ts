@@ -45,6 +45,7 @@ export class WrappingKeyStore {
   readonly #logger: Logger;
   readonly #mount: string;
   #loading: Promise<WrappingKey> | undefined;
+  #closed = false;
 
   constructor(barrier: Barrier, mount: string, clock: () => Date, logger: Logger) {
     this.#barrier = barrier;
@@ -52,6 +53,16 @@ export class WrappingKeyStore {
     this.#clock = clock;
     this.#logger = logger;
     this.#mount = mount;
+  }
+
+  /**
+   * Marks the mount as removed. A generation still running then stores
+   * nothing: its key would otherwise land under the path after the
+   * unmount deleted the mount's entries, where a new mount at the same
+   * path would take it as its own.
+   */
+  close(): void {
+    this.#closed = true;
   }
 
   /** Returns the mount's wrapping key, generating and storing it when there is none yet. */
@@ -89,6 +100,8 @@ export class WrappingKeyStore {
       await this.#barrier.transaction(async (tx) => {
         // A backend may run the transaction again after a conflict, so start over.
         written = false;
+        // Checked in the transaction: an unmount closes the store before it deletes the entries.
+        if (this.#closed) throw this.#removedError();
         // Another node may have stored its key meanwhile; the first one committed wins.
         const existing = await tx.get(this.#path);
         if (existing !== undefined) {
@@ -107,6 +120,10 @@ export class WrappingKeyStore {
     }
     if (written) this.#logger.info({ mount: this.#mount }, "transit wrapping key generated");
     return parseStored(storedValue);
+  }
+
+  #removedError(): KeywardError {
+    return new KeywardError("not_found", `no secrets engine is mounted at "${this.#mount}/"`);
   }
 }
 

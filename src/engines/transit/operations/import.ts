@@ -205,6 +205,14 @@ export async function importNamedKeyVersion(
   );
   const key = await context.store.update(name, (current) => {
     assertNotPendingDeletion(current);
+    // The material was built for the key as read before the unwrap; a
+    // restore may have replaced it with a key of another type since.
+    if (current.type !== snapshot.type || current.keySize !== snapshot.keySize) {
+      throw new KeywardError(
+        "invalid_state",
+        `key "${name}" changed type or size while the version was imported; send the request again`,
+      );
+    }
     return importKeyVersion(current, context.now, material);
   });
   context.logger.info(
