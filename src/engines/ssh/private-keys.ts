@@ -1,5 +1,5 @@
 import { createPrivateKey, type JsonWebKey, type KeyObject, randomBytes } from "node:crypto";
-import { checkKeyObject } from "../../crypto/key-safety.ts";
+import { checkKeyObject, checkKeyPair } from "../../crypto/key-safety.ts";
 import { KeywardError } from "../../errors.ts";
 import {
   ECDSA_CURVES,
@@ -76,12 +76,25 @@ function invalidPrivateKey(field: string, reason: string, cause?: unknown): Keyw
 }
 
 /**
- * Reads a private key in OpenSSH format (unencrypted) or PEM. Throws
- * `invalid_field` naming `field` for anything else, including encrypted
- * keys, and `unsupported_key_type` for DSA and other key types an SSH CA
- * cannot use. Messages never include key bytes.
+ * Reads a private key in OpenSSH format (unencrypted) or PEM and checks
+ * that its public half belongs to its private half. Throws `invalid_field`
+ * naming `field` for anything else, including encrypted keys and
+ * mismatched halves, and `unsupported_key_type` for DSA and other key
+ * types an SSH CA cannot use. Messages never include key bytes.
  */
 export function parsePrivateKey(text: string, field: string): KeyObject {
+  const key = readPrivateKey(text, field);
+  try {
+    checkKeyPair(key);
+  } catch (error) {
+    // OpenSSL loads an EC key whose stored point belongs to another scalar.
+    // A CA with it would publish a public key that verifies no certificate.
+    throw invalidPrivateKey(field, "the private key does not match its own public key", error);
+  }
+  return key;
+}
+
+function readPrivateKey(text: string, field: string): KeyObject {
   const trimmed = text.trim();
   if (trimmed.startsWith(BEGIN)) return parseOpensshPrivateKey(trimmed, field);
   if (trimmed.includes("ENCRYPTED")) {

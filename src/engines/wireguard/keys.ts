@@ -43,7 +43,7 @@ export function decodeKey(text: unknown, field: string): Buffer {
 }
 
 /**
- * Validates a peer's X25519 public key: canonical text, and a point that
+ * Validates a peer's X25519 public key: canonical text and value, and a point that
  * gives a non-zero shared secret. An all-zero or other low-order point would
  * make every handshake with the peer derive a zero secret, so OpenSSL's
  * X25519 (which rejects a zero result, as RFC 7748 section 6.1 allows) is
@@ -51,12 +51,33 @@ export function decodeKey(text: unknown, field: string): Buffer {
  */
 export function validatePublicKey(text: unknown, field = "public_key"): string {
   const raw = decodeKey(text, field);
+  if (!isCanonicalX25519(raw)) {
+    throw invalidField(
+      field,
+      `"${field}" is not in canonical form (the top bit is set or the value is not below 2^255-19); it is another spelling of a key as wg pubkey prints it`,
+    );
+  }
   try {
     x25519SharedSecret(randomBytes(KEY_BYTES), raw);
   } catch {
     throw invalidField(field, `"${field}" is a low-order X25519 point, which WireGuard cannot use`);
   }
   return text as string;
+}
+
+/** The prime 2^255-19 of Curve25519's field. */
+const FIELD_PRIME = 2n ** 255n - 19n;
+
+/**
+ * Returns whether a public key is in the form `wg pubkey` prints: a
+ * little-endian value below 2^255-19 with the top bit clear. X25519 ignores
+ * the top bit and reduces the value modulo the prime (RFC 7748 section 5),
+ * so other forms name the same key under other bytes, and a comparison of
+ * key texts would not catch two peers sharing one key.
+ */
+function isCanonicalX25519(raw: Buffer): boolean {
+  const value = BigInt(`0x${Buffer.from(raw).reverse().toString("hex")}`);
+  return value < FIELD_PRIME;
 }
 
 /** Returns the base64 public key of a base64 private key, as `wg pubkey` does. */
