@@ -5,6 +5,7 @@
  * keys, transparent asymmetric keys, other algorithms) are left alone.
  */
 import type { KeyObject } from "node:crypto";
+import { checkKeyPair } from "../../crypto/key-safety.ts";
 import { enumerationForTag } from "../tags.ts";
 import { KmipOperationError } from "./errors.ts";
 import { tag } from "./items.ts";
@@ -84,4 +85,14 @@ function checkAsymmetricKey(object: KmipObject): void {
   if (expected === "rsa" && typeof length === "number" && bits !== undefined && length !== bits) {
     throw invalid(`Cryptographic Length is ${length}, but the RSA modulus has ${bits} bits`);
   }
+  if (object.objectType === "PrivateKey" && PAIR_CHECKED_TYPES.has(key.asymmetricKeyType ?? "")) {
+    try {
+      checkKeyPair(key);
+    } catch {
+      throw invalid("the private key does not match the public key it contains");
+    }
+  }
 }
+
+/** Private key types whose halves Register checks against each other, by signing. */
+const PAIR_CHECKED_TYPES = new Set(["rsa", "ec", "ed25519"]);

@@ -3,6 +3,7 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  generatePrimeSync,
   type KeyObject,
 } from "node:crypto";
 import { describe, it } from "node:test";
@@ -33,6 +34,57 @@ function rsaKeyWithExponent(exponentHex: string): KeyObject {
     format: "jwk",
     key: { ...modulusJwk, e, d: "AQ", dp: "AQ", dq: "AQ" },
   });
+}
+
+/** Returns x with a*x = 1 modulo m, for coprime a and m. */
+function inverseMod(a: bigint, m: bigint): bigint {
+  let [oldR, r] = [a % m, m];
+  let [oldS, sCoefficient] = [1n, 0n];
+  while (r !== 0n) {
+    const quotient = oldR / r;
+    [oldR, r] = [r, oldR - quotient * r];
+    [oldS, sCoefficient] = [sCoefficient, oldS - quotient * sCoefficient];
+  }
+  return ((oldS % m) + m) % m;
+}
+
+function gcd(a: bigint, b: bigint): bigint {
+  return b === 0n ? a : gcd(b, a % b);
+}
+
+function base64urlOf(value: bigint): string {
+  const hex = value.toString(16);
+  return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, "hex").toString("base64url");
+}
+
+/**
+ * Builds a consistent 2048-bit RSA private key with public exponent `e`.
+ * Node.js generates RSA keys only with exponents below 2^32, so the primes
+ * come from `generatePrimeSync` and the private values are computed here.
+ */
+function validRsaKeyWithExponent(e: bigint): KeyObject {
+  const prime = (): bigint => {
+    for (;;) {
+      const candidate = generatePrimeSync(1024, { bigint: true });
+      if (gcd(e, candidate - 1n) === 1n) return candidate;
+    }
+  };
+  const p = prime();
+  let q = prime();
+  while (q === p) q = prime();
+  const d = inverseMod(e, ((p - 1n) * (q - 1n)) / gcd(p - 1n, q - 1n));
+  const jwk = {
+    kty: "RSA",
+    n: base64urlOf(p * q),
+    e: base64urlOf(e),
+    d: base64urlOf(d),
+    p: base64urlOf(p),
+    q: base64urlOf(q),
+    dp: base64urlOf(d % (p - 1n)),
+    dq: base64urlOf(d % (q - 1n)),
+    qi: base64urlOf(inverseMod(q, p)),
+  };
+  return createPrivateKey({ key: jwk, format: "jwk" });
 }
 
 function registerRsa(
@@ -100,15 +152,14 @@ describe("KMIP RSA keys with odd public exponents", () => {
     assert.equal(ciphertext.includes(plaintext), false, "the ciphertext contains the plaintext");
   });
 
-  const rekeyExponents: [string, string][] = [
-    ["exponent 2^32 + 1", "0100000001"],
-    ["exponent 2^64 + 1", "010000000000000001"],
+  const rekeyExponents: [string, bigint][] = [
+    ["exponent 2^32 + 1", 2n ** 32n + 1n],
+    ["exponent 2^64 + 1", 2n ** 64n + 1n],
   ];
-  for (const [name, exponentHex] of rekeyExponents) {
+  for (const [name, exponent] of rekeyExponents) {
     it(`Re-key Key Pair with ${name} fails cleanly`, async () => {
-      // Node.js generates RSA keys only with exponents below 2^32.
       const dispatcher = newDispatcher();
-      const key = rsaKeyWithExponent(exponentHex);
+      const key = validRsaKeyWithExponent(exponent);
       const registered = await registerRsa(
         dispatcher,
         "PrivateKey",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import type { KmipItem } from "../../../src/kmip/item.ts";
 import { bytes, enumItem, integer, struct } from "../../../src/kmip/server/items.ts";
@@ -48,6 +48,16 @@ describe("KMIP Register checks", () => {
     format: "jwk",
   }).export({ format: "der", type: "spki" });
 
+  // The point of one P-256 pair with the scalar of another: OpenSSL loads it as given.
+  const { x, y } = ec.privateKey.export({ format: "jwk" });
+  const { d } = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+    format: "jwk",
+  });
+  const mismatchedPkcs8 = createPrivateKey({
+    key: { kty: "EC", crv: "P-256", x, y, d },
+    format: "jwk",
+  }).export({ format: "der", type: "pkcs8" });
+
   const rejected: [string, string, string, Buffer, string, number][] = [
     ["AES of 20 bytes", "SymmetricKey", "Raw", randomBytes(20), "AES", 160],
     ["AES of no bytes", "SymmetricKey", "Raw", Buffer.alloc(0), "AES", 0],
@@ -60,6 +70,7 @@ describe("KMIP Register checks", () => {
     // Node.js aborts the process when asked for details of these keys, unless they are rejected first.
     ["EC point at infinity", "PublicKey", "X_509", INFINITY_SPKI, "EC", 256],
     ["EC scalar 0", "PrivateKey", "ECPrivateKey", ZERO_SCALAR_SEC1, "EC", 256],
+    ["EC point of another key", "PrivateKey", "PKCS_8", mismatchedPkcs8, "EC", 256],
   ];
   for (const [name, objectType, format, material, algorithm, length] of rejected) {
     it(`rejects ${name}`, async () => {
