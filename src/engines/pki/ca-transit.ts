@@ -5,6 +5,7 @@ import type { SignOptions } from "../transit/types.ts";
 import type { PkiContext } from "./context.ts";
 import { type DataSigner, signatureAlgorithmDer } from "./data-signer.ts";
 import { certificateNames } from "./der.ts";
+import { canonicalPublicKey } from "./key-checks.ts";
 import { describePublicKey, type KeySpec } from "./key-pairs.ts";
 import { parseCertificates } from "./pem.ts";
 import type { TransitKeyRef } from "./types.ts";
@@ -117,7 +118,21 @@ export async function importTransitIssuer(
   describePublicKey(publicKey, "transit_key");
   const spki = publicKey.export({ format: "der", type: "spki" });
   const certificateSpki = certificateNames(new Uint8Array(certificate.rawData)).spki;
-  if (!spki.equals(Buffer.from(certificateSpki))) {
+  // Canonical forms, so a certificate with the compressed form of the key's point matches.
+  let matches: boolean;
+  try {
+    matches = canonicalPublicKey(spki) === canonicalPublicKey(certificateSpki);
+  } catch (error) {
+    throw new KeywardError(
+      "invalid_certificate",
+      'the public key in "certificate" cannot be used',
+      {
+        field: "certificate",
+        cause: error,
+      },
+    );
+  }
+  if (!matches) {
     throw new KeywardError(
       "invalid_request",
       `version ${version} of transit key "${request.transit_key}" does not match the certificate's public key`,

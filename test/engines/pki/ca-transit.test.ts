@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { createPublicKey, ECDH, X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { PkiService } from "../../../src/engines/pki/service.ts";
 import * as x509 from "../../../src/engines/pki/x509.ts";
@@ -78,6 +78,39 @@ describe("PKI issuers with transit keys", () => {
       );
     });
   }
+
+  it("matches a compressed-point certificate", async () => {
+    await transit.createKey("compressed", { type: "ecdsa-p256" });
+    const info = await transit.readKey("compressed");
+    const pem = (info.keys["1"] as { public_key: string }).public_key;
+    const { x, y } = createPublicKey(pem).export({ format: "jwk" });
+    const point = Buffer.concat([
+      Buffer.from([4]),
+      Buffer.from(x!, "base64url"),
+      Buffer.from(y!, "base64url"),
+    ]);
+    const compressed = ECDH.convertKey(point, "prime256v1", undefined, undefined, "compressed");
+    // SubjectPublicKeyInfo of id-ecPublicKey on P-256 with a 33-byte point.
+    const spki = Buffer.concat([
+      Buffer.from("3039301306072a8648ce3d020106082a8648ce3d030107032200", "hex"),
+      compressed as Buffer,
+    ]);
+    const compressedPem = createPublicKey({ key: spki, format: "der", type: "spki" })
+      .export({ format: "pem", type: "spki" })
+      .toString();
+    const caPem = await selfSignTransitCa(transit, {
+      name: "compressed",
+      publicKeyPem: compressedPem,
+      keySpec: { type: "ec", bits: 256 },
+      commonName: "External compressed",
+      serialHex: "0123456789abcdee",
+    });
+    const imported = await pki.importTransitIssuer({
+      certificate: caPem,
+      transit_key: "compressed",
+    });
+    assert.equal(imported.transit_key_version, 1);
+  });
 
   it("rejects a key that does not match", async () => {
     const caPem = await caForTransitKey(transit, "matching", "ecdsa-p256");
