@@ -1,6 +1,6 @@
 import { isAbsolute } from "node:path";
 import type { Logger } from "pino";
-import { KeywardError } from "../errors.ts";
+import { isKeywardError, KeywardError } from "../errors.ts";
 import type { Barrier } from "../seal/types.ts";
 import { FileSink } from "./sinks/file.ts";
 import type { AuditSink } from "./sinks/sink.ts";
@@ -245,6 +245,7 @@ export function createSink(
 
 /** Describes why a file, socket or syslog device could not be opened, naming the option at fault. */
 export function deviceOpenFailure(entry: DeviceEntry, error: unknown): KeywardError {
+  if (isKeywardError(error)) return error;
   const code = (error as NodeJS.ErrnoException).code;
   const reason = code === undefined ? "" : ` (${code})`;
   if (entry.type === "file") {

@@ -1,10 +1,18 @@
+import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
+import { KeywardError } from "../../errors.ts";
 import { type AuditSink, type SinkTail, tailOfLine } from "./sink.ts";
 
 /** Permission bits of an audit file: the server's user only. */
 const FILE_MODE = 0o600;
+/**
+ * Open flags: read and append, created when missing. O_NONBLOCK keeps the
+ * open of a FIFO from waiting for a reader, so that `open` can reject it
+ * (the flag does nothing to a regular file).
+ */
+const OPEN_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK;
 /** Bytes read at a time while looking for the last line. */
 const TAIL_CHUNK_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
@@ -44,9 +52,17 @@ export class FileSink implements AuditSink {
 
   async open(): Promise<SinkTail | undefined> {
     await this.close();
-    const handle = await open(this.#path, "a+", FILE_MODE);
+    const handle = await open(this.#path, OPEN_FLAGS, FILE_MODE);
     try {
       const stats = await handle.stat();
+      // Checked before the chmod, which would otherwise change a device such as /dev/null.
+      if (!stats.isFile()) {
+        throw new KeywardError(
+          "invalid_request",
+          `the audit file "${this.#path}" is not a regular file (it is a device, FIFO or socket, or a link to one); name a regular file`,
+          { field: "options.file_path" },
+        );
+      }
       if ((stats.mode & 0o777) !== FILE_MODE) await handle.chmod(FILE_MODE);
       if (stats.size === 0) await syncDirectory(dirname(this.#path));
       const head = await this.#readTail(handle, stats.size);
