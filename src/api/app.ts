@@ -154,7 +154,45 @@ export function createFastify(options: FastifyOptions = {}): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, parseJsonBody);
   app.setErrorHandler(handleError);
+  rejectLooseQueryIntegers(app);
   return app;
+}
+
+/** A query-string integer as the API takes it: decimal digits, no sign, no leading zero. */
+const QUERY_INTEGER = /^(0|[1-9][0-9]*)$/;
+
+/** The integer parameters of each route's querystring schema, found once per schema. */
+const queryIntegers = new WeakMap<object, string[]>();
+
+/**
+ * Rejects query-string integers in any form but plain decimal. The schema
+ * validator converts strings to numbers as JavaScript does, so without this
+ * `wait=0x10` would mean 16 and `limit=1e3` 1000.
+ */
+function rejectLooseQueryIntegers(app: FastifyInstance) {
+  app.addHook("preValidation", async (request) => {
+    const schema = request.routeOptions.schema?.querystring;
+    if (schema === undefined || schema === null || typeof schema !== "object") return;
+    let names = queryIntegers.get(schema);
+    if (names === undefined) {
+      const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties;
+      names = Object.entries(properties ?? {})
+        .filter(([, property]) => property.type === "integer")
+        .map(([name]) => name);
+      queryIntegers.set(schema, names);
+    }
+    const query = request.query as Record<string, unknown>;
+    for (const name of names) {
+      const value = query[name];
+      if (typeof value === "string" && !QUERY_INTEGER.test(value)) {
+        throw new KeywardError(
+          "invalid_field",
+          `"${name}" must be a whole number written in decimal digits, such as 30`,
+          { field: name },
+        );
+      }
+    }
+  });
 }
 
 /** Builds the HTTP API around a Keyward instance. Routes are registered but the app is not listening. */

@@ -58,8 +58,30 @@ export interface RecordFilter {
   offset: number;
 }
 
+/**
+ * An RFC 3339 date-time: date, time with optional fraction, and `Z` or an
+ * offset. `Date.parse` alone also takes forms such as `1` or `Tue, 1 Jan
+ * 2030`, read in the server's time zone.
+ */
+const RFC3339_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Returns whether year, month and day name a real date (not 2020-02-31). */
+function isRealDate(year: number, month: number, day: number): boolean {
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
 function parseTime(field: string, value: string | Date): number {
-  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
+  let ms = Number.NaN;
+  if (value instanceof Date) {
+    ms = value.getTime();
+  } else {
+    const match = RFC3339_TIME.exec(value);
+    if (match && isRealDate(Number(match[1]), Number(match[2]), Number(match[3]))) {
+      ms = Date.parse(value);
+    }
+  }
   if (Number.isNaN(ms)) {
     throw new KeywardError(
       "invalid_field",
@@ -88,10 +110,15 @@ export function recordFilter(query: SearchQuery): RecordFilter {
       field: "type",
     });
   }
+  const fromMs = query.from === undefined ? undefined : parseTime("from", query.from);
+  const toMs = query.to === undefined ? undefined : parseTime("to", query.to);
+  if (fromMs !== undefined && toMs !== undefined && fromMs > toMs) {
+    throw new KeywardError("invalid_field", "to must not be earlier than from", { field: "to" });
+  }
   return {
     node: query.node === undefined ? undefined : validateNodeId(query.node, "node"),
-    fromMs: query.from === undefined ? undefined : parseTime("from", query.from),
-    toMs: query.to === undefined ? undefined : parseTime("to", query.to),
+    fromMs,
+    toMs,
     accessor: query.accessor,
     pathPrefix: query.path_prefix?.replace(/^\/+/, "").replace(/^v1\//, ""),
     key: query.key,
