@@ -154,8 +154,36 @@ export function createFastify(options: FastifyOptions = {}): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, parseJsonBody);
   app.setErrorHandler(handleError);
+  rejectUnsupportedRequests(app);
   rejectLooseQueryIntegers(app);
   return app;
+}
+
+/**
+ * Rejects two kinds of request before authentication and every other hook.
+ * A request target with a raw `#`: clients never send a fragment, and the
+ * router ends the path at `#` while the policy check reads the whole
+ * target, so `/v1/transit/keys/secret#x` ran the route of key `secret`
+ * under a policy check of another path. And a request for a wrapped
+ * response, which Keyward cannot give.
+ */
+function rejectUnsupportedRequests(app: FastifyInstance) {
+  app.addHook("onRequest", async (request) => {
+    if (request.url.includes("#")) {
+      throw new KeywardError(
+        "invalid_request",
+        "the request target must not contain #; percent-encode it as %23 in a path or query value",
+      );
+    }
+    // A Vault client sends this header to get its response wrapped, and
+    // must not get the secret in clear instead.
+    if (request.headers["x-vault-wrap-ttl"] !== undefined) {
+      throw new KeywardError(
+        "invalid_request",
+        "response wrapping (X-Vault-Wrap-TTL) is not supported; send the request without the header",
+      );
+    }
+  });
 }
 
 /** A query-string integer as the API takes it: decimal digits, no sign, no leading zero. */

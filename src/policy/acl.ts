@@ -48,6 +48,17 @@ interface MergedRule extends ParameterConstraints {
   allowedParameters?: ParameterLists;
   deniedParameters?: ParameterLists;
   requiredParameters: string[];
+  /**
+   * True when a policy sets `min_wrapping_ttl` on the pattern, which in
+   * Vault allows only wrapped responses there. Keyward cannot wrap a
+   * response, so such a rule grants nothing (see `check`).
+   */
+  wrappingRequired: boolean;
+}
+
+/** Returns whether a rule allows only wrapped responses: a `min_wrapping_ttl` above zero. */
+function requiresWrapping(rule: PathRule): boolean {
+  return (rule.minWrappingTtlSeconds ?? 0) > 0;
 }
 
 function copyParameters(
@@ -90,6 +101,7 @@ function mergeRule(merged: MergedRule, rule: PathRule): void {
   for (const name of rule.requiredParameters) {
     if (!merged.requiredParameters.includes(name)) merged.requiredParameters.push(name);
   }
+  if (requiresWrapping(rule)) merged.wrappingRequired = true;
 }
 
 function newRule(pattern: PathPattern, rule: PathRule): MergedRule {
@@ -99,6 +111,7 @@ function newRule(pattern: PathPattern, rule: PathRule): MergedRule {
     allowedParameters: copyParameters(rule.allowedParameters),
     deniedParameters: copyParameters(rule.deniedParameters),
     requiredParameters: [...rule.requiredParameters],
+    wrappingRequired: requiresWrapping(rule),
   };
 }
 
@@ -166,7 +179,8 @@ export class Acl {
     if (rule.capabilities.has("deny")) return { allowed: false, sudo: false, capabilities };
 
     const sudo = rule.capabilities.has("sudo");
-    let allowed = rule.capabilities.has(request.operation);
+    // A request can never be answered wrapped, so a rule that requires it allows nothing.
+    let allowed = rule.capabilities.has(request.operation) && !rule.wrappingRequired;
     if (allowed && PARAMETER_OPERATIONS.has(request.operation)) {
       allowed = parametersPermitted(rule, request.parameters ?? {});
     }

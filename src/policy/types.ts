@@ -45,8 +45,10 @@ export interface PathRule {
   /** Lowercase names of parameters the request must contain. */
   readonly requiredParameters: readonly string[];
   /**
-   * Response-wrapping TTL bounds in seconds, as written. NOTE: Keyward has no
-   * response wrapping yet, so these are validated and kept but not enforced.
+   * Response-wrapping TTL bounds in seconds, as written. Keyward has no
+   * response wrapping, so a rule with a `min_wrapping_ttl` above zero, which
+   * allows only wrapped responses, allows no request (see `Acl.check`), and
+   * `max_wrapping_ttl` has nothing to limit.
    */
   readonly minWrappingTtlSeconds?: number;
   readonly maxWrappingTtlSeconds?: number;
