@@ -168,21 +168,29 @@ export function createFastify(options: FastifyOptions = {}): FastifyInstance {
  * response, which Keyward cannot give.
  */
 function rejectUnsupportedRequests(app: FastifyInstance) {
-  app.addHook("onRequest", async (request) => {
+  // A callback hook: it runs on every request, and an async one costs a promise each time.
+  app.addHook("onRequest", (request, _reply, done) => {
     if (request.url.includes("#")) {
-      throw new KeywardError(
-        "invalid_request",
-        "the request target must not contain #; percent-encode it as %23 in a path or query value",
+      done(
+        new KeywardError(
+          "invalid_request",
+          "the request target must not contain #; percent-encode it as %23 in a path or query value",
+        ),
       );
+      return;
     }
     // A Vault client sends this header to get its response wrapped, and
     // must not get the secret in clear instead.
     if (request.headers["x-vault-wrap-ttl"] !== undefined) {
-      throw new KeywardError(
-        "invalid_request",
-        "response wrapping (X-Vault-Wrap-TTL) is not supported; send the request without the header",
+      done(
+        new KeywardError(
+          "invalid_request",
+          "response wrapping (X-Vault-Wrap-TTL) is not supported; send the request without the header",
+        ),
       );
+      return;
     }
+    done();
   });
 }
 
@@ -198,9 +206,12 @@ const queryIntegers = new WeakMap<object, string[]>();
  * `wait=0x10` would mean 16 and `limit=1e3` 1000.
  */
 function rejectLooseQueryIntegers(app: FastifyInstance) {
-  app.addHook("preValidation", async (request) => {
+  app.addHook("preValidation", (request, _reply, done) => {
     const schema = request.routeOptions.schema?.querystring;
-    if (schema === undefined || schema === null || typeof schema !== "object") return;
+    if (schema === undefined || schema === null || typeof schema !== "object") {
+      done();
+      return;
+    }
     let names = queryIntegers.get(schema);
     if (names === undefined) {
       const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties;
@@ -213,13 +224,17 @@ function rejectLooseQueryIntegers(app: FastifyInstance) {
     for (const name of names) {
       const value = query[name];
       if (typeof value === "string" && !QUERY_INTEGER.test(value)) {
-        throw new KeywardError(
-          "invalid_field",
-          `"${name}" must be a whole number written in decimal digits, such as 30`,
-          { field: name },
+        done(
+          new KeywardError(
+            "invalid_field",
+            `"${name}" must be a whole number written in decimal digits, such as 30`,
+            { field: name },
+          ),
         );
+        return;
       }
     }
+    done();
   });
 }
 
