@@ -27,6 +27,13 @@ export function checkCreateUse(object: KmipObject, use: string, now: bigint): vo
   const stop = attributeScalar(object, "Protect Stop Date");
   if (typeof stop === "bigint" && stop <= now)
     throw wrongState("the object's Protect Stop Date has passed");
+  // KMIP makes an object Deactivated when its Deactivation Date passes, and
+  // a Deactivated object protects no new data, even while the stored State
+  // still reads Active. NOTE: the State changes only at the object's next
+  // write, so Get Attributes may show Active until then.
+  const deactivation = attributeScalar(object, "Deactivation Date");
+  if (typeof deactivation === "bigint" && deactivation <= now)
+    throw wrongState("the object's Deactivation Date has passed, so it may only process data");
   requireUsage(object, use);
 }
 
