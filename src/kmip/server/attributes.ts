@@ -12,6 +12,7 @@
  */
 import type { KmipItem, StructureItem } from "../item.ts";
 import { tagDisplayName, tagForAttributeName, tagInfo } from "../tags.ts";
+import { checkAttributeValue } from "./attribute-values.ts";
 import { invalidField, KmipOperationError } from "./errors.ts";
 import { asStructure, child, optionalInteger, retag, struct, tag, text, textOf } from "./items.ts";
 
@@ -33,7 +34,6 @@ const MULTI_VALUED = new Set([
   "Certificate Identifier",
   "Certificate Subject",
   "Certificate Issuer",
-  "Usage Limits",
   "Digest",
   "Vendor Attribute",
   "Protection Storage Masks",
@@ -153,7 +153,11 @@ function attributeValue(item: KmipItem): KmipItem {
   return retag(item, tag("AttributeValue"));
 }
 
-/** Reads a 1.x Attribute structure, or a 2.x custom Attribute structure. */
+/**
+ * Reads a 1.x Attribute structure, or a 2.x custom Attribute structure, and
+ * checks the value's form. Without an Attribute Value (as in a 1.x Delete
+ * Attribute) the value is an empty structure and is not checked.
+ */
 export function parseAttributeStructure(item: KmipItem): KmipAttribute & { index?: number } {
   const attribute = asStructure(item, "Attribute");
   const nameItem = child(attribute, "AttributeName");
@@ -166,14 +170,19 @@ export function parseAttributeStructure(item: KmipItem): KmipAttribute & { index
   if (value === undefined) {
     return { name, value: struct("AttributeValue", []), ...(index === undefined ? {} : { index }) };
   }
+  checkAttributeValue(name, value);
   return { name, value: attributeValue(value), ...(index === undefined ? {} : { index }) };
 }
 
-/** Reads one attribute in 2.x form: an item tagged with the attribute's tag, or a custom Attribute. */
+/**
+ * Reads one attribute in 2.x form, an item tagged with the attribute's tag
+ * or a custom Attribute, and checks the value's form.
+ */
 export function parseTaggedAttribute(item: KmipItem): KmipAttribute {
   if (item.tag === tag("Attribute")) return parseAttributeStructure(item);
   const info = tagInfo(item.tag);
   if (info === undefined) throw invalidField(`${tagDisplayName(item.tag)} is not an attribute`);
+  checkAttributeValue(info.specName, item);
   return { name: info.specName, value: attributeValue(item) };
 }
 

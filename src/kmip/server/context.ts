@@ -42,6 +42,12 @@ export interface OperationContext {
    */
   readonly authorize?: ((operation: string, uid: string | undefined) => void) | undefined;
   /**
+   * Returns whether the client's policies allow `operation` on the object
+   * `uid`, without logging a denial: Locate uses it to leave out the
+   * objects the client may not read. Absent when no policies apply.
+   */
+  readonly permits?: ((operation: string, uid: string | undefined) => boolean) | undefined;
+  /**
    * The ID Placeholder of the batch: the Unique Identifier the previous
    * batch item returned, used when an operation omits its own.
    */

@@ -51,6 +51,7 @@ import {
 } from "./items.ts";
 import type { KmipObjectStore, KmipTransaction } from "./object-store.ts";
 import { operationHandler, operationIntroducedIn } from "./operations/index.ts";
+import { replacedObjectLinks } from "./replaced-links.ts";
 import { resultReasonItem } from "./result-reason.ts";
 import { streamObjectOf } from "./streams.ts";
 
@@ -312,6 +313,10 @@ export class KmipDispatcher {
             principal === undefined
               ? undefined
               : (operation, uid) => this.#check(principal, operation, uid),
+          permits:
+            principal === undefined
+              ? undefined
+              : (operation, uid) => this.#permits(principal, operation, uid),
         },
         continuation,
         principal,
@@ -445,14 +450,26 @@ export class KmipDispatcher {
         ? uidItem.value
         : (streamObjectOf(operation, payload) ?? context.idPlaceholder);
     this.#check(principal, operation, uid);
+    // A new key with a Replaced Object Link can become a new version of the
+    // linked object's managed key, so the link needs a Re-key of that object.
+    if (operationCapability(operation) !== "create") return;
+    for (const replacedUid of replacedObjectLinks(payload)) {
+      this.#check(principal, "ReKey", replacedUid);
+    }
+  }
+
+  /** True when the principal's policies grant `operation` on the object `uid`. Logs no denial. */
+  #permits(principal: KmipPrincipal, operation: string, uid: string | undefined): boolean {
+    if (principal.acl === undefined) return true;
+    const path = kmipPolicyPath(operation, uid);
+    return principal.acl.check({ path, operation: operationCapability(operation) }).allowed;
   }
 
   /** Throws Permission Denied unless the principal's policies grant `operation` on the object `uid`. */
   #check(principal: KmipPrincipal, operation: string, uid: string | undefined): void {
-    if (principal.acl === undefined) return;
+    if (this.#permits(principal, operation, uid)) return;
     const path = kmipPolicyPath(operation, uid);
     const capability = operationCapability(operation);
-    if (principal.acl.check({ path, operation: capability }).allowed) return;
     this.#logger?.warn(
       { identity: principal.displayName, role: principal.role, path, capability },
       "KMIP operation denied by policy",

@@ -680,6 +680,8 @@ export class KmipManagedKeys {
     const replacedUid = linkedUid(object, "ReplacedObjectLink");
     const replaced = replacedUid === undefined ? undefined : await find(replacedUid);
     if (replaced?.managedKey !== undefined) {
+      // The dispatcher authorized a Replaced Object Link of the request as a
+      // Re-key of the linked object (see replaced-links.ts).
       // The versions of one managed key form one line, so an object is replaced once.
       const replacement = linkedUid(replaced, "ReplacementObjectLink");
       if (replacement !== undefined) {

@@ -30,6 +30,7 @@ import {
   stateOf,
   withProtectionHistory,
 } from "../objects.ts";
+import { checkProtectionChange } from "../protection-attributes.ts";
 import { requestObject, requireUniqueNames, uidItem } from "./common.ts";
 
 export async function getAttributes(
@@ -84,12 +85,25 @@ function parseOne(
   if (major < 2) {
     const attribute = child(payload, "Attribute");
     if (attribute === undefined) throw invalidField("Attribute is missing");
+    if (attribute.type === "Structure" && child(attribute, "AttributeValue") === undefined) {
+      throw invalidField("Attribute Value is missing");
+    }
     return parseAttributeStructure(attribute);
   }
   const wrapper = asStructure(child(payload, name), name);
   const inner = wrapper.value[0];
   if (inner === undefined || wrapper.value.length !== 1) {
     throw invalidField(`${name} must hold exactly one attribute`);
+  }
+  return parseTaggedAttribute(inner);
+}
+
+/** Reads the one attribute of a 2.x Current Attribute. */
+function parseCurrentAttribute(item: KmipItem): KmipAttribute {
+  const current = asStructure(item, "CurrentAttribute");
+  const inner = current.value[0];
+  if (inner === undefined || current.value.length !== 1) {
+    throw invalidField("Current Attribute must contain exactly one attribute");
   }
   return parseTaggedAttribute(inner);
 }
@@ -195,10 +209,11 @@ export async function modifyAttribute(
   if (context.version.major >= 2) {
     const currentItem = child(payload, "CurrentAttribute");
     if (currentItem !== undefined) {
-      current = parseTaggedAttribute(asStructure(currentItem, "CurrentAttribute").value[0]!).value;
+      current = parseCurrentAttribute(currentItem).value;
     }
   }
   const position = instancePosition(object, attribute.name, attribute.index, current);
+  checkProtectionChange(object, attribute.name, attribute.value);
   const attributes = [...object.attributes];
   const stored = { name: attribute.name, value: attribute.value };
   await requireUniqueNames(context, [stored], object.uid);
@@ -222,6 +237,7 @@ export async function setAttribute(
       `attribute ${attribute.name} takes several values; use Add or Modify Attribute`,
     );
   }
+  checkProtectionChange(object, attribute.name, attribute.value);
   await save(
     replaceAttribute(object, attribute.name, { name: attribute.name, value: attribute.value }),
     context,
@@ -251,7 +267,7 @@ export async function deleteAttribute(
   } else {
     const currentItem = child(payload, "CurrentAttribute");
     if (currentItem !== undefined) {
-      const parsed = parseTaggedAttribute(asStructure(currentItem, "CurrentAttribute").value[0]!);
+      const parsed = parseCurrentAttribute(currentItem);
       name = parsed.name;
       current = parsed.value;
     } else {
@@ -262,6 +278,7 @@ export async function deleteAttribute(
   }
   checkChange(object, name);
   const position = instancePosition(object, name, index, current);
+  checkProtectionChange(object, name, undefined);
   const removed = object.attributes[position]!;
   const attributes = object.attributes.filter((_, at) => at !== position);
   await save({ ...object, attributes }, context);

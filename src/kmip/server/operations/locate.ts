@@ -3,7 +3,8 @@
  * attribute of the request. A Name matches exactly (value and type), and
  * a request with a Name reads only the objects the Name index lists. A date
  * attribute given twice is a range, both ends included. Maximum Items and
- * Offset Items page through the matches, newest first.
+ * Offset Items page through the matches, newest first. With policies, the
+ * matches are only the objects the client may read with Get Attributes.
  */
 import type { KmipItem, StructureItem } from "../../item.ts";
 import { itemsEqual } from "../../item.ts";
@@ -14,6 +15,9 @@ import type { KmipObject } from "../object-store.ts";
 import { stateOf } from "../objects.ts";
 import { uidItem } from "./common.ts";
 import { optionalCount } from "./lifecycle.ts";
+
+/** The on-line storage bit of the Storage Status Mask. */
+const ONLINE_STORAGE = 1;
 
 interface Criterion {
   name: string;
@@ -59,6 +63,13 @@ export async function locate(
   const wanted = criteria(payload);
   const maximum = optionalCount(payload, "MaximumItems");
   const offset = optionalCount(payload, "OffsetItems") ?? 0;
+  // Keyward keeps every object on-line and none in archival storage, so a
+  // Storage Status Mask without the on-line bit matches nothing. Without
+  // a mask, KMIP locates on-line objects.
+  const storageMask = optionalCount(payload, "StorageStatusMask");
+  if (storageMask !== undefined && (storageMask & ONLINE_STORAGE) === 0) {
+    return offset > 0 && atLeast(context.version, 1, 3) ? [integer("LocatedItems", 0)] : [];
+  }
   const found: string[] = [];
   const seen = new Set<string>();
   // With a Name, the Name index lists the only objects that can match.
@@ -69,6 +80,8 @@ export async function locate(
   while (pending.length > 0) {
     for (const uid of pending) {
       seen.add(uid);
+      // Only the objects the client may read count, also for Maximum Items and Offset Items.
+      if (context.permits?.("GetAttributes", uid) === false) continue;
       const object = await context.store.find(uid);
       if (object === undefined) continue;
       // NOTE: destroyed objects are never located; the 2.x Storage Status Mask bit for them is not read.

@@ -110,15 +110,27 @@ function requestPrivateUid(payload: StructureItem, context: OperationContext): s
   );
 }
 
-/** Returns the public key object the private key links to, or undefined when it links to none. */
+/**
+ * Returns the public key object the private key links to, or undefined
+ * when it links to no public key. The client's policies must allow Re-key
+ * Key Pair on that public key too (Permission Denied otherwise). Its
+ * Private Key Link must name the private key (Invalid Field otherwise), so
+ * a Public Key Link to another client's key cannot re-key that key.
+ */
 async function oldPublicKey(
   oldPrivate: KmipObject,
   context: OperationContext,
 ): Promise<KmipObject | undefined> {
   const uid = linkedUid(oldPrivate, "PublicKeyLink");
   if (uid === undefined) return undefined;
+  context.authorize?.("ReKeyKeyPair", uid);
   const object = await context.store.find(uid);
   if (object === undefined || object.objectType !== "PublicKey") return undefined;
+  if (linkedUid(object, "PrivateKeyLink") !== oldPrivate.uid) {
+    throw invalidField(
+      `invalid Public Key Link: the public key ${uid} has no Private Key Link to the private key ${oldPrivate.uid}, so the keys are not one pair. Link them both ways or remove the Public Key Link`,
+    );
+  }
   if (linkedUid(object, "ReplacementObjectLink") !== undefined) {
     throw wrongState(
       `the public key ${uid} of the pair was re-keyed already, so re-key its replacement instead`,
