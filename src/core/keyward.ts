@@ -4,6 +4,7 @@ import { AppRoleBackend } from "../auth/approle/backend.ts";
 import { APPROLE_STORAGE_PREFIX } from "../auth/approle/repository.ts";
 import { LoginRateLimiter, type LoginRateLimiterOptions } from "../auth/rate-limiter.ts";
 import { RootTokenGenerator } from "../auth/root-generation.ts";
+import { checkTokenLength } from "../auth/token-issue.ts";
 import { TOKEN_STORAGE_PREFIX } from "../auth/token-repository.ts";
 import { TokenStore } from "../auth/token-store.ts";
 import { Cluster } from "../cluster/cluster.ts";
@@ -247,12 +248,15 @@ export class Keyward {
    * closed again, so the server is sealed afterwards as Vault's is.
    */
   async init(request: InitRequest, rootToken?: string): Promise<InitResponse> {
-    const result = await this.seal.init(request);
-    for (const share of result.keysHex.slice(0, request.threshold)) {
-      await this.seal.submitUnsealShare(share);
-    }
-    const token = await this.tokens.createRootToken(rootToken);
-    await this.seal.seal();
+    // Checked before anything is stored.
+    if (rootToken !== undefined) checkTokenLength(rootToken, "root_token");
+    let token = "";
+    // The seal opens the barrier with the new root key itself, so an unseal
+    // request sent meanwhile cannot join in, and it deletes what it stored
+    // when creating the root token fails.
+    const result = await this.seal.init(request, async () => {
+      token = await this.tokens.createRootToken(rootToken);
+    });
     this.logger.info({ shares: request.shares, threshold: request.threshold }, "initialised");
     return { ...result, rootToken: token };
   }

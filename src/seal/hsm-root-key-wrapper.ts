@@ -58,7 +58,7 @@ class HsmRootKeyWrapper implements RootKeyWrapper {
     rootKey: Uint8Array,
     aad: Uint8Array,
   ): Promise<{ iv: Buffer; ciphertext: Buffer; created: boolean }> {
-    let key = await HsmAesKey.find(this.#token, this.keyLabel);
+    let key = await this.#findKey();
     const created = key === undefined;
     if (key === undefined) {
       key = await HsmAesKey.generate(this.#token, this.keyLabel);
@@ -78,7 +78,7 @@ class HsmRootKeyWrapper implements RootKeyWrapper {
   }
 
   async unwrap(iv: Buffer, ciphertext: Buffer, aad: Uint8Array): Promise<Buffer> {
-    const key = await HsmAesKey.find(this.#token, this.keyLabel);
+    const key = await this.#findKey();
     if (key === undefined) {
       throw new KeywardError(
         "hsm_key_not_found",
@@ -91,6 +91,22 @@ class HsmRootKeyWrapper implements RootKeyWrapper {
 
   close(): Promise<void> {
     return this.#token.close();
+  }
+
+  /**
+   * Returns the wrapping key, or undefined when the token has none. A key
+   * of the label that is not AES-256, or several keys with it, give
+   * `hsm_key_not_found` with the reason, instead of a bare `hsm_failure`.
+   */
+  async #findKey(): Promise<HsmAesKey | undefined> {
+    try {
+      return await HsmAesKey.find(this.#token, this.keyLabel);
+    } catch (error) {
+      if (error instanceof KeywardError && error.code === "hsm_failure") {
+        throw this.#unusableKey(error.message, error);
+      }
+      throw error;
+    }
   }
 
   /** Throws `hsm_key_not_found` when the token does not allow `key` one of the `needed` uses. */

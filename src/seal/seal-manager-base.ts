@@ -163,13 +163,24 @@ export abstract class SealManagerBase implements SealManager {
     };
   }
 
-  init(request: InitRequest): Promise<InitResult> {
+  /**
+   * Initialises the storage: makes the root key and the shares, and stores
+   * the seal configuration and the keyring. With `whileOpen`, the barrier is
+   * then opened with the new root key, `whileOpen` runs (to write the first
+   * records, such as the root token), and the barrier is closed again. All
+   * of it runs under the mutex, so no unseal request can take part. When opening or
+   * `whileOpen` fails, the stored records are deleted again and the error is
+   * thrown: the shares were never returned, so an installation stored as
+   * initialised could never be unsealed.
+   */
+  init(request: InitRequest, whileOpen?: () => Promise<void>): Promise<InitResult> {
     return this.mutex.run(async () => {
       this.validateInitRequest(request);
       if ((await this.loadConfig()) !== undefined) throw alreadyInitialized();
 
       const rootKey = generateRootKey();
       const keyring = Keyring.create(this.clock());
+      let stored: string[] = [];
       try {
         // Create the shares before storing anything, because an installation
         // stored as initialised with no shares handed out could never be unsealed.
@@ -181,13 +192,48 @@ export abstract class SealManagerBase implements SealManager {
           for (const [key, value] of created.records) await tx.put(key, value);
           await tx.put(KEYRING_KEY, record);
         });
+        stored = [SEAL_CONFIG_KEY, ...created.records.map(([key]) => key), KEYRING_KEY];
         this.#config = created.config;
+        if (whileOpen !== undefined) {
+          this.clearUnsealProgress();
+          // openBarrier takes ownership of the key it gets.
+          await this.openBarrier(Buffer.from(rootKey), (cause) => cause);
+          await whileOpen();
+          await this.#closeBarrier();
+        }
         return created.result;
+      } catch (error) {
+        if (stored.length > 0) await this.#undoInit(stored);
+        throw error;
       } finally {
         rootKey.fill(0);
         keyring.destroy();
       }
     });
+  }
+
+  /**
+   * Closes the barrier and deletes the records an `init` stored, so the
+   * storage is uninitialised again. Failures are logged: the caller is
+   * already reporting the error that led here.
+   */
+  async #undoInit(stored: readonly string[]): Promise<void> {
+    try {
+      await this.#closeBarrier();
+    } catch (error) {
+      this.logger?.warn({ err: error }, "failed to close the barrier after a failed init");
+    }
+    try {
+      await this.storage.transaction(async (tx) => {
+        for (const key of stored) await tx.delete(key);
+      });
+      this.#config = undefined;
+    } catch (error) {
+      this.logger?.error(
+        { err: error },
+        "failed to delete the seal records of a failed init; the storage stays initialised without shares",
+      );
+    }
   }
 
   submitUnsealShare(share: string): Promise<SealStatus> {
@@ -224,21 +270,25 @@ export abstract class SealManagerBase implements SealManager {
     return this.mutex.run(async () => {
       this.clearUnsealProgress();
       this.#clearRekey();
-      if (this.#barrier.sealed) return;
-
-      // Listeners run first, while the barrier is still open, and sealing
-      // goes ahead even when one fails.
-      const listenerError = await this.#notify(true);
-      const store = this.#barrier.close();
-      const writeError = await store?.close();
-      if (writeError !== undefined) {
-        this.logger?.warn(
-          { err: writeError },
-          "failed to store barrier encryption counts at seal; the stored counts stay at their last, higher reservation",
-        );
-      }
-      if (listenerError !== undefined) throw listenerError;
+      await this.#closeBarrier();
     });
+  }
+
+  /** Closes the barrier when it is open, after notifying the listeners. Call it under the mutex. */
+  async #closeBarrier(): Promise<void> {
+    if (this.#barrier.sealed) return;
+    // Listeners run first, while the barrier is still open, and sealing
+    // goes ahead even when one fails.
+    const listenerError = await this.#notify(true);
+    const store = this.#barrier.close();
+    const writeError = await store?.close();
+    if (writeError !== undefined) {
+      this.logger?.warn(
+        { err: writeError },
+        "failed to store barrier encryption counts at seal; the stored counts stay at their last, higher reservation",
+      );
+    }
+    if (listenerError !== undefined) throw listenerError;
   }
 
   async refresh(): Promise<void> {

@@ -119,8 +119,13 @@ export interface SealManager {
   /** The seal type this manager runs; storage initialised with another type is rejected with `seal_mismatch`. */
   readonly type: SealType;
   status(): Promise<SealStatus>;
-  /** Creates the root key and keyring and returns the shares. Leaves the server sealed. */
-  init(request: InitRequest): Promise<InitResult>;
+  /**
+   * Creates the root key and keyring and returns the shares. Leaves the
+   * server sealed. With `whileOpen`, it first opens the barrier with the new
+   * root key, runs `whileOpen` and seals again, and deletes what it stored
+   * when that fails.
+   */
+  init(request: InitRequest, whileOpen?: () => Promise<void>): Promise<InitResult>;
   /**
    * Adds one share (hex or base64) towards unsealing. When enough shares are
    * in, the barrier opens: with a Shamir seal they rebuild the root key,

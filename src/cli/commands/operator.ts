@@ -5,12 +5,22 @@ import { addClientOptions, clientFrom, type GlobalOptions, readStdin } from "./s
 
 function positiveInteger(name: string) {
   return (value: string) => {
-    const number = Number(value);
+    // Decimal digits only: Number() would also read "0x3" or "3e0".
+    const number = /^[0-9]{1,3}$/.test(value) ? Number(value) : Number.NaN;
     if (!Number.isInteger(number) || number < 1 || number > 255) {
       throw new Error(`${name} must be an integer from 1 to 255, got "${value}"`);
     }
     return number;
   };
+}
+
+/** Throws when a threshold exceeds its share count, naming the flags (`prefix` is `--key` or `--recovery`). */
+function checkThreshold(prefix: string, shares: number, threshold: number): void {
+  if (threshold > shares) {
+    throw new Error(
+      `${prefix}-threshold (${threshold}) must not exceed ${prefix}-shares (${shares}); pass ${prefix}-threshold ${shares} or fewer`,
+    );
+  }
 }
 
 /** Reads a share from the argument, or from standard input when the argument is absent or `-`. */
@@ -130,6 +140,11 @@ export function registerOperatorCommands(program: Command) {
       const client = clientFrom(options);
       const { body: status } = await client.request("GET", "/v1/sys/seal-status");
       const recovery = (status as Record<string, unknown>).recovery_seal === true;
+      if (recovery) {
+        checkThreshold("--recovery", options.recoveryShares, options.recoveryThreshold);
+      } else {
+        checkThreshold("--key", options.keyShares, options.keyThreshold);
+      }
       const { body } = await client.request(
         "PUT",
         "/v1/sys/init",
@@ -239,6 +254,7 @@ export function registerOperatorCommands(program: Command) {
         return;
       }
       if (options.init) {
+        checkThreshold("--key", options.keyShares, options.keyThreshold);
         const { body } = await client.request("PUT", "/v1/sys/rekey/init", {
           secret_shares: options.keyShares,
           secret_threshold: options.keyThreshold,
