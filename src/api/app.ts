@@ -161,11 +161,10 @@ export function createFastify(options: FastifyOptions = {}): FastifyInstance {
 
 /**
  * Rejects two kinds of request before authentication and every other hook.
- * A request target with a raw `#`: clients never send a fragment, and the
- * router ends the path at `#` while the policy check reads the whole
- * target, so `/v1/transit/keys/secret#x` ran the route of key `secret`
- * under a policy check of another path. And a request for a wrapped
- * response, which Keyward cannot give.
+ * The first is a request target with a raw `#`. The router ends the path at
+ * `#` while the policy check reads the whole target, so such a target would
+ * run one route under the policy check of another path. The second is a
+ * request for a wrapped response, which Keyward cannot give.
  */
 function rejectUnsupportedRequests(app: FastifyInstance) {
   // A callback hook: it runs on every request, and an async one costs a promise each time.

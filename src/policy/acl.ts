@@ -179,7 +179,7 @@ export class Acl {
     if (rule.capabilities.has("deny")) return { allowed: false, sudo: false, capabilities };
 
     const sudo = rule.capabilities.has("sudo");
-    // A request can never be answered wrapped, so a rule that requires it allows nothing.
+    // Keyward cannot wrap a response, so a rule that requires wrapping allows nothing.
     let allowed = rule.capabilities.has(request.operation) && !rule.wrappingRequired;
     if (allowed && PARAMETER_OPERATIONS.has(request.operation)) {
       allowed = parametersPermitted(rule, request.parameters ?? {});

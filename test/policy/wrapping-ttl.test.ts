@@ -6,7 +6,7 @@ import { createTestApp, type TestApp } from "../helpers/app.ts";
  * In Vault's policy syntax, a rule's `min_wrapping_ttl` makes response
  * wrapping mandatory on its path, so an unwrapped request is denied.
  * Keyward has no response wrapping, so such a rule allows nothing, and a
- * request for a wrapped response is rejected rather than answered in clear.
+ * request for a wrapped response gets 400 instead of the secret in clear.
  */
 
 const WRAPPED_ONLY = `

@@ -96,19 +96,23 @@ export function readBundleCertificate(
 }
 
 /**
- * Checks the public key of a CA certificate (`what` names it in the
+ * Checks the public key of a CA certificate (`subject` names it in the
  * message). Throws `invalid_certificate` naming `field` for an EC point
  * that is neither compressed nor uncompressed, and `unsupported_key_type`
  * for key types and sizes that `describePublicKey` rejects.
  */
-export function checkCaPublicKey(spki: Uint8Array, field: string, what: string): void {
+export function checkCaPublicKey(spki: Uint8Array, field: string, subject: string): void {
   try {
     checkSpki(spki);
   } catch (error) {
-    throw new KeywardError("invalid_certificate", `${what} has a public key that cannot be used`, {
-      field,
-      cause: error,
-    });
+    throw new KeywardError(
+      "invalid_certificate",
+      `${subject} has a public key that cannot be used`,
+      {
+        field,
+        cause: error,
+      },
+    );
   }
   describePublicKey(publicKeyObject(spki), field);
 }

@@ -168,8 +168,7 @@ export class IssuerRegistry {
    * stored key's uncompressed one.
    */
   async keyForPublicKey(spki: Uint8Array): Promise<KeyRecord | undefined> {
-    const wanted = canonicalPublicKey(spki);
-    return (await this.keysByPublicKey()).get(wanted);
+    return (await this.keysByPublicKey()).get(canonicalPublicKey(spki));
   }
 
   /** Returns the stored keys that have a private key, by `canonicalPublicKey` of their public key. */

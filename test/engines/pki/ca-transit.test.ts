@@ -83,6 +83,7 @@ describe("PKI issuers with transit keys", () => {
     await transit.createKey("compressed", { type: "ecdsa-p256" });
     const info = await transit.readKey("compressed");
     const pem = (info.keys["1"] as { public_key: string }).public_key;
+
     const { x, y } = createPublicKey(pem).export({ format: "jwk" });
     const point = Buffer.concat([
       Buffer.from([4]),
@@ -98,6 +99,7 @@ describe("PKI issuers with transit keys", () => {
     const compressedPem = createPublicKey({ key: spki, format: "der", type: "spki" })
       .export({ format: "pem", type: "spki" })
       .toString();
+
     const caPem = await selfSignTransitCa(transit, {
       name: "compressed",
       publicKeyPem: compressedPem,

@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
-import type { KmipDispatcher } from "../../../src/kmip/server/dispatcher.ts";
+import type { KmipItem } from "../../../src/kmip/item.ts";
 import {
   child,
   children,
@@ -16,43 +15,17 @@ import {
   struct,
   tag,
   text,
-  textOf,
 } from "../../../src/kmip/server/items.ts";
 import {
-  activeSince,
+  attributesOf,
   call,
+  createActiveAes,
+  ENCRYPT_DECRYPT,
   newDispatcher,
-  payloadOf,
   resultReason,
   resultStatus,
+  uidItem,
 } from "./helpers.ts";
-
-const ENCRYPT_DECRYPT = 4 | 8;
-
-function id(uid: string): KmipItem {
-  return text("UniqueIdentifier", uid);
-}
-
-async function createAes(dispatcher: KmipDispatcher, extra: KmipItem[] = []): Promise<string> {
-  const created = payloadOf(
-    await call(dispatcher, "Create", [
-      enumItem("ObjectType", "SymmetricKey"),
-      struct("Attributes", [
-        enumItem("CryptographicAlgorithm", "AES"),
-        integer("CryptographicLength", 256),
-        integer("CryptographicUsageMask", ENCRYPT_DECRYPT),
-        activeSince(),
-        ...extra,
-      ]),
-    ]),
-  );
-  return textOf(child(created, "UniqueIdentifier")!);
-}
-
-async function attributesOf(dispatcher: KmipDispatcher, uid: string): Promise<StructureItem> {
-  const payload = payloadOf(await call(dispatcher, "GetAttributes", [id(uid)]));
-  return child(payload, "Attributes") as StructureItem;
-}
 
 /** Builds an item with an attribute's tag and a value of any type. */
 function tagged(name: string, type: "TextString" | "Integer", value: string | number): KmipItem {
@@ -69,10 +42,10 @@ function usageLimits(total: bigint): KmipItem {
 describe("attribute value checks", () => {
   it("Set rejects text usage mask", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher);
+    const uid = await createActiveAes(dispatcher);
 
     const set = await call(dispatcher, "SetAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("NewAttribute", [tagged("CryptographicUsageMask", "TextString", "all")]),
     ]);
 
@@ -85,10 +58,10 @@ describe("attribute value checks", () => {
 
   it("Add rejects text Name", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher);
+    const uid = await createActiveAes(dispatcher);
 
     const added = await call(dispatcher, "AddAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("NewAttribute", [tagged("Name", "TextString", "plain-text-name")]),
     ]);
 
@@ -99,10 +72,10 @@ describe("attribute value checks", () => {
 
   it("Add rejects empty Name", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher);
+    const uid = await createActiveAes(dispatcher);
 
     const added = await call(dispatcher, "AddAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("NewAttribute", [struct("Name", [])]),
     ]);
 
@@ -113,10 +86,10 @@ describe("attribute value checks", () => {
 
   it("Add rejects empty Link", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher);
+    const uid = await createActiveAes(dispatcher);
 
     const added = await call(dispatcher, "AddAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("NewAttribute", [struct("Link", [])]),
     ]);
 
@@ -127,13 +100,13 @@ describe("attribute value checks", () => {
 
   it("1.4 Add rejects text Usage Limits", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher);
+    const uid = await createActiveAes(dispatcher);
 
     const added = await call(
       dispatcher,
       "AddAttribute",
       [
-        id(uid),
+        uidItem(uid),
         struct("Attribute", [
           text("AttributeName", "Usage Limits"),
           text("AttributeValue", "unlimited"),
@@ -149,12 +122,12 @@ describe("attribute value checks", () => {
 
   it("1.4 Add rejects missing value", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher);
+    const uid = await createActiveAes(dispatcher);
 
     const added = await call(
       dispatcher,
       "AddAttribute",
-      [id(uid), struct("Attribute", [text("AttributeName", "Object Group")])],
+      [uidItem(uid), struct("Attribute", [text("AttributeName", "Object Group")])],
       [1, 4],
     );
 
@@ -198,10 +171,10 @@ describe("attribute value checks", () => {
 
   it("Add rejects second Usage Limits", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [usageLimits(5n)]);
+    const uid = await createActiveAes(dispatcher, [usageLimits(5n)]);
 
     const added = await call(dispatcher, "AddAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("NewAttribute", [usageLimits(3n)]),
     ]);
 
@@ -214,10 +187,10 @@ describe("attribute value checks", () => {
 describe("empty Current Attribute", () => {
   it("Modify gets Invalid Field", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher);
+    const uid = await createActiveAes(dispatcher);
 
     const modified = await call(dispatcher, "ModifyAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("CurrentAttribute", []),
       struct("NewAttribute", [integer("CryptographicUsageMask", 4)]),
     ]);
@@ -228,10 +201,10 @@ describe("empty Current Attribute", () => {
 
   it("Delete gets Invalid Field", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher);
+    const uid = await createActiveAes(dispatcher);
 
     const deleted = await call(dispatcher, "DeleteAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("CurrentAttribute", []),
     ]);
 

@@ -9,6 +9,7 @@ import {
   enumName,
   integer,
   struct,
+  text,
   textOf,
 } from "../../../src/kmip/server/items.ts";
 import { KmipObjectStore } from "../../../src/kmip/server/object-store.ts";
@@ -116,4 +117,41 @@ export function registerKey(
       ]),
     ]),
   ]);
+}
+
+/** Cryptographic Usage Mask bits for Encrypt and Decrypt. */
+export const ENCRYPT_DECRYPT = 4 | 8;
+
+/** Returns a Unique Identifier item for `uid`. */
+export function uidItem(uid: string): KmipItem {
+  return text("UniqueIdentifier", uid);
+}
+
+/** Creates an Active AES-256 key for Encrypt and Decrypt, with `extra` attributes, and returns its identifier. */
+export async function createActiveAes(
+  dispatcher: KmipDispatcher,
+  extra: KmipItem[] = [],
+): Promise<string> {
+  const created = payloadOf(
+    await call(dispatcher, "Create", [
+      enumItem("ObjectType", "SymmetricKey"),
+      struct("Attributes", [
+        enumItem("CryptographicAlgorithm", "AES"),
+        integer("CryptographicLength", 256),
+        integer("CryptographicUsageMask", ENCRYPT_DECRYPT),
+        activeSince(),
+        ...extra,
+      ]),
+    ]),
+  );
+  return textOf(child(created, "UniqueIdentifier")!);
+}
+
+/** Returns the Attributes structure that Get Attributes returns for `uid`. */
+export async function attributesOf(
+  dispatcher: KmipDispatcher,
+  uid: string,
+): Promise<StructureItem> {
+  const payload = payloadOf(await call(dispatcher, "GetAttributes", [uidItem(uid)]));
+  return child(payload, "Attributes") as StructureItem;
 }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { KmipItem, StructureItem } from "../../../src/kmip/item.ts";
+import type { KmipItem } from "../../../src/kmip/item.ts";
 import type { KmipDispatcher } from "../../../src/kmip/server/dispatcher.ts";
 import {
   boolean,
@@ -13,50 +13,21 @@ import {
   child,
   dateTime,
   enumItem,
-  integer,
   longInteger,
   struct,
-  text,
-  textOf,
 } from "../../../src/kmip/server/items.ts";
 import {
-  activeSince,
+  attributesOf,
   call,
+  createActiveAes,
   newDispatcher,
-  payloadOf,
   resultReason,
   resultStatus,
+  uidItem,
 } from "./helpers.ts";
 
-const ENCRYPT_DECRYPT = 4 | 8;
-
-function id(uid: string): KmipItem {
-  return text("UniqueIdentifier", uid);
-}
-
-async function createAes(dispatcher: KmipDispatcher, extra: KmipItem[]): Promise<string> {
-  const created = payloadOf(
-    await call(dispatcher, "Create", [
-      enumItem("ObjectType", "SymmetricKey"),
-      struct("Attributes", [
-        enumItem("CryptographicAlgorithm", "AES"),
-        integer("CryptographicLength", 256),
-        integer("CryptographicUsageMask", ENCRYPT_DECRYPT),
-        activeSince(),
-        ...extra,
-      ]),
-    ]),
-  );
-  return textOf(child(created, "UniqueIdentifier")!);
-}
-
-async function attributesOf(dispatcher: KmipDispatcher, uid: string): Promise<StructureItem> {
-  const payload = payloadOf(await call(dispatcher, "GetAttributes", [id(uid)]));
-  return child(payload, "Attributes") as StructureItem;
-}
-
 function encrypt(dispatcher: KmipDispatcher, uid: string) {
-  return call(dispatcher, "Encrypt", [id(uid), bytes("Data", Buffer.alloc(16))]);
+  return call(dispatcher, "Encrypt", [uidItem(uid), bytes("Data", Buffer.alloc(16))]);
 }
 
 function usageLimits(total: bigint, unit = "Object"): KmipItem {
@@ -67,19 +38,19 @@ function usageLimits(total: bigint, unit = "Object"): KmipItem {
 }
 
 function setAttribute(dispatcher: KmipDispatcher, uid: string, value: KmipItem) {
-  return call(dispatcher, "SetAttribute", [id(uid), struct("NewAttribute", [value])]);
+  return call(dispatcher, "SetAttribute", [uidItem(uid), struct("NewAttribute", [value])]);
 }
 
 describe("Extractable and Sensitive", () => {
   it("Delete keeps Extractable false", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [boolean("Extractable", false)]);
+    const uid = await createActiveAes(dispatcher, [boolean("Extractable", false)]);
 
     const deleted = await call(dispatcher, "DeleteAttribute", [
-      id(uid),
+      uidItem(uid),
       enumItem("AttributeReference", "Extractable"),
     ]);
-    const got = await call(dispatcher, "Get", [id(uid)]);
+    const got = await call(dispatcher, "Get", [uidItem(uid)]);
 
     assert.equal(resultStatus(deleted), "OperationFailed");
     assert.equal(resultReason(deleted), "PermissionDenied");
@@ -89,10 +60,10 @@ describe("Extractable and Sensitive", () => {
 
   it("Set keeps Extractable false", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [boolean("Extractable", false)]);
+    const uid = await createActiveAes(dispatcher, [boolean("Extractable", false)]);
 
     const set = await setAttribute(dispatcher, uid, boolean("Extractable", true));
-    const got = await call(dispatcher, "Get", [id(uid)]);
+    const got = await call(dispatcher, "Get", [uidItem(uid)]);
 
     assert.equal(resultStatus(set), "OperationFailed");
     assert.equal(resultReason(set), "PermissionDenied");
@@ -102,10 +73,10 @@ describe("Extractable and Sensitive", () => {
 
   it("Set turns Extractable false", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, []);
+    const uid = await createActiveAes(dispatcher);
 
     const set = await setAttribute(dispatcher, uid, boolean("Extractable", false));
-    const got = await call(dispatcher, "Get", [id(uid)]);
+    const got = await call(dispatcher, "Get", [uidItem(uid)]);
 
     assert.equal(resultStatus(set), "Success");
     assert.equal(resultReason(got), "NotExtractable");
@@ -113,10 +84,10 @@ describe("Extractable and Sensitive", () => {
 
   it("Set keeps Sensitive true", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [boolean("Sensitive", true)]);
+    const uid = await createActiveAes(dispatcher, [boolean("Sensitive", true)]);
 
     const set = await setAttribute(dispatcher, uid, boolean("Sensitive", false));
-    const got = await call(dispatcher, "Get", [id(uid)]);
+    const got = await call(dispatcher, "Get", [uidItem(uid)]);
 
     assert.equal(resultStatus(set), "OperationFailed");
     assert.equal(resultReason(set), "PermissionDenied");
@@ -126,10 +97,10 @@ describe("Extractable and Sensitive", () => {
 
   it("Modify keeps Sensitive true", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [boolean("Sensitive", true)]);
+    const uid = await createActiveAes(dispatcher, [boolean("Sensitive", true)]);
 
     const modified = await call(dispatcher, "ModifyAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("NewAttribute", [boolean("Sensitive", false)]),
     ]);
 
@@ -140,10 +111,10 @@ describe("Extractable and Sensitive", () => {
 
   it("Delete keeps Sensitive", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [boolean("Sensitive", true)]);
+    const uid = await createActiveAes(dispatcher, [boolean("Sensitive", true)]);
 
     const deleted = await call(dispatcher, "DeleteAttribute", [
-      id(uid),
+      uidItem(uid),
       enumItem("AttributeReference", "Sensitive"),
     ]);
 
@@ -154,10 +125,10 @@ describe("Extractable and Sensitive", () => {
 
   it("Set turns Sensitive true", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, []);
+    const uid = await createActiveAes(dispatcher);
 
     const set = await setAttribute(dispatcher, uid, boolean("Sensitive", true));
-    const got = await call(dispatcher, "Get", [id(uid)]);
+    const got = await call(dispatcher, "Get", [uidItem(uid)]);
 
     assert.equal(resultStatus(set), "Success");
     assert.equal(resultReason(got), "Sensitive");
@@ -167,12 +138,12 @@ describe("Extractable and Sensitive", () => {
 describe("Usage Limits", () => {
   it("Delete keeps Usage Limits", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [usageLimits(1n)]);
+    const uid = await createActiveAes(dispatcher, [usageLimits(1n)]);
     assert.equal(resultStatus(await encrypt(dispatcher, uid)), "Success");
     assert.equal(resultStatus(await encrypt(dispatcher, uid)), "OperationFailed");
 
     const deleted = await call(dispatcher, "DeleteAttribute", [
-      id(uid),
+      uidItem(uid),
       enumItem("AttributeReference", "UsageLimits"),
     ]);
     const third = await encrypt(dispatcher, uid);
@@ -185,7 +156,7 @@ describe("Usage Limits", () => {
 
   it("Set cannot raise the count", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [usageLimits(2n)]);
+    const uid = await createActiveAes(dispatcher, [usageLimits(2n)]);
     assert.equal(resultStatus(await encrypt(dispatcher, uid)), "Success");
 
     const set = await setAttribute(dispatcher, uid, usageLimits(2n));
@@ -198,10 +169,10 @@ describe("Usage Limits", () => {
 
   it("Modify cannot change the unit", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [usageLimits(2n)]);
+    const uid = await createActiveAes(dispatcher, [usageLimits(2n)]);
 
     const modified = await call(dispatcher, "ModifyAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("NewAttribute", [usageLimits(1n, "Byte")]),
     ]);
 
@@ -211,7 +182,7 @@ describe("Usage Limits", () => {
 
   it("Set lowers the count", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, [usageLimits(5n)]);
+    const uid = await createActiveAes(dispatcher, [usageLimits(5n)]);
 
     const set = await setAttribute(dispatcher, uid, usageLimits(1n));
 
@@ -222,10 +193,10 @@ describe("Usage Limits", () => {
 
   it("Add sets a first limit", async () => {
     const dispatcher = newDispatcher();
-    const uid = await createAes(dispatcher, []);
+    const uid = await createActiveAes(dispatcher);
 
     const added = await call(dispatcher, "AddAttribute", [
-      id(uid),
+      uidItem(uid),
       struct("NewAttribute", [usageLimits(1n)]),
     ]);
 
@@ -245,10 +216,10 @@ describe("KMIP Deactivation Date", () => {
   for (const [name, offsetSeconds, status] of cases) {
     it(name, async () => {
       const dispatcher = newDispatcher();
-      const uid = await createAes(dispatcher, []);
+      const uid = await createActiveAes(dispatcher);
       const date = BigInt(Math.floor(Date.now() / 1000) + offsetSeconds);
       const set = await call(dispatcher, "SetAttribute", [
-        id(uid),
+        uidItem(uid),
         struct("NewAttribute", [dateTime("DeactivationDate", date)]),
       ]);
       assert.equal(resultStatus(set), "Success");
